@@ -1,0 +1,138 @@
+"""The engine's state: accounts, positions, markets, books, and the protocol's own funds.
+
+Invariants:
+- Plain mutable containers with ``__slots__``; only ``asyncdex.engine.transition`` changes
+  them, one command at a time.
+- Iteration order never depends on hashing: every container that is iterated is a ``dict``
+  (insertion-ordered, preserved by snapshots) or sorted before use. No ``set`` of bytes.
+- A ``Position`` exists for an (account, market) pair only while it carries something: a
+  non-zero size, resting orders, isolated margin, or a non-default leverage or mode.
+- Money lives in exactly four places: ``Account.collateral`` (cross balance),
+  ``Position.iso_margin`` (isolated balances), ``State.insurance_fund`` and
+  ``State.fee_pool``. Their sum changes only with deposits and withdrawals.
+"""
+
+from __future__ import annotations
+
+from asyncdex.engine.orderbook import Book, Order
+from asyncdex.types.market import EngineConfig, MarketSpec
+
+
+class Position:
+    """One account's stake in one market: its position, its resting orders, its settings."""
+
+    __slots__ = (
+        "cum_funding",
+        "entry_notional",
+        "iso_margin",
+        "isolated",
+        "leverage",
+        "open_buy",
+        "open_sell",
+        "orders",
+        "size",
+    )
+
+    def __init__(self, leverage: int) -> None:
+        self.size = 0  # signed, in the market's size units
+        self.entry_notional = 0  # price * size of the open part; for display and PnL only
+        self.iso_margin = 0  # isolated balance (quote), 0 in cross mode
+        self.open_buy = 0  # resting non reduce-only buy size
+        self.open_sell = 0
+        self.leverage = leverage
+        self.isolated = False
+        self.cum_funding = 0  # funding paid since the position opened (negative: received)
+        self.orders: dict[int, Order] = {}
+
+
+class Account:
+    __slots__ = ("address", "client_ids", "collateral", "positions", "scheduled_cancel")
+
+    def __init__(self, address: bytes) -> None:
+        self.address = address
+        self.collateral = 0  # the cross-margin quote balance, micro-USDC; may go negative
+        self.positions: dict[int, Position] = {}
+        self.client_ids: dict[int, int] = {}  # client id -> order id, open orders only
+        self.scheduled_cancel = 0  # dead-man switch time, 0 when not set
+
+
+class MarketState:
+    __slots__ = (
+        "book",
+        "cumulative_funding",
+        "funding_rate_ppb",
+        "holders",
+        "index_price",
+        "mark_price",
+        "next_funding",
+        "next_sample",
+        "oracle",
+        "premium_count",
+        "premium_sum",
+        "spec",
+        "triggers",
+    )
+
+    def __init__(self, spec: MarketSpec) -> None:
+        self.spec = spec
+        self.book = Book(spec.market_id)
+        self.triggers: dict[int, Order] = {}  # armed stop / take-profit orders, by order id
+        self.oracle: dict[bytes, tuple[int, int]] = {}  # publisher -> (price, time)
+        self.index_price = 0
+        self.mark_price = 0
+        self.premium_sum = 0
+        self.premium_count = 0
+        self.next_sample = 0  # set from the first timestamp the market sees
+        self.next_funding = 0
+        self.cumulative_funding = 0
+        self.funding_rate_ppb = 0  # the last rate paid
+        self.holders: dict[bytes, None] = {}  # accounts with a non-zero position
+
+
+class State:
+    __slots__ = (
+        "accounts",
+        "config",
+        "expiries",
+        "fee_pool",
+        "insurance_fund",
+        "l1_consumed",
+        "markets",
+        "next_due",
+        "next_order_id",
+        "next_withdrawal_id",
+        "orders",
+        "publishers",
+        "scheduled",
+        "time",
+        "total_deposited",
+        "total_withdrawn",
+    )
+
+    def __init__(self, config: EngineConfig) -> None:
+        config.validate()
+        self.config = config
+        self.markets = [MarketState(spec) for spec in config.markets]
+        self.publishers = frozenset(config.oracle_publishers)
+        self.accounts: dict[bytes, Account] = {}
+        self.orders: dict[int, Order] = {}  # every live order (resting or armed trigger)
+        self.next_order_id = 1
+        self.next_withdrawal_id = 1
+        self.l1_consumed = 0  # L1 messages (deposits, forced requests) applied so far
+        self.time = 0
+        self.insurance_fund = 0
+        self.fee_pool = 0
+        self.total_deposited = 0
+        self.total_withdrawn = 0
+        self.expiries: list[tuple[int, int]] = []  # heap of (expiry, order id)
+        self.scheduled: list[tuple[int, bytes]] = []  # heap of (time, account)
+        self.next_due = 0  # earliest time anything time-driven may happen
+
+    def total_money(self) -> int:
+        """Collateral + isolated margins + insurance fund + fee pool (the conserved sum)."""
+        total = self.insurance_fund + self.fee_pool
+        for account in self.accounts.values():
+            total += account.collateral
+            for position in account.positions.values():
+                total += position.iso_margin
+        return total

@@ -1,0 +1,105 @@
+"""The state root: one keccak256 commitment to the whole engine state.
+
+Invariants:
+- The root is the Merkle root (``asyncdex.settlement.merkle``) over one leaf per account,
+  accounts sorted by address, followed by one global leaf (markets, books, protocol funds).
+- An account leaf is ``keccak256(abi.encode(address, exitValue, accountStateHash))``: the
+  settlement contract pays ``exitValue`` on an escape-hatch exit against a proof of this leaf.
+  ``exitValue`` is the account's equity at the committed mark prices, floored at zero.
+- Everything hashed is a canonical msgpack encoding of integers and bytes, in an order fixed
+  by sorting or by book priority, never by hashing: identical histories give identical roots
+  on any machine. Internal scheduling structures (expiry and dead-man heaps, which may hold
+  stale entries) are not committed; the live orders' expiries are.
+"""
+
+from __future__ import annotations
+
+import msgpack
+
+from asyncdex.engine.state import Account, MarketState, State
+from asyncdex.settlement.merkle import merkle_root
+from asyncdex.types.hashing import keccak256
+
+
+def account_leaf(address: bytes, exit_value: int, account_hash: bytes) -> bytes:
+    """keccak256(abi.encode(address, uint256, bytes32)), as the contract computes it."""
+    return keccak256(address.rjust(32, b"\x00") + exit_value.to_bytes(32, "big") + account_hash)
+
+
+def exit_value(state: State, account: Account) -> int:
+    """Equity over cross and isolated balances at the current marks, floored at zero."""
+    value = account.collateral
+    for market_id, position in account.positions.items():
+        value += position.iso_margin + position.size * state.markets[market_id].mark_price
+    return max(value, 0)
+
+
+def account_hash(account: Account) -> bytes:
+    positions = [
+        [
+            market_id,
+            p.size,
+            p.entry_notional,
+            p.iso_margin,
+            p.open_buy,
+            p.open_sell,
+            p.leverage,
+            p.isolated,
+            p.cum_funding,
+            sorted(p.orders),
+        ]
+        for market_id, p in sorted(account.positions.items())
+    ]
+    return keccak256(msgpack.packb([account.collateral, account.scheduled_cancel, positions]))
+
+
+def _market_commitment(market: MarketState) -> list[object]:
+    return [
+        market.index_price,
+        market.mark_price,
+        market.premium_sum,
+        market.premium_count,
+        market.next_sample,
+        market.next_funding,
+        market.cumulative_funding,
+        market.funding_rate_ppb,
+        [[p, price, at] for p, (price, at) in sorted(market.oracle.items())],
+        [o.to_list() for o in market.triggers.values()],
+        [o.to_list() for o in market.book.orders_in_priority()],
+    ]
+
+
+def global_leaf(state: State) -> bytes:
+    return keccak256(
+        msgpack.packb(
+            [
+                state.time,
+                state.next_order_id,
+                state.next_withdrawal_id,
+                state.l1_consumed,
+                state.insurance_fund,
+                state.fee_pool,
+                state.total_deposited,
+                state.total_withdrawn,
+                [_market_commitment(m) for m in state.markets],
+            ]
+        )
+    )
+
+
+def account_leaves(state: State) -> list[tuple[bytes, int, bytes]]:
+    """(address, exit value, account hash) for every account, sorted by address."""
+    return [
+        (address, exit_value(state, account), account_hash(account))
+        for address, account in sorted(state.accounts.items())
+    ]
+
+
+def state_leaves(state: State) -> list[bytes]:
+    leaves = [account_leaf(*item) for item in account_leaves(state)]
+    leaves.append(global_leaf(state))
+    return leaves
+
+
+def state_root(state: State) -> bytes:
+    return merkle_root(state_leaves(state))

@@ -1,0 +1,1046 @@
+"""The state transition: ``Engine.apply(command, timestamp) -> list[Event]``.
+
+Invariants:
+- Pure and deterministic: reads no clock, no randomness, no float, no I/O. The same commands
+  with the same timestamps give the same events and the same state root on any machine.
+- Time only moves forward: a timestamp older than the engine's time is treated as "now".
+- Each command first runs what became due by its timestamp (expiries, scheduled cancels,
+  premium samples and funding), then the command itself.
+- A rejected command emits one ``Rejected`` event and changes nothing else (checks come
+  before any change: ``validate_*`` reads nothing, ``check_*`` reads state, ``process_*``
+  changes it).
+- Price-time priority; the taker trades at the resting order's price. Self-trade
+  prevention cancels the resting order of the same account. Fills never cross the taker's
+  limit. After every command no book is crossed.
+- An order is accepted only if the account could carry it fully filled at its limit price
+  while still meeting initial margin (or, for an order that does not increase exposure,
+  maintenance margin): see ``check_order_margin``.
+- Marks are recomputed on oracle updates and time ticks only; margin checks, triggers and
+  liquidations use the stored mark, so an order's own book effect never moves its margin.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from typing import Any
+
+from asyncdex.engine import liquidation
+from asyncdex.engine.margin import (
+    adverse_cost,
+    fee_charged,
+    funding_payment,
+    initial_fraction_ppm,
+    worst_exposure,
+)
+from asyncdex.engine.orderbook import Order
+from asyncdex.engine.state import Account, MarketState, Position, State
+from asyncdex.messages.codec import COMMAND_TAG
+from asyncdex.messages.commands import (
+    ALL_MARKETS,
+    AdvanceTime,
+    CancelAll,
+    CancelByClientId,
+    CancelOrder,
+    Command,
+    Deposit,
+    ModifyOrder,
+    OrderType,
+    PlaceOrder,
+    PublishOraclePrice,
+    ScheduleCancel,
+    SetLeverage,
+    TimeInForce,
+    TriggerKind,
+    UpdateIsolatedMargin,
+    Withdraw,
+)
+from asyncdex.messages.events import (
+    Deposited,
+    Event,
+    FundingPaid,
+    IsolatedMarginMoved,
+    LeverageSet,
+    MarkPriceUpdated,
+    OraclePriceAccepted,
+    OrderAccepted,
+    OrderCancelled,
+    OrderModified,
+    OrderRested,
+    OrderTriggered,
+    Rejected,
+    ScheduledCancelSet,
+    TradeExecuted,
+    TriggerArmed,
+    Withdrawn,
+)
+from asyncdex.messages.reasons import CancelReason, Reject
+from asyncdex.types.market import EngineConfig
+from asyncdex.types.numeric import PPB, PPM, median_low
+
+_NO_TIME = 1 << 62
+
+_PLACE_TAG = COMMAND_TAG[PlaceOrder]
+_MODIFY_TAG = COMMAND_TAG[ModifyOrder]
+
+
+class Engine:
+    """The deterministic state machine of one venue. Entry points: ``apply`` and ``state``."""
+
+    def __init__(self, config: EngineConfig | None = None, state: State | None = None) -> None:
+        if state is None:
+            if config is None:
+                raise ValueError("an Engine needs a config or a state")
+            state = State(config)
+        self.state = state
+        self._handlers: dict[type, Callable[[Any, int, list[Event]], None]] = {
+            PlaceOrder: self.process_place_order,
+            CancelOrder: self.process_cancel_order,
+            CancelByClientId: self.process_cancel_by_client_id,
+            CancelAll: self.process_cancel_all,
+            ModifyOrder: self.process_modify_order,
+            Deposit: self.process_deposit,
+            Withdraw: self.process_withdraw,
+            ScheduleCancel: self.process_schedule_cancel,
+            SetLeverage: self.process_set_leverage,
+            UpdateIsolatedMargin: self.process_update_isolated_margin,
+            PublishOraclePrice: self.process_oracle_price,
+            AdvanceTime: self.process_advance_time,
+        }
+
+    # ------------------------------------------------------------------ entry point
+
+    def apply(self, command: Command, timestamp: int) -> list[Event]:
+        """Apply one sequenced command at ``timestamp`` (ms) and return what happened."""
+        state = self.state
+        events: list[Event] = []
+        if timestamp > state.time:
+            state.time = timestamp
+        if state.time >= state.next_due:
+            self.process_due(events)
+        self._handlers[type(command)](command, state.time, events)
+        return events
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _reject(
+        events: list[Event], account: bytes, tag: int, market: int, ref: int, reason: Reject
+    ) -> None:
+        events.append(Rejected(account, tag, market, ref, reason))
+
+    def _market(self, market: int) -> MarketState | None:
+        markets = self.state.markets
+        if type(market) is int and 0 <= market < len(markets):
+            return markets[market]
+        return None
+
+    def _position(self, account: Account, market: MarketState) -> Position:
+        position = account.positions.get(market.spec.market_id)
+        if position is None:
+            position = Position(market.spec.max_leverage)
+            account.positions[market.spec.market_id] = position
+        return position
+
+    def _maybe_drop_position(self, account: Account, market: int, position: Position) -> None:
+        """Forget a position that carries nothing (keeps state and root minimal)."""
+        if (
+            position.size == 0
+            and not position.orders
+            and position.iso_margin == 0
+            and not position.isolated
+            and position.leverage == self.state.markets[market].spec.max_leverage
+        ):
+            del account.positions[market]
+
+    def imf_ppm(self, market: MarketState, position: Position) -> int:
+        return initial_fraction_ppm(market.spec.initial_margin_ppm, position.leverage)
+
+    # ------------------------------------------------------------------ risk reads
+
+    def cross_risk(self, account: Account) -> tuple[int, int, int]:
+        """(equity, initial requirement, maintenance requirement) of the cross account.
+
+        Isolated positions add only the initial margin of their resting orders (which moves
+        from the cross balance into the isolated one when they fill).
+        """
+        markets = self.state.markets
+        equity = account.collateral
+        initial = 0
+        maintenance = 0
+        for market_id, position in account.positions.items():
+            market = markets[market_id]
+            mark = market.mark_price
+            size = position.size
+            imf = initial_fraction_ppm(market.spec.initial_margin_ppm, position.leverage)
+            exposure = worst_exposure(size, position.open_buy, position.open_sell)
+            if position.isolated:
+                initial += (exposure - abs(size)) * mark * imf
+                continue
+            equity += size * mark
+            initial += exposure * mark * imf
+            maintenance += abs(size) * mark * market.spec.maintenance_margin_ppm
+        return equity, -(-initial // PPM), -(-maintenance // PPM)
+
+    def isolated_risk(self, market: MarketState, position: Position) -> tuple[int, int, int]:
+        """(equity, initial, maintenance) of one isolated position."""
+        mark = market.mark_price
+        size = abs(position.size)
+        imf = self.imf_ppm(market, position)
+        return (
+            position.iso_margin + position.size * mark,
+            -(-(size * mark * imf) // PPM),
+            -(-(size * mark * market.spec.maintenance_margin_ppm) // PPM),
+        )
+
+    def check_order_margin(
+        self,
+        account: Account,
+        market: MarketState,
+        position: Position,
+        is_buy: bool,
+        price: int,
+        size: int,
+        reduce_only: bool,
+        released: int = 0,
+    ) -> bool:
+        """Could the account carry this order fully filled at ``price``?
+
+        ``released`` is resting size of the same side that the order replaces (modify).
+        An order that increases the worst exposure must leave equity above initial margin;
+        one that does not must still leave it above maintenance margin.
+        """
+        mark = market.mark_price
+        cost = adverse_cost(is_buy, price, size, mark) + fee_charged(
+            price * size, market.spec.taker_fee_ppm
+        )
+        before = worst_exposure(position.size, position.open_buy, position.open_sell)
+        added = 0 if reduce_only else size - released
+        if is_buy:
+            position.open_buy += added
+        else:
+            position.open_sell += added
+        try:
+            after = worst_exposure(position.size, position.open_buy, position.open_sell)
+            equity, initial, maintenance = self.cross_risk(account)
+            if position.isolated:
+                if after > before:
+                    return equity - cost >= initial
+                iso_equity, _, iso_maintenance = self.isolated_risk(market, position)
+                return iso_equity - cost >= iso_maintenance
+            if after > before:
+                return equity - cost >= initial
+            return equity - cost >= maintenance
+        finally:
+            if is_buy:
+                position.open_buy -= added
+            else:
+                position.open_sell -= added
+
+    # ------------------------------------------------------------------ orders
+
+    def validate_order_numbers(self, market: MarketState, price: int, size: int) -> Reject | None:
+        spec = market.spec
+        if type(size) is not int or size <= 0:
+            return Reject.INVALID_SIZE
+        if size > spec.max_order_size:
+            return Reject.SIZE_TOO_LARGE
+        if size % spec.lot:
+            return Reject.SIZE_OFF_LOT
+        if type(price) is not int or price <= 0:
+            return Reject.INVALID_PRICE
+        if price > spec.max_price:
+            return Reject.PRICE_TOO_LARGE
+        if price % spec.tick:
+            return Reject.PRICE_OFF_TICK
+        return None
+
+    def market_order_bound(self, market: MarketState, is_buy: bool) -> int:
+        """Worst price a market order may fill at: mark +- slippage, on tick, towards mark."""
+        spec = market.spec
+        mark = market.mark_price
+        band = mark * spec.market_slippage_ppm // PPM
+        if is_buy:
+            return (mark + band) // spec.tick * spec.tick
+        return -(-(mark - band) // spec.tick) * spec.tick
+
+    def process_place_order(self, cmd: PlaceOrder, now: int, events: list[Event]) -> None:
+        state = self.state
+        market = self._market(cmd.market)
+        tag = _PLACE_TAG
+        if market is None:
+            return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id,
+                                Reject.UNKNOWN_MARKET)  # fmt: skip
+        spec = market.spec
+        reason = None
+        is_market = cmd.order_type == OrderType.MARKET
+        price = cmd.price
+        if cmd.order_type not in (OrderType.LIMIT, OrderType.MARKET) or cmd.tif not in (
+            TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.ALO,
+        ):  # fmt: skip
+            reason = Reject.INVALID_ORDER_TYPE
+        elif is_market and cmd.tif == TimeInForce.ALO:
+            reason = Reject.INVALID_ORDER_TYPE
+        elif is_market:
+            reason = self.validate_order_numbers(market, price or spec.tick, cmd.size)
+        else:
+            reason = self.validate_order_numbers(market, price, cmd.size)
+        if reason is None and cmd.trigger_kind:
+            if cmd.trigger_kind not in (TriggerKind.STOP, TriggerKind.TAKE_PROFIT):
+                reason = Reject.INVALID_TRIGGER
+            else:
+                reason = self.validate_order_numbers(market, cmd.trigger_price, cmd.size)
+                if reason is not None:
+                    reason = Reject.INVALID_TRIGGER
+        elif reason is None and cmd.trigger_price:
+            reason = Reject.INVALID_TRIGGER
+        if reason is None and cmd.expiry and cmd.expiry <= now:
+            reason = Reject.ALREADY_EXPIRED
+        if reason is not None:
+            return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id, reason)
+        account = state.accounts.get(cmd.account)
+        if account is None:
+            return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id,
+                                Reject.UNKNOWN_ACCOUNT)  # fmt: skip
+        if cmd.client_id and cmd.client_id in account.client_ids:
+            return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id,
+                                Reject.DUPLICATE_CLIENT_ID)  # fmt: skip
+        if (
+            sum(len(p.orders) for p in account.positions.values())
+            >= state.config.max_open_orders_per_account
+        ):
+            return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id,
+                                Reject.TOO_MANY_ORDERS)  # fmt: skip
+        if market.mark_price == 0:
+            return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id,
+                                Reject.NO_MARK_PRICE)  # fmt: skip
+        if is_market and not cmd.trigger_kind:
+            bound = self.market_order_bound(market, cmd.is_buy)
+            if price == 0 or (price > bound if cmd.is_buy else price < bound):
+                price = bound
+        position = account.positions.get(spec.market_id)
+        size = cmd.size
+        if cmd.reduce_only:
+            held = position.size if position is not None else 0
+            if held == 0 or (held > 0) == cmd.is_buy:
+                return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id,
+                                    Reject.REDUCE_ONLY_WOULD_INCREASE)  # fmt: skip
+            size = min(size, abs(held))
+        elif (price or cmd.trigger_price) * size < spec.min_order_value:
+            return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id,
+                                Reject.BELOW_MIN_VALUE)  # fmt: skip
+        created = position is None
+        if position is None:
+            position = self._position(account, market)
+        if not cmd.trigger_kind:
+            reason = self.check_matching(market, account, cmd.is_buy, price, size, cmd.tif)
+            if reason is None and not self.check_order_margin(
+                account, market, position, cmd.is_buy, price, size, cmd.reduce_only
+            ):
+                reason = Reject.INSUFFICIENT_MARGIN
+            if reason is not None:
+                if created:
+                    del account.positions[spec.market_id]
+                return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id, reason)
+        order_id = state.next_order_id
+        state.next_order_id = order_id + 1
+        tif = cmd.tif
+        if is_market and tif != TimeInForce.FOK:
+            tif = TimeInForce.IOC
+        order = Order(
+            order_id, cmd.account, spec.market_id, cmd.is_buy, price, size, tif,
+            cmd.reduce_only, cmd.client_id, cmd.expiry, now, cmd.trigger_kind, cmd.trigger_price, cmd.order_type,
+        )  # fmt: skip
+        events.append(
+            OrderAccepted(
+                order_id, cmd.account, spec.market_id, cmd.is_buy, price, size, cmd.client_id
+            )  # fmt: skip
+        )
+        if cmd.trigger_kind:
+            self.process_arm_trigger(account, market, position, order, events)
+            return None
+        self.process_execute(account, market, position, order, events)
+        return None
+
+    def check_matching(
+        self, market: MarketState, account: Account, is_buy: bool, price: int, size: int, tif: int
+    ) -> Reject | None:
+        """Post-only must not cross; fill-or-kill must be fully fillable against others."""
+        book = market.book
+        if tif == TimeInForce.ALO:
+            best = book.best_ask() if is_buy else book.best_bid()
+            if best is not None and (price >= best if is_buy else price <= best):
+                return Reject.POST_ONLY_WOULD_CROSS
+        elif tif == TimeInForce.FOK:
+            levels = book.asks if is_buy else book.bids
+            prices = book.ask_prices if is_buy else reversed(book.bid_prices)
+            available = 0
+            for level_price in prices:
+                if price < level_price if is_buy else price > level_price:
+                    break
+                for order in levels[level_price].values():
+                    if order.account != account.address:
+                        available += order.size
+                if available >= size:
+                    return None
+            return Reject.FOK_NOT_FILLED
+        return None
+
+    def process_execute(
+        self,
+        account: Account,
+        market: MarketState,
+        position: Position,
+        order: Order,
+        events: list[Event],
+        taker_fee_ppm: int | None = None,
+    ) -> None:
+        """Match ``order`` against the book, then rest or cancel what is left."""
+        book = market.book
+        is_buy = order.is_buy
+        prices = book.ask_prices if is_buy else book.bid_prices
+        if prices and (order.price >= prices[0] if is_buy else order.price <= prices[-1]):
+            self.process_match(account, position, market, order, events, taker_fee_ppm)
+            # a self-trade cancel may have dropped the (then empty) position: put it back
+            account.positions[market.spec.market_id] = position
+        state = self.state
+        if order.size == 0:
+            self._maybe_drop_position(account, market.spec.market_id, position)
+            return
+        if order.tif == TimeInForce.GTC or order.tif == TimeInForce.ALO:
+            if order.reduce_only:
+                held = position.size
+                if held == 0 or (held > 0) == is_buy:
+                    events.append(OrderCancelled(order.order_id, order.account, order.market,
+                                                 order.size, CancelReason.REDUCE_ONLY))  # fmt: skip
+                    self._maybe_drop_position(account, market.spec.market_id, position)
+                    return
+            elif is_buy:
+                position.open_buy += order.size
+            else:
+                position.open_sell += order.size
+            book.add(order)
+            position.orders[order.order_id] = order
+            state.orders[order.order_id] = order
+            if order.client_id:
+                account.client_ids[order.client_id] = order.order_id
+            if order.expiry:
+                heapq.heappush(state.expiries, (order.expiry, order.order_id))
+                if order.expiry < state.next_due:
+                    state.next_due = order.expiry
+            events.append(OrderRested(order.order_id, order.price, order.size))
+        else:
+            events.append(OrderCancelled(order.order_id, order.account, order.market, order.size,
+                                         CancelReason.IOC_REMAINDER))  # fmt: skip
+            self._maybe_drop_position(account, market.spec.market_id, position)
+
+    def process_match(
+        self,
+        taker_account: Account,
+        taker_position: Position,
+        market: MarketState,
+        taker: Order,
+        events: list[Event],
+        taker_fee_ppm: int | None = None,
+    ) -> None:
+        book = market.book
+        is_buy = taker.is_buy
+        levels = book.asks if is_buy else book.bids
+        prices = book.ask_prices if is_buy else book.bid_prices
+        accounts = self.state.accounts
+        limit = taker.price
+        while taker.size and prices:
+            best = prices[0] if is_buy else prices[-1]
+            if (best > limit) if is_buy else (best < limit):
+                break
+            level = levels[best]
+            while taker.size and level:
+                maker = next(iter(level.values()))
+                if maker.account == taker.account:
+                    self.process_remove_order(maker, CancelReason.SELF_TRADE, events)
+                    continue
+                quantity = taker.size if taker.size < maker.size else maker.size
+                maker_account = accounts[maker.account]
+                if maker.reduce_only:
+                    held = maker_account.positions[market.spec.market_id].size
+                    if held == 0 or (held > 0) == maker.is_buy:
+                        self.process_remove_order(maker, CancelReason.REDUCE_ONLY, events)
+                        continue
+                    if abs(held) < quantity:
+                        quantity = abs(held)
+                self.process_fill(
+                    market, maker_account, maker, taker_account, taker_position, taker, quantity,
+                    best, events, taker_fee_ppm,
+                )  # fmt: skip
+                if maker.size == 0:
+                    self.process_retire_order(maker_account, maker)
+                elif maker.reduce_only:
+                    held = maker_account.positions[market.spec.market_id].size
+                    if held == 0 or (held > 0) == maker.is_buy:
+                        # the maker's position is flat now: its reduce-only remainder must go
+                        self.process_remove_order(maker, CancelReason.REDUCE_ONLY, events)
+
+    def process_fill(
+        self,
+        market: MarketState,
+        maker_account: Account,
+        maker: Order,
+        taker_account: Account,
+        taker_position: Position,
+        taker: Order,
+        quantity: int,
+        price: int,
+        events: list[Event],
+        taker_fee_ppm: int | None,
+    ) -> None:
+        spec = market.spec
+        notional = price * quantity
+        maker_fee = fee_charged(notional, spec.maker_fee_ppm)
+        taker_fee = fee_charged(
+            notional, spec.taker_fee_ppm if taker_fee_ppm is None else taker_fee_ppm
+        )
+        maker_position = maker_account.positions[spec.market_id]
+        if not maker.reduce_only:
+            if maker.is_buy:
+                maker_position.open_buy -= quantity
+            else:
+                maker_position.open_sell -= quantity
+        self.process_trade(maker_account, market, maker_position, maker.is_buy, quantity, price,
+                           maker_fee)  # fmt: skip
+        self.process_trade(taker_account, market, taker_position, taker.is_buy, quantity, price,
+                           taker_fee)  # fmt: skip
+        self.state.fee_pool += maker_fee + taker_fee
+        maker.size -= quantity
+        taker.size -= quantity
+        events.append(
+            TradeExecuted(spec.market_id, price, quantity, taker.is_buy, maker.order_id,
+                          taker.order_id, maker.account, taker.account, maker_fee, taker_fee)
+        )  # fmt: skip
+
+    def process_trade(
+        self,
+        account: Account,
+        market: MarketState,
+        position: Position,
+        is_buy: bool,
+        quantity: int,
+        price: int,
+        fee: int,
+    ) -> None:
+        """Move one side of a trade into an account: position, quote flow, fee.
+
+        The quote flow is ``-price * delta``: a buyer's balance goes down by the notional,
+        the seller's up by the same amount, so trading moves no money in aggregate.
+        """
+        old = position.size
+        delta = quantity if is_buy else -quantity
+        new = old + delta
+        flow = -price * delta - fee
+        if position.isolated:
+            position.iso_margin += flow
+            added = abs(new) - abs(old)
+            if added > 0:
+                # the isolated position takes its initial margin from the cross balance
+                moved = -(-(price * added * self.imf_ppm(market, position)) // PPM)
+                account.collateral -= moved
+                position.iso_margin += moved
+        else:
+            account.collateral += flow
+        if old == 0 or (old > 0) == (delta > 0):
+            position.entry_notional += price * delta
+        elif abs(delta) <= abs(old):
+            position.entry_notional = position.entry_notional * new // old if new else 0
+        else:
+            position.entry_notional = price * new
+        position.size = new
+        if new == 0:
+            del market.holders[account.address]
+            position.cum_funding = 0
+            if position.isolated and position.iso_margin >= 0:
+                # a flat isolated position hands its margin back; a negative one (only a
+                # liquidation can leave it) stays for the insurance fund to cover
+                account.collateral += position.iso_margin
+                position.iso_margin = 0
+        elif old == 0:
+            market.holders[account.address] = None
+
+    def process_retire_order(self, account: Account, order: Order) -> None:
+        """Drop a fully filled order from the book and every index."""
+        market = self.state.markets[order.market]
+        market.book.remove(order)
+        position = account.positions[order.market]
+        del position.orders[order.order_id]
+        del self.state.orders[order.order_id]
+        if order.client_id:
+            del account.client_ids[order.client_id]
+        self._maybe_drop_position(account, order.market, position)
+
+    def process_remove_order(self, order: Order, reason: CancelReason, events: list[Event]) -> None:
+        """Take a live order (resting or armed) out of the market and every index."""
+        state = self.state
+        market = state.markets[order.market]
+        account = state.accounts[order.account]
+        position = account.positions[order.market]
+        if order.trigger_kind and order.order_id in market.triggers:
+            del market.triggers[order.order_id]
+        else:
+            market.book.remove(order)
+            if not order.reduce_only:
+                if order.is_buy:
+                    position.open_buy -= order.size
+                else:
+                    position.open_sell -= order.size
+        del position.orders[order.order_id]
+        del state.orders[order.order_id]
+        if order.client_id:
+            del account.client_ids[order.client_id]
+        events.append(OrderCancelled(order.order_id, order.account, order.market, order.size,
+                                     reason))  # fmt: skip
+        self._maybe_drop_position(account, order.market, position)
+
+    def _owned_order(
+        self, account: bytes, market: int, order_id: int, tag: int, events: list[Event]
+    ) -> Order | None:
+        order = self.state.orders.get(order_id)
+        if order is None or order.market != market:
+            self._reject(events, account, tag, market, order_id, Reject.UNKNOWN_ORDER)
+            return None
+        if order.account != account:
+            self._reject(events, account, tag, market, order_id, Reject.NOT_ORDER_OWNER)
+            return None
+        return order
+
+    def process_cancel_order(self, cmd: CancelOrder, now: int, events: list[Event]) -> None:
+        order = self._owned_order(cmd.account, cmd.market, cmd.order_id,
+                                  COMMAND_TAG[CancelOrder], events)  # fmt: skip
+        if order is not None:
+            self.process_remove_order(order, CancelReason.USER, events)
+
+    def process_cancel_by_client_id(
+        self, cmd: CancelByClientId, now: int, events: list[Event]
+    ) -> None:
+        account = self.state.accounts.get(cmd.account)
+        order_id = account.client_ids.get(cmd.client_id) if account and cmd.client_id else None
+        order = self.state.orders.get(order_id) if order_id else None
+        if order is None or order.market != cmd.market:
+            return self._reject(events, cmd.account, COMMAND_TAG[CancelByClientId], cmd.market,
+                                cmd.client_id, Reject.UNKNOWN_CLIENT_ID)  # fmt: skip
+        self.process_remove_order(order, CancelReason.USER, events)
+        return None
+
+    def process_cancel_all(self, cmd: CancelAll, now: int, events: list[Event]) -> None:
+        if cmd.market != ALL_MARKETS and self._market(cmd.market) is None:
+            return self._reject(events, cmd.account, COMMAND_TAG[CancelAll], cmd.market, 0,
+                                Reject.UNKNOWN_MARKET)  # fmt: skip
+        account = self.state.accounts.get(cmd.account)
+        if account is None:
+            return self._reject(events, cmd.account, COMMAND_TAG[CancelAll], cmd.market, 0,
+                                Reject.UNKNOWN_ACCOUNT)  # fmt: skip
+        self.process_cancel_account_orders(account, cmd.market, CancelReason.USER, events)
+        return None
+
+    def process_cancel_account_orders(
+        self, account: Account, market: int, reason: CancelReason, events: list[Event]
+    ) -> None:
+        for market_id in sorted(account.positions):
+            if market in (ALL_MARKETS, market_id):
+                position = account.positions.get(market_id)
+                if position is not None:
+                    for order in sorted(position.orders.values(), key=_order_id):
+                        self.process_remove_order(order, reason, events)
+
+    def process_modify_order(self, cmd: ModifyOrder, now: int, events: list[Event]) -> None:
+        tag = _MODIFY_TAG
+        market = self._market(cmd.market)
+        if market is None:
+            return self._reject(events, cmd.account, tag, cmd.market, cmd.order_id,
+                                Reject.UNKNOWN_MARKET)  # fmt: skip
+        order = self._owned_order(cmd.account, cmd.market, cmd.order_id, tag, events)
+        if order is None:
+            return None
+        reason = self.validate_order_numbers(market, cmd.price, cmd.size)
+        if (
+            reason is None
+            and not order.reduce_only
+            and cmd.price * cmd.size < (market.spec.min_order_value)
+        ):
+            reason = Reject.BELOW_MIN_VALUE
+        if reason is not None:
+            return self._reject(events, cmd.account, tag, cmd.market, cmd.order_id, reason)
+        account = self.state.accounts[cmd.account]
+        position = account.positions[cmd.market]
+        armed = order.order_id in market.triggers
+        if armed or (cmd.price == order.price and cmd.size <= order.size):
+            # shrinking in place keeps time priority; an armed trigger has no priority yet
+            if not armed and not order.reduce_only:
+                if order.is_buy:
+                    position.open_buy -= order.size - cmd.size
+                else:
+                    position.open_sell -= order.size - cmd.size
+            order.price = cmd.price
+            order.size = cmd.size
+            events.append(OrderModified(order.order_id, cmd.price, cmd.size, not armed))
+            return None
+        reason = self.check_matching(market, account, order.is_buy, cmd.price, cmd.size, order.tif)
+        if reason is None and not self.check_order_margin(
+            account, market, position, order.is_buy, cmd.price, cmd.size, order.reduce_only,
+            released=0 if order.reduce_only else order.size,
+        ):  # fmt: skip
+            reason = Reject.INSUFFICIENT_MARGIN
+        if reason is not None:
+            return self._reject(events, cmd.account, tag, cmd.market, cmd.order_id, reason)
+        market.book.remove(order)
+        if not order.reduce_only:
+            if order.is_buy:
+                position.open_buy -= order.size
+            else:
+                position.open_sell -= order.size
+        del position.orders[order.order_id]
+        del self.state.orders[order.order_id]
+        if order.client_id:
+            del account.client_ids[order.client_id]
+        order.price = cmd.price
+        order.size = cmd.size
+        order.orig_size = cmd.size
+        order.timestamp = now
+        events.append(OrderModified(order.order_id, cmd.price, cmd.size, False))
+        self.process_execute(account, market, position, order, events)
+        return None
+
+    # ------------------------------------------------------------------ triggers
+
+    @staticmethod
+    def trigger_fires(order: Order, mark: int) -> bool:
+        """Stops fire when the mark moves against a position the order would close; take-profits
+        when it moves in favour: a sell stop below, a sell take-profit above, buys mirrored."""
+        above = mark >= order.trigger_price
+        below = mark <= order.trigger_price
+        if order.trigger_kind == TriggerKind.STOP:
+            return above if order.is_buy else below
+        return below if order.is_buy else above
+
+    def process_arm_trigger(
+        self,
+        account: Account,
+        market: MarketState,
+        position: Position,
+        order: Order,
+        events: list[Event],
+    ) -> None:
+        market.triggers[order.order_id] = order
+        position.orders[order.order_id] = order
+        self.state.orders[order.order_id] = order
+        if order.client_id:
+            account.client_ids[order.client_id] = order.order_id
+        events.append(TriggerArmed(order.order_id, order.trigger_price))
+        if self.trigger_fires(order, market.mark_price):
+            self.process_fire_triggers(market, events)
+
+    def process_fire_triggers(self, market: MarketState, events: list[Event]) -> None:
+        mark = market.mark_price
+        fired = [o for o in market.triggers.values() if self.trigger_fires(o, mark)]
+        state = self.state
+        for order in fired:
+            account = state.accounts[order.account]
+            position = account.positions[order.market]
+            del market.triggers[order.order_id]
+            del position.orders[order.order_id]
+            del state.orders[order.order_id]
+            if order.client_id:
+                del account.client_ids[order.client_id]
+            events.append(OrderTriggered(order.order_id, mark))
+            order.trigger_kind = TriggerKind.NONE
+            if order.order_type == OrderType.MARKET:
+                order.price = self.market_order_bound(market, order.is_buy)
+                order.tif = TimeInForce.IOC
+            reason = None
+            if order.reduce_only:
+                held = position.size
+                if held == 0 or (held > 0) == order.is_buy:
+                    reason = CancelReason.REDUCE_ONLY
+                else:
+                    order.size = min(order.size, abs(held))
+            if reason is None and not self.check_order_margin(
+                account, market, position, order.is_buy, order.price, order.size,
+                order.reduce_only,
+            ):  # fmt: skip
+                reason = CancelReason.MARGIN
+            if reason is None and order.tif == TimeInForce.ALO:
+                if self.check_matching(market, account, order.is_buy, order.price, order.size,
+                                       order.tif) is not None:  # fmt: skip
+                    order.tif = TimeInForce.GTC
+            if reason is not None:
+                events.append(OrderCancelled(order.order_id, order.account, order.market,
+                                             order.size, reason))  # fmt: skip
+                self._maybe_drop_position(account, order.market, position)
+                continue
+            self.process_execute(account, market, position, order, events)
+
+    # ------------------------------------------------------------------ collateral
+
+    def process_deposit(self, cmd: Deposit, now: int, events: list[Event]) -> None:
+        state = self.state
+        tag = COMMAND_TAG[Deposit]
+        if cmd.l1_index != state.l1_consumed:
+            return self._reject(events, cmd.account, tag, -1, cmd.l1_index,
+                                Reject.OUT_OF_ORDER_L1_MESSAGE)  # fmt: skip
+        if cmd.amount <= 0 or len(cmd.account) != 20:
+            return self._reject(events, cmd.account, tag, -1, cmd.l1_index,
+                                Reject.INVALID_AMOUNT)  # fmt: skip
+        account = state.accounts.get(cmd.account)
+        if account is None:
+            account = state.accounts[cmd.account] = Account(cmd.account)
+        account.collateral += cmd.amount
+        state.total_deposited += cmd.amount
+        state.l1_consumed += 1
+        events.append(Deposited(cmd.account, cmd.amount, cmd.l1_index))
+        return None
+
+    def process_withdraw(self, cmd: Withdraw, now: int, events: list[Event]) -> None:
+        state = self.state
+        tag = COMMAND_TAG[Withdraw]
+        if type(cmd.amount) is not int or cmd.amount <= 0:
+            return self._reject(events, cmd.account, tag, -1, 0, Reject.INVALID_AMOUNT)
+        account = state.accounts.get(cmd.account)
+        if account is None:
+            return self._reject(events, cmd.account, tag, -1, 0, Reject.UNKNOWN_ACCOUNT)
+        equity, initial, _ = self.cross_risk(account)
+        if equity - cmd.amount < initial or cmd.amount > account.collateral:
+            return self._reject(events, cmd.account, tag, -1, 0, Reject.INSUFFICIENT_COLLATERAL)
+        account.collateral -= cmd.amount
+        state.total_withdrawn += cmd.amount
+        withdrawal_id = state.next_withdrawal_id
+        state.next_withdrawal_id += 1
+        events.append(Withdrawn(cmd.account, cmd.amount, withdrawal_id))
+        return None
+
+    def process_set_leverage(self, cmd: SetLeverage, now: int, events: list[Event]) -> None:
+        tag = COMMAND_TAG[SetLeverage]
+        market = self._market(cmd.market)
+        if market is None:
+            return self._reject(events, cmd.account, tag, cmd.market, 0, Reject.UNKNOWN_MARKET)
+        if type(cmd.leverage) is not int or not 1 <= cmd.leverage <= market.spec.max_leverage:
+            return self._reject(events, cmd.account, tag, cmd.market, 0, Reject.INVALID_LEVERAGE)
+        account = self.state.accounts.get(cmd.account)
+        if account is None:
+            return self._reject(events, cmd.account, tag, cmd.market, 0, Reject.UNKNOWN_ACCOUNT)
+        existing = account.positions.get(cmd.market)
+        if (
+            existing is not None
+            and existing.isolated != cmd.isolated
+            and (existing.size or existing.orders)
+        ):
+            return self._reject(events, cmd.account, tag, cmd.market, 0,
+                                Reject.MODE_CHANGE_WITH_POSITION)  # fmt: skip
+        position = self._position(account, market)
+        old_leverage, old_isolated = position.leverage, position.isolated
+        position.leverage, position.isolated = cmd.leverage, cmd.isolated
+        equity, initial, _ = self.cross_risk(account)
+        ok = equity >= initial
+        if ok and position.isolated and position.size:
+            iso_equity, iso_initial, _ = self.isolated_risk(market, position)
+            ok = iso_equity >= iso_initial
+        if not ok and cmd.leverage < old_leverage:
+            position.leverage, position.isolated = old_leverage, old_isolated
+            self._maybe_drop_position(account, cmd.market, position)
+            return self._reject(events, cmd.account, tag, cmd.market, 0,
+                                Reject.INSUFFICIENT_MARGIN)  # fmt: skip
+        self._maybe_drop_position(account, cmd.market, position)
+        events.append(LeverageSet(cmd.account, cmd.market, cmd.leverage, cmd.isolated))
+        return None
+
+    def process_update_isolated_margin(
+        self, cmd: UpdateIsolatedMargin, now: int, events: list[Event]
+    ) -> None:
+        tag = COMMAND_TAG[UpdateIsolatedMargin]
+        market = self._market(cmd.market)
+        if market is None:
+            return self._reject(events, cmd.account, tag, cmd.market, 0, Reject.UNKNOWN_MARKET)
+        if type(cmd.delta) is not int or cmd.delta == 0:
+            return self._reject(events, cmd.account, tag, cmd.market, 0, Reject.INVALID_AMOUNT)
+        account = self.state.accounts.get(cmd.account)
+        position = account.positions.get(cmd.market) if account else None
+        if account is None or position is None or not position.isolated or not position.size:
+            return self._reject(events, cmd.account, tag, cmd.market, 0, Reject.NOT_ISOLATED)
+        if cmd.delta > 0:
+            equity, initial, _ = self.cross_risk(account)
+            ok = equity - cmd.delta >= initial and account.collateral >= cmd.delta
+        else:
+            iso_equity, iso_initial, _ = self.isolated_risk(market, position)
+            ok = iso_equity + cmd.delta >= iso_initial
+        if not ok:
+            return self._reject(events, cmd.account, tag, cmd.market, 0,
+                                Reject.INSUFFICIENT_MARGIN)  # fmt: skip
+        account.collateral -= cmd.delta
+        position.iso_margin += cmd.delta
+        events.append(IsolatedMarginMoved(cmd.account, cmd.market, cmd.delta))
+        return None
+
+    def process_schedule_cancel(self, cmd: ScheduleCancel, now: int, events: list[Event]) -> None:
+        tag = COMMAND_TAG[ScheduleCancel]
+        state = self.state
+        account = state.accounts.get(cmd.account)
+        if account is None:
+            return self._reject(events, cmd.account, tag, -1, 0, Reject.UNKNOWN_ACCOUNT)
+        if type(cmd.at_time) is not int or cmd.at_time < 0 or 0 < cmd.at_time <= now:
+            return self._reject(events, cmd.account, tag, -1, 0, Reject.INVALID_TIME)
+        account.scheduled_cancel = cmd.at_time
+        if cmd.at_time:
+            heapq.heappush(state.scheduled, (cmd.at_time, cmd.account))
+            if cmd.at_time < state.next_due:
+                state.next_due = cmd.at_time
+        events.append(ScheduledCancelSet(cmd.account, cmd.at_time))
+        return None
+
+    # ------------------------------------------------------------------ prices and time
+
+    def process_oracle_price(self, cmd: PublishOraclePrice, now: int, events: list[Event]) -> None:
+        tag = COMMAND_TAG[PublishOraclePrice]
+        market = self._market(cmd.market)
+        if market is None:
+            return self._reject(events, cmd.publisher, tag, cmd.market, 0, Reject.UNKNOWN_MARKET)
+        if cmd.publisher not in self.state.publishers:
+            return self._reject(events, cmd.publisher, tag, cmd.market, 0,
+                                Reject.UNKNOWN_PUBLISHER)  # fmt: skip
+        if type(cmd.price) is not int or not 0 < cmd.price <= market.spec.max_price:
+            return self._reject(events, cmd.publisher, tag, cmd.market, 0, Reject.INVALID_PRICE)
+        market.oracle[cmd.publisher] = (cmd.price, now)
+        events.append(OraclePriceAccepted(cmd.publisher, cmd.market, cmd.price))
+        self.process_refresh_prices([market], now, events)
+        return None
+
+    def process_advance_time(self, cmd: AdvanceTime, now: int, events: list[Event]) -> None:
+        self.process_refresh_prices(self.state.markets, now, events)
+
+    def calculate_index(self, market: MarketState, now: int) -> int:
+        """Median of the fresh publishers' prices; 0 when none is fresh."""
+        oldest = now - market.spec.oracle_staleness_ms
+        fresh = [price for price, at in market.oracle.values() if at >= oldest]
+        return median_low(fresh) if fresh else 0
+
+    @staticmethod
+    def calculate_mark(market: MarketState, index: int) -> int:
+        """Mark = median(index, best bid, best ask), clamped to index +- the mark band.
+
+        A missing side counts as the index. With no index there is no mark (0): no new
+        orders, no liquidations, until an oracle price is fresh again.
+        """
+        if index == 0:
+            return 0
+        book = market.book
+        bid = book.best_bid()
+        ask = book.best_ask()
+        mark = sorted((index, index if bid is None else bid, index if ask is None else ask))[1]
+        band = index * market.spec.mark_band_ppm // PPM
+        return min(max(mark, index - band), index + band)
+
+    def process_refresh_prices(
+        self, markets: list[MarketState], now: int, events: list[Event]
+    ) -> None:
+        changed = []
+        for market in markets:
+            index = self.calculate_index(market, now)
+            mark = self.calculate_mark(market, index)
+            if index != market.index_price or mark != market.mark_price:
+                market.index_price = index
+                market.mark_price = mark
+                events.append(MarkPriceUpdated(market.spec.market_id, index, mark))
+                changed.append(market)
+        for market in changed:
+            if market.mark_price and market.triggers:
+                self.process_fire_triggers(market, events)
+        if changed:
+            liquidation.process_liquidations(self, [m for m in changed if m.mark_price], events)
+
+    def process_due(self, events: list[Event]) -> None:
+        """Everything that became due by ``state.time``: expiries, dead-man switches, funding."""
+        state = self.state
+        now = state.time
+        expiries = state.expiries
+        while expiries and expiries[0][0] <= now:
+            expiry, order_id = heapq.heappop(expiries)
+            order = state.orders.get(order_id)
+            if order is not None and order.expiry == expiry:
+                self.process_remove_order(order, CancelReason.EXPIRED, events)
+        scheduled = state.scheduled
+        while scheduled and scheduled[0][0] <= now:
+            at_time, address = heapq.heappop(scheduled)
+            account = state.accounts.get(address)
+            if account is not None and account.scheduled_cancel == at_time:
+                account.scheduled_cancel = 0
+                self.process_cancel_account_orders(account, ALL_MARKETS, CancelReason.SCHEDULED,
+                                                   events)  # fmt: skip
+        funded = []
+        for market in state.markets:
+            if market.next_sample == 0:
+                spec = market.spec
+                market.next_sample = (now // spec.premium_sample_ms + 1) * spec.premium_sample_ms
+                market.next_funding = (
+                    now // spec.funding_interval_ms + 1
+                ) * spec.funding_interval_ms
+            if now >= market.next_sample:
+                self.process_premium_sample(market, now)
+            if now >= market.next_funding:
+                self.process_funding(market, now, events)
+                funded.append(market)
+        if funded:
+            liquidation.process_liquidations(self, [m for m in funded if m.mark_price], events)
+        due = _NO_TIME
+        if expiries:
+            due = expiries[0][0]
+        if scheduled and scheduled[0][0] < due:
+            due = scheduled[0][0]
+        for market in state.markets:
+            due = min(due, market.next_sample, market.next_funding)
+        state.next_due = due
+
+    def process_premium_sample(self, market: MarketState, now: int) -> None:
+        """Sample (book mid - index) / index, clamped to the funding cap, once per period."""
+        spec = market.spec
+        book = market.book
+        bid, ask = book.best_bid(), book.best_ask()
+        index = market.index_price
+        if index and bid is not None and ask is not None:
+            premium = ((bid + ask) // 2 - index) * PPB // index
+            cap = spec.funding_cap_ppb
+            market.premium_sum += min(max(premium, -cap), cap)
+            market.premium_count += 1
+        market.next_sample = (now // spec.premium_sample_ms + 1) * spec.premium_sample_ms
+
+    def process_funding(self, market: MarketState, now: int, events: list[Event]) -> None:
+        """Pay funding for the interval that ended: longs pay shorts when the rate is positive.
+
+        The rate is the interval's average premium plus the interest rate, clamped to the cap.
+        Payments are settled into balances at once (every holder, each interval), through the
+        cumulative index; payers round up and receivers down, the dust goes to insurance.
+        """
+        spec = market.spec
+        state = self.state
+        average = market.premium_sum // market.premium_count if market.premium_count else 0
+        cap = spec.funding_cap_ppb
+        rate = min(max(average + spec.interest_ppb, -cap), cap)
+        market.premium_sum = 0
+        market.premium_count = 0
+        market.next_funding = (now // spec.funding_interval_ms + 1) * spec.funding_interval_ms
+        index = market.index_price
+        if index == 0:
+            return
+        market.funding_rate_ppb = rate
+        market.cumulative_funding += rate * index
+        dust = 0
+        for address in market.holders:
+            account = state.accounts[address]
+            position = account.positions[spec.market_id]
+            payment = funding_payment(position.size, rate, index)
+            dust += payment
+            position.cum_funding += payment
+            if position.isolated:
+                position.iso_margin -= payment
+            else:
+                account.collateral -= payment
+        state.insurance_fund += dust
+        events.append(FundingPaid(spec.market_id, rate, index, market.cumulative_funding, dust))
+
+
+def _order_id(order: Order) -> int:
+    return order.order_id

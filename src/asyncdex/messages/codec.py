@@ -1,0 +1,76 @@
+"""The one canonical binary encoding of commands and events.
+
+Invariants:
+- ``encode(message) = msgpack([tag, *fields])``: msgpack writes each int in its shortest form
+  and bytes as bin, so equal messages give equal bytes on every machine; this is what the
+  journal stores and what batch hashes cover.
+- Tags are positions in ``COMMAND_TYPES`` / ``EVENT_TYPES`` and never change once released;
+  new kinds are appended.
+- ``decode`` refuses unknown tags and wrong field counts or types with ``CodecError``: a
+  journal record either decodes to exactly one message or is reported as bad.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_type_hints
+
+import msgpack
+
+from asyncdex.messages.commands import COMMAND_TYPES, Command
+from asyncdex.messages.events import EVENT_TYPES, Event
+
+COMMAND_TAG: dict[type, int] = {cls: tag for tag, cls in enumerate(COMMAND_TYPES)}
+EVENT_TAG: dict[type, int] = {cls: tag for tag, cls in enumerate(EVENT_TYPES)}
+
+_FIELD_TYPES: dict[type, tuple[type, ...]] = {}
+
+
+class CodecError(ValueError):
+    """Bytes that are not a canonical encoding of a known message."""
+
+
+def _field_types(cls: Any) -> tuple[type, ...]:
+    kinds = _FIELD_TYPES.get(cls)
+    if kinds is None:
+        kinds = tuple(get_type_hints(cls).values())
+        _FIELD_TYPES[cls] = kinds
+    return kinds
+
+
+def encode_command(command: Command) -> bytes:
+    return msgpack.packb([COMMAND_TAG[type(command)], *command])  # type: ignore[no-any-return]
+
+
+def encode_event(event: Event) -> bytes:
+    return msgpack.packb([EVENT_TAG[type(event)], *event])  # type: ignore[no-any-return]
+
+
+def _decode(data: bytes, types: tuple[type, ...]) -> Any:
+    try:
+        items = msgpack.unpackb(data)
+    except Exception as exc:
+        raise CodecError(f"not msgpack: {exc}") from exc
+    if not isinstance(items, list) or not items or type(items[0]) is not int:
+        raise CodecError("a message is a list starting with its integer tag")
+    tag = items[0]
+    if not 0 <= tag < len(types):
+        raise CodecError(f"unknown message tag {tag}")
+    cls = types[tag]
+    fields = items[1:]
+    kinds = _field_types(cls)
+    if len(fields) != len(kinds):
+        raise CodecError(f"{cls.__name__} has {len(kinds)} fields, got {len(fields)}")
+    for name, value, kind in zip(cls._fields, fields, kinds, strict=True):
+        if type(value) is not kind:
+            raise CodecError(f"{cls.__name__}.{name} must be {kind.__name__}")
+    return cls(*fields)
+
+
+def decode_command(data: bytes) -> Command:
+    message: Command = _decode(data, COMMAND_TYPES)
+    return message
+
+
+def decode_event(data: bytes) -> Event:
+    message: Event = _decode(data, EVENT_TYPES)
+    return message

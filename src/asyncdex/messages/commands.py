@@ -1,0 +1,153 @@
+"""Commands: what the sequencer hands the engine, one at a time, each with a timestamp.
+
+Invariants:
+- Commands are immutable ``NamedTuple``s of ints, bools and bytes only, so their canonical
+  encoding (``asyncdex.messages.codec``) is trivial and stable. ``NamedTuple`` rather than a
+  frozen dataclass: construction is several times cheaper, and millions are built per second.
+- Names are imperative. A command never carries a timestamp of its own: time is assigned by
+  the sequencer and passed beside the command, so one clock orders everything.
+- ``account`` fields are 20-byte addresses; authentication happened before sequencing.
+- Prices and sizes are integers in the market's units (``asyncdex.types.numeric``).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import NamedTuple
+
+
+class OrderType(IntEnum):
+    LIMIT = 0
+    MARKET = 1
+
+
+class TimeInForce(IntEnum):
+    GTC = 0  # good til cancelled (or til ``expiry`` when set: good til time)
+    IOC = 1  # immediate or cancel
+    FOK = 2  # fill or kill
+    ALO = 3  # add liquidity only (post-only)
+
+
+class TriggerKind(IntEnum):
+    NONE = 0
+    STOP = 1  # fires when the mark moves against the order's side (stop-loss / stop-entry)
+    TAKE_PROFIT = 2  # fires when the mark moves in favour of closing at a profit
+
+
+ALL_MARKETS = -1
+
+
+class Deposit(NamedTuple):
+    """Credit collateral deposited on the base chain; ``l1_index`` is the L1 message index."""
+
+    account: bytes
+    amount: int
+    l1_index: int
+
+
+class Withdraw(NamedTuple):
+    account: bytes
+    amount: int
+
+
+class PlaceOrder(NamedTuple):
+    account: bytes
+    market: int
+    is_buy: bool
+    price: int  # the limit price; for a market order, 0 or a worst acceptable price
+    size: int
+    tif: int = TimeInForce.GTC
+    order_type: int = OrderType.LIMIT
+    reduce_only: bool = False
+    client_id: int = 0  # 0 = none; otherwise unique among the account's open orders
+    expiry: int = 0  # ms timestamp; 0 = none
+    trigger_price: int = 0
+    trigger_kind: int = TriggerKind.NONE
+
+
+class CancelOrder(NamedTuple):
+    account: bytes
+    market: int
+    order_id: int
+
+
+class CancelByClientId(NamedTuple):
+    account: bytes
+    market: int
+    client_id: int
+
+
+class CancelAll(NamedTuple):
+    account: bytes
+    market: int = ALL_MARKETS
+
+
+class ModifyOrder(NamedTuple):
+    """Cancel-replace keeping the order id; priority is kept only when only the size shrinks."""
+
+    account: bytes
+    market: int
+    order_id: int
+    price: int
+    size: int
+
+
+class ScheduleCancel(NamedTuple):
+    """Dead-man switch: cancel all the account's orders at ``at_time`` (0 clears it)."""
+
+    account: bytes
+    at_time: int
+
+
+class SetLeverage(NamedTuple):
+    account: bytes
+    market: int
+    leverage: int
+    isolated: bool = False
+
+
+class UpdateIsolatedMargin(NamedTuple):
+    account: bytes
+    market: int
+    delta: int  # micro-USDC moved into (positive) or out of (negative) the isolated margin
+
+
+class PublishOraclePrice(NamedTuple):
+    publisher: bytes
+    market: int
+    price: int
+
+
+class AdvanceTime(NamedTuple):
+    """A time tick: lets expiries, funding and scheduled cancels happen with no other traffic."""
+
+
+Command = (
+    Deposit
+    | Withdraw
+    | PlaceOrder
+    | CancelOrder
+    | CancelByClientId
+    | CancelAll
+    | ModifyOrder
+    | ScheduleCancel
+    | SetLeverage
+    | UpdateIsolatedMargin
+    | PublishOraclePrice
+    | AdvanceTime
+)
+
+COMMAND_TYPES: tuple[type, ...] = (
+    Deposit,
+    Withdraw,
+    PlaceOrder,
+    CancelOrder,
+    CancelByClientId,
+    CancelAll,
+    ModifyOrder,
+    ScheduleCancel,
+    SetLeverage,
+    UpdateIsolatedMargin,
+    PublishOraclePrice,
+    AdvanceTime,
+)

@@ -1,0 +1,59 @@
+"""Numbered reasons: why a command was rejected, why an order left the book.
+
+Invariants: numbers never change once released (they are journaled, hashed and shown to
+clients); codes are grouped by the stage that decides them, as exchange-core groups its
+result codes: 1xx input checks (read no state), 2xx state checks, 3xx risk, 4xx matching.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Reject(IntEnum):
+    # 1xx: the command itself is wrong, whatever the state
+    UNKNOWN_MARKET = 100
+    INVALID_SIZE = 101
+    INVALID_PRICE = 102
+    PRICE_OFF_TICK = 103
+    SIZE_OFF_LOT = 104
+    BELOW_MIN_VALUE = 105
+    SIZE_TOO_LARGE = 106
+    PRICE_TOO_LARGE = 107
+    INVALID_ORDER_TYPE = 108
+    INVALID_TRIGGER = 109
+    INVALID_LEVERAGE = 110
+    INVALID_AMOUNT = 111
+    ALREADY_EXPIRED = 112
+    UNKNOWN_PUBLISHER = 113
+    INVALID_TIME = 114
+    # 2xx: the command does not fit the state
+    UNKNOWN_ORDER = 200
+    NOT_ORDER_OWNER = 201
+    DUPLICATE_CLIENT_ID = 202
+    UNKNOWN_CLIENT_ID = 203
+    UNKNOWN_ACCOUNT = 204
+    TOO_MANY_ORDERS = 205
+    NO_MARK_PRICE = 206
+    OUT_OF_ORDER_L1_MESSAGE = 207
+    MODE_CHANGE_WITH_POSITION = 208
+    NOT_ISOLATED = 209
+    # 3xx: risk
+    INSUFFICIENT_MARGIN = 300
+    REDUCE_ONLY_WOULD_INCREASE = 301
+    INSUFFICIENT_COLLATERAL = 302
+    # 4xx: matching
+    POST_ONLY_WOULD_CROSS = 400
+    FOK_NOT_FILLED = 401
+
+
+class CancelReason(IntEnum):
+    USER = 1
+    IOC_REMAINDER = 2
+    SELF_TRADE = 3
+    EXPIRED = 4
+    REDUCE_ONLY = 5
+    LIQUIDATION = 6
+    SCHEDULED = 7
+    MARGIN = 8
+    MODIFIED_AWAY = 9
