@@ -1,0 +1,479 @@
+"""A thin client for the settlement contract, over the in-process EVM or any JSON-RPC node.
+
+Invariants:
+- Every transaction is signed locally from a private key and sent raw, so the same code drives
+  py-evm (``EthTesterChain``) and a real node (``RpcChain``); nothing relies on node-held keys.
+- A revert surfaces as ``ContractReverted`` carrying the custom error's name and decoded
+  arguments on every backend, so callers match on names, never on message strings.
+- ``batch_digest`` is ``Settlement.batchDigest``: the EIP-712 digest of
+  ``Batch(batchNumber, prevStateRoot, newStateRoot, withdrawalsRoot, l1MessagesConsumed,
+  batchDataHash)`` under the domain (name "asyncdex Settlement", version "1", chain id,
+  contract address); the batch data itself is bound through ``batchDataHash``.
+- Contracts come from the committed artifacts next to their sources; nothing is compiled or
+  downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from functools import cache
+from importlib.resources import files
+from typing import Any, cast
+
+from eth_abi import decode, encode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractLogicError
+from web3.types import TxParams, TxReceipt
+
+from asyncdex.types.hashing import keccak256
+
+PrivateKey = bytes | str
+
+EIP712_DOMAIN_TYPE = (
+    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+BATCH_TYPE = (
+    b"Batch(uint256 batchNumber,bytes32 prevStateRoot,bytes32 newStateRoot,"
+    b"bytes32 withdrawalsRoot,uint256 l1MessagesConsumed,bytes32 batchDataHash)"
+)
+DOMAIN_NAME = b"asyncdex Settlement"
+DOMAIN_VERSION = b"1"
+
+
+class MessageKind(IntEnum):
+    DEPOSIT = 0
+    FORCED_WITHDRAWAL = 1
+    FORCED_CANCEL_ALL = 2
+
+
+@dataclass(frozen=True, slots=True)
+class L1MessageRecord:
+    """One ``L1Message`` event: a deposit or a forced request, in queue order."""
+
+    index: int
+    kind: MessageKind
+    account: ChecksumAddress
+    amount: int
+    block_number: int
+    deadline: int  # 0 for deposits
+
+
+class ContractReverted(Exception):
+    """A call or transaction reverted; ``error`` is the Solidity error's name."""
+
+    def __init__(self, error: str, arguments: tuple[Any, ...] = ()) -> None:
+        super().__init__(f"{error}{arguments!r}" if arguments else error)
+        self.error = error
+        self.arguments = arguments
+
+
+# ---------------------------------------------------------------- encodings
+
+
+def batch_digest(
+    chain_id: int,
+    contract_address: str,
+    batch_number: int,
+    prev_state_root: bytes,
+    new_state_root: bytes,
+    withdrawals_root: bytes,
+    l1_messages_consumed: int,
+    batch_data_hash: bytes,
+) -> bytes:
+    """The EIP-712 digest the sequencer signs for a batch (mirrors Settlement.batchDigest)."""
+    domain_separator = keccak256(
+        encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [
+                keccak256(EIP712_DOMAIN_TYPE),
+                keccak256(DOMAIN_NAME),
+                keccak256(DOMAIN_VERSION),
+                chain_id,
+                contract_address,
+            ],
+        )
+    )
+    struct_hash = keccak256(
+        encode(
+            ["bytes32", "uint256", "bytes32", "bytes32", "bytes32", "uint256", "bytes32"],
+            [
+                keccak256(BATCH_TYPE),
+                batch_number,
+                prev_state_root,
+                new_state_root,
+                withdrawals_root,
+                l1_messages_consumed,
+                batch_data_hash,
+            ],
+        )
+    )
+    return keccak256(b"\x19\x01" + domain_separator + struct_hash)
+
+
+def sign_digest(key: PrivateKey, digest: bytes) -> bytes:
+    """65-byte r || s || v signature (v 27/28, low s) over a 32-byte digest."""
+    return bytes(Account.unsafe_sign_hash(digest, key).signature)
+
+
+# ---------------------------------------------------------------- artifacts and reverts
+
+
+@cache
+def load_artifact(name: str) -> dict[str, Any]:
+    """The committed compiler output for contract ``name`` (abi, bytecode, ...)."""
+    text = files("asyncdex.settlement").joinpath("contracts", f"{name}.json").read_text()
+    return cast(dict[str, Any], json.loads(text))
+
+
+def _error_table(abi: Sequence[Mapping[str, Any]]) -> dict[bytes, tuple[str, list[str]]]:
+    table = {
+        bytes.fromhex("08c379a0"): ("Error", ["string"]),
+        bytes.fromhex("4e487b71"): ("Panic", ["uint256"]),
+    }
+    for entry in abi:
+        if entry["type"] == "error":
+            types = [item["type"] for item in entry["inputs"]]
+            signature = f"{entry['name']}({','.join(types)})".encode()
+            table[keccak256(signature)[:4]] = (entry["name"], types)
+    return table
+
+
+def _revert_data(exc: BaseException) -> bytes | None:
+    """Raw revert bytes from a web3 or eth-tester exception, wherever the backend put them."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        data = getattr(seen, "data", None)
+        if isinstance(data, str) and data.startswith("0x"):
+            return bytes.fromhex(data[2:])
+        if seen.args and isinstance(seen.args[0], bytes):
+            return seen.args[0]
+        seen = seen.__context__
+    # web3's eth-tester provider re-raises with the bytes' repr in the message.
+    message = str(exc.args[0]) if exc.args else ""
+    prefix = "execution reverted: "
+    if message.startswith(prefix + "b'") or message.startswith(prefix + 'b"'):
+        literal = ast.literal_eval(message[len(prefix) :])
+        return literal if isinstance(literal, bytes) else None
+    return None
+
+
+def _is_revert(exc: BaseException) -> bool:
+    return isinstance(exc, ContractLogicError) or type(exc).__name__ == "TransactionFailed"
+
+
+def decode_revert(abi: Sequence[Mapping[str, Any]], exc: BaseException) -> ContractReverted:
+    """Turn a backend's revert exception into ``ContractReverted`` using the contract's ABI."""
+    data = _revert_data(exc)
+    if data is None or len(data) < 4:
+        return ContractReverted("Reverted", (str(exc),))
+    known = _error_table(abi).get(data[:4])
+    if known is None:
+        return ContractReverted("UnknownError", (data.hex(),))
+    name, types = known
+    return ContractReverted(name, tuple(decode(types, data[4:])))
+
+
+# ---------------------------------------------------------------- chains
+
+
+class Chain:
+    """A web3 connection plus the few things every backend does the same way."""
+
+    def __init__(self, w3: Web3, funded_keys: Sequence[bytes]) -> None:
+        self.w3 = w3
+        self.funded_keys = list(funded_keys)
+        self.chain_id = w3.eth.chain_id
+
+    @property
+    def block_number(self) -> int:
+        return self.w3.eth.block_number
+
+    def mine(self, blocks: int = 1) -> None:
+        raise NotImplementedError
+
+    def deploy(self, key: PrivateKey, contract_name: str, *args: Any) -> Contract:
+        artifact = load_artifact(contract_name)
+        factory = self.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+        receipt = self._send(key, artifact["abi"], factory.constructor(*args).build_transaction)
+        address = receipt["contractAddress"]
+        assert address is not None
+        return self.w3.eth.contract(address=address, abi=artifact["abi"])
+
+    def transact(self, key: PrivateKey, function: ContractFunction) -> TxReceipt:
+        """Sign and send ``function`` from ``key``; wait for and return the receipt."""
+        return self._send(key, function.contract_abi, function.build_transaction)
+
+    def call(self, function: ContractFunction) -> Any:
+        try:
+            return function.call()
+        except Exception as exc:
+            if _is_revert(exc):
+                raise decode_revert(function.contract_abi, exc) from exc
+            raise
+
+    def _send(self, key: PrivateKey, abi: Any, build: Any) -> TxReceipt:
+        account: LocalAccount = Account.from_key(key)
+        params: TxParams = {
+            "from": account.address,
+            "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
+            "chainId": self.chain_id,
+        }
+        try:
+            transaction = build(params)
+        except Exception as exc:
+            if _is_revert(exc):
+                raise decode_revert(abi, exc) from exc
+            raise
+        signed = account.sign_transaction(transaction)
+        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
+        if receipt["status"] != 1:
+            raise ContractReverted("RevertedOnChain", (tx_hash.hex(),))
+        return receipt
+
+
+class EthTesterChain(Chain):
+    """The in-process EVM (py-evm, Prague rules); every transaction is mined at once."""
+
+    def __init__(self) -> None:
+        from eth_tester import EthereumTester, PyEVMBackend  # heavy; only this backend needs it
+        from web3 import EthereumTesterProvider
+
+        backend = PyEVMBackend()
+        self.tester = EthereumTester(backend)
+        keys = [key.to_bytes() for key in backend.account_keys]
+        super().__init__(Web3(EthereumTesterProvider(self.tester)), keys)
+
+    def mine(self, blocks: int = 1) -> None:
+        self.tester.mine_blocks(blocks)
+
+
+class RpcChain(Chain):
+    """Any EVM JSON-RPC endpoint; ``funded_keys`` are keys holding gas money there."""
+
+    def __init__(self, url: str, funded_keys: Sequence[bytes] = ()) -> None:
+        super().__init__(Web3(Web3.HTTPProvider(url)), funded_keys)
+
+    def mine(self, blocks: int = 1) -> None:
+        """anvil_mine when the node has it (one call for any count), else evm_mine per block."""
+        response = self.w3.provider.make_request(cast(Any, "anvil_mine"), [hex(blocks)])
+        if "error" not in response:
+            return
+        for _ in range(blocks):
+            self.w3.provider.make_request(cast(Any, "evm_mine"), [])
+
+
+# ---------------------------------------------------------------- the settlement contract
+
+
+class SettlementClient:
+    """The settlement contract and its collateral token on one chain."""
+
+    def __init__(self, chain: Chain, settlement: Contract, token: Contract) -> None:
+        self.chain = chain
+        self.contract = settlement
+        self.token = token
+
+    @classmethod
+    def deploy(
+        cls,
+        chain: Chain,
+        deployer_key: PrivateKey,
+        sequencer: str,
+        finality_blocks: int,
+        forced_deadline_blocks: int,
+        genesis_state_root: bytes,
+        token_address: str | None = None,
+    ) -> SettlementClient:
+        """Deploy the contract (and an open-mint TestToken unless ``token_address`` is given)."""
+        if token_address is None:
+            token = chain.deploy(deployer_key, "TestToken", "Test USD Coin", "tUSDC", True)
+        else:
+            abi = load_artifact("TestToken")["abi"]
+            token = chain.w3.eth.contract(address=Web3.to_checksum_address(token_address), abi=abi)
+        settlement = chain.deploy(
+            deployer_key,
+            "Settlement",
+            token.address,
+            Web3.to_checksum_address(sequencer),
+            finality_blocks,
+            forced_deadline_blocks,
+            genesis_state_root,
+        )
+        return cls(chain, settlement, token)
+
+    @property
+    def address(self) -> ChecksumAddress:
+        return self.contract.address
+
+    # -- token
+
+    def mint(self, key: PrivateKey, to: str, amount: int) -> TxReceipt:
+        return self.chain.transact(key, self.token.functions.mint(_checksum(to), amount))
+
+    def approve(self, key: PrivateKey, amount: int) -> TxReceipt:
+        return self.chain.transact(key, self.token.functions.approve(self.address, amount))
+
+    def token_balance(self, account: str) -> int:
+        return int(self.chain.call(self.token.functions.balanceOf(_checksum(account))))
+
+    # -- L1 messages
+
+    def deposit(self, key: PrivateKey, amount: int, account: str | None = None) -> TxReceipt:
+        """Deposit from ``key``'s tokens (approve first), credited to ``account`` or the sender."""
+        if account is None:
+            return self.chain.transact(key, self.contract.functions.deposit(amount))
+        function = self.contract.functions.depositFor(_checksum(account), amount)
+        return self.chain.transact(key, function)
+
+    def force_request(self, key: PrivateKey, kind: MessageKind, amount: int = 0) -> int:
+        """Post a forced request; returns its L1 message index."""
+        receipt = self.chain.transact(key, self.contract.functions.forceRequest(kind, amount))
+        (event,) = self.contract.events.L1Message().process_receipt(receipt)
+        return int(event["args"]["index"])
+
+    def l1_messages(
+        self, from_block: int = 0, to_block: int | None = None
+    ) -> list[L1MessageRecord]:
+        logs = self.contract.events.L1Message().get_logs(
+            from_block=from_block, to_block="latest" if to_block is None else to_block
+        )
+        return [
+            L1MessageRecord(
+                index=log["args"]["index"],
+                kind=MessageKind(log["args"]["kind"]),
+                account=log["args"]["account"],
+                amount=log["args"]["amount"],
+                block_number=log["args"]["blockNumber"],
+                deadline=log["args"]["deadline"],
+            )
+            for log in logs
+        ]
+
+    # -- batches
+
+    def batch_digest(
+        self,
+        batch_number: int,
+        prev_state_root: bytes,
+        new_state_root: bytes,
+        withdrawals_root: bytes,
+        l1_messages_consumed: int,
+        batch_data_hash: bytes,
+    ) -> bytes:
+        return batch_digest(
+            self.chain.chain_id,
+            self.address,
+            batch_number,
+            prev_state_root,
+            new_state_root,
+            withdrawals_root,
+            l1_messages_consumed,
+            batch_data_hash,
+        )
+
+    def commit_batch(
+        self,
+        sender_key: PrivateKey,
+        sequencer_key: PrivateKey,
+        batch_number: int,
+        prev_state_root: bytes,
+        new_state_root: bytes,
+        withdrawals_root: bytes,
+        l1_messages_consumed: int,
+        batch_data: bytes,
+        *,
+        batch_data_hash: bytes | None = None,
+        signature: bytes | None = None,
+    ) -> TxReceipt:
+        """Sign the batch with ``sequencer_key`` and post it from ``sender_key``.
+
+        ``batch_data_hash`` and ``signature`` default to the honest values; tests override them.
+        """
+        data_hash = keccak256(batch_data) if batch_data_hash is None else batch_data_hash
+        if signature is None:
+            digest = self.batch_digest(
+                batch_number,
+                prev_state_root,
+                new_state_root,
+                withdrawals_root,
+                l1_messages_consumed,
+                data_hash,
+            )
+            signature = sign_digest(sequencer_key, digest)
+        function = self.contract.functions.commitBatch(
+            batch_number,
+            prev_state_root,
+            new_state_root,
+            withdrawals_root,
+            l1_messages_consumed,
+            batch_data,
+            data_hash,
+            signature,
+        )
+        return self.chain.transact(sender_key, function)
+
+    def last_batch_number(self) -> int:
+        return int(self.chain.call(self.contract.functions.lastBatchNumber()))
+
+    def is_final(self, batch_number: int) -> bool:
+        return bool(self.chain.call(self.contract.functions.isFinal(batch_number)))
+
+    def last_final_batch(self) -> int:
+        return int(self.chain.call(self.contract.functions.lastFinalBatch()))
+
+    def available_funds(self) -> int:
+        return int(self.chain.call(self.contract.functions.availableFunds()))
+
+    # -- payouts
+
+    def claim_withdrawal(
+        self,
+        key: PrivateKey,
+        batch_number: int,
+        withdrawal_id: int,
+        account: str,
+        amount: int,
+        proof: Sequence[bytes],
+        index: int,
+    ) -> TxReceipt:
+        function = self.contract.functions.claimWithdrawal(
+            batch_number, withdrawal_id, _checksum(account), amount, list(proof), index
+        )
+        return self.chain.transact(key, function)
+
+    def freeze(self, key: PrivateKey, forced_message_index: int) -> TxReceipt:
+        return self.chain.transact(key, self.contract.functions.freeze(forced_message_index))
+
+    def exit(
+        self,
+        key: PrivateKey,
+        account: str,
+        exit_value: int,
+        account_state_hash: bytes,
+        proof: Sequence[bytes],
+        index: int,
+    ) -> TxReceipt:
+        function = self.contract.functions.exit(
+            _checksum(account), exit_value, account_state_hash, list(proof), index
+        )
+        return self.chain.transact(key, function)
+
+    def reclaim_deposit(self, key: PrivateKey, message: L1MessageRecord) -> TxReceipt:
+        function = self.contract.functions.reclaimDeposit(
+            message.index, message.account, message.amount, message.block_number
+        )
+        return self.chain.transact(key, function)
+
+
+def _checksum(address: str) -> ChecksumAddress:
+    return Web3.to_checksum_address(address)
