@@ -130,10 +130,22 @@ def liquidate(
                 continue
         order_id = state.next_order_id
         state.next_order_id += 1
-        order = Order(order_id, account.address, market_id, size < 0, limit, abs(size),
-                      TimeInForce.IOC, True, 0, 0, state.time)  # fmt: skip
-        events.append(OrderAccepted(order_id, account.address, market_id, size < 0, limit,
-                                    abs(size), 0))  # fmt: skip
+        order = Order(
+            order_id,
+            account.address,
+            market_id,
+            size < 0,
+            limit,
+            abs(size),
+            TimeInForce.IOC,
+            True,
+            0,
+            0,
+            state.time,
+        )
+        events.append(
+            OrderAccepted(order_id, account.address, market_id, size < 0, limit, abs(size), 0)
+        )
         engine.process_execute(account, market, position, order, events, taker_fee_ppm=0)
         closed_notional += (abs(size) - abs(position.size)) * mark
     insurance_paid = _cover_from_insurance(engine, balance)

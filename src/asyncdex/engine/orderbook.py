@@ -26,6 +26,7 @@ class Order:
         "is_buy",
         "market",
         "order_id",
+        "order_type",
         "orig_size",
         "price",
         "reduce_only",
@@ -34,7 +35,6 @@ class Order:
         "timestamp",
         "trigger_kind",
         "trigger_price",
-        "order_type",
     )
 
     def __init__(
@@ -75,9 +75,11 @@ class Order:
 
     @classmethod
     def from_list(cls, items: list[object]) -> Order:
-        order = cls.__new__(cls)
-        for name, value in zip(ORDER_FIELDS, items, strict=True):
-            setattr(order, name, value)
+        """Inverse of ``to_list`` (for snapshots)."""
+        fields = dict(zip(ORDER_FIELDS, items, strict=True))
+        orig_size = fields.pop("orig_size")
+        order = cls(**fields)  # type: ignore[arg-type]
+        order.orig_size = orig_size  # type: ignore[assignment]
         return order
 
     def __repr__(self) -> str:
@@ -149,7 +151,7 @@ class Book:
         """The best ``depth`` levels of one side as (price, total size, order count)."""
         levels = self.bids if is_buy else self.asks
         prices = reversed(self.bid_prices) if is_buy else iter(self.ask_prices)
-        out = []
+        out: list[tuple[int, int, int]] = []
         for price in prices:
             if len(out) == depth:
                 break
@@ -159,7 +161,7 @@ class Book:
 
     def orders_in_priority(self) -> list[Order]:
         """All resting orders: bids best first then asks best first, time order within a level."""
-        out = []
+        out: list[Order] = []
         for price in reversed(self.bid_prices):
             out.extend(self.bids[price].values())
         for price in self.ask_prices:

@@ -16,6 +16,7 @@ import heapq
 
 import msgpack
 
+from asyncdex.engine.margin import initial_fraction_ppm
 from asyncdex.engine.orderbook import Order
 from asyncdex.engine.state import Account, Position, State
 from asyncdex.types.hashing import keccak256
@@ -99,7 +100,7 @@ def snapshot(state: State) -> bytes:
         [list(item) for item in state.expiries],
         [list(item) for item in state.scheduled],
     ]
-    return msgpack.packb(body)  # type: ignore[no-any-return]
+    return msgpack.packb(body)
 
 
 def restore(config: EngineConfig, data: bytes) -> State:
@@ -133,7 +134,7 @@ def restore(config: EngineConfig, data: bytes) -> State:
         account.scheduled_cancel = scheduled_cancel
         account.client_ids = dict(client_ids)
         for market_id, *fields, order_ids in positions:
-            position = Position(0)
+            position = Position(0, 0)
             (
                 position.size,
                 position.entry_notional,
@@ -144,6 +145,8 @@ def restore(config: EngineConfig, data: bytes) -> State:
                 position.isolated,
                 position.cum_funding,
             ) = fields
+            spec = config.markets[market_id]
+            position.imf = initial_fraction_ppm(spec.initial_margin_ppm, position.leverage)
             position.orders = {oid: state.orders[oid] for oid in order_ids}
             account.positions[market_id] = position
         state.accounts[address] = account

@@ -24,6 +24,7 @@ class Position:
     __slots__ = (
         "cum_funding",
         "entry_notional",
+        "imf",
         "iso_margin",
         "isolated",
         "leverage",
@@ -33,13 +34,14 @@ class Position:
         "size",
     )
 
-    def __init__(self, leverage: int) -> None:
+    def __init__(self, leverage: int, imf: int) -> None:
         self.size = 0  # signed, in the market's size units
         self.entry_notional = 0  # price * size of the open part; for display and PnL only
         self.iso_margin = 0  # isolated balance (quote), 0 in cross mode
         self.open_buy = 0  # resting non reduce-only buy size
         self.open_sell = 0
         self.leverage = leverage
+        self.imf = imf  # initial margin fraction (ppm) in force: max(market's, 1 / leverage)
         self.isolated = False
         self.cum_funding = 0  # funding paid since the position opened (negative: received)
         self.orders: dict[int, Order] = {}

@@ -27,7 +27,6 @@ from typing import Any
 
 from asyncdex.engine import liquidation
 from asyncdex.engine.margin import (
-    adverse_cost,
     fee_charged,
     funding_payment,
     initial_fraction_ppm,
@@ -81,6 +80,10 @@ from asyncdex.types.numeric import PPB, PPM, median_low
 _NO_TIME = 1 << 62
 
 _PLACE_TAG = COMMAND_TAG[PlaceOrder]
+# plain ints: enum attribute lookups cost several times a local comparison on the hot path
+_GTC, _IOC, _FOK, _ALO = (int(t) for t in TimeInForce)
+_LIMIT, _MARKET = (int(t) for t in OrderType)
+_STOP, _TAKE_PROFIT = int(TriggerKind.STOP), int(TriggerKind.TAKE_PROFIT)
 _MODIFY_TAG = COMMAND_TAG[ModifyOrder]
 
 
@@ -138,7 +141,11 @@ class Engine:
     def _position(self, account: Account, market: MarketState) -> Position:
         position = account.positions.get(market.spec.market_id)
         if position is None:
-            position = Position(market.spec.max_leverage)
+            spec = market.spec
+            position = Position(
+                spec.max_leverage,
+                initial_fraction_ppm(spec.initial_margin_ppm, spec.max_leverage),
+            )
             account.positions[market.spec.market_id] = position
         return position
 
@@ -153,16 +160,21 @@ class Engine:
         ):
             del account.positions[market]
 
-    def imf_ppm(self, market: MarketState, position: Position) -> int:
-        return initial_fraction_ppm(market.spec.initial_margin_ppm, position.leverage)
-
     # ------------------------------------------------------------------ risk reads
 
-    def cross_risk(self, account: Account) -> tuple[int, int, int]:
+    def cross_risk(
+        self,
+        account: Account,
+        changed: Position | None = None,
+        open_buy: int = 0,
+        open_sell: int = 0,
+    ) -> tuple[int, int, int]:
         """(equity, initial requirement, maintenance requirement) of the cross account.
 
         Isolated positions add only the initial margin of their resting orders (which moves
-        from the cross balance into the isolated one when they fill).
+        from the cross balance into the isolated one when they fill). ``changed`` names a
+        position whose resting totals are taken as ``open_buy``/``open_sell`` instead: the
+        account as it would be with one more (or one less) order. Hot path: kept inline.
         """
         markets = self.state.markets
         equity = account.collateral
@@ -172,21 +184,31 @@ class Engine:
             market = markets[market_id]
             mark = market.mark_price
             size = position.size
-            imf = initial_fraction_ppm(market.spec.initial_margin_ppm, position.leverage)
-            exposure = worst_exposure(size, position.open_buy, position.open_sell)
+            if position is changed:
+                long_case = size + open_buy
+                short_case = open_sell - size
+            else:
+                long_case = size + position.open_buy
+                short_case = position.open_sell - size
+            if long_case < 0:
+                long_case = -long_case
+            if short_case < 0:
+                short_case = -short_case
+            exposure = long_case if long_case > short_case else short_case
+            held = size if size >= 0 else -size
             if position.isolated:
-                initial += (exposure - abs(size)) * mark * imf
+                initial += (exposure - held) * mark * position.imf
                 continue
             equity += size * mark
-            initial += exposure * mark * imf
-            maintenance += abs(size) * mark * market.spec.maintenance_margin_ppm
+            initial += exposure * mark * position.imf
+            maintenance += held * mark * market.spec.maintenance_margin_ppm
         return equity, -(-initial // PPM), -(-maintenance // PPM)
 
     def isolated_risk(self, market: MarketState, position: Position) -> tuple[int, int, int]:
         """(equity, initial, maintenance) of one isolated position."""
         mark = market.mark_price
         size = abs(position.size)
-        imf = self.imf_ppm(market, position)
+        imf = position.imf
         return (
             position.iso_margin + position.size * mark,
             -(-(size * mark * imf) // PPM),
@@ -208,34 +230,29 @@ class Engine:
 
         ``released`` is resting size of the same side that the order replaces (modify).
         An order that increases the worst exposure must leave equity above initial margin;
-        one that does not must still leave it above maintenance margin.
+        one that does not must still leave it above maintenance margin. The cost counted is
+        the immediate loss against the mark plus the taker fee, as if it all filled at once.
         """
         mark = market.mark_price
-        cost = adverse_cost(is_buy, price, size, mark) + fee_charged(
-            price * size, market.spec.taker_fee_ppm
-        )
-        before = worst_exposure(position.size, position.open_buy, position.open_sell)
-        added = 0 if reduce_only else size - released
-        if is_buy:
-            position.open_buy += added
-        else:
-            position.open_sell += added
-        try:
-            after = worst_exposure(position.size, position.open_buy, position.open_sell)
-            equity, initial, maintenance = self.cross_risk(account)
-            if position.isolated:
-                if after > before:
-                    return equity - cost >= initial
-                iso_equity, _, iso_maintenance = self.isolated_risk(market, position)
-                return iso_equity - cost >= iso_maintenance
-            if after > before:
-                return equity - cost >= initial
-            return equity - cost >= maintenance
-        finally:
+        diff = price - mark if is_buy else mark - price
+        cost = fee_charged(price * size, market.spec.taker_fee_ppm)
+        if diff > 0:
+            cost += diff * size
+        held = position.size
+        open_buy = position.open_buy
+        open_sell = position.open_sell
+        before = worst_exposure(held, open_buy, open_sell)
+        if not reduce_only:
             if is_buy:
-                position.open_buy -= added
+                open_buy += size - released
             else:
-                position.open_sell -= added
+                open_sell += size - released
+        increases = worst_exposure(held, open_buy, open_sell) > before
+        equity, initial, maintenance = self.cross_risk(account, position, open_buy, open_sell)
+        if position.isolated and not increases:
+            iso_equity, _, iso_maintenance = self.isolated_risk(market, position)
+            return iso_equity - cost >= iso_maintenance
+        return equity - cost >= (initial if increases else maintenance)
 
     # ------------------------------------------------------------------ orders
 
@@ -269,24 +286,31 @@ class Engine:
         market = self._market(cmd.market)
         tag = _PLACE_TAG
         if market is None:
-            return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id,
-                                Reject.UNKNOWN_MARKET)  # fmt: skip
+            return self._reject(
+                events, cmd.account, tag, cmd.market, cmd.client_id, Reject.UNKNOWN_MARKET
+            )
         spec = market.spec
         reason = None
-        is_market = cmd.order_type == OrderType.MARKET
+        is_market = cmd.order_type == _MARKET
         price = cmd.price
-        if cmd.order_type not in (OrderType.LIMIT, OrderType.MARKET) or cmd.tif not in (
-            TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.ALO,
-        ):  # fmt: skip
-            reason = Reject.INVALID_ORDER_TYPE
-        elif is_market and cmd.tif == TimeInForce.ALO:
+        if (
+            cmd.order_type not in (_LIMIT, _MARKET)
+            or cmd.tif
+            not in (
+                _GTC,
+                _IOC,
+                _FOK,
+                _ALO,
+            )
+            or (is_market and cmd.tif == _ALO)
+        ):
             reason = Reject.INVALID_ORDER_TYPE
         elif is_market:
             reason = self.validate_order_numbers(market, price or spec.tick, cmd.size)
         else:
             reason = self.validate_order_numbers(market, price, cmd.size)
         if reason is None and cmd.trigger_kind:
-            if cmd.trigger_kind not in (TriggerKind.STOP, TriggerKind.TAKE_PROFIT):
+            if cmd.trigger_kind not in (_STOP, _TAKE_PROFIT):
                 reason = Reject.INVALID_TRIGGER
             else:
                 reason = self.validate_order_numbers(market, cmd.trigger_price, cmd.size)
@@ -300,20 +324,24 @@ class Engine:
             return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id, reason)
         account = state.accounts.get(cmd.account)
         if account is None:
-            return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id,
-                                Reject.UNKNOWN_ACCOUNT)  # fmt: skip
+            return self._reject(
+                events, cmd.account, tag, cmd.market, cmd.client_id, Reject.UNKNOWN_ACCOUNT
+            )
         if cmd.client_id and cmd.client_id in account.client_ids:
-            return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id,
-                                Reject.DUPLICATE_CLIENT_ID)  # fmt: skip
+            return self._reject(
+                events, cmd.account, tag, cmd.market, cmd.client_id, Reject.DUPLICATE_CLIENT_ID
+            )
         if (
             sum(len(p.orders) for p in account.positions.values())
             >= state.config.max_open_orders_per_account
         ):
-            return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id,
-                                Reject.TOO_MANY_ORDERS)  # fmt: skip
+            return self._reject(
+                events, cmd.account, tag, cmd.market, cmd.client_id, Reject.TOO_MANY_ORDERS
+            )
         if market.mark_price == 0:
-            return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id,
-                                Reject.NO_MARK_PRICE)  # fmt: skip
+            return self._reject(
+                events, cmd.account, tag, cmd.market, cmd.client_id, Reject.NO_MARK_PRICE
+            )
         if is_market and not cmd.trigger_kind:
             bound = self.market_order_bound(market, cmd.is_buy)
             if price == 0 or (price > bound if cmd.is_buy else price < bound):
@@ -323,12 +351,19 @@ class Engine:
         if cmd.reduce_only:
             held = position.size if position is not None else 0
             if held == 0 or (held > 0) == cmd.is_buy:
-                return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id,
-                                    Reject.REDUCE_ONLY_WOULD_INCREASE)  # fmt: skip
+                return self._reject(
+                    events,
+                    cmd.account,
+                    tag,
+                    cmd.market,
+                    cmd.client_id,
+                    Reject.REDUCE_ONLY_WOULD_INCREASE,
+                )
             size = min(size, abs(held))
         elif (price or cmd.trigger_price) * size < spec.min_order_value:
-            return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id,
-                                Reject.BELOW_MIN_VALUE)  # fmt: skip
+            return self._reject(
+                events, cmd.account, tag, cmd.market, cmd.client_id, Reject.BELOW_MIN_VALUE
+            )
         created = position is None
         if position is None:
             position = self._position(account, market)
@@ -345,16 +380,28 @@ class Engine:
         order_id = state.next_order_id
         state.next_order_id = order_id + 1
         tif = cmd.tif
-        if is_market and tif != TimeInForce.FOK:
-            tif = TimeInForce.IOC
+        if is_market and tif != _FOK:
+            tif = _IOC
         order = Order(
-            order_id, cmd.account, spec.market_id, cmd.is_buy, price, size, tif,
-            cmd.reduce_only, cmd.client_id, cmd.expiry, now, cmd.trigger_kind, cmd.trigger_price, cmd.order_type,
-        )  # fmt: skip
+            order_id,
+            cmd.account,
+            spec.market_id,
+            cmd.is_buy,
+            price,
+            size,
+            tif,
+            cmd.reduce_only,
+            cmd.client_id,
+            cmd.expiry,
+            now,
+            cmd.trigger_kind,
+            cmd.trigger_price,
+            cmd.order_type,
+        )
         events.append(
             OrderAccepted(
                 order_id, cmd.account, spec.market_id, cmd.is_buy, price, size, cmd.client_id
-            )  # fmt: skip
+            )
         )
         if cmd.trigger_kind:
             self.process_arm_trigger(account, market, position, order, events)
@@ -367,11 +414,11 @@ class Engine:
     ) -> Reject | None:
         """Post-only must not cross; fill-or-kill must be fully fillable against others."""
         book = market.book
-        if tif == TimeInForce.ALO:
+        if tif == _ALO:
             best = book.best_ask() if is_buy else book.best_bid()
             if best is not None and (price >= best if is_buy else price <= best):
                 return Reject.POST_ONLY_WOULD_CROSS
-        elif tif == TimeInForce.FOK:
+        elif tif == _FOK:
             levels = book.asks if is_buy else book.bids
             prices = book.ask_prices if is_buy else reversed(book.bid_prices)
             available = 0
@@ -407,12 +454,19 @@ class Engine:
         if order.size == 0:
             self._maybe_drop_position(account, market.spec.market_id, position)
             return
-        if order.tif == TimeInForce.GTC or order.tif == TimeInForce.ALO:
+        if order.tif == _GTC or order.tif == _ALO:
             if order.reduce_only:
                 held = position.size
                 if held == 0 or (held > 0) == is_buy:
-                    events.append(OrderCancelled(order.order_id, order.account, order.market,
-                                                 order.size, CancelReason.REDUCE_ONLY))  # fmt: skip
+                    events.append(
+                        OrderCancelled(
+                            order.order_id,
+                            order.account,
+                            order.market,
+                            order.size,
+                            CancelReason.REDUCE_ONLY,
+                        )
+                    )
                     self._maybe_drop_position(account, market.spec.market_id, position)
                     return
             elif is_buy:
@@ -430,8 +484,15 @@ class Engine:
                     state.next_due = order.expiry
             events.append(OrderRested(order.order_id, order.price, order.size))
         else:
-            events.append(OrderCancelled(order.order_id, order.account, order.market, order.size,
-                                         CancelReason.IOC_REMAINDER))  # fmt: skip
+            events.append(
+                OrderCancelled(
+                    order.order_id,
+                    order.account,
+                    order.market,
+                    order.size,
+                    CancelReason.IOC_REMAINDER,
+                )
+            )
             self._maybe_drop_position(account, market.spec.market_id, position)
 
     def process_match(
@@ -469,9 +530,17 @@ class Engine:
                     if abs(held) < quantity:
                         quantity = abs(held)
                 self.process_fill(
-                    market, maker_account, maker, taker_account, taker_position, taker, quantity,
-                    best, events, taker_fee_ppm,
-                )  # fmt: skip
+                    market,
+                    maker_account,
+                    maker,
+                    taker_account,
+                    taker_position,
+                    taker,
+                    quantity,
+                    best,
+                    events,
+                    taker_fee_ppm,
+                )
                 if maker.size == 0:
                     self.process_retire_order(maker_account, maker)
                 elif maker.reduce_only:
@@ -505,17 +574,29 @@ class Engine:
                 maker_position.open_buy -= quantity
             else:
                 maker_position.open_sell -= quantity
-        self.process_trade(maker_account, market, maker_position, maker.is_buy, quantity, price,
-                           maker_fee)  # fmt: skip
-        self.process_trade(taker_account, market, taker_position, taker.is_buy, quantity, price,
-                           taker_fee)  # fmt: skip
+        self.process_trade(
+            maker_account, market, maker_position, maker.is_buy, quantity, price, maker_fee
+        )
+        self.process_trade(
+            taker_account, market, taker_position, taker.is_buy, quantity, price, taker_fee
+        )
         self.state.fee_pool += maker_fee + taker_fee
         maker.size -= quantity
         taker.size -= quantity
         events.append(
-            TradeExecuted(spec.market_id, price, quantity, taker.is_buy, maker.order_id,
-                          taker.order_id, maker.account, taker.account, maker_fee, taker_fee)
-        )  # fmt: skip
+            TradeExecuted(
+                spec.market_id,
+                price,
+                quantity,
+                taker.is_buy,
+                maker.order_id,
+                taker.order_id,
+                maker.account,
+                taker.account,
+                maker_fee,
+                taker_fee,
+            )
+        )
 
     def process_trade(
         self,
@@ -541,7 +622,7 @@ class Engine:
             added = abs(new) - abs(old)
             if added > 0:
                 # the isolated position takes its initial margin from the cross balance
-                moved = -(-(price * added * self.imf_ppm(market, position)) // PPM)
+                moved = -(-(price * added * position.imf) // PPM)
                 account.collateral -= moved
                 position.iso_margin += moved
         else:
@@ -594,8 +675,9 @@ class Engine:
         del state.orders[order.order_id]
         if order.client_id:
             del account.client_ids[order.client_id]
-        events.append(OrderCancelled(order.order_id, order.account, order.market, order.size,
-                                     reason))  # fmt: skip
+        events.append(
+            OrderCancelled(order.order_id, order.account, order.market, order.size, reason)
+        )
         self._maybe_drop_position(account, order.market, position)
 
     def _owned_order(
@@ -611,8 +693,9 @@ class Engine:
         return order
 
     def process_cancel_order(self, cmd: CancelOrder, now: int, events: list[Event]) -> None:
-        order = self._owned_order(cmd.account, cmd.market, cmd.order_id,
-                                  COMMAND_TAG[CancelOrder], events)  # fmt: skip
+        order = self._owned_order(
+            cmd.account, cmd.market, cmd.order_id, COMMAND_TAG[CancelOrder], events
+        )
         if order is not None:
             self.process_remove_order(order, CancelReason.USER, events)
 
@@ -623,19 +706,27 @@ class Engine:
         order_id = account.client_ids.get(cmd.client_id) if account and cmd.client_id else None
         order = self.state.orders.get(order_id) if order_id else None
         if order is None or order.market != cmd.market:
-            return self._reject(events, cmd.account, COMMAND_TAG[CancelByClientId], cmd.market,
-                                cmd.client_id, Reject.UNKNOWN_CLIENT_ID)  # fmt: skip
+            return self._reject(
+                events,
+                cmd.account,
+                COMMAND_TAG[CancelByClientId],
+                cmd.market,
+                cmd.client_id,
+                Reject.UNKNOWN_CLIENT_ID,
+            )
         self.process_remove_order(order, CancelReason.USER, events)
         return None
 
     def process_cancel_all(self, cmd: CancelAll, now: int, events: list[Event]) -> None:
         if cmd.market != ALL_MARKETS and self._market(cmd.market) is None:
-            return self._reject(events, cmd.account, COMMAND_TAG[CancelAll], cmd.market, 0,
-                                Reject.UNKNOWN_MARKET)  # fmt: skip
+            return self._reject(
+                events, cmd.account, COMMAND_TAG[CancelAll], cmd.market, 0, Reject.UNKNOWN_MARKET
+            )
         account = self.state.accounts.get(cmd.account)
         if account is None:
-            return self._reject(events, cmd.account, COMMAND_TAG[CancelAll], cmd.market, 0,
-                                Reject.UNKNOWN_ACCOUNT)  # fmt: skip
+            return self._reject(
+                events, cmd.account, COMMAND_TAG[CancelAll], cmd.market, 0, Reject.UNKNOWN_ACCOUNT
+            )
         self.process_cancel_account_orders(account, cmd.market, CancelReason.USER, events)
         return None
 
@@ -650,45 +741,58 @@ class Engine:
                         self.process_remove_order(order, reason, events)
 
     def process_modify_order(self, cmd: ModifyOrder, now: int, events: list[Event]) -> None:
-        tag = _MODIFY_TAG
-        market = self._market(cmd.market)
-        if market is None:
-            return self._reject(events, cmd.account, tag, cmd.market, cmd.order_id,
-                                Reject.UNKNOWN_MARKET)  # fmt: skip
-        order = self._owned_order(cmd.account, cmd.market, cmd.order_id, tag, events)
-        if order is None:
-            return None
-        reason = self.validate_order_numbers(market, cmd.price, cmd.size)
-        if (
-            reason is None
-            and not order.reduce_only
-            and cmd.price * cmd.size < (market.spec.min_order_value)
-        ):
-            reason = Reject.BELOW_MIN_VALUE
+        # The hot path of market makers (most of a venue's traffic): checks are inlined.
+        state = self.state
+        order = state.orders.get(cmd.order_id)
+        reason = None
+        if order is None or order.market != cmd.market:
+            reason = (
+                Reject.UNKNOWN_MARKET
+                if self._market(cmd.market) is None
+                else (Reject.UNKNOWN_ORDER)
+            )
+        elif order.account != cmd.account:
+            reason = Reject.NOT_ORDER_OWNER
+        else:
+            market = state.markets[cmd.market]
+            spec = market.spec
+            price = cmd.price
+            size = cmd.size
+            reason = self.validate_order_numbers(market, price, size)
+            if reason is None and not order.reduce_only and price * size < spec.min_order_value:
+                reason = Reject.BELOW_MIN_VALUE
         if reason is not None:
-            return self._reject(events, cmd.account, tag, cmd.market, cmd.order_id, reason)
-        account = self.state.accounts[cmd.account]
+            return self._reject(events, cmd.account, _MODIFY_TAG, cmd.market, cmd.order_id, reason)
+        assert order is not None
+        account = state.accounts[cmd.account]
         position = account.positions[cmd.market]
         armed = order.order_id in market.triggers
-        if armed or (cmd.price == order.price and cmd.size <= order.size):
+        if armed or (price == order.price and size <= order.size):
             # shrinking in place keeps time priority; an armed trigger has no priority yet
             if not armed and not order.reduce_only:
                 if order.is_buy:
-                    position.open_buy -= order.size - cmd.size
+                    position.open_buy -= order.size - size
                 else:
-                    position.open_sell -= order.size - cmd.size
-            order.price = cmd.price
-            order.size = cmd.size
-            events.append(OrderModified(order.order_id, cmd.price, cmd.size, not armed))
+                    position.open_sell -= order.size - size
+            order.price = price
+            order.size = size
+            events.append(OrderModified(order.order_id, price, size, not armed))
             return None
-        reason = self.check_matching(market, account, order.is_buy, cmd.price, cmd.size, order.tif)
+        if order.tif == _ALO or order.tif == _FOK:
+            reason = self.check_matching(market, account, order.is_buy, price, size, order.tif)
         if reason is None and not self.check_order_margin(
-            account, market, position, order.is_buy, cmd.price, cmd.size, order.reduce_only,
-            released=0 if order.reduce_only else order.size,
-        ):  # fmt: skip
+            account,
+            market,
+            position,
+            order.is_buy,
+            price,
+            size,
+            order.reduce_only,
+            0 if order.reduce_only else order.size,
+        ):
             reason = Reject.INSUFFICIENT_MARGIN
         if reason is not None:
-            return self._reject(events, cmd.account, tag, cmd.market, cmd.order_id, reason)
+            return self._reject(events, cmd.account, _MODIFY_TAG, cmd.market, cmd.order_id, reason)
         market.book.remove(order)
         if not order.reduce_only:
             if order.is_buy:
@@ -696,14 +800,14 @@ class Engine:
             else:
                 position.open_sell -= order.size
         del position.orders[order.order_id]
-        del self.state.orders[order.order_id]
+        del state.orders[order.order_id]
         if order.client_id:
             del account.client_ids[order.client_id]
-        order.price = cmd.price
-        order.size = cmd.size
-        order.orig_size = cmd.size
+        order.price = price
+        order.size = size
+        order.orig_size = size
         order.timestamp = now
-        events.append(OrderModified(order.order_id, cmd.price, cmd.size, False))
+        events.append(OrderModified(order.order_id, price, size, False))
         self.process_execute(account, market, position, order, events)
         return None
 
@@ -715,7 +819,7 @@ class Engine:
         when it moves in favour: a sell stop below, a sell take-profit above, buys mirrored."""
         above = mark >= order.trigger_price
         below = mark <= order.trigger_price
-        if order.trigger_kind == TriggerKind.STOP:
+        if order.trigger_kind == _STOP:
             return above if order.is_buy else below
         return below if order.is_buy else above
 
@@ -749,10 +853,10 @@ class Engine:
             if order.client_id:
                 del account.client_ids[order.client_id]
             events.append(OrderTriggered(order.order_id, mark))
-            order.trigger_kind = TriggerKind.NONE
-            if order.order_type == OrderType.MARKET:
+            order.trigger_kind = 0
+            if order.order_type == _MARKET:
                 order.price = self.market_order_bound(market, order.is_buy)
-                order.tif = TimeInForce.IOC
+                order.tif = _IOC
             reason = None
             if order.reduce_only:
                 held = position.size
@@ -761,17 +865,28 @@ class Engine:
                 else:
                     order.size = min(order.size, abs(held))
             if reason is None and not self.check_order_margin(
-                account, market, position, order.is_buy, order.price, order.size,
+                account,
+                market,
+                position,
+                order.is_buy,
+                order.price,
+                order.size,
                 order.reduce_only,
-            ):  # fmt: skip
+            ):
                 reason = CancelReason.MARGIN
-            if reason is None and order.tif == TimeInForce.ALO:
-                if self.check_matching(market, account, order.is_buy, order.price, order.size,
-                                       order.tif) is not None:  # fmt: skip
-                    order.tif = TimeInForce.GTC
+            if (
+                reason is None
+                and order.tif == _ALO
+                and self.check_matching(
+                    market, account, order.is_buy, order.price, order.size, order.tif
+                )
+            ):
+                # a post-only trigger that would cross now takes liquidity as a plain limit
+                order.tif = _GTC
             if reason is not None:
-                events.append(OrderCancelled(order.order_id, order.account, order.market,
-                                             order.size, reason))  # fmt: skip
+                events.append(
+                    OrderCancelled(order.order_id, order.account, order.market, order.size, reason)
+                )
                 self._maybe_drop_position(account, order.market, position)
                 continue
             self.process_execute(account, market, position, order, events)
@@ -782,11 +897,11 @@ class Engine:
         state = self.state
         tag = COMMAND_TAG[Deposit]
         if cmd.l1_index != state.l1_consumed:
-            return self._reject(events, cmd.account, tag, -1, cmd.l1_index,
-                                Reject.OUT_OF_ORDER_L1_MESSAGE)  # fmt: skip
+            return self._reject(
+                events, cmd.account, tag, -1, cmd.l1_index, Reject.OUT_OF_ORDER_L1_MESSAGE
+            )
         if cmd.amount <= 0 or len(cmd.account) != 20:
-            return self._reject(events, cmd.account, tag, -1, cmd.l1_index,
-                                Reject.INVALID_AMOUNT)  # fmt: skip
+            return self._reject(events, cmd.account, tag, -1, cmd.l1_index, Reject.INVALID_AMOUNT)
         account = state.accounts.get(cmd.account)
         if account is None:
             account = state.accounts[cmd.account] = Account(cmd.account)
@@ -830,11 +945,13 @@ class Engine:
             and existing.isolated != cmd.isolated
             and (existing.size or existing.orders)
         ):
-            return self._reject(events, cmd.account, tag, cmd.market, 0,
-                                Reject.MODE_CHANGE_WITH_POSITION)  # fmt: skip
+            return self._reject(
+                events, cmd.account, tag, cmd.market, 0, Reject.MODE_CHANGE_WITH_POSITION
+            )
         position = self._position(account, market)
         old_leverage, old_isolated = position.leverage, position.isolated
         position.leverage, position.isolated = cmd.leverage, cmd.isolated
+        position.imf = initial_fraction_ppm(market.spec.initial_margin_ppm, cmd.leverage)
         equity, initial, _ = self.cross_risk(account)
         ok = equity >= initial
         if ok and position.isolated and position.size:
@@ -842,9 +959,9 @@ class Engine:
             ok = iso_equity >= iso_initial
         if not ok and cmd.leverage < old_leverage:
             position.leverage, position.isolated = old_leverage, old_isolated
+            position.imf = initial_fraction_ppm(market.spec.initial_margin_ppm, old_leverage)
             self._maybe_drop_position(account, cmd.market, position)
-            return self._reject(events, cmd.account, tag, cmd.market, 0,
-                                Reject.INSUFFICIENT_MARGIN)  # fmt: skip
+            return self._reject(events, cmd.account, tag, cmd.market, 0, Reject.INSUFFICIENT_MARGIN)
         self._maybe_drop_position(account, cmd.market, position)
         events.append(LeverageSet(cmd.account, cmd.market, cmd.leverage, cmd.isolated))
         return None
@@ -869,8 +986,7 @@ class Engine:
             iso_equity, iso_initial, _ = self.isolated_risk(market, position)
             ok = iso_equity + cmd.delta >= iso_initial
         if not ok:
-            return self._reject(events, cmd.account, tag, cmd.market, 0,
-                                Reject.INSUFFICIENT_MARGIN)  # fmt: skip
+            return self._reject(events, cmd.account, tag, cmd.market, 0, Reject.INSUFFICIENT_MARGIN)
         account.collateral -= cmd.delta
         position.iso_margin += cmd.delta
         events.append(IsolatedMarginMoved(cmd.account, cmd.market, cmd.delta))
@@ -900,8 +1016,7 @@ class Engine:
         if market is None:
             return self._reject(events, cmd.publisher, tag, cmd.market, 0, Reject.UNKNOWN_MARKET)
         if cmd.publisher not in self.state.publishers:
-            return self._reject(events, cmd.publisher, tag, cmd.market, 0,
-                                Reject.UNKNOWN_PUBLISHER)  # fmt: skip
+            return self._reject(events, cmd.publisher, tag, cmd.market, 0, Reject.UNKNOWN_PUBLISHER)
         if type(cmd.price) is not int or not 0 < cmd.price <= market.spec.max_price:
             return self._reject(events, cmd.publisher, tag, cmd.market, 0, Reject.INVALID_PRICE)
         market.oracle[cmd.publisher] = (cmd.price, now)
@@ -968,8 +1083,9 @@ class Engine:
             account = state.accounts.get(address)
             if account is not None and account.scheduled_cancel == at_time:
                 account.scheduled_cancel = 0
-                self.process_cancel_account_orders(account, ALL_MARKETS, CancelReason.SCHEDULED,
-                                                   events)  # fmt: skip
+                self.process_cancel_account_orders(
+                    account, ALL_MARKETS, CancelReason.SCHEDULED, events
+                )
         funded = []
         for market in state.markets:
             if market.next_sample == 0:

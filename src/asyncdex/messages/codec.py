@@ -38,11 +38,11 @@ def _field_types(cls: Any) -> tuple[type, ...]:
 
 
 def encode_command(command: Command) -> bytes:
-    return msgpack.packb([COMMAND_TAG[type(command)], *command])  # type: ignore[no-any-return]
+    return msgpack.packb([COMMAND_TAG[type(command)], *command])
 
 
 def encode_event(event: Event) -> bytes:
-    return msgpack.packb([EVENT_TAG[type(event)], *event])  # type: ignore[no-any-return]
+    return msgpack.packb([EVENT_TAG[type(event)], *event])
 
 
 def _decode(data: bytes, types: tuple[type, ...]) -> Any:
@@ -60,7 +60,7 @@ def _decode(data: bytes, types: tuple[type, ...]) -> Any:
     kinds = _field_types(cls)
     if len(fields) != len(kinds):
         raise CodecError(f"{cls.__name__} has {len(kinds)} fields, got {len(fields)}")
-    for name, value, kind in zip(cls._fields, fields, kinds, strict=True):
+    for name, value, kind in zip(cls._fields, fields, kinds, strict=True):  # type: ignore[attr-defined]
         if type(value) is not kind:
             raise CodecError(f"{cls.__name__}.{name} must be {kind.__name__}")
     return cls(*fields)
