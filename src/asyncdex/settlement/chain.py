@@ -15,9 +15,8 @@ Invariants:
 
 from __future__ import annotations
 
-import ast
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import cache
@@ -148,21 +147,27 @@ def _error_table(abi: Sequence[Mapping[str, Any]]) -> dict[bytes, tuple[str, lis
 
 
 def _revert_data(exc: BaseException) -> bytes | None:
-    """Raw revert bytes from a web3 or eth-tester exception, wherever the backend put them."""
-    seen: BaseException | None = exc
-    while seen is not None:
+    """Raw revert bytes from a web3 or eth-tester exception, wherever the backend put them.
+
+    web3 over JSON-RPC puts them in ``.data`` as hex; its eth-tester provider re-raises with
+    only their repr in the message, but py-evm's ``Revert(bytes)`` stays in ``__context__``.
+    """
+    pending: list[BaseException] = [exc]
+    visited: set[int] = set()
+    while pending:
+        seen = pending.pop()
+        if id(seen) in visited:
+            continue
+        visited.add(id(seen))
         data = getattr(seen, "data", None)
         if isinstance(data, str) and data.startswith("0x"):
             return bytes.fromhex(data[2:])
         if seen.args and isinstance(seen.args[0], bytes):
             return seen.args[0]
-        seen = seen.__context__
-    # web3's eth-tester provider re-raises with the bytes' repr in the message.
-    message = str(exc.args[0]) if exc.args else ""
-    prefix = "execution reverted: "
-    if message.startswith(prefix + "b'") or message.startswith(prefix + 'b"'):
-        literal = ast.literal_eval(message[len(prefix) :])
-        return literal if isinstance(literal, bytes) else None
+        if seen.args and isinstance(seen.args[0], BaseException):
+            pending.append(seen.args[0])
+        if seen.__context__ is not None:
+            pending.append(seen.__context__)
     return None
 
 
@@ -220,7 +225,12 @@ class Chain:
                 raise decode_revert(function.contract_abi, exc) from exc
             raise
 
-    def _send(self, key: PrivateKey, abi: Any, build: Any) -> TxReceipt:
+    def _send(
+        self,
+        key: PrivateKey,
+        abi: Sequence[Mapping[str, Any]],
+        build: Callable[[TxParams], TxParams],
+    ) -> TxReceipt:
         account: LocalAccount = Account.from_key(key)
         params: TxParams = {
             "from": account.address,
@@ -233,7 +243,7 @@ class Chain:
             if _is_revert(exc):
                 raise decode_revert(abi, exc) from exc
             raise
-        signed = account.sign_transaction(transaction)
+        signed = account.sign_transaction(cast(dict[str, Any], transaction))
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
         if receipt["status"] != 1:
@@ -242,13 +252,21 @@ class Chain:
 
 
 class EthTesterChain(Chain):
-    """The in-process EVM (py-evm, Prague rules); every transaction is mined at once."""
+    """The in-process EVM (py-evm); every transaction is mined at once.
 
-    def __init__(self) -> None:
-        from eth_tester import EthereumTester, PyEVMBackend  # heavy; only this backend needs it
+    ``fork`` picks the rules: "prague" (mainnet today, with the EIP-7623 calldata floor) or
+    "cancun" (16 gas per non-zero calldata byte, no floor), for gas comparisons.
+    """
+
+    def __init__(self, fork: str = "prague") -> None:
+        from eth.vm.forks import CancunVM, PragueVM  # heavy; only this backend needs py-evm
+        from eth_tester import EthereumTester, PyEVMBackend
         from web3 import EthereumTesterProvider
 
-        backend = PyEVMBackend()
+        vms = {"prague": PragueVM, "cancun": CancunVM}
+        if fork not in vms:
+            raise ValueError(f"unsupported fork {fork!r}; choose one of {sorted(vms)}")
+        backend = PyEVMBackend(vm_configuration=((0, vms[fork]),))
         self.tester = EthereumTester(backend)
         keys = [key.to_bytes() for key in backend.account_keys]
         super().__init__(Web3(EthereumTesterProvider(self.tester)), keys)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -35,7 +37,7 @@ def mine_until_next_block_is(venue: Venue, block: int) -> None:
     venue.chain.mine(block - venue.chain.block_number - 1)
 
 
-def withdrawal_tree(entries: list[tuple[int, str, int]]) -> tuple[bytes, list[bytes]]:
+def withdrawal_tree(entries: Sequence[tuple[int, str, int]]) -> tuple[bytes, list[bytes]]:
     leaves = [withdrawal_leaf(*entry) for entry in entries]
     return merkle_root(leaves), leaves
 
@@ -432,7 +434,7 @@ def test_freeze_stops_the_operator_and_new_messages(venue: Venue) -> None:
         settlement.freeze(venue.outsider.key, forced)
 
 
-def exit_tree(entries: list[tuple[str, int, bytes]]) -> tuple[bytes, list[bytes]]:
+def exit_tree(entries: Sequence[tuple[str, int, bytes]]) -> tuple[bytes, list[bytes]]:
     """A state tree: exit leaves sorted by address, then a global leaf."""
     ordered = sorted(entries, key=lambda entry: bytes.fromhex(entry[0][2:]))
     leaves = [exit_leaf(*entry) for entry in ordered]
