@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Sets up the virtual environment at .venv (once) and runs the demo or the tests.
-#   ./run.sh demo [args...]   the whole venue, embedded, with simulated oracle and traders
-#   ./run.sh test [args...]   lint, type check and the test suite
+#   ./run.sh demo [args...]   the venue, embedded, with simulated oracle and traders
+#   ./run.sh test [args...]   lint, type checks and the test suite
 set -euo pipefail
 cd "$(dirname "$0")"
 
-setup() {
+setup_python() {
     if [ ! -x .venv/bin/python ]; then
         python3 -m venv .venv
     fi
@@ -17,15 +17,25 @@ setup() {
     fi
 }
 
+setup_node() {
+    # the pinned Solidity compiler and anvil, for the artifact check and integration tests
+    local stamp=node_modules/.asyncdex-installed
+    if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+        npm ci --no-audit --no-fund --loglevel=error
+        touch "$stamp"
+    fi
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
     demo)
-        setup
+        setup_python
         exec .venv/bin/asyncdex demo "$@"
         ;;
     test)
-        setup
+        setup_python
+        setup_node
         .venv/bin/ruff check src tests benchmarks
         .venv/bin/ruff format --check src tests benchmarks
         .venv/bin/mypy

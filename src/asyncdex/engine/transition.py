@@ -224,20 +224,39 @@ class Engine:
         price: int,
         size: int,
         reduce_only: bool,
+        tif: int,
         released: int = 0,
     ) -> bool:
-        """Could the account carry this order fully filled at ``price``?
+        """Could the account carry this order once it has done what it would do now?
 
-        ``released`` is resting size of the same side that the order replaces (modify).
+        The part that would fill at once is priced at the book's actual levels; the rest
+        rests at ``price`` (GTC, ALO) or is cancelled (IOC, FOK, market). ``released`` is
+        resting size of the same side that the order replaces (modify). The account is then
+        valued at the mark, less the loss of filling worse than the mark and the taker fee.
         An order that increases the worst exposure must leave equity above initial margin;
-        one that does not must still leave it above maintenance margin. The cost counted is
-        the immediate loss against the mark plus the taker fee, as if it all filled at once.
+        one that does not must still leave it above maintenance margin.
         """
         mark = market.mark_price
+        book = market.book
+        best = (
+            (book.ask_prices[0] if book.ask_prices else None)
+            if is_buy
+            else (book.bid_prices[-1] if book.bid_prices else None)
+        )
+        if best is not None and (price >= best if is_buy else price <= best):
+            filled, notional = self.calculate_sweep(market, account.address, is_buy, price, size)
+        else:
+            filled, notional = 0, 0
+        if tif in (_IOC, _FOK):
+            size = filled
+        resting = size - filled
+        cost = fee_charged(notional + price * resting, market.spec.taker_fee_ppm)
+        loss = (notional - mark * filled) if is_buy else (mark * filled - notional)
         diff = price - mark if is_buy else mark - price
-        cost = fee_charged(price * size, market.spec.taker_fee_ppm)
         if diff > 0:
-            cost += diff * size
+            loss += diff * resting
+        if loss > 0:
+            cost += loss
         held = position.size
         open_buy = position.open_buy
         open_sell = position.open_sell
@@ -253,6 +272,28 @@ class Engine:
             iso_equity, _, iso_maintenance = self.isolated_risk(market, position)
             return iso_equity - cost >= iso_maintenance
         return equity - cost >= (initial if increases else maintenance)
+
+    @staticmethod
+    def calculate_sweep(
+        market: MarketState, account: bytes, is_buy: bool, limit: int, size: int
+    ) -> tuple[int, int]:
+        """(size, notional) an order would take from the book now, others' orders only."""
+        book = market.book
+        levels = book.asks if is_buy else book.bids
+        prices = book.ask_prices if is_buy else reversed(book.bid_prices)
+        filled = 0
+        notional = 0
+        for level_price in prices:
+            if (level_price > limit) if is_buy else (level_price < limit):
+                break
+            for order in levels[level_price].values():
+                if order.account != account:
+                    take = min(order.size, size - filled)
+                    filled += take
+                    notional += take * level_price
+                    if filled == size:
+                        return filled, notional
+        return filled, notional
 
     # ------------------------------------------------------------------ orders
 
@@ -346,6 +387,9 @@ class Engine:
             bound = self.market_order_bound(market, cmd.is_buy)
             if price == 0 or (price > bound if cmd.is_buy else price < bound):
                 price = bound
+        tif = cmd.tif
+        if is_market and tif != _FOK:
+            tif = _IOC
         position = account.positions.get(spec.market_id)
         size = cmd.size
         if cmd.reduce_only:
@@ -370,7 +414,7 @@ class Engine:
         if not cmd.trigger_kind:
             reason = self.check_matching(market, account, cmd.is_buy, price, size, cmd.tif)
             if reason is None and not self.check_order_margin(
-                account, market, position, cmd.is_buy, price, size, cmd.reduce_only
+                account, market, position, cmd.is_buy, price, size, cmd.reduce_only, tif
             ):
                 reason = Reject.INSUFFICIENT_MARGIN
             if reason is not None:
@@ -379,9 +423,6 @@ class Engine:
                 return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id, reason)
         order_id = state.next_order_id
         state.next_order_id = order_id + 1
-        tif = cmd.tif
-        if is_market and tif != _FOK:
-            tif = _IOC
         order = Order(
             order_id,
             cmd.account,
@@ -788,6 +829,7 @@ class Engine:
             price,
             size,
             order.reduce_only,
+            order.tif,
             0 if order.reduce_only else order.size,
         ):
             reason = Reject.INSUFFICIENT_MARGIN
@@ -872,6 +914,7 @@ class Engine:
                 order.price,
                 order.size,
                 order.reduce_only,
+                order.tif,
             ):
                 reason = CancelReason.MARGIN
             if (

@@ -1,0 +1,72 @@
+"""The ``asyncdex`` command line: demo, benchmarks, and (as they land) node and journal tools.
+
+Invariants: every subcommand returns a process exit code (0 on success); ``bench NAME
+--json`` prints one JSON object of figures as its last line, so scripts can parse it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+BENCHMARKS = {
+    "engine": "engine_bench",
+    "journal": "journal_bench",
+    "signing": "signing_bench",
+    "settlement": "settlement_gas",
+}
+
+
+def _benchmark_module(name: str) -> object:
+    """Benchmarks live in the repository's ``benchmarks/`` folder, beside ``src/``."""
+    root = Path(__file__).resolve().parents[3]
+    if not (root / "benchmarks").is_dir():
+        raise SystemExit("benchmarks/ not found: run benchmarks from a source checkout")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return importlib.import_module(f"benchmarks.{BENCHMARKS[name]}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from asyncdex.cli.demo import run_demo
+
+    summary = run_demo(hours=args.hours, seed=args.seed)
+    return 0 if summary.conserved else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    module = _benchmark_module(args.name)
+    figures = module.run(quick=args.quick)  # type: ignore[attr-defined]
+    if args.json:
+        print(json.dumps({"benchmark": args.name, "quick": args.quick, **figures}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asyncdex", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run a simulated trading session and print a summary")
+    demo.add_argument("--hours", type=float, default=3.0, help="simulated hours (default 3)")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="run a benchmark and print its figures")
+    bench.add_argument("name", choices=sorted(BENCHMARKS))
+    bench.add_argument("--json", action="store_true", help="last line: one JSON object")
+    bench.add_argument("--quick", action="store_true", help="a smaller, faster run")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
