@@ -21,7 +21,8 @@ setup_node() {
     # the pinned Solidity compiler and anvil, for the artifact check and integration tests
     local stamp=node_modules/.asyncdex-installed
     if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
-        npm ci --no-audit --no-fund --loglevel=error
+        # --ignore-scripts: anvil ships its binary in a platform package; no install script needed
+        npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
         touch "$stamp"
     fi
 }

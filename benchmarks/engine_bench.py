@@ -14,11 +14,18 @@ figures and never asserts a duration.
 from __future__ import annotations
 
 import gc
+import json
+import os
 import random
 import resource
+import subprocess
+import sys
 import time
+import tracemalloc
+from pathlib import Path
 from typing import Any
 
+from asyncdex.engine.compiled import compiled_env, is_compiled
 from asyncdex.engine.transition import Engine
 from asyncdex.messages.commands import (
     CancelOrder,
@@ -172,44 +179,41 @@ def run_stream(setup: list[Command], timed: list[Command], markets: int) -> dict
     return figures
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
-
-
 def run_resting(count: int) -> dict[str, Any]:
-    """Memory per resting order, with ``count`` orders resting on one market."""
+    """Memory per resting order, with ``count`` orders resting on one market.
+
+    Counted with tracemalloc (every allocation the orders cause: order objects, their
+    integers, book levels, indexes), not RSS, which earlier workloads in the process blur.
+    """
     config = bench_config(1)
     engine = Engine(config)
     accounts = max(1, count // 1000)
-    clock = 0
     for cmd in _genesis(1, accounts):
-        engine.apply(cmd, clock)
+        engine.apply(cmd, 0)
     rng = random.Random(3)
-    gc.collect()
-    before = _rss_bytes()
-    start = time.perf_counter()
+    commands = []
     for i in range(count):
         is_buy = i % 2 == 0
         offset = rng.randint(1, 20_000)
         price = MID - offset if is_buy else MID + offset
-        engine.apply(
-            PlaceOrder(_address(i % accounts), 0, is_buy, price, rng.randint(20, 200)), 0
-        )
-    elapsed = time.perf_counter() - start
+        commands.append(PlaceOrder(_address(i % accounts), 0, is_buy, price, rng.randint(20, 200)))
     gc.collect()
-    after = _rss_bytes()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for cmd in commands:
+        engine.apply(cmd, 0)
+    commands.clear()
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
     resting = len(engine.state.orders)
-    return {
-        "resting_orders": resting,
-        "bytes_per_order": round((after - before) / resting),
-        "place_ops_per_s": round(count / elapsed),
-    }
+    return {"resting_orders": resting, "bytes_per_order": round((after - before) / resting)}
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run_here(quick: bool = False) -> dict[str, Any]:
+    """All workloads on the engine this interpreter imports."""
     operations = 100_000 if quick else 1_000_000
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"implementation": "compiled" if is_compiled() else "interpreted"}
     cases = [
         ("exchange_core_1_market", "exchange-core", 1, 1_000),
         ("exchange_core_10_markets_10k_accounts", "exchange-core", 10, 10_000),
@@ -218,12 +222,30 @@ def run(quick: bool = False) -> dict[str, Any]:
     for name, kind, markets, accounts in cases:
         setup, timed = generate(kind, markets, accounts, operations)
         results[name] = run_stream(setup, timed, markets)
-        print(f"{name:40s} {results[name]}", flush=True)
+        print(f"  {name:40s} {results[name]}", flush=True)
     results["resting_1m"] = run_resting(100_000 if quick else 1_000_000)
-    print(f"{'resting_1m':40s} {results['resting_1m']}", flush=True)
+    print(f"  {'resting_1m':40s} {results['resting_1m']}", flush=True)
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return results
 
 
+def run(quick: bool = False) -> dict[str, Any]:
+    """Both implementations, each in its own process: the compiled build and the reference."""
+    root = Path(__file__).resolve().parents[1]
+    results: dict[str, Any] = {}
+    for impl in ("compiled", "interpreted"):
+        env = compiled_env() if impl == "compiled" else dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (env.get("PYTHONPATH"), str(root))))
+        print(f"engine ({impl}):", flush=True)
+        args = [sys.executable, "-m", "benchmarks.engine_bench", *(["--quick"] if quick else [])]
+        proc = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"engine bench ({impl}) failed:\n{proc.stderr[-3000:]}")
+        lines = proc.stdout.strip().splitlines()
+        print("\n".join(lines[:-1]), flush=True)
+        results[impl] = json.loads(lines[-1])
+    return results
+
+
 if __name__ == "__main__":
-    run()
+    print(json.dumps(run_here(quick="--quick" in sys.argv)))

@@ -3,7 +3,7 @@
 Invariants:
 - The root is the Merkle root (``asyncdex.settlement.merkle``) over one leaf per account,
   accounts sorted by address, followed by one global leaf (markets, books, protocol funds).
-- An account leaf is ``keccak256(abi.encode(address, exitValue, accountStateHash))``: the
+- An account leaf is ``leaves.exit_leaf(address, exitValue, accountStateHash)``: the
   settlement contract pays ``exitValue`` on an escape-hatch exit against a proof of this leaf.
   ``exitValue`` is the account's equity at the committed mark prices, floored at zero.
 - Everything hashed is a canonical msgpack encoding of integers and bytes, in an order fixed
@@ -17,13 +17,9 @@ from __future__ import annotations
 import msgpack
 
 from asyncdex.engine.state import Account, MarketState, State
+from asyncdex.settlement.leaves import exit_leaf
 from asyncdex.settlement.merkle import merkle_root
 from asyncdex.types.hashing import keccak256
-
-
-def account_leaf(address: bytes, exit_value: int, account_hash: bytes) -> bytes:
-    """keccak256(abi.encode(address, uint256, bytes32)), as the contract computes it."""
-    return keccak256(address.rjust(32, b"\x00") + exit_value.to_bytes(32, "big") + account_hash)
 
 
 def exit_value(state: State, account: Account) -> int:
@@ -96,7 +92,7 @@ def account_leaves(state: State) -> list[tuple[bytes, int, bytes]]:
 
 
 def state_leaves(state: State) -> list[bytes]:
-    leaves = [account_leaf(*item) for item in account_leaves(state)]
+    leaves = [exit_leaf(*item) for item in account_leaves(state)]
     leaves.append(global_leaf(state))
     return leaves
 

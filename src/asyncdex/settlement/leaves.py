@@ -34,12 +34,17 @@ def _address_bytes(account: str | bytes) -> bytes:
 
 
 def exit_leaf(account: str | bytes, exit_value: int, account_state_hash: bytes) -> bytes:
-    """keccak256(abi.encode(address account, uint256 exitValue, bytes32 accountStateHash))."""
+    """keccak256(abi.encode(address account, uint256 exitValue, bytes32 accountStateHash)).
+
+    Written out by hand (three 32-byte words) because the state root computes one per
+    account; ``tests/unit/settlement`` checks it against ``eth_abi`` and the contract.
+    """
+    if not 0 <= exit_value < 1 << 256 or len(account_state_hash) != 32:
+        raise ValueError("exit value must fit uint256 and the state hash be 32 bytes")
     return keccak256(
-        encode(
-            ["address", "uint256", "bytes32"],
-            [_address_bytes(account), exit_value, account_state_hash],
-        )
+        _address_bytes(account).rjust(32, b"\x00")
+        + exit_value.to_bytes(32, "big")
+        + account_state_hash
     )
 
 

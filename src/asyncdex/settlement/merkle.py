@@ -6,7 +6,7 @@ Invariants:
   ``ZERO_HASH`` leaves up to the next power of two; an empty tree has root ``ZERO_HASH``.
 - An inner node is ``keccak256(left || right)``. A proof is the list of sibling hashes from
   the leaf up, and the leaf's index tells at each level whether the sibling is on the left
-  (bit set) or the right (bit clear). ``SettlementContract.sol`` verifies exactly this.
+  (bit set) or the right (bit clear). ``contracts/Settlement.sol`` verifies exactly this.
 """
 
 from __future__ import annotations

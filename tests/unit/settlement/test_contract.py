@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from eth_abi import encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
@@ -182,12 +183,10 @@ def test_leaf_encodings_match_contract(venue: Venue) -> None:
     assert functions.withdrawalLeaf(9, account, 77).call() == withdrawal_leaf(9, account, 77)
 
 
-def test_engine_account_leaf_is_the_exit_leaf() -> None:
-    state_root = pytest.importorskip("asyncdex.engine.state_root")
+def test_exit_leaf_matches_abi_encoding() -> None:
     address, state_hash = bytes(range(20)), b"\x55" * 32
-    assert state_root.account_leaf(address, 10**12, state_hash) == exit_leaf(
-        address, 10**12, state_hash
-    )
+    expected = keccak256(encode(["address", "uint256", "bytes32"], [address, 10**12, state_hash]))
+    assert exit_leaf(address, 10**12, state_hash) == expected
 
 
 # ---------------------------------------------------------------- commitBatch guards
