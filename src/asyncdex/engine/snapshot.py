@@ -22,7 +22,7 @@ from asyncdex.engine.state import Account, Position, State
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.market import EngineConfig
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 
 
 class SnapshotError(ValueError):
@@ -61,6 +61,7 @@ def snapshot(state: State) -> bytes:
                 account.scheduled_cancel,
                 positions,
                 list(account.client_ids.items()),
+                list(account.agents.items()),
             ]
         )
     markets = [
@@ -99,6 +100,7 @@ def snapshot(state: State) -> bytes:
         markets,
         [list(item) for item in state.expiries],
         [list(item) for item in state.scheduled],
+        list(state.nonces.items()),
     ]
     return msgpack.packb(body)
 
@@ -106,7 +108,17 @@ def snapshot(state: State) -> bytes:
 def restore(config: EngineConfig, data: bytes) -> State:
     try:
         body = msgpack.unpackb(data)
-        version, fingerprint, counters, orders, accounts, markets, expiries, scheduled = body
+        (
+            version,
+            fingerprint,
+            counters,
+            orders,
+            accounts,
+            markets,
+            expiries,
+            scheduled,
+            nonces,
+        ) = body
     except Exception as exc:
         raise SnapshotError(f"not a snapshot: {exc}") from exc
     if version != SNAPSHOT_VERSION:
@@ -128,8 +140,11 @@ def restore(config: EngineConfig, data: bytes) -> State:
     for items in orders:
         order = Order.from_list(items)
         state.orders[order.order_id] = order
-    for address, collateral, scheduled_cancel, positions, client_ids in accounts:
+    for address, collateral, scheduled_cancel, positions, client_ids, agents in accounts:
         account = Account(address)
+        account.agents = dict(agents)
+        for agent in account.agents:
+            state.agent_master[agent] = address
         account.collateral = collateral
         account.scheduled_cancel = scheduled_cancel
         account.client_ids = dict(client_ids)
@@ -174,4 +189,5 @@ def restore(config: EngineConfig, data: bytes) -> State:
     state.scheduled = [(t, a) for t, a in scheduled]
     heapq.heapify(state.expiries)
     heapq.heapify(state.scheduled)
+    state.nonces = {signer: list(kept) for signer, kept in nonces}
     return state

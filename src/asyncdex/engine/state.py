@@ -48,7 +48,7 @@ class Position:
 
 
 class Account:
-    __slots__ = ("address", "client_ids", "collateral", "positions", "scheduled_cancel")
+    __slots__ = ("address", "agents", "client_ids", "collateral", "positions", "scheduled_cancel")
 
     def __init__(self, address: bytes) -> None:
         self.address = address
@@ -56,6 +56,7 @@ class Account:
         self.positions: dict[int, Position] = {}
         self.client_ids: dict[int, int] = {}  # client id -> order id, open orders only
         self.scheduled_cancel = 0  # dead-man switch time, 0 when not set
+        self.agents: dict[bytes, int] = {}  # approved agent -> valid until (ms, 0 = no end)
 
 
 class MarketState:
@@ -94,6 +95,7 @@ class MarketState:
 class State:
     __slots__ = (
         "accounts",
+        "agent_master",
         "config",
         "expiries",
         "fee_pool",
@@ -103,6 +105,7 @@ class State:
         "next_due",
         "next_order_id",
         "next_withdrawal_id",
+        "nonces",
         "orders",
         "publishers",
         "scheduled",
@@ -129,6 +132,8 @@ class State:
         self.expiries: list[tuple[int, int]] = []  # heap of (expiry, order id)
         self.scheduled: list[tuple[int, bytes]] = []  # heap of (time, account)
         self.next_due = 0  # earliest time anything time-driven may happen
+        self.nonces: dict[bytes, list[int]] = {}  # signer -> its highest nonces, ascending
+        self.agent_master: dict[bytes, bytes] = {}  # agent -> the account it signs for
 
     def total_money(self) -> int:
         """Collateral + isolated margins + insurance fund + fee pool (the conserved sum)."""

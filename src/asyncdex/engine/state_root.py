@@ -46,7 +46,10 @@ def account_hash(account: Account) -> bytes:
         ]
         for market_id, p in sorted(account.positions.items())
     ]
-    return keccak256(msgpack.packb([account.collateral, account.scheduled_cancel, positions]))
+    agents = sorted(account.agents.items())
+    return keccak256(
+        msgpack.packb([account.collateral, account.scheduled_cancel, positions, agents])
+    )
 
 
 def _market_commitment(market: MarketState) -> list[object]:
@@ -78,6 +81,7 @@ def global_leaf(state: State) -> bytes:
                 state.total_deposited,
                 state.total_withdrawn,
                 [_market_commitment(m) for m in state.markets],
+                sorted(state.nonces.items()),
             ]
         )
     )

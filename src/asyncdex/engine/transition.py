@@ -22,6 +22,7 @@ Invariants:
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left, insort
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,7 @@ from asyncdex.messages.codec import COMMAND_TAG
 from asyncdex.messages.commands import (
     ALL_MARKETS,
     AdvanceTime,
+    ApproveAgent,
     CancelAll,
     CancelByClientId,
     CancelOrder,
@@ -49,12 +51,14 @@ from asyncdex.messages.commands import (
     PublishOraclePrice,
     ScheduleCancel,
     SetLeverage,
+    Signed,
     TimeInForce,
     TriggerKind,
     UpdateIsolatedMargin,
     Withdraw,
 )
 from asyncdex.messages.events import (
+    AgentApproved,
     Deposited,
     Event,
     FundingPaid,
@@ -78,6 +82,11 @@ from asyncdex.types.market import EngineConfig
 from asyncdex.types.numeric import PPB, PPM, median_low
 
 _NO_TIME = 1 << 62
+# Nonces, as Hyperliquid keeps them: per signer the highest NONCES_KEPT; a new one must be
+# unused, above the smallest kept, and within (time - 2 days, time + 1 day) of the sequencer.
+NONCES_KEPT = 100
+NONCE_PAST_MS = 2 * 86_400_000
+NONCE_FUTURE_MS = 86_400_000
 
 _PLACE_TAG = COMMAND_TAG[PlaceOrder]
 # plain ints: enum attribute lookups cost several times a local comparison on the hot path
@@ -109,6 +118,8 @@ class Engine:
             UpdateIsolatedMargin: self.process_update_isolated_margin,
             PublishOraclePrice: self.process_oracle_price,
             AdvanceTime: self.process_advance_time,
+            ApproveAgent: self.process_approve_agent,
+            Signed: self.process_signed,
         }
 
     # ------------------------------------------------------------------ entry point
@@ -873,11 +884,17 @@ class Engine:
         order: Order,
         events: list[Event],
     ) -> None:
+        state = self.state
         market.triggers[order.order_id] = order
         position.orders[order.order_id] = order
-        self.state.orders[order.order_id] = order
+        state.orders[order.order_id] = order
         if order.client_id:
             account.client_ids[order.client_id] = order.order_id
+        if order.expiry:
+            # an armed trigger expires like a resting order (a second heap entry for it once
+            # it rests is harmless: the expiry pass skips orders already gone)
+            heapq.heappush(state.expiries, (order.expiry, order.order_id))
+            state.next_due = min(state.next_due, order.expiry)
         events.append(TriggerArmed(order.order_id, order.trigger_price))
         if self.trigger_fires(order, market.mark_price):
             self.process_fire_triggers(market, events)
@@ -933,6 +950,76 @@ class Engine:
                 self._maybe_drop_position(account, order.market, position)
                 continue
             self.process_execute(account, market, position, order, events)
+
+    # ------------------------------------------------------------------ authorization
+
+    def check_authorization(self, cmd: Signed, now: int) -> Reject | None:
+        """May ``cmd.signer`` act for the command's account, with this nonce, now?"""
+        inner = cmd.command
+        kind = type(inner)
+        if kind in _SYSTEM_COMMANDS:
+            return Reject.NOT_SIGNABLE
+        state = self.state
+        account: bytes = inner.account  # type: ignore[union-attr]  # system kinds excluded above
+        signer = cmd.signer
+        if signer != account:
+            if state.agent_master.get(signer) != account:
+                return Reject.UNKNOWN_AGENT
+            if kind is Withdraw or kind is ApproveAgent:
+                return Reject.AGENT_NOT_ALLOWED
+            valid_until = state.accounts[account].agents[signer]
+            if valid_until and valid_until <= now:
+                return Reject.AGENT_EXPIRED
+        if cmd.expires_after and cmd.expires_after < now:
+            return Reject.INTENT_EXPIRED
+        nonce = cmd.nonce
+        if not now - NONCE_PAST_MS < nonce < now + NONCE_FUTURE_MS:
+            return Reject.NONCE_OUT_OF_WINDOW
+        kept = state.nonces.get(signer)
+        if kept:
+            at = bisect_left(kept, nonce)
+            if at < len(kept) and kept[at] == nonce:
+                return Reject.NONCE_ALREADY_USED
+            if len(kept) >= NONCES_KEPT and at == 0:
+                return Reject.NONCE_TOO_LOW
+        return None
+
+    def process_signed(self, cmd: Signed, now: int, events: list[Event]) -> None:
+        reason = self.check_authorization(cmd, now)
+        inner = cmd.command
+        if reason is not None:
+            market = getattr(inner, "market", -1)
+            return self._reject(events, cmd.signer, COMMAND_TAG[type(inner)], market, cmd.nonce,
+                                reason)  # fmt: skip
+        kept = self.state.nonces.setdefault(cmd.signer, [])
+        insort(kept, cmd.nonce)
+        if len(kept) > NONCES_KEPT:
+            del kept[0]
+        self._handlers[type(inner)](inner, now, events)
+        return None
+
+    def process_approve_agent(self, cmd: ApproveAgent, now: int, events: list[Event]) -> None:
+        state = self.state
+        tag = COMMAND_TAG[ApproveAgent]
+        account = state.accounts.get(cmd.account)
+        if account is None:
+            return self._reject(events, cmd.account, tag, -1, 0, Reject.UNKNOWN_ACCOUNT)
+        master = state.agent_master.get(cmd.agent)
+        if (
+            len(cmd.agent) != 20
+            or cmd.agent == cmd.account
+            or (master is not None and master != cmd.account)
+        ):
+            return self._reject(events, cmd.account, tag, -1, 0, Reject.AGENT_TAKEN)
+        if cmd.valid_until and cmd.valid_until <= now:
+            if master is not None:
+                del state.agent_master[cmd.agent]
+                del account.agents[cmd.agent]
+        else:
+            state.agent_master[cmd.agent] = cmd.account
+            account.agents[cmd.agent] = cmd.valid_until
+        events.append(AgentApproved(cmd.account, cmd.agent, cmd.valid_until))
+        return None
 
     # ------------------------------------------------------------------ collateral
 
@@ -1199,6 +1286,9 @@ class Engine:
                 account.collateral -= payment
         state.insurance_fund += dust
         events.append(FundingPaid(spec.market_id, rate, index, market.cumulative_funding, dust))
+
+
+_SYSTEM_COMMANDS = frozenset({Deposit, PublishOraclePrice, AdvanceTime, Signed})
 
 
 def _order_id(order: Order) -> int:

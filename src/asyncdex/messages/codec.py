@@ -16,10 +16,11 @@ from typing import Any, get_type_hints
 
 import msgpack
 
-from asyncdex.messages.commands import COMMAND_TYPES, Command
+from asyncdex.messages.commands import COMMAND_TYPES, Command, Signed
 from asyncdex.messages.events import EVENT_TYPES, Event
 
 COMMAND_TAG: dict[type, int] = {cls: tag for tag, cls in enumerate(COMMAND_TYPES)}
+_SIGNED_TAG = COMMAND_TAG[Signed]
 EVENT_TAG: dict[type, int] = {cls: tag for tag, cls in enumerate(EVENT_TYPES)}
 
 _FIELD_TYPES: dict[type, tuple[type, ...]] = {}
@@ -37,8 +38,16 @@ def _field_types(cls: Any) -> tuple[type, ...]:
     return kinds
 
 
+def _command_items(command: Command) -> list[Any]:
+    if type(command) is Signed:
+        signer, nonce, expires_after, inner = command
+        return [_SIGNED_TAG, signer, nonce, expires_after, _command_items(inner)]
+    return [COMMAND_TAG[type(command)], *command]
+
+
 def encode_command(command: Command) -> bytes:
-    return msgpack.packb([COMMAND_TAG[type(command)], *command])
+    """The canonical bytes of a command; a ``Signed`` envelope nests its command as a list."""
+    return msgpack.packb(_command_items(command))
 
 
 def encode_event(event: Event) -> bytes:
@@ -50,6 +59,10 @@ def _decode(data: bytes, types: tuple[type, ...]) -> Any:
         items = msgpack.unpackb(data)
     except Exception as exc:
         raise CodecError(f"not msgpack: {exc}") from exc
+    return _from_items(items, types, nested=False)
+
+
+def _from_items(items: Any, types: tuple[type, ...], nested: bool) -> Any:
     if not isinstance(items, list) or not items or type(items[0]) is not int:
         raise CodecError("a message is a list starting with its integer tag")
     tag = items[0]
@@ -57,6 +70,13 @@ def _decode(data: bytes, types: tuple[type, ...]) -> Any:
         raise CodecError(f"unknown message tag {tag}")
     cls = types[tag]
     fields = items[1:]
+    if cls is Signed and types is COMMAND_TYPES:
+        if nested or len(fields) != 4:
+            raise CodecError("a Signed envelope has 4 fields and is never nested")
+        signer, nonce, expires_after, inner = fields
+        if type(signer) is not bytes or type(nonce) is not int or type(expires_after) is not int:
+            raise CodecError("Signed envelope fields must be bytes, int, int")
+        return Signed(signer, nonce, expires_after, _from_items(inner, types, nested=True))
     kinds = _field_types(cls)
     if len(fields) != len(kinds):
         raise CodecError(f"{cls.__name__} has {len(kinds)} fields, got {len(fields)}")

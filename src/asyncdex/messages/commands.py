@@ -122,6 +122,32 @@ class AdvanceTime(NamedTuple):
     """A time tick: lets expiries, funding and scheduled cancels happen with no other traffic."""
 
 
+class ApproveAgent(NamedTuple):
+    """Let ``agent`` (an API wallet) sign for ``account`` until ``valid_until`` (0 = no end).
+
+    A ``valid_until`` already in the past revokes the agent. Only the account's own key may
+    approve: the envelope's signer must be the account.
+    """
+
+    account: bytes
+    agent: bytes
+    valid_until: int
+
+
+class Signed(NamedTuple):
+    """The envelope of a trader's intent: who signed it, its nonce and its deadline.
+
+    The signature itself was checked before sequencing; the engine checks what needs state:
+    the signer may act for ``command.account`` (itself or an approved agent), the nonce is
+    fresh for the signer, and ``expires_after`` (ms, 0 = none) has not passed.
+    """
+
+    signer: bytes
+    nonce: int
+    expires_after: int
+    command: Command
+
+
 Command = (
     Deposit
     | Withdraw
@@ -135,6 +161,8 @@ Command = (
     | UpdateIsolatedMargin
     | PublishOraclePrice
     | AdvanceTime
+    | ApproveAgent
+    | Signed
 )
 
 COMMAND_TYPES: tuple[type, ...] = (
@@ -150,4 +178,6 @@ COMMAND_TYPES: tuple[type, ...] = (
     UpdateIsolatedMargin,
     PublishOraclePrice,
     AdvanceTime,
+    ApproveAgent,
+    Signed,
 )

@@ -149,6 +149,12 @@ class PositionDeleveraged(NamedTuple):
     counterparty_was_long: bool
 
 
+class AgentApproved(NamedTuple):
+    account: bytes
+    agent: bytes
+    valid_until: int  # 0 = no end; a past time means the agent was revoked
+
+
 Event = (
     Rejected
     | OrderAccepted
@@ -169,6 +175,7 @@ Event = (
     | LiquidationStarted
     | LiquidationSettled
     | PositionDeleveraged
+    | AgentApproved
 )
 
 EVENT_TYPES: tuple[type, ...] = (
@@ -191,4 +198,5 @@ EVENT_TYPES: tuple[type, ...] = (
     LiquidationStarted,
     LiquidationSettled,
     PositionDeleveraged,
+    AgentApproved,
 )

@@ -27,6 +27,7 @@ class Reject(IntEnum):
     ALREADY_EXPIRED = 112
     UNKNOWN_PUBLISHER = 113
     INVALID_TIME = 114
+    NOT_SIGNABLE = 115  # a system command (deposit, oracle price, tick) inside a Signed envelope
     # 2xx: the command does not fit the state
     UNKNOWN_ORDER = 200
     NOT_ORDER_OWNER = 201
@@ -38,6 +39,15 @@ class Reject(IntEnum):
     OUT_OF_ORDER_L1_MESSAGE = 207
     MODE_CHANGE_WITH_POSITION = 208
     NOT_ISOLATED = 209
+    # 25x: authorization of a signed intent (stateful part; signatures are checked earlier)
+    UNKNOWN_AGENT = 250
+    AGENT_EXPIRED = 251
+    AGENT_NOT_ALLOWED = 252  # agents may not withdraw or approve agents
+    AGENT_TAKEN = 253  # the agent address already signs for another account
+    NONCE_ALREADY_USED = 254
+    NONCE_TOO_LOW = 255  # not above the smallest of the signer's kept nonces
+    NONCE_OUT_OF_WINDOW = 256  # more than 2 days before or 1 day after the sequencer's time
+    INTENT_EXPIRED = 257
     # 3xx: risk
     INSUFFICIENT_MARGIN = 300
     REDUCE_ONLY_WOULD_INCREASE = 301
