@@ -13,6 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -59,8 +60,18 @@ def source_hash() -> str:
 
 
 def compiled_path(build_dir: Path | None = None) -> Path:
-    """Build the compiled engine if it is missing or stale; return the path to import from."""
+    """Build the compiled engine if it is missing or stale; return the path to import from.
+
+    Concurrent callers (parallel test workers) serialise on a lock file beside the build.
+    """
     out = build_dir or default_build_dir()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(out)
+
+
+def _build(out: Path) -> Path:
     wanted = source_hash()
     stamp = out / _STAMP
     if stamp.is_file() and stamp.read_text() == wanted:
