@@ -38,6 +38,17 @@ def _field_types(cls: Any) -> tuple[type, ...]:
     return kinds
 
 
+def command_items(command: Command) -> list[Any]:
+    """The list ``encode_command`` packs (for containers that nest a command)."""
+    return _command_items(command)
+
+
+def command_from_items(items: Any) -> Command:
+    """Inverse of ``command_items``, with the same checks as ``decode_command``."""
+    message: Command = _from_items(items, COMMAND_TYPES, nested=False)
+    return message
+
+
 def _command_items(command: Command) -> list[Any]:
     if type(command) is Signed:
         signer, nonce, expires_after, inner = command
