@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from asyncdex.sequencer import journal as journal_module
 from asyncdex.sequencer.journal import (
     SEGMENT_HEADER_BYTES,
+    AsyncDurabilityWaiter,
     FileJournal,
     GroupCommitter,
     JournalCorruption,
@@ -429,16 +430,20 @@ def test_cancelling_one_waiter_does_not_cancel_its_batch(tmp_path: Path) -> None
     journal, _ = FileJournal.open(tmp_path)
 
     async def main() -> None:
-        waiter = GroupCommitter(journal).async_waiter()
-        journal.append(1, b"a")
-        journal.append(2, b"b")
-        first = asyncio.ensure_future(waiter.wait_durable(1))
-        second = asyncio.create_task(_await(waiter.wait_durable(2)))
+        waiter = AsyncDurabilityWaiter(journal)  # no committer: durable only on flush()
+        first = waiter.append(1, b"a")
+        shared = waiter.append(2, b"b")
+        assert shared is first  # one future for the whole batch
+        impatient = asyncio.create_task(_await(shared))
         await asyncio.sleep(0)
-        second.cancel()
+        impatient.cancel()
+        await asyncio.sleep(0)
+        assert not first.done()
+        journal.flush()
         await first
         with pytest.raises(asyncio.CancelledError):
-            await second
+            await impatient
+        assert waiter.wait_durable(2).done()
         waiter.close()
 
     asyncio.run(main())
