@@ -1050,7 +1050,9 @@ class Engine:
         if account is None:
             return self._reject(events, cmd.account, tag, -1, 0, Reject.UNKNOWN_ACCOUNT)
         equity, initial, _ = self.cross_risk(account)
-        if equity - cmd.amount < initial or cmd.amount > account.collateral:
+        # as dYdX v4 and Hyperliquid: free collateral counts unrealized PnL; the account must
+        # keep its initial margin after the withdrawal
+        if equity - cmd.amount < initial:
             return self._reject(events, cmd.account, tag, -1, 0, Reject.INSUFFICIENT_COLLATERAL)
         account.collateral -= cmd.amount
         state.total_withdrawn += cmd.amount
