@@ -94,6 +94,7 @@ def snapshot(state: State) -> bytes:
             state.total_deposited,
             state.total_withdrawn,
             state.next_due,
+            state.protective,
         ],
         [order.to_list() for order in state.orders.values()],
         accounts,
@@ -136,6 +137,7 @@ def restore(config: EngineConfig, data: bytes) -> State:
         state.total_deposited,
         state.total_withdrawn,
         state.next_due,
+        state.protective,
     ) = counters
     for items in orders:
         order = Order.from_list(items)

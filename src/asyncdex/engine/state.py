@@ -107,6 +107,7 @@ class State:
         "next_withdrawal_id",
         "nonces",
         "orders",
+        "protective",
         "publishers",
         "scheduled",
         "time",
@@ -134,6 +135,7 @@ class State:
         self.next_due = 0  # earliest time anything time-driven may happen
         self.nonces: dict[bytes, list[int]] = {}  # signer -> its highest nonces, ascending
         self.agent_master: dict[bytes, bytes] = {}  # agent -> the account it signs for
+        self.protective = False  # settlement lags: withdrawals paused, stricter margin
 
     def total_money(self) -> int:
         """Collateral + isolated margins + insurance fund + fee pool (the conserved sum)."""

@@ -80,6 +80,7 @@ def global_leaf(state: State) -> bytes:
                 state.fee_pool,
                 state.total_deposited,
                 state.total_withdrawn,
+                state.protective,
                 [_market_commitment(m) for m in state.markets],
                 sorted(state.nonces.items()),
             ]

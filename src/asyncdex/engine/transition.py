@@ -45,12 +45,15 @@ from asyncdex.messages.commands import (
     CancelOrder,
     Command,
     Deposit,
+    ForceCancelAll,
+    ForceWithdraw,
     ModifyOrder,
     OrderType,
     PlaceOrder,
     PublishOraclePrice,
     ScheduleCancel,
     SetLeverage,
+    SetProtectiveMode,
     Signed,
     TimeInForce,
     TriggerKind,
@@ -63,6 +66,7 @@ from asyncdex.messages.events import (
     Event,
     FundingPaid,
     IsolatedMarginMoved,
+    L1MessageConsumed,
     LeverageSet,
     MarkPriceUpdated,
     OraclePriceAccepted,
@@ -71,6 +75,7 @@ from asyncdex.messages.events import (
     OrderModified,
     OrderRested,
     OrderTriggered,
+    ProtectiveModeSet,
     Rejected,
     ScheduledCancelSet,
     TradeExecuted,
@@ -120,6 +125,9 @@ class Engine:
             AdvanceTime: self.process_advance_time,
             ApproveAgent: self.process_approve_agent,
             Signed: self.process_signed,
+            ForceWithdraw: self.process_force_withdraw,
+            ForceCancelAll: self.process_force_cancel_all,
+            SetProtectiveMode: self.process_set_protective_mode,
         }
 
     # ------------------------------------------------------------------ entry point
@@ -282,7 +290,10 @@ class Engine:
         if position.isolated and not increases:
             iso_equity, _, iso_maintenance = self.isolated_risk(market, position)
             return iso_equity - cost >= iso_maintenance
-        return equity - cost >= (initial if increases else maintenance)
+        if increases:
+            # protective mode (settlement lagging): new exposure needs twice the margin
+            return equity - cost >= (initial * 2 if self.state.protective else initial)
+        return equity - cost >= maintenance
 
     @staticmethod
     def calculate_sweep(
@@ -1026,7 +1037,7 @@ class Engine:
     def process_deposit(self, cmd: Deposit, now: int, events: list[Event]) -> None:
         state = self.state
         tag = COMMAND_TAG[Deposit]
-        if cmd.l1_index != state.l1_consumed:
+        if not self.check_l1_index(cmd.l1_index):
             return self._reject(
                 events, cmd.account, tag, -1, cmd.l1_index, Reject.OUT_OF_ORDER_L1_MESSAGE
             )
@@ -1042,24 +1053,64 @@ class Engine:
         return None
 
     def process_withdraw(self, cmd: Withdraw, now: int, events: list[Event]) -> None:
+        if self.state.protective:
+            return self._reject(events, cmd.account, COMMAND_TAG[Withdraw], -1, 0,
+                                Reject.WITHDRAWALS_PAUSED)  # fmt: skip
+        self.process_withdrawal(cmd.account, cmd.amount, COMMAND_TAG[Withdraw], 0, events)
+        return None
+
+    def process_withdrawal(
+        self, address: bytes, amount: int, tag: int, ref: int, events: list[Event]
+    ) -> None:
         state = self.state
-        tag = COMMAND_TAG[Withdraw]
-        if type(cmd.amount) is not int or cmd.amount <= 0:
-            return self._reject(events, cmd.account, tag, -1, 0, Reject.INVALID_AMOUNT)
-        account = state.accounts.get(cmd.account)
+        if type(amount) is not int or amount <= 0:
+            return self._reject(events, address, tag, -1, ref, Reject.INVALID_AMOUNT)
+        account = state.accounts.get(address)
         if account is None:
-            return self._reject(events, cmd.account, tag, -1, 0, Reject.UNKNOWN_ACCOUNT)
+            return self._reject(events, address, tag, -1, ref, Reject.UNKNOWN_ACCOUNT)
         equity, initial, _ = self.cross_risk(account)
         # as dYdX v4 and Hyperliquid: free collateral counts unrealized PnL; the account must
         # keep its initial margin after the withdrawal
-        if equity - cmd.amount < initial:
-            return self._reject(events, cmd.account, tag, -1, 0, Reject.INSUFFICIENT_COLLATERAL)
-        account.collateral -= cmd.amount
-        state.total_withdrawn += cmd.amount
+        if equity - amount < initial:
+            return self._reject(events, address, tag, -1, ref, Reject.INSUFFICIENT_COLLATERAL)
+        account.collateral -= amount
+        state.total_withdrawn += amount
         withdrawal_id = state.next_withdrawal_id
         state.next_withdrawal_id += 1
-        events.append(Withdrawn(cmd.account, cmd.amount, withdrawal_id))
+        events.append(Withdrawn(address, amount, withdrawal_id))
         return None
+
+    def check_l1_index(self, l1_index: int) -> bool:
+        return l1_index == self.state.l1_consumed
+
+    def process_force_withdraw(self, cmd: ForceWithdraw, now: int, events: list[Event]) -> None:
+        tag = COMMAND_TAG[ForceWithdraw]
+        if not self.check_l1_index(cmd.l1_index):
+            return self._reject(events, cmd.account, tag, -1, cmd.l1_index,
+                                Reject.OUT_OF_ORDER_L1_MESSAGE)  # fmt: skip
+        self.state.l1_consumed += 1
+        events.append(L1MessageConsumed(cmd.l1_index, cmd.account, tag))
+        self.process_withdrawal(cmd.account, cmd.amount, tag, cmd.l1_index, events)
+        return None
+
+    def process_force_cancel_all(self, cmd: ForceCancelAll, now: int, events: list[Event]) -> None:
+        tag = COMMAND_TAG[ForceCancelAll]
+        if not self.check_l1_index(cmd.l1_index):
+            return self._reject(events, cmd.account, tag, -1, cmd.l1_index,
+                                Reject.OUT_OF_ORDER_L1_MESSAGE)  # fmt: skip
+        self.state.l1_consumed += 1
+        events.append(L1MessageConsumed(cmd.l1_index, cmd.account, tag))
+        account = self.state.accounts.get(cmd.account)
+        if account is not None:
+            self.process_cancel_account_orders(account, ALL_MARKETS, CancelReason.USER, events)
+        return None
+
+    def process_set_protective_mode(
+        self, cmd: SetProtectiveMode, now: int, events: list[Event]
+    ) -> None:
+        if type(cmd.enabled) is bool and cmd.enabled != self.state.protective:
+            self.state.protective = cmd.enabled
+            events.append(ProtectiveModeSet(cmd.enabled))
 
     def process_set_leverage(self, cmd: SetLeverage, now: int, events: list[Event]) -> None:
         tag = COMMAND_TAG[SetLeverage]
@@ -1290,7 +1341,17 @@ class Engine:
         events.append(FundingPaid(spec.market_id, rate, index, market.cumulative_funding, dust))
 
 
-_SYSTEM_COMMANDS = frozenset({Deposit, PublishOraclePrice, AdvanceTime, Signed})
+_SYSTEM_COMMANDS = frozenset(
+    {
+        Deposit,
+        PublishOraclePrice,
+        AdvanceTime,
+        Signed,
+        ForceWithdraw,
+        ForceCancelAll,
+        SetProtectiveMode,
+    }
+)
 
 
 def _order_id(order: Order) -> int:

@@ -148,6 +148,34 @@ class Signed(NamedTuple):
     command: Command
 
 
+class ForceWithdraw(NamedTuple):
+    """A withdrawal forced through the settlement contract's inbox (L1 message ``l1_index``).
+
+    It consumes its L1 message whatever the outcome, so the contract sees it processed.
+    """
+
+    account: bytes
+    amount: int
+    l1_index: int
+
+
+class ForceCancelAll(NamedTuple):
+    """Cancel-all forced through the settlement contract's inbox (L1 message ``l1_index``)."""
+
+    account: bytes
+    l1_index: int
+
+
+class SetProtectiveMode(NamedTuple):
+    """Enter or leave protective mode, sequenced by the node when settlement lags too far.
+
+    In protective mode, trader withdrawals are paused and orders that add exposure must
+    meet twice the initial margin; cancels, reducing orders and forced requests go on.
+    """
+
+    enabled: bool
+
+
 Command = (
     Deposit
     | Withdraw
@@ -163,6 +191,9 @@ Command = (
     | AdvanceTime
     | ApproveAgent
     | Signed
+    | ForceWithdraw
+    | ForceCancelAll
+    | SetProtectiveMode
 )
 
 COMMAND_TYPES: tuple[type, ...] = (
@@ -180,4 +211,7 @@ COMMAND_TYPES: tuple[type, ...] = (
     AdvanceTime,
     ApproveAgent,
     Signed,
+    ForceWithdraw,
+    ForceCancelAll,
+    SetProtectiveMode,
 )

@@ -155,6 +155,18 @@ class AgentApproved(NamedTuple):
     valid_until: int  # 0 = no end; a past time means the agent was revoked
 
 
+class ProtectiveModeSet(NamedTuple):
+    enabled: bool
+
+
+class L1MessageConsumed(NamedTuple):
+    """An L1 message (forced request) was processed, whatever its outcome."""
+
+    l1_index: int
+    account: bytes
+    kind: int  # the consuming command's type tag
+
+
 Event = (
     Rejected
     | OrderAccepted
@@ -176,6 +188,8 @@ Event = (
     | LiquidationSettled
     | PositionDeleveraged
     | AgentApproved
+    | ProtectiveModeSet
+    | L1MessageConsumed
 )
 
 EVENT_TYPES: tuple[type, ...] = (
@@ -199,4 +213,6 @@ EVENT_TYPES: tuple[type, ...] = (
     LiquidationSettled,
     PositionDeleveraged,
     AgentApproved,
+    ProtectiveModeSet,
+    L1MessageConsumed,
 )

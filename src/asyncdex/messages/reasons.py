@@ -52,6 +52,7 @@ class Reject(IntEnum):
     INSUFFICIENT_MARGIN = 300
     REDUCE_ONLY_WOULD_INCREASE = 301
     INSUFFICIENT_COLLATERAL = 302
+    WITHDRAWALS_PAUSED = 303  # protective mode: settlement lags, withdrawals wait
     # 4xx: matching
     POST_ONLY_WOULD_CROSS = 400
     FOK_NOT_FILLED = 401
