@@ -14,6 +14,8 @@ Invariants:
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgpack
 
 from asyncdex.engine.state import Account, MarketState, State
@@ -30,7 +32,8 @@ def exit_value(state: State, account: Account) -> int:
     return max(value, 0)
 
 
-def account_hash(account: Account) -> bytes:
+def account_preimage(account: Account) -> list[object]:
+    """What an account's state hash commits to (batch data carries exactly this)."""
     positions = [
         [
             market_id,
@@ -47,9 +50,24 @@ def account_hash(account: Account) -> bytes:
         for market_id, p in sorted(account.positions.items())
     ]
     agents = sorted(account.agents.items())
-    return keccak256(
-        msgpack.packb([account.collateral, account.scheduled_cancel, positions, agents])
-    )
+    return [account.collateral, account.scheduled_cancel, positions, agents]
+
+
+def account_hash(account: Account) -> bytes:
+    return preimage_hash(account_preimage(account))
+
+
+def preimage_hash(preimage: list[object]) -> bytes:
+    return keccak256(msgpack.packb(preimage))
+
+
+def preimage_exit_value(preimage: list[Any], marks: list[int]) -> int:
+    """The exit value from an account preimage and the markets' mark prices (see exit_value)."""
+    collateral, _, positions, _ = preimage
+    value: int = collateral
+    for market_id, size, _, iso_margin, *_ in positions:
+        value += iso_margin + size * marks[market_id]
+    return max(value, 0)
 
 
 def _market_commitment(market: MarketState) -> list[object]:
