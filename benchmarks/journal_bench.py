@@ -29,28 +29,10 @@ from array import array
 from pathlib import Path
 from typing import Any
 
-from asyncdex.sequencer.journal import (
-    DEFAULT_MAX_DELAY,
-    FileJournal,
-    GroupCommitter,
-    JournalFailed,
-)
+from asyncdex.sequencer.journal import DEFAULT_MAX_DELAY, FileJournal, GroupCommitter
 
 PAYLOAD_BYTES = 200
 LOADS = (1_000, 10_000, 20_000, 50_000)
-
-
-class _BatchCounter:
-    """Counts fsync'd batches (durability notifications) to report the mean batch size."""
-
-    def __init__(self) -> None:
-        self.batches = 0
-
-    def on_durable(self, durable_seq: int) -> None:
-        self.batches += 1
-
-    def on_failure(self, error: JournalFailed) -> None:
-        pass
 
 
 def _payload() -> bytes:
@@ -88,8 +70,6 @@ def measure_device_fsync(directory: Path, seconds: float) -> dict[str, float]:
 
 def measure_sync_throughput(directory: Path, records: int, max_delay: float) -> dict[str, float]:
     journal, _ = FileJournal.open(directory)
-    counter = _BatchCounter()
-    journal.add_durability_listener(counter)
     payload = _payload()
     with GroupCommitter(journal, max_delay=max_delay):
         base = journal.last_seq
@@ -105,8 +85,8 @@ def measure_sync_throughput(directory: Path, records: int, max_delay: float) -> 
         "seconds": elapsed,
         "records_per_s": records / elapsed,
         "mb_per_s": records * (PAYLOAD_BYTES + 16) / elapsed / 1e6,
-        "fsyncs": counter.batches,
-        "mean_batch": records / max(counter.batches, 1),
+        "fsyncs": journal.stats.batches,
+        "mean_batch": records / max(journal.stats.batches, 1),
     }
 
 
@@ -146,8 +126,6 @@ def measure_latency(
     directory: Path, rate: int, seconds: float, max_delay: float
 ) -> dict[str, float]:
     journal, _ = FileJournal.open(directory)
-    counter = _BatchCounter()
-    journal.add_durability_listener(counter)
     payload = _payload()
     total = int(rate * seconds)
     appended_at = array("d", bytes(8 * total))
@@ -205,7 +183,11 @@ def measure_latency(
         "p999_ms": percentile(0.999),
         "max_ms": ordered[-1] * 1e3,
         "mean_ms": statistics.fmean(ordered) * 1e3,
-        "mean_batch": len(ordered) / max(counter.batches, 1),
+        "mean_batch": len(ordered) / max(journal.stats.batches, 1),
+        # Power-of-two buckets: an upper bound, enough to see whether the disk stalled.
+        "fsync_p50_ms_max": journal.stats.fsync_percentile(0.50) * 1e3,
+        "fsync_p99_ms_max": journal.stats.fsync_percentile(0.99) * 1e3,
+        "fsync_max_ms": journal.stats.fsync_seconds_max * 1e3,
     }
 
 
@@ -292,12 +274,13 @@ def _print_table(results: dict[str, Any]) -> None:
     print("  receipt latency, append -> durability callback on the loop:")
     print(
         f"  {'offered/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'max ms':>8}"
-        f" {'per fsync':>10}"
+        f" {'per fsync':>10}   {'fsync p99 <':>11} {'fsync max':>9}"
     )
     for rate, row in results["latency"].items():
         print(
             f"  {rate:>10,} {row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} {row['p999_ms']:>9.3f}"
             f" {row['max_ms']:>8.3f} {row['mean_batch']:>10.1f}"
+            f"   {row['fsync_p99_ms_max']:>11.3f} {row['fsync_max_ms']:>9.3f}"
         )
 
 

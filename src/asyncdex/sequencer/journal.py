@@ -58,7 +58,7 @@ import threading
 import time
 import zlib
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -81,6 +81,7 @@ __all__ = [
     "JournalError",
     "JournalFailed",
     "JournalSequenceError",
+    "JournalStats",
     "RecoveryReport",
     "segment_file_name",
 ]
@@ -157,6 +158,40 @@ class RecoveryReport:
     @property
     def truncated(self) -> bool:
         return self.truncated_bytes > 0
+
+
+@dataclass(slots=True)
+class JournalStats:
+    """Counters kept by the writer, for metrics and to tell disk stalls from our own delays.
+
+    ``fsync_histogram[i]`` counts fsyncs that took less than ``2**i`` microseconds (the
+    last bucket takes everything longer).
+    """
+
+    batches: int = 0
+    records: int = 0
+    bytes_written: int = 0
+    fsync_seconds_max: float = 0.0
+    fsync_histogram: list[int] = field(default_factory=lambda: [0] * 25)
+
+    def record_fsync(self, seconds: float) -> None:
+        bucket = min(int(seconds * 1e6).bit_length(), len(self.fsync_histogram) - 1)
+        self.fsync_histogram[bucket] += 1
+        if seconds > self.fsync_seconds_max:
+            self.fsync_seconds_max = seconds
+
+    def fsync_percentile(self, fraction: float) -> float:
+        """Upper bound, in seconds, of the fsync time below which ``fraction`` of them fell."""
+        total = sum(self.fsync_histogram)
+        if total == 0:
+            return 0.0
+        rank = fraction * total
+        seen = 0
+        for bucket, count in enumerate(self.fsync_histogram):
+            seen += count
+            if seen >= rank:
+                return min((1 << bucket) / 1e6, self.fsync_seconds_max)
+        return self.fsync_seconds_max
 
 
 class DurabilityListener(Protocol):
@@ -338,6 +373,8 @@ class FileJournal:
         self._closed = False
         self._committer: GroupCommitter | None = None
 
+        # Written under _io_lock; read without a lock (metrics tolerate a torn snapshot).
+        self.stats = JournalStats()
         self._segment_firsts = [first for first, _ in segments]
         self._active_fd: int | None = None
         self._active_size = 0
@@ -552,6 +589,7 @@ class FileJournal:
         parts: list[bytes] = []
         add = parts.append
         new_segments: list[int] = []
+        written = 0
         fd = self._active_fd
         size = self._active_size
         if fd is None:
@@ -565,11 +603,13 @@ class FileJournal:
         for payload in batch:
             if size >= segment_bytes:
                 if parts:
-                    _write_all(fd, b"".join(parts))
+                    chunk = b"".join(parts)
+                    _write_all(fd, chunk)
+                    written += len(chunk)
                     parts.clear()
                     # The finished segment goes to disk before its successor exists, so
                     # after any crash only the last segment can have a torn tail.
-                    _sync_file(fd)
+                    self._timed_sync(fd)
                 os.close(fd)
                 self._active_fd = None
                 fd = self._create_segment(seq)
@@ -582,13 +622,23 @@ class FileJournal:
             add(payload)
             seq += 1
             size += RECORD_HEADER_BYTES + length
-        _write_all(fd, b"".join(parts))
+        chunk = b"".join(parts)
+        _write_all(fd, chunk)
         self._active_fd = fd
         self._active_size = size
-        _sync_file(fd)
+        self._timed_sync(fd)
+        stats = self.stats
+        stats.batches += 1
+        stats.records += len(batch)
+        stats.bytes_written += written + len(chunk)
         if new_segments:
             _sync_directory(self._directory)
         return new_segments
+
+    def _timed_sync(self, fd: int) -> None:
+        started = time.perf_counter()
+        _sync_file(fd)
+        self.stats.record_fsync(time.perf_counter() - started)
 
     def _create_segment(self, first_seq: int) -> int:
         path = self._directory / segment_file_name(first_seq)
@@ -777,7 +827,7 @@ def _recover(
                 )
         elif next_first <= first:  # pragma: no cover - names are unique and sorted
             raise JournalCorruption(path, 0, "segment order")
-        _fsync_path(path)
+        # No fsync needed here: the writer fsyncs a segment before creating its successor.
 
     last_first, last_path = segments[-1]
     data = last_path.read_bytes()

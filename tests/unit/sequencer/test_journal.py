@@ -35,7 +35,7 @@ RECORD_HEADER = struct.Struct("<IIQ")
 
 
 def payload_for(seq: int) -> bytes:
-    """Deterministic payloads of varied length (0 to ~300 bytes), so offsets differ."""
+    """Deterministic payloads of varied length (8 to 308 bytes), so offsets differ."""
     length = (seq * 37) % 301
     return seq.to_bytes(8, "little") + bytes((seq + i) % 251 for i in range(length))
 
@@ -385,6 +385,13 @@ def test_group_commit_batches_many_records_per_fsync(tmp_path: Path) -> None:
     assert published == sorted(published)
     assert published[-1] == 20_000
     assert len(published) < 20_000
+    stats = journal.stats
+    assert (stats.batches, stats.records) == (len(published), 20_000)
+    assert stats.bytes_written == sum(os.path.getsize(path) for path in segments(tmp_path))
+    assert sum(stats.fsync_histogram) == stats.batches
+    assert (
+        0 < stats.fsync_percentile(0.5) <= stats.fsync_percentile(0.99) <= stats.fsync_seconds_max
+    )
     journal.close()
 
 
@@ -507,6 +514,7 @@ while True:
 
 
 def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    rounds = random.Random(7)
     for _round in range(3):
         writer = subprocess.Popen(
             [sys.executable, "-c", CRASH_WRITER, str(tmp_path), "65536"],
@@ -515,7 +523,7 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
         )
         assert writer.stdout is not None
         acknowledged = 0
-        for _ in range(random.randint(20, 60)):
+        for _ in range(rounds.randint(20, 60)):
             acknowledged = int(writer.stdout.readline())
         writer.send_signal(signal.SIGKILL)
         writer.wait()
