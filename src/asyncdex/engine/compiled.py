@@ -30,6 +30,7 @@ COMPILED_MODULES = (
     "engine/margin.py",
     "engine/state.py",
     "engine/liquidation.py",
+    "types/market.py",
 )
 
 _PACKAGE = Path(asyncdex.__file__).resolve().parent

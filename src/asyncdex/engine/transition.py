@@ -925,7 +925,12 @@ class Engine:
             events.append(OrderTriggered(order.order_id, mark))
             order.trigger_kind = 0
             if order.order_type == _MARKET:
-                order.price = self.market_order_bound(market, order.is_buy)
+                # mark +- slippage, unless the trader named a tighter worst price
+                bound = self.market_order_bound(market, order.is_buy)
+                if order.price == 0 or (
+                    order.price > bound if order.is_buy else order.price < bound
+                ):
+                    order.price = bound
                 order.tif = _IOC
             reason = None
             if order.reduce_only:
@@ -1042,6 +1047,9 @@ class Engine:
                 events, cmd.account, tag, -1, cmd.l1_index, Reject.OUT_OF_ORDER_L1_MESSAGE
             )
         if cmd.amount <= 0 or len(cmd.account) != 20:
+            # the message is still consumed: a bad L1 message must not block the ones after it
+            state.l1_consumed += 1
+            events.append(L1MessageConsumed(cmd.l1_index, cmd.account, tag))
             return self._reject(events, cmd.account, tag, -1, cmd.l1_index, Reject.INVALID_AMOUNT)
         account = state.accounts.get(cmd.account)
         if account is None:
