@@ -81,6 +81,7 @@ from asyncdex.messages.events import (
     TradeExecuted,
     TriggerArmed,
     Withdrawn,
+    new_event,
 )
 from asyncdex.messages.reasons import CancelReason, Reject
 from asyncdex.types.market import EngineConfig
@@ -149,7 +150,7 @@ class Engine:
     def _reject(
         events: list[Event], account: bytes, tag: int, market: int, ref: int, reason: Reject
     ) -> None:
-        events.append(Rejected(account, tag, market, ref, reason))
+        events.append(new_event(Rejected, (account, tag, market, ref, reason)))
 
     def _market(self, market: int) -> MarketState | None:
         markets = self.state.markets
@@ -462,8 +463,9 @@ class Engine:
             cmd.order_type,
         )
         events.append(
-            OrderAccepted(
-                order_id, cmd.account, spec.market_id, cmd.is_buy, price, size, cmd.client_id
+            new_event(
+                OrderAccepted,
+                (order_id, cmd.account, spec.market_id, cmd.is_buy, price, size, cmd.client_id),
             )
         )
         if cmd.trigger_kind:
@@ -522,12 +524,15 @@ class Engine:
                 held = position.size
                 if held == 0 or (held > 0) == is_buy:
                     events.append(
-                        OrderCancelled(
-                            order.order_id,
-                            order.account,
-                            order.market,
-                            order.size,
-                            CancelReason.REDUCE_ONLY,
+                        new_event(
+                            OrderCancelled,
+                            (
+                                order.order_id,
+                                order.account,
+                                order.market,
+                                order.size,
+                                CancelReason.REDUCE_ONLY,
+                            ),
                         )
                     )
                     self._maybe_drop_position(account, market.spec.market_id, position)
@@ -545,15 +550,18 @@ class Engine:
                 heapq.heappush(state.expiries, (order.expiry, order.order_id))
                 if order.expiry < state.next_due:
                     state.next_due = order.expiry
-            events.append(OrderRested(order.order_id, order.price, order.size))
+            events.append(new_event(OrderRested, (order.order_id, order.price, order.size)))
         else:
             events.append(
-                OrderCancelled(
-                    order.order_id,
-                    order.account,
-                    order.market,
-                    order.size,
-                    CancelReason.IOC_REMAINDER,
+                new_event(
+                    OrderCancelled,
+                    (
+                        order.order_id,
+                        order.account,
+                        order.market,
+                        order.size,
+                        CancelReason.IOC_REMAINDER,
+                    ),
                 )
             )
             self._maybe_drop_position(account, market.spec.market_id, position)
@@ -647,17 +655,20 @@ class Engine:
         maker.size -= quantity
         taker.size -= quantity
         events.append(
-            TradeExecuted(
-                spec.market_id,
-                price,
-                quantity,
-                taker.is_buy,
-                maker.order_id,
-                taker.order_id,
-                maker.account,
-                taker.account,
-                maker_fee,
-                taker_fee,
+            new_event(
+                TradeExecuted,
+                (
+                    spec.market_id,
+                    price,
+                    quantity,
+                    taker.is_buy,
+                    maker.order_id,
+                    taker.order_id,
+                    maker.account,
+                    taker.account,
+                    maker_fee,
+                    taker_fee,
+                ),
             )
         )
 
@@ -739,7 +750,9 @@ class Engine:
         if order.client_id:
             del account.client_ids[order.client_id]
         events.append(
-            OrderCancelled(order.order_id, order.account, order.market, order.size, reason)
+            new_event(
+                OrderCancelled, (order.order_id, order.account, order.market, order.size, reason)
+            )
         )
         self._maybe_drop_position(account, order.market, position)
 
@@ -839,7 +852,7 @@ class Engine:
                     position.open_sell -= order.size - size
             order.price = price
             order.size = size
-            events.append(OrderModified(order.order_id, price, size, not armed))
+            events.append(new_event(OrderModified, (order.order_id, price, size, not armed)))
             return None
         if order.tif == _ALO or order.tif == _FOK:
             reason = self.check_matching(market, account, order.is_buy, price, size, order.tif)
@@ -871,7 +884,7 @@ class Engine:
         order.size = size
         order.orig_size = size
         order.timestamp = now
-        events.append(OrderModified(order.order_id, price, size, False))
+        events.append(new_event(OrderModified, (order.order_id, price, size, False)))
         self.process_execute(account, market, position, order, events)
         return None
 
@@ -961,7 +974,10 @@ class Engine:
                 order.tif = _GTC
             if reason is not None:
                 events.append(
-                    OrderCancelled(order.order_id, order.account, order.market, order.size, reason)
+                    new_event(
+                        OrderCancelled,
+                        (order.order_id, order.account, order.market, order.size, reason),
+                    )
                 )
                 self._maybe_drop_position(account, order.market, position)
                 continue
