@@ -1,0 +1,477 @@
+"""Snapshots and recovery: the newest valid snapshot plus the journal's tail is the state.
+
+Invariants:
+- Replay determinism: for a journal and any valid snapshot at seq ``S`` taken from it,
+  restoring the snapshot and replaying records ``S + 1 ..`` gives the state root of a clean
+  replay of every record from seq 1 (``recover(..., verify=True)`` checks exactly this).
+- The journal is the truth; snapshots are only a shortcut. A snapshot that is damaged, was
+  taken under another config, restores to a root other than the one it was saved with, or
+  lies beyond the journal's end is skipped and reported, never trusted and never fatal.
+  Recovery then falls back to an older snapshot, or to a replay from seq 1.
+- A snapshot file is complete or absent: it is written to a temporary name, fsync'd, renamed
+  into place, and the directory fsync'd. A crash leaves at worst a temporary file, which the
+  next ``save`` removes.
+- Replay applies records in seq order with no gap: ``replay`` raises :class:`ReplayGap`
+  rather than apply a record whose predecessor it has not applied.
+- Snapshots are taken at seqs that are multiples of ``EngineExecutor.every``: replicas that
+  apply the same journal write the same snapshot files.
+
+Snapshot file ``snapshot-<seq, 20 digits>.bin`` (integers little-endian):
+
+- Header, 96 bytes: magic ``b"ADXSNAP1"`` | format version (u32) | seq (u64) | state root
+  (32 bytes) | payload length (u64) | SHA-256 of the payload (32 bytes) | CRC-32 of the
+  preceding 88 header bytes (u32).
+- Payload: ``asyncdex.engine.snapshot.snapshot(state)``, which names the config it was
+  taken under. SHA-256 rather than the journal's CRC-32: a snapshot is read rarely and in
+  one piece, so a digest that also identifies the file across machines costs nothing; the
+  header has its own CRC so a damaged header is told apart from a damaged payload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import struct
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from asyncdex.engine.snapshot import SnapshotError, restore, snapshot
+from asyncdex.engine.state import State
+from asyncdex.engine.state_root import state_root
+from asyncdex.engine.transition import Engine
+from asyncdex.messages.events import Event
+from asyncdex.sequencer.journal import FileJournal, JournalSequenceError, RecoveryReport
+from asyncdex.sequencer.records import Record, decode_trusted_record
+from asyncdex.sequencer.sequencer import Sequenced
+from asyncdex.types.market import EngineConfig
+
+__all__ = [
+    "DEFAULT_KEEP",
+    "EngineExecutor",
+    "RecordSource",
+    "Recovered",
+    "RecoveryError",
+    "RecoveryMismatch",
+    "ReplayGap",
+    "SkippedSnapshot",
+    "SnapshotHeader",
+    "SnapshotInvalid",
+    "SnapshotStore",
+    "read_snapshot_header",
+    "recover",
+    "replay",
+    "snapshot_file_name",
+]
+
+_log = logging.getLogger(__name__)
+
+SNAPSHOT_MAGIC = b"ADXSNAP1"
+SNAPSHOT_FORMAT_VERSION = 1
+_HEADER_FIELDS = struct.Struct("<8sIQ32sQ32s")
+_HEADER_CRC = struct.Struct("<I")
+HEADER_BYTES = _HEADER_FIELDS.size + _HEADER_CRC.size
+_SNAPSHOT_NAME = re.compile(r"^snapshot-(\d{20})\.bin$")
+_TEMP_SUFFIX = ".tmp"
+DEFAULT_KEEP = 3
+
+
+class RecoveryError(Exception):
+    """Base of the errors recovery and replay raise."""
+
+
+class ReplayGap(RecoveryError):
+    """The records to replay do not continue the state's seq."""
+
+    def __init__(self, expected: int, found: int | None) -> None:
+        where = "the end of the journal" if found is None else f"seq {found}"
+        super().__init__(f"replay expected seq {expected}, found {where}")
+        self.expected = expected
+        self.found = found
+
+
+class RecoveryMismatch(RecoveryError):
+    """Snapshot + tail and a clean replay from seq 1 reached different state roots."""
+
+    def __init__(self, snapshot_seq: int, recovered_root: bytes, replayed_root: bytes) -> None:
+        super().__init__(
+            f"state root after snapshot {snapshot_seq} + tail is 0x{recovered_root.hex()}, "
+            f"a full replay gives 0x{replayed_root.hex()}"
+        )
+        self.snapshot_seq = snapshot_seq
+        self.recovered_root = recovered_root
+        self.replayed_root = replayed_root
+
+
+class SnapshotInvalid(RecoveryError):
+    """A snapshot file that cannot be used; ``reason`` says why."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"snapshot {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedSnapshot:
+    path: Path
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotHeader:
+    seq: int
+    state_root: bytes
+    payload_length: int
+    payload_sha256: bytes
+
+
+def snapshot_file_name(seq: int) -> str:
+    return f"snapshot-{seq:020d}.bin"
+
+
+def _encode_header(seq: int, root: bytes, payload: bytes) -> bytes:
+    fields = _HEADER_FIELDS.pack(
+        SNAPSHOT_MAGIC,
+        SNAPSHOT_FORMAT_VERSION,
+        seq,
+        root,
+        len(payload),
+        hashlib.sha256(payload).digest(),
+    )
+    return fields + _HEADER_CRC.pack(zlib.crc32(fields))
+
+
+def read_snapshot_header(data: bytes, path: Path) -> SnapshotHeader:
+    """Check the header and the payload's length and digest; the payload is not decoded."""
+    if len(data) < HEADER_BYTES:
+        raise SnapshotInvalid(path, f"{len(data)} bytes, shorter than the header")
+    fields = data[: _HEADER_FIELDS.size]
+    (crc,) = _HEADER_CRC.unpack_from(data, _HEADER_FIELDS.size)
+    if zlib.crc32(fields) != crc:
+        raise SnapshotInvalid(path, "header checksum mismatch")
+    magic, version, seq, root, length, digest = _HEADER_FIELDS.unpack(fields)
+    if magic != SNAPSHOT_MAGIC:
+        raise SnapshotInvalid(path, "not a snapshot file (bad magic)")
+    if version != SNAPSHOT_FORMAT_VERSION:
+        raise SnapshotInvalid(
+            path, f"snapshot format {version}, expected {SNAPSHOT_FORMAT_VERSION}"
+        )
+    if len(data) - HEADER_BYTES != length:
+        raise SnapshotInvalid(
+            path, f"payload is {len(data) - HEADER_BYTES} bytes, header says {length}"
+        )
+    if hashlib.sha256(memoryview(data)[HEADER_BYTES:]).digest() != digest:
+        raise SnapshotInvalid(path, "payload checksum mismatch")
+    return SnapshotHeader(seq, root, length, digest)
+
+
+def _sync_directory(directory: Path) -> None:
+    if os.name == "nt":  # pragma: no cover - directories cannot be opened there
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SnapshotStore:
+    """Snapshot files of one venue in one directory; one writer, any number of readers.
+
+    ``skipped`` lists the snapshots the last :meth:`latest` call passed over, and why.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], keep: int = DEFAULT_KEEP) -> None:
+        if keep < 1:
+            raise ValueError("keep at least one snapshot")
+        self.directory = Path(directory)
+        self.keep = keep
+        self.skipped: list[SkippedSnapshot] = []
+
+    def paths(self) -> list[tuple[int, Path]]:
+        """(seq, path) of every snapshot file, oldest first (validity not checked)."""
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for entry in os.scandir(self.directory):
+            match = _SNAPSHOT_NAME.match(entry.name)
+            if match is not None:
+                found.append((int(match.group(1)), Path(entry.path)))
+        found.sort()
+        return found
+
+    def save(self, seq: int, state: State) -> Path:
+        """Write the snapshot of ``state`` as it is after record ``seq``; prune old ones."""
+        if seq < 0:
+            raise ValueError("a snapshot's seq is not negative")
+        payload = snapshot(state)
+        header = _encode_header(seq, state_root(state), payload)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        final = self.directory / snapshot_file_name(seq)
+        fd, temp_name = tempfile.mkstemp(
+            prefix=f".{final.name}.", suffix=_TEMP_SUFFIX, dir=self.directory
+        )
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(header)
+                out.write(payload)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp_name, final)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp_name)
+            raise
+        # The rename is durable only once the directory entry is.
+        _sync_directory(self.directory)
+        self._prune()
+        return final
+
+    def _prune(self) -> None:
+        for _seq, path in self.paths()[: -self.keep]:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        # Leftovers of a save that crashed between creating and renaming its file.
+        for entry in os.scandir(self.directory):
+            if entry.name.startswith(".snapshot-") and entry.name.endswith(_TEMP_SUFFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+
+    def load(self, path: Path, config: EngineConfig) -> tuple[int, State]:
+        """The (seq, state) a snapshot file holds, or :class:`SnapshotInvalid` saying why."""
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise SnapshotInvalid(path, f"unreadable: {exc}") from exc
+        header = read_snapshot_header(data, path)
+        match = _SNAPSHOT_NAME.match(path.name)
+        if match is not None and int(match.group(1)) != header.seq:
+            raise SnapshotInvalid(path, f"file name says seq {match.group(1)}, header {header.seq}")
+        try:
+            state = restore(config, data[HEADER_BYTES:])
+        except SnapshotError as exc:
+            raise SnapshotInvalid(path, str(exc)) from exc
+        except Exception as exc:
+            # A payload with a good digest that still fails to restore was written by a
+            # different engine build; report it like any other unusable snapshot.
+            raise SnapshotInvalid(path, f"does not restore: {exc!r}") from exc
+        root = state_root(state)
+        if root != header.state_root:
+            raise SnapshotInvalid(
+                path,
+                f"restored state root 0x{root.hex()} differs from the saved "
+                f"0x{header.state_root.hex()}",
+            )
+        return header.seq, state
+
+    def latest(self, config: EngineConfig, max_seq: int | None = None) -> tuple[int, State] | None:
+        """The newest valid snapshot at or below ``max_seq``; None when there is none.
+
+        Invalid snapshots and snapshots beyond ``max_seq`` are recorded in ``skipped``.
+        """
+        self.skipped = []
+        for seq, path in reversed(self.paths()):
+            if max_seq is not None and seq > max_seq:
+                self.skipped.append(SkippedSnapshot(path, seq, f"beyond seq {max_seq}"))
+                continue
+            try:
+                return self.load(path, config)
+            except SnapshotInvalid as exc:
+                _log.warning("skipping snapshot: %s", exc)
+                self.skipped.append(SkippedSnapshot(path, seq, exc.reason))
+        return None
+
+
+class RecordSource(Protocol):
+    """Where replay reads ``(seq, payload)`` records: a :class:`FileJournal`, or a reader."""
+
+    def read(self, from_seq: int | None = None) -> Iterator[tuple[int, bytes]]: ...
+
+
+OnRecord = Callable[[int, Record, list[Event]], None]
+
+
+def replay(
+    journal: RecordSource,
+    engine: Engine,
+    from_seq: int,
+    to_seq: int | None = None,
+    on_record: OnRecord | None = None,
+) -> int:
+    """Apply records ``from_seq ..`` (up to ``to_seq`` inclusive) in order; return the count.
+
+    The first record read must be ``from_seq`` and each next one the seq after: otherwise
+    :class:`ReplayGap`, also when ``to_seq`` is given and the journal ends before it.
+    """
+    if from_seq < 1:
+        raise ValueError("seqs start at 1")
+    if to_seq is not None and to_seq < from_seq:
+        return 0
+    apply = engine.apply
+    decode = decode_trusted_record
+    expected = from_seq
+    try:
+        records = journal.read(from_seq)
+    except JournalSequenceError as exc:
+        # The journal starts after from_seq: the records in between are gone.
+        raise ReplayGap(from_seq, None) from exc
+    try:
+        for seq, payload in records:
+            if seq != expected:
+                raise ReplayGap(expected, seq)
+            if to_seq is not None and seq > to_seq:
+                break
+            record = decode(payload)
+            events = apply(record.command, record.timestamp)
+            if on_record is not None:
+                on_record(seq, record, events)
+            expected = seq + 1
+    finally:
+        # A journal reader holds a segment file open until it is closed or exhausted.
+        close = getattr(records, "close", None)
+        if close is not None:
+            close()
+    if to_seq is not None and expected <= to_seq:
+        raise ReplayGap(expected, None)
+    return expected - from_seq
+
+
+@dataclass
+class Recovered:
+    engine: Engine
+    journal: FileJournal
+    """Open, with the lock held: append to it (through a committer) or close it."""
+    report: RecoveryReport
+    snapshot_seq: int
+    """Seq of the snapshot recovery started from, 0 when it replayed from the start."""
+    last_seq: int
+    state_root: bytes
+    replayed: int
+    skipped_snapshots: list[SkippedSnapshot] = field(default_factory=list)
+
+
+def recover(
+    journal_dir: str | os.PathLike[str],
+    snapshot_dir: str | os.PathLike[str] | None,
+    config: EngineConfig,
+    *,
+    verify: bool = False,
+    segment_bytes: int | None = None,
+) -> Recovered:
+    """Open the journal, load the newest usable snapshot, replay the tail.
+
+    The journal's open cuts a torn tail (reported in ``Recovered.report``). Snapshots after
+    the journal's last seq are skipped: they describe records the journal no longer holds.
+    ``verify=True`` also replays every record from seq 1 on a fresh engine and raises
+    :class:`RecoveryMismatch` if the roots differ (costs a full replay).
+    """
+    if segment_bytes is None:
+        journal, report = FileJournal.open(journal_dir)
+    else:
+        journal, report = FileJournal.open(journal_dir, segment_bytes=segment_bytes)
+    try:
+        last_seq = journal.last_seq
+        skipped: list[SkippedSnapshot] = []
+        found = None
+        if snapshot_dir is not None:
+            store = SnapshotStore(snapshot_dir)
+            found = store.latest(config, max_seq=last_seq)
+            skipped = store.skipped
+        if found is None:
+            snapshot_seq = 0
+            engine = Engine(config)
+        else:
+            snapshot_seq, state = found
+            engine = Engine(state=state)
+        if snapshot_seq < journal.first_seq - 1:
+            raise ReplayGap(snapshot_seq + 1, journal.first_seq)
+        replayed = replay(journal, engine, snapshot_seq + 1, to_seq=last_seq)
+        root = state_root(engine.state)
+        if verify:
+            if journal.first_seq != 1:
+                raise ReplayGap(1, journal.first_seq)
+            clean = Engine(config)
+            replay(journal, clean, 1, to_seq=last_seq)
+            clean_root = state_root(clean.state)
+            if clean_root != root:
+                raise RecoveryMismatch(snapshot_seq, root, clean_root)
+    except BaseException:
+        journal.close()
+        raise
+    return Recovered(
+        engine=engine,
+        journal=journal,
+        report=report,
+        snapshot_seq=snapshot_seq,
+        last_seq=last_seq,
+        state_root=root,
+        replayed=replayed,
+        skipped_snapshots=skipped,
+    )
+
+
+OnEvents = Callable[[Sequenced, list[Event]], None]
+
+
+class EngineExecutor:
+    """A sequencer consumer: applies durable records to the engine, snapshots every N.
+
+    ``last_seq`` is the seq of the last record applied (the engine's state is "after
+    ``last_seq``"); construct it with the seq recovery ended at. A snapshot is saved after
+    each record whose seq is a multiple of ``every``. Saving runs on the caller's thread
+    (the event loop): the engine state is mutable and single-threaded, so it cannot be
+    serialised while the next record executes. A failed save is logged and counted, not
+    raised: the journal still holds every record, so only the shortcut is lost.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        snapshots: SnapshotStore | None,
+        every: int,
+        *,
+        last_seq: int = 0,
+        on_events: OnEvents | None = None,
+    ) -> None:
+        if every < 1:
+            raise ValueError("snapshot interval must be at least one record")
+        self.engine = engine
+        self.snapshots = snapshots
+        self.every = every
+        self.last_seq = last_seq
+        self.on_events = on_events
+        self.last_snapshot: Path | None = None
+        self.snapshot_failures = 0
+
+    def __call__(self, records: Sequence[Sequenced]) -> None:
+        apply = self.engine.apply
+        on_events = self.on_events
+        snapshots = self.snapshots
+        every = self.every
+        expected = self.last_seq + 1
+        for record in records:
+            seq = record.seq
+            if seq != expected:
+                raise ReplayGap(expected, seq)
+            events = apply(record.command, record.timestamp)
+            self.last_seq = seq
+            expected = seq + 1
+            if on_events is not None:
+                on_events(record, events)
+            if snapshots is not None and seq % every == 0:
+                self._save(snapshots, seq)
+
+    def _save(self, snapshots: SnapshotStore, seq: int) -> None:
+        try:
+            self.last_snapshot = snapshots.save(seq, self.engine.state)
+        except OSError:
+            self.snapshot_failures += 1
+            _log.exception("snapshot at seq %d failed; the journal still has every record", seq)

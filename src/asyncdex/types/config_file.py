@@ -1,0 +1,133 @@
+"""A venue's engine config from a TOML file: markets and oracle publishers.
+
+Invariants:
+- Strict: every key must be known and every value of the type the field takes; anything
+  else is refused with :class:`ConfigFileError` naming the file, the table and the key. A
+  typo (``tick_size`` for ``tick``) must never fall back silently to a default, because the
+  config is part of the venue's identity: snapshots and state roots are only valid under
+  the exact config they were made with.
+- What is loaded is validated as the engine would (``EngineConfig.validate``), so a file
+  that loads can start an engine.
+- Integers stay integers: TOML floats are refused wherever the engine wants an int, and
+  booleans are refused where an int is expected (Python counts ``True`` as an int).
+
+Format::
+
+    oracle_publishers = ["0x<40 hex digits>", ...]
+    max_open_orders_per_account = 1000          # optional
+
+    [[markets]]                                 # market ids are positions, from 0
+    symbol = "BTC"
+    sz_decimals = 5
+    tick = 10
+    lot = 10
+    # any other MarketSpec field may be given; omitted ones take MarketSpec's defaults
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from asyncdex.types.market import EngineConfig, MarketSpec
+
+__all__ = ["ConfigFileError", "load_engine_config", "parse_engine_config"]
+
+_TOP_LEVEL = ("markets", "oracle_publishers", "max_open_orders_per_account")
+_MARKET_FIELDS = {f.name: f for f in dataclasses.fields(MarketSpec)}
+_REQUIRED_MARKET_FIELDS = tuple(
+    name
+    for name, f in _MARKET_FIELDS.items()
+    if f.default is dataclasses.MISSING and name != "market_id"
+)
+
+
+class ConfigFileError(ValueError):
+    """A config file that cannot be loaded; the message says where and why."""
+
+
+def load_engine_config(path: str | os.PathLike[str]) -> EngineConfig:
+    """Read, check and validate the engine config in the TOML file at ``path``."""
+    source = Path(path)
+    try:
+        with source.open("rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigFileError(f"{source}: cannot read: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigFileError(f"{source}: not valid TOML: {exc}") from exc
+    return parse_engine_config(document, str(source))
+
+
+def parse_engine_config(document: dict[str, Any], origin: str = "<config>") -> EngineConfig:
+    """The engine config a parsed TOML document describes (see the module docstring)."""
+    _refuse_unknown(document, _TOP_LEVEL, origin)
+    raw_markets = document.get("markets")
+    if not isinstance(raw_markets, list) or not raw_markets:
+        raise ConfigFileError(f"{origin}: needs at least one [[markets]] table")
+    markets = tuple(
+        _market(raw, index, f"{origin}: markets[{index}]") for index, raw in enumerate(raw_markets)
+    )
+    publishers = _publishers(document.get("oracle_publishers", []), origin)
+    limit = document.get("max_open_orders_per_account", 1_000)
+    if type(limit) is not int or limit < 1:
+        raise ConfigFileError(f"{origin}: max_open_orders_per_account must be a positive integer")
+    config = EngineConfig(markets, publishers, limit)
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise ConfigFileError(f"{origin}: {exc}") from exc
+    return config
+
+
+def _refuse_unknown(table: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ConfigFileError(
+            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+
+
+def _market(raw: Any, index: int, where: str) -> MarketSpec:
+    if not isinstance(raw, dict):
+        raise ConfigFileError(f"{where}: must be a table")
+    _refuse_unknown(raw, tuple(_MARKET_FIELDS), where)
+    missing = [name for name in _REQUIRED_MARKET_FIELDS if name not in raw]
+    if missing:
+        raise ConfigFileError(f"{where}: missing {', '.join(missing)}")
+    values: dict[str, Any] = {"market_id": index}
+    for name, value in raw.items():
+        wanted = str if name == "symbol" else int
+        # bool is a subclass of int: ``tick = true`` must not load as 1.
+        if type(value) is not wanted:
+            raise ConfigFileError(
+                f"{where}: {name} must be {'a string' if wanted is str else 'an integer'}, "
+                f"got {value!r}"
+            )
+        values[name] = value
+    if values["market_id"] != index:
+        raise ConfigFileError(
+            f"{where}: market_id {values['market_id']} must equal its position {index}"
+        )
+    return MarketSpec(**values)
+
+
+def _publishers(raw: Any, origin: str) -> tuple[bytes, ...]:
+    if not isinstance(raw, list):
+        raise ConfigFileError(f"{origin}: oracle_publishers must be a list of addresses")
+    publishers = []
+    for index, item in enumerate(raw):
+        where = f"{origin}: oracle_publishers[{index}]"
+        if type(item) is not str or not item.startswith("0x") or len(item) != 42:
+            raise ConfigFileError(f"{where}: must be a 0x-prefixed 20-byte hex address")
+        try:
+            publishers.append(bytes.fromhex(item[2:]))
+        except ValueError:
+            raise ConfigFileError(f"{where}: {item!r} is not hex") from None
+    if len(set(publishers)) != len(publishers):
+        raise ConfigFileError(f"{origin}: oracle_publishers lists an address twice")
+    return tuple(publishers)
