@@ -66,18 +66,34 @@ class MarketState:
         "funding_rate_ppb",
         "holders",
         "index_price",
+        "lot",
+        "maintenance_margin_ppm",
         "mark_price",
+        "max_order_size",
+        "max_price",
+        "min_order_value",
         "next_funding",
         "next_sample",
         "oracle",
         "premium_count",
         "premium_sum",
         "spec",
+        "taker_fee_ppm",
+        "tick",
         "triggers",
     )
 
     def __init__(self, spec: MarketSpec) -> None:
         self.spec = spec
+        # copies of the spec's hot fields: plain attributes of this class are the cheapest
+        # reads on the matching path (the spec is a frozen dataclass from another module)
+        self.tick = spec.tick
+        self.lot = spec.lot
+        self.min_order_value = spec.min_order_value
+        self.max_order_size = spec.max_order_size
+        self.max_price = spec.max_price
+        self.taker_fee_ppm = spec.taker_fee_ppm
+        self.maintenance_margin_ppm = spec.maintenance_margin_ppm
         self.book = Book(spec.market_id)
         self.triggers: dict[int, Order] = {}  # armed stop / take-profit orders, by order id
         self.oracle: dict[bytes, tuple[int, int]] = {}  # publisher -> (price, time)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, insort
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from asyncdex.engine import liquidation
 from asyncdex.engine.margin import (
@@ -87,19 +87,31 @@ from asyncdex.messages.reasons import CancelReason, Reject
 from asyncdex.types.market import EngineConfig
 from asyncdex.types.numeric import PPB, PPM, median_low
 
-_NO_TIME = 1 << 62
+_NO_TIME: Final = 1 << 62
 # Nonces, as Hyperliquid keeps them: per signer the highest NONCES_KEPT; a new one must be
 # unused, above the smallest kept, and within (time - 2 days, time + 1 day) of the sequencer.
-NONCES_KEPT = 100
-NONCE_PAST_MS = 2 * 86_400_000
-NONCE_FUTURE_MS = 86_400_000
+NONCES_KEPT: Final = 100
+NONCE_PAST_MS: Final = 2 * 86_400_000
+NONCE_FUTURE_MS: Final = 86_400_000
 
-_PLACE_TAG = COMMAND_TAG[PlaceOrder]
-# plain ints: enum attribute lookups cost several times a local comparison on the hot path
-_GTC, _IOC, _FOK, _ALO = (int(t) for t in TimeInForce)
-_LIMIT, _MARKET = (int(t) for t in OrderType)
-_STOP, _TAKE_PROFIT = int(TriggerKind.STOP), int(TriggerKind.TAKE_PROFIT)
-_MODIFY_TAG = COMMAND_TAG[ModifyOrder]
+# Plain int constants (``Final``: the compiled build inlines them): enum attribute lookups
+# cost several times a local comparison on the hot path. The codec's tags never change.
+_PLACE_TAG: Final = 2
+_MODIFY_TAG: Final = 6
+_GTC: Final = 0
+_IOC: Final = 1
+_FOK: Final = 2
+_ALO: Final = 3
+_LIMIT: Final = 0
+_MARKET: Final = 1
+_STOP: Final = 1
+_TAKE_PROFIT: Final = 2
+_ORDER_TYPES: Final = (_LIMIT, _MARKET)
+_TIFS: Final = (_GTC, _IOC, _FOK, _ALO)
+assert COMMAND_TAG[PlaceOrder] == _PLACE_TAG and COMMAND_TAG[ModifyOrder] == _MODIFY_TAG
+assert [int(t) for t in TimeInForce] == [_GTC, _IOC, _FOK, _ALO]
+assert [int(t) for t in OrderType] == [_LIMIT, _MARKET]
+assert (int(TriggerKind.STOP), int(TriggerKind.TAKE_PROFIT)) == (_STOP, _TAKE_PROFIT)
 
 
 class Engine:
@@ -221,7 +233,7 @@ class Engine:
                 continue
             equity += size * mark
             initial += exposure * mark * position.imf
-            maintenance += held * mark * market.spec.maintenance_margin_ppm
+            maintenance += held * mark * market.maintenance_margin_ppm
         return equity, -(-initial // PPM), -(-maintenance // PPM)
 
     def isolated_risk(self, market: MarketState, position: Position) -> tuple[int, int, int]:
@@ -270,7 +282,7 @@ class Engine:
         if tif in (_IOC, _FOK):
             size = filled
         resting = size - filled
-        cost = fee_charged(notional + price * resting, market.spec.taker_fee_ppm)
+        cost = fee_charged(notional + price * resting, market.taker_fee_ppm)
         loss = (notional - mark * filled) if is_buy else (mark * filled - notional)
         diff = price - mark if is_buy else mark - price
         if diff > 0:
@@ -320,19 +332,19 @@ class Engine:
 
     # ------------------------------------------------------------------ orders
 
-    def validate_order_numbers(self, market: MarketState, price: int, size: int) -> Reject | None:
-        spec = market.spec
+    @staticmethod
+    def validate_order_numbers(market: MarketState, price: int, size: int) -> Reject | None:
         if type(size) is not int or size <= 0:
             return Reject.INVALID_SIZE
-        if size > spec.max_order_size:
+        if size > market.max_order_size:
             return Reject.SIZE_TOO_LARGE
-        if size % spec.lot:
+        if size % market.lot:
             return Reject.SIZE_OFF_LOT
         if type(price) is not int or price <= 0:
             return Reject.INVALID_PRICE
-        if price > spec.max_price:
+        if price > market.max_price:
             return Reject.PRICE_TOO_LARGE
-        if price % spec.tick:
+        if price % market.tick:
             return Reject.PRICE_OFF_TICK
         return None
 
@@ -346,132 +358,116 @@ class Engine:
         return -(-(mark - band) // spec.tick) * spec.tick
 
     def process_place_order(self, cmd: PlaceOrder, now: int, events: list[Event]) -> None:
+        # fields unpacked once: attribute access on a NamedTuple is a descriptor call each time
+        (
+            address,
+            market_id,
+            is_buy,
+            price,
+            size,
+            tif,
+            order_type,
+            reduce_only,
+            client_id,
+            expiry,
+            trigger_price,
+            trigger_kind,
+        ) = cmd
         state = self.state
-        market = self._market(cmd.market)
+        market = self._market(market_id)
         tag = _PLACE_TAG
         if market is None:
-            return self._reject(
-                events, cmd.account, tag, cmd.market, cmd.client_id, Reject.UNKNOWN_MARKET
-            )
+            return self._reject(events, address, tag, market_id, client_id, Reject.UNKNOWN_MARKET)
         spec = market.spec
         reason = None
-        is_market = cmd.order_type == _MARKET
-        price = cmd.price
-        if (
-            cmd.order_type not in (_LIMIT, _MARKET)
-            or cmd.tif
-            not in (
-                _GTC,
-                _IOC,
-                _FOK,
-                _ALO,
-            )
-            or (is_market and cmd.tif == _ALO)
-        ):
+        is_market = order_type == _MARKET
+        if order_type not in _ORDER_TYPES or tif not in _TIFS or (is_market and tif == _ALO):
             reason = Reject.INVALID_ORDER_TYPE
-        elif is_market:
-            reason = self.validate_order_numbers(market, price or spec.tick, cmd.size)
         else:
-            reason = self.validate_order_numbers(market, price, cmd.size)
-        if reason is None and cmd.trigger_kind:
-            if cmd.trigger_kind not in (_STOP, _TAKE_PROFIT):
+            reason = self.validate_order_numbers(
+                market, price or spec.tick if is_market else price, size
+            )
+        if reason is None and trigger_kind:
+            bad_price = self.validate_order_numbers(market, trigger_price, size) is not None
+            if bad_price or trigger_kind not in (_STOP, _TAKE_PROFIT):
                 reason = Reject.INVALID_TRIGGER
-            else:
-                reason = self.validate_order_numbers(market, cmd.trigger_price, cmd.size)
-                if reason is not None:
-                    reason = Reject.INVALID_TRIGGER
-        elif reason is None and cmd.trigger_price:
+        elif reason is None and trigger_price:
             reason = Reject.INVALID_TRIGGER
-        if reason is None and cmd.expiry and cmd.expiry <= now:
+        if reason is None and expiry and expiry <= now:
             reason = Reject.ALREADY_EXPIRED
         if reason is not None:
-            return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id, reason)
-        account = state.accounts.get(cmd.account)
+            return self._reject(events, address, tag, market_id, client_id, reason)
+        account = state.accounts.get(address)
         if account is None:
-            return self._reject(
-                events, cmd.account, tag, cmd.market, cmd.client_id, Reject.UNKNOWN_ACCOUNT
-            )
-        if cmd.client_id and cmd.client_id in account.client_ids:
-            return self._reject(
-                events, cmd.account, tag, cmd.market, cmd.client_id, Reject.DUPLICATE_CLIENT_ID
-            )
-        if (
-            sum(len(p.orders) for p in account.positions.values())
-            >= state.config.max_open_orders_per_account
-        ):
-            return self._reject(
-                events, cmd.account, tag, cmd.market, cmd.client_id, Reject.TOO_MANY_ORDERS
-            )
-        if market.mark_price == 0:
-            return self._reject(
-                events, cmd.account, tag, cmd.market, cmd.client_id, Reject.NO_MARK_PRICE
-            )
-        if is_market and not cmd.trigger_kind:
-            bound = self.market_order_bound(market, cmd.is_buy)
-            if price == 0 or (price > bound if cmd.is_buy else price < bound):
-                price = bound
-        tif = cmd.tif
-        if is_market and tif != _FOK:
-            tif = _IOC
-        position = account.positions.get(spec.market_id)
-        size = cmd.size
-        if cmd.reduce_only:
+            reason = Reject.UNKNOWN_ACCOUNT
+        elif client_id and client_id in account.client_ids:
+            reason = Reject.DUPLICATE_CLIENT_ID
+        elif market.mark_price == 0:
+            reason = Reject.NO_MARK_PRICE
+        else:
+            open_orders = 0
+            for held_position in account.positions.values():
+                open_orders += len(held_position.orders)
+            if open_orders >= state.config.max_open_orders_per_account:
+                reason = Reject.TOO_MANY_ORDERS
+        if reason is not None:
+            return self._reject(events, address, tag, market_id, client_id, reason)
+        assert account is not None
+        if is_market:
+            if tif != _FOK:
+                tif = _IOC
+            if not trigger_kind:
+                bound = self.market_order_bound(market, is_buy)
+                if price == 0 or (price > bound if is_buy else price < bound):
+                    price = bound
+        position = account.positions.get(market_id)
+        if reduce_only:
             held = position.size if position is not None else 0
-            if held == 0 or (held > 0) == cmd.is_buy:
+            if held == 0 or (held > 0) == is_buy:
                 return self._reject(
-                    events,
-                    cmd.account,
-                    tag,
-                    cmd.market,
-                    cmd.client_id,
-                    Reject.REDUCE_ONLY_WOULD_INCREASE,
+                    events, address, tag, market_id, client_id, Reject.REDUCE_ONLY_WOULD_INCREASE
                 )
             size = min(size, abs(held))
-        elif (price or cmd.trigger_price) * size < spec.min_order_value:
-            return self._reject(
-                events, cmd.account, tag, cmd.market, cmd.client_id, Reject.BELOW_MIN_VALUE
-            )
+        elif (price or trigger_price) * size < spec.min_order_value:
+            return self._reject(events, address, tag, market_id, client_id, Reject.BELOW_MIN_VALUE)
         created = position is None
         if position is None:
             position = self._position(account, market)
-        if not cmd.trigger_kind:
-            reason = self.check_matching(market, account, cmd.is_buy, price, size, cmd.tif)
+        if not trigger_kind:
+            reason = self.check_matching(market, account, is_buy, price, size, tif)
             if reason is None and not self.check_order_margin(
-                account, market, position, cmd.is_buy, price, size, cmd.reduce_only, tif
+                account, market, position, is_buy, price, size, reduce_only, tif
             ):
                 reason = Reject.INSUFFICIENT_MARGIN
             if reason is not None:
                 if created:
-                    del account.positions[spec.market_id]
-                return self._reject(events, cmd.account, tag, cmd.market, cmd.client_id, reason)
+                    del account.positions[market_id]
+                return self._reject(events, address, tag, market_id, client_id, reason)
         order_id = state.next_order_id
         state.next_order_id = order_id + 1
         order = Order(
             order_id,
-            cmd.account,
-            spec.market_id,
-            cmd.is_buy,
+            address,
+            market_id,
+            is_buy,
             price,
             size,
             tif,
-            cmd.reduce_only,
-            cmd.client_id,
-            cmd.expiry,
+            reduce_only,
+            client_id,
+            expiry,
             now,
-            cmd.trigger_kind,
-            cmd.trigger_price,
-            cmd.order_type,
+            trigger_kind,
+            trigger_price,
+            order_type,
         )
         events.append(
-            new_event(
-                OrderAccepted,
-                (order_id, cmd.account, spec.market_id, cmd.is_buy, price, size, cmd.client_id),
-            )
+            new_event(OrderAccepted, (order_id, address, market_id, is_buy, price, size, client_id))
         )
-        if cmd.trigger_kind:
+        if trigger_kind:
             self.process_arm_trigger(account, market, position, order, events)
-            return None
-        self.process_execute(account, market, position, order, events)
+        else:
+            self.process_execute(account, market, position, order, events)
         return None
 
     def check_matching(
@@ -817,31 +813,27 @@ class Engine:
                         self.process_remove_order(order, reason, events)
 
     def process_modify_order(self, cmd: ModifyOrder, now: int, events: list[Event]) -> None:
-        # The hot path of market makers (most of a venue's traffic): checks are inlined.
+        # The hot path of market makers (most of a venue's traffic): checks are inlined and the
+        # command unpacked once.
+        address, market_id, order_id, price, size = cmd
         state = self.state
-        order = state.orders.get(cmd.order_id)
+        order = state.orders.get(order_id)
         reason = None
-        if order is None or order.market != cmd.market:
-            reason = (
-                Reject.UNKNOWN_MARKET
-                if self._market(cmd.market) is None
-                else (Reject.UNKNOWN_ORDER)
-            )
-        elif order.account != cmd.account:
+        if order is None or order.market != market_id:
+            unknown_market = self._market(market_id) is None
+            reason = Reject.UNKNOWN_MARKET if unknown_market else Reject.UNKNOWN_ORDER
+        elif order.account != address:
             reason = Reject.NOT_ORDER_OWNER
         else:
-            market = state.markets[cmd.market]
-            spec = market.spec
-            price = cmd.price
-            size = cmd.size
+            market = state.markets[market_id]
             reason = self.validate_order_numbers(market, price, size)
-            if reason is None and not order.reduce_only and price * size < spec.min_order_value:
+            if reason is None and not order.reduce_only and price * size < market.min_order_value:
                 reason = Reject.BELOW_MIN_VALUE
         if reason is not None:
-            return self._reject(events, cmd.account, _MODIFY_TAG, cmd.market, cmd.order_id, reason)
+            return self._reject(events, address, _MODIFY_TAG, market_id, order_id, reason)
         assert order is not None
-        account = state.accounts[cmd.account]
-        position = account.positions[cmd.market]
+        account = state.accounts[address]
+        position = account.positions[market_id]
         armed = order.order_id in market.triggers
         if armed or (price == order.price and size <= order.size):
             # shrinking in place keeps time priority; an armed trigger has no priority yet
@@ -869,7 +861,7 @@ class Engine:
         ):
             reason = Reject.INSUFFICIENT_MARGIN
         if reason is not None:
-            return self._reject(events, cmd.account, _MODIFY_TAG, cmd.market, cmd.order_id, reason)
+            return self._reject(events, address, _MODIFY_TAG, market_id, order_id, reason)
         market.book.remove(order)
         if not order.reduce_only:
             if order.is_buy:
@@ -1021,8 +1013,9 @@ class Engine:
         inner = cmd.command
         if reason is not None:
             market = getattr(inner, "market", -1)
-            return self._reject(events, cmd.signer, COMMAND_TAG[type(inner)], market, cmd.nonce,
-                                reason)  # fmt: skip
+            return self._reject(
+                events, cmd.signer, COMMAND_TAG[type(inner)], market, cmd.nonce, reason
+            )
         kept = self.state.nonces.setdefault(cmd.signer, [])
         insort(kept, cmd.nonce)
         if len(kept) > NONCES_KEPT:
@@ -1078,8 +1071,9 @@ class Engine:
 
     def process_withdraw(self, cmd: Withdraw, now: int, events: list[Event]) -> None:
         if self.state.protective:
-            return self._reject(events, cmd.account, COMMAND_TAG[Withdraw], -1, 0,
-                                Reject.WITHDRAWALS_PAUSED)  # fmt: skip
+            return self._reject(
+                events, cmd.account, COMMAND_TAG[Withdraw], -1, 0, Reject.WITHDRAWALS_PAUSED
+            )
         self.process_withdrawal(cmd.account, cmd.amount, COMMAND_TAG[Withdraw], 0, events)
         return None
 
@@ -1110,8 +1104,9 @@ class Engine:
     def process_force_withdraw(self, cmd: ForceWithdraw, now: int, events: list[Event]) -> None:
         tag = COMMAND_TAG[ForceWithdraw]
         if not self.check_l1_index(cmd.l1_index):
-            return self._reject(events, cmd.account, tag, -1, cmd.l1_index,
-                                Reject.OUT_OF_ORDER_L1_MESSAGE)  # fmt: skip
+            return self._reject(
+                events, cmd.account, tag, -1, cmd.l1_index, Reject.OUT_OF_ORDER_L1_MESSAGE
+            )
         self.state.l1_consumed += 1
         events.append(L1MessageConsumed(cmd.l1_index, cmd.account, tag))
         self.process_withdrawal(cmd.account, cmd.amount, tag, cmd.l1_index, events)
@@ -1120,8 +1115,9 @@ class Engine:
     def process_force_cancel_all(self, cmd: ForceCancelAll, now: int, events: list[Event]) -> None:
         tag = COMMAND_TAG[ForceCancelAll]
         if not self.check_l1_index(cmd.l1_index):
-            return self._reject(events, cmd.account, tag, -1, cmd.l1_index,
-                                Reject.OUT_OF_ORDER_L1_MESSAGE)  # fmt: skip
+            return self._reject(
+                events, cmd.account, tag, -1, cmd.l1_index, Reject.OUT_OF_ORDER_L1_MESSAGE
+            )
         self.state.l1_consumed += 1
         events.append(L1MessageConsumed(cmd.l1_index, cmd.account, tag))
         account = self.state.accounts.get(cmd.account)

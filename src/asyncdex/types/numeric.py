@@ -19,15 +19,15 @@ they cost nothing, which matters on the matching path.
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import NewType
+from typing import Final, NewType
 
 Price = NewType("Price", int)
 Size = NewType("Size", int)
 Usdc = NewType("Usdc", int)
 
-USDC_DECIMALS = 6
-PPM = 1_000_000
-PPB = 1_000_000_000
+USDC_DECIMALS: Final = 6
+PPM: Final = 1_000_000
+PPB: Final = 1_000_000_000
 
 
 def ceil_div(numerator: int, denominator: int) -> int:
