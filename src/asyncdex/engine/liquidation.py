@@ -7,7 +7,8 @@ Invariants:
   alone. All the account's orders in scope are cancelled first.
 - Each position is closed against the book by a protocol IOC order whose limit is the price
   at which the account's equity plus the whole insurance fund would be spent: it never fills
-  at a price the insurance fund could not make good. The protocol order pays no taker fee.
+  at a price the insurance fund could not make good. The protocol order pays no taker fee,
+  and its fills pay no maker rebate (the fee pool only pays out what it collected).
 - What the book cannot absorb is auto-deleveraged: closed at the bankruptcy price against the
   opposite positions ranked by unrealized profit (highest first, then address).
 - Afterwards a positive equity pays the liquidation fee (at most all of it) to the insurance

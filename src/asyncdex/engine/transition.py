@@ -632,6 +632,10 @@ class Engine:
         spec = market.spec
         notional = price * quantity
         maker_fee = fee_charged(notional, spec.maker_fee_ppm)
+        if taker_fee_ppm is not None and maker_fee < 0:
+            # a protocol order (liquidation) pays no taker fee, so there is nothing to fund a
+            # maker rebate from: the fee pool never pays out what it did not collect
+            maker_fee = 0
         taker_fee = fee_charged(
             notional, spec.taker_fee_ppm if taker_fee_ppm is None else taker_fee_ppm
         )
