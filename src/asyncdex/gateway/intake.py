@@ -8,6 +8,9 @@ Invariants:
 - Every refusal is an :class:`IntakeError` subclass with a stable machine-readable ``code``,
   an HTTP ``status``, a human message, and where known the ``index`` of the culprit in the
   batch and its ``field`` (camelCase, as on the wire).
+- Whatever passes can be journaled: each command is test-encoded as a journal record, so a
+  value the wire allows but the record cannot hold (today: a ``clientId`` above 2**64 - 1)
+  is refused here as ``unsupported_intent`` rather than failing inside the sequencer.
 - Limits are checked before the work they bound: body size before parsing, intent count
   before any signature recovery.
 - Stateless: no clock, no account state, no nonce memory. What needs state (the signer may
@@ -49,6 +52,8 @@ from asyncdex.gateway import eip712
 from asyncdex.gateway import intents as wire
 from asyncdex.gateway.eip712 import Domain, SignatureError, recover_address
 from asyncdex.gateway.mapping import UnsupportedIntent, envelope
+from asyncdex.messages.commands import Command
+from asyncdex.sequencer.records import encode_record
 from asyncdex.sequencer.sequencer import Submission
 
 DEFAULT_MAX_BODY_BYTES = 128 * 1024
@@ -421,8 +426,26 @@ def verify_batch(domain: Domain, parsed: Sequence[ParsedIntent]) -> list[Submiss
             command = envelope(wire.SignedIntent(intent, signature, signer))
         except UnsupportedIntent as exc:
             raise Unsupported(f"intent {index}: {exc}", index=index) from None
+        _check_journalable(index, intent, command, signature)
         submissions.append(Submission(command, signature, digest))
     return submissions
+
+
+def _check_journalable(index: int, intent: wire.Intent, command: Command, signature: bytes) -> None:
+    """Refuse a command the journal record cannot encode, before it can take a seq.
+
+    Today that is a client id above 2**64 - 1: the wire and the engine carry 128 bits but the
+    record encoding (msgpack) stops at 64. Checked generically, by encoding, so that any such
+    gap between the wire and the journal is refused here instead of failing in the sequencer.
+    """
+    try:
+        encode_record(0, command, signature)
+    except (OverflowError, TypeError, ValueError) as exc:
+        client_id = getattr(intent, "client_id", wire.NO_CLIENT_ID)
+        if client_id[:8] != bytes(8):
+            message = "clientId: only the low 8 bytes may be non-zero for now"
+            raise Unsupported(f"intent {index}: {message}", index=index, field="clientId") from None
+        raise Unsupported(f"intent {index}: cannot be journaled: {exc}", index=index) from None
 
 
 class Intake:
