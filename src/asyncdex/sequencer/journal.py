@@ -13,7 +13,9 @@ Invariants:
   never reported durable. Every other kind of damage (a bad record followed by a valid one,
   any fault in an earlier segment, a seq out of order under a good checksum) raises
   :class:`JournalCorruption` naming the segment file and the byte offset. Nothing is skipped
-  silently.
+  silently. (After a power loss a file system may persist a batch's pages out of order and
+  leave a hole before valid but unacknowledged records; that raises too, because it cannot
+  be told apart from damage to acknowledged records without a guess.)
 - Readers see only durable, complete, checksum-verified records, in seq order, also while
   the writer is appending.
 - An error from write or fsync stops the journal for good (fail-stop): after a failed fsync
