@@ -27,11 +27,12 @@ from eth_abi import decode, encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractLogicError
-from web3.types import TxParams, TxReceipt
+from web3.exceptions import ContractLogicError, TransactionNotFound
+from web3.types import Nonce, TxParams, TxReceipt
 
 from asyncdex.types.hashing import keccak256
 
@@ -64,6 +65,33 @@ class L1MessageRecord:
     amount: int
     block_number: int
     deadline: int  # 0 for deposits
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCommit:
+    """One ``BatchCommitted`` event and the transaction that emitted it."""
+
+    batch_number: int
+    state_root: bytes
+    withdrawals_root: bytes
+    l1_messages_consumed: int
+    batch_data_hash: bytes
+    tx_hash: bytes
+    block_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommitBatchCall:
+    """The arguments of a ``commitBatch`` call, decoded from a transaction's input."""
+
+    batch_number: int
+    prev_state_root: bytes
+    new_state_root: bytes
+    withdrawals_root: bytes
+    l1_messages_consumed: int
+    batch_data: bytes
+    batch_data_hash: bytes
+    signature: bytes
 
 
 class ContractReverted(Exception):
@@ -217,6 +245,51 @@ class Chain:
         """Sign and send ``function`` from ``key``; wait for and return the receipt."""
         return self._send(key, function.contract_abi, function.build_transaction)
 
+    # -- transaction pieces, for callers that manage nonces and gas themselves (the poster)
+
+    def pending_nonce(self, address: str) -> int:
+        return self.w3.eth.get_transaction_count(_checksum(address), "pending")
+
+    def estimate_gas(self, function: ContractFunction, sender: str) -> int:
+        """Gas ``function`` would use from ``sender`` now; a revert raises ``ContractReverted``."""
+        try:
+            return int(function.estimate_gas({"from": _checksum(sender)}))
+        except Exception as exc:
+            if _is_revert(exc):
+                raise decode_revert(function.contract_abi, exc) from exc
+            raise
+
+    def send_function(
+        self, key: PrivateKey, function: ContractFunction, *, nonce: int, gas: int
+    ) -> bytes:
+        """Sign and send ``function`` with the given nonce and gas limit; returns the tx hash
+        without waiting for it to be mined."""
+        account: LocalAccount = Account.from_key(key)
+        params: TxParams = {
+            "from": account.address,
+            "nonce": Nonce(nonce),
+            "gas": gas,
+            "chainId": self.chain_id,
+        }
+        transaction = function.build_transaction(params)
+        signed = account.sign_transaction(cast(dict[str, Any], transaction))
+        return bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+
+    def receipt(self, tx_hash: bytes) -> TxReceipt | None:
+        """The receipt of ``tx_hash``, or None while it is not mined (or unknown)."""
+        try:
+            return self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return None
+
+    def is_pending(self, tx_hash: bytes) -> bool:
+        """True when the node holds ``tx_hash`` unmined in its pool."""
+        try:
+            transaction = self.w3.eth.get_transaction(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return False
+        return transaction.get("blockNumber") is None
+
     def call(self, function: ContractFunction) -> Any:
         try:
             return function.call()
@@ -326,6 +399,18 @@ class SettlementClient:
             finality_blocks,
             forced_deadline_blocks,
             genesis_state_root,
+        )
+        return cls(chain, settlement, token)
+
+    @classmethod
+    def at(cls, chain: Chain, address: str) -> SettlementClient:
+        """The settlement contract already deployed at ``address``, and its token."""
+        settlement = chain.w3.eth.contract(
+            address=_checksum(address), abi=load_artifact("Settlement")["abi"]
+        )
+        token_address = chain.call(settlement.functions.token())
+        token = chain.w3.eth.contract(
+            address=_checksum(token_address), abi=load_artifact("TestToken")["abi"]
         )
         return cls(chain, settlement, token)
 
@@ -451,6 +536,64 @@ class SettlementClient:
 
     def available_funds(self) -> int:
         return int(self.chain.call(self.contract.functions.availableFunds()))
+
+    def batch_state_root(self, batch_number: int) -> bytes:
+        record = self.chain.call(self.contract.functions.batches(batch_number))
+        return bytes(record[0])
+
+    def is_frozen(self) -> bool:
+        return bool(self.chain.call(self.contract.functions.frozen()))
+
+    def exit_batch_number(self) -> int:
+        return int(self.chain.call(self.contract.functions.exitBatchNumber()))
+
+    def has_exited(self, account: str) -> bool:
+        return bool(self.chain.call(self.contract.functions.exited(_checksum(account))))
+
+    def batch_commits(self, from_block: int = 0, to_block: int | None = None) -> list[BatchCommit]:
+        """``BatchCommitted`` events in the block range, in chain order."""
+        logs = self.contract.events.BatchCommitted().get_logs(
+            from_block=from_block, to_block="latest" if to_block is None else to_block
+        )
+        return [
+            BatchCommit(
+                batch_number=log["args"]["batchNumber"],
+                state_root=bytes(log["args"]["stateRoot"]),
+                withdrawals_root=bytes(log["args"]["withdrawalsRoot"]),
+                l1_messages_consumed=log["args"]["l1MessagesConsumed"],
+                batch_data_hash=bytes(log["args"]["batchDataHash"]),
+                tx_hash=bytes(log["transactionHash"]),
+                block_number=log["blockNumber"],
+            )
+            for log in logs
+        ]
+
+    def commit_batch_call(self, tx_hash: bytes) -> CommitBatchCall:
+        """The ``commitBatch`` arguments of transaction ``tx_hash``.
+
+        Only a direct call to this contract carries them in its input; a batch committed
+        through another contract raises ``ValueError`` (its data is only in a call trace).
+        """
+        transaction = self.chain.w3.eth.get_transaction(HexBytes(tx_hash))
+        target = transaction.get("to")
+        if target is None or _checksum(target) != self.address:
+            raise ValueError(f"transaction 0x{tx_hash.hex()} is not a call to the contract")
+        try:
+            function, arguments = self.contract.decode_function_input(transaction["input"])
+        except ValueError as exc:
+            raise ValueError(f"transaction 0x{tx_hash.hex()} is not commitBatch: {exc}") from exc
+        if function.fn_name != "commitBatch":
+            raise ValueError(f"transaction 0x{tx_hash.hex()} calls {function.fn_name}")
+        return CommitBatchCall(
+            batch_number=arguments["batchNumber"],
+            prev_state_root=bytes(arguments["prevStateRoot"]),
+            new_state_root=bytes(arguments["newStateRoot"]),
+            withdrawals_root=bytes(arguments["withdrawalsRoot"]),
+            l1_messages_consumed=arguments["l1MessagesConsumed"],
+            batch_data=bytes(arguments["batchData"]),
+            batch_data_hash=bytes(arguments["batchDataHash"]),
+            signature=bytes(arguments["signature"]),
+        )
 
     # -- payouts
 
