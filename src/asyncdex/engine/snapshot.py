@@ -14,13 +14,12 @@ from __future__ import annotations
 import dataclasses
 import heapq
 
-import msgpack
-
 from asyncdex.engine.margin import initial_fraction_ppm
 from asyncdex.engine.orderbook import Order
 from asyncdex.engine.state import Account, Position, State
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.market import EngineConfig
+from asyncdex.types.packing import pack, unpack
 
 SNAPSHOT_VERSION = 2
 
@@ -32,7 +31,7 @@ class SnapshotError(ValueError):
 def config_hash(config: EngineConfig) -> bytes:
     specs = [list(dataclasses.astuple(spec)) for spec in config.markets]
     return keccak256(
-        msgpack.packb([specs, list(config.oracle_publishers), config.max_open_orders_per_account])
+        pack([specs, list(config.oracle_publishers), config.max_open_orders_per_account])
     )
 
 
@@ -103,12 +102,12 @@ def snapshot(state: State) -> bytes:
         [list(item) for item in state.scheduled],
         list(state.nonces.items()),
     ]
-    return msgpack.packb(body)
+    return pack(body)
 
 
 def restore(config: EngineConfig, data: bytes) -> State:
     try:
-        body = msgpack.unpackb(data)
+        body = unpack(data)
         (
             version,
             fingerprint,

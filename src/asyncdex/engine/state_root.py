@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgpack
-
 from asyncdex.engine.state import Account, MarketState, State
 from asyncdex.settlement.leaves import exit_leaf
 from asyncdex.settlement.merkle import merkle_root
 from asyncdex.types.hashing import keccak256
+from asyncdex.types.packing import pack
 
 
 def exit_value(state: State, account: Account) -> int:
@@ -58,7 +57,7 @@ def account_hash(account: Account) -> bytes:
 
 
 def preimage_hash(preimage: list[object]) -> bytes:
-    return keccak256(msgpack.packb(preimage))
+    return keccak256(pack(preimage))
 
 
 def preimage_exit_value(preimage: list[Any], marks: list[int]) -> int:
@@ -88,7 +87,7 @@ def _market_commitment(market: MarketState) -> list[object]:
 
 def global_leaf(state: State) -> bytes:
     return keccak256(
-        msgpack.packb(
+        pack(
             [
                 state.time,
                 state.next_order_id,

@@ -1,9 +1,10 @@
 """The one canonical binary encoding of commands and events.
 
 Invariants:
-- ``encode(message) = msgpack([tag, *fields])``: msgpack writes each int in its shortest form
-  and bytes as bin, so equal messages give equal bytes on every machine; this is what the
-  journal stores and what batch hashes cover.
+- ``encode(message) = pack([tag, *fields])`` (``asyncdex.types.packing``: msgpack, with
+  integers beyond 64 bits as one canonical ext type): each int in its shortest form and bytes
+  as bin, so equal messages give equal bytes on every machine; this is what the journal
+  stores and what batch hashes cover.
 - Tags are positions in ``COMMAND_TYPES`` / ``EVENT_TYPES`` and never change once released;
   new kinds are appended.
 - ``decode`` refuses unknown tags and wrong field counts or types with ``CodecError``: a
@@ -14,10 +15,9 @@ from __future__ import annotations
 
 from typing import Any, get_type_hints
 
-import msgpack
-
 from asyncdex.messages.commands import COMMAND_TYPES, Command, Signed
 from asyncdex.messages.events import EVENT_TYPES, Event
+from asyncdex.types.packing import pack, unpack
 
 COMMAND_TAG: dict[type, int] = {cls: tag for tag, cls in enumerate(COMMAND_TYPES)}
 _SIGNED_TAG = COMMAND_TAG[Signed]
@@ -58,16 +58,16 @@ def _command_items(command: Command) -> list[Any]:
 
 def encode_command(command: Command) -> bytes:
     """The canonical bytes of a command; a ``Signed`` envelope nests its command as a list."""
-    return msgpack.packb(_command_items(command))
+    return pack(_command_items(command))
 
 
 def encode_event(event: Event) -> bytes:
-    return msgpack.packb([EVENT_TAG[type(event)], *event])
+    return pack([EVENT_TAG[type(event)], *event])
 
 
 def _decode(data: bytes, types: tuple[type, ...]) -> Any:
     try:
-        items = msgpack.unpackb(data)
+        items = unpack(data)
     except Exception as exc:
         raise CodecError(f"not msgpack: {exc}") from exc
     return _from_items(items, types, nested=False)

@@ -121,8 +121,10 @@ class Sequencer:
         append = self._committer.append
         for call, index, submission in ready:
             seq = self.next_seq
-            self.next_seq = seq + 1
+            # encode and append before the seq advances: if either raises, the sequencer and
+            # the journal still agree on the next seq
             append(seq, encode_record(now, submission.command, submission.signature))
+            self.next_seq = seq + 1
             self._unconsumed.append(
                 Sequenced(seq, now, submission.command, submission.signature,
                           submission.intent_id)

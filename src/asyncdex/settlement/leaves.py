@@ -21,8 +21,6 @@ Invariants:
 
 from __future__ import annotations
 
-from eth_abi import encode
-
 from asyncdex.types.hashing import keccak256
 
 
@@ -50,8 +48,12 @@ def exit_leaf(account: str | bytes, exit_value: int, account_state_hash: bytes) 
 
 def withdrawal_leaf(withdrawal_id: int, account: str | bytes, amount: int) -> bytes:
     """keccak256(abi.encode(uint256 withdrawalId, address account, uint256 amount))."""
+    if not 0 <= withdrawal_id < 1 << 256 or not 0 <= amount < 1 << 256:
+        raise ValueError("withdrawal id and amount must fit uint256")
     return keccak256(
-        encode(["uint256", "address", "uint256"], [withdrawal_id, _address_bytes(account), amount])
+        withdrawal_id.to_bytes(32, "big")
+        + _address_bytes(account).rjust(32, b"\x00")
+        + amount.to_bytes(32, "big")
     )
 
 
