@@ -1,4 +1,4 @@
-"""The ``asyncdex`` command line: demo, benchmarks, and (as they land) node and journal tools.
+"""The ``asyncdex`` command line: demo, benchmarks, node, journal tools and the exit tool.
 
 Invariants: every subcommand returns a process exit code (0 on success); ``bench NAME
 --json`` prints one JSON object of figures as its last line, so scripts can parse it.
@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="last line: one JSON object")
     bench.add_argument("--quick", action="store_true", help="a smaller, faster run")
     bench.set_defaults(func=cmd_bench)
+
+    # each tool's options live beside its code
+    from asyncdex.cli import exit_cmd, journal_cmd, node_cmd
+
+    node_cmd.add_parser(sub)
+    journal_cmd.add_parser(sub)
+    exit_cmd.add_parser(sub)
     return parser
 
 
