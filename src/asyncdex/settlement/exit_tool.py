@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from web3 import Web3
 from web3.types import TxReceipt
 
 from asyncdex.settlement.batch import BatchDataError, LeafSet, decode_batch_data
@@ -127,7 +128,7 @@ def plan_exit(
 
 def submit_exit(client: SettlementClient, payer_key: PrivateKey, plan: ExitPlan) -> TxReceipt:
     """Call ``Settlement.exit`` with ``plan``; the funds go to ``plan.account``."""
-    address = "0x" + plan.account.hex()
+    address = Web3.to_checksum_address(plan.account)
     if not plan.frozen:
         raise ExitError("the contract is not frozen: exits open only after a freeze")
     if client.has_exited(address):
