@@ -1,16 +1,17 @@
 """Batch data: the compressed state diff posted with every batch, and the two sides of it.
 
 Invariants:
-- Batch data is ``VERSION || zlib(msgpack([batch_number, first_seq, last_seq, l1_consumed,
+- Batch data is ``VERSION || zlib(pack([batch_number, first_seq, last_seq, l1_consumed,
   marks, global_leaf, accounts, withdrawals]))`` with ``VERSION`` = 1 (one byte, outside the
   compressed stream so a future version may change the compression too). ``marks`` is the mark
   price of every market at the cut, by market id; ``global_leaf`` the 32-byte global leaf of
   the state root; ``accounts`` is ``[address, account_preimage]`` for every account whose state
   hash changed since the previous batch (new accounts included), sorted by address, no repeats;
   ``withdrawals`` is ``[withdrawal_id, account, amount]`` for the batch's ``Withdrawn`` events,
-  in id order.
+  in id order. ``pack`` is ``asyncdex.types.packing``: msgpack with integers beyond 64 bits
+  as one canonical ext type, the same packing the account state hash uses.
 - Decoding is strict: one version, exactly the fields above with their types (``bool`` is not
-  an ``int`` here), sorted unique addresses and ids, a canonical msgpack encoding (re-encoding
+  an ``int`` here), sorted unique addresses and ids, a canonical encoding (re-encoding
   the decoded value gives the same bytes), no bytes after the zlib stream, and a cap on the
   decompressed size. Anything else raises ``BatchDataError``; nothing is guessed or repaired.
 - Replaying decoded batches from batch 1 in order rebuilds every exit leaf: an account's leaf
@@ -34,8 +35,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
-
 from asyncdex.engine.state import State
 from asyncdex.engine.state_root import (
     account_preimage,
@@ -47,6 +46,7 @@ from asyncdex.messages.events import Withdrawn
 from asyncdex.settlement.leaves import exit_leaf, withdrawal_leaf
 from asyncdex.settlement.merkle import merkle_proof, merkle_root
 from asyncdex.types.hashing import keccak256
+from asyncdex.types.packing import pack, unpack
 
 BATCH_DATA_VERSION = 1
 # Far above any real batch (10,000 intents make well under 1 MiB), far below memory trouble:
@@ -111,7 +111,7 @@ def withdrawal_proof(
 
 
 def encode_batch_data(batch: BatchData) -> bytes:
-    payload = msgpack.packb(
+    payload = pack(
         [
             batch.batch_number,
             batch.first_seq,
@@ -145,12 +145,12 @@ def decode_batch_data(data: bytes) -> BatchData:
     if inflater.unused_data:
         raise BatchDataError("bytes after the zlib stream")
     try:
-        value = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+        value = unpack(payload, raw=False, strict_map_key=True)
     except Exception as exc:
-        raise BatchDataError(f"not a msgpack value: {exc}") from exc
+        raise BatchDataError(f"not a canonical msgpack value: {exc}") from exc
     batch = _batch_from_value(value)
     # Canonical encoding: one batch, one byte string (re-encoding cannot make a second one).
-    if msgpack.packb(value) != payload:
+    if pack(value) != payload:
         raise BatchDataError("msgpack encoding is not canonical")
     return batch
 

@@ -13,7 +13,7 @@ import msgpack
 import pytest
 
 from asyncdex.cli.demo import PUBLISHERS, DemoSession, demo_config
-from asyncdex.engine.state_root import exit_value, state_root
+from asyncdex.engine.state_root import exit_value, preimage_hash, state_root
 from asyncdex.engine.transition import Engine
 from asyncdex.messages.commands import Command, Deposit, PlaceOrder, PublishOraclePrice, Withdraw
 from asyncdex.messages.events import Event, Withdrawn
@@ -93,6 +93,14 @@ def test_round_trip_gives_the_same_batch_and_bytes() -> None:
     assert encode_batch_data(decoded) == data
 
 
+def test_integers_beyond_64_bits_round_trip_and_hash_as_the_engine_does() -> None:
+    huge = [2**70, 0, [[0, -(2**65), 2**80, 0, 0, 0, 20, False, 0, []]], []]
+    batch = BatchData(1, 1, 1, 0, (600_000,), b"\x00" * 32, ((ALICE, huge),), ())
+    decoded = decode_batch_data(encode_batch_data(batch))
+    assert decoded == batch
+    assert preimage_hash(decoded.accounts[0][1]) == preimage_hash(huge)
+
+
 def test_empty_diff_and_no_withdrawals_round_trip() -> None:
     batch = BatchData(1, 1, 1, 0, (), b"\x00" * 32, (), ())
     assert decode_batch_data(encode_batch_data(batch)) == batch
@@ -127,6 +135,9 @@ INVALID_ENCODINGS: dict[str, Callable[[], bytes]] = {
     "missing_field": lambda: mutate(lambda f: f.pop()),
     "extra_field": lambda: mutate(lambda f: f.append(0)),
     "batch_zero": lambda: mutate(lambda f: f.__setitem__(0, 0)),
+    "small_integer_as_big_integer_ext": lambda: mutate(
+        lambda f: f.__setitem__(0, msgpack.ExtType(1, b"\x03"))
+    ),
     "bool_as_number": lambda: mutate(lambda f: f.__setitem__(0, True)),
     "empty_seq_range": lambda: mutate(lambda f: f.__setitem__(2, 100)),
     "negative_mark": lambda: mutate(lambda f: f[4].__setitem__(0, -1)),
