@@ -107,9 +107,7 @@ def generate(
         elif roll < p_ioc:
             depth = rng.randint(1, 60)
             price = MID + depth if is_buy else MID - depth
-            place(
-                PlaceOrder(acct, m, is_buy, price, rng.randint(20, 400), TimeInForce.IOC), timed
-            )
+            place(PlaceOrder(acct, m, is_buy, price, rng.randint(20, 400), TimeInForce.IOC), timed)
         else:
             order = None
             while live and order is None:
