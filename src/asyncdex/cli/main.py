@@ -15,8 +15,10 @@ from pathlib import Path
 BENCHMARKS = {
     "engine": "engine_bench",
     "journal": "journal_bench",
+    "sequencer": "sequencer_bench",
     "signing": "signing_bench",
-    "settlement": "settlement_gas",
+    "settlement": "settlement_bench",
+    "contract-gas": "settlement_gas",
 }
 
 
