@@ -38,20 +38,9 @@ def config_hash(config: EngineConfig) -> bytes:
 def snapshot(state: State) -> bytes:
     accounts = []
     for account in state.accounts.values():
+        # dict order, not sorted: later behaviour may depend on it
         positions = [
-            [
-                market_id,
-                p.size,
-                p.entry_notional,
-                p.iso_margin,
-                p.open_buy,
-                p.open_sell,
-                p.leverage,
-                p.isolated,
-                p.cum_funding,
-                list(p.orders),
-            ]
-            for market_id, p in account.positions.items()
+            [market_id, *p.scalars(), list(p.orders)] for market_id, p in account.positions.items()
         ]
         accounts.append(
             [
@@ -151,16 +140,7 @@ def restore(config: EngineConfig, data: bytes) -> State:
         account.client_ids = dict(client_ids)
         for market_id, *fields, order_ids in positions:
             position = Position(0, 0)
-            (
-                position.size,
-                position.entry_notional,
-                position.iso_margin,
-                position.open_buy,
-                position.open_sell,
-                position.leverage,
-                position.isolated,
-                position.cum_funding,
-            ) = fields
+            position.set_scalars(fields)
             spec = config.markets[market_id]
             position.imf = initial_fraction_ppm(spec.initial_margin_ppm, position.leverage)
             position.orders = {oid: state.orders[oid] for oid in order_ids}

@@ -46,6 +46,32 @@ class Position:
         self.cum_funding = 0  # funding paid since the position opened (negative: received)
         self.orders: dict[int, Order] = {}
 
+    def scalars(self) -> list[int | bool]:
+        """The position's own values, in the order snapshots and commitments write them."""
+        return [
+            self.size,
+            self.entry_notional,
+            self.iso_margin,
+            self.open_buy,
+            self.open_sell,
+            self.leverage,
+            self.isolated,
+            self.cum_funding,
+        ]
+
+    def set_scalars(self, values: list[int | bool]) -> None:
+        """Inverse of ``scalars`` (``imf`` is derived from the leverage by the caller)."""
+        (
+            self.size,
+            self.entry_notional,
+            self.iso_margin,
+            self.open_buy,
+            self.open_sell,
+            self.leverage,
+            self.isolated,
+            self.cum_funding,
+        ) = values  # type: ignore[assignment]
+
 
 class Account:
     __slots__ = ("address", "agents", "client_ids", "collateral", "positions", "scheduled_cancel")

@@ -34,18 +34,7 @@ def exit_value(state: State, account: Account) -> int:
 def account_preimage(account: Account) -> list[object]:
     """What an account's state hash commits to (batch data carries exactly this)."""
     positions = [
-        [
-            market_id,
-            p.size,
-            p.entry_notional,
-            p.iso_margin,
-            p.open_buy,
-            p.open_sell,
-            p.leverage,
-            p.isolated,
-            p.cum_funding,
-            sorted(p.orders),
-        ]
+        [market_id, *p.scalars(), sorted(p.orders)]
         for market_id, p in sorted(account.positions.items())
     ]
     agents = sorted(account.agents.items())

@@ -719,24 +719,12 @@ class Engine:
         elif old == 0:
             market.holders[account.address] = None
 
-    def process_retire_order(self, account: Account, order: Order) -> None:
-        """Drop a fully filled order from the book and every index."""
-        market = self.state.markets[order.market]
-        market.book.remove(order)
-        position = account.positions[order.market]
-        del position.orders[order.order_id]
-        del self.state.orders[order.order_id]
-        if order.client_id:
-            del account.client_ids[order.client_id]
-        self._maybe_drop_position(account, order.market, position)
-
-    def process_remove_order(self, order: Order, reason: CancelReason, events: list[Event]) -> None:
-        """Take a live order (resting or armed) out of the market and every index."""
-        state = self.state
-        market = state.markets[order.market]
-        account = state.accounts[order.account]
-        position = account.positions[order.market]
-        if order.trigger_kind and order.order_id in market.triggers:
+    def process_take_off(
+        self, account: Account, market: MarketState, position: Position, order: Order
+    ) -> None:
+        """Take a live order off its book (or out of the armed triggers) and out of every
+        index; its resting size leaves the position's open totals."""
+        if order.order_id in market.triggers:
             del market.triggers[order.order_id]
         else:
             market.book.remove(order)
@@ -746,9 +734,22 @@ class Engine:
                 else:
                     position.open_sell -= order.size
         del position.orders[order.order_id]
-        del state.orders[order.order_id]
+        del self.state.orders[order.order_id]
         if order.client_id:
             del account.client_ids[order.client_id]
+
+    def process_retire_order(self, account: Account, order: Order) -> None:
+        """Drop a fully filled order (size 0) from the book and every index."""
+        position = account.positions[order.market]
+        self.process_take_off(account, self.state.markets[order.market], position, order)
+        self._maybe_drop_position(account, order.market, position)
+
+    def process_remove_order(self, order: Order, reason: CancelReason, events: list[Event]) -> None:
+        """Take a live order (resting or armed) out of the market and every index."""
+        state = self.state
+        account = state.accounts[order.account]
+        position = account.positions[order.market]
+        self.process_take_off(account, state.markets[order.market], position, order)
         events.append(
             new_event(
                 OrderCancelled, (order.order_id, order.account, order.market, order.size, reason)
@@ -866,16 +867,7 @@ class Engine:
             reason = Reject.INSUFFICIENT_MARGIN
         if reason is not None:
             return self._reject(events, address, _MODIFY_TAG, market_id, order_id, reason)
-        market.book.remove(order)
-        if not order.reduce_only:
-            if order.is_buy:
-                position.open_buy -= order.size
-            else:
-                position.open_sell -= order.size
-        del position.orders[order.order_id]
-        del state.orders[order.order_id]
-        if order.client_id:
-            del account.client_ids[order.client_id]
+        self.process_take_off(account, market, position, order)
         order.price = price
         order.size = size
         order.orig_size = size
@@ -926,11 +918,7 @@ class Engine:
         for order in fired:
             account = state.accounts[order.account]
             position = account.positions[order.market]
-            del market.triggers[order.order_id]
-            del position.orders[order.order_id]
-            del state.orders[order.order_id]
-            if order.client_id:
-                del account.client_ids[order.client_id]
+            self.process_take_off(account, market, position, order)
             events.append(OrderTriggered(order.order_id, mark))
             order.trigger_kind = 0
             if order.order_type == _MARKET:
