@@ -54,14 +54,7 @@ def snapshot(state: State) -> bytes:
         )
     markets = [
         [
-            m.index_price,
-            m.mark_price,
-            m.premium_sum,
-            m.premium_count,
-            m.next_sample,
-            m.next_funding,
-            m.cumulative_funding,
-            m.funding_rate_ppb,
+            *m.scalars(),
             [[p, price, at] for p, (price, at) in m.oracle.items()],
             list(m.triggers),
             list(m.holders),
@@ -147,20 +140,8 @@ def restore(config: EngineConfig, data: bytes) -> State:
             account.positions[market_id] = position
         state.accounts[address] = account
     for market, items in zip(state.markets, markets, strict=True):
-        (
-            market.index_price,
-            market.mark_price,
-            market.premium_sum,
-            market.premium_count,
-            market.next_sample,
-            market.next_funding,
-            market.cumulative_funding,
-            market.funding_rate_ppb,
-            oracle,
-            triggers,
-            holders,
-            resting,
-        ) = items
+        *scalars, oracle, triggers, holders, resting = items
+        market.set_scalars(scalars)
         market.oracle = {p: (price, at) for p, price, at in oracle}
         market.triggers = {oid: state.orders[oid] for oid in triggers}
         market.holders = dict.fromkeys(holders)

@@ -133,6 +133,32 @@ class MarketState:
         self.funding_rate_ppb = 0  # the last rate paid
         self.holders: dict[bytes, None] = {}  # accounts with a non-zero position
 
+    def scalars(self) -> list[int]:
+        """The market's own values, in the order snapshots and commitments write them."""
+        return [
+            self.index_price,
+            self.mark_price,
+            self.premium_sum,
+            self.premium_count,
+            self.next_sample,
+            self.next_funding,
+            self.cumulative_funding,
+            self.funding_rate_ppb,
+        ]
+
+    def set_scalars(self, values: list[int]) -> None:
+        """Inverse of ``scalars``."""
+        (
+            self.index_price,
+            self.mark_price,
+            self.premium_sum,
+            self.premium_count,
+            self.next_sample,
+            self.next_funding,
+            self.cumulative_funding,
+            self.funding_rate_ppb,
+        ) = values
+
 
 class State:
     __slots__ = (

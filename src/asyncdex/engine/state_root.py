@@ -60,14 +60,7 @@ def preimage_exit_value(preimage: list[Any], marks: list[int]) -> int:
 
 def _market_commitment(market: MarketState) -> list[object]:
     return [
-        market.index_price,
-        market.mark_price,
-        market.premium_sum,
-        market.premium_count,
-        market.next_sample,
-        market.next_funding,
-        market.cumulative_funding,
-        market.funding_rate_ppb,
+        *market.scalars(),
         [[p, price, at] for p, (price, at) in sorted(market.oracle.items())],
         [o.to_list() for o in market.triggers.values()],
         [o.to_list() for o in market.book.orders_in_priority()],
