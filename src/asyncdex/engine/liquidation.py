@@ -2,7 +2,10 @@
 
 Invariants:
 - Runs only after a mark price changed (oracle update, time tick) or funding was paid, on the
-  holders of the affected markets, in address order: deterministic.
+  holders of the affected markets, in address order: deterministic. Passes repeat until one
+  liquidates nobody, so the makers of liquidation fills are checked too. (The maker of an
+  ordinary fill is checked at the next mark update, as on other venues: between marks, every
+  margin check uses the last mark.)
 - A cross account is liquidated as a whole (all its cross positions); an isolated position
   alone. All the account's orders in scope are cancelled first.
 - Each position is closed against the book by a protocol IOC order whose limit is the price
@@ -41,10 +44,21 @@ if TYPE_CHECKING:
 
 
 def process_liquidations(engine: Engine, markets: list[MarketState], events: list[Event]) -> None:
-    """Liquidate every holder of ``markets`` that is below maintenance margin."""
+    """Liquidate every holder of ``markets`` that is below maintenance margin.
+
+    Liquidation fills can push their makers under water (a stale resting order lifted at the
+    new mark), so the pass repeats until one liquidates nobody. It ends: a liquidated account
+    holds no position in scope afterwards and cannot trade again within the command.
+    """
+    while _liquidation_pass(engine, markets, events):
+        pass
+
+
+def _liquidation_pass(engine: Engine, markets: list[MarketState], events: list[Event]) -> bool:
     state = engine.state
     candidates = sorted({address for market in markets for address in market.holders})
     scope = sorted(market.spec.market_id for market in markets)
+    liquidated = False
     for address in candidates:
         account = state.accounts[address]
         for market_id in scope:
@@ -54,6 +68,7 @@ def process_liquidations(engine: Engine, markets: list[MarketState], events: lis
                 equity, _, maintenance = engine.isolated_risk(market, position)
                 if equity < maintenance:
                     liquidate(engine, account, market_id, equity, maintenance, events)
+                    liquidated = True
         cross = [
             (market_id, position)
             for market_id, position in account.positions.items()
@@ -64,6 +79,8 @@ def process_liquidations(engine: Engine, markets: list[MarketState], events: lis
         equity, _, maintenance = engine.cross_risk(account)
         if equity < maintenance:
             liquidate(engine, account, ALL_MARKETS, equity, maintenance, events)
+            liquidated = True
+    return liquidated
 
 
 class _Balance:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+from typing import Any
 
 from asyncdex.engine.margin import initial_fraction_ppm
 from asyncdex.engine.orderbook import Order
@@ -107,6 +108,22 @@ def restore(config: EngineConfig, data: bytes) -> State:
         raise SnapshotError(f"snapshot version {version}, expected {SNAPSHOT_VERSION}")
     if fingerprint != config_hash(config):
         raise SnapshotError("snapshot was taken under a different config")
+    try:
+        return _rebuild(config, counters, orders, accounts, markets, expiries, scheduled, nonces)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise SnapshotError(f"snapshot body is malformed: {exc!r}") from exc
+
+
+def _rebuild(
+    config: EngineConfig,
+    counters: Any,
+    orders: Any,
+    accounts: Any,
+    markets: Any,
+    expiries: Any,
+    scheduled: Any,
+    nonces: Any,
+) -> State:
     state = State(config)
     (
         state.time,

@@ -68,10 +68,19 @@ def parse_scaled(text: str, decimals: int) -> int:
         raise DecimalFormatError(f"not a decimal number: {text!r}") from exc
     if not value.is_finite():
         raise DecimalFormatError(f"not a finite number: {text!r}")
-    scaled = value.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
-        raise DecimalFormatError(f"{text!r} has more than {decimals} decimals")
-    return int(scaled)
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    # exact integer arithmetic on the digits: Decimal's context precision would round
+    # long inputs silently before any check could see it
+    shift = exponent + decimals
+    magnitude = int("".join(map(str, digits)) or "0")
+    if shift >= 0:
+        scaled = magnitude * 10**shift
+    else:
+        scaled, remainder = divmod(magnitude, 10**-shift)
+        if remainder:
+            raise DecimalFormatError(f"{text!r} has more than {decimals} decimals")
+    return -scaled if sign else scaled
 
 
 def format_scaled(value: int, decimals: int) -> str:
