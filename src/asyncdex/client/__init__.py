@@ -1,1 +1,54 @@
-"""asyncdex.client."""
+"""asyncdex.client: the Python SDK (see ``docs/client.md``).
+
+``AsyncClient`` / ``Client`` sign intents with a ``Wallet`` (or an ``AgentWallet`` trading
+for a master account), send them to a node and follow them by intent id to execution,
+commitment and finality.
+"""
+
+from asyncdex.client.builder import IntentBuilder, Trigger
+from asyncdex.client.client import AsyncClient, Client, RetryPolicy
+from asyncdex.client.errors import (
+    AgentNotAllowed,
+    AmountError,
+    ClientError,
+    DomainMismatch,
+    IntakeRefused,
+    InvalidKey,
+    NodeError,
+    NodeUnavailable,
+    StatusTimeout,
+    UnknownIntent,
+    UnknownMarket,
+)
+from asyncdex.client.keys import AgentWallet, Wallet
+from asyncdex.client.markets import MarketInfo, Markets
+from asyncdex.client.nonces import NonceSource
+from asyncdex.client.status import Fill, IntentStatus, Receipt, Rejection
+
+__all__ = [
+    "AgentNotAllowed",
+    "AgentWallet",
+    "AmountError",
+    "AsyncClient",
+    "Client",
+    "ClientError",
+    "DomainMismatch",
+    "Fill",
+    "IntakeRefused",
+    "IntentBuilder",
+    "IntentStatus",
+    "InvalidKey",
+    "MarketInfo",
+    "Markets",
+    "NodeError",
+    "NodeUnavailable",
+    "NonceSource",
+    "Receipt",
+    "Rejection",
+    "RetryPolicy",
+    "StatusTimeout",
+    "Trigger",
+    "UnknownIntent",
+    "UnknownMarket",
+    "Wallet",
+]

@@ -1,0 +1,589 @@
+"""The Python SDK: sign intents, send them to a node, follow them to finality.
+
+Invariants:
+
+- An action returns once the node has made the intent durable: the :class:`Receipt`
+  (intent id, seq, timestamp) is the node's promise that the intent is in the journal. What
+  the engine then did (filled, rested, rejected with a reason) is read with :meth:`status`
+  / :meth:`wait_for`; a rejection is an outcome there, never an exception from the action.
+- One call, one request: :meth:`AsyncClient.batch` sends several signed intents in one
+  ``POST /v1/intents``, which the node refuses or sequences as a whole, in the given order.
+- The intent id in each receipt is checked against the EIP-712 digest the client signed.
+  They differ only if the client's chain id or contract differs from the node's, and then
+  every signature recovers to a stranger: :class:`DomainMismatch` says so at once instead
+  of letting the engine reject everything as ``UNKNOWN_AGENT``.
+- Retries are only of what is safe to repeat. A submission is retried only as the *same
+  signed bytes* (never re-signed with a new nonce), and only after a transport failure
+  (connection refused or broken, timeout) or a 429/502/503/504, none of which acknowledge
+  anything. If the first copy was sequenced after all (the connection broke after the node
+  received it), the engine's nonce check rejects the second copy (``NONCE_ALREADY_USED``):
+  one signed intent has one effect, however often it is sent. The receipt returned is then
+  the second copy's, but the intent id is the same and the node answers status queries by
+  id with the first seq it sequenced: follow intents by id, as :meth:`wait_for` does. A 4xx is
+  never retried (the same bytes get the same refusal), nor a 500 (a node fault: the node
+  stops; :class:`NodeError` carries nothing acknowledged). Reads (status) are retried the
+  same way. Resubmitting after the retries ran out is the caller's call:
+  ``client.submit(error.signed)`` keeps the guarantee.
+- The sync :class:`Client` runs one :class:`AsyncClient` on its own event loop thread (see
+  there for why) and is safe to call from several threads at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import json
+import random
+import threading
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, TypeAlias, TypeVar
+
+import aiohttp
+
+from asyncdex.client.builder import IntentBuilder
+from asyncdex.client.errors import (
+    DomainMismatch,
+    IntakeRefused,
+    NodeError,
+    NodeUnavailable,
+    StatusTimeout,
+    UnknownIntent,
+)
+from asyncdex.client.keys import BaseWallet
+from asyncdex.client.markets import MarketInfo, Markets, load_venue_file
+from asyncdex.client.nonces import NonceSource, shared_nonce_source
+from asyncdex.client.status import EXECUTED, IntentStatus, Receipt, parse_receipts, status_rank
+from asyncdex.gateway.eip712 import Domain, parse_address
+from asyncdex.gateway.intents import (
+    Intent,
+    SignedIntent,
+    asyncdex_domain,
+    intent_digest,
+    signed_intent_to_json,
+)
+from asyncdex.types.market import EngineConfig, MarketSpec
+
+P = ParamSpec("P")
+T = TypeVar("T")
+MarketsArg: TypeAlias = Markets | EngineConfig | Iterable[MarketSpec | MarketInfo] | None
+IntentRef: TypeAlias = str | bytes | Receipt
+
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+DEFAULT_WAIT_TIMEOUT = 30.0  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently to repeat a request that is safe to repeat.
+
+    ``attempts`` counts every try (1 = no retry). The delay before retry ``n`` (from 1) is
+    ``min(max_delay, base_delay * 2 ** (n - 1))`` scaled by a random factor in [0.5, 1], so
+    many clients cut off together do not come back in step.
+    """
+
+    attempts: int = 4
+    base_delay: float = 0.1
+    max_delay: float = 2.0
+
+    def delay(self, retry: int) -> float:
+        return min(self.max_delay, self.base_delay * 2 ** (retry - 1)) * random.uniform(0.5, 1.0)
+
+
+def _markets_of(markets: MarketsArg) -> Markets:
+    if markets is None:
+        return Markets(())
+    if isinstance(markets, Markets):
+        return markets
+    if isinstance(markets, EngineConfig):
+        return Markets.from_config(markets)
+    return Markets(markets)
+
+
+def _intent_id(ref: IntentRef) -> str:
+    if isinstance(ref, Receipt):
+        return ref.intent_id
+    if isinstance(ref, bytes):
+        if len(ref) != 32:
+            raise ValueError("an intent id is 32 bytes")
+        return "0x" + ref.hex()
+    text = ref.lower()
+    if len(text) != 66 or not text.startswith("0x"):
+        raise ValueError(f"an intent id is 0x followed by 64 hex digits, got {ref!r}")
+    bytes.fromhex(text[2:])  # ValueError on a non-hex digit
+    return text
+
+
+def _action(
+    build: Callable[Concatenate[IntentBuilder, P], Intent],
+) -> Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, Receipt]]:
+    """An AsyncClient method that builds an intent with ``build``, signs and sends it."""
+
+    async def act(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> Receipt:
+        return await self.submit_one(build(self.build, *args, **kwargs))
+
+    return _described(act, build, "AsyncClient")
+
+
+def _sync_action(
+    build: Callable[Concatenate[IntentBuilder, P], Intent],
+) -> Callable[Concatenate[Client, P], Receipt]:
+    """A Client method that builds an intent in the caller's thread and sends it."""
+
+    def act(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Receipt:
+        intent = build(self.build, *args, **kwargs)
+        return self._call(self._client.submit_one(intent))
+
+    return _described(act, build, "Client")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _described(method: F, build: Callable[..., Any], owner: str) -> F:
+    """Give an action the builder's name, parameters and docs, returning a Receipt."""
+    functools.update_wrapper(method, build)
+    method.__qualname__ = f"{owner}.{build.__name__}"
+    method.__doc__ = (
+        f"Build with :meth:`IntentBuilder.{build.__name__}`, sign, send; return the Receipt.\n\n"
+        + (build.__doc__ or "")
+    )
+    # inspect.signature follows __wrapped__ to the builder, which returns an Intent.
+    del method.__wrapped__  # type: ignore[attr-defined]
+    parameters = inspect.signature(build).parameters.values()
+    method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        list(parameters), return_annotation="Receipt"
+    )
+    return method
+
+
+class AsyncClient:
+    """A trader's connection to one node: ``async with AsyncClient(...) as client: ...``.
+
+    ``markets`` (a :class:`Markets`, an ``EngineConfig`` or market specs) lets calls name
+    markets by symbol and give prices and sizes as decimals; without it, markets are ids
+    and numbers are ints in engine units. ``nonces`` defaults to one source shared by the
+    process, so two clients with one key cannot collide. ``intent_ttl`` (seconds) gives
+    every intent a deadline: the engine rejects it (``INTENT_EXPIRED``) if it executes
+    later than that after it was built.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        wallet: BaseWallet,
+        chain_id: int,
+        contract: bytes | str,
+        markets: MarketsArg = None,
+        *,
+        nonces: NonceSource | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        request_timeout: float = 10.0,
+        intent_ttl: float | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.wallet = wallet
+        self.domain: Domain = asyncdex_domain(
+            chain_id, parse_address(contract) if isinstance(contract, str) else contract
+        )
+        self.markets = _markets_of(markets)
+        self.build = IntentBuilder(
+            wallet,
+            self.markets,
+            nonces if nonces is not None else shared_nonce_source(),
+            intent_ttl_ms=None if intent_ttl is None else round(intent_ttl * 1000),
+        )
+        self.retry = retry
+        self.request_timeout = request_timeout
+        self._session = session
+        self._owns_session = session is None
+
+    @classmethod
+    def from_venue_file(
+        cls, base_url: str, wallet: BaseWallet, path: str | Path, **options: Any
+    ) -> AsyncClient:
+        """A client for the venue a TOML file describes (markets, chain id, contract)."""
+        return cls(base_url, wallet, *_venue(path), **options)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+        self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        # Made on first use: a session belongs to the loop it was created in, and the sync
+        # Client builds this object outside its loop.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout)
+            )
+            self._owns_session = True
+        return self._session
+
+    # ------------------------------------------------------------------ signing, sending
+
+    def sign(self, intent: Intent) -> SignedIntent:
+        return self.wallet.sign(self.domain, intent)
+
+    def intent_id(self, intent: Intent | SignedIntent) -> str:
+        """The id the node will give ``intent``: its EIP-712 digest under this domain."""
+        bare = intent.intent if isinstance(intent, SignedIntent) else intent
+        return "0x" + intent_digest(self.domain, bare).hex()
+
+    async def submit(self, intents: Sequence[Intent | SignedIntent]) -> list[Receipt]:
+        """Sign what is not signed yet and send all in one request; receipts in order."""
+        signed = [i if isinstance(i, SignedIntent) else self.sign(i) for i in intents]
+        if not signed:
+            raise ValueError("nothing to submit")
+        body = json.dumps(
+            {"intents": [signed_intent_to_json(s) for s in signed]}, separators=(",", ":")
+        ).encode()
+        status, document = await self._request("POST", "/v1/intents", body, signed=signed)
+        if status != 200:
+            raise _error_of(status, document)
+        try:
+            receipts = parse_receipts(document, len(signed))
+        except ValueError as exc:
+            raise NodeError(f"unexpected receipts: {exc}", status=status, body=document) from None
+        expected = [self.intent_id(s) for s in signed]
+        if [r.intent_id for r in receipts] != expected:
+            raise DomainMismatch(
+                f"the node's intent ids differ from the digests signed under chain id "
+                f"{self.domain.chain_id} and contract 0x{self.domain.verifying_contract.hex()}: "
+                "the node has another signing domain, and will reject these intents",
+                receipts=receipts,
+            )
+        return receipts
+
+    batch = submit
+
+    async def submit_one(self, intent: Intent | SignedIntent) -> Receipt:
+        (receipt,) = await self.submit([intent])
+        return receipt
+
+    place_order = _action(IntentBuilder.place_order)
+    market_order = _action(IntentBuilder.market_order)
+    cancel = _action(IntentBuilder.cancel)
+    cancel_by_client_id = _action(IntentBuilder.cancel_by_client_id)
+    cancel_all = _action(IntentBuilder.cancel_all)
+    modify = _action(IntentBuilder.modify)
+    schedule_cancel = _action(IntentBuilder.schedule_cancel)
+    set_leverage = _action(IntentBuilder.set_leverage)
+    update_isolated_margin = _action(IntentBuilder.update_isolated_margin)
+    withdraw = _action(IntentBuilder.withdraw)
+    approve_agent = _action(IntentBuilder.approve_agent)
+
+    # ------------------------------------------------------------------ following an intent
+
+    async def status(self, intent: IntentRef) -> IntentStatus:
+        """What the node knows of an intent now; :class:`UnknownIntent` if nothing."""
+        return await self._status(f"/v1/intents/{_intent_id(intent)}")
+
+    async def status_of_seq(self, seq: int) -> IntentStatus:
+        """What the node knows of the record at ``seq`` (any command, not only intents)."""
+        return await self._status(f"/v1/seq/{int(seq)}")
+
+    async def _status(self, path: str) -> IntentStatus:
+        status, document = await self._request("GET", path)
+        if status == 404 and isinstance(document, dict):
+            raise UnknownIntent(str(document.get("error") or f"{path}: not known to the node"))
+        if status == 404:  # not the node's JSON error: the route itself is missing
+            raise NodeError(f"{path}: the node has no such endpoint", status=404, body=document)
+        if status != 200:
+            raise _error_of(status, document)
+        try:
+            return IntentStatus.from_json(document)
+        except ValueError as exc:
+            raise NodeError(f"unexpected status: {exc}", status=status, body=document) from None
+
+    async def wait_for(
+        self,
+        intent: IntentRef,
+        status: str = EXECUTED,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        *,
+        poll_interval: float = 0.5,
+    ) -> IntentStatus:
+        """Poll until the intent reaches ``status`` (or later); return what the node says.
+
+        ``executed`` gives the engine's outcome: fills, the resting order, or the rejection
+        reason. Polling starts fast and slows to ``poll_interval`` seconds. An id the node
+        does not know yet is polled on (a receipt may reach the caller before the node's
+        status index has the intent); :class:`StatusTimeout` after ``timeout`` seconds
+        (``None``: wait for ever) carries the last status seen, if any.
+        """
+        status_rank(status)  # refuse an unknown status before waiting for it
+        intent_id = _intent_id(intent)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        delay = min(0.01, poll_interval)
+        last: IntentStatus | None = None
+        while True:
+            with contextlib.suppress(UnknownIntent):  # not indexed yet: poll on
+                last = await self.status(intent_id)
+            if last is not None and last.reached(status):
+                return last
+            if deadline is not None and loop.time() + delay > deadline:
+                seen = last.status if last is not None else "not known to the node"
+                raise StatusTimeout(
+                    f"intent {intent_id} not {status} after {timeout} s (last: {seen})", last=last
+                )
+            await asyncio.sleep(delay)
+            delay = min(poll_interval, delay * 2)
+
+    async def node_status(self) -> dict[str, Any]:
+        """``GET /v1/status``: the node's seqs, state root and engine time."""
+        status, document = await self._request("GET", "/v1/status")
+        if status != 200 or not isinstance(document, dict):
+            raise _error_of(status, document)
+        return document
+
+    # ------------------------------------------------------------------ transport
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        signed: Sequence[SignedIntent] = (),
+    ) -> tuple[int, Any]:
+        """``(status, parsed JSON body)``; retries what is safe (see the module docstring)."""
+        url = self.base_url + path
+        maybe_sequenced = False
+        failure = ""
+        for attempt in range(1, self.retry.attempts + 1):
+            if attempt > 1:
+                await asyncio.sleep(self.retry.delay(attempt - 1))
+            try:
+                async with self._http().request(
+                    method, url, data=body, headers=JSON_HEADERS if body is not None else None
+                ) as response:
+                    status = response.status
+                    raw = await response.read()
+            except aiohttp.ClientConnectorError as exc:
+                failure = f"cannot connect to {self.base_url}: {exc}"  # nothing was sent
+                continue
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+                # The request may have reached the node before the connection broke.
+                maybe_sequenced = True
+                failure = f"{method} {path}: {type(exc).__name__}: {exc}"
+                continue
+            document = _json_or_none(raw)
+            if status in RETRY_STATUSES:
+                # A 503 from the node acknowledges nothing; a 502/504 from a proxy in front
+                # of it might have been forwarded, so count it as possibly sequenced.
+                maybe_sequenced = maybe_sequenced or status in (502, 504)
+                failure = f"{method} {path}: HTTP {status}: {_message_of(document, raw)}"
+                continue
+            return status, document
+        raise NodeUnavailable(
+            f"{failure} (after {self.retry.attempts} attempts)"
+            + (
+                "; it may have been sequenced: resubmit error.signed unchanged"
+                if maybe_sequenced and signed
+                else ""
+            ),
+            signed=signed,
+            maybe_sequenced=maybe_sequenced and bool(signed),
+        )
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _message_of(document: Any, raw: bytes) -> str:
+    if isinstance(document, dict) and isinstance(document.get("error"), str):
+        return str(document["error"])
+    return raw[:200].decode(errors="replace")
+
+
+def _error_of(status: int, document: Any) -> Exception:
+    if 400 <= status < 500 and isinstance(document, dict) and isinstance(document.get("code"), str):
+        field = document.get("field")
+        index = document.get("index")
+        return IntakeRefused(
+            str(document.get("error", "")),
+            status=status,
+            code=document["code"],
+            field=field if isinstance(field, str) else None,
+            index=index if type(index) is int else None,
+            body=document,
+        )
+    return NodeError(
+        f"HTTP {status}: {_message_of(document, json.dumps(document).encode())}",
+        status=status,
+        body=document,
+    )
+
+
+def _venue(path: str | Path) -> tuple[int, bytes, Markets]:
+    config, chain_id, contract = load_venue_file(path)
+    if chain_id is None or contract is None:
+        raise ValueError(f"{path}: no [venue] chain_id and settlement_contract")
+    return chain_id, contract, Markets.from_config(config)
+
+
+# ---------------------------------------------------------------------------------------------
+# The sync client
+
+
+class Client:
+    """The blocking twin of :class:`AsyncClient`: same arguments, same methods.
+
+    Why a loop thread rather than ``asyncio.run`` per call: ``asyncio.run`` builds and tears
+    down an event loop each call, so no HTTP session (and no keep-alive connection) can
+    outlive a call — every request would pay a new TCP connection — and it refuses to run
+    where a loop is already running (Jupyter, async frameworks calling sync code). One
+    daemon thread running one loop keeps one session with pooled connections for the
+    client's life, accepts calls from any thread (``run_coroutine_threadsafe``), and works
+    under a running loop. Intents are built (nonces taken) in the caller's thread, so the
+    order of a thread's calls is the order of its nonces. ``close()`` (or ``with``) stops
+    the thread.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        wallet: BaseWallet,
+        chain_id: int,
+        contract: bytes | str,
+        markets: MarketsArg = None,
+        **options: Any,
+    ) -> None:
+        self._client = AsyncClient(base_url, wallet, chain_id, contract, markets, **options)
+        self.build = self._client.build
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="asyncdex-client", daemon=True
+        )
+        self._thread.start()
+        self._closed = False
+
+    @classmethod
+    def from_venue_file(
+        cls, base_url: str, wallet: BaseWallet, path: str | Path, **options: Any
+    ) -> Client:
+        """A client for the venue a TOML file describes (markets, chain id, contract)."""
+        return cls(base_url, wallet, *_venue(path), **options)
+
+    @property
+    def domain(self) -> Domain:
+        return self._client.domain
+
+    @property
+    def wallet(self) -> BaseWallet:
+        return self._client.wallet
+
+    @property
+    def markets(self) -> Markets:
+        return self._client.markets
+
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coroutine.close()
+            raise RuntimeError("client is closed")
+        if threading.current_thread() is self._thread:
+            coroutine.close()
+            raise RuntimeError("a blocking Client call from its own loop thread would deadlock")
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            # Interrupted (Ctrl-C): stop the request instead of leaving it running unseen.
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self._call(self._client.close())
+        finally:
+            self._closed = True
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def sign(self, intent: Intent) -> SignedIntent:
+        return self._client.sign(intent)
+
+    def intent_id(self, intent: Intent | SignedIntent) -> str:
+        return self._client.intent_id(intent)
+
+    def submit(self, intents: Sequence[Intent | SignedIntent]) -> list[Receipt]:
+        """Sign what is not signed yet and send all in one request; receipts in order."""
+        return self._call(self._client.submit(intents))
+
+    batch = submit
+
+    def submit_one(self, intent: Intent | SignedIntent) -> Receipt:
+        return self._call(self._client.submit_one(intent))
+
+    place_order = _sync_action(IntentBuilder.place_order)
+    market_order = _sync_action(IntentBuilder.market_order)
+    cancel = _sync_action(IntentBuilder.cancel)
+    cancel_by_client_id = _sync_action(IntentBuilder.cancel_by_client_id)
+    cancel_all = _sync_action(IntentBuilder.cancel_all)
+    modify = _sync_action(IntentBuilder.modify)
+    schedule_cancel = _sync_action(IntentBuilder.schedule_cancel)
+    set_leverage = _sync_action(IntentBuilder.set_leverage)
+    update_isolated_margin = _sync_action(IntentBuilder.update_isolated_margin)
+    withdraw = _sync_action(IntentBuilder.withdraw)
+    approve_agent = _sync_action(IntentBuilder.approve_agent)
+
+    def status(self, intent: IntentRef) -> IntentStatus:
+        return self._call(self._client.status(intent))
+
+    def status_of_seq(self, seq: int) -> IntentStatus:
+        return self._call(self._client.status_of_seq(seq))
+
+    def wait_for(
+        self,
+        intent: IntentRef,
+        status: str = EXECUTED,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        *,
+        poll_interval: float = 0.5,
+    ) -> IntentStatus:
+        return self._call(
+            self._client.wait_for(intent, status, timeout, poll_interval=poll_interval)
+        )
+
+    def node_status(self) -> dict[str, Any]:
+        return self._call(self._client.node_status())

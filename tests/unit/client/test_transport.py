@@ -1,0 +1,327 @@
+"""The client against a scripted node on loopback: receipts, refusals, safe retries, polling.
+
+The fake node (``conftest.FakeNode``) runs the real intake, so receipts carry the real
+intent ids; its scripts inject 503s, dropped connections, 500s and status sequences.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from asyncdex.client import (
+    AsyncClient,
+    Client,
+    DomainMismatch,
+    IntakeRefused,
+    NodeError,
+    NodeUnavailable,
+    Receipt,
+    RetryPolicy,
+    StatusTimeout,
+    UnknownIntent,
+    Wallet,
+)
+from asyncdex.client.nonces import NonceSource
+from asyncdex.gateway.intents import Intent, asyncdex_domain
+from asyncdex.messages.reasons import Reject
+from asyncdex.types.market import MarketSpec
+
+from .conftest import CHAIN_ID, CONTRACT, DROP, NO_ROUTE, FakeNode
+
+WALLET = Wallet(bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"))
+MARKETS = [MarketSpec(0, "BTC", 5, tick=10, lot=10)]
+FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.002)
+
+
+def async_client(url: str, **options: Any) -> AsyncClient:
+    options.setdefault("retry", FAST_RETRY)
+    options.setdefault("nonces", NonceSource())
+    return AsyncClient(url, WALLET, CHAIN_ID, CONTRACT, MARKETS, **options)
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def status_json(intent_id: str, status: str, events: list[dict[str, Any]] | None = None) -> Any:
+    return {
+        "seq": 1,
+        "intentId": intent_id,
+        "status": status,
+        "events": events,
+        "batch": 3 if status in ("committed", "finalized") else None,
+        "txHash": "0x" + "ab" * 32 if status in ("committed", "finalized") else None,
+    }
+
+
+REJECTED = {
+    "type": "Rejected",
+    "account": "0x" + WALLET.account.hex(),
+    "command": 2,
+    "market": 0,
+    "ref": 0,
+    "reason": int(Reject.INSUFFICIENT_MARGIN),
+    "reasonName": "INSUFFICIENT_MARGIN",
+}
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """A loopback port that refuses connections: bound, never listening."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Submitting
+
+
+def test_batch_is_one_request_with_receipts_in_order(fake_node: FakeNode) -> None:
+    async def scenario() -> list[Receipt]:
+        async with async_client(fake_node.url) as client:
+            intents: list[Intent] = [
+                client.build.place_order("BTC", "buy", "0.001", "60000"),
+                client.build.cancel("BTC", 4),
+                client.build.cancel_all(),
+            ]
+            receipts = await client.batch(intents)
+            assert [r.intent_id for r in receipts] == [client.intent_id(i) for i in intents]
+            return receipts
+
+    receipts = run(scenario())
+    assert [r.seq for r in receipts] == [1, 2, 3]
+    assert len(fake_node.posts) == 1
+    assert [i["kind"] for i in json.loads(fake_node.posts[0])["intents"]] == [
+        "PlaceOrder",
+        "Cancel",
+        "CancelAll",
+    ]
+
+
+def test_retry_after_503_resends_the_same_signed_bytes(fake_node: FakeNode) -> None:
+    busy = (503, {"error": "node is shutting down", "code": "shutting_down"})
+    fake_node.post_script = [busy, busy]
+    receipt = run(async_client(fake_node.url).cancel_all())
+    assert receipt.seq == 1
+    assert len(fake_node.posts) == 3
+    assert fake_node.posts[0] == fake_node.posts[1] == fake_node.posts[2]
+
+
+def test_dropped_connections_exhaust_retries_and_resubmitting_is_safe(fake_node: FakeNode) -> None:
+    fake_node.post_script = [DROP, DROP, DROP]
+
+    async def scenario() -> None:
+        async with async_client(fake_node.url) as client:
+            intent = client.build.cancel("BTC", 9)
+            with pytest.raises(NodeUnavailable) as caught:
+                await client.submit_one(intent)
+            error = caught.value
+            assert error.maybe_sequenced  # the node may have read it before the drop
+            assert [s.intent for s in error.signed] == [intent]
+            (receipt,) = await client.submit(error.signed)  # the same signed intent again
+            assert receipt.intent_id == client.intent_id(intent)
+
+    run(scenario())
+    assert len(fake_node.posts) == 4
+    assert len(set(fake_node.posts)) == 1  # never re-signed, never a new nonce
+
+
+def test_connection_refused_is_not_maybe_sequenced(refused_url: str) -> None:
+    with pytest.raises(NodeUnavailable) as caught:
+        run(async_client(refused_url).cancel_all())
+    assert not caught.value.maybe_sequenced
+    assert "after 3 attempts" in str(caught.value)
+
+
+def test_intake_refusal_is_typed_and_not_retried(fake_node: FakeNode) -> None:
+    client = async_client(fake_node.url)
+    # The journal holds client ids up to 64 bits for now: the real intake refuses this one.
+    with pytest.raises(IntakeRefused) as caught:
+        run(client.place_order("BTC", "buy", "0.001", "60000", client_id=2**100))
+    error = caught.value
+    assert (error.status, error.code, error.field, error.index) == (
+        400,
+        "unsupported_intent",
+        "clientId",
+        0,
+    )
+    assert "clientId" in str(error)
+    assert len(fake_node.posts) == 1
+
+
+def test_node_fault_is_a_node_error_and_not_retried(fake_node: FakeNode) -> None:
+    fake_node.post_script = [(500, {"error": "internal error", "code": "internal_error"})]
+    with pytest.raises(NodeError) as caught:
+        run(async_client(fake_node.url).cancel_all())
+    assert caught.value.status == 500
+    assert len(fake_node.posts) == 1
+
+
+def test_malformed_receipts_are_a_node_error(fake_node: FakeNode) -> None:
+    fake_node.post_script = [(200, {"receipts": []})]
+    with pytest.raises(NodeError, match="expected 1 receipts"):
+        run(async_client(fake_node.url).cancel_all())
+
+
+def test_domain_mismatch_is_caught_from_the_receipt(fake_node: FakeNode) -> None:
+    fake_node.domain = asyncdex_domain(CHAIN_ID + 1, bytes.fromhex(CONTRACT[2:]))
+    with pytest.raises(DomainMismatch) as caught:
+        run(async_client(fake_node.url).cancel_all())
+    assert len(caught.value.receipts) == 1  # sequenced: the engine will reject it
+
+
+# ---------------------------------------------------------------------------------------------
+# Following an intent
+
+
+def test_wait_for_polls_until_executed_and_reads_the_rejection(fake_node: FakeNode) -> None:
+    async def scenario() -> None:
+        async with async_client(fake_node.url) as client:
+            receipt = await client.cancel_all()
+            fake_node.statuses[receipt.intent_id] = [
+                None,  # not in the node's index yet
+                status_json(receipt.intent_id, "sequenced"),
+                status_json(receipt.intent_id, "executed", [REJECTED]),
+            ]
+            result = await client.wait_for(receipt, "executed", timeout=30)
+            assert result.status == "executed" and result.seq == 1
+            assert result.rejection is not None
+            assert result.rejection.reject is Reject.INSUFFICIENT_MARGIN
+            assert result.rejection.name == "INSUFFICIENT_MARGIN"
+            assert result.fills == [] and result.order_id is None
+
+    run(scenario())
+    assert len(fake_node.gets) == 3
+
+
+def test_wait_for_accepts_a_later_status_and_reads_fills(fake_node: FakeNode) -> None:
+    trade = {
+        "type": "TradeExecuted",
+        "market": 0,
+        "price": 600_000,
+        "size": 100,
+        "takerIsBuy": True,
+        "makerOrder": 3,
+        "takerOrder": 4,
+        "maker": "0x" + "11" * 20,
+        "taker": "0x" + WALLET.account.hex(),
+        "makerFee": 9,
+        "takerFee": 27,
+    }
+    accepted = {"type": "OrderAccepted", "orderId": 4, "account": "0x..", "market": 0}
+
+    async def scenario() -> None:
+        async with async_client(fake_node.url) as client:
+            receipt = await client.place_order("BTC", "buy", "0.001", "60000")
+            fake_node.statuses[receipt.intent_id] = [
+                status_json(receipt.intent_id, "committed", [accepted, trade])
+            ]
+            result = await client.wait_for(receipt.intent_id, "executed")
+            assert result.reached("committed") and not result.reached("finalized")
+            assert result.batch == 3 and result.tx_hash == "0x" + "ab" * 32
+            assert result.order_id == 4 and result.rejection is None
+            (fill,) = result.fills
+            assert (fill.price, fill.size, fill.taker_fee, fill.taker_order) == (
+                600_000,
+                100,
+                27,
+                4,
+            )
+
+    run(scenario())
+
+
+def test_wait_for_times_out_with_the_last_status(fake_node: FakeNode) -> None:
+    async def scenario() -> None:
+        async with async_client(fake_node.url) as client:
+            receipt = await client.cancel_all()
+            fake_node.statuses[receipt.intent_id] = [status_json(receipt.intent_id, "executed")]
+            with pytest.raises(StatusTimeout) as caught:
+                await client.wait_for(receipt, "finalized", timeout=0.05, poll_interval=0.01)
+            assert caught.value.last is not None and caught.value.last.status == "executed"
+            with pytest.raises(ValueError, match="unknown status"):
+                await client.wait_for(receipt, "filled")
+
+    run(scenario())
+
+
+def test_status_unknown_intent_and_missing_route(fake_node: FakeNode) -> None:
+    unknown, routeless = "0x" + "01" * 32, "0x" + "02" * 32
+    fake_node.statuses[routeless] = [NO_ROUTE]
+
+    async def scenario() -> None:
+        async with async_client(fake_node.url) as client:
+            with pytest.raises(UnknownIntent):
+                await client.status(unknown)
+            with pytest.raises(NodeError, match="no such endpoint"):
+                await client.status(routeless)
+            with pytest.raises(ValueError):
+                await client.status("0x1234")
+
+    run(scenario())
+
+
+def test_status_reads_are_retried_after_503(fake_node: FakeNode) -> None:
+    intent_id = "0x" + "03" * 32
+    fake_node.statuses[intent_id] = [
+        (503, {"error": "busy", "code": "shutting_down"}),
+        status_json(intent_id, "sequenced"),
+    ]
+    result = run(async_client(fake_node.url).status(intent_id))
+    assert result.status == "sequenced" and result.events_known is False
+
+
+# ---------------------------------------------------------------------------------------------
+# The sync client
+
+
+def test_sync_client_places_and_waits(fake_node: FakeNode) -> None:
+    with Client(
+        fake_node.url, WALLET, CHAIN_ID, CONTRACT, MARKETS, retry=FAST_RETRY, nonces=NonceSource()
+    ) as client:
+        receipt = client.place_order("BTC", "sell", "0.001", "61000", tif="ALO")
+        fake_node.statuses[receipt.intent_id] = [status_json(receipt.intent_id, "executed", [])]
+        assert client.wait_for(receipt).status == "executed"
+        receipts = client.batch([client.build.cancel("BTC", 1), client.build.cancel("BTC", 2)])
+        assert [r.seq for r in receipts] == [2, 3]
+    with pytest.raises(RuntimeError, match="closed"):
+        client.cancel_all()
+
+
+def test_sync_client_is_shared_by_threads(fake_node: FakeNode) -> None:
+    receipts: list[Receipt] = []
+    lock = threading.Lock()
+    with Client(
+        fake_node.url, WALLET, CHAIN_ID, CONTRACT, MARKETS, retry=FAST_RETRY, nonces=NonceSource()
+    ) as client:
+
+        def worker() -> None:
+            for _ in range(10):
+                receipt = client.cancel_all("BTC")
+                with lock:
+                    receipts.append(receipt)
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len({r.intent_id for r in receipts}) == 40  # 40 distinct nonces, 40 distinct ids
+    assert sorted(r.seq for r in receipts) == list(range(1, 41))
+
+
+def test_sync_client_works_under_a_running_loop(fake_node: FakeNode) -> None:
+    # asyncio.run per call would fail here ("cannot be called from a running event loop").
+    async def inside() -> Receipt:
+        with Client(fake_node.url, WALLET, CHAIN_ID, CONTRACT, nonces=NonceSource()) as client:
+            return client.cancel_all()
+
+    assert run(inside()).seq == 1
