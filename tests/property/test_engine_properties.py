@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 from hypothesis import HealthCheck, Phase, event, given, note, settings
 from hypothesis import strategies as st
 
-from asyncdex.engine.margin import funding_payment, initial_fraction_ppm
+from asyncdex.engine.margin import fee_charged, funding_payment, initial_fraction_ppm
 from asyncdex.engine.snapshot import restore, snapshot
 from asyncdex.engine.state import State
 from asyncdex.engine.state_root import state_root
@@ -81,6 +81,8 @@ from asyncdex.messages.events import (
     L1MessageConsumed,
     LiquidationSettled,
     LiquidationStarted,
+    OrderAccepted,
+    OrderModified,
     OrderTriggered,
     PositionDeleveraged,
     Rejected,
@@ -899,7 +901,7 @@ def run_scenario(scenario: Scenario, check: bool = False) -> Run:
     all_events: list[list[Event]] = []
     roots: list[bytes] = []
     deposited = withdrawn = 0
-    follower = Follower()
+    follower = Follower(scenario.config)
     queue: deque[Step | Op] = deque([*genesis(scenario, realizer), *scenario.ops])
     while queue:
         item = queue.popleft()
@@ -1014,14 +1016,48 @@ class Follower:
 
     ``events.py`` promises every money movement has an event: each account's money
     (collateral plus isolated margins), its position sizes, the insurance fund and the fee
-    pool must all be derivable from the event stream.
+    pool must all be derivable from the event stream. On the way, every trade is checked
+    against the orders' limits as the events announced them: the taker trades at the resting
+    order's price, never beyond its own limit, never with itself, and pays the market's fees
+    (a liquidation's protocol order pays none and its fills earn no maker rebate).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, config: EngineConfig) -> None:
+        self.specs = config.markets
         self.money: dict[bytes, int] = {}
         self.sizes: dict[tuple[bytes, int], int] = {}
         self.insurance = 0
         self.fees = 0
+        self.limits: dict[int, tuple[bool, int]] = {}  # order id -> (is buy, limit price)
+        self.triggered: set[int] = set()  # market triggers get their limit when they fire
+        self.protocol: set[int] = set()  # liquidation orders
+        self.liquidating = False
+
+    def check_trade(self, trade: TradeExecuted) -> None:
+        assert trade.maker != trade.taker, f"self-trade {trade}"
+        assert trade.size > 0 and trade.price > 0, f"empty trade {trade}"
+        maker = self.limits.get(trade.maker_order)
+        assert maker is not None, f"maker order {trade.maker_order} was never accepted"
+        assert maker == (not trade.taker_is_buy, trade.price), (
+            f"{trade} not at the resting order's price {maker}"
+        )
+        taker = self.limits.get(trade.taker_order)
+        assert taker is not None, f"taker order {trade.taker_order} was never accepted"
+        assert taker[0] == trade.taker_is_buy
+        if trade.taker_order not in self.triggered:
+            limit = taker[1]
+            assert trade.price <= limit if trade.taker_is_buy else trade.price >= limit, (
+                f"{trade} beyond the taker's limit {limit}"
+            )
+        spec = self.specs[trade.market]
+        notional = trade.price * trade.size
+        maker_fee = fee_charged(notional, spec.maker_fee_ppm)
+        taker_fee = fee_charged(notional, spec.taker_fee_ppm)
+        if trade.taker_order in self.protocol:
+            maker_fee, taker_fee = max(maker_fee, 0), 0
+        assert (trade.maker_fee, trade.taker_fee) == (maker_fee, taker_fee), (
+            f"{trade}: fees should be {(maker_fee, taker_fee)}"
+        )
 
     def move(self, account: bytes, amount: int) -> None:
         self.money[account] = self.money.get(account, 0) + amount
@@ -1038,7 +1074,18 @@ class Follower:
                 self.move(item.account, item.amount)
             elif kind is Withdrawn:
                 self.move(item.account, -item.amount)
+            elif kind is OrderAccepted:
+                self.limits[item.order_id] = (item.is_buy, item.price)
+                if self.liquidating:
+                    self.protocol.add(item.order_id)
+            elif kind is OrderModified:
+                self.limits[item.order_id] = (self.limits[item.order_id][0], item.price)
+            elif kind is OrderTriggered:
+                self.triggered.add(item.order_id)
+            elif kind is LiquidationStarted:
+                self.liquidating = True
             elif kind is TradeExecuted:
+                self.check_trade(item)
                 self.trade(item.taker, item.market, item.taker_is_buy, item.size, item.price)
                 self.trade(item.maker, item.market, not item.taker_is_buy, item.size, item.price)
                 self.move(item.taker, -item.taker_fee)
@@ -1058,6 +1105,7 @@ class Follower:
                 assert paid == item.to_insurance, f"funding dust {item.to_insurance} != {paid}"
                 self.insurance += paid
             elif kind is LiquidationSettled:
+                self.liquidating = False
                 self.move(item.account, item.insurance_paid - item.fee_to_insurance)
                 self.insurance += item.fee_to_insurance - item.insurance_paid
 
@@ -1100,6 +1148,11 @@ def check_state(state: State) -> None:
             assert order_id not in listed, f"trigger {order_id} also on the book"
             listed[order_id] = order
         if market.mark_price:
+            for order in market.triggers.values():
+                assert not Engine.trigger_fires(order, market.mark_price), (
+                    f"trigger {order.order_id} armed although the mark {market.mark_price} "
+                    f"is past its trigger price {order.trigger_price}"
+                )
             band = market.index_price * market.spec.mark_band_ppm // PPM
             assert abs(market.mark_price - market.index_price) <= band, "mark outside its band"
         else:
