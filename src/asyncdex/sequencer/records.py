@@ -1,14 +1,15 @@
 """Journal records: one sequenced command with its timestamp and the trader's signature.
 
 Invariants:
-- A record's payload is ``msgpack([timestamp_ms, command_items, signature])``; the journal
+- A record's payload is ``pack([timestamp_ms, command_items, signature])`` (msgpack with
+  big integers as one canonical ext type, ``asyncdex.types.packing``); the journal
   frames it with its seq and a checksum. The command is the engine command exactly as it
   was applied (a ``Signed`` envelope for a trader's intent, with the signer recovered before
   sequencing); ``signature`` is the 65-byte EIP-712 signature, or empty for system commands
   (oracle prices, L1 deposits, time ticks).
 - Replaying the records in seq order through a fresh engine reproduces the venue's state:
   the record holds everything ``Engine.apply`` needs, and nothing is read from elsewhere.
-- ``encode_record`` gives exactly the bytes of ``msgpack.packb([timestamp,
+- ``encode_record`` gives exactly the bytes of ``packing.pack([timestamp,
   command_items(command), signature])``: one canonical encoding, whichever path wrote it.
 - Two decoders, one result. ``decode_record`` checks every field's type and count and is
   the one for bytes of unknown origin (``journal verify``, a follower's network input).
@@ -28,6 +29,7 @@ import msgpack
 
 from asyncdex.messages.codec import COMMAND_TAG, CodecError, command_from_items
 from asyncdex.messages.commands import COMMAND_TYPES, Command, Signed
+from asyncdex.types.packing import EXT_BIG_INT, new_packer, unpack
 
 __all__ = ["Record", "decode_record", "decode_trusted_record", "encode_record"]
 
@@ -47,14 +49,23 @@ _unpackb = msgpack.unpackb
 _new_tuple = tuple.__new__
 
 
-# ``msgpack.packb`` builds a new Packer per call, which costs about as much as the packing
+# ``packing.pack`` builds a new Packer per call, which costs about as much as the packing
 # itself. A Packer keeps a buffer between calls, so each thread gets its own.
 _packers = threading.local()
 
 
 def _thread_packer() -> Any:
-    pack = _packers.pack = msgpack.Packer().pack
+    pack = _packers.pack = new_packer().pack
     return pack
+
+
+def _trusted_ext_hook(code: int, data: bytes) -> Any:
+    # ``packing.unpack`` also proves the big integer canonical; a checksum-verified record
+    # was packed canonically by ``encode_record``, and the keyword call of ``unpack`` would
+    # cost a third of the decoding.
+    if code != EXT_BIG_INT:
+        raise CodecError(f"unknown ext type {code}")
+    return int.from_bytes(data, "big", signed=True)
 
 
 def encode_record(timestamp: int, command: Command, signature: bytes = b"") -> bytes:
@@ -75,7 +86,7 @@ def encode_record(timestamp: int, command: Command, signature: bytes = b"") -> b
 
 def decode_record(payload: bytes) -> Record:
     try:
-        timestamp, items, signature = msgpack.unpackb(payload)
+        timestamp, items, signature = unpack(payload)
     except Exception as exc:
         raise CodecError(f"not a journal record: {exc}") from exc
     if type(timestamp) is not int or type(signature) is not bytes:
@@ -90,7 +101,7 @@ def decode_trusted_record(payload: bytes) -> Record:
     the shape a command's constructor wants.
     """
     try:
-        timestamp, items, signature = _unpackb(payload, use_list=False)
+        timestamp, items, signature = _unpackb(payload, use_list=False, ext_hook=_trusted_ext_hook)
         tag = items[0]
         if tag == _SIGNED_TAG:
             inner = items[4]

@@ -54,6 +54,7 @@ from asyncdex.sequencer.recovery import (
 )
 from asyncdex.sequencer.sequencer import Sequenced
 from asyncdex.types.market import EngineConfig, MarketSpec
+from asyncdex.types.packing import pack
 
 PUBLISHER = b"\x0f" * 20
 TRADERS = tuple(bytes([0xA0 + i]) * 20 for i in range(6))
@@ -189,14 +190,21 @@ def flip_byte(path: Path, offset: int) -> None:
 # ------------------------------------------------------------------------------- records
 
 
-def test_encode_record_is_the_canonical_msgpack_of_the_record() -> None:
-    for _timestamp, command in command_stream(seed=3, count=400):
-        expected = msgpack.packb([START_MS, command_items(command), b"\x07" * 65])
+# client ids are 128-bit on the wire: beyond msgpack's native integers
+BIG_CLIENT_IDS: list[tuple[int, Command]] = [
+    (START_MS, PlaceOrder(TRADERS[0], 0, True, 600_000, 10, client_id=(1 << 128) - 1)),
+    (START_MS, Signed(TRADERS[1], START_MS + 1, 0, CancelByClientId(TRADERS[1], 1, 1 << 100))),
+]
+
+
+def test_encode_record_is_the_canonical_packing_of_the_record() -> None:
+    for _timestamp, command in command_stream(seed=3, count=400) + BIG_CLIENT_IDS:
+        expected = pack([START_MS, command_items(command), b"\x07" * 65])
         assert encode_record(START_MS, command, b"\x07" * 65) == expected
 
 
 def test_trusted_and_strict_decoders_agree() -> None:
-    for timestamp, command in command_stream(seed=4, count=400):
+    for timestamp, command in command_stream(seed=4, count=400) + BIG_CLIENT_IDS:
         payload = encode_record(timestamp, command, b"\x02" * 65)
         strict = decode_record(payload)
         trusted = decode_trusted_record(payload)
@@ -206,7 +214,10 @@ def test_trusted_and_strict_decoders_agree() -> None:
             assert type(trusted.command.command) is type(command.command)  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("payload", [b"", b"\xc1", msgpack.packb([1, [99, 1], b""]), b"\x93\x01"])
+@pytest.mark.parametrize(
+    "payload",
+    [b"", b"\xc1", msgpack.packb([1, [99, 1], b""]), b"\x93\x01", b"\x93\x01\xd4\x07\x00\xc4\x00"],
+)
 def test_trusted_decoder_refuses_what_it_cannot_read(payload: bytes) -> None:
     with pytest.raises(CodecError):
         decode_trusted_record(payload)
