@@ -40,6 +40,7 @@ from asyncdex.gateway.eip712 import parse_address
 from asyncdex.gateway.intents import (
     ALL_MARKETS,
     NO_CLIENT_ID,
+    ApproveAgent,
     Cancel,
     CancelAll,
     CancelByClientId,
@@ -407,7 +408,7 @@ class IntentBuilder:
         *,
         name: str = "",
         expires_after: Time | None = None,
-    ) -> Intent:
+    ) -> ApproveAgent:
         """Let ``agent`` sign for this account until ``valid_until`` (0: no end; a past time
         revokes it). Only the account's own key can sign this."""
         wallet = self.wallet

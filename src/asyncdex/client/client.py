@@ -74,6 +74,12 @@ T = TypeVar("T")
 MarketsArg: TypeAlias = Markets | EngineConfig | Iterable[MarketSpec | MarketInfo] | None
 IntentRef: TypeAlias = str | bytes | Receipt
 
+_NOT_SENT: tuple[type[Exception], ...] = (
+    aiohttp.ClientConnectorError,
+    # aiohttp >= 3.10 tells a timeout while connecting (nothing sent) from one while waiting
+    # for the answer (the request may have arrived); older versions raise the latter for both.
+    getattr(aiohttp, "ConnectionTimeoutError", aiohttp.ClientConnectorError),
+)
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_WAIT_TIMEOUT = 30.0  # seconds
@@ -381,7 +387,7 @@ class AsyncClient:
                 ) as response:
                     status = response.status
                     raw = await response.read()
-            except aiohttp.ClientConnectorError as exc:
+            except _NOT_SENT as exc:
                 failure = f"cannot connect to {self.base_url}: {exc}"  # nothing was sent
                 continue
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:

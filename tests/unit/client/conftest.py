@@ -28,12 +28,14 @@ DOMAIN = asyncdex_domain(CHAIN_ID, bytes.fromhex(CONTRACT[2:]))
 
 DROP = "drop"  # close the connection without answering (after reading the request)
 NO_ROUTE = "no-route"  # aiohttp's plain-text 404, as from a node without the endpoint
+SLOW = "slow"  # answer only after SLOW_SECONDS: longer than the client's test timeout
+SLOW_SECONDS = 0.5
 
 
 @dataclass
 class FakeNode:
     domain: Domain = DOMAIN
-    post_script: list[Any] = field(default_factory=list)  # (status, json) | DROP, consumed
+    post_script: list[Any] = field(default_factory=list)  # (status, json) | DROP | SLOW
     statuses: dict[str, list[Any]] = field(default_factory=dict)  # id -> [json | None | ...]
     posts: list[bytes] = field(default_factory=list)
     gets: list[str] = field(default_factory=list)
@@ -49,6 +51,9 @@ class FakeNode:
                 assert request.transport is not None
                 request.transport.abort()
                 return web.Response()
+            if step == SLOW:
+                await asyncio.sleep(SLOW_SECONDS)
+                return web.json_response({"receipts": []})
             status, document = step
             return web.json_response(document, status=status)
         try:

@@ -10,8 +10,8 @@ import asyncio
 import json
 import socket
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
@@ -33,10 +33,11 @@ from asyncdex.gateway.intents import Intent, asyncdex_domain
 from asyncdex.messages.reasons import Reject
 from asyncdex.types.market import MarketSpec
 
-from .conftest import CHAIN_ID, CONTRACT, DROP, NO_ROUTE, FakeNode
+from .conftest import CHAIN_ID, CONTRACT, DROP, NO_ROUTE, SLOW, FakeNode
 
 WALLET = Wallet(bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"))
 MARKETS = [MarketSpec(0, "BTC", 5, tick=10, lot=10)]
+T = TypeVar("T")
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.002)
 
 
@@ -48,6 +49,16 @@ def async_client(url: str, **options: Any) -> AsyncClient:
 
 def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
+
+
+def run_with(url: str, call: Callable[[AsyncClient], Awaitable[T]]) -> T:
+    """One call on a fresh client, closed afterwards whatever happens."""
+
+    async def scenario() -> T:
+        async with async_client(url) as client:
+            return await call(client)
+
+    return asyncio.run(scenario())
 
 
 def status_json(intent_id: str, status: str, events: list[dict[str, Any]] | None = None) -> Any:
@@ -109,7 +120,7 @@ def test_batch_is_one_request_with_receipts_in_order(fake_node: FakeNode) -> Non
 def test_retry_after_503_resends_the_same_signed_bytes(fake_node: FakeNode) -> None:
     busy = (503, {"error": "node is shutting down", "code": "shutting_down"})
     fake_node.post_script = [busy, busy]
-    receipt = run(async_client(fake_node.url).cancel_all())
+    receipt = run_with(fake_node.url, lambda c: c.cancel_all())
     assert receipt.seq == 1
     assert len(fake_node.posts) == 3
     assert fake_node.posts[0] == fake_node.posts[1] == fake_node.posts[2]
@@ -134,33 +145,54 @@ def test_dropped_connections_exhaust_retries_and_resubmitting_is_safe(fake_node:
     assert len(set(fake_node.posts)) == 1  # never re-signed, never a new nonce
 
 
+def test_timeout_waiting_for_the_answer_is_maybe_sequenced(fake_node: FakeNode) -> None:
+    fake_node.post_script = [SLOW, SLOW]
+
+    async def scenario() -> None:
+        async with async_client(fake_node.url, request_timeout=0.1) as client:
+            # Two slow answers time out and are retried; the third attempt gets a receipt.
+            assert (await client.cancel_all()).seq == 1
+            fake_node.post_script = [SLOW, SLOW, SLOW]
+            with pytest.raises(NodeUnavailable) as caught:
+                await client.cancel_all()
+            assert caught.value.maybe_sequenced
+
+    run(scenario())
+    assert len(fake_node.posts) == 6
+
+
 def test_connection_refused_is_not_maybe_sequenced(refused_url: str) -> None:
     with pytest.raises(NodeUnavailable) as caught:
-        run(async_client(refused_url).cancel_all())
+        run_with(refused_url, lambda c: c.cancel_all())
     assert not caught.value.maybe_sequenced
     assert "after 3 attempts" in str(caught.value)
 
 
 def test_intake_refusal_is_typed_and_not_retried(fake_node: FakeNode) -> None:
-    client = async_client(fake_node.url)
-    # The journal holds client ids up to 64 bits for now: the real intake refuses this one.
-    with pytest.raises(IntakeRefused) as caught:
-        run(client.place_order("BTC", "buy", "0.001", "60000", client_id=2**100))
-    error = caught.value
-    assert (error.status, error.code, error.field, error.index) == (
-        400,
-        "unsupported_intent",
-        "clientId",
-        0,
-    )
-    assert "clientId" in str(error)
+    async def scenario() -> None:
+        async with async_client(fake_node.url) as client:
+            good = client.sign(client.build.cancel_all())
+            # r = 0: the real intake refuses it before sequencing, naming the field.
+            bad = good._replace(signature=bytes(64) + b"\x1b")
+            with pytest.raises(IntakeRefused) as caught:
+                await client.submit([good, bad])
+            error = caught.value
+            assert (error.status, error.code, error.field, error.index) == (
+                400,
+                "signature_out_of_range",
+                "signature",
+                1,
+            )
+            assert "signature" in str(error)
+
+    run(scenario())
     assert len(fake_node.posts) == 1
 
 
 def test_node_fault_is_a_node_error_and_not_retried(fake_node: FakeNode) -> None:
     fake_node.post_script = [(500, {"error": "internal error", "code": "internal_error"})]
     with pytest.raises(NodeError) as caught:
-        run(async_client(fake_node.url).cancel_all())
+        run_with(fake_node.url, lambda c: c.cancel_all())
     assert caught.value.status == 500
     assert len(fake_node.posts) == 1
 
@@ -168,13 +200,13 @@ def test_node_fault_is_a_node_error_and_not_retried(fake_node: FakeNode) -> None
 def test_malformed_receipts_are_a_node_error(fake_node: FakeNode) -> None:
     fake_node.post_script = [(200, {"receipts": []})]
     with pytest.raises(NodeError, match="expected 1 receipts"):
-        run(async_client(fake_node.url).cancel_all())
+        run_with(fake_node.url, lambda c: c.cancel_all())
 
 
 def test_domain_mismatch_is_caught_from_the_receipt(fake_node: FakeNode) -> None:
     fake_node.domain = asyncdex_domain(CHAIN_ID + 1, bytes.fromhex(CONTRACT[2:]))
     with pytest.raises(DomainMismatch) as caught:
-        run(async_client(fake_node.url).cancel_all())
+        run_with(fake_node.url, lambda c: c.cancel_all())
     assert len(caught.value.receipts) == 1  # sequenced: the engine will reject it
 
 
@@ -275,7 +307,7 @@ def test_status_reads_are_retried_after_503(fake_node: FakeNode) -> None:
         (503, {"error": "busy", "code": "shutting_down"}),
         status_json(intent_id, "sequenced"),
     ]
-    result = run(async_client(fake_node.url).status(intent_id))
+    result = run_with(fake_node.url, lambda c: c.status(intent_id))
     assert result.status == "sequenced" and result.events_known is False
 
 
