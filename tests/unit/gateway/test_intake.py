@@ -40,6 +40,7 @@ from asyncdex.gateway.intents import (
     signed_intent_to_json,
 )
 from asyncdex.messages import commands as engine
+from asyncdex.sequencer.records import decode_record, encode_record
 from asyncdex.sequencer.sequencer import Submission
 
 ALICE = LocalSigner(
@@ -259,17 +260,18 @@ def test_invalid_approve_agent_signed_by_agent() -> None:
     assert type(caught) is intake.SignerNotAccount and caught.code == "signer_not_account"
 
 
-def test_invalid_client_id_above_64_bits() -> None:
-    # The wire and the engine carry 128 bits, the journal record (msgpack) 64: such an intent
-    # used to fail inside the sequencer after taking a seq. Refused at the edge until the
-    # record encoding carries it; this test then has to change.
-    wide = bytes.fromhex("00112233445566778899aabbccddeeff")
-    for intent in (ORDER._replace(client_id=wide), CANCEL_BY_CLIENT_ID._replace(client_id=wide)):
-        caught = refused(body_of({"intents": [as_json(CANCEL), as_json(intent)]}))
-        assert type(caught) is intake.Unsupported
-        assert (caught.index, caught.field) == (1, "clientId")
-    top_byte_only = bytes(8) + b"\xff" * 8
-    assert INTAKE.process(body_of(as_json(ORDER._replace(client_id=top_byte_only))))
+def test_full_128_bit_client_ids_reach_the_engine_exactly() -> None:
+    # Hyperliquid-style cloids use all 16 bytes; the journal's packing carries them whole.
+    wide = bytes.fromhex("f0112233445566778899aabbccddeeff")
+    submissions = INTAKE.process(
+        body_of({"intents": [as_json(ORDER._replace(client_id=wide)),
+                             as_json(CANCEL_BY_CLIENT_ID._replace(client_id=wide))]})
+    )  # fmt: skip
+    expected = int.from_bytes(wide, "big")
+    assert [s.command.command.client_id for s in submissions] == [expected, expected]
+    for submission in submissions:
+        record = decode_record(encode_record(1, submission.command, submission.signature))
+        assert record.command == submission.command
 
 
 def test_invalid_withdrawal_to_another_address() -> None:
