@@ -18,7 +18,9 @@ Properties, checked after every command:
 - conservation: ``total_money() == deposited - withdrawn``, both counted from the events;
 - books never crossed, and every engine index agrees with the orders (``check_state``);
 - follower: balances, positions, insurance fund and fee pool rebuilt from the events alone
-  equal the state (``Follower``: every money movement has an event);
+  equal the state (``Follower``: every money movement has an event); every trade is at the
+  maker's price, within the taker's limit, between two accounts, with the market's fees;
+- liquidation: after a mark update no holder of that market is left below maintenance;
 - a rejected command emits only its ``Rejected`` event and changes nothing: state root and
   snapshot bytes equal before and after (checked when the timestamp does not move the clock,
   so nothing time-driven runs first), except what the engine spends on purpose: the nonce of
@@ -81,6 +83,7 @@ from asyncdex.messages.events import (
     L1MessageConsumed,
     LiquidationSettled,
     LiquidationStarted,
+    MarkPriceUpdated,
     OrderAccepted,
     OrderModified,
     OrderTriggered,
@@ -948,6 +951,7 @@ def run_scenario(scenario: Scenario, check: bool = False) -> Run:
             check_state(state)
             follower.apply(events)
             follower.check(state)
+            check_nobody_left_below_maintenance(engine, events)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- the stream ---\n{describe(steps)}") from exc
     return Run(steps, all_events, roots, engine)
@@ -1127,6 +1131,34 @@ class Follower:
             f"events say insurance {self.insurance}, fees {self.fees}; state has "
             f"{state.insurance_fund}, {state.fee_pool}"
         )
+
+
+def check_nobody_left_below_maintenance(engine: Engine, events: list[Event]) -> None:
+    """After a mark update, every holder of that market is above maintenance margin.
+
+    Liquidation runs on mark updates and repeats until a pass liquidates nobody, so accounts
+    its own fills pushed under (the makers of the liquidation orders) are caught too. A cross
+    account is only judged when all its markets have a mark (without one, nothing can be
+    liquidated); flat accounts are not judged (a bad debt leaves them below zero, reported).
+    """
+    state = engine.state
+    moved = {e.market for e in events if type(e) is MarkPriceUpdated and e.mark_price}
+    if not moved:
+        return
+    for address, account in state.accounts.items():
+        cross = [m for m, p in account.positions.items() if p.size and not p.isolated]
+        if moved & set(cross) and all(state.markets[m].mark_price for m in cross):
+            equity, _, maintenance = engine.cross_risk(account)
+            assert equity >= maintenance, (
+                f"{address.hex()} left below maintenance: equity {equity} < {maintenance}"
+            )
+        for market_id, position in account.positions.items():
+            if position.isolated and position.size and market_id in moved:
+                equity, _, maintenance = engine.isolated_risk(state.markets[market_id], position)
+                assert equity >= maintenance, (
+                    f"{address.hex()} isolated in market {market_id} left below maintenance: "
+                    f"equity {equity} < {maintenance}"
+                )
 
 
 def check_state(state: State) -> None:
