@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 import signal
@@ -59,10 +60,12 @@ class SteppingClock:
     def __init__(self, start: int, steps: Sequence[int] = ()) -> None:
         self.now = start
         self.steps = list(steps)
+        self.readings: list[int] = []
 
     def __call__(self) -> int:
         if self.steps:
             self.now += self.steps.pop(0)
+        self.readings.append(self.now)
         return self.now
 
 
@@ -167,9 +170,11 @@ def test_timestamps_never_go_backwards(tmp_path: Path) -> None:
             stamps.extend(r.timestamp for r in await sequencer.submit([submission(index)]))
 
     asyncio.run(run_sequencer(tmp_path, body, clock=clock))
-    # the clock reads S, S+5, S+2, S-98, S-96, S+104, S+54, S+55, S+55, S+54, S+114, S+114
-    held = [0, 5, 5, 5, 5, 104, 104, 104, 104, 104, 114, 114]
-    assert stamps == [START_MS + offset for offset in held]
+    assert min(clock.readings) < START_MS  # the clock did go back
+    assert stamps == sorted(stamps)
+    # each stamp is the latest time seen so far: the clock held, never invented
+    assert set(stamps) <= set(itertools.accumulate(clock.readings, max))
+    assert stamps[-1] == max(clock.readings) == START_MS + 114
     assert [timestamp for _, timestamp, *_ in read_records(tmp_path)] == stamps
 
 
@@ -187,25 +192,36 @@ CANCEL_FIRST_MIX: list[Command] = [
 ]
 
 
+WINDOW_MS = 5
+
+
 def arrive_in_one_window(policy: object, tmp_path: Path) -> list[Command]:
-    """Submit the mix as separate concurrent calls; return the journal's order."""
+    """Submit the mix as separate concurrent calls in one window; return the journal's order.
+
+    The clock stands still while the calls arrive and moves past the window afterwards, so
+    however slowly the machine runs, every call lands in the same window.
+    """
+    clock = SteppingClock(START_MS)
 
     async def body(sequencer: Sequencer, journal: FileJournal) -> None:
         calls = [
-            sequencer.submit([submission(i, command)]) for i, command in enumerate(CANCEL_FIRST_MIX)
+            asyncio.create_task(sequencer.submit([submission(i, command)]))
+            for i, command in enumerate(CANCEL_FIRST_MIX)
         ]
+        await asyncio.sleep(0)  # every call has run up to its first wait
+        clock.now += WINDOW_MS
         results = await asyncio.gather(*calls)
         assert sorted(r[0].seq for r in results) == list(range(1, len(CANCEL_FIRST_MIX) + 1))
+        assert {r[0].timestamp for r in results} <= {START_MS, START_MS + WINDOW_MS}
 
-    asyncio.run(run_sequencer(tmp_path, body, policy=policy))
+    asyncio.run(run_sequencer(tmp_path, body, clock=clock, policy=policy))
     return [command for _seq, _ts, command, _sig in read_records(tmp_path)]
 
 
 def test_cancel_first_batches_sequence_cancels_then_post_only_then_the_rest(
     tmp_path: Path,
 ) -> None:
-    # 50 ms: every call of the mix arrives well inside one window
-    sequenced = arrive_in_one_window(CancelFirstBatches(window_ms=50), tmp_path)
+    sequenced = arrive_in_one_window(CancelFirstBatches(window_ms=WINDOW_MS), tmp_path)
     by_class = [[c for c in CANCEL_FIRST_MIX if priority_class(c) == k] for k in (0, 1, 2)]
     assert [len(group) for group in by_class] == [3, 2, 5]
     assert sequenced == by_class[0] + by_class[1] + by_class[2]
