@@ -73,6 +73,8 @@ def compiled_path(build_dir: Path | None = None) -> Path:
 
 
 def _build(out: Path) -> Path:
+    if out.resolve() in _PACKAGE.parents:
+        raise RuntimeError("the compiled engine cannot rebuild itself: run this from the sources")
     wanted = source_hash()
     stamp = out / _STAMP
     if stamp.is_file() and stamp.read_text() == wanted:
@@ -81,6 +83,8 @@ def _build(out: Path) -> Path:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     shutil.copytree(_PACKAGE, out / "asyncdex", ignore=shutil.ignore_patterns("__pycache__"))
+    # the type checker behind mypyc runs in the build tree, away from pyproject.toml
+    (out / "mypy.ini").write_text("[mypy]\nignore_missing_imports = True\n")
     mypyc = Path(sys.executable).with_name("mypyc")
     command = [str(mypyc)] if mypyc.exists() else [sys.executable, "-m", "mypyc"]
     result = subprocess.run(
