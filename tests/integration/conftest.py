@@ -9,6 +9,11 @@
 - ``venue_config(path, domain, markets, oracle_publishers)`` writes a venue TOML file
   (engine config plus ``[venue]``); markets are ``(symbol, sz_decimals, tick, lot)``.
 - :meth:`RunningNode.request` is a small blocking HTTP client (any status is returned).
+- ``anvil_launcher(workdir, block_time=..., state=...)`` returns an :class:`Anvil`: the pinned
+  ``node_modules/.bin/anvil`` on a free loopback port, with its dev keys parsed from its
+  banner. ``stop()`` (SIGTERM: with ``state`` it dumps the chain there) and ``start()`` again
+  bring the same chain back on the same port. Every anvil is killed at teardown. Without
+  the binary the tests skip, except under ``CI``, where they fail.
 
 Tests use these through fixtures rather than ``import conftest``: another test folder's
 conftest may claim that module name.
@@ -16,11 +21,15 @@ conftest may claim that module name.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import queue
+import random
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -151,11 +160,13 @@ class NodeLauncher:
         *,
         extra_args: Sequence[str] = (),
         operator_token: str | None = None,  # None: POST /v1/system refused
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.config_path = config_path
         self.extra_args = list(extra_args)
         self.operator_token = operator_token
+        self.extra_env = dict(extra_env or {})
         self.stderr_path = data_dir.parent / "node-stderr.log"
         self.node: RunningNode | None = None
         self.starts = 0
@@ -180,6 +191,7 @@ class NodeLauncher:
         env.pop("ASYNCDEX_OPERATOR_TOKEN", None)
         if self.operator_token is not None:
             env["ASYNCDEX_OPERATOR_TOKEN"] = self.operator_token
+        env.update(self.extra_env)
         with self.stderr_path.open("ab") as stderr:
             stderr.write(f"---- start {self.starts}\n".encode())
             stderr.flush()
@@ -263,3 +275,204 @@ def node_launcher() -> Iterator[Callable[..., NodeLauncher]]:
     yield make
     for launcher in launchers:
         launcher.cleanup()
+
+
+# ---------------------------------------------------------------------------------------------
+# anvil
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ANVIL_BINARY = REPO_ROOT / "node_modules" / ".bin" / "anvil"
+
+
+def anvil_executable() -> Path:
+    """The platform binary that ``node_modules/.bin/anvil`` (a Node wrapper) runs.
+
+    Started directly, a signal reaches anvil itself: the wrapper forwards SIGTERM and then
+    exits at once, while anvil may still be writing its state and holding its port.
+    """
+    scope = REPO_ROOT / "node_modules" / "@foundry-rs"
+    for candidate in sorted(scope.glob("anvil-*/bin/anvil")):
+        return candidate
+    return ANVIL_BINARY
+
+
+ANVIL_START_TIMEOUT = 30.0
+_BANNER_KEY = re.compile(r"^\((\d+)\) (0x[0-9a-fA-F]{64})$")
+
+
+def anvil_port_candidates() -> Iterator[int]:
+    """Free-looking loopback ports below the kernel's ephemeral range.
+
+    Below it so that nothing else on the machine gets the port by accident while anvil is
+    stopped (outgoing connections and ``bind(0)`` draw from the ephemeral range): the outage
+    test brings the chain back on the same port the node was told about.
+    """
+    low = 32768  # Linux's default, where /proc does not say
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    first = max(1024, low - 12_000)
+    rng = random.Random()
+    for _ in range(50):
+        port = rng.randrange(first, low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        yield port
+
+
+class AnvilStartError(RuntimeError):
+    pass
+
+
+class Anvil:
+    """One anvil process (at a time) on one loopback port; see the module docstring."""
+
+    def __init__(
+        self, workdir: Path, *, block_time: int | None = None, state: Path | None = None
+    ) -> None:
+        self.workdir = workdir
+        self.block_time = block_time
+        self.state = state
+        self.port = 0
+        self.keys: list[bytes] = []
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / "anvil.log"
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self, port: int) -> list[str]:
+        command = [str(anvil_executable()), "--host", "127.0.0.1", "--port", str(port)]
+        if self.block_time is not None:
+            command += ["--block-time", str(self.block_time)]
+        if self.state is not None:
+            command += ["--state", str(self.state)]
+        return command
+
+    def start(self) -> Anvil:
+        """Start on a new free port, or on the same port as before once started."""
+        assert self.process is None or self.process.poll() is not None, "anvil still running"
+        ports = [self.port] * 20 if self.port else anvil_port_candidates()
+        errors = []
+        for port in ports:
+            try:
+                self._spawn(port)
+                return self
+            except AnvilStartError as exc:
+                errors.append(str(exc))
+                if self.port:  # the same port: it may still be in TIME_WAIT for a moment
+                    threading.Event().wait(0.25)
+        raise AnvilStartError("anvil did not start:\n" + "\n".join(errors[-3:]))
+
+    def _spawn(self, port: int) -> None:
+        log = self.log_path.open("ab")
+        log.write(f"---- start {self.starts} on port {port}\n".encode())
+        log.flush()
+        # Its own process group: stop and cleanup reach anything it started (the wrapper's
+        # child, when the platform binary was not found).
+        process = subprocess.Popen(
+            self.command(port),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.starts += 1
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump() -> None:
+            # Drain for the life of the process so anvil never blocks on a full pipe.
+            assert process.stdout is not None
+            with log:
+                for raw in process.stdout:
+                    log.write(raw)
+                    lines.put(raw.decode(errors="replace").rstrip("\n"))
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        keys: dict[int, bytes] = {}
+        try:
+            while True:
+                line = lines.get(timeout=ANVIL_START_TIMEOUT)
+                if line is None:
+                    raise AnvilStartError(f"anvil exited with {process.wait()} on port {port}")
+                match = _BANNER_KEY.match(line.strip())
+                if match:
+                    keys[int(match.group(1))] = bytes.fromhex(match.group(2)[2:])
+                if line.startswith("Listening on"):
+                    break
+        except queue.Empty:
+            _kill_group(process)
+            raise AnvilStartError(f"anvil did not listen on port {port} in time") from None
+        self.process = process
+        self.port = port
+        if keys:
+            self.keys = [keys[index] for index in sorted(keys)]
+
+    def stop(self) -> None:
+        """SIGTERM, and wait until every process of the group is gone (with ``state``, anvil
+        writes the chain there on the way out, before it exits)."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=STOP_TIMEOUT)
+        _wait_group_gone(self.process.pid)
+
+    def rpc(self, method: str, params: list[Any] | None = None) -> Any:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
+        result = http_request(self.url, "POST", body.encode(), {"Content-Type": "application/json"})
+        assert result.status == 200, result.body
+        document = result.json()
+        assert "error" not in document, document
+        return document["result"]
+
+    def mine(self, blocks: int) -> None:
+        self.rpc("anvil_mine", [hex(blocks)])
+
+    def set_block_time(self, seconds: int) -> None:
+        """Interval mining from now on (anvil starts in automine unless ``block_time``)."""
+        self.rpc("evm_setIntervalMining", [seconds])
+
+    def cleanup(self) -> None:
+        if self.process is not None:
+            _kill_group(self.process)
+
+
+def _wait_group_gone(group: int) -> None:
+    deadline = threading.Event()
+    for _ in range(int(STOP_TIMEOUT / 0.05)):
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        deadline.wait(0.05)
+    raise TimeoutError(f"process group {group} still alive")
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@pytest.fixture
+def anvil_launcher() -> Iterator[Callable[..., Anvil]]:
+    if not ANVIL_BINARY.exists():
+        message = f"{ANVIL_BINARY.relative_to(REPO_ROOT)} missing: run npm ci"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    started: list[Anvil] = []
+
+    def make(workdir: Path, **kwargs: Any) -> Anvil:
+        workdir.mkdir(parents=True, exist_ok=True)
+        anvil = Anvil(workdir, **kwargs)
+        started.append(anvil)
+        return anvil.start()
+
+    yield make
+    for anvil in started:
+        anvil.cleanup()

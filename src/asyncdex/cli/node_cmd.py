@@ -13,6 +13,14 @@ Invariants:
   start, since a wrong domain would make every signature recover to a stranger.
 - The operator token (for ``POST /v1/system``) comes from ``--operator-token`` or the
   ``ASYNCDEX_OPERATOR_TOKEN`` environment variable (preferred: flags show in ``ps``).
+- Settlement is on with ``--chain-rpc URL`` (any EVM JSON-RPC node, e.g. anvil; the contract
+  from ``--contract`` or ``[venue] settlement_contract``, the sequencer key from
+  ``--sequencer-key-file``), or with ``[settlement] deploy = true`` in the config: the
+  embedded in-process EVM, with a token and the contract deployed at start (the demo shape;
+  the signing domain is then the deployed contract's). Otherwise the node does not settle.
+  Finality is the contract's ``finalityBlocks``, read from the chain.
+- ``--censor-forced-requests`` drops forced requests in the watcher, to test the escape
+  hatch; the node refuses it unless ``ASYNCDEX_TEST_MODE=1``.
 """
 
 from __future__ import annotations
@@ -30,10 +38,23 @@ from typing import Any
 from asyncdex.gateway.eip712 import parse_address
 from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.gateway.node import DEFAULT_SNAPSHOT_EVERY, Node, NodeSettings, serve
+from asyncdex.gateway.settlement_service import (
+    DEFAULT_BATCH_INTERVAL_MS,
+    DEFAULT_BATCH_MAX_RECORDS,
+    DEFAULT_CONFIRMATIONS,
+    DEFAULT_MAX_LAG_MS,
+    DEFAULT_TICK_MS,
+    EmbeddedChain,
+    SettlementError,
+    SettlementSettings,
+    deploy_embedded,
+    read_key_file,
+)
 from asyncdex.types.config_file import ConfigFileError, parse_engine_config
 from asyncdex.types.market import EngineConfig
 
 TOKEN_ENV = "ASYNCDEX_OPERATOR_TOKEN"
+TEST_MODE_ENV = "ASYNCDEX_TEST_MODE"
 EXIT_USAGE = 2
 
 
@@ -43,14 +64,33 @@ class ConfigError(ValueError):
 
 VENUE_TABLE = "venue"
 VENUE_KEYS = frozenset({"chain_id", "settlement_contract"})
+SETTLEMENT_TABLE = "settlement"
+# The embedded chain's deployment; everything else about settlement is a flag.
+SETTLEMENT_KEYS: dict[str, tuple[type, Any]] = {
+    "deploy": (bool, False),
+    "finality_blocks": (int, 5),
+    "forced_deadline_blocks": (int, 100),
+    "block_time_ms": (int, 1_000),
+}
 
 
-def load_config(path: Path) -> tuple[EngineConfig, dict[str, Any]]:
-    """The engine config and the ``[venue]`` table (signing domain) of one TOML file.
+def _node_table(document: dict[str, Any], path: Path, name: str, keys: Any) -> dict[str, Any]:
+    table = document.pop(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{name}] must be a table")
+    unknown = sorted(set(table) - set(keys))
+    if unknown:
+        raise ConfigError(f"{path}: [{name}]: unknown key(s) {', '.join(unknown)}")
+    return table
+
+
+def load_venue_file(path: Path) -> tuple[EngineConfig, dict[str, Any], dict[str, Any]]:
+    """The engine config, the ``[venue]`` table (signing domain) and the ``[settlement]``
+    table (embedded chain deployment, with defaults filled in) of one TOML file.
 
     The engine part is parsed by :func:`asyncdex.types.config_file.parse_engine_config`,
-    strictly; ``[venue]`` (optional, keys ``chain_id`` and ``settlement_contract``) is the
-    node's and is taken out before, so one file can describe the whole venue.
+    strictly; ``[venue]`` and ``[settlement]`` (both optional) are the node's and are taken
+    out before, so one file can describe the whole venue.
     """
     try:
         with path.open("rb") as file:
@@ -59,22 +99,104 @@ def load_config(path: Path) -> tuple[EngineConfig, dict[str, Any]]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    venue = document.pop(VENUE_TABLE, {})
-    if not isinstance(venue, dict):
-        raise ConfigError(f"{path}: [{VENUE_TABLE}] must be a table")
-    unknown = sorted(set(venue) - VENUE_KEYS)
-    if unknown:
-        raise ConfigError(f"{path}: [{VENUE_TABLE}]: unknown key(s) {', '.join(unknown)}")
+    venue = _node_table(document, path, VENUE_TABLE, VENUE_KEYS)
+    settlement = _node_table(document, path, SETTLEMENT_TABLE, SETTLEMENT_KEYS)
+    for key, (kind, default) in SETTLEMENT_KEYS.items():
+        value = settlement.setdefault(key, default)
+        # ``type() is``: TOML's true is a bool, and a bool is not a block count.
+        if type(value) is not kind or (type(value) is int and value < 0):
+            wanted = "a boolean" if kind is bool else "a non-negative integer"
+            raise ConfigError(f"{path}: [{SETTLEMENT_TABLE}] {key} must be {wanted}")
     try:
-        return parse_engine_config(document, str(path)), venue
+        return parse_engine_config(document, str(path)), venue, settlement
     except ConfigFileError as exc:
         raise ConfigError(str(exc)) from None
 
 
+def load_config(path: Path) -> tuple[EngineConfig, dict[str, Any]]:
+    """The engine config and the ``[venue]`` table of one TOML file (see ``load_venue_file``)."""
+    engine_config, venue, _ = load_venue_file(path)
+    return engine_config, venue
+
+
+def _settlement_from_args(
+    args: argparse.Namespace, engine_config: EngineConfig, table: dict[str, Any]
+) -> tuple[dict[str, Any] | None, EmbeddedChain | None]:
+    """``SettlementSettings`` arguments but the contract (None: no settlement), and the
+    embedded deployment when there is one (it fixes the signing domain)."""
+    embedded_deploy = table["deploy"]
+    if args.censor_forced_requests and os.environ.get(TEST_MODE_ENV) != "1":
+        raise ConfigError(f"--censor-forced-requests is for tests only (set {TEST_MODE_ENV}=1)")
+    if args.chain_rpc is None and not embedded_deploy:
+        if args.sequencer_key_file is not None or args.censor_forced_requests:
+            raise ConfigError(
+                "settlement options need --chain-rpc or [settlement] deploy = true in the config"
+            )
+        return None, None
+    if args.chain_rpc is not None and embedded_deploy:
+        raise ConfigError(
+            "[settlement] deploy is for the embedded chain; on --chain-rpc deploy the contract "
+            "yourself and pass --contract"
+        )
+    numbers = {
+        "--confirmations": args.confirmations,
+        "--batch-interval-ms": args.batch_interval_ms,
+        "--batch-max-records": args.batch_max_records,
+        "--tick-ms": args.tick_ms,
+    }
+    for flag, value in numbers.items():
+        if value < 1:
+            raise ConfigError(f"{flag} must be positive")
+    if args.max_settlement_lag_ms < 0 or args.from_block < 0:
+        raise ConfigError("--max-settlement-lag-ms and --from-block must not be negative")
+    try:
+        key = None if args.sequencer_key_file is None else read_key_file(args.sequencer_key_file)
+    except SettlementError as exc:
+        raise ConfigError(f"--sequencer-key-file: {exc}") from None
+    common: dict[str, Any] = {
+        "sequencer_key": key,
+        "confirmations": args.confirmations,
+        "batch_interval_ms": args.batch_interval_ms,
+        "batch_max_records": args.batch_max_records,
+        "max_lag_ms": args.max_settlement_lag_ms,
+        "tick_ms": args.tick_ms,
+        "from_block": args.from_block,
+        "censor_forced_requests": args.censor_forced_requests,
+    }
+    if args.chain_rpc is not None:
+        if key is None:
+            raise ConfigError(
+                "--chain-rpc needs --sequencer-key-file (the key batches are signed with)"
+            )
+        return {**common, "rpc_url": args.chain_rpc}, None
+    embedded, key = deploy_embedded(
+        engine_config,
+        key,
+        finality_blocks=table["finality_blocks"],
+        forced_deadline_blocks=table["forced_deadline_blocks"],
+        block_time_ms=table["block_time_ms"],
+    )
+    return {**common, "sequencer_key": key, "embedded": embedded}, embedded
+
+
 def settings_from_args(args: argparse.Namespace) -> NodeSettings:
-    engine_config, venue = load_config(Path(args.config))
+    engine_config, venue, settlement_table = load_venue_file(Path(args.config))
+    settlement_args, embedded = _settlement_from_args(args, engine_config, settlement_table)
     chain_id = args.chain_id if args.chain_id is not None else venue.get("chain_id")
     contract_text = args.contract if args.contract is not None else venue.get("settlement_contract")
+    if embedded is not None:
+        # The embedded deployment is the domain; a config naming another one is a mistake.
+        deployed_chain_id = embedded.chain.chain_id
+        if chain_id is not None and chain_id != deployed_chain_id:
+            raise ConfigError(
+                f"chain id {chain_id} given, the embedded chain's is {deployed_chain_id}"
+            )
+        deployed_text = embedded.client.address.lower()
+        if contract_text is not None and str(contract_text).lower() != deployed_text:
+            raise ConfigError(
+                f"contract {contract_text} given, the embedded one is {deployed_text}"
+            )
+        chain_id, contract_text = deployed_chain_id, deployed_text
     if type(chain_id) is not int or chain_id <= 0:
         raise ConfigError("a positive chain id is required (--chain-id or [venue] chain_id)")
     if not isinstance(contract_text, str):
@@ -88,6 +210,15 @@ def settings_from_args(args: argparse.Namespace) -> NodeSettings:
     if args.snapshot_every < 0:
         raise ConfigError("--snapshot-every must not be negative")
     token = args.operator_token or os.environ.get(TOKEN_ENV) or None
+    settlement = None
+    if settlement_args is not None:
+        rpc_contract = contract if embedded is None else None
+        try:
+            settlement = SettlementSettings(
+                **settlement_args, contract=rpc_contract, expected_chain_id=chain_id
+            )
+        except SettlementError as exc:
+            raise ConfigError(str(exc)) from None
     return NodeSettings(
         data_dir=Path(args.data),
         engine_config=engine_config,
@@ -95,6 +226,7 @@ def settings_from_args(args: argparse.Namespace) -> NodeSettings:
         port=args.port,
         snapshot_every=args.snapshot_every,
         operator_token=token,
+        settlement=settlement,
     )
 
 
@@ -109,6 +241,9 @@ def _announce(node: Node) -> None:
         "snapshotSeq": recovered.snapshot_seq,
         "replayed": recovered.replayed,
         "stateRoot": "0x" + recovered.state_root.hex(),
+        "chainId": node.settings.domain.chain_id,
+        "contract": "0x" + node.settings.domain.verifying_contract.hex(),
+        "settlement": node.settings.settlement is not None,
     }
     sys.stdout.write(json.dumps(line) + "\n")
     sys.stdout.flush()
@@ -120,10 +255,10 @@ def cmd_node(args: argparse.Namespace) -> int:
     )
     try:
         settings = settings_from_args(args)
-    except ConfigError as exc:
+        return asyncio.run(serve(settings, on_ready=_announce))
+    except (ConfigError, SettlementError) as exc:
         print(f"asyncdex node: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return asyncio.run(serve(settings, on_ready=_announce))
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -149,6 +284,48 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--operator-token",
         default=None,
         help=f"enables POST /v1/system for holders of this token (or set ${TOKEN_ENV})",
+    )
+    settle = parser.add_argument_group(
+        "settlement", "on with --chain-rpc, or with [settlement] deploy = true (embedded EVM)"
+    )
+    settle.add_argument("--chain-rpc", default=None, help="EVM JSON-RPC URL (e.g. anvil)")
+    settle.add_argument(
+        "--sequencer-key-file", default=None, help="file holding the batch-signing key (hex)"
+    )
+    settle.add_argument(
+        "--confirmations",
+        type=int,
+        default=DEFAULT_CONFIRMATIONS,
+        help="blocks (the message's own included) before an L1 message is sequenced",
+    )
+    settle.add_argument(
+        "--batch-interval-ms",
+        type=int,
+        default=DEFAULT_BATCH_INTERVAL_MS,
+        help="a batch covers at most this much sequenced time",
+    )
+    settle.add_argument(
+        "--batch-max-records",
+        type=int,
+        default=DEFAULT_BATCH_MAX_RECORDS,
+        help="a batch holds at most this many records",
+    )
+    settle.add_argument(
+        "--max-settlement-lag-ms",
+        type=int,
+        default=DEFAULT_MAX_LAG_MS,
+        help="protective mode beyond this committed lag, off again below half (0: never)",
+    )
+    settle.add_argument(
+        "--tick-ms", type=int, default=DEFAULT_TICK_MS, help="sequence a time tick this often"
+    )
+    settle.add_argument(
+        "--from-block", type=int, default=0, help="the contract's deploy block (log scans)"
+    )
+    settle.add_argument(
+        "--censor-forced-requests",
+        action="store_true",
+        help=f"TESTS ONLY ({TEST_MODE_ENV}=1): drop forced requests, to exercise the exit",
     )
     parser.set_defaults(func=cmd_node)
     return parser

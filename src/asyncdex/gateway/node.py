@@ -23,6 +23,16 @@ Invariants:
   fault stops the node with a non-zero exit code: continuing could acknowledge what is not
   on disk, or serve a state that diverged from the journal.
 - Listens on loopback only: there is no TLS, rate limiting or account-level auth yet.
+- With settlement on (``NodeSettings.settlement``, see
+  :mod:`asyncdex.gateway.settlement_service`) the engine is rebuilt at start by replaying the
+  journal from seq 1 through the batcher, so the batches cut are the ones posted before; the
+  L1 watcher, the poster, time ticks and protective mode run beside the executor. Deposits
+  then come only from the chain: the ``deposit`` system command is refused.
+- Status queries read memory only, never the chain: a record's status is ``sequenced`` until
+  applied, ``executed`` once applied, ``committed`` once its batch is on chain (with the
+  transaction hash) and ``finalized`` once the contract calls that batch final. Intent ids and
+  events are kept for the newest ``index_capacity`` records (oldest dropped first); at start
+  intent ids are rebuilt from the journal's tail, and events for the records replayed then.
 
 Endpoints (JSON; errors are ``{"error": message, "code": ..., "index"?, "field"?}``):
 
@@ -36,11 +46,25 @@ Endpoints (JSON; errors are ``{"error": message, "code": ..., "index"?, "field"?
   "oraclePrice", "publisher": "0x..", "market": n, "price": n} | {"type": "advanceTime"}]}``;
   200 receipts as above with ``"intentId": null``.
 - ``GET /v1/status``: ``{"lastSeq", "durableSeq", "appliedSeq", "snapshotSeq", "stateRoot":
-  "0x..", "engineTime", "draining"}``; ``stateRoot`` is the engine's after ``appliedSeq``.
+  "0x..", "engineTime", "draining", "protectiveMode", "settlement"}``; ``stateRoot`` is the
+  engine's after ``appliedSeq``; ``settlement`` is null when the node does not settle, else
+  the last cut, committed and finalized batches, the lag (records and sequenced ms behind,
+  committed and finalized), the poster's and watcher's health (see
+  :meth:`SettlementService.status_json`).
+- ``GET /v1/intents/{intentId}`` and ``GET /v1/seq/{seq}``: ``{"seq", "intentId", "status":
+  "sequenced" | "executed" | "committed" | "finalized", "events": [...] | null, "batch",
+  "txHash"}``; ``events`` are the record's events (fills, rests, the rejection and its
+  reason, ...), null once out of the index; 404 for an id or seq the node does not know.
+- ``GET /v1/withdrawals/{id}/proof``: the batch, leaf index and Merkle proof that
+  ``claimWithdrawal`` takes, once the withdrawal is in a cut batch, with the batch's status
+  (``claimable`` once final); 404 before, or without settlement.
+- ``POST /v1/dev/deposit`` (operator token, embedded chain only): ``{"account", "amount"}``
+  mints test tokens and deposits them on the in-process chain; the watcher sequences it.
 - ``GET /v1/health``: 200 ``{"status": "ok"}``, 503 ``{"status": "draining"}``.
 
-Threads: the event loop runs HTTP, decoding, verification, sequencing and the engine; the
-journal's group-commit thread writes and fsyncs. Verification is a call to
+Threads: the event loop runs HTTP, decoding, verification, sequencing, the engine and batch
+cuts; the journal's group-commit thread writes and fsyncs; one settlement thread makes every
+chain call. Verification is a call to
 :meth:`Intake.verify` on picklable values, so it can move to a process pool unchanged.
 """
 
@@ -52,6 +76,7 @@ import json
 import logging
 import signal
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +85,7 @@ from typing import Any
 from aiohttp import web
 
 from asyncdex.engine.state_root import state_root
+from asyncdex.gateway import intents as wire
 from asyncdex.gateway.eip712 import Domain, parse_address
 from asyncdex.gateway.intake import (
     DEFAULT_LIMITS,
@@ -69,8 +95,19 @@ from asyncdex.gateway.intake import (
     IntakeLimits,
     MalformedBody,
 )
-from asyncdex.messages.commands import AdvanceTime, Command, Deposit, PublishOraclePrice
+from asyncdex.gateway.settlement_service import SettlementService, SettlementSettings
+from asyncdex.messages import commands as engine_commands
+from asyncdex.messages.commands import (
+    AdvanceTime,
+    Command,
+    Deposit,
+    PublishOraclePrice,
+    Signed,
+)
+from asyncdex.messages.events import Event, Rejected
+from asyncdex.messages.reasons import Reject
 from asyncdex.sequencer.journal import FileJournal, GroupCommitter, JournalFailed
+from asyncdex.sequencer.records import Record, decode_trusted_record
 from asyncdex.sequencer.recovery import EngineExecutor, Recovered, SnapshotStore, recover
 from asyncdex.sequencer.sequencer import (
     Receipt,
@@ -87,6 +124,7 @@ JOURNAL_SUBDIR = "journal"
 SNAPSHOT_SUBDIR = "snapshots"
 LOOPBACK = "127.0.0.1"
 DEFAULT_SNAPSHOT_EVERY = 10_000
+DEFAULT_INDEX_CAPACITY = 100_000
 MAX_SYSTEM_COMMANDS = 1_000
 EXIT_OK = 0
 EXIT_JOURNAL_FAILED = 74  # EX_IOERR
@@ -108,6 +146,8 @@ class NodeSettings:
     limits: IntakeLimits = DEFAULT_LIMITS
     clock: Callable[[], int] = wall_clock_ms
     shutdown_timeout: float = 10.0  # seconds in-flight requests get to finish on shutdown
+    settlement: SettlementSettings | None = None  # None: the node does not settle
+    index_capacity: int = DEFAULT_INDEX_CAPACITY  # records whose intent id and events are kept
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,11 +228,134 @@ def parse_system_commands(document: Any) -> list[Command]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Record index: what status queries read
+
+
+def wire_intent_of(signed: Signed) -> wire.Intent | None:
+    """The wire intent a journaled envelope was made from (:mod:`asyncdex.gateway.mapping`
+    inverted), so its intent id can be recomputed from the journal. None for an
+    ``ApproveAgent``, whose agent name the engine command does not keep."""
+    nonce, expires = signed.nonce, signed.expires_after
+    command = signed.command
+    match command:
+        case engine_commands.PlaceOrder():
+            return wire.PlaceOrder(
+                command.account, nonce, expires, command.market, command.is_buy, command.price,
+                command.size, command.order_type, command.tif, command.reduce_only,
+                command.client_id.to_bytes(16, "big"), command.expiry, command.trigger_price,
+                command.trigger_kind,
+            )  # fmt: skip
+        case engine_commands.CancelOrder():
+            return wire.Cancel(command.account, nonce, expires, command.market, command.order_id)
+        case engine_commands.CancelByClientId():
+            return wire.CancelByClientId(
+                command.account,
+                nonce,
+                expires,
+                command.market,
+                command.client_id.to_bytes(16, "big"),
+            )
+        case engine_commands.CancelAll():
+            every = command.market == engine_commands.ALL_MARKETS
+            market = wire.ALL_MARKETS if every else command.market
+            return wire.CancelAll(command.account, nonce, expires, market)
+        case engine_commands.ModifyOrder():
+            return wire.Modify(
+                command.account, nonce, expires, command.market, command.order_id, command.price,
+                command.size,
+            )  # fmt: skip
+        case engine_commands.ScheduleCancel():
+            return wire.ScheduleCancel(command.account, nonce, expires, command.at_time)
+        case engine_commands.SetLeverage():
+            return wire.SetLeverage(
+                command.account, nonce, expires, command.market, command.leverage,
+                command.isolated,
+            )  # fmt: skip
+        case engine_commands.UpdateIsolatedMargin():
+            return wire.UpdateIsolatedMargin(
+                command.account, nonce, expires, command.market, command.delta
+            )
+        case engine_commands.Withdraw():
+            return wire.Withdraw(command.account, nonce, expires, command.amount, command.account)
+    return None
+
+
+def intent_id_of(domain: Domain, record: Record) -> bytes | None:
+    """The intent id (EIP-712 digest) of a journaled trader intent, or None."""
+    command = record.command
+    if type(command) is not Signed:
+        return None
+    intent = wire_intent_of(command)
+    if intent is None:
+        return None
+    try:
+        return wire.intent_digest(domain, intent)
+    except wire.MalformedIntent:
+        return None  # not something the native intake produced
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """``{"type": EventName, field: value, ...}``: camelCase fields, bytes as 0x-hex, and a
+    ``reasonName`` beside a rejection's numbered reason."""
+    out: dict[str, Any] = {"type": type(event).__name__}
+    for name, value in zip(event._fields, event, strict=True):
+        out[_camel(name)] = "0x" + value.hex() if isinstance(value, bytes) else value
+    if type(event) is Rejected:
+        try:
+            out["reasonName"] = Reject(event.reason).name
+        except ValueError:
+            out["reasonName"] = None
+    return out
+
+
+class RecordIndex:
+    """The newest records for status queries: intent id -> seq, seq -> (intent id, events).
+
+    Bounded to ``capacity`` entries each, oldest dropped first. An intent id keeps its first
+    seq: a resubmitted intent is sequenced again but only the first spends its nonce.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("the record index holds at least one record")
+        self.capacity = capacity
+        self._seq_of: OrderedDict[bytes, int] = OrderedDict()
+        self._records: OrderedDict[int, tuple[bytes | None, list[Event] | None]] = OrderedDict()
+
+    def add(self, seq: int, intent_id: bytes | None, events: list[Event] | None) -> None:
+        if intent_id:
+            seq_of = self._seq_of
+            if intent_id not in seq_of:
+                seq_of[intent_id] = seq
+                if len(seq_of) > self.capacity:
+                    seq_of.popitem(last=False)
+        records = self._records
+        records[seq] = (intent_id or None, events)
+        if len(records) > self.capacity:
+            records.popitem(last=False)
+
+    def seq_of(self, intent_id: bytes) -> int | None:
+        return self._seq_of.get(intent_id)
+
+    def record(self, seq: int) -> tuple[bytes | None, list[Event] | None]:
+        return self._records.get(seq, (None, None))
+
+
+# ---------------------------------------------------------------------------------------------
 # The node
 
 
 def _json_error(error: IntakeError) -> web.Response:
     return web.json_response(error.to_json(), status=error.status)
+
+
+def _not_found(message: str, code: str) -> web.Response:
+    return web.json_response({"error": message, "code": code}, status=404)
 
 
 def _receipt_json(receipt: Receipt) -> dict[str, Any]:
@@ -222,6 +385,8 @@ class Node:
         self._executor: EngineExecutor | None = None
         self._snapshots: SnapshotStore | None = None
         self._journal: FileJournal | None = None
+        self._settlement: SettlementService | None = None
+        self.index = RecordIndex(settings.index_capacity)
         self.port = 0
 
     @property
@@ -234,7 +399,18 @@ class Node:
         settings = self.settings
         self._stop_requested = asyncio.Event()
         data = Path(settings.data_dir)
-        recovered = recover(data / JOURNAL_SUBDIR, data / SNAPSHOT_SUBDIR, settings.engine_config)
+        if settings.settlement is None:
+            recovered = recover(
+                data / JOURNAL_SUBDIR, data / SNAPSHOT_SUBDIR, settings.engine_config
+            )
+            self._index_journal_tail(recovered.journal, recovered.last_seq)
+        else:
+            self._settlement = SettlementService(
+                settings.settlement, settings.engine_config, settings.clock
+            )
+            recovered = self._settlement.recover(
+                data / JOURNAL_SUBDIR, self._index_replayed, tail=settings.index_capacity
+            )
         self.recovered = recovered
         self._journal = recovered.journal
         _log.info(
@@ -262,12 +438,17 @@ class Node:
                 self._snapshots if periodic else None,
                 settings.snapshot_every if periodic else 1,
                 last_seq=recovered.last_seq,
+                on_events=self._on_events,
             )
             self._sequencer.add_consumer(self._consume)
 
             app = web.Application(client_max_size=settings.limits.max_body_bytes + 1)
             app.router.add_post("/v1/intents", self.handle_intents)
+            app.router.add_get("/v1/intents/{intent_id}", self.handle_intent_status)
+            app.router.add_get("/v1/seq/{seq}", self.handle_seq_status)
+            app.router.add_get("/v1/withdrawals/{withdrawal_id}/proof", self.handle_withdrawal)
             app.router.add_post("/v1/system", self.handle_system)
+            app.router.add_post("/v1/dev/deposit", self.handle_dev_deposit)
             app.router.add_get("/v1/status", self.handle_status)
             app.router.add_get("/v1/health", self.handle_health)
             self._runner = web.AppRunner(
@@ -276,10 +457,35 @@ class Node:
             await self._runner.setup()
             self._site = web.TCPSite(self._runner, LOOPBACK, settings.port)
             await self._site.start()
+            if self._settlement is not None:
+                await self._settlement.start(self._submit_commands)
         except BaseException:
+            if self._settlement is not None:
+                await self._settlement.stop()
             await self._close_storage()
             raise
         self.port = int(self._runner.addresses[0][1])
+
+    def _index_replayed(self, seq: int, record: Record, events: list[Event]) -> None:
+        self.index.add(seq, intent_id_of(self.settings.domain, record), events)
+
+    def _index_journal_tail(self, journal: FileJournal, last_seq: int) -> None:
+        """Intent ids of the journal's newest records (their events are not known: the engine
+        state they ran against was restored from a snapshot)."""
+        first = max(journal.first_seq, last_seq - self.settings.index_capacity + 1)
+        if last_seq < first:
+            return
+        records = journal.read(first)
+        try:
+            for seq, payload in records:
+                if seq > last_seq:
+                    break
+                record = decode_trusted_record(payload)
+                self.index.add(seq, intent_id_of(self.settings.domain, record), None)
+        finally:
+            close = getattr(records, "close", None)
+            if close is not None:
+                close()
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -305,6 +511,11 @@ class Node:
             return
         self._stopped = True
         self._draining = True
+        # 0. No more ticks, L1 messages or commits: what settlement sequences must be in
+        #    before the sequencer closes. An open batch stays open; the replay at the next
+        #    start re-cuts it identically.
+        if self._settlement is not None:
+            await self._settlement.stop()
         # 1. No new connections; requests on open connections now get 503.
         if self._site is not None:
             await self._site.stop()
@@ -350,17 +561,46 @@ class Node:
         return paths[-1][0] if paths else 0
 
     def _consume(self, batch: Sequence[Sequenced]) -> None:
-        assert self._executor is not None
+        executor = self._executor
+        assert executor is not None
         if self._engine_faulted:
             return  # the engine state is no longer trustworthy; the node is stopping
         try:
-            self._executor(batch)
+            if self._settlement is None:
+                executor(batch)
+            else:
+                # A cut needs the state before the record that falls past the batch window.
+                before_record = self._settlement.before_record
+                for record in batch:
+                    before_record(record.timestamp)
+                    executor((record,))
         except Exception:
             # The records are durable, so the journal stays right; only this process's
             # engine state is wrong. Stop, and let recovery rebuild it from the journal.
             _log.exception("engine fault while applying seqs %d..%d", batch[0].seq, batch[-1].seq)
             self._engine_faulted = True
             self.request_stop(EXIT_FAULT)
+
+    def _on_events(self, record: Sequenced, events: list[Event]) -> None:
+        self.index.add(record.seq, record.intent_id, events)
+        if self._settlement is not None:
+            self._settlement.after_record(record.seq, record.timestamp, events)
+
+    async def _submit_commands(self, commands: Sequence[Command]) -> list[Receipt]:
+        """Sequence the node's own commands (time ticks, L1 messages, protective mode)."""
+        assert self._sequencer is not None
+        try:
+            return await self._sequencer.submit([Submission(command) for command in commands])
+        except SequencerClosed:
+            raise
+        except JournalFailed:
+            _log.exception("journal failed; stopping")
+            self.request_stop(EXIT_JOURNAL_FAILED)
+            raise
+        except Exception:
+            _log.exception("sequencer fault; stopping")
+            self.request_stop(EXIT_FAULT)
+            raise
 
     # ----------------------------------------------------------------- HTTP handlers
 
@@ -429,10 +669,7 @@ class Node:
             return _json_error(error)
         return await self._submit(submissions)
 
-    async def handle_system(self, request: web.Request) -> web.Response:
-        refused = self._refuse_if_draining()
-        if refused is not None:
-            return refused
+    def _refuse_unless_operator(self, request: web.Request) -> web.Response | None:
         token = self.settings.operator_token
         if not token:
             return web.json_response(
@@ -445,16 +682,126 @@ class Node:
             return web.json_response(
                 {"error": "missing or wrong operator token", "code": "unauthorized"}, status=401
             )
+        return None
+
+    async def _read_json(self, request: web.Request) -> Any:
+        body = await self._read_body(request)
         try:
-            body = await self._read_body(request)
-            try:
-                document = json.loads(body)
-            except (ValueError, RecursionError) as exc:
-                raise MalformedBody(f"invalid JSON: {exc}") from None
-            commands = parse_system_commands(document)
+            return json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise MalformedBody(f"invalid JSON: {exc}") from None
+
+    async def handle_system(self, request: web.Request) -> web.Response:
+        refused = self._refuse_if_draining() or self._refuse_unless_operator(request)
+        if refused is not None:
+            return refused
+        try:
+            commands = parse_system_commands(await self._read_json(request))
+            if self._settlement is not None:
+                for index, command in enumerate(commands):
+                    if type(command) is Deposit:
+                        raise SystemCommandError(
+                            f"command {index}: deposits come from the settlement contract "
+                            "while the node settles",
+                            index=index,
+                            field="type",
+                        )
         except IntakeError as error:
             return _json_error(error)
         return await self._submit([Submission(command) for command in commands])
+
+    async def handle_dev_deposit(self, request: web.Request) -> web.Response:
+        """Embedded chain only: mint test tokens and deposit them on chain for an account."""
+        refused = self._refuse_if_draining() or self._refuse_unless_operator(request)
+        if refused is not None:
+            return refused
+        settlement = self._settlement
+        if settlement is None or settlement.settings.embedded is None:
+            return _not_found("no embedded chain: deposit on the base chain", "no_embedded_chain")
+        try:
+            document = await self._read_json(request)
+            if not isinstance(document, dict) or set(document) != {"account", "amount"}:
+                raise MalformedBody('expected {"account": "0x..", "amount": n}')
+            account = _address(document, "account", 0)
+            amount = _uint(document, "amount", 0)
+            if amount == 0:
+                raise SystemCommandError("amount must be positive", field="amount")
+        except IntakeError as error:
+            return _json_error(error)
+        try:
+            l1_index, tx_hash = await settlement.dev_deposit(account, amount)
+        except Exception as exc:
+            _log.exception("dev deposit failed")
+            return web.json_response(
+                {"error": f"the chain refused: {exc}", "code": "chain_error"}, status=502
+            )
+        return web.json_response({"l1Index": l1_index, "txHash": "0x" + tx_hash.hex()})
+
+    # -- status queries (memory only)
+
+    def _record_json(self, seq: int) -> dict[str, Any]:
+        assert self._executor is not None
+        intent_id, events = self.index.record(seq)
+        status = "sequenced" if seq > self._executor.last_seq else "executed"
+        batch = tx_hash = None
+        if status == "executed" and self._settlement is not None:
+            settled, batch, tx_hash = self._settlement.settled_status(seq)
+            if settled is not None:
+                status = settled
+        return {
+            "seq": seq,
+            "intentId": None if intent_id is None else "0x" + intent_id.hex(),
+            "status": status,
+            "events": None if events is None else [event_json(event) for event in events],
+            "batch": batch,
+            "txHash": None if tx_hash is None else "0x" + tx_hash.hex(),
+        }
+
+    async def handle_intent_status(self, request: web.Request) -> web.Response:
+        text = request.match_info["intent_id"]
+        try:
+            if not text.startswith("0x") or len(text) != 66:
+                raise ValueError
+            intent_id = bytes.fromhex(text[2:])
+        except ValueError:
+            return web.json_response(
+                {"error": "an intent id is 0x and 64 hex digits", "code": "invalid_intent_id"},
+                status=400,
+            )
+        seq = self.index.seq_of(intent_id)
+        if seq is None:
+            return _not_found("unknown intent (or older than the index keeps)", "unknown_intent")
+        return web.json_response(self._record_json(seq))
+
+    async def handle_seq_status(self, request: web.Request) -> web.Response:
+        assert self._sequencer is not None
+        text = request.match_info["seq"]
+        seq = int(text) if text.isdigit() and len(text) < 20 else 0
+        if seq < 1:
+            return web.json_response(
+                {"error": "a seq is a positive integer", "code": "invalid_seq"}, status=400
+            )
+        if seq >= self._sequencer.next_seq:
+            return _not_found(f"seq {seq} is not sequenced yet", "unknown_seq")
+        return web.json_response(self._record_json(seq))
+
+    async def handle_withdrawal(self, request: web.Request) -> web.Response:
+        text = request.match_info["withdrawal_id"]
+        withdrawal_id = int(text) if text.isdigit() and len(text) < 20 else 0
+        if withdrawal_id < 1:
+            return web.json_response(
+                {"error": "a withdrawal id is a positive integer", "code": "invalid_withdrawal"},
+                status=400,
+            )
+        if self._settlement is None:
+            return _not_found("the node does not settle", "no_settlement")
+        proof = self._settlement.withdrawal_proof(withdrawal_id)
+        if proof is None:
+            return _not_found(
+                f"withdrawal {withdrawal_id} is in no batch yet (or does not exist)",
+                "unknown_withdrawal",
+            )
+        return web.json_response(proof)
 
     async def handle_status(self, request: web.Request) -> web.Response:
         assert self._sequencer is not None and self._executor is not None
@@ -470,6 +817,8 @@ class Node:
                 "stateRoot": "0x" + state_root(executor.engine.state).hex(),
                 "engineTime": executor.engine.state.time,
                 "draining": self._draining,
+                "protectiveMode": executor.engine.state.protective,
+                "settlement": None if self._settlement is None else self._settlement.status_json(),
             }
         )
 

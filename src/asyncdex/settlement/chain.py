@@ -349,10 +349,28 @@ class EthTesterChain(Chain):
 
 
 class RpcChain(Chain):
-    """Any EVM JSON-RPC endpoint; ``funded_keys`` are keys holding gas money there."""
+    """Any EVM JSON-RPC endpoint; ``funded_keys`` are keys holding gas money there.
 
-    def __init__(self, url: str, funded_keys: Sequence[bytes] = ()) -> None:
-        super().__init__(Web3(Web3.HTTPProvider(url)), funded_keys)
+    ``timeout_s`` bounds each request (web3's default otherwise). ``retry=False`` turns off
+    web3's own retries of failed requests, for callers with their own backoff (the node's
+    poster and watcher), so a call to a node that is down fails at once instead of after
+    several hidden attempts.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        funded_keys: Sequence[bytes] = (),
+        *,
+        timeout_s: float | None = None,
+        retry: bool = True,
+    ) -> None:
+        options: dict[str, Any] = {}
+        if timeout_s is not None:
+            options["request_kwargs"] = {"timeout": timeout_s}
+        if not retry:
+            options["exception_retry_configuration"] = None
+        super().__init__(Web3(Web3.HTTPProvider(url, **options)), funded_keys)
 
     def mine(self, blocks: int = 1) -> None:
         """anvil_mine when the node has it (one call for any count), else evm_mine per block."""
@@ -533,6 +551,15 @@ class SettlementClient:
 
     def last_final_batch(self) -> int:
         return int(self.chain.call(self.contract.functions.lastFinalBatch()))
+
+    def finality_blocks(self) -> int:
+        return int(self.chain.call(self.contract.functions.finalityBlocks()))
+
+    def forced_deadline_blocks(self) -> int:
+        return int(self.chain.call(self.contract.functions.forcedDeadlineBlocks()))
+
+    def sequencer_address(self) -> ChecksumAddress:
+        return _checksum(self.chain.call(self.contract.functions.sequencer()))
 
     def available_funds(self) -> int:
         return int(self.chain.call(self.contract.functions.availableFunds()))
