@@ -925,7 +925,7 @@ def run_scenario(scenario: Scenario, check: bool = False) -> Run:
                 {k: list(v) for k, v in state.nonces.items()},
                 state.l1_consumed,
                 type(step.command) is Signed
-                and engine.check_authorization(step.command, state.time) is None,
+                and engine.check_authorization(*step.command, state.time) is None,
             )
         events = engine.apply(step.command, step.timestamp)
         all_events.append(events)

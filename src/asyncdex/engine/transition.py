@@ -969,15 +969,15 @@ class Engine:
 
     # ------------------------------------------------------------------ authorization
 
-    def check_authorization(self, cmd: Signed, now: int) -> Reject | None:
-        """May ``cmd.signer`` act for the command's account, with this nonce, now?"""
-        inner = cmd.command
+    def check_authorization(
+        self, signer: bytes, nonce: int, expires_after: int, inner: Command, now: int
+    ) -> Reject | None:
+        """May ``signer`` act for the command's account, with this nonce, now?"""
         kind = type(inner)
         if kind in _SYSTEM_COMMANDS:
             return Reject.NOT_SIGNABLE
         state = self.state
         account: bytes = inner.account  # type: ignore[union-attr]  # system kinds excluded above
-        signer = cmd.signer
         if signer != account:
             if state.agent_master.get(signer) != account:
                 return Reject.UNKNOWN_AGENT
@@ -986,32 +986,36 @@ class Engine:
             valid_until = state.accounts[account].agents[signer]
             if valid_until and valid_until <= now:
                 return Reject.AGENT_EXPIRED
-        if cmd.expires_after and cmd.expires_after < now:
+        if expires_after and expires_after < now:
             return Reject.INTENT_EXPIRED
-        nonce = cmd.nonce
         if not now - NONCE_PAST_MS < nonce < now + NONCE_FUTURE_MS:
             return Reject.NONCE_OUT_OF_WINDOW
         kept = state.nonces.get(signer)
-        if kept:
+        if kept and nonce <= kept[-1]:
             at = bisect_left(kept, nonce)
-            if at < len(kept) and kept[at] == nonce:
+            if kept[at] == nonce:
                 return Reject.NONCE_ALREADY_USED
             if len(kept) >= NONCES_KEPT and at == 0:
                 return Reject.NONCE_TOO_LOW
         return None
 
     def process_signed(self, cmd: Signed, now: int, events: list[Event]) -> None:
-        reason = self.check_authorization(cmd, now)
-        inner = cmd.command
+        signer, nonce, expires_after, inner = cmd
+        reason = self.check_authorization(signer, nonce, expires_after, inner, now)
         if reason is not None:
             market = getattr(inner, "market", -1)
-            return self._reject(
-                events, cmd.signer, COMMAND_TAG[type(inner)], market, cmd.nonce, reason
-            )
-        kept = self.state.nonces.setdefault(cmd.signer, [])
-        insort(kept, cmd.nonce)
-        if len(kept) > NONCES_KEPT:
-            del kept[0]
+            return self._reject(events, signer, COMMAND_TAG[type(inner)], market, nonce, reason)
+        kept = self.state.nonces.get(signer)
+        if kept is None:
+            self.state.nonces[signer] = [nonce]
+        else:
+            # the common case, a nonce above all kept ones, is an append
+            if nonce > kept[-1]:
+                kept.append(nonce)
+            else:
+                insort(kept, nonce)
+            if len(kept) > NONCES_KEPT:
+                del kept[0]
         self._handlers[type(inner)](inner, now, events)
         return None
 
