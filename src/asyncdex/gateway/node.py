@@ -403,7 +403,6 @@ class Node:
             recovered = recover(
                 data / JOURNAL_SUBDIR, data / SNAPSHOT_SUBDIR, settings.engine_config
             )
-            self._index_journal_tail(recovered.journal, recovered.last_seq)
         else:
             self._settlement = SettlementService(
                 settings.settlement, settings.engine_config, settings.clock
@@ -426,6 +425,8 @@ class Node:
         for skipped in recovered.skipped_snapshots:
             _log.warning("snapshot %s skipped: %s", skipped.path, skipped.reason)
         try:
+            if settings.settlement is None:  # a settling node indexed its replay
+                self._index_journal_tail(recovered.journal, recovered.last_seq)
             self._committer = GroupCommitter(recovered.journal)
             self._sequencer = Sequencer(
                 self._committer, settings.clock, start_time=recovered.engine.state.time
