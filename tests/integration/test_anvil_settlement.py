@@ -63,6 +63,7 @@ from asyncdex.sequencer.journal import FileJournal
 from asyncdex.sequencer.records import decode_record
 from asyncdex.settlement.batch import decode_batch_data
 from asyncdex.settlement.chain import ContractReverted, MessageKind, RpcChain, SettlementClient
+from asyncdex.settlement.exit_tool import plan_exit
 from asyncdex.settlement.leaves import withdrawal_leaf
 from asyncdex.settlement.merkle import verify_proof
 from asyncdex.types.hashing import keccak256
@@ -480,6 +481,11 @@ def test_forced_withdrawal_escape_hatch(
 
     again = run_exit(venue, venue.alice, payer)
     assert again.returncode == 1 and "already exited" in again.stderr, again.stderr
+    # The tool checks first; the contract refuses anyway.
+    plan = plan_exit(client, raw(venue.alice))
+    with pytest.raises(ContractReverted, match=r"^AlreadyExited"):
+        client.exit(venue.outsider.key, venue.alice.address, plan.exit_value,
+                    plan.account_hash, plan.proof, plan.index)  # fmt: skip
     assert client.available_funds() == available
 
 

@@ -24,9 +24,10 @@ Invariants:
   closes, and expiries, funding and mark refreshes run without traffic.
 - Protective mode follows the committed lag with hysteresis: the node sequences
   ``SetProtectiveMode(True)`` when the newest committed record trails the newest applied one
-  by more than ``max_lag_ms`` of sequenced time, or the poster halted; and
-  ``SetProtectiveMode(False)`` once the lag is below half the bound and the poster runs. The
-  engine's own flag is the state compared against, so a restart picks up where it was.
+  by more than ``max_lag_ms`` of sequenced time, or settlement stopped (the poster halted, or
+  the chain refuses the node's configuration); and ``SetProtectiveMode(False)`` once the lag
+  is below half the bound and settlement runs. The engine's own flag is the state compared
+  against, so a restart picks up where it was.
 - ``censor_forced_requests`` (tests only; the CLI refuses it outside test mode) drops forced
   requests in the watcher's submit, to exercise the escape hatch end to end.
 """
@@ -410,6 +411,12 @@ class SettlementService:
         )
         try:
             await self._post_loop(poster)
+        except Exception as exc:
+            # A bug, not the chain (the poster's own failures are retried inside): settle no
+            # further and say so, rather than leave the venue trading on a dead poster.
+            _log.exception("poster loop failed")
+            self.fatal_error = f"poster loop failed: {exc!r}"
+            self._spawn_protective_check()
         finally:
             await watching
 
@@ -651,6 +658,7 @@ class SettlementService:
                 "failures": watcher.failures,
                 "lastError": watcher.last_error or None,
             },
+            "protectiveModeChanges": self.protective_requests,
             "censoredForcedRequests": len(self.censored),
         }  # fmt: skip
 
