@@ -12,10 +12,11 @@ Invariants:
 - State at start is the recovered state: latest snapshot plus journal tail, which equals a
   full replay of the journal (replay determinism). Seqs continue from the journal's last
   seq; timestamps continue from the recovered engine time, never backwards.
-- Oracle prices, L1 deposits and time ticks enter only as sequenced commands, through
-  ``POST /v1/system``. That endpoint is an operator door for tests and local runs until the
-  oracle feed and the chain watcher land: it is refused (403) unless the node was given an
-  operator token, and refused (401) to requests that do not present it.
+- Oracle prices, L1 deposits and time ticks enter only as sequenced commands: from the L1
+  watcher and the node's timer when the node settles, else through ``POST /v1/system``.
+  That endpoint is an operator door for tests and local runs until the oracle feed lands: it
+  is refused (403) unless the node was given an operator token, and refused (401) to
+  requests that do not present it.
 - Shutdown on SIGTERM or SIGINT: stop accepting connections, answer new requests on open
   connections with 503, sequence whatever an ordering policy still holds, wait until all of
   it is durable and applied, let in-flight requests receive their receipts, snapshot the
