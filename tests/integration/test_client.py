@@ -24,7 +24,6 @@ from asyncdex.client import (
     AgentWallet,
     AsyncClient,
     Client,
-    DomainMismatch,
     IntakeRefused,
     IntentStatus,
     Wallet,
@@ -192,8 +191,10 @@ def test_async_client_fill_rejection_leverage_isolated_margin(venue: Venue) -> N
 def test_agent_trades_for_its_master_and_may_not_withdraw(venue: Venue) -> None:
     agent_wallet = AgentWallet.generate(ALICE.account)
     with venue.client(ALICE) as alice, venue.client(agent_wallet) as agent:
-        before = executed(agent, agent.place_order("BTC", "buy", "0.001", "59000"))
-        assert before.rejection is not None and before.rejection.reject is Reject.UNKNOWN_AGENT
+        # not yet approved: refused before sequencing, with the engine's reason
+        with pytest.raises(IntakeRefused) as unknown:
+            agent.place_order("BTC", "buy", "0.001", "59000")
+        assert unknown.value.code == "unknown_agent"
 
         valid_until = wall_clock_ms() + 3_600_000
         approval = executed(alice, alice.approve_agent(agent_wallet, valid_until, name="bot"))
@@ -205,9 +206,9 @@ def test_agent_trades_for_its_master_and_may_not_withdraw(venue: Venue) -> None:
         assert placed.events_of("OrderAccepted")[0]["account"] == "0x" + ALICE.account.hex()
         assert executed(alice, alice.cancel("BTC", order_id)).cancelled  # the master's order
 
-        refused = executed(agent, agent.withdraw("10"))
-        assert refused.rejection is not None
-        assert refused.rejection.reject is Reject.AGENT_NOT_ALLOWED
+        with pytest.raises(IntakeRefused) as not_allowed:
+            agent.withdraw("10")
+        assert not_allowed.value.code == "agent_not_allowed"
         with pytest.raises(AgentNotAllowed):
             agent.approve_agent(Wallet.generate().account)
 
@@ -233,22 +234,27 @@ def test_refusals_domain_mismatch_and_resubmission(venue: Venue) -> None:
         assert alice.node_status()["lastSeq"] == last_seq  # not even the good one
 
         # Resubmitting one signed intent (what a retry does) has one effect: the node
-        # answers the id with the first seq; the copy is rejected for its spent nonce.
+        # answers with the first receipt and sequences nothing.
         signed = alice.sign(alice.build.place_order("BTC", "buy", "0.001", "59000"))
         (first,) = alice.submit([signed])
+        last_seq = alice.node_status()["lastSeq"]
         (copy,) = alice.submit([signed])
-        assert copy.intent_id == first.intent_id and copy.seq > first.seq
+        assert copy == first
+        assert alice.node_status()["lastSeq"] == last_seq
         assert accepted(executed(alice, first))
-        duplicate = alice.status_of_seq(copy.seq)
-        assert duplicate.rejection is not None
-        assert duplicate.rejection.reject is Reject.NONCE_ALREADY_USED
-        assert alice.status(first.intent_id).seq == first.seq
+        # a different intent reusing a spent nonce is refused before sequencing
+        reused = alice.sign(
+            alice.build.place_order("BTC", "buy", "0.001", "58000")._replace(
+                nonce=signed.intent.nonce
+            )
+        )
+        with pytest.raises(IntakeRefused) as spent:
+            alice.submit([reused])
+        assert spent.value.code == "nonce_already_used"
+        assert alice.node_status()["lastSeq"] == last_seq
 
+    # signed for another chain: it recovers to a stranger, refused before sequencing
     wrong_chain = Client(venue.node.url, ALICE, CHAIN_ID + 1, CONTRACT, None)
-    with wrong_chain, pytest.raises(DomainMismatch) as mismatch:
+    with wrong_chain, pytest.raises(IntakeRefused) as mismatch:
         wrong_chain.cancel_all()
-    (receipt,) = mismatch.value.receipts
-    with venue.client(ALICE) as alice:
-        stranger = alice.wait_for(receipt.intent_id)
-        assert stranger.rejection is not None
-        assert stranger.rejection.reject is Reject.UNKNOWN_AGENT
+    assert mismatch.value.code == "unknown_agent"

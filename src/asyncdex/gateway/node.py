@@ -7,6 +7,11 @@ Invariants:
   resolves only after fsync. A crash at any moment loses nothing that was acknowledged.
 - Bad input is refused with a 4xx and ``{"error", "code", ...}`` before the sequencer is
   called (see :mod:`asyncdex.gateway.intake`): it takes no seq and leaves no journal record.
+  So is a signed intent the engine's authorization would certainly refuse — unknown agent or
+  foreign domain, agent acting for another account, replayed or out-of-window nonce, passed
+  deadline (:mod:`asyncdex.gateway.precheck`); the engine still checks when it executes.
+  A request whose intents were all acknowledged before (a client's retry) is answered with
+  their first receipts and sequences nothing (the newest ``index_capacity`` intents are kept).
 - The engine sees exactly the durable records, in seq order, once each (it is a sequencer
   consumer). ``GET /v1/status`` reports the root of the engine state after ``appliedSeq``.
 - State at start is the recovered state: latest snapshot plus journal tail, which equals a
@@ -72,6 +77,7 @@ chain call. Verification is a call to
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import json
 import logging
@@ -96,6 +102,7 @@ from asyncdex.gateway.intake import (
     IntakeLimits,
     MalformedBody,
 )
+from asyncdex.gateway.precheck import Precheck, PrecheckRefused
 from asyncdex.gateway.settlement_service import SettlementService, SettlementSettings
 from asyncdex.messages import commands as engine_commands
 from asyncdex.messages.commands import (
@@ -388,6 +395,9 @@ class Node:
         self._journal: FileJournal | None = None
         self._settlement: SettlementService | None = None
         self.index = RecordIndex(settings.index_capacity)
+        self.precheck: Precheck | None = None
+        # intent id -> its first receipt, so a resubmitted intent is answered, not re-sequenced
+        self._acknowledged: OrderedDict[bytes, Receipt] = OrderedDict()
         self.port = 0
 
     @property
@@ -443,6 +453,10 @@ class Node:
                 on_events=self._on_events,
             )
             self._sequencer.add_consumer(self._consume)
+            self.precheck = Precheck(recovered.engine)
+            # long-lived state recovered: out of the collector's sight from now on
+            gc.collect()
+            gc.freeze()
 
             app = web.Application(client_max_size=settings.limits.max_body_bytes + 1)
             app.router.add_post("/v1/intents", self.handle_intents)
@@ -567,6 +581,7 @@ class Node:
         assert executor is not None
         if self._engine_faulted:
             return  # the engine state is no longer trustworthy; the node is stopping
+        precheck = self.precheck
         try:
             if self._settlement is None:
                 executor(batch)
@@ -582,6 +597,9 @@ class Node:
             _log.exception("engine fault while applying seqs %d..%d", batch[0].seq, batch[-1].seq)
             self._engine_faulted = True
             self.request_stop(EXIT_FAULT)
+        finally:
+            if precheck is not None:
+                precheck.release(record.command for record in batch)
 
     def _on_events(self, record: Sequenced, events: list[Event]) -> None:
         self.index.add(record.seq, record.intent_id, events)
@@ -656,6 +674,12 @@ class Node:
                 {"error": "internal error: not acknowledged", "code": "internal_error"},
                 status=500,
             )
+        acknowledged = self._acknowledged
+        for receipt in receipts:
+            if receipt.intent_id and receipt.intent_id not in acknowledged:
+                acknowledged[receipt.intent_id] = receipt
+                if len(acknowledged) > self.settings.index_capacity:
+                    acknowledged.popitem(last=False)
         return web.json_response({"receipts": [_receipt_json(r) for r in receipts]})
 
     async def handle_intents(self, request: web.Request) -> web.Response:
@@ -669,7 +693,26 @@ class Node:
             submissions = self.intake.verify(parsed)
         except IntakeError as error:
             return _json_error(error)
-        return await self._submit(submissions)
+        known = [self._acknowledged.get(submission.intent_id) for submission in submissions]
+        if all(receipt is not None for receipt in known):
+            # the same signed intents again (a client's retry): the first receipts, nothing new
+            return web.json_response({"receipts": [_receipt_json(r) for r in known if r]})
+        precheck = self.precheck
+        if precheck is not None:
+            try:
+                # what the engine's authorization would refuse never reaches the journal
+                precheck.check(submissions, self.settings.clock())
+            except PrecheckRefused as refusal:
+                return web.json_response(
+                    {"error": str(refusal), "code": refusal.code, "index": refusal.index},
+                    status=400,
+                )
+        response = await self._submit(submissions)
+        if precheck is not None and response.status != 200:
+            # not acknowledged (shutting down, journal failure): no longer in flight; what
+            # was acknowledged is released when the engine applies it (``_consume``)
+            precheck.release(submission.command for submission in submissions)
+        return response
 
     def _refuse_unless_operator(self, request: web.Request) -> web.Response | None:
         token = self.settings.operator_token

@@ -59,7 +59,7 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -467,34 +467,48 @@ class FileJournal:
 
         ``payload`` must be immutable ``bytes``: it is kept, not copied, until written.
         """
-        if len(payload) > MAX_PAYLOAD_BYTES:
-            raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+        return self.append_many(seq, (payload,))
+
+    def append_many(self, first_seq: int, payloads: Sequence[bytes]) -> int:
+        """Buffer consecutive records from ``first_seq`` under one lock; returns the last seq.
+
+        All or nothing: sizes and the seq are checked before any record is buffered.
+        """
+        for payload in payloads:
+            if len(payload) > MAX_PAYLOAD_BYTES:
+                raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
         with self._lock:
-            if seq != self._last_seq + 1:
-                raise JournalSequenceError(f"append of seq {seq}, expected {self._last_seq + 1}")
+            if first_seq != self._last_seq + 1:
+                raise JournalSequenceError(
+                    f"append of seq {first_seq}, expected {self._last_seq + 1}"
+                )
             if self._failure is not None:
                 raise self._failure
             if self._closed:
                 raise JournalClosed("journal is closed")
-            pending = self._pending
-            pending.append(payload)
-            self._last_seq = seq
-            self._pending_bytes += len(payload) + RECORD_HEADER_BYTES
-            if self._pending_bytes >= self._max_batch_bytes:
-                self._sealed.append(pending)
-                self._pending = []
-                self._pending_bytes = 0
-                self._generation += 1
-                if self._writer_idle or self._writer_lingering:
-                    self._writer_idle = self._writer_lingering = False
-                    self._writer_wake.notify()
-            elif len(pending) == 1:
-                self._pending_since = time.monotonic()
-                if self._writer_idle:
-                    # One wake-up per batch, not per record: the writer takes all there is.
-                    self._writer_idle = False
-                    self._writer_wake.notify()
-        return seq
+            for payload in payloads:
+                self._append_locked(payload)
+        return self._last_seq
+
+    def _append_locked(self, payload: bytes) -> None:
+        pending = self._pending
+        pending.append(payload)
+        self._last_seq += 1
+        self._pending_bytes += len(payload) + RECORD_HEADER_BYTES
+        if self._pending_bytes >= self._max_batch_bytes:
+            self._sealed.append(pending)
+            self._pending = []
+            self._pending_bytes = 0
+            self._generation += 1
+            if self._writer_idle or self._writer_lingering:
+                self._writer_idle = self._writer_lingering = False
+                self._writer_wake.notify()
+        elif len(pending) == 1:
+            self._pending_since = time.monotonic()
+            if self._writer_idle:
+                # One wake-up per batch, not per record: the writer takes all there is.
+                self._writer_idle = False
+                self._writer_wake.notify()
 
     def flush(self) -> int:
         """Write and fsync everything appended so far; returns the durable seq."""
@@ -916,6 +930,9 @@ class GroupCommitter:
 
     def append(self, seq: int, payload: bytes) -> int:
         return self._journal.append(seq, payload)
+
+    def append_many(self, first_seq: int, payloads: Sequence[bytes]) -> int:
+        return self._journal.append_many(first_seq, payloads)
 
     def wait_durable(self, seq: int, timeout: float | None = None) -> bool:
         return self._journal.wait_durable(seq, timeout)

@@ -58,10 +58,11 @@ class _Call:
 
     __slots__ = ("items", "receipts", "released", "remaining")
 
-    def __init__(self, count: int, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, count: int) -> None:
         self.receipts: list[Receipt | None] = [None] * count
         self.remaining = count
-        self.released: asyncio.Future[None] = loop.create_future()
+        # created only when a policy holds some of the call's items back
+        self.released: asyncio.Future[None] | None = None
 
 
 class Sequencer:
@@ -77,6 +78,7 @@ class Sequencer:
         self._policy: OrderingPolicy[tuple[_Call, int, Submission]] = (
             policy if policy is not None else FirstComeFirstServed()
         )
+        self._fcfs = type(self._policy) is FirstComeFirstServed
         self.next_seq = committer.journal.last_seq + 1
         self.last_timestamp = start_time
         self._unconsumed: deque[Sequenced] = deque()
@@ -101,12 +103,17 @@ class Sequencer:
         loop = asyncio.get_running_loop()
         if self._waiter is None:
             self._waiter = self._committer.async_waiter(loop)
-        call = _Call(len(submissions), loop)
+        call = _Call(len(submissions))
         now = self._now()
-        for index, submission in enumerate(submissions):
-            self._policy.add((call, index, submission), submission.command, now)
-        self._release(now)
+        if self._fcfs:
+            # first come, first served holds nothing: sequence the call as it stands
+            self._sequence([(call, i, s) for i, s in enumerate(submissions)], now)
+        else:
+            for index, submission in enumerate(submissions):
+                self._policy.add((call, index, submission), submission.command, now)
+            self._release(now)
         if call.remaining:
+            call.released = loop.create_future()
             self._arm_timer(loop)
             await call.released
         last_seq = max(receipt.seq for receipt in call.receipts if receipt is not None)
@@ -115,24 +122,28 @@ class Sequencer:
         return [receipt for receipt in call.receipts if receipt is not None]
 
     def _release(self, now: int) -> None:
-        ready = self._policy.take_ready(now)
+        self._sequence(self._policy.take_ready(now), now)
+
+    def _sequence(self, ready: list[tuple[_Call, int, Submission]], now: int) -> None:
         if not ready:
             return
-        append = self._committer.append
+        first_seq = self.next_seq
+        # encode everything, then append in one go, then advance: if encoding or appending
+        # raises, the sequencer and the journal still agree on the next seq
+        payloads = [encode_record(now, s.command, s.signature) for _, _, s in ready]
+        self._committer.append_many(first_seq, payloads)
+        self.next_seq = first_seq + len(ready)
+        unconsumed = self._unconsumed
+        new = tuple.__new__  # NamedTuple's own __new__ is Python code, this is C
+        seq = first_seq
         for call, index, submission in ready:
-            seq = self.next_seq
-            # encode and append before the seq advances: if either raises, the sequencer and
-            # the journal still agree on the next seq
-            append(seq, encode_record(now, submission.command, submission.signature))
-            self.next_seq = seq + 1
-            self._unconsumed.append(
-                Sequenced(seq, now, submission.command, submission.signature,
-                          submission.intent_id)
-            )  # fmt: skip
-            call.receipts[index] = Receipt(submission.intent_id, seq, now)
+            command, signature, intent_id = submission
+            unconsumed.append(new(Sequenced, (seq, now, command, signature, intent_id)))
+            call.receipts[index] = new(Receipt, (intent_id, seq, now))
             call.remaining -= 1
-            if call.remaining == 0:
+            if call.remaining == 0 and call.released is not None:
                 call.released.set_result(None)
+            seq += 1
 
     def _arm_timer(self, loop: asyncio.AbstractEventLoop) -> None:
         deadline = self._policy.next_deadline()
