@@ -35,6 +35,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from asyncdex.engine.compiled import compiled_env, is_compiled
 from asyncdex.gateway.eip712 import parse_address
 from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.gateway.node import DEFAULT_SNAPSHOT_EVERY, Node, NodeSettings, serve
@@ -250,6 +251,14 @@ def _announce(node: Node) -> None:
 
 
 def cmd_node(args: argparse.Namespace) -> int:
+    if args.compiled and not is_compiled():
+        # the same node on the mypyc-compiled engine: built (or reused) from these sources,
+        # then this command runs again in a process that imports it
+        argv = [a for a in sys.argv[1:] if a != "--compiled"]
+        if argv[:1] != ["node"]:
+            argv = ["node", *argv]
+        command = [sys.executable, "-m", "asyncdex.cli.main", *argv, "--compiled"]
+        os.execve(sys.executable, command, compiled_env())
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
@@ -269,6 +278,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, help="data directory (journal, snapshots)")
     parser.add_argument("--config", required=True, help="venue config file (TOML)")
     parser.add_argument("--port", type=int, default=8080, help="loopback port; 0 = any free")
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="run the mypyc-compiled engine (built from these sources on first use; needs a C"
+        " compiler and the dev extras)",
+    )
     parser.add_argument("--chain-id", type=int, default=None, help="overrides [venue] chain_id")
     parser.add_argument(
         "--contract", default=None, help="settlement contract 0x.., overrides the config"
