@@ -91,6 +91,8 @@ from typing import Any
 
 from aiohttp import web
 
+from asyncdex.engine.orderbook import Order
+from asyncdex.engine.state import MarketState, State
 from asyncdex.engine.state_root import state_root
 from asyncdex.gateway import intents as wire
 from asyncdex.gateway.eip712 import Domain, parse_address
@@ -102,6 +104,8 @@ from asyncdex.gateway.intake import (
     IntakeLimits,
     MalformedBody,
 )
+from asyncdex.gateway.market_data import INTERVALS_MS, MarketData, account_view
+from asyncdex.gateway.openapi import openapi_document
 from asyncdex.gateway.precheck import Precheck, PrecheckRefused
 from asyncdex.gateway.settlement_service import SettlementService, SettlementSettings
 from asyncdex.messages import commands as engine_commands
@@ -124,7 +128,8 @@ from asyncdex.sequencer.sequencer import (
     SequencerClosed,
     Submission,
 )
-from asyncdex.types.market import EngineConfig
+from asyncdex.types.market import EngineConfig, MarketSpec
+from asyncdex.types.numeric import format_scaled, format_usdc
 
 _log = logging.getLogger(__name__)
 
@@ -355,6 +360,114 @@ class RecordIndex:
 
 
 # ---------------------------------------------------------------------------------------------
+# Read-only market data: parameters and JSON shapes
+
+MAX_BOOK_DEPTH = 100
+DEFAULT_BOOK_DEPTH = 20
+MAX_LIST_LIMIT = 1_000
+DEFAULT_LIST_LIMIT = 100
+MAX_TIME_MS = 2**63 - 1
+
+
+class BadParameter(ValueError):
+    """A query or path parameter the read endpoints refuse (400)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _query(request: web.Request, allowed: frozenset[str]) -> dict[str, str]:
+    """The query parameters, each at most once and each one the endpoint knows."""
+    out: dict[str, str] = {}
+    for key, value in request.query.items():
+        if key not in allowed:
+            raise BadParameter(f"unknown query parameter {key!r}", "unknown_parameter")
+        if key in out:
+            raise BadParameter(f"query parameter {key!r} given twice", "duplicate_parameter")
+        out[key] = value
+    return out
+
+
+def _int_parameter(
+    query: dict[str, str], name: str, default: int, low: int, high: int, code: str
+) -> int:
+    text = query.get(name)
+    if text is None:
+        return default
+    # digits only: int() would also take signs, spaces, underscores and other scripts' digits
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or not low <= int(text) <= high:
+        raise BadParameter(f"{name} must be an integer in {low}..{high}", code)
+    return int(text)
+
+
+def _time_range(query: dict[str, str]) -> tuple[int, int]:
+    start = _int_parameter(query, "start", 0, 0, MAX_TIME_MS, "invalid_start")
+    end = _int_parameter(query, "end", MAX_TIME_MS, 0, MAX_TIME_MS, "invalid_end")
+    if start > end:
+        raise BadParameter("start must not be after end", "invalid_time_range")
+    return start, end
+
+
+def _bad_parameter(error: BadParameter) -> web.Response:
+    return web.json_response({"error": str(error), "code": error.code}, status=400)
+
+
+def _price(spec: MarketSpec, value: int | None) -> str | None:
+    """A price in engine units as a decimal string; None (JSON null) for no price."""
+    return None if not value else format_scaled(value, spec.price_decimals)
+
+
+def _size(spec: MarketSpec, value: int) -> str:
+    return format_scaled(value, spec.sz_decimals)
+
+
+def _market_json(market: MarketState) -> dict[str, Any]:
+    spec = market.spec
+    return {
+        "marketId": spec.market_id,
+        "symbol": spec.symbol,
+        "szDecimals": spec.sz_decimals,
+        "tick": _price(spec, spec.tick),
+        "lot": _size(spec, spec.lot),
+        "minOrderValue": format_usdc(spec.min_order_value),
+        "maxLeverage": spec.max_leverage,
+        "initialMarginPpm": spec.initial_margin_ppm,
+        "maintenanceMarginPpm": spec.maintenance_margin_ppm,
+        "makerFeePpm": spec.maker_fee_ppm,
+        "takerFeePpm": spec.taker_fee_ppm,
+        "fundingIntervalMs": spec.funding_interval_ms,
+        "markPrice": _price(spec, market.mark_price),
+        "indexPrice": _price(spec, market.index_price),
+        "bestBid": _price(spec, market.book.best_bid()),
+        "bestAsk": _price(spec, market.book.best_ask()),
+        "fundingRatePpb": market.funding_rate_ppb,
+        "cumulativeFunding": str(market.cumulative_funding),
+        "nextFundingTime": market.next_funding,
+    }
+
+
+def _order_json(spec: MarketSpec, order: Order) -> dict[str, Any]:
+    return {
+        "orderId": order.order_id,
+        "market": order.market,
+        "symbol": spec.symbol,
+        "side": "buy" if order.is_buy else "sell",
+        "price": _price(spec, order.price),
+        "size": _size(spec, order.size),
+        "origSize": _size(spec, order.orig_size),
+        "orderType": order.order_type,
+        "tif": order.tif,
+        "reduceOnly": order.reduce_only,
+        "clientId": "0x" + order.client_id.to_bytes(16, "big").hex(),
+        "expiry": order.expiry,
+        "triggerKind": order.trigger_kind,
+        "triggerPrice": _price(spec, order.trigger_price),
+        "timestamp": order.timestamp,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # The node
 
 
@@ -395,6 +508,9 @@ class Node:
         self._journal: FileJournal | None = None
         self._settlement: SettlementService | None = None
         self.index = RecordIndex(settings.index_capacity)
+        self.market_data = MarketData(len(settings.engine_config.markets))
+        self._market_ids = {spec.symbol: spec.market_id for spec in settings.engine_config.markets}
+        self._openapi = openapi_document()
         self.precheck: Precheck | None = None
         # intent id -> its first receipt, so a resubmitted intent is answered, not re-sequenced
         self._acknowledged: OrderedDict[bytes, Receipt] = OrderedDict()
@@ -467,6 +583,15 @@ class Node:
             app.router.add_post("/v1/dev/deposit", self.handle_dev_deposit)
             app.router.add_get("/v1/status", self.handle_status)
             app.router.add_get("/v1/health", self.handle_health)
+            app.router.add_get("/v1/openapi.json", self.handle_openapi)
+            app.router.add_get("/v1/markets", self.handle_markets)
+            app.router.add_get("/v1/markets/{symbol}/book", self.handle_book)
+            app.router.add_get("/v1/markets/{symbol}/trades", self.handle_trades)
+            app.router.add_get("/v1/markets/{symbol}/candles", self.handle_candles)
+            app.router.add_get("/v1/markets/{symbol}/funding", self.handle_funding)
+            app.router.add_get("/v1/accounts/{address}", self.handle_account)
+            app.router.add_get("/v1/accounts/{address}/orders", self.handle_account_orders)
+            app.router.add_get("/v1/accounts/{address}/fills", self.handle_account_fills)
             self._runner = web.AppRunner(
                 app, access_log=None, shutdown_timeout=settings.shutdown_timeout
             )
@@ -484,6 +609,7 @@ class Node:
 
     def _index_replayed(self, seq: int, record: Record, events: list[Event]) -> None:
         self.index.add(seq, intent_id_of(self.settings.domain, record), events)
+        self.market_data.add(seq, record.timestamp, events)
 
     def _index_journal_tail(self, journal: FileJournal, last_seq: int) -> None:
         """Intent ids of the journal's newest records (their events are not known: the engine
@@ -603,6 +729,7 @@ class Node:
 
     def _on_events(self, record: Sequenced, events: list[Event]) -> None:
         self.index.add(record.seq, record.intent_id, events)
+        self.market_data.add(record.seq, record.timestamp, events)
         if self._settlement is not None:
             self._settlement.after_record(record.seq, record.timestamp, events)
 
@@ -871,6 +998,240 @@ class Node:
         if self._draining:
             return web.json_response({"status": "draining"}, status=503)
         return web.json_response({"status": "ok"})
+
+    # -- read-only market data (memory only; see docs/sequencer.md)
+
+    async def handle_openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(self._openapi)
+
+    def _state(self) -> State:
+        assert self._executor is not None
+        return self._executor.engine.state
+
+    def _market_of(self, request: web.Request) -> MarketState | None:
+        market_id = self._market_ids.get(request.match_info["symbol"])
+        return None if market_id is None else self._state().markets[market_id]
+
+    def _unknown_market(self, request: web.Request) -> web.Response:
+        return _not_found(f"no market {request.match_info['symbol']!r}", "unknown_market")
+
+    async def handle_markets(self, request: web.Request) -> web.Response:
+        try:
+            _query(request, frozenset())
+        except BadParameter as error:
+            return _bad_parameter(error)
+        assert self._executor is not None
+        markets = [_market_json(market) for market in self._state().markets]
+        return web.json_response({"seq": self._executor.last_seq, "markets": markets})
+
+    async def handle_book(self, request: web.Request) -> web.Response:
+        assert self._executor is not None
+        try:
+            query = _query(request, frozenset({"depth"}))
+            depth = _int_parameter(
+                query, "depth", DEFAULT_BOOK_DEPTH, 1, MAX_BOOK_DEPTH, "invalid_depth"
+            )
+        except BadParameter as error:
+            return _bad_parameter(error)
+        market = self._market_of(request)
+        if market is None:
+            return self._unknown_market(request)
+        spec = market.spec
+
+        def levels(is_buy: bool) -> list[dict[str, Any]]:
+            return [
+                {"price": _price(spec, price), "size": _size(spec, size), "orders": count}
+                for price, size, count in market.book.level_sizes(is_buy, depth)
+            ]
+
+        return web.json_response(
+            {
+                "symbol": spec.symbol,
+                "market": spec.market_id,
+                "seq": self._executor.last_seq,
+                "time": self._state().time,
+                "bids": levels(True),
+                "asks": levels(False),
+            }
+        )
+
+    async def handle_trades(self, request: web.Request) -> web.Response:
+        try:
+            query = _query(request, frozenset({"limit"}))
+            limit = _int_parameter(
+                query, "limit", DEFAULT_LIST_LIMIT, 1, MAX_LIST_LIMIT, "invalid_limit"
+            )
+        except BadParameter as error:
+            return _bad_parameter(error)
+        market = self._market_of(request)
+        if market is None:
+            return self._unknown_market(request)
+        spec = market.spec
+        trades = [
+            {
+                "seq": trade.seq,
+                "time": trade.time,
+                "price": _price(spec, trade.price),
+                "size": _size(spec, trade.size),
+                "side": "buy" if trade.taker_is_buy else "sell",
+                "makerOrder": trade.maker_order,
+                "takerOrder": trade.taker_order,
+            }
+            for trade in self.market_data.trades(spec.market_id, limit)
+        ]
+        return web.json_response({"symbol": spec.symbol, "trades": trades})
+
+    async def handle_candles(self, request: web.Request) -> web.Response:
+        try:
+            query = _query(request, frozenset({"interval", "start", "end"}))
+            interval = query.get("interval", "1m")
+            interval_ms = INTERVALS_MS.get(interval)
+            if interval_ms is None:
+                raise BadParameter(
+                    f"interval must be one of {', '.join(INTERVALS_MS)}", "invalid_interval"
+                )
+            start, end = _time_range(query)
+        except BadParameter as error:
+            return _bad_parameter(error)
+        market = self._market_of(request)
+        if market is None:
+            return self._unknown_market(request)
+        spec = market.spec
+        candles = [
+            {
+                "start": candle.start,
+                "open": _price(spec, candle.open),
+                "high": _price(spec, candle.high),
+                "low": _price(spec, candle.low),
+                "close": _price(spec, candle.close),
+                "volume": _size(spec, candle.volume),
+                "trades": candle.trades,
+            }
+            for candle in self.market_data.candles(spec.market_id, interval_ms, start, end)
+        ]
+        return web.json_response({"symbol": spec.symbol, "interval": interval, "candles": candles})
+
+    async def handle_funding(self, request: web.Request) -> web.Response:
+        try:
+            start, end = _time_range(_query(request, frozenset({"start", "end"})))
+        except BadParameter as error:
+            return _bad_parameter(error)
+        market = self._market_of(request)
+        if market is None:
+            return self._unknown_market(request)
+        spec = market.spec
+        funding = [
+            {
+                "seq": record.seq,
+                "time": record.time,
+                "ratePpb": record.rate_ppb,
+                "indexPrice": _price(spec, record.index_price),
+                "cumulativeIndex": str(record.cumulative_index),
+            }
+            for record in self.market_data.funding(spec.market_id, start, end)
+        ]
+        return web.json_response({"symbol": spec.symbol, "funding": funding})
+
+    def _address_of(self, request: web.Request) -> bytes:
+        text = request.match_info["address"]
+        # parse_address takes checksummed or lower/upper case; its error names the problem
+        try:
+            return parse_address(text)
+        except ValueError as exc:
+            raise BadParameter(f"address: {exc}", "invalid_address") from None
+
+    async def handle_account(self, request: web.Request) -> web.Response:
+        assert self._executor is not None
+        try:
+            _query(request, frozenset())
+            address = self._address_of(request)
+        except BadParameter as error:
+            return _bad_parameter(error)
+        state = self._state()
+        account = state.accounts.get(address)
+        if account is None:
+            return _not_found("no such account", "unknown_account")
+        view = account_view(state, account)
+        positions = []
+        for position in view.positions:
+            spec = state.markets[position.market].spec
+            positions.append(
+                {
+                    "market": position.market,
+                    "symbol": spec.symbol,
+                    "size": _size(spec, position.size),
+                    "entryPrice": _price(spec, position.entry_price),
+                    "markPrice": _price(spec, position.mark_price),
+                    "unrealizedPnl": format_usdc(position.unrealized_pnl),
+                    "marginUsed": format_usdc(position.margin_used),
+                    "liquidationPrice": _price(spec, position.liquidation_price),
+                    "leverage": position.leverage,
+                    "isolated": position.isolated,
+                    "isolatedMargin": format_usdc(position.isolated_margin),
+                    "fundingPaid": format_usdc(position.funding_paid),
+                }
+            )
+        return web.json_response(
+            {
+                "address": "0x" + address.hex(),
+                "seq": self._executor.last_seq,
+                "collateral": format_usdc(view.collateral),
+                "equity": format_usdc(view.equity),
+                "crossEquity": format_usdc(view.cross_equity),
+                "crossInitialMargin": format_usdc(view.cross_initial),
+                "crossMaintenanceMargin": format_usdc(view.cross_maintenance),
+                "positions": positions,
+            }
+        )
+
+    async def handle_account_orders(self, request: web.Request) -> web.Response:
+        try:
+            _query(request, frozenset())
+            address = self._address_of(request)
+        except BadParameter as error:
+            return _bad_parameter(error)
+        state = self._state()
+        account = state.accounts.get(address)
+        if account is None:
+            return _not_found("no such account", "unknown_account")
+        orders = [
+            _order_json(state.markets[market_id].spec, order)
+            for market_id, position in account.positions.items()
+            for order in position.orders.values()
+        ]
+        orders.sort(key=lambda order: order["orderId"])
+        return web.json_response({"address": "0x" + address.hex(), "orders": orders})
+
+    async def handle_account_fills(self, request: web.Request) -> web.Response:
+        try:
+            query = _query(request, frozenset({"limit"}))
+            limit = _int_parameter(
+                query, "limit", DEFAULT_LIST_LIMIT, 1, MAX_LIST_LIMIT, "invalid_limit"
+            )
+            address = self._address_of(request)
+        except BadParameter as error:
+            return _bad_parameter(error)
+        state = self._state()
+        if address not in state.accounts and not self.market_data.has_fills(address):
+            return _not_found("no such account", "unknown_account")
+        fills = []
+        for fill in self.market_data.fills(address, limit):
+            spec = state.markets[fill.market].spec
+            fills.append(
+                {
+                    "seq": fill.seq,
+                    "time": fill.time,
+                    "market": fill.market,
+                    "symbol": spec.symbol,
+                    "price": _price(spec, fill.price),
+                    "size": _size(spec, fill.size),
+                    "side": "buy" if fill.is_buy else "sell",
+                    "liquidity": "maker" if fill.is_maker else "taker",
+                    "orderId": fill.order_id,
+                    "fee": format_usdc(fill.fee),
+                }
+            )
+        return web.json_response({"address": "0x" + address.hex(), "fills": fills})
 
 
 async def serve(settings: NodeSettings, on_ready: Callable[[Node], None] | None = None) -> int:
