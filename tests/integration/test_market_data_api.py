@@ -8,6 +8,8 @@ coverage of the node's routes.
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from asyncdex.cli.node_cmd import load_config
 from asyncdex.gateway.eip712 import LocalSigner
 from asyncdex.gateway.intents import (
     NO_CLIENT_ID,
@@ -27,6 +30,8 @@ from asyncdex.gateway.intents import (
     sign_intent,
     signed_intent_to_json,
 )
+from asyncdex.gateway.node import Node, NodeSettings
+from asyncdex.gateway.openapi import openapi_document
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.numeric import format_scaled, format_usdc
 
@@ -264,3 +269,34 @@ def test_openapi_document_describes_every_route(traded_node: RunningNode) -> Non
     assert place_order["additionalProperties"] is False
     assert set(place_order["required"]) == set(place_order["properties"])
     assert {"kind", "account", "nonce", "clientId", "signature"} <= set(place_order["required"])
+
+
+def test_openapi_document_lists_exactly_the_routes_the_node_serves(
+    tmp_path: Path, venue_config: Callable[..., Path]
+) -> None:
+    config, _ = load_config(venue_config(tmp_path / "venue.toml", DOMAIN, MARKETS, [PUBLISHER]))
+
+    async def served_routes() -> set[tuple[str, str]]:
+        node = Node(NodeSettings(tmp_path / "data", config, DOMAIN))
+        await node.start()
+        try:
+            runner = node._runner  # the node exposes no app; its router is what is served
+            assert runner is not None
+            return {
+                (route.method, route.resource.canonical)
+                for route in runner.app.router.routes()
+                if route.method != "HEAD" and route.resource is not None
+            }
+        finally:
+            await node.stop()
+
+    def normalized(path: str) -> str:
+        return re.sub(r"\{[^}]*\}", "{}", path)  # path parameter names are free to differ
+
+    served = {(method, normalized(path)) for method, path in asyncio.run(served_routes())}
+    described = {
+        (method.upper(), normalized(path))
+        for path, item in openapi_document()["paths"].items()
+        for method in item
+    }
+    assert described == served

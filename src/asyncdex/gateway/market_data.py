@@ -332,10 +332,13 @@ def account_view(state: State, account: Account) -> AccountView:
         market = markets[market_id]
         mark = market.mark_price
         size = position.size
+        exposure = max(abs(size + position.open_buy), abs(position.open_sell - size))
         if position.isolated:
             isolated_equity += position.iso_margin + size * mark
+            # as the engine's cross check: an isolated position's resting orders are margined
+            # from the cross balance until they fill
+            initial_ppm += (exposure - abs(size)) * mark * position.imf
             continue
-        exposure = max(abs(size + position.open_buy), abs(position.open_sell - size))
         cross_equity += size * mark
         initial_ppm += exposure * mark * position.imf
         maintenance_ppm_sum += abs(size) * mark * market.maintenance_margin_ppm

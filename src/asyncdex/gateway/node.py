@@ -67,6 +67,15 @@ Endpoints (JSON; errors are ``{"error": message, "code": ..., "index"?, "field"?
 - ``POST /v1/dev/deposit`` (operator token, embedded chain only): ``{"account", "amount"}``
   mints test tokens and deposits them on the in-process chain; the watcher sequences it.
 - ``GET /v1/health``: 200 ``{"status": "ok"}``, 503 ``{"status": "draining"}``.
+- Read-only market data (memory only; shapes in :mod:`asyncdex.gateway.openapi`, list in
+  ``docs/sequencer.md``): ``GET /v1/markets``, ``/v1/markets/{symbol}/book?depth=``,
+  ``/trades?limit=``, ``/candles?interval=&start=&end=``, ``/funding?start=&end=``,
+  ``/v1/accounts/{address}``, ``/orders``, ``/fills?limit=``. Decimal strings for prices,
+  sizes and money; 400 with a specific code for a bad or unknown parameter, 404 for an
+  unknown market or account. Trades, candles, funding and fills come from
+  :class:`~asyncdex.gateway.market_data.MarketData`, fed in ``_on_events`` (and from the
+  replay, when settling); the rest reads the engine state.
+- ``GET /v1/openapi.json``: the OpenAPI 3.0 document of all of the above.
 
 Threads: the event loop runs HTTP, decoding, verification, sequencing, the engine and batch
 cuts; the journal's group-commit thread writes and fsyncs; one settlement thread makes every
