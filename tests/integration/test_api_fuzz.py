@@ -1,4 +1,5 @@
-"""Fuzz the live node with the OpenAPI document it serves: no input earns a 5xx.
+"""Fuzz the live node with the OpenAPI document it serves: no input earns a 5xx, and every
+answer has a status and a shape the document gives.
 
 Schemathesis generates requests for every operation of ``GET /v1/openapi.json`` — valid
 ones (``positive``: schema-conforming bodies, parameters and paths) and invalid ones
@@ -21,6 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.types.hashing import keccak256
@@ -33,6 +38,7 @@ PUBLISHER = keccak256(b"fuzz publisher")[-20:]
 MARKETS = (("BTC", 5, 10, 10), ("ETH", 4, 1, 10))
 OPERATOR_TOKEN = "fuzz operator"
 EXAMPLES_PER_OPERATION = 50  # per generation mode
+CONFORMANCE = [status_code_conformance, response_schema_conformance]
 
 
 @pytest.fixture
@@ -87,11 +93,16 @@ def test_no_generated_request_gets_a_server_error(node: RunningNode) -> None:
             def send(case: Any) -> None:
                 response = case.call(base_url=node.url, timeout=30)
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                described = f"{case.method} {case.formatted_path} query={case.query} " + (
+                    f"body={case.body!r:.300} -> {response.status_code} {response.text:.300}"
+                )
                 if response.status_code >= 500:
-                    failures.append(
-                        f"{case.method} {case.formatted_path} query={case.query} "
-                        f"body={case.body!r:.300} -> {response.status_code} {response.text:.300}"
-                    )
+                    failures.append(described)
+                try:
+                    # the answer is one the document lists, in the shape it gives
+                    case.validate_response(response, checks=CONFORMANCE)
+                except (AssertionError, BaseExceptionGroup) as mismatch:
+                    failures.append(f"{described}: {mismatch!s:.500}")
 
             try:
                 send()
