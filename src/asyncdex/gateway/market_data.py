@@ -142,12 +142,9 @@ class MarketData:
         """Fold one record's events in; records come in seq order."""
         self.last_seq = seq
         for event in events:
-            kind = type(event)
-            if kind is TradeExecuted:
-                assert isinstance(event, TradeExecuted)
+            if isinstance(event, TradeExecuted):
                 self._add_trade(seq, time, event)
-            elif kind is FundingPaid:
-                assert isinstance(event, FundingPaid)
+            elif isinstance(event, FundingPaid):
                 self._funding[event.market].append(
                     FundingRecord(
                         seq,

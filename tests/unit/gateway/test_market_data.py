@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from asyncdex.engine.state import Account, Position, State
+from asyncdex.engine.transition import Engine
 from asyncdex.gateway.market_data import (
     INTERVALS_MS,
     MINUTE_MS,
@@ -14,7 +15,16 @@ from asyncdex.gateway.market_data import (
     calculate_cross_liquidation_price,
     calculate_isolated_liquidation_price,
 )
-from asyncdex.messages.events import Deposited, FundingPaid, TradeExecuted
+from asyncdex.messages.commands import (
+    Command,
+    Deposit,
+    PlaceOrder,
+    PublishOraclePrice,
+    SetLeverage,
+    Signed,
+    TimeInForce,
+)
+from asyncdex.messages.events import Deposited, Event, FundingPaid, TradeExecuted
 from asyncdex.types.market import EngineConfig, MarketSpec
 from asyncdex.types.numeric import PPM
 
@@ -238,3 +248,58 @@ def test_no_liquidation_price_without_position_or_danger() -> None:
     assert calculate_cross_liquidation_price(0, MARK, 25_000, 10, 0) is None
     # a long backed by more than its notional cannot be liquidated by any positive price
     assert calculate_cross_liquidation_price(10, MARK, 25_000, 10 * MARK + 10**9, 0) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Fed by a real engine
+
+PUBLISHER = b"\x01" * 20
+
+
+def test_stores_and_view_agree_with_the_engine() -> None:
+    engine = Engine(EngineConfig(markets=(SPEC,), oracle_publishers=(PUBLISHER,)))
+    data = MarketData(1)
+    start = T0 + 1_000
+    seq = 0
+    emitted: list[Event] = []
+
+    def run(command: Command, at: int) -> None:
+        nonlocal seq
+        seq += 1
+        events = engine.apply(command, at)
+        emitted.extend(events)
+        data.add(seq, at, events)
+
+    run(Deposit(ALICE, 10**11, 0), start)
+    run(Deposit(BOB, 10**11, 1), start)
+    run(Deposit(CAROL, 10**11, 2), start)
+    run(PublishOraclePrice(PUBLISHER, 0, MARK), start)
+    run(Signed(ALICE, start, 0, PlaceOrder(ALICE, 0, True, 599_990, 20)), start + 1)
+    run(Signed(BOB, start, 0, PlaceOrder(BOB, 0, False, 599_990, 20, TimeInForce.IOC)), start + 2)
+    # an isolated position with a resting order: its order is margined from the cross balance
+    run(Signed(CAROL, start, 0, SetLeverage(CAROL, 0, 10, True)), start + 3)
+    run(Signed(CAROL, start + 1, 0, PlaceOrder(CAROL, 0, False, 600_500, 30)), start + 4)
+    run(PublishOraclePrice(PUBLISHER, 0, MARK + 100), start + HOUR_MS)
+
+    [executed] = [e for e in emitted if isinstance(e, TradeExecuted)]
+    [paid] = [e for e in emitted if isinstance(e, FundingPaid)]
+    [public] = data.trades(0, 10)
+    assert (public.seq, public.time, public.price, public.size) == (6, start + 2, 599_990, 20)
+    [alice_fill] = data.fills(ALICE, 10)
+    [bob_fill] = data.fills(BOB, 10)
+    assert (alice_fill.is_buy, alice_fill.fee) == (True, executed.maker_fee)
+    assert (bob_fill.is_buy, bob_fill.fee) == (False, executed.taker_fee)
+    [record] = data.funding(0, 0, 2**63)
+    assert (record.seq, record.time, record.rate_ppb) == (9, start + HOUR_MS, paid.rate_ppb)
+    [minute] = data.candles(0, MINUTE_MS, 0, 2**63)
+    assert (minute.start, minute.open, minute.volume, minute.trades) == (T0, 599_990, 20, 1)
+
+    state = engine.state
+    carol = state.accounts[CAROL].positions[0]
+    assert carol.isolated and len(carol.orders) == 1
+    for address in (ALICE, BOB, CAROL):
+        account = state.accounts[address]
+        view = account_view(state, account)
+        assert (view.cross_equity, view.cross_initial, view.cross_maintenance) == (
+            engine.cross_risk(account)
+        )
