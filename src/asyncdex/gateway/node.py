@@ -52,9 +52,9 @@ Endpoints (JSON; errors are ``{"error": message, "code": ..., "index"?, "field"?
   "oraclePrice", "publisher": "0x..", "market": n, "price": n} | {"type": "advanceTime"}]}``;
   200 receipts as above with ``"intentId": null``.
 - ``GET /v1/status``: ``{"lastSeq", "durableSeq", "appliedSeq", "snapshotSeq", "stateRoot":
-  "0x..", "engineTime", "draining", "protectiveMode", "settlement"}``; ``stateRoot`` is the
-  engine's after ``appliedSeq``; ``settlement`` is null when the node does not settle, else
-  the last cut, committed and finalized batches, the lag (records and sequenced ms behind,
+  "0x..", "engineTime", "draining", "protectiveMode", "settlement", "engine"}``; ``stateRoot``
+  is the engine's after ``appliedSeq``; ``engine`` says which build runs (``--compiled``);
+  ``settlement`` is null when the node does not settle, else the last cut, committed and finalized batches, the lag (records and sequenced ms behind,
   committed and finalized), the poster's and watcher's health (see
   :meth:`SettlementService.status_json`).
 - ``GET /v1/intents/{intentId}`` and ``GET /v1/seq/{seq}``: ``{"seq", "intentId", "status":
@@ -100,6 +100,7 @@ from typing import Any
 
 from aiohttp import web
 
+from asyncdex.engine.compiled import is_compiled
 from asyncdex.engine.orderbook import Order
 from asyncdex.engine.state import MarketState, State
 from asyncdex.engine.state_root import state_root
@@ -1000,6 +1001,7 @@ class Node:
                 "draining": self._draining,
                 "protectiveMode": executor.engine.state.protective,
                 "settlement": None if self._settlement is None else self._settlement.status_json(),
+                "engine": "compiled" if is_compiled() else "interpreted",
             }
         )
 

@@ -210,6 +210,7 @@ def _components() -> dict[str, Any]:
                 "draining": {"type": "boolean"},
                 "protectiveMode": {"type": "boolean"},
                 "settlement": {"type": "object", "nullable": True},
+                "engine": {"type": "string", "enum": ["compiled", "interpreted"]},
             }
         ),
         "Market": _open(
