@@ -54,9 +54,9 @@ Endpoints (JSON; errors are ``{"error": message, "code": ..., "index"?, "field"?
 - ``GET /v1/status``: ``{"lastSeq", "durableSeq", "appliedSeq", "snapshotSeq", "stateRoot":
   "0x..", "engineTime", "draining", "protectiveMode", "settlement", "engine"}``; ``stateRoot``
   is the engine's after ``appliedSeq``; ``engine`` says which build runs (``--compiled``);
-  ``settlement`` is null when the node does not settle, else the last cut, committed and finalized batches, the lag (records and sequenced ms behind,
-  committed and finalized), the poster's and watcher's health (see
-  :meth:`SettlementService.status_json`).
+  ``settlement`` is null when the node does not settle, else the last cut, committed and
+  finalized batches, the lag (records and sequenced ms behind, committed and finalized), the
+  poster's and watcher's health (see :meth:`SettlementService.status_json`).
 - ``GET /v1/intents/{intentId}`` and ``GET /v1/seq/{seq}``: ``{"seq", "intentId", "status":
   "sequenced" | "executed" | "committed" | "finalized", "events": [...] | null, "batch",
   "txHash"}``; ``events`` are the record's events (fills, rests, the rejection and its
