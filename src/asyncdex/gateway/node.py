@@ -522,6 +522,7 @@ class Node:
         self._market_ids = {spec.symbol: spec.market_id for spec in settings.engine_config.markets}
         self._openapi = openapi_document()
         self.precheck: Precheck | None = None
+        self._root_cache: tuple[int, bytes] | None = None  # (applied seq, state root)
         # intent id -> its first receipt, so a resubmitted intent is answered, not re-sequenced
         self._acknowledged: OrderedDict[bytes, Receipt] = OrderedDict()
         self.port = 0
@@ -996,7 +997,7 @@ class Node:
                 "durableSeq": journal.durable_seq,
                 "appliedSeq": executor.last_seq,
                 "snapshotSeq": self._snapshot_seq(),
-                "stateRoot": "0x" + state_root(executor.engine.state).hex(),
+                "stateRoot": "0x" + self._state_root(executor).hex(),
                 "engineTime": executor.engine.state.time,
                 "draining": self._draining,
                 "protectiveMode": executor.engine.state.protective,
@@ -1004,6 +1005,14 @@ class Node:
                 "engine": "compiled" if is_compiled() else "interpreted",
             }
         )
+
+    def _state_root(self, executor: EngineExecutor) -> bytes:
+        """The root after the last applied record, computed once per applied seq: it hashes
+        every account, and status may be polled often."""
+        cached = self._root_cache
+        if cached is None or cached[0] != executor.last_seq:
+            cached = self._root_cache = (executor.last_seq, state_root(executor.engine.state))
+        return cached[1]
 
     async def handle_health(self, request: web.Request) -> web.Response:
         if self._draining:
