@@ -221,7 +221,7 @@ def run(quick: bool = False, max_delay: float = DEFAULT_MAX_DELAY) -> dict[str, 
         "payload_bytes": PAYLOAD_BYTES,
         "max_delay_s": max_delay,
         "cpus": os.cpu_count(),
-        "load_average_before": _load_average(),
+        "load_average_before": load_average(),
     }
     with tempfile.TemporaryDirectory(prefix="asyncdex-journal-bench-") as tmp:
         root = Path(tmp)
@@ -233,12 +233,12 @@ def run(quick: bool = False, max_delay: float = DEFAULT_MAX_DELAY) -> dict[str, 
         results["throughput_sync"] = measure_sync_throughput(root / "sync", records, max_delay)
         results["throughput_asyncio"] = measure_async_throughput(root / "async", records, max_delay)
         results["replay"] = measure_replay(root / "sync")
-    results["load_average_after"] = _load_average()
+    results["load_average_after"] = load_average()
     _print_table(results)
     return results
 
 
-def _load_average() -> float | None:
+def load_average() -> float | None:
     """Other processes on the machine skew every figure here; the table says how busy it was."""
     try:
         return os.getloadavg()[0]

@@ -62,6 +62,7 @@ from asyncdex.sequencer.records import decode_trusted_record
 from asyncdex.sequencer.recovery import EngineExecutor, SnapshotStore, recover, replay
 from asyncdex.sequencer.sequencer import Sequencer, Submission
 from benchmarks.engine_bench import bench_config, generate
+from benchmarks.journal_bench import load_average
 
 LOADS = (1_000, 10_000, 20_000, 50_000)
 ENGINE_LOAD = 20_000
@@ -373,7 +374,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     """Measure and print; ``quick`` cuts counts and durations about threefold."""
     operations = 150_000 if quick else 400_000
     seconds = 1.0 if quick else 3.0
-    results: dict[str, Any] = {"cpus": os.cpu_count(), "load_average_before": _load_average()}
+    results: dict[str, Any] = {"cpus": os.cpu_count(), "load_average_before": load_average()}
     setup, timed = build_workload(operations)
     results["workload"] = {"setup_records": len(setup), "intents": len(timed)}
     gc.collect()
@@ -398,17 +399,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             )
     finally:
         gc.unfreeze()
-    results["load_average_after"] = _load_average()
+    results["load_average_after"] = load_average()
     _print_table(results)
     return results
-
-
-def _load_average() -> float | None:
-    """Other processes on the machine skew every figure here; the table says how busy it was."""
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return None
 
 
 def _print_table(results: dict[str, Any]) -> None:

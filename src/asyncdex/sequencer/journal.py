@@ -239,7 +239,8 @@ else:  # pragma: no cover - platforms without fdatasync
         os.fsync(fd)
 
 
-def _sync_directory(directory: Path) -> None:
+def sync_directory(directory: Path) -> None:
+    """fsync a directory, so a file created or renamed in it survives a crash."""
     if os.name == "nt":  # pragma: no cover - directories cannot be opened there
         return
     fd = os.open(directory, os.O_RDONLY)
@@ -648,7 +649,7 @@ class FileJournal:
         stats.records += len(batch)
         stats.bytes_written += written + len(chunk)
         if new_segments:
-            _sync_directory(self._directory)
+            sync_directory(self._directory)
         return new_segments
 
     def _timed_sync(self, fd: int) -> None:
@@ -870,7 +871,7 @@ def _recover(
         # A killed writer's last bytes may sit only in the page cache: make them durable
         # before anyone is told they are.
         _fsync_path(last_path)
-    _sync_directory(directory)
+    sync_directory(directory)
     report = RecoveryReport(
         directory,
         len(segments),

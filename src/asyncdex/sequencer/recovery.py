@@ -47,7 +47,12 @@ from asyncdex.engine.state import State
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
 from asyncdex.messages.events import Event
-from asyncdex.sequencer.journal import FileJournal, JournalSequenceError, RecoveryReport
+from asyncdex.sequencer.journal import (
+    FileJournal,
+    JournalSequenceError,
+    RecoveryReport,
+    sync_directory,
+)
 from asyncdex.sequencer.records import Record, decode_trusted_record
 from asyncdex.sequencer.sequencer import Sequenced
 from asyncdex.types.market import EngineConfig
@@ -173,16 +178,6 @@ def read_snapshot_header(data: bytes, path: Path) -> SnapshotHeader:
     return SnapshotHeader(seq, root, length, digest)
 
 
-def _sync_directory(directory: Path) -> None:
-    if os.name == "nt":  # pragma: no cover - directories cannot be opened there
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class SnapshotStore:
     """Snapshot files of one venue in one directory; one writer, any number of readers.
 
@@ -231,7 +226,7 @@ class SnapshotStore:
                 os.unlink(temp_name)
             raise
         # The rename is durable only once the directory entry is.
-        _sync_directory(self.directory)
+        sync_directory(self.directory)
         self._prune()
         return final
 
