@@ -37,8 +37,17 @@ from typing import Any
 
 from asyncdex.engine.compiled import compiled_env, is_compiled
 from asyncdex.gateway.eip712 import parse_address
+from asyncdex.gateway.hyperliquid import hyperliquid_extension
 from asyncdex.gateway.intents import asyncdex_domain
-from asyncdex.gateway.node import DEFAULT_SNAPSHOT_EVERY, Node, NodeSettings, serve
+from asyncdex.gateway.metrics import Metrics
+from asyncdex.gateway.node import (
+    DEFAULT_SNAPSHOT_EVERY,
+    ExtensionFactory,
+    Node,
+    NodeSettings,
+    serve,
+)
+from asyncdex.gateway.oracle_feed import OracleFeed
 from asyncdex.gateway.settlement_service import (
     DEFAULT_BATCH_INTERVAL_MS,
     DEFAULT_BATCH_MAX_RECORDS,
@@ -51,6 +60,7 @@ from asyncdex.gateway.settlement_service import (
     deploy_embedded,
     read_key_file,
 )
+from asyncdex.gateway.streams import NativeStreams
 from asyncdex.types.config_file import ConfigFileError, parse_engine_config
 from asyncdex.types.market import EngineConfig
 
@@ -180,6 +190,16 @@ def _settlement_from_args(
     return {**common, "sequencer_key": key, "embedded": embedded}, embedded
 
 
+def default_extensions(hyperliquid_mainnet: bool = False) -> tuple[ExtensionFactory, ...]:
+    """Everything a venue serves beside the native HTTP API."""
+    return (
+        NativeStreams,
+        hyperliquid_extension(mainnet=hyperliquid_mainnet),
+        OracleFeed,
+        Metrics,
+    )
+
+
 def settings_from_args(args: argparse.Namespace) -> NodeSettings:
     engine_config, venue, settlement_table = load_venue_file(Path(args.config))
     settlement_args, embedded = _settlement_from_args(args, engine_config, settlement_table)
@@ -228,6 +248,7 @@ def settings_from_args(args: argparse.Namespace) -> NodeSettings:
         snapshot_every=args.snapshot_every,
         operator_token=token,
         settlement=settlement,
+        extensions=default_extensions(),
     )
 
 

@@ -96,7 +96,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -171,6 +171,48 @@ class NodeSettings:
     shutdown_timeout: float = 10.0  # seconds in-flight requests get to finish on shutdown
     settlement: SettlementSettings | None = None  # None: the node does not settle
     index_capacity: int = DEFAULT_INDEX_CAPACITY  # records whose intent id and events are kept
+    # Built at start, after recovery, in this order: each gets the node and adds its routes
+    # and listeners (see ``NodeExtension``).
+    extensions: tuple[ExtensionFactory, ...] = ()
+
+
+class NodeExtension(Protocol):
+    """A part of the node beside the native HTTP API (WebSocket streams, the Hyperliquid API,
+    metrics, the oracle door): made by its factory once the engine state is recovered.
+
+    ``install`` adds routes to the app before it starts; listeners registered with
+    :meth:`Node.add_listener` see every applied record. ``close`` runs at shutdown after new
+    connections stop and before in-flight requests are awaited: close long-lived sockets
+    there.
+    """
+
+    def install(self, app: web.Application) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+ExtensionFactory = Callable[["Node"], NodeExtension]
+Listener = Callable[[Sequenced, list[Event]], None]
+
+
+class SubmitRefused(Exception):
+    """``Node.submit_intents`` did not acknowledge: nothing of the request was sequenced.
+
+    ``status`` is the HTTP status the native API answers with; ``code`` and ``index`` as in
+    every error body.
+    """
+
+    def __init__(self, status: int, code: str, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.index = index
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": str(self), "code": self.code}
+        if self.index is not None:
+            body["index"] = self.index
+        return body
 
 
 # ---------------------------------------------------------------------------------------------
@@ -525,6 +567,10 @@ class Node:
         self._root_cache: tuple[int, bytes] | None = None  # (applied seq, state root)
         # intent id -> its first receipt, so a resubmitted intent is answered, not re-sequenced
         self._acknowledged: OrderedDict[bytes, Receipt] = OrderedDict()
+        self._listeners: list[Listener] = []
+        self._extensions: list[NodeExtension] = []
+        # seq -> futures of ``wait_applied`` callers, resolved with the record's events
+        self._applied_waiters: dict[int, list[asyncio.Future[list[Event]]]] = {}
         self.port = 0
 
     @property
@@ -603,6 +649,10 @@ class Node:
             app.router.add_get("/v1/accounts/{address}", self.handle_account)
             app.router.add_get("/v1/accounts/{address}/orders", self.handle_account_orders)
             app.router.add_get("/v1/accounts/{address}/fills", self.handle_account_fills)
+            for factory in settings.extensions:
+                extension = factory(self)
+                extension.install(app)
+                self._extensions.append(extension)
             self._runner = web.AppRunner(
                 app, access_log=None, shutdown_timeout=settings.shutdown_timeout
             )
@@ -672,6 +722,11 @@ class Node:
         # 1. No new connections; requests on open connections now get 503.
         if self._site is not None:
             await self._site.stop()
+        for extension in self._extensions:
+            try:
+                await extension.close()
+            except Exception:
+                _log.exception("extension %s failed to close", type(extension).__name__)
         # 2. Sequence what an ordering policy still holds and wait until it is durable and
         #    applied. A journal failure here must not block the rest of the shutdown.
         if self._sequencer is not None:
@@ -696,6 +751,14 @@ class Node:
             except OSError:
                 _log.exception("final snapshot failed; the next start replays the tail")
         await self._close_storage()
+        self._fail_waiters()
+
+    def _fail_waiters(self) -> None:
+        waiters, self._applied_waiters = self._applied_waiters, {}
+        for futures in waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(SequencerClosed("the node stopped before applying"))
 
     async def _close_storage(self) -> None:
         if self._committer is not None:
@@ -743,6 +806,112 @@ class Node:
         self.market_data.add(record.seq, record.timestamp, events)
         if self._settlement is not None:
             self._settlement.after_record(record.seq, record.timestamp, events)
+        for listener in self._listeners:
+            try:
+                listener(record, events)
+            except Exception:
+                # a stream or metric must never stop the engine; the record is applied
+                _log.exception("listener failed on seq %d", record.seq)
+        waiters = self._applied_waiters.pop(record.seq, None)
+        if waiters is not None:
+            for future in waiters:
+                if not future.done():
+                    future.set_result(events)
+
+    # ----------------------------------------------------------------- for extensions
+
+    @property
+    def state(self) -> State:
+        """The engine state after ``applied_seq`` (read only: never change it)."""
+        return self._state()
+
+    @property
+    def applied_seq(self) -> int:
+        assert self._executor is not None
+        return self._executor.last_seq
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(record, events)`` on the event loop after each record is applied,
+        in seq order (records replayed at start are not shown)."""
+        self._listeners.append(listener)
+
+    async def wait_applied(self, seq: int) -> list[Event] | None:
+        """The events of record ``seq`` once the engine has applied it (None if that was so
+        long ago the index no longer keeps them). Raises ``SequencerClosed`` if the node
+        stops first."""
+        if seq <= self.applied_seq:
+            return self.index.record(seq)[1]
+        if self._stopped:
+            raise SequencerClosed("the node is stopping")
+        future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
+        self._applied_waiters.setdefault(seq, []).append(future)
+        return await future
+
+    async def submit_intents(self, submissions: list[Submission]) -> list[Receipt]:
+        """Acknowledge verified intents: the first receipts for a retry, else precheck and
+        sequence them; returns once all of them are durable.
+
+        Raises :class:`SubmitRefused` when nothing was acknowledged (precheck refusal,
+        shutting down, journal failure, internal fault).
+        """
+        if self._draining:
+            raise SubmitRefused(503, "shutting_down", "node is shutting down")
+        known = [self._acknowledged.get(submission.intent_id) for submission in submissions]
+        if all(receipt is not None for receipt in known):
+            # the same signed intents again (a client's retry): the first receipts, nothing new
+            return [receipt for receipt in known if receipt is not None]
+        precheck = self.precheck
+        if precheck is not None:
+            try:
+                # what the engine's authorization would refuse never reaches the journal
+                precheck.check(submissions, self.settings.clock())
+            except PrecheckRefused as refusal:
+                raise SubmitRefused(400, refusal.code, str(refusal), refusal.index) from None
+        try:
+            receipts = await self._sequence(submissions)
+        except SubmitRefused:
+            if precheck is not None:
+                # not acknowledged: no longer in flight; what was acknowledged is released
+                # when the engine applies it (``_consume``)
+                precheck.release(submission.command for submission in submissions)
+            raise
+        acknowledged = self._acknowledged
+        for receipt in receipts:
+            if receipt.intent_id and receipt.intent_id not in acknowledged:
+                acknowledged[receipt.intent_id] = receipt
+                if len(acknowledged) > self.settings.index_capacity:
+                    acknowledged.popitem(last=False)
+        return receipts
+
+    async def submit_commands(self, commands: Sequence[Command]) -> list[Receipt]:
+        """Sequence unsigned commands the caller has authenticated itself (a publisher's
+        signed oracle price, say); raises :class:`SubmitRefused` like ``submit_intents``."""
+        if self._draining:
+            raise SubmitRefused(503, "shutting_down", "node is shutting down")
+        return await self._sequence([Submission(command) for command in commands])
+
+    async def _sequence(self, submissions: list[Submission]) -> list[Receipt]:
+        assert self._sequencer is not None
+        try:
+            return await self._sequencer.submit(submissions)
+        except SequencerClosed:
+            raise SubmitRefused(503, "shutting_down", "node is shutting down") from None
+        except JournalFailed:
+            _log.exception("journal failed; stopping")
+            self.request_stop(EXIT_JOURNAL_FAILED)
+            raise SubmitRefused(
+                503, "journal_failed", "journal failure: not acknowledged"
+            ) from None
+        except Exception:
+            # Intake only passes journalable commands, so this is a bug; the sequencer's
+            # counters may no longer match the journal. Fail stop: recovery restarts clean.
+            _log.exception("sequencer fault; stopping")
+            self.request_stop(EXIT_FAULT)
+            raise SubmitRefused(500, "internal_error", "internal error: not acknowledged") from None
 
     async def _submit_commands(self, commands: Sequence[Command]) -> list[Receipt]:
         """Sequence the node's own commands (time ticks, L1 messages, protective mode)."""
@@ -789,35 +958,10 @@ class Node:
         return b"".join(chunks)
 
     async def _submit(self, submissions: list[Submission]) -> web.Response:
-        assert self._sequencer is not None
         try:
-            receipts = await self._sequencer.submit(submissions)
-        except SequencerClosed:
-            return web.json_response(
-                {"error": "node is shutting down", "code": "shutting_down"}, status=503
-            )
-        except JournalFailed:
-            _log.exception("journal failed; stopping")
-            self.request_stop(EXIT_JOURNAL_FAILED)
-            return web.json_response(
-                {"error": "journal failure: not acknowledged", "code": "journal_failed"},
-                status=503,
-            )
-        except Exception:
-            # Intake only passes journalable commands, so this is a bug; the sequencer's
-            # counters may no longer match the journal. Fail stop: recovery restarts clean.
-            _log.exception("sequencer fault; stopping")
-            self.request_stop(EXIT_FAULT)
-            return web.json_response(
-                {"error": "internal error: not acknowledged", "code": "internal_error"},
-                status=500,
-            )
-        acknowledged = self._acknowledged
-        for receipt in receipts:
-            if receipt.intent_id and receipt.intent_id not in acknowledged:
-                acknowledged[receipt.intent_id] = receipt
-                if len(acknowledged) > self.settings.index_capacity:
-                    acknowledged.popitem(last=False)
+            receipts = await self.submit_intents(submissions)
+        except SubmitRefused as refusal:
+            return web.json_response(refusal.to_json(), status=refusal.status)
         return web.json_response({"receipts": [_receipt_json(r) for r in receipts]})
 
     async def handle_intents(self, request: web.Request) -> web.Response:
@@ -831,26 +975,7 @@ class Node:
             submissions = self.intake.verify(parsed)
         except IntakeError as error:
             return _json_error(error)
-        known = [self._acknowledged.get(submission.intent_id) for submission in submissions]
-        if all(receipt is not None for receipt in known):
-            # the same signed intents again (a client's retry): the first receipts, nothing new
-            return web.json_response({"receipts": [_receipt_json(r) for r in known if r]})
-        precheck = self.precheck
-        if precheck is not None:
-            try:
-                # what the engine's authorization would refuse never reaches the journal
-                precheck.check(submissions, self.settings.clock())
-            except PrecheckRefused as refusal:
-                return web.json_response(
-                    {"error": str(refusal), "code": refusal.code, "index": refusal.index},
-                    status=400,
-                )
-        response = await self._submit(submissions)
-        if precheck is not None and response.status != 200:
-            # not acknowledged (shutting down, journal failure): no longer in flight; what
-            # was acknowledged is released when the engine applies it (``_consume``)
-            precheck.release(submission.command for submission in submissions)
-        return response
+        return await self._submit(submissions)
 
     def _refuse_unless_operator(self, request: web.Request) -> web.Response | None:
         token = self.settings.operator_token
@@ -891,7 +1016,11 @@ class Node:
                         )
         except IntakeError as error:
             return _json_error(error)
-        return await self._submit([Submission(command) for command in commands])
+        try:
+            receipts = await self._sequence([Submission(command) for command in commands])
+        except SubmitRefused as refusal:
+            return web.json_response(refusal.to_json(), status=refusal.status)
+        return web.json_response({"receipts": [_receipt_json(r) for r in receipts]})
 
     async def handle_dev_deposit(self, request: web.Request) -> web.Response:
         """Embedded chain only: mint test tokens and deposit them on chain for an account."""
