@@ -834,6 +834,25 @@ class Node:
     def draining(self) -> bool:
         return self._draining
 
+    @property
+    def settlement(self) -> SettlementService | None:
+        """The settlement service (None when the node does not settle); read it, never drive it."""
+        return self._settlement
+
+    @property
+    def journal(self) -> FileJournal | None:
+        return self._journal
+
+    @property
+    def last_seq(self) -> int:
+        """The last seq handed out (durable or about to be)."""
+        assert self._sequencer is not None
+        return self._sequencer.next_seq - 1
+
+    def record_status(self, seq: int) -> dict[str, Any]:
+        """What ``GET /v1/seq/{seq}`` answers: status, events, batch and tx hash of a record."""
+        return self._record_json(seq)
+
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(record, events)`` on the event loop after each record is applied,
         in seq order (records replayed at start are not shown)."""
