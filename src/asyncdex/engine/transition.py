@@ -38,8 +38,10 @@ from asyncdex.engine.state import Account, MarketState, Position, State
 from asyncdex.messages.codec import COMMAND_TAG
 from asyncdex.messages.commands import (
     ALL_MARKETS,
+    BATCHABLE,
     AdvanceTime,
     ApproveAgent,
+    Batch,
     CancelAll,
     CancelByClientId,
     CancelOrder,
@@ -62,6 +64,7 @@ from asyncdex.messages.commands import (
 )
 from asyncdex.messages.events import (
     AgentApproved,
+    BatchItem,
     Deposited,
     Event,
     FundingPaid,
@@ -141,6 +144,7 @@ class Engine:
             ForceWithdraw: self.process_force_withdraw,
             ForceCancelAll: self.process_force_cancel_all,
             SetProtectiveMode: self.process_set_protective_mode,
+            Batch: self.process_batch,
         }
 
     # ------------------------------------------------------------------ entry point
@@ -1018,6 +1022,19 @@ class Engine:
                 del kept[0]
         self._handlers[type(inner)](inner, now, events)
         return None
+
+    def process_batch(self, cmd: Batch, now: int, events: list[Event]) -> None:
+        """Each inner command in order, as if each were signed alone; one may fail alone."""
+        handlers = self._handlers
+        account = cmd.account
+        for index, inner in enumerate(cmd.commands):
+            events.append(new_event(BatchItem, (index,)))
+            kind = type(inner)
+            if kind not in BATCHABLE or inner.account != account:  # type: ignore[union-attr]
+                market = getattr(inner, "market", -1)
+                self._reject(events, account, COMMAND_TAG[kind], market, 0, Reject.NOT_BATCHABLE)
+                continue
+            handlers[kind](inner, now, events)
 
     def process_approve_agent(self, cmd: ApproveAgent, now: int, events: list[Event]) -> None:
         state = self.state

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from typing import Any, get_type_hints
 
-from asyncdex.messages.commands import COMMAND_TYPES, Command, Signed
+from asyncdex.messages.commands import COMMAND_TYPES, Batch, Command, Signed
 from asyncdex.messages.events import EVENT_TYPES, Event
 from asyncdex.types.packing import pack, unpack
 
 COMMAND_TAG: dict[type, int] = {cls: tag for tag, cls in enumerate(COMMAND_TYPES)}
 _SIGNED_TAG = COMMAND_TAG[Signed]
+_BATCH_TAG = COMMAND_TAG[Batch]
 EVENT_TAG: dict[type, int] = {cls: tag for tag, cls in enumerate(EVENT_TYPES)}
 
 _FIELD_TYPES: dict[type, tuple[type, ...]] = {}
@@ -50,9 +51,11 @@ def command_from_items(items: Any) -> Command:
 
 
 def _command_items(command: Command) -> list[Any]:
-    if type(command) is Signed:
+    if isinstance(command, Signed):
         signer, nonce, expires_after, inner = command
         return [_SIGNED_TAG, signer, nonce, expires_after, _command_items(inner)]
+    if isinstance(command, Batch):
+        return [_BATCH_TAG, command.account, [_command_items(inner) for inner in command.commands]]
     return [COMMAND_TAG[type(command)], *command]
 
 
@@ -88,6 +91,18 @@ def _from_items(items: Any, types: tuple[type, ...], nested: bool) -> Any:
         if type(signer) is not bytes or type(nonce) is not int or type(expires_after) is not int:
             raise CodecError("Signed envelope fields must be bytes, int, int")
         return Signed(signer, nonce, expires_after, _from_items(inner, types, nested=True))
+    if cls is Batch and types is COMMAND_TYPES:
+        if len(fields) != 2:
+            raise CodecError("a Batch has 2 fields")
+        account, items = fields
+        if type(account) is not bytes or not isinstance(items, list):
+            raise CodecError("Batch fields must be bytes, list")
+        commands = []
+        for item in items:
+            if isinstance(item, list) and item and item[0] in (_SIGNED_TAG, _BATCH_TAG):
+                raise CodecError("a Batch holds no envelope and no Batch")
+            commands.append(_from_items(item, types, nested=True))
+        return Batch(account, tuple(commands))
     kinds = _field_types(cls)
     if len(fields) != len(kinds):
         raise CodecError(f"{cls.__name__} has {len(kinds)} fields, got {len(fields)}")

@@ -176,6 +176,21 @@ class SetProtectiveMode(NamedTuple):
     enabled: bool
 
 
+class Batch(NamedTuple):
+    """Several commands of one account under one signature and nonce: a Hyperliquid action
+    holding many orders, cancels or modifies.
+
+    Inside a ``Signed`` envelope, authorization and the nonce are checked once; then each
+    inner command runs in order, each preceded by a ``BatchItem(item)`` event (``item``: its
+    position) so a client can tell which events are whose. Only trading commands of
+    ``account`` itself may be inner ones (``BATCHABLE``); any other is rejected on its own,
+    the rest still run.
+    """
+
+    account: bytes
+    commands: tuple[Command, ...]
+
+
 Command = (
     Deposit
     | Withdraw
@@ -194,6 +209,7 @@ Command = (
     | ForceWithdraw
     | ForceCancelAll
     | SetProtectiveMode
+    | Batch
 )
 
 COMMAND_TYPES: tuple[type, ...] = (
@@ -214,4 +230,19 @@ COMMAND_TYPES: tuple[type, ...] = (
     ForceWithdraw,
     ForceCancelAll,
     SetProtectiveMode,
+    Batch,
+)
+
+# What a Batch may hold: an account's trading commands (no money moves, no agent approvals).
+BATCHABLE: frozenset[type] = frozenset(
+    {
+        PlaceOrder,
+        CancelOrder,
+        CancelByClientId,
+        CancelAll,
+        ModifyOrder,
+        ScheduleCancel,
+        SetLeverage,
+        UpdateIsolatedMargin,
+    }
 )

@@ -172,6 +172,13 @@ class L1MessageConsumed(NamedTuple):
     kind: int  # the consuming command's type tag
 
 
+class BatchItem(NamedTuple):
+    """The events that follow, up to the next ``BatchItem``, are inner command ``item``'s
+    (its position in the ``Batch``)."""
+
+    item: int
+
+
 Event = (
     Rejected
     | OrderAccepted
@@ -195,6 +202,7 @@ Event = (
     | AgentApproved
     | ProtectiveModeSet
     | L1MessageConsumed
+    | BatchItem
 )
 
 EVENT_TYPES: tuple[type, ...] = (
@@ -220,4 +228,5 @@ EVENT_TYPES: tuple[type, ...] = (
     AgentApproved,
     ProtectiveModeSet,
     L1MessageConsumed,
+    BatchItem,
 )

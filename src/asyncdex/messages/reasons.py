@@ -28,6 +28,7 @@ class Reject(IntEnum):
     UNKNOWN_PUBLISHER = 113
     INVALID_TIME = 114
     NOT_SIGNABLE = 115  # a system command (deposit, oracle price, tick) inside a Signed envelope
+    NOT_BATCHABLE = 116  # in a Batch: not a trading command, or another account's
     # 2xx: the command does not fit the state
     UNKNOWN_ORDER = 200
     NOT_ORDER_OWNER = 201

@@ -27,8 +27,8 @@ from typing import Any, NamedTuple
 
 import msgpack
 
-from asyncdex.messages.codec import COMMAND_TAG, CodecError, command_from_items
-from asyncdex.messages.commands import COMMAND_TYPES, Command, Signed
+from asyncdex.messages.codec import COMMAND_TAG, CodecError, command_from_items, command_items
+from asyncdex.messages.commands import COMMAND_TYPES, Batch, Command, Signed
 from asyncdex.types.packing import EXT_BIG_INT, new_packer, unpack
 
 __all__ = ["Record", "decode_record", "decode_trusted_record", "encode_record"]
@@ -41,6 +41,7 @@ class Record(NamedTuple):
 
 
 _SIGNED_TAG = COMMAND_TAG[Signed]
+_BATCH_TAG = COMMAND_TAG[Batch]
 _TAGS = COMMAND_TAG
 _TYPES = COMMAND_TYPES
 _unpackb = msgpack.unpackb
@@ -77,7 +78,12 @@ def encode_record(timestamp: int, command: Command, signature: bytes = b"") -> b
         pack = _thread_packer()
     if type(command) is Signed:
         signer, nonce, expires_after, inner = command
-        items: list[Any] = [_SIGNED_TAG, signer, nonce, expires_after, [_TAGS[type(inner)], *inner]]
+        # a Batch is rare: not worth inlining
+        batch = type(inner) is Batch
+        inner_items = command_items(inner) if batch else [_TAGS[type(inner)], *inner]
+        items: list[Any] = [_SIGNED_TAG, signer, nonce, expires_after, inner_items]
+    elif type(command) is Batch:
+        items = command_items(command)
     else:
         items = [_TAGS[type(command)], *command]
     result: bytes = pack([timestamp, items, signature])
@@ -103,13 +109,24 @@ def decode_trusted_record(payload: bytes) -> Record:
     try:
         timestamp, items, signature = _unpackb(payload, use_list=False, ext_hook=_trusted_ext_hook)
         tag = items[0]
+        command: Any
         if tag == _SIGNED_TAG:
             inner = items[4]
-            command = _new_tuple(
-                Signed, (items[1], items[2], items[3], _new_tuple(_TYPES[inner[0]], inner[1:]))
-            )
+            if inner[0] == _BATCH_TAG:
+                inner_command: Any = _trusted_batch(inner)
+            else:
+                inner_command = _new_tuple(_TYPES[inner[0]], inner[1:])
+            command = _new_tuple(Signed, (items[1], items[2], items[3], inner_command))
+        elif tag == _BATCH_TAG:
+            command = _trusted_batch(items)
         else:
             command = _new_tuple(_TYPES[tag], items[1:])
     except Exception as exc:
         raise CodecError(f"not a journal record: {exc}") from exc
     return _new_tuple(Record, (timestamp, command, signature))
+
+
+def _trusted_batch(items: Any) -> Batch:
+    commands = tuple(_new_tuple(_TYPES[inner[0]], inner[1:]) for inner in items[2])
+    batch: Batch = _new_tuple(Batch, (items[1], commands))
+    return batch

@@ -9,13 +9,23 @@ from asyncdex.engine.transition import NONCES_KEPT, Engine
 from asyncdex.messages.commands import (
     AdvanceTime,
     ApproveAgent,
+    Batch,
+    CancelOrder,
     Deposit,
     PlaceOrder,
     PublishOraclePrice,
     Signed,
     Withdraw,
 )
-from asyncdex.messages.events import AgentApproved, OrderAccepted, Rejected, Withdrawn
+from asyncdex.messages.events import (
+    AgentApproved,
+    BatchItem,
+    Event,
+    OrderAccepted,
+    OrderCancelled,
+    Rejected,
+    Withdrawn,
+)
 from asyncdex.messages.reasons import Reject
 from asyncdex.types.market import EngineConfig, MarketSpec
 
@@ -136,3 +146,53 @@ def test_expired_intent_is_refused(engine: Engine) -> None:
 def test_system_commands_cannot_be_signed_by_traders(engine: Engine) -> None:
     command = Signed(ALICE, NOW, 0, Deposit(ALICE, 10**12, 2))
     assert apply_unchanged(engine, command) == Reject.NOT_SIGNABLE
+
+
+# ------------------------------------------------------------------ batches
+
+
+def items_of(events: list[Event]) -> list[list[Event]]:
+    """The events of each inner command of a Batch, split at the BatchItem markers."""
+    split: list[list[Event]] = []
+    for event in events:
+        if isinstance(event, BatchItem):
+            assert event.item == len(split)
+            split.append([])
+        elif split:
+            split[-1].append(event)
+    return split
+
+
+def test_a_batch_spends_one_nonce_and_runs_each_command_in_order(engine: Engine) -> None:
+    batch = Batch(ALICE, (order(), order(), CancelOrder(ALICE, 0, 1)))
+    events = engine.apply(Signed(ALICE, NOW, 0, batch), NOW)
+    first, second, cancel = items_of(events)
+    placed = [e for e in first + second if isinstance(e, OrderAccepted)]
+    assert len(placed) == 2
+    assert [e.order_id for e in cancel if isinstance(e, OrderCancelled)] == [placed[0].order_id]
+    assert engine.state.nonces[ALICE] == [NOW]
+    # the same nonce again is refused as a whole: nothing runs
+    again = Signed(ALICE, NOW, 0, Batch(ALICE, (order(),)))
+    assert apply_unchanged(engine, again) == Reject.NONCE_ALREADY_USED
+
+
+def test_a_batch_item_may_fail_alone(engine: Engine) -> None:
+    foreign = PlaceOrder(BOB, 0, True, 590_000, 100)
+    batch = Batch(ALICE, (foreign, Withdraw(ALICE, 1), order(), CancelOrder(ALICE, 0, 999)))
+    refused_foreign, refused_withdraw, placed, unknown = items_of(
+        engine.apply(Signed(ALICE, NOW, 0, batch), NOW)
+    )
+    assert rejected(refused_foreign) == Reject.NOT_BATCHABLE
+    assert rejected(refused_withdraw) == Reject.NOT_BATCHABLE
+    assert any(isinstance(e, OrderAccepted) and e.account == ALICE for e in placed)
+    assert rejected(unknown) == Reject.UNKNOWN_ORDER
+    bob = engine.state.accounts[BOB]
+    assert all(not position.orders for position in bob.positions.values())
+
+
+def test_an_agent_batch_acts_for_its_master_only(engine: Engine) -> None:
+    engine.apply(Signed(ALICE, NOW, 0, ApproveAgent(ALICE, AGENT, 0)), NOW)
+    events = engine.apply(Signed(AGENT, NOW + 1, 0, Batch(ALICE, (order(),))), NOW)
+    assert any(isinstance(e, OrderAccepted) and e.account == ALICE for e in events)
+    foreign = Signed(AGENT, NOW + 2, 0, Batch(BOB, (order(BOB),)))
+    assert apply_unchanged(engine, foreign) == Reject.UNKNOWN_AGENT

@@ -27,6 +27,7 @@ from asyncdex.messages.codec import (
 from asyncdex.messages.commands import (
     COMMAND_TYPES,
     AdvanceTime,
+    Batch,
     CancelOrder,
     Deposit,
     PlaceOrder,
@@ -56,13 +57,17 @@ def message_strategy(cls: type) -> st.SearchStrategy[Any]:
     fields = []
     for name, kind in get_type_hints(cls).items():
         if cls is Signed and name == "command":
-            fields.append(plain_commands)
+            fields.append(st.deferred(lambda: plain_commands))
+        elif cls is Batch and name == "commands":
+            fields.append(st.lists(st.deferred(lambda: simple_commands), max_size=4).map(tuple))
         else:
             fields.append(SCALARS[kind])
     return st.tuples(*fields).map(lambda values: cls(*values))
 
 
 UNSIGNED_TYPES = [cls for cls in COMMAND_TYPES if cls is not Signed]
+SIMPLE_TYPES = [cls for cls in UNSIGNED_TYPES if cls is not Batch]  # what a Batch may nest
+simple_commands = st.one_of([message_strategy(cls) for cls in SIMPLE_TYPES])
 plain_commands = st.one_of([message_strategy(cls) for cls in UNSIGNED_TYPES])
 commands = st.one_of([message_strategy(cls) for cls in COMMAND_TYPES])
 events = st.one_of([message_strategy(cls) for cls in EVENT_TYPES])
@@ -98,7 +103,8 @@ def test_released_tags_never_move() -> None:
 def test_every_field_has_a_type_the_codec_checks() -> None:
     for cls in (*COMMAND_TYPES, *EVENT_TYPES):
         for name, kind in get_type_hints(cls).items():
-            assert kind in SCALARS or (cls is Signed and name == "command"), (cls, name, kind)
+            nested = (cls is Signed and name == "command") or (cls is Batch and name == "commands")
+            assert kind in SCALARS or nested, (cls, name, kind)
 
 
 # ------------------------------------------------------------------ round trips
@@ -266,3 +272,18 @@ def test_an_event_with_a_trailing_byte_is_refused(event: Any) -> None:
     encoded = encode_event(event)
     with pytest.raises(CodecError):
         decode_event(encoded + b"\xc0")
+
+
+def test_a_batch_nests_neither_an_envelope_nor_a_batch() -> None:
+    place = PlaceOrder(ALICE, 0, True, 100, 1, TimeInForce.GTC)
+    batch = Batch(ALICE, (place, CancelOrder(ALICE, 0, 7)))
+    signed = Signed(ALICE, 1, 0, batch)
+    assert decode_command(encode_command(signed)) == signed
+    inner_signed = [COMMAND_TAG[Batch], ALICE, [command_items(signed)]]
+    with pytest.raises(CodecError, match="no envelope and no Batch"):
+        command_from_items(inner_signed)
+    inner_batch = [COMMAND_TAG[Batch], ALICE, [command_items(batch)]]
+    with pytest.raises(CodecError, match="no envelope and no Batch"):
+        command_from_items(inner_batch)
+    with pytest.raises(CodecError, match="Batch fields"):
+        command_from_items([COMMAND_TAG[Batch], ALICE, 5])

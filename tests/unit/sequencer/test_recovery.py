@@ -21,6 +21,7 @@ from asyncdex.engine.transition import Engine
 from asyncdex.messages.codec import CodecError, command_items
 from asyncdex.messages.commands import (
     AdvanceTime,
+    Batch,
     CancelAll,
     CancelByClientId,
     CancelOrder,
@@ -196,15 +197,30 @@ BIG_CLIENT_IDS: list[tuple[int, Command]] = [
     (START_MS, Signed(TRADERS[1], START_MS + 1, 0, CancelByClientId(TRADERS[1], 1, 1 << 100))),
 ]
 
+# several commands under one signature (a Hyperliquid action), signed or bare
+_BATCH = Batch(
+    TRADERS[0],
+    (
+        PlaceOrder(TRADERS[0], 0, True, 600_000, 10, client_id=1 << 100),
+        CancelOrder(TRADERS[0], 0, 3),
+        SetLeverage(TRADERS[0], 1, 5),
+    ),
+)
+BATCHES: list[tuple[int, Command]] = [
+    (START_MS, Signed(TRADERS[0], START_MS + 2, 0, _BATCH)),
+    (START_MS, _BATCH),
+    (START_MS, Signed(TRADERS[1], START_MS + 3, 0, Batch(TRADERS[1], ()))),
+]
+
 
 def test_encode_record_is_the_canonical_packing_of_the_record() -> None:
-    for _timestamp, command in command_stream(seed=3, count=400) + BIG_CLIENT_IDS:
+    for _timestamp, command in command_stream(seed=3, count=400) + BIG_CLIENT_IDS + BATCHES:
         expected = pack([START_MS, command_items(command), b"\x07" * 65])
         assert encode_record(START_MS, command, b"\x07" * 65) == expected
 
 
 def test_trusted_and_strict_decoders_agree() -> None:
-    for timestamp, command in command_stream(seed=4, count=400) + BIG_CLIENT_IDS:
+    for timestamp, command in command_stream(seed=4, count=400) + BIG_CLIENT_IDS + BATCHES:
         payload = encode_record(timestamp, command, b"\x02" * 65)
         strict = decode_record(payload)
         trusted = decode_trusted_record(payload)
