@@ -77,6 +77,7 @@ __all__ = [
     "AsyncDurabilityWaiter",
     "DurabilityListener",
     "FileJournal",
+    "GroupCommitStats",
     "GroupCommitter",
     "JournalClosed",
     "JournalCorruption",
@@ -893,13 +894,50 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+class GroupCommitStats:
+    """What each group commit cost: seconds to write and fsync it, and records in it.
+
+    Histograms with fixed upper bounds (``*_BOUNDS``, inclusive); ``*_counts[i]`` counts the
+    commits in bucket ``i`` alone (not cumulative), and the last slot takes everything past
+    the last bound. Only the writer thread changes them, with plain increments and no lock.
+    Another thread may read them at any time: each value it reads is one the writer wrote,
+    but a commit being recorded may show in one field and not yet in another, so a reader
+    derives the count from ``*_counts`` rather than pairing fields.
+    """
+
+    SECONDS_BOUNDS: tuple[float, ...] = (
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+        1.0, 2.5, 5.0, 10.0,
+    )  # fmt: skip
+    RECORDS_BOUNDS: tuple[int, ...] = tuple(1 << bit for bit in range(17))  # 1 .. 65536
+
+    __slots__ = ("records_counts", "records_sum", "seconds_counts", "seconds_sum")
+
+    def __init__(self) -> None:
+        self.seconds_counts = [0] * (len(self.SECONDS_BOUNDS) + 1)
+        self.seconds_sum = 0.0
+        self.records_counts = [0] * (len(self.RECORDS_BOUNDS) + 1)
+        self.records_sum = 0
+
+    def record(self, records: int, seconds: float) -> None:
+        """One group commit of ``records`` records (at least one) that took ``seconds``."""
+        self.seconds_counts[bisect.bisect_left(self.SECONDS_BOUNDS, seconds)] += 1
+        self.seconds_sum += seconds
+        # records <= 2**b exactly when (records - 1) has at most b bits
+        bucket = min((records - 1).bit_length(), len(self.RECORDS_BOUNDS))
+        self.records_counts[bucket] += 1
+        self.records_sum += records
+
+
 class GroupCommitter:
     """Background writer thread: many records per write and fsync.
 
     The thread sleeps until the first append of a batch wakes it, then (after lingering up
     to ``max_delay`` seconds for more, unless the batch is already ``max_batch_bytes``) takes
     all pending records, writes them with one ``write`` and one fsync, publishes the new
-    durable seq and loops. Appends made during the fsync form the next batch.
+    durable seq and loops. Appends made during the fsync form the next batch. ``stats``
+    (:class:`GroupCommitStats`) records each batch's write-and-fsync time and size; the
+    append path does not touch it.
     """
 
     def __init__(
@@ -920,6 +958,7 @@ class GroupCommitter:
         self._journal = journal
         self._max_delay = max_delay
         self._stopping = False
+        self.stats = GroupCommitStats()  # written by the writer thread only
         # Daemon: an interpreter exiting without close() must not hang; whatever was not
         # yet durable was not acknowledged either.
         self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
@@ -992,10 +1031,12 @@ class GroupCommitter:
                 with lock:
                     taken = journal._take_locked(take_all=False)
                 if taken is not None:
+                    started = time.perf_counter()
                     try:
                         journal._commit(*taken)
                     except JournalFailed:
                         return  # waiters and listeners have been told
+                    self.stats.record(len(taken[1]), time.perf_counter() - started)
 
 
 class _GroupFuture(asyncio.Future[None]):
