@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 import tomllib
@@ -61,6 +60,7 @@ from asyncdex.gateway.settlement_service import (
     read_key_file,
 )
 from asyncdex.gateway.streams import NativeStreams
+from asyncdex.logs import FORMATS, configure_logging
 from asyncdex.types.config_file import ConfigFileError, parse_engine_config
 from asyncdex.types.market import EngineConfig
 
@@ -76,13 +76,28 @@ class ConfigError(ValueError):
 VENUE_TABLE = "venue"
 VENUE_KEYS = frozenset({"chain_id", "settlement_contract"})
 SETTLEMENT_TABLE = "settlement"
-# The embedded chain's deployment; everything else about settlement is a flag.
+# The embedded chain's deployment, and the batching a flag of the same name overrides.
 SETTLEMENT_KEYS: dict[str, tuple[type, Any]] = {
     "deploy": (bool, False),
     "finality_blocks": (int, 5),
     "forced_deadline_blocks": (int, 100),
     "block_time_ms": (int, 1_000),
+    "confirmations": (int, DEFAULT_CONFIRMATIONS),
+    "batch_interval_ms": (int, DEFAULT_BATCH_INTERVAL_MS),
+    "batch_max_records": (int, DEFAULT_BATCH_MAX_RECORDS),
+    "max_settlement_lag_ms": (int, DEFAULT_MAX_LAG_MS),
+    "tick_ms": (int, DEFAULT_TICK_MS),
 }
+NODE_TABLE = "node"
+# The process: each key is also a flag (``verify_workers`` is ``--verify-workers``), which wins.
+NODE_KEYS: dict[str, tuple[type, Any]] = {
+    "port": (int, 8080),
+    "snapshot_every": (int, DEFAULT_SNAPSHOT_EVERY),
+    "verify_workers": (int, None),  # None: one per core
+    "log_format": (str, "text"),
+    "hyperliquid_network": (str, "testnet"),
+}
+HYPERLIQUID_NETWORKS = ("testnet", "mainnet")
 
 
 def _node_table(document: dict[str, Any], path: Path, name: str, keys: Any) -> dict[str, Any]:
@@ -95,13 +110,30 @@ def _node_table(document: dict[str, Any], path: Path, name: str, keys: Any) -> d
     return table
 
 
-def load_venue_file(path: Path) -> tuple[EngineConfig, dict[str, Any], dict[str, Any]]:
-    """The engine config, the ``[venue]`` table (signing domain) and the ``[settlement]``
-    table (embedded chain deployment, with defaults filled in) of one TOML file.
+def _typed_table(path: Path, name: str, table: dict[str, Any], keys: Any) -> None:
+    """Fill in defaults and check each value's type (TOML's true is a bool, not a count)."""
+    for key, (kind, default) in keys.items():
+        value = table.setdefault(key, default)
+        if value is None and default is None:
+            continue
+        if kind is str:
+            if type(value) is not str:
+                raise ConfigError(f"{path}: [{name}] {key} must be a string")
+        elif type(value) is not kind or (type(value) is int and value < 0):
+            wanted = "a boolean" if kind is bool else "a non-negative integer"
+            raise ConfigError(f"{path}: [{name}] {key} must be {wanted}")
+
+
+def load_node_file(
+    path: Path,
+) -> tuple[EngineConfig, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The engine config and the ``[venue]``, ``[settlement]`` and ``[node]`` tables (the
+    last two with defaults filled in) of one TOML file.
 
     The engine part is parsed by :func:`asyncdex.types.config_file.parse_engine_config`,
-    strictly; ``[venue]`` and ``[settlement]`` (both optional) are the node's and are taken
-    out before, so one file can describe the whole venue.
+    strictly; ``[venue]`` (signing domain), ``[settlement]`` (embedded chain, batching) and
+    ``[node]`` (port, workers, logs, Hyperliquid network), all optional, are the node's and
+    are taken out before, so one file describes the whole venue.
     """
     try:
         with path.open("rb") as file:
@@ -112,16 +144,25 @@ def load_venue_file(path: Path) -> tuple[EngineConfig, dict[str, Any], dict[str,
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     venue = _node_table(document, path, VENUE_TABLE, VENUE_KEYS)
     settlement = _node_table(document, path, SETTLEMENT_TABLE, SETTLEMENT_KEYS)
-    for key, (kind, default) in SETTLEMENT_KEYS.items():
-        value = settlement.setdefault(key, default)
-        # ``type() is``: TOML's true is a bool, and a bool is not a block count.
-        if type(value) is not kind or (type(value) is int and value < 0):
-            wanted = "a boolean" if kind is bool else "a non-negative integer"
-            raise ConfigError(f"{path}: [{SETTLEMENT_TABLE}] {key} must be {wanted}")
+    _typed_table(path, SETTLEMENT_TABLE, settlement, SETTLEMENT_KEYS)
+    node = _node_table(document, path, NODE_TABLE, NODE_KEYS)
+    _typed_table(path, NODE_TABLE, node, NODE_KEYS)
+    if node["log_format"] not in FORMATS:
+        raise ConfigError(f"{path}: [node] log_format must be one of {', '.join(FORMATS)}")
+    if node["hyperliquid_network"] not in HYPERLIQUID_NETWORKS:
+        raise ConfigError(
+            f"{path}: [node] hyperliquid_network must be one of {', '.join(HYPERLIQUID_NETWORKS)}"
+        )
     try:
-        return parse_engine_config(document, str(path)), venue, settlement
+        return parse_engine_config(document, str(path)), venue, settlement, node
     except ConfigFileError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def load_venue_file(path: Path) -> tuple[EngineConfig, dict[str, Any], dict[str, Any]]:
+    """The engine config, ``[venue]`` and ``[settlement]`` of one file (see ``load_node_file``)."""
+    engine_config, venue, settlement, _ = load_node_file(path)
+    return engine_config, venue, settlement
 
 
 def load_config(path: Path) -> tuple[EngineConfig, dict[str, Any]]:
@@ -149,6 +190,11 @@ def _settlement_from_args(
             "[settlement] deploy is for the embedded chain; on --chain-rpc deploy the contract "
             "yourself and pass --contract"
         )
+    # a flag given wins over the config file's key of the same name
+    for name in ("confirmations", "batch_interval_ms", "batch_max_records", "tick_ms",
+                "max_settlement_lag_ms"):  # fmt: skip
+        if getattr(args, name) is None:
+            setattr(args, name, table[name])
     numbers = {
         "--confirmations": args.confirmations,
         "--batch-interval-ms": args.batch_interval_ms,
@@ -200,8 +246,22 @@ def default_extensions(hyperliquid_mainnet: bool = False) -> tuple[ExtensionFact
     )
 
 
+def _node_options(args: argparse.Namespace, table: dict[str, Any]) -> None:
+    """Flags not given take the config file's ``[node]`` values."""
+    for key in NODE_KEYS:
+        if getattr(args, key, None) is None:
+            setattr(args, key, table[key])
+    if args.verify_workers is None:
+        args.verify_workers = os.cpu_count() or 1
+    if args.verify_workers < 0:
+        raise ConfigError("--verify-workers must not be negative")
+    if args.port < 0 or args.port > 65_535:
+        raise ConfigError("--port must be 0..65535")
+
+
 def settings_from_args(args: argparse.Namespace) -> NodeSettings:
-    engine_config, venue, settlement_table = load_venue_file(Path(args.config))
+    engine_config, venue, settlement_table, node_table = load_node_file(Path(args.config))
+    _node_options(args, node_table)
     settlement_args, embedded = _settlement_from_args(args, engine_config, settlement_table)
     chain_id = args.chain_id if args.chain_id is not None else venue.get("chain_id")
     contract_text = args.contract if args.contract is not None else venue.get("settlement_contract")
@@ -248,7 +308,8 @@ def settings_from_args(args: argparse.Namespace) -> NodeSettings:
         snapshot_every=args.snapshot_every,
         operator_token=token,
         settlement=settlement,
-        extensions=default_extensions(),
+        extensions=default_extensions(args.hyperliquid_network == "mainnet"),
+        verify_workers=args.verify_workers,
     )
 
 
@@ -280,11 +341,9 @@ def cmd_node(args: argparse.Namespace) -> int:
             argv = ["node", *argv]
         command = [sys.executable, "-m", "asyncdex.cli.main", *argv, "--compiled"]
         os.execve(sys.executable, command, compiled_env())
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
-    )
     try:
         settings = settings_from_args(args)
+        configure_logging(args.log_format, "INFO")
         return asyncio.run(serve(settings, on_ready=_announce))
     except (ConfigError, SettlementError) as exc:
         print(f"asyncdex node: {exc}", file=sys.stderr)
@@ -298,7 +357,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--data", required=True, help="data directory (journal, snapshots)")
     parser.add_argument("--config", required=True, help="venue config file (TOML)")
-    parser.add_argument("--port", type=int, default=8080, help="loopback port; 0 = any free")
+    parser.add_argument(
+        "--port", type=int, default=None, help="loopback port; 0 = any free (default 8080)"
+    )
+    parser.add_argument(
+        "--verify-workers",
+        type=int,
+        default=None,
+        help="processes recovering signatures (0: in the event loop; default: one per core)",
+    )
+    parser.add_argument(
+        "--log-format", choices=FORMATS, default=None, help="stderr logs: text or json lines"
+    )
+    parser.add_argument(
+        "--hyperliquid-network",
+        choices=HYPERLIQUID_NETWORKS,
+        default=None,
+        help='what Hyperliquid clients must sign for (testnet: source "b"; default testnet)',
+    )
     parser.add_argument(
         "--compiled",
         action="store_true",
@@ -312,7 +388,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--snapshot-every",
         type=int,
-        default=DEFAULT_SNAPSHOT_EVERY,
+        default=None,
         help=f"snapshot the engine every N records (0 = only at shutdown; default "
         f"{DEFAULT_SNAPSHOT_EVERY})",
     )
@@ -331,30 +407,28 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     settle.add_argument(
         "--confirmations",
         type=int,
-        default=DEFAULT_CONFIRMATIONS,
+        default=None,
         help="blocks (the message's own included) before an L1 message is sequenced",
     )
     settle.add_argument(
         "--batch-interval-ms",
         type=int,
-        default=DEFAULT_BATCH_INTERVAL_MS,
+        default=None,
         help="a batch covers at most this much sequenced time",
     )
     settle.add_argument(
         "--batch-max-records",
         type=int,
-        default=DEFAULT_BATCH_MAX_RECORDS,
+        default=None,
         help="a batch holds at most this many records",
     )
     settle.add_argument(
         "--max-settlement-lag-ms",
         type=int,
-        default=DEFAULT_MAX_LAG_MS,
+        default=None,
         help="protective mode beyond this committed lag, off again below half (0: never)",
     )
-    settle.add_argument(
-        "--tick-ms", type=int, default=DEFAULT_TICK_MS, help="sequence a time tick this often"
-    )
+    settle.add_argument("--tick-ms", type=int, default=None, help="sequence a time tick this often")
     settle.add_argument(
         "--from-block", type=int, default=0, help="the contract's deploy block (log scans)"
     )

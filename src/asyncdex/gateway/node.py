@@ -77,10 +77,10 @@ Endpoints (JSON; errors are ``{"error": message, "code": ..., "index"?, "field"?
   replay, when settling); the rest reads the engine state.
 - ``GET /v1/openapi.json``: the OpenAPI 3.0 document of all of the above.
 
-Threads: the event loop runs HTTP, decoding, verification, sequencing, the engine and batch
-cuts; the journal's group-commit thread writes and fsyncs; one settlement thread makes every
-chain call. Verification is a call to
-:meth:`Intake.verify` on picklable values, so it can move to a process pool unchanged.
+Threads and processes: the event loop runs HTTP, decoding, sequencing, the engine and batch
+cuts; signature recovery runs in ``verify_workers`` worker processes
+(:mod:`asyncdex.gateway.verify_pool`), or in the loop when that is 0; the journal's
+group-commit thread writes and fsyncs; one settlement thread makes every chain call.
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ import signal
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -118,6 +119,7 @@ from asyncdex.gateway.market_data import INTERVALS_MS, MarketData, account_view
 from asyncdex.gateway.openapi import openapi_document
 from asyncdex.gateway.precheck import Precheck, PrecheckRefused
 from asyncdex.gateway.settlement_service import SettlementService, SettlementSettings
+from asyncdex.gateway.verify_pool import VerifierPool
 from asyncdex.messages import commands as engine_commands
 from asyncdex.messages.commands import (
     AdvanceTime,
@@ -174,6 +176,8 @@ class NodeSettings:
     # Built at start, after recovery, in this order: each gets the node and adds its routes
     # and listeners (see ``NodeExtension``).
     extensions: tuple[ExtensionFactory, ...] = ()
+    # Processes recovering signatures of POST /v1/intents (0: in the event loop itself).
+    verify_workers: int = 0
 
 
 class NodeExtension(Protocol):
@@ -571,6 +575,7 @@ class Node:
         self._extensions: list[NodeExtension] = []
         # seq -> futures of ``wait_applied`` callers, resolved with the record's events
         self._applied_waiters: dict[int, list[asyncio.Future[list[Event]]]] = {}
+        self.verifier: VerifierPool | None = None
         self.port = 0
 
     @property
@@ -631,6 +636,9 @@ class Node:
             gc.collect()
             gc.freeze()
 
+            if settings.verify_workers > 0:
+                self.verifier = VerifierPool(settings.domain, settings.verify_workers)
+                await self.verifier.start()
             app = web.Application(client_max_size=settings.limits.max_body_bytes + 1)
             app.router.add_post("/v1/intents", self.handle_intents)
             app.router.add_get("/v1/intents/{intent_id}", self.handle_intent_status)
@@ -664,6 +672,8 @@ class Node:
         except BaseException:
             if self._settlement is not None:
                 await self._settlement.stop()
+            if self.verifier is not None:
+                self.verifier.close()
             await self._close_storage()
             raise
         self.port = int(self._runner.addresses[0][1])
@@ -741,6 +751,8 @@ class Node:
         # 3. In-flight requests get their receipts (all of them are durable by now).
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.verifier is not None:
+            self.verifier.close()
         # 4. Snapshot what was applied so the next start replays nothing, unless the engine
         #    faulted: a snapshot of a state that diverged from the journal would persist it.
         executor, snapshots = self._executor, self._snapshots
@@ -990,10 +1002,19 @@ class Node:
         try:
             body = await self._read_body(request)
             parsed = self.intake.decode(body, request.headers.get("Content-Type", ""))
-            # The expensive half; a process pool can take it over (see module docstring).
-            submissions = self.intake.verify(parsed)
+            # the expensive half: in worker processes when the node has them
+            verifier = self.verifier
+            if verifier is None:
+                submissions = self.intake.verify(parsed)
+            else:
+                submissions = await verifier.verify(parsed)
         except IntakeError as error:
             return _json_error(error)
+        except BrokenProcessPool:
+            _log.exception("a verification worker died; the pool restarts")
+            return web.json_response(
+                {"error": "verification unavailable, retry", "code": "verifier_failed"}, status=503
+            )
         return await self._submit(submissions)
 
     def _refuse_unless_operator(self, request: web.Request) -> web.Response | None:
