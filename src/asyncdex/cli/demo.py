@@ -1,281 +1,691 @@
-"""``asyncdex demo``: a simulated trading session through the engine, with a readable summary.
+"""``asyncdex demo``: the whole venue, embedded in one process, traded by simulated bots.
 
-Invariants: the simulation is seeded, so a given ``--seed`` and ``--hours`` always produce the
-same session, the same events and the same final state root. Randomness lives here, in the
-simulated traders and oracle, never in the engine: everything reaches the engine as
-sequenced commands with timestamps.
+Invariants:
 
-The session: three oracle publishers quote BTC and ETH from a random walk with jumps; market
-makers re-quote ladders around the index; takers hit them with IOC, market, limit and
-reduce-only orders and place stop-losses; one over-leveraged trader is liquidated by a
-scripted price drop; funding is paid every hour; one trader withdraws.
+- Real components only: a :class:`~asyncdex.gateway.node.Node` with its journal in a temporary
+  directory, the venue's extensions, and settlement on the embedded in-process EVM running the
+  settlement contract (deployed at start, as ``[settlement] deploy = true`` does); an oracle
+  publisher signing prices as three publishers and posting them to ``POST /v1/oracle``;
+  deposits made on the chain (``POST /v1/dev/deposit``) and sequenced by the L1 watcher; bots
+  trading through the SDK (:class:`~asyncdex.client.AsyncClient`) over loopback HTTP. The
+  view reads the public API; the summary's event counts come from a node listener (the
+  node's extension API), the rest from the API.
+- The exit code is 0 only if trades happened, at least one batch was finalized on the chain,
+  every record sequenced during trading ended in a finalized batch, money is conserved
+  (the engine holds exactly what was deposited, less what was withdrawn, and the deposits
+  it saw are the ones made on chain) and the node stopped cleanly.
+- Prices and bot choices are seeded (``--seed``), but bots race each other on the wall clock,
+  so two runs give different seqs and state roots; ``--engine-only`` runs the deterministic
+  engine-only session of :mod:`asyncdex.cli.simulate` instead.
+- Bots are pluggable: anything implementing :class:`Bot` (funding it needs, ``start``, one
+  ``step`` at a time) can trade; ``run_venue_demo`` takes the bot factory.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
 import random
+import secrets
+import signal
 import sys
+import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import TextIO
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal, TextIO
 
-from asyncdex.engine.state_root import state_root
-from asyncdex.engine.transition import Engine
-from asyncdex.messages.commands import (
-    AdvanceTime,
-    CancelAll,
-    Command,
-    Deposit,
-    OrderType,
-    PlaceOrder,
-    PublishOraclePrice,
-    SetLeverage,
-    TimeInForce,
-    TriggerKind,
-    Withdraw,
+import aiohttp
+
+from asyncdex.cli.simulate import (
+    PUBLISHERS,
+    DemoSession,
+    DemoSummary,
+    demo_config,
+    print_summary,
+    run_demo,
 )
+from asyncdex.cli.venue_view import ClientMetrics, VenueView, read_snapshot
+from asyncdex.client import AsyncClient, IntakeRefused, NodeUnavailable, Wallet
+from asyncdex.client.markets import Markets
+from asyncdex.gateway.eip712 import address_of_private_key
+from asyncdex.gateway.intents import Intent, asyncdex_domain
+from asyncdex.gateway.node import Node, NodeSettings
+from asyncdex.gateway.settlement_service import SettlementSettings, deploy_embedded
 from asyncdex.messages.events import (
     Event,
-    FundingPaid,
     LiquidationStarted,
+    OraclePriceAccepted,
     PositionDeleveraged,
     Rejected,
     TradeExecuted,
 )
 from asyncdex.messages.reasons import Reject
-from asyncdex.oracle.random_walk import RandomWalk
+from asyncdex.oracle.publisher import OraclePublisher
+from asyncdex.sequencer.sequencer import Sequenced
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.market import EngineConfig, MarketSpec
-from asyncdex.types.numeric import format_scaled, format_usdc
+from asyncdex.types.numeric import format_usdc
 
-START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: any fixed origin keeps runs identical
+# The engine-only session's names stay importable from here.
+__all__ = [
+    "PUBLISHERS",
+    "Bot",
+    "DemoSession",
+    "DemoSummary",
+    "Venue",
+    "demo_config",
+    "print_summary",
+    "run_demo",
+    "run_venue_demo",
+]
+
+_log = logging.getLogger(__name__)
+
 USDC = 1_000_000
+BTC, ETH = 0, 1
+BUY: Literal["buy"] = "buy"
+SELL: Literal["sell"] = "sell"
+START_PRICES = {BTC: 600_000, ETH: 300_000}  # $60,000 and $3,000 in each market's units
+SETUP_TIMEOUT_S = 60.0
+SETTLE_TIMEOUT_S = 60.0
 
 
-def _address(name: str) -> bytes:
-    return keccak256(name.encode())[-20:]
+@dataclasses.dataclass(frozen=True, slots=True)
+class DemoOptions:
+    duration: float = 20.0  # seconds of trading
+    seed: int = 1
+    oracle_interval_ms: int = 250
+    block_time_ms: int = 250  # the embedded chain's
+    finality_blocks: int = 2
+    batch_interval_ms: int = 1_000
+    shock_ppm: int = -45_000  # the scripted oracle jump that liquidates the leveraged traders
 
 
-PUBLISHERS = tuple(_address(f"publisher-{i}") for i in range(3))
-MAKERS = tuple(_address(f"maker-{i}") for i in range(3))
-TAKERS = tuple(_address(f"taker-{i}") for i in range(12))
-DEGENS = (_address("over-leveraged-btc"), _address("over-leveraged-eth"))
+def _demo_key(label: str) -> bytes:
+    """Fixed demo keys: every run starts a fresh chain and venue, so none is a secret."""
+    return keccak256(f"asyncdex demo {label}".encode())
 
 
-def demo_config() -> EngineConfig:
-    return EngineConfig(
-        markets=(
-            # BTC: sizes in 10^-5 BTC, prices in $0.1; tick $1, lot 0.0001 BTC
-            MarketSpec(0, "BTC", sz_decimals=5, tick=10, lot=10),
-            # ETH: sizes in 10^-4 ETH, prices in $0.01; tick $0.01, lot 0.001 ETH
-            MarketSpec(1, "ETH", sz_decimals=4, tick=1, lot=10),
-        ),
-        oracle_publishers=PUBLISHERS,
+PUBLISHER_KEYS = tuple(_demo_key(f"oracle publisher {i}") for i in range(3))
+
+
+def venue_config() -> EngineConfig:
+    """The engine-only demo's markets, with publishers that hold keys and sign."""
+    publishers = tuple(address_of_private_key(key) for key in PUBLISHER_KEYS)
+    return dataclasses.replace(demo_config(), oracle_publishers=publishers)
+
+
+# ---------------------------------------------------------------------------------------------
+# What bots see
+
+
+class Venue:
+    """The running venue as bots see it: the node's URL, the SDK, deposits, prices."""
+
+    def __init__(
+        self,
+        url: str,
+        operator_token: str,
+        config: EngineConfig,
+        chain_id: int,
+        contract: bytes,
+        http: aiohttp.ClientSession,
+        metrics: ClientMetrics,
+        seed: int,
+    ) -> None:
+        self.url = url
+        self.operator_token = operator_token
+        self.specs: tuple[MarketSpec, ...] = config.markets
+        self.markets = Markets.from_config(config)
+        self.chain_id = chain_id
+        self.contract = contract
+        self.http = http
+        self.metrics = metrics
+        self.seed = seed
+        self.deposited = 0  # micro-USDC deposited on chain
+        # market id -> {"index", "bid", "ask"} in engine units, refreshed by ``watch_prices``
+        self.prices: dict[int, dict[str, int]] = {}
+
+    def client(self, wallet: Wallet) -> AsyncClient:
+        return AsyncClient(
+            self.url, wallet, self.chain_id, self.contract, self.markets, session=self.http
+        )
+
+    async def deposit(self, account: bytes, usdc: int) -> None:
+        """Mint test USDC and deposit it on the embedded chain; the watcher sequences it."""
+        body = {"account": "0x" + account.hex(), "amount": usdc * USDC}
+        headers = {"Authorization": f"Bearer {self.operator_token}"}
+        async with self.http.post(
+            self.url + "/v1/dev/deposit", json=body, headers=headers
+        ) as response:
+            if response.status != 200:
+                raise RuntimeError(f"dev deposit refused: {await response.text()}")
+        self.deposited += usdc * USDC
+
+    async def submit(self, client: AsyncClient, intents: Sequence[Intent]) -> bool:
+        """Send intents in one request, timing the receipt; a refusal is counted, not raised."""
+        started = time.perf_counter()
+        try:
+            await client.submit(intents)
+        except IntakeRefused as refusal:
+            self.metrics.refused(refusal.code)
+            return False
+        except NodeUnavailable:
+            self.metrics.refused("unavailable")
+            return False
+        self.metrics.receipt(time.perf_counter() - started, len(intents))
+        return True
+
+    async def watch_prices(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with self.http.get(self.url + "/v1/markets") as response:
+                    document = await response.json()
+                for market, spec in zip(document["markets"], self.specs, strict=True):
+                    self.prices[spec.market_id] = {
+                        key: _units(market[name], spec)
+                        for key, name in (("index", "indexPrice"), ("bid", "bestBid"),
+                                          ("ask", "bestAsk"))
+                    }  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.1)
+
+    def index(self, market: int) -> int:
+        return self.prices.get(market, {}).get("index", 0)
+
+
+def _units(text: str | None, spec: MarketSpec) -> int:
+    """A decimal price string of the API in engine units (0 for none)."""
+    if text is None:
+        return 0
+    whole, _, fraction = text.partition(".")
+    decimals = spec.price_decimals
+    return int(whole) * 10**decimals + int((fraction + "0" * decimals)[:decimals] or 0)
+
+
+def _on_tick(price: int, spec: MarketSpec) -> int:
+    return max(spec.tick, price // spec.tick * spec.tick)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bots
+
+
+class Bot(ABC):
+    """One simulated trader. ``funding`` is deposited before ``start``; then ``step`` runs
+    until the demo ends, each call returning the seconds to wait before the next."""
+
+    name: str
+
+    @abstractmethod
+    def funding(self) -> list[tuple[bytes, int]]:
+        """(account, USDC) to deposit on chain before trading."""
+
+    async def start(self, venue: Venue) -> None:
+        return None
+
+    @abstractmethod
+    async def step(self, venue: Venue) -> float: ...
+
+    async def close(self) -> None:
+        return None
+
+
+class SdkBot(Bot):
+    """A bot trading one account through the SDK."""
+
+    def __init__(self, name: str, venue: Venue, deposit_usdc: int) -> None:
+        self.name = name
+        self.wallet = Wallet(_demo_key(name))
+        self.client = venue.client(self.wallet)
+        self.deposit_usdc = deposit_usdc
+        self.rng = random.Random(f"{venue.seed} {name}")
+
+    def funding(self) -> list[tuple[bytes, int]]:
+        return [(self.wallet.account, self.deposit_usdc)]
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class MarketMaker(SdkBot):
+    """Re-quotes a ladder around the oracle index in every market: cancel all, then
+    ``levels`` bids and asks, ``spread_bps`` apart, in one request."""
+
+    def __init__(self, name: str, venue: Venue, offset_bps: int, levels: int = 4) -> None:
+        super().__init__(name, venue, deposit_usdc=5_000_000)
+        self.offset_bps = offset_bps
+        self.levels = levels
+
+    async def step(self, venue: Venue) -> float:
+        for spec in venue.specs:
+            index = venue.index(spec.market_id)
+            if not index:
+                continue
+            build = self.client.build
+            intents: list[Intent] = [build.cancel_all(spec.market_id)]
+            for level in range(1, self.levels + 1):
+                offset = index * (self.offset_bps + 4 * level) // 10_000
+                # about $5,000 to $20,000 a level
+                size = _on_tick(5_000 * USDC * self.rng.randint(1, 4) // index, _lot(spec))
+                for side, price in ((BUY, index - offset), (SELL, index + offset)):
+                    intents.append(
+                        build.place_order(spec.market_id, side, size, _on_tick(price, spec))
+                    )
+            await venue.submit(self.client, intents)
+        return self.rng.uniform(0.3, 0.6)
+
+
+def _lot(spec: MarketSpec) -> MarketSpec:
+    """``_on_tick`` rounding for sizes: the lot plays the tick's part."""
+    return dataclasses.replace(spec, tick=spec.lot)
+
+
+class Taker(SdkBot):
+    """Crosses the spread with small market orders, either side, in a random market."""
+
+    def __init__(self, name: str, venue: Venue) -> None:
+        super().__init__(name, venue, deposit_usdc=100_000)
+
+    async def step(self, venue: Venue) -> float:
+        spec = self.rng.choice(venue.specs)
+        index = venue.index(spec.market_id)
+        prices = venue.prices.get(spec.market_id, {})
+        if index and prices.get("bid") and prices.get("ask"):
+            size = _on_tick(USDC * self.rng.randint(200, 3_000) // index, _lot(spec))
+            side = self.rng.choice((BUY, SELL))
+            await venue.submit(
+                self.client, [self.client.build.market_order(spec.market_id, side, size)]
+            )
+        return self.rng.uniform(0.02, 0.08)
+
+
+class LeveragedTrader(SdkBot):
+    """Opens one long at ``leverage`` times its deposit as soon as the book has asks, then
+    holds it: an oracle jump against it gets it liquidated."""
+
+    def __init__(self, name: str, venue: Venue, market: int, leverage: int = 18) -> None:
+        super().__init__(name, venue, deposit_usdc=1_000)
+        self.market = market
+        self.leverage = leverage
+        self.opened = False
+
+    async def start(self, venue: Venue) -> None:
+        spec = venue.specs[self.market]
+        await venue.submit(self.client, [self.client.build.set_leverage(spec.market_id, 20)])
+
+    async def step(self, venue: Venue) -> float:
+        if self.opened:
+            return 1.0
+        spec = venue.specs[self.market]
+        prices = venue.prices.get(self.market, {})
+        ask = prices.get("ask", 0)
+        if not ask:
+            return 0.1
+        size = _on_tick(self.leverage * self.deposit_usdc * USDC // ask, _lot(spec))
+        build = self.client.build
+        self.opened = await venue.submit(
+            self.client, [build.market_order(spec.market_id, "buy", size)]
+        )
+        return 1.0
+
+
+BotFactory = Callable[[Venue], list[Bot]]
+
+
+def default_bots(venue: Venue) -> list[Bot]:
+    """Three market makers, four takers, and one over-leveraged long in each market."""
+    bots: list[Bot] = [MarketMaker(f"maker {i}", venue, offset_bps=3 + 2 * i) for i in range(3)]
+    bots += [Taker(f"taker {i}", venue) for i in range(4)]
+    bots += [LeveragedTrader(f"leveraged {spec.symbol}", venue, spec.market_id)
+             for spec in venue.specs]  # fmt: skip
+    return bots
+
+
+async def run_bot(bot: Bot, venue: Venue, stop: asyncio.Event) -> None:
+    try:
+        await bot.start(venue)
+        while not stop.is_set():
+            delay = await bot.step(venue)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+    except Exception:
+        _log.exception("bot %s failed", bot.name)
+        venue.metrics.refused(f"bot_failed:{bot.name}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Counting, from the node's listener
+
+
+@dataclasses.dataclass
+class EventCounts:
+    intents: int = 0  # trader intents applied
+    fills: int = 0
+    volume: int = 0  # micro-USDC notional
+    liquidations: int = 0
+    deleveraged: int = 0
+    oracle_prices: int = 0
+    rejections: Counter[str] = dataclasses.field(default_factory=Counter)
+
+    def __call__(self, record: Sequenced, events: list[Event]) -> None:
+        if record.intent_id:
+            self.intents += 1
+        for event in events:
+            kind = type(event)
+            if kind is TradeExecuted:
+                self.fills += 1
+                self.volume += event.price * event.size  # type: ignore[union-attr]
+            elif kind is LiquidationStarted:
+                self.liquidations += 1
+            elif kind is PositionDeleveraged:
+                self.deleveraged += 1
+            elif kind is OraclePriceAccepted:
+                self.oracle_prices += 1
+            elif kind is Rejected:
+                reason = event.reason  # type: ignore[union-attr]
+                try:
+                    self.rejections[Reject(reason).name] += 1
+                except ValueError:
+                    self.rejections[str(reason)] += 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+async def _wait_for(check: Callable[[], Any], what: str, timeout: float) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def _node_settings(data_dir: Path, options: DemoOptions, token: str) -> NodeSettings:
+    from asyncdex.cli.node_cmd import default_extensions  # the CLI's own wiring, reused
+
+    config = venue_config()
+    embedded, sequencer_key = deploy_embedded(
+        config,
+        None,
+        finality_blocks=options.finality_blocks,
+        forced_deadline_blocks=100,
+        block_time_ms=options.block_time_ms,
+    )
+    chain_id = embedded.chain.chain_id
+    contract = bytes.fromhex(embedded.client.address[2:])
+    settlement = SettlementSettings(
+        sequencer_key=sequencer_key,
+        embedded=embedded,
+        expected_chain_id=chain_id,
+        confirmations=1,
+        batch_interval_ms=options.batch_interval_ms,
+        poll_interval_s=0.25,
+    )
+    return NodeSettings(
+        data_dir=data_dir,
+        engine_config=config,
+        domain=asyncdex_domain(chain_id, contract),
+        operator_token=token,
+        settlement=settlement,
+        extensions=default_extensions(),
     )
 
 
-@dataclass
-class DemoSummary:
-    commands: int = 0
-    events: Counter[str] = field(default_factory=Counter)
-    rejections: Counter[str] = field(default_factory=Counter)
-    volume: int = 0  # micro-USDC notional traded
-    fees: int = 0
+@dataclasses.dataclass
+class VenueSummary:
+    duration: float = 0.0
+    intents: int = 0
+    intents_per_second: float = 0.0
+    fills: int = 0
+    volume: str = "0"
     liquidations: int = 0
     deleveraged: int = 0
-    funding_payments: int = 0
-    wall_seconds: float = 0.0
+    oracle_prices: int = 0
+    rejections: dict[str, int] = dataclasses.field(default_factory=dict)
+    refusals: dict[str, int] = dataclasses.field(default_factory=dict)
+    receipt_p50_ms: float | None = None
+    receipt_p99_ms: float | None = None
+    batches_committed: int = 0
+    batches_finalized: int = 0
+    all_final: bool = False
+    last_trading_seq: int = 0
     state_root: str = ""
+    deposited: str = "0"
     conserved: bool = False
+    node_exit_code: int = -1
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.fills > 0
+            and self.batches_finalized > 0
+            and self.all_final
+            and self.conserved
+            and self.node_exit_code == 0
+        )
 
 
-class DemoSession:
-    def __init__(self, seed: int, out: TextIO | None) -> None:
-        self.engine = Engine(demo_config())
-        self.rng = random.Random(seed)
-        self.out = out
-        self.now = START_MS
-        self.summary = DemoSummary()
-        self.walks = [
-            RandomWalk(600_000, 10, seed * 7 + 1, volatility_ppm=600),  # BTC $60,000
-            RandomWalk(300_000, 1, seed * 7 + 2, volatility_ppm=800),  # ETH $3,000
-        ]
-        self.l1_index = 0
+async def run_venue_demo(
+    options: DemoOptions, out: TextIO, bots: BotFactory = default_bots, tty: bool | None = None
+) -> VenueSummary:
+    summary = VenueSummary()
+    token = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory(prefix="asyncdex-demo-") as data:
+        print("asyncdex demo: deploying the settlement contract on the embedded chain…",
+              file=out, flush=True)  # fmt: skip
+        settings = _node_settings(Path(data), options, token)
+        node = Node(settings)
+        await node.start()
+        counts = EventCounts()
+        node.add_listener(counts)
+        print(f"node listening on {node.url}; chain id {settings.domain.chain_id}, contract "
+              f"0x{settings.domain.verifying_contract.hex()}", file=out, flush=True)  # fmt: skip
+        try:
+            await _run(node, options, out, bots, tty, summary, counts, token)
+        finally:
+            await node.stop()
+        summary.node_exit_code = node.exit_code
+    return summary
 
-    def send(self, command: Command) -> list[Event]:
-        events = self.engine.apply(command, self.now)
-        summary = self.summary
-        summary.commands += 1
-        for event in events:
-            summary.events[type(event).__name__] += 1
-            if isinstance(event, Rejected):
-                summary.rejections[Reject(event.reason).name] += 1
-            elif isinstance(event, TradeExecuted):
-                summary.volume += event.price * event.size
-                summary.fees += event.maker_fee + event.taker_fee
-            elif isinstance(event, LiquidationStarted):
-                summary.liquidations += 1
-            elif isinstance(event, PositionDeleveraged):
-                summary.deleveraged += 1
-            elif isinstance(event, FundingPaid):
-                summary.funding_payments += 1
-        return events
 
-    def deposit(self, account: bytes, usdc: int) -> None:
-        self.send(Deposit(account, usdc * USDC, self.l1_index))
-        self.l1_index += 1
-
-    def publish(self) -> None:
-        for market, walk in enumerate(self.walks):
-            for i, publisher in enumerate(PUBLISHERS):
-                self.send(PublishOraclePrice(publisher, market, walk.quote(i)))
-
-    def requote(self, market: int) -> None:
-        spec = self.engine.state.markets[market].spec
-        index = self.engine.state.markets[market].index_price
-        for i, maker in enumerate(MAKERS):
-            self.send(CancelAll(maker, market))
-            for level in range(1, 5):
-                offset = (index * (3 + 4 * level + i) // 10_000) // spec.tick * spec.tick
-                size = spec.lot * self.rng.randint(100, 500) * (1 if market == 0 else 2)
-                self.send(PlaceOrder(maker, market, True, index - offset, size))
-                self.send(PlaceOrder(maker, market, False, index + offset, size))
-
-    def take(self) -> None:
-        rng = self.rng
-        trader = rng.choice(TAKERS)
-        market = rng.randrange(2)
-        state = self.engine.state.markets[market]
-        spec = state.spec
-        size = spec.lot * rng.randint(5, 60) * (1 if market == 0 else 10)
-        roll = rng.random()
-        is_buy = rng.random() < 0.5
-        if roll < 0.45:
-            self.send(PlaceOrder(trader, market, is_buy, 0, size, order_type=OrderType.MARKET))
-        elif roll < 0.7:
-            edge = state.index_price * rng.randint(-5, 15) // 10_000 // spec.tick * spec.tick
-            price = state.index_price + edge if is_buy else state.index_price - edge
-            self.send(PlaceOrder(trader, market, is_buy, price, size, TimeInForce.IOC))
-        elif roll < 0.85:
-            position = self.engine.state.accounts[trader].positions.get(market)
-            if position is not None and position.size:
-                self.send(
-                    PlaceOrder(trader, market, position.size < 0, 0, abs(position.size),
-                               order_type=OrderType.MARKET, reduce_only=True)
-                )  # fmt: skip
-        else:
-            position = self.engine.state.accounts[trader].positions.get(market)
-            if position is not None and position.size and not position.orders:
-                # a protective stop 3% away from the mark
-                mark = state.mark_price
-                away = mark * 3 // 100 // spec.tick * spec.tick
-                trigger = mark - away if position.size > 0 else mark + away
-                self.send(
-                    PlaceOrder(trader, market, position.size < 0, 0, abs(position.size),
-                               order_type=OrderType.MARKET, reduce_only=True,
-                               trigger_price=trigger, trigger_kind=TriggerKind.STOP)
-                )  # fmt: skip
-
-    def line(self, text: str) -> None:
-        if self.out is not None:
-            print(text, file=self.out, flush=True)
-
-    def status(self, elapsed: float) -> None:
-        markets = self.engine.state.markets
-        parts = []
-        for market in markets:
-            spec = market.spec
-            bid, ask = market.book.best_bid(), market.book.best_ask()
-            decimals = spec.price_decimals
-            parts.append(
-                f"{spec.symbol} mark {format_scaled(market.mark_price, decimals):>9}"
-                f" bid/ask {format_scaled(bid or 0, decimals)}/{format_scaled(ask or 0, decimals)}"
-            )
-        summary = self.summary
-        minutes = (self.now - START_MS) // 60_000
-        rate = summary.commands / elapsed if elapsed > 0 else 0
-        self.line(
-            f"t+{minutes // 60:02d}:{minutes % 60:02d}  " + "  ".join(parts)
-            + f"  trades {summary.events['TradeExecuted']:>6}"
-            + f"  liq {summary.liquidations}  {rate:,.0f} cmd/s"
+async def _run(
+    node: Node,
+    options: DemoOptions,
+    out: TextIO,
+    bots_of: BotFactory,
+    tty: bool | None,
+    summary: VenueSummary,
+    counts: EventCounts,
+    token: str,
+) -> None:
+    settings = node.settings
+    metrics = ClientMetrics()
+    stop_trading, stop_all = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    interrupted = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, interrupted.set)
+    timeout = aiohttp.ClientTimeout(total=10)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+        venue = Venue(
+            node.url, token, settings.engine_config, settings.domain.chain_id,
+            settings.domain.verifying_contract, http, metrics, options.seed,
         )  # fmt: skip
+        publisher = OraclePublisher(
+            node.url,
+            PUBLISHER_KEYS,
+            settings.domain,
+            {spec.market_id: (START_PRICES[spec.market_id], spec.tick) for spec in venue.specs},
+            interval_ms=options.oracle_interval_ms,
+            seed=options.seed,
+            session=http,
+        )
+        background = [
+            asyncio.create_task(publisher.run(stop_all), name="oracle"),
+            asyncio.create_task(venue.watch_prices(stop_all), name="prices"),
+        ]
+        bots = bots_of(venue)
+        try:
+            funding = [entry for bot in bots for entry in bot.funding()]
+            print(f"depositing for {len(funding)} accounts on chain…", file=out, flush=True)
+            for account, usdc in funding:
+                await venue.deposit(account, usdc)
+            await _wait_for(
+                lambda: node.state.l1_consumed >= len(funding), "the deposits", SETUP_TIMEOUT_S
+            )
+            await _wait_for(
+                lambda: all(venue.index(spec.market_id) for spec in venue.specs),
+                "the first oracle prices",
+                SETUP_TIMEOUT_S,
+            )
+            metrics.started = time.perf_counter()
+            view = VenueView(node.url, metrics, options.duration, out, tty=tty)
+            view_task = asyncio.create_task(view.run(http, stop_all), name="view")
+            bot_tasks = [asyncio.create_task(run_bot(bot, venue, stop_trading)) for bot in bots]
+            await _trade(options, publisher, venue, interrupted, metrics)
+            stop_trading.set()
+            await asyncio.gather(*bot_tasks)
+            summary.duration = time.perf_counter() - metrics.started
+            summary.last_trading_seq = node.last_seq
+            # everything traded is settled before the summary: wait for its batch to be final
+            with contextlib.suppress(TimeoutError):
+                await _wait_for(
+                    lambda: node.record_status(summary.last_trading_seq)["status"] == "finalized",
+                    "the last batch to be final",
+                    SETTLE_TIMEOUT_S,
+                )
+            stop_all.set()
+            await view_task
+            snapshot = await read_snapshot(http, node.url)
+        finally:
+            stop_trading.set()
+            stop_all.set()
+            await asyncio.gather(*background, return_exceptions=True)
+            for bot in bots:
+                await bot.close()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(signum)
+    _fill_summary(summary, node, snapshot.status, counts, metrics, venue)
 
-    def run(self, hours: float) -> DemoSummary:
-        started = time.perf_counter()
-        for maker in MAKERS:
-            self.deposit(maker, 5_000_000)
-        for taker in TAKERS:
-            self.deposit(taker, 50_000)
-        for degen in DEGENS:
-            self.deposit(degen, 1_600)
-        self.publish()
-        for market in range(2):
-            self.requote(market)
-        # two over-leveraged traders go long about 19x: 0.5 BTC, and 10 ETH, on $1,600 each
-        for market, (degen, size) in enumerate(zip(DEGENS, (50_000, 100_000), strict=True)):
-            self.send(SetLeverage(degen, market, 20))
-            self.send(PlaceOrder(degen, market, True, 0, size, order_type=OrderType.MARKET))
-        total_seconds = int(hours * 3600)
-        # a 5.5% drop: the BTC trader is closed through the book, the fee funds the insurance;
-        # then a 9% gap in ETH: bankrupt beyond what the fund holds, so ADL steps in
-        shocks = {total_seconds * 2 // 5: (0, -55_000), total_seconds * 3 // 5: (1, -90_000)}
-        for second in range(1, total_seconds + 1):
-            self.now += 1_000
-            shock = shocks.get(second)
-            if shock is not None:
-                market, ppm = shock
-                symbol = self.engine.state.markets[market].spec.symbol
-                self.line(f"-- scripted shock: {symbol} falls {-ppm / 10_000:g}% --")
-                self.walks[market].move_by(ppm)
-            if second % 3 == 0 or shock is not None:
-                self.publish()
-            if second % 3 == 1:
-                self.requote(second % 2)
-            if self.rng.random() < 0.6:
-                self.take()
-            if second == total_seconds // 2:
-                self.send(Withdraw(TAKERS[0], 1_000 * USDC))
-            self.send(AdvanceTime())
-            if second % 1800 == 0:
-                self.status(time.perf_counter() - started)
-        summary = self.summary
-        summary.wall_seconds = time.perf_counter() - started
-        state = self.engine.state
-        summary.state_root = state_root(state).hex()
-        summary.conserved = state.total_money() == state.total_deposited - state.total_withdrawn
-        return summary
+
+async def _trade(
+    options: DemoOptions,
+    publisher: OraclePublisher,
+    venue: Venue,
+    interrupted: asyncio.Event,
+    metrics: ClientMetrics,
+) -> None:
+    """Let the bots trade for the duration; scripted oracle jumps at 40% and 60% of it."""
+    shocks = [(options.duration * (0.4 + 0.2 * i), spec) for i, spec in enumerate(venue.specs)]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for at, spec in shocks:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(interrupted.wait(), max(0.0, started + at - loop.time()))
+        if interrupted.is_set():
+            return
+        price = publisher.jump(spec.market_id, options.shock_ppm)
+        metrics.notes.append(
+            f"t {loop.time() - started:.1f} s: oracle jump, {spec.symbol} "
+            f"{options.shock_ppm / 10_000:+g}% to {price}"
+        )
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(
+            interrupted.wait(), max(0.0, started + options.duration - loop.time())
+        )
 
 
-def print_summary(session: DemoSession, out: TextIO) -> None:
-    summary = session.summary
-    state = session.engine.state
+def _fill_summary(
+    summary: VenueSummary,
+    node: Node,
+    status: dict[str, Any],
+    counts: EventCounts,
+    metrics: ClientMetrics,
+    venue: Venue,
+) -> None:
+    state = node.state
+    settlement = status["settlement"]
+    summary.intents = counts.intents
+    summary.intents_per_second = counts.intents / summary.duration if summary.duration else 0.0
+    summary.fills = counts.fills
+    summary.volume = format_usdc(counts.volume)
+    summary.liquidations = counts.liquidations
+    summary.deleveraged = counts.deleveraged
+    summary.oracle_prices = counts.oracle_prices
+    summary.rejections = dict(counts.rejections)
+    summary.refusals = dict(metrics.refusals)
+    summary.receipt_p50_ms = metrics.percentile_ms(0.5)
+    summary.receipt_p99_ms = metrics.percentile_ms(0.99)
+    summary.batches_committed = settlement["lastCommittedBatch"]
+    summary.batches_finalized = settlement["lastFinalizedBatch"]
+    summary.all_final = node.record_status(summary.last_trading_seq)["status"] == "finalized"
+    summary.state_root = status["stateRoot"]
+    summary.deposited = format_usdc(venue.deposited)
+    summary.conserved = (
+        state.total_money() == state.total_deposited - state.total_withdrawn
+        and state.total_deposited == venue.deposited
+    )
+
+
+def print_venue_summary(summary: VenueSummary, out: TextIO) -> None:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:,.1f} ms"
+
     rows = [
-        ("commands applied", f"{summary.commands:,}"),
-        ("trades", f"{summary.events['TradeExecuted']:,}"),
-        ("volume", f"${format_usdc(summary.volume)}"),
-        ("fees to the fee pool", f"${format_usdc(state.fee_pool)}"),
-        ("commands rejected", f"{summary.events['Rejected']:,} {dict(summary.rejections)}"),
-        ("stops triggered", f"{summary.events['OrderTriggered']:,}"),
-        ("funding payments", f"{summary.funding_payments}"),
+        ("trading time", f"{summary.duration:.1f} s"),
+        ("intents applied", f"{summary.intents:,} ({summary.intents_per_second:,.0f}/s)"),
+        ("fills", f"{summary.fills:,}"),
+        ("volume", f"${summary.volume}"),
         ("liquidations", f"{summary.liquidations}"),
         ("auto-deleveraged fills", f"{summary.deleveraged}"),
-        ("insurance fund", f"${format_usdc(state.insurance_fund)}"),
-        ("withdrawn", f"${format_usdc(state.total_withdrawn)}"),
+        ("oracle prices accepted", f"{summary.oracle_prices:,}"),
+        ("engine rejections", f"{summary.rejections or 'none'}"),
+        ("refused at intake", f"{summary.refusals or 'none'}"),
+        ("receipt latency", f"p50 {ms(summary.receipt_p50_ms)}, p99 {ms(summary.receipt_p99_ms)}"),
+        ("batches committed", f"{summary.batches_committed}"),
+        ("batches finalized", f"{summary.batches_finalized}"),
+        ("all trading final", "yes" if summary.all_final else "NO"),
+        ("deposited on chain", f"${summary.deposited}"),
         ("money conserved", "yes" if summary.conserved else "NO"),
-        ("final state root", "0x" + summary.state_root),
-        ("engine speed", f"{summary.commands / summary.wall_seconds:,.0f} commands/s"),
+        ("final state root", summary.state_root),
+        ("node stopped cleanly", "yes" if summary.node_exit_code == 0 else "NO"),
     ]
     print("\nasyncdex demo summary", file=out)
     for name, value in rows:
         print(f"  {name:<24} {value}", file=out)
+    out.flush()
 
 
-def run_demo(hours: float = 3.0, seed: int = 1, quiet: bool = False) -> DemoSummary:
-    out = None if quiet else sys.stdout
-    session = DemoSession(seed, out)
-    session.line(f"asyncdex demo: {hours:g} simulated hours, seed {seed}")
-    summary = session.run(hours)
-    if out is not None:
-        print_summary(session, out)
-    return summary
+def cmd_demo(args: Any) -> int:
+    """``asyncdex demo``: the venue demo, or with ``--engine-only`` the engine simulation."""
+    if args.engine_only:
+        return 0 if run_demo(hours=args.hours, seed=args.seed).conserved else 1
+    if args.duration <= 0:
+        print("asyncdex demo: --duration must be positive", file=sys.stderr)
+        return 2
+    # the view owns the terminal; the node's own logs only when something is wrong
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(message)s")  # fmt: skip
+    options = DemoOptions(duration=args.duration, seed=args.seed)
+    out = sys.stdout
+    summary = asyncio.run(run_venue_demo(options, out))
+    print_venue_summary(summary, out)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(summary) | {"ok": summary.ok}), file=out, flush=True)
+    return 0 if summary.ok else 1

@@ -33,10 +33,9 @@ def _benchmark_module(name: str) -> object:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from asyncdex.cli.demo import run_demo
+    from asyncdex.cli.demo import cmd_demo as run
 
-    summary = run_demo(hours=args.hours, seed=args.seed)
-    return 0 if summary.conserved else 1
+    return run(args)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -51,9 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asyncdex", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run a simulated trading session and print a summary")
-    demo.add_argument("--hours", type=float, default=3.0, help="simulated hours (default 3)")
-    demo.add_argument("--seed", type=int, default=1)
+    demo = sub.add_parser(
+        "demo", help="run the whole venue embedded, traded by simulated bots, with a live view"
+    )
+    demo.add_argument(
+        "--duration", type=float, default=20.0, help="seconds of trading (default 20)"
+    )
+    demo.add_argument("--seed", type=int, default=1, help="seeds prices and the bots' choices")
+    demo.add_argument("--json", action="store_true", help="last line: the summary as JSON")
+    demo.add_argument(
+        "--engine-only",
+        action="store_true",
+        help="instead: a deterministic simulated session straight through the engine",
+    )
+    demo.add_argument(
+        "--hours", type=float, default=3.0, help="with --engine-only: simulated hours (default 3)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     bench = sub.add_parser("bench", help="run a benchmark and print its figures")
@@ -63,9 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     # each tool's options live beside its code
-    from asyncdex.cli import exit_cmd, journal_cmd, node_cmd
+    from asyncdex.cli import exit_cmd, journal_cmd, node_cmd, oracle_cmd
 
     node_cmd.add_parser(sub)
+    oracle_cmd.add_parser(sub)
     journal_cmd.add_parser(sub)
     exit_cmd.add_parser(sub)
     return parser

@@ -30,8 +30,9 @@ Endpoints:
   (1 to ``MAX_UPDATES``); 200 ``{"receipts": [{"seq", "timestamp"}, ...]}`` in order, each
   record durable.
 - ``GET /v1/oracle``: what a publisher needs to sign (the domain, the struct's type string)
-  and what the feed holds: the publishers, and per market the index price and each
-  publisher's last accepted timestamp.
+  and what the feed holds: the publishers, and per market the index price, each publisher's
+  last accepted timestamp and the engine's latest price from each (with its sequenced time),
+  all read from one engine state, in engine units.
 """
 
 from __future__ import annotations
@@ -285,6 +286,10 @@ class OracleFeed:
                 "0x" + publisher.hex(): self.last_timestamp.get((publisher, spec.market_id))
                 for publisher in sorted(self.publishers)
             }
+            accepted = {
+                "0x" + publisher.hex(): {"price": price, "sequencedAt": at}
+                for publisher, (price, at) in sorted(market.oracle.items())
+            }
             markets.append(
                 {
                     "market": spec.market_id,
@@ -292,8 +297,10 @@ class OracleFeed:
                     "szDecimals": spec.sz_decimals,
                     "tick": spec.tick,
                     "indexPrice": market.index_price,
+                    "engineTime": self.node.state.time,
                     "stalenessMs": spec.oracle_staleness_ms,
                     "lastTimestamps": last,
+                    "prices": accepted,
                 }
             )
         return web.json_response(
