@@ -37,6 +37,10 @@ class ClientMetrics:
     refusals: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)  # scripted moments, shown as they happen
 
+    def rate(self, elapsed: float) -> str:
+        """Intents acknowledged per second so far (none in the first half second: too few)."""
+        return "-" if elapsed < 0.5 else f"{self.intents / elapsed:,.0f}/s"
+
     def receipt(self, seconds: float, intents: int) -> None:
         self.latencies.append(seconds)
         self.intents += intents
@@ -98,12 +102,11 @@ def render(
     snapshot: VenueSnapshot, metrics: ClientMetrics, elapsed: float, duration: float
 ) -> list[str]:
     """The full-screen view, as lines."""
-    rate = metrics.intents / elapsed if elapsed > 0 else 0.0
     status = snapshot.status
     lines = [
         f"asyncdex demo  t {elapsed:5.1f}/{duration:g} s  seq {status['appliedSeq']:,}"
         f"  root {status['stateRoot'][:18]}…",
-        f"intents {metrics.intents:,} ({rate:,.0f}/s)  receipt latency p50 "
+        f"intents {metrics.intents:,} ({metrics.rate(elapsed)})  receipt latency p50 "
         f"{_ms(metrics.percentile_ms(0.5))}  p99 {_ms(metrics.percentile_ms(0.99))}"
         + (f"  refused {dict(metrics.refusals)}" if metrics.refusals else ""),
         settlement_line(status) + ("  PROTECTIVE MODE" if status.get("protectiveMode") else ""),
@@ -141,9 +144,9 @@ def status_line(
         f"{m['symbol']} {m['indexPrice'] or '-'} {m['bestBid'] or '-'}/{m['bestAsk'] or '-'}"
         for m in snapshot.markets
     )
-    rate = metrics.intents / elapsed if elapsed > 0 else 0.0
     return (
-        f"t {elapsed:5.1f}/{duration:g}s  {prices}  intents {metrics.intents:,} ({rate:,.0f}/s)"
+        f"t {elapsed:5.1f}/{duration:g}s  {prices}  intents {metrics.intents:,}"
+        f" ({metrics.rate(elapsed)})"
         f"  p50 {_ms(metrics.percentile_ms(0.5))} p99 {_ms(metrics.percentile_ms(0.99))}  "
         + settlement_line(snapshot.status)
     )

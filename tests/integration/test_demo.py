@@ -1,0 +1,63 @@
+"""``asyncdex demo`` as a user runs it: a subprocess, nothing else running, exit code and
+summary checked.
+
+The demo starts the whole venue in its own process (node, embedded chain with the contract,
+signed oracle, SDK bots); with ``--json`` its last line is the summary. Its output is not a
+terminal here, so the view writes one status line per second.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+TIMEOUT_S = 300  # generous: the machine may be loaded; the test never asserts a duration
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "asyncdex.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
+def test_the_venue_demo_trades_liquidates_and_finalizes() -> None:
+    result = run_cli("demo", "--duration", "8", "--json")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    summary = json.loads(lines[-1])
+    assert summary["ok"] is True
+    assert summary["fills"] > 0
+    assert summary["batches_finalized"] >= 1
+    assert summary["batches_committed"] >= summary["batches_finalized"]
+    assert summary["all_final"] is True  # every record of the trading window is final
+    assert summary["conserved"] is True
+    assert summary["liquidations"] >= 1  # the scripted oracle jump liquidates a leveraged long
+    assert summary["oracle_prices"] > 0
+    assert summary["intents"] > 0 and summary["intents_per_second"] > 0
+    assert summary["receipt_p50_ms"] is not None
+    assert summary["receipt_p50_ms"] <= summary["receipt_p99_ms"]
+    assert summary["node_exit_code"] == 0
+    assert summary["state_root"].startswith("0x") and len(summary["state_root"]) == 66
+    # the human-readable side: status lines while trading, the jumps, the summary table
+    text = result.stdout
+    assert "oracle jump, BTC" in text and "oracle jump, ETH" in text
+    assert sum(line.startswith("t ") and "finalized" in line for line in lines) >= 3
+    assert "asyncdex demo summary" in text
+    assert "money conserved          yes" in text
+
+
+def test_the_engine_only_session_still_runs() -> None:
+    result = run_cli("demo", "--engine-only", "--hours", "0.2", "--seed", "3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "money conserved          yes" in result.stdout
+
+
+def test_a_non_positive_duration_is_refused() -> None:
+    result = run_cli("demo", "--duration", "0")
+    assert result.returncode == 2
+    assert "--duration must be positive" in result.stderr
