@@ -24,12 +24,14 @@ from asyncdex.client.keys import AgentWallet, Wallet
 from asyncdex.client.markets import MarketInfo, Markets
 from asyncdex.client.nonces import NonceSource
 from asyncdex.client.status import Fill, IntentStatus, Receipt, Rejection
+from asyncdex.client.streams import BookMirror, StaleBook, Stream, StreamClosed, StreamError
 
 __all__ = [
     "AgentNotAllowed",
     "AgentWallet",
     "AmountError",
     "AsyncClient",
+    "BookMirror",
     "Client",
     "ClientError",
     "DomainMismatch",
@@ -46,7 +48,11 @@ __all__ = [
     "Receipt",
     "Rejection",
     "RetryPolicy",
+    "StaleBook",
     "StatusTimeout",
+    "Stream",
+    "StreamClosed",
+    "StreamError",
     "Trigger",
     "UnknownIntent",
     "UnknownMarket",

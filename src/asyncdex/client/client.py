@@ -59,6 +59,7 @@ from asyncdex.client.keys import BaseWallet
 from asyncdex.client.markets import MarketInfo, Markets, load_venue_file
 from asyncdex.client.nonces import NonceSource, shared_nonce_source
 from asyncdex.client.status import EXECUTED, IntentStatus, Receipt, parse_receipts, status_rank
+from asyncdex.client.streams import Stream
 from asyncdex.gateway.eip712 import Domain, parse_address
 from asyncdex.gateway.intents import (
     Intent,
@@ -363,6 +364,11 @@ class AsyncClient:
         if status != 200 or not isinstance(document, dict):
             raise _error_of(status, document)
         return document
+
+    def stream(self, **options: Any) -> Stream:
+        """A WebSocket stream to this node (``async with client.stream() as stream``) that
+        signs what it submits with this client's wallet; see :mod:`asyncdex.client.streams`."""
+        return Stream(self.base_url, client=self, **options)
 
     # ------------------------------------------------------------------ transport
 
