@@ -70,7 +70,7 @@ from asyncdex.oracle.publisher import OraclePublisher
 from asyncdex.sequencer.sequencer import Sequenced
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.market import EngineConfig, MarketSpec
-from asyncdex.types.numeric import format_usdc
+from asyncdex.types.numeric import format_scaled, format_usdc
 
 # The engine-only session's names stay importable from here.
 __all__ = [
@@ -366,6 +366,10 @@ async def run_bot(bot: Bot, venue: Venue, stop: asyncio.Event) -> None:
 
 @dataclasses.dataclass
 class EventCounts:
+    """Counts what the engine applied; a liquidation also gets a line in the view."""
+
+    metrics: ClientMetrics
+    specs: tuple[MarketSpec, ...]
     intents: int = 0  # trader intents applied
     fills: int = 0
     volume: int = 0  # micro-USDC notional
@@ -373,6 +377,7 @@ class EventCounts:
     deleveraged: int = 0
     oracle_prices: int = 0
     rejections: Counter[str] = dataclasses.field(default_factory=Counter)
+    names: dict[bytes, str] = dataclasses.field(default_factory=dict)  # account -> bot name
 
     def __call__(self, record: Sequenced, events: list[Event]) -> None:
         if record.intent_id:
@@ -384,6 +389,10 @@ class EventCounts:
                 self.volume += event.price * event.size  # type: ignore[union-attr]
             elif kind is LiquidationStarted:
                 self.liquidations += 1
+                account, market = event.account, event.market  # type: ignore[union-attr]
+                where = "cross margin" if market < 0 else self.specs[market].symbol
+                who = self.names.get(account, "0x" + account.hex())
+                self.metrics.note(f"{who} liquidated ({where})")
             elif kind is PositionDeleveraged:
                 self.deleveraged += 1
             elif kind is OraclePriceAccepted:
@@ -491,12 +500,13 @@ async def run_venue_demo(
         settings = _node_settings(Path(data), options, token)
         node = Node(settings)
         await node.start()
-        counts = EventCounts()
+        metrics = ClientMetrics()
+        counts = EventCounts(metrics, settings.engine_config.markets)
         node.add_listener(counts)
         print(f"node listening on {node.url}; chain id {settings.domain.chain_id}, contract "
               f"0x{settings.domain.verifying_contract.hex()}", file=out, flush=True)  # fmt: skip
         try:
-            await _run(node, options, out, bots, tty, summary, counts, token)
+            await _run(node, options, out, bots, tty, summary, counts, metrics, token)
         finally:
             await node.stop()
         summary.node_exit_code = node.exit_code
@@ -511,10 +521,10 @@ async def _run(
     tty: bool | None,
     summary: VenueSummary,
     counts: EventCounts,
+    metrics: ClientMetrics,
     token: str,
 ) -> None:
     settings = node.settings
-    metrics = ClientMetrics()
     stop_trading, stop_all = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     interrupted = asyncio.Event()
@@ -543,6 +553,7 @@ async def _run(
         bots = bots_of(venue)
         try:
             funding = [entry for bot in bots for entry in bot.funding()]
+            counts.names.update((account, bot.name) for bot in bots for account, _ in bot.funding())
             print(f"depositing for {len(funding)} accounts on chain…", file=out, flush=True)
             for account, usdc in funding:
                 await venue.deposit(account, usdc)
@@ -561,7 +572,8 @@ async def _run(
             await _trade(options, publisher, venue, interrupted, metrics)
             stop_trading.set()
             await asyncio.gather(*bot_tasks)
-            summary.duration = time.perf_counter() - metrics.started
+            metrics.stopped = time.perf_counter()
+            summary.duration = metrics.elapsed()
             summary.last_trading_seq = node.last_seq
             # everything traded is settled before the summary: wait for its batch to be final
             with contextlib.suppress(TimeoutError):
@@ -601,9 +613,9 @@ async def _trade(
         if interrupted.is_set():
             return
         price = publisher.jump(spec.market_id, options.shock_ppm)
-        metrics.notes.append(
-            f"t {loop.time() - started:.1f} s: oracle jump, {spec.symbol} "
-            f"{options.shock_ppm / 10_000:+g}% to {price}"
+        metrics.note(
+            f"oracle jump, {spec.symbol} {options.shock_ppm / 10_000:+g}% to "
+            f"{format_scaled(price, spec.price_decimals)}"
         )
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(
@@ -651,7 +663,7 @@ def print_venue_summary(summary: VenueSummary, out: TextIO) -> None:
         ("trading time", f"{summary.duration:.1f} s"),
         ("intents applied", f"{summary.intents:,} ({summary.intents_per_second:,.0f}/s)"),
         ("fills", f"{summary.fills:,}"),
-        ("volume", f"${summary.volume}"),
+        ("volume", f"${float(summary.volume):,.2f}"),
         ("liquidations", f"{summary.liquidations}"),
         ("auto-deleveraged fills", f"{summary.deleveraged}"),
         ("oracle prices accepted", f"{summary.oracle_prices:,}"),
@@ -661,7 +673,7 @@ def print_venue_summary(summary: VenueSummary, out: TextIO) -> None:
         ("batches committed", f"{summary.batches_committed}"),
         ("batches finalized", f"{summary.batches_finalized}"),
         ("all trading final", "yes" if summary.all_final else "NO"),
-        ("deposited on chain", f"${summary.deposited}"),
+        ("deposited on chain", f"${float(summary.deposited):,.2f}"),
         ("money conserved", "yes" if summary.conserved else "NO"),
         ("final state root", summary.state_root),
         ("node stopped cleanly", "yes" if summary.node_exit_code == 0 else "NO"),

@@ -35,7 +35,16 @@ class ClientMetrics:
     intents: int = 0  # intents acknowledged (durable receipts)
     latencies: list[float] = field(default_factory=list)  # seconds, one per request
     refusals: Counter[str] = field(default_factory=Counter)
-    notes: list[str] = field(default_factory=list)  # scripted moments, shown as they happen
+    notes: list[str] = field(default_factory=list)  # moments worth a line, shown as they happen
+    stopped: float | None = None  # when trading stopped (then the venue settles what is left)
+
+    def elapsed(self) -> float:
+        """Seconds of trading so far: the clock stops with the trading."""
+        end = time.perf_counter() if self.stopped is None else self.stopped
+        return end - self.started
+
+    def note(self, text: str) -> None:
+        self.notes.append(f"t {self.elapsed():.1f} s: {text}")
 
     def rate(self, elapsed: float) -> str:
         """Intents acknowledged per second so far (none in the first half second: too few)."""
@@ -103,14 +112,15 @@ def render(
 ) -> list[str]:
     """The full-screen view, as lines."""
     status = snapshot.status
+    phase = "trading" if metrics.stopped is None else "settling the last batch"
     lines = [
-        f"asyncdex demo  t {elapsed:5.1f}/{duration:g} s  seq {status['appliedSeq']:,}"
+        f"asyncdex demo  {phase}  t {elapsed:5.1f}/{duration:g} s  seq {status['appliedSeq']:,}"
         f"  root {status['stateRoot'][:18]}…",
         f"intents {metrics.intents:,} ({metrics.rate(elapsed)})  receipt latency p50 "
         f"{_ms(metrics.percentile_ms(0.5))}  p99 {_ms(metrics.percentile_ms(0.99))}"
         + (f"  refused {dict(metrics.refusals)}" if metrics.refusals else ""),
         settlement_line(status) + ("  PROTECTIVE MODE" if status.get("protectiveMode") else ""),
-        *metrics.notes[-3:],
+        *metrics.notes[-4:],
         "",
     ]
     for market in snapshot.markets:
@@ -184,7 +194,7 @@ class VenueView:
 
     def draw(self, snapshot: VenueSnapshot) -> None:
         self.last = snapshot
-        elapsed = time.perf_counter() - self.metrics.started
+        elapsed = self.metrics.elapsed()
         if self.tty:
             lines = render(snapshot, self.metrics, elapsed, self.duration)
             self.out.write(CLEAR + "\n".join(lines) + "\n")
