@@ -195,11 +195,10 @@ class Metrics:
     def _on_applied(self, record: Sequenced, events: list[Event]) -> None:
         self.records_applied += 1
         for event in events:
-            kind = type(event)
-            if kind is TradeExecuted:
+            if type(event) is TradeExecuted:
                 self.trades += 1
-            elif kind is Rejected:
-                reason = event.reason  # type: ignore[union-attr]  # kind is Rejected
+            elif type(event) is Rejected:
+                reason = event.reason
                 self.rejections[reason] = self.rejections.get(reason, 0) + 1
 
     async def _count_intents(self, request: web.Request, handler: Handler) -> web.StreamResponse:
