@@ -4,7 +4,7 @@ A node process runs with three configured publishers; ``asyncdex oracle`` runs a
 process with their key files. The index in ``/v1/markets`` leaves the start price and keeps
 moving, and in every view of ``/v1/oracle`` (one engine state) it is the median of the three
 publishers' latest prices. A key the node does not list is refused: its ticks are counted as
-refused and the index does not move.
+refused and the index does not move. The publisher's signing is also checked on its own.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from asyncdex.gateway.eip712 import LocalSigner
+from asyncdex.gateway.eip712 import LocalSigner, recover_address
 from asyncdex.gateway.intents import asyncdex_domain
+from asyncdex.oracle import OraclePrice, oracle_price_digest
+from asyncdex.oracle.publisher import OraclePublisher
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.numeric import median_low
 
@@ -140,3 +142,35 @@ def test_a_key_the_node_does_not_list_is_refused(
     )  # fmt: skip
     assert missing.returncode == 2 and "cannot read" in missing.stderr
     assert launcher.terminate() == 0
+
+
+def test_a_tick_is_signed_by_every_key_with_increasing_timestamps() -> None:
+    """The publisher's signing, without a node: each update recovers to its key's address;
+    timestamps strictly increase per key and market even when the clock stands still; the
+    same seed walks the same path."""
+
+    def publisher(seed: int) -> OraclePublisher:
+        starts = {0: (BTC_START, 10), 1: (300_000, 1)}
+        return OraclePublisher("http://127.0.0.1:1", KEYS, DOMAIN, starts, seed=seed,
+                               clock=lambda: 1_000)  # fmt: skip
+
+    first, twin, other = publisher(7), publisher(7), publisher(8)
+    ticks = [first.sign_tick() for _ in range(20)]
+    assert [twin.sign_tick() for _ in range(20)] == ticks
+    assert [other.sign_tick() for _ in range(20)] != ticks
+    addresses = [LocalSigner(key).address for key in KEYS]
+    last: dict[tuple[bytes, int], int] = {}
+    for tick in ticks:
+        assert len(tick) == 2 * len(KEYS)
+        for update in tick:
+            price = OraclePrice(update["market"], update["price"], update["timestamp"])
+            signer = recover_address(
+                oracle_price_digest(DOMAIN, price), bytes.fromhex(update["signature"][2:])
+            )
+            assert signer in addresses
+            assert price.timestamp > last.get((signer, price.market), 0)
+            last[(signer, price.market)] = price.timestamp
+    # a scripted jump moves the walk (and so every publisher's next quote) by that much
+    before = first.walks[0].price
+    after = first.jump(0, -45_000)
+    assert after % 10 == 0 and abs(after - before * 955_000 // 1_000_000) <= 10
