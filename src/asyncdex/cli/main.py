@@ -19,6 +19,7 @@ BENCHMARKS = {
     "signing": "signing_bench",
     "settlement": "settlement_bench",
     "contract-gas": "settlement_gas",
+    "e2e": "e2e_bench",
 }
 
 

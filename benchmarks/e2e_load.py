@@ -1,0 +1,300 @@
+"""Load generator process for ``benchmarks.e2e_bench``: pre-signed intents over HTTP keep-alive.
+
+Invariants:
+- Every intent is built and signed before any timed phase starts, each with its own
+  signature by its own account key: the timed loop only sends bytes and reads answers, so
+  the figures measure the node (and the loopback), not the signing.
+- The stream stays valid under load, in any interleaving of requests: intents travel in
+  units of two from one account, always in one request and in order (a request is
+  sequenced as a whole, in order). A resting unit places a GTC order 20% away from the
+  mid, out of reach of any other order, and cancels it by client id; a crossing unit buys
+  IOC 1% above the mid and sells IOC 1% below, against the makers' depth, so the taker
+  stays flat. Nonces per account rise by one per intent; client ids are unique per account.
+- Open loop: request ``i`` of a phase is due at ``start + i * interval``, whatever happened
+  to earlier ones; its latency runs from that due time, not from when it actually left, so
+  a late generator or a slow node shows in the figures instead of hiding (no coordinated
+  omission). Closed loop (the maximum): each connection sends its next request as soon as
+  the previous one is answered; latency runs from the send.
+- A request counts as acknowledged only with HTTP 200 and one receipt per intent, each with
+  a seq; anything else is counted as an error with its code and never as throughput.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from array import array
+from dataclasses import dataclass, field
+from multiprocessing.queues import Queue
+from typing import Any
+
+import aiohttp
+import msgpack
+
+from asyncdex.gateway.eip712 import LocalSigner
+from asyncdex.gateway.intents import (
+    CancelByClientId,
+    Intent,
+    OrderType,
+    PlaceOrder,
+    TimeInForce,
+    TriggerKind,
+    asyncdex_domain,
+    encode_signed_intent,
+    sign_intent,
+)
+from asyncdex.types.hashing import keccak256
+
+MARKET = 0
+ORDER_SIZE = 100  # 0.001 BTC in 10^-5 BTC: $60 at the mid, above the $10 minimum
+CROSSING_EVERY = 10  # one unit in ten trades against the makers
+SAMPLED_SEQS = 200  # per phase and process: seqs whose engine outcome the bench reads back
+CONTENT_TYPE = {"Content-Type": "application/msgpack"}
+
+
+def trader_key(index: int) -> bytes:
+    return keccak256(f"e2e bench trader {index}".encode())
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    closed: bool  # True: closed loop on ``connections`` connections (the maximum)
+    rate: float  # open loop: intents/s this process offers
+    duration_s: float
+    batch: int  # intents per request (even: units of two)
+    connections: int  # closed loop: requests in flight
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    url: str
+    chain_id: int
+    contract: bytes
+    accounts: tuple[int, ...]  # trader indexes this process signs for
+    nonce_base: int  # ms: each account's nonces count up from here
+    mid: int  # BTC mid price in $0.1
+    phases: tuple[Phase, ...]
+    pool_rate: float  # closed loop: intents/s it may need at most (signed in advance)
+    seed: int
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    requests: int = 0
+    intents_sent: int = 0
+    intents_acked: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    latencies_us: array[float] = field(default_factory=lambda: array("d"))
+    sizes: array[int] = field(default_factory=lambda: array("i"))
+    first_due: float = 0.0
+    last_answer: float = 0.0
+    lateness_us_total: float = 0.0  # open loop: how late requests left, summed
+    max_seq: int = 0
+    sampled_seqs: list[int] = field(default_factory=list)
+    pool_exhausted: bool = False
+
+
+class StreamBuilder:
+    """Units of two signed intents per account, round robin over the process's accounts."""
+
+    def __init__(self, spec: GeneratorSpec) -> None:
+        self.domain = asyncdex_domain(spec.chain_id, spec.contract)
+        self.signers = [LocalSigner(trader_key(index)) for index in spec.accounts]
+        self.nonces = [spec.nonce_base] * len(self.signers)
+        self.client_ids = [0] * len(self.signers)
+        self.mid = spec.mid
+        self.unit = 0
+
+    def _intent(self, slot: int, build: Any, *fields: Any) -> bytes:
+        signer = self.signers[slot]
+        self.nonces[slot] += 1
+        intent: Intent = build(signer.address, self.nonces[slot], 0, MARKET, *fields)
+        return encode_signed_intent(sign_intent(signer, self.domain, intent))
+
+    def _order(self, slot: int, is_buy: bool, price: int, tif: int, client_id: bytes) -> bytes:
+        return self._intent(
+            slot, PlaceOrder, is_buy, price, ORDER_SIZE, OrderType.LIMIT, tif, False,
+            client_id, 0, 0, TriggerKind.NONE,
+        )  # fmt: skip
+
+    def next_unit(self) -> list[bytes]:
+        slot = self.unit % len(self.signers)
+        self.unit += 1
+        mid = self.mid
+        if self.unit % CROSSING_EVERY == 0:
+            no_id = bytes(16)
+            return [
+                self._order(slot, True, mid + mid // 100, TimeInForce.IOC, no_id),
+                self._order(slot, False, mid - mid // 100, TimeInForce.IOC, no_id),
+            ]
+        self.client_ids[slot] += 1
+        client_id = self.client_ids[slot].to_bytes(16, "big")
+        is_buy = self.unit % 2 == 0
+        away = mid // 5 + 10 * (self.unit % 50)  # 20% off the mid, spread over 50 ticks
+        price = mid - away if is_buy else mid + away
+        return [
+            self._order(slot, is_buy, price, TimeInForce.GTC, client_id),
+            self._intent(slot, CancelByClientId, client_id),
+        ]
+
+    def requests(self, intents: int, batch: int) -> list[tuple[bytes, int]]:
+        """``(msgpack body, intents in it)`` for about ``intents`` intents."""
+        out = []
+        for _ in range(max(1, round(intents / batch))):
+            encoded: list[bytes] = []
+            while len(encoded) < batch:
+                encoded.extend(self.next_unit())
+            out.append((msgpack.packb(encoded, use_bin_type=True), len(encoded)))
+        return out
+
+
+def _check_answer(status: int, raw: bytes, count: int, result: PhaseResult) -> int:
+    """The highest seq of a good answer, or 0 after counting the error."""
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        document = None
+    if status != 200:
+        code = document.get("code") if isinstance(document, dict) else None
+        key = f"{status} {code or 'no code'}"
+        result.errors[key] = result.errors.get(key, 0) + 1
+        return 0
+    receipts = document.get("receipts") if isinstance(document, dict) else None
+    if not isinstance(receipts, list) or len(receipts) != count:
+        result.errors["200 without a receipt per intent"] = (
+            result.errors.get("200 without a receipt per intent", 0) + 1
+        )
+        return 0
+    seqs = [receipt.get("seq") for receipt in receipts]
+    if not all(type(seq) is int and seq > 0 for seq in seqs):
+        result.errors["receipt without seq"] = result.errors.get("receipt without seq", 0) + 1
+        return 0
+    return max(seqs)
+
+
+async def _send(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    count: int,
+    started: float,
+    result: PhaseResult,
+    sample: bool,
+) -> None:
+    try:
+        async with session.post(url, data=body, headers=CONTENT_TYPE) as response:
+            raw = await response.read()
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        key = f"transport {type(exc).__name__}"
+        result.errors[key] = result.errors.get(key, 0) + 1
+        return
+    answered = time.monotonic()
+    max_seq = _check_answer(status, raw, count, result)
+    if not max_seq:
+        return
+    result.intents_acked += count
+    result.latencies_us.append((answered - started) * 1e6)
+    result.sizes.append(count)
+    result.last_answer = max(result.last_answer, answered)
+    result.max_seq = max(result.max_seq, max_seq)
+    if sample:
+        result.sampled_seqs.append(max_seq)
+
+
+async def run_phase(
+    url: str, phase: Phase, requests: list[tuple[bytes, int]], start_at: float, seed: int
+) -> PhaseResult:
+    result = PhaseResult(phase.name)
+    rng = random.Random(seed)
+    sampled = set(rng.sample(range(len(requests)), min(SAMPLED_SEQS, len(requests))))
+    limit = phase.connections if phase.closed else 0  # open loop: as many as it takes
+    connector = aiohttp.TCPConnector(limit=limit, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=60)
+    intents_url = url + "/v1/intents"
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        # Open the connections before the clock starts: a TCP handshake is not the node's.
+        warm = [session.get(url + "/v1/health") for _ in range(max(limit, 8))]
+        for answer in await asyncio.gather(*warm):
+            answer.release()
+        await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+        result.first_due = start_at
+        if phase.closed:
+            await _closed_loop(session, intents_url, phase, requests, result, sampled)
+        else:
+            await _open_loop(session, intents_url, phase, requests, start_at, result, sampled)
+    return result
+
+
+async def _open_loop(
+    session: aiohttp.ClientSession,
+    url: str,
+    phase: Phase,
+    requests: list[tuple[bytes, int]],
+    start_at: float,
+    result: PhaseResult,
+    sampled: set[int],
+) -> None:
+    interval = phase.batch / phase.rate
+    tasks = []
+    for index, (body, count) in enumerate(requests):
+        due = start_at + index * interval
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        result.lateness_us_total += max(0.0, time.monotonic() - due) * 1e6
+        result.requests += 1
+        result.intents_sent += count
+        send = _send(session, url, body, count, due, result, index in sampled)
+        tasks.append(asyncio.create_task(send))
+    await asyncio.gather(*tasks)
+
+
+async def _closed_loop(
+    session: aiohttp.ClientSession,
+    url: str,
+    phase: Phase,
+    requests: list[tuple[bytes, int]],
+    result: PhaseResult,
+    sampled: set[int],
+) -> None:
+    end = result.first_due + phase.duration_s
+    pending = iter(enumerate(requests))
+
+    async def connection() -> None:
+        for index, (body, count) in pending:
+            now = time.monotonic()
+            if now >= end:
+                return
+            result.requests += 1
+            result.intents_sent += count
+            await _send(session, url, body, count, now, result, index in sampled)
+        if time.monotonic() < end:
+            result.pool_exhausted = True
+
+    await asyncio.gather(*(connection() for _ in range(phase.connections)))
+
+
+def generator_main(
+    spec: GeneratorSpec,
+    ready: Queue[Any],
+    start: Queue[float],
+    results: Queue[Any],
+) -> None:
+    """Sign every phase's requests, report ready, then run each phase when told to start."""
+    builder = StreamBuilder(spec)
+    signing_started = time.perf_counter()
+    streams = []
+    for phase in spec.phases:
+        rate = spec.pool_rate if phase.closed else phase.rate
+        streams.append(builder.requests(int(rate * phase.duration_s), phase.batch))
+    signed = sum(count for stream in streams for _, count in stream)
+    ready.put({"intents": signed, "signing_s": time.perf_counter() - signing_started})
+    for index, (phase, requests) in enumerate(zip(spec.phases, streams, strict=True)):
+        start_at = start.get()
+        result = asyncio.run(run_phase(spec.url, phase, requests, start_at, spec.seed + index))
+        results.put(result)
