@@ -361,10 +361,8 @@ class Metrics:
         )
 
     def _commit_stats(self) -> GroupCommitStats | None:
-        # ``Node.committer`` where the node has it; else the node's own field, read only.
-        committer = getattr(self.node, "committer", None) or getattr(self.node, "_committer", None)
-        stats = getattr(committer, "stats", None)
-        return stats if isinstance(stats, GroupCommitStats) else None
+        committer = self.node.committer
+        return None if committer is None else committer.stats
 
     def _settlement_metrics(self, out: Exposition) -> None:
         settlement = self.node.settlement

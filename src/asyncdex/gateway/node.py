@@ -856,6 +856,11 @@ class Node:
         return self._journal
 
     @property
+    def committer(self) -> GroupCommitter | None:
+        """The journal's group committer: read its ``stats``, never drive it."""
+        return self._committer
+
+    @property
     def last_seq(self) -> int:
         """The last seq handed out (durable or about to be)."""
         assert self._sequencer is not None
