@@ -1,0 +1,295 @@
+"""Hyperliquid's WebSocket ``/ws`` on a real node process, through the published
+``hyperliquid-python-sdk`` (``Info(..., skip_ws=False).subscribe``) and a raw socket.
+
+Orders go in through the native client; each subscription's callback must receive the
+message the trade causes, with the values the trade implies.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import queue
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import websocket
+from hyperliquid.info import Info
+
+from asyncdex.client import Client, Wallet
+from asyncdex.gateway.eip712 import LocalSigner
+from asyncdex.gateway.intents import asyncdex_domain
+from asyncdex.types.hashing import keccak256
+
+if TYPE_CHECKING:
+    from conftest import NodeLauncher, RunningNode
+
+CHAIN_ID = 31337
+CONTRACT = bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3")
+DOMAIN = asyncdex_domain(CHAIN_ID, CONTRACT)
+OPERATOR_TOKEN = "hl-ws-test operator"
+PUBLISHER = LocalSigner(keccak256(b"hl-ws-test publisher")).address
+BTC_PRICE = 600_000  # $60,000.0 in $0.1
+ETH_PRICE = 300_000
+DEPOSIT = 10_000 * 10**6
+DEADLINE = 30.0  # seconds to wait for a message the node sends asynchronously
+
+
+def wallet(name: str) -> Wallet:
+    return Wallet(keccak256(f"hl-ws-test {name}".encode()))
+
+
+ALICE = wallet("alice")
+BOB = wallet("bob")
+
+
+def hex_of(account: bytes) -> str:
+    return "0x" + account.hex()
+
+
+@dataclass
+class Venue:
+    node: RunningNode
+    config: Path
+    l1_index: Iterator[int]
+
+    def system(self, *commands: dict[str, Any]) -> None:
+        result = self.node.post_json("/v1/system", {"commands": list(commands)}, OPERATOR_TOKEN)
+        assert result.status == 200, result.body
+
+    def deposit(self, account: bytes) -> None:
+        self.system(
+            {"type": "deposit", "account": hex_of(account), "amount": DEPOSIT,
+             "l1Index": next(self.l1_index)}
+        )  # fmt: skip
+
+    def client(self, who: Wallet) -> Client:
+        return Client.from_venue_file(self.node.url, who, self.config)
+
+
+@pytest.fixture
+def venue(
+    tmp_path: Path,
+    venue_config: Callable[..., Path],
+    node_launcher: Callable[..., NodeLauncher],
+) -> Venue:
+    markets = (("BTC", 5, 1, 1), ("ETH", 4, 1, 1))
+    config = venue_config(tmp_path / "venue.toml", DOMAIN, markets, [PUBLISHER])
+    launcher = node_launcher(tmp_path / "data", config, operator_token=OPERATOR_TOKEN)
+    result = Venue(launcher.start(), config, itertools.count())
+    publisher = hex_of(PUBLISHER)
+    result.system(
+        {"type": "oraclePrice", "publisher": publisher, "market": 0, "price": BTC_PRICE},
+        {"type": "oraclePrice", "publisher": publisher, "market": 1, "price": ETH_PRICE},
+    )
+    result.deposit(ALICE.account)
+    result.deposit(BOB.account)
+    return result
+
+
+def executed(client: Client, receipt: Any) -> int | None:
+    status = client.wait_for(receipt, "executed")
+    assert status.rejection is None, status.events
+    order_id: int | None = status.order_id
+    return order_id
+
+
+class Inbox:
+    """Messages one subscription's callback received, waited on with a deadline."""
+
+    def __init__(self) -> None:
+        self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
+
+    def __call__(self, message: dict[str, Any]) -> None:
+        self.messages.put(message)
+
+    def next(self, predicate: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        """The first message (skipping others) that satisfies ``predicate``."""
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {what} message in time")
+            try:
+                message = self.messages.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if predicate(message):
+                return message
+
+
+def test_sdk_subscriptions_receive_the_events_of_a_trade(venue: Venue) -> None:
+    alice_hex, bob_hex = hex_of(ALICE.account), hex_of(BOB.account)
+    info = Info(venue.node.url, skip_ws=False)
+    try:
+        inboxes = {name: Inbox() for name in (
+            "allMids", "l2Book", "trades", "userEvents", "orderUpdates", "userFills",
+            "candle", "bbo",
+        )}  # fmt: skip
+        info.subscribe({"type": "allMids"}, inboxes["allMids"])
+        info.subscribe({"type": "l2Book", "coin": "BTC"}, inboxes["l2Book"])
+        info.subscribe({"type": "trades", "coin": "BTC"}, inboxes["trades"])
+        info.subscribe({"type": "userEvents", "user": alice_hex}, inboxes["userEvents"])
+        info.subscribe({"type": "orderUpdates", "user": alice_hex}, inboxes["orderUpdates"])
+        info.subscribe({"type": "userFills", "user": alice_hex}, inboxes["userFills"])
+        info.subscribe({"type": "candle", "coin": "BTC", "interval": "1m"}, inboxes["candle"])
+        info.subscribe({"type": "bbo", "coin": "BTC"}, inboxes["bbo"])
+
+        # snapshots first
+        mids = inboxes["allMids"].next(lambda m: True, "allMids snapshot")
+        assert mids == {"channel": "allMids", "data": {"mids": {"BTC": "60000", "ETH": "3000"}}}
+        book = inboxes["l2Book"].next(lambda m: True, "l2Book snapshot")
+        assert book["data"]["coin"] == "BTC" and book["data"]["levels"] == [[], []]
+        fills = inboxes["userFills"].next(lambda m: True, "userFills snapshot")
+        assert fills["data"] == {"isSnapshot": True, "user": alice_hex, "fills": []}
+        bbo = inboxes["bbo"].next(lambda m: True, "bbo snapshot")
+        assert bbo["data"]["bbo"] == [None, None]
+
+        with venue.client(ALICE) as alice, venue.client(BOB) as bob:
+            ask = executed(bob, bob.place_order("BTC", "sell", "0.01", "60010", tif="ALO"))
+            resting = inboxes["l2Book"].next(lambda m: m["data"]["levels"][1] != [], "book")
+            assert resting["data"]["levels"] == [[], [{"px": "60010", "sz": "0.01", "n": 1}]]
+            bbo = inboxes["bbo"].next(lambda m: m["data"]["bbo"][1] is not None, "bbo")
+            assert bbo["data"]["bbo"] == [None, {"px": "60010", "sz": "0.01", "n": 1}]
+
+            taker = executed(alice, alice.place_order("BTC", "buy", "0.004", "60010", tif="IOC"))
+
+            trades = inboxes["trades"].next(lambda m: True, "trades")
+            (trade,) = trades["data"]
+            assert (trade["coin"], trade["side"], trade["px"], trade["sz"]) == (
+                "BTC", "B", "60010", "0.004",
+            )  # fmt: skip
+            assert trade["users"] == [alice_hex, bob_hex]
+
+            event = inboxes["userEvents"].next(lambda m: "fills" in m["data"], "user fills")
+            assert event["channel"] == "user"
+            (fill,) = event["data"]["fills"]
+            assert (fill["oid"], fill["side"], fill["px"], fill["sz"], fill["dir"]) == (
+                taker, "B", "60010", "0.004", "Open Long",
+            )  # fmt: skip
+            assert fill["crossed"] and fill["fee"] == "0.108018"  # 4.5 bps of $240.04, rounded up
+            assert fill["tid"] == trade["tid"] and fill["hash"] == trade["hash"]
+
+            live = inboxes["userFills"].next(lambda m: m["data"]["fills"] != [], "userFills")
+            assert "isSnapshot" not in live["data"] and live["data"]["user"] == alice_hex
+            assert live["data"]["fills"] == event["data"]["fills"]
+
+            update = inboxes["orderUpdates"].next(lambda m: True, "orderUpdates")
+            (filled,) = update["data"]
+            assert (filled["status"], filled["order"]["oid"], filled["order"]["coin"]) == (
+                "filled", taker, "BTC",
+            )  # fmt: skip
+            assert filled["order"]["origSz"] == "0.004" and filled["order"]["sz"] == "0"
+
+            candle = inboxes["candle"].next(lambda m: True, "candle")
+            data = candle["data"]
+            assert (data["s"], data["i"], data["o"], data["c"], data["v"], data["n"]) == (
+                "BTC", "1m", "60010", "60010", "0.004", 1,
+            )  # fmt: skip
+            assert data["T"] == data["t"] + 59_999
+
+            after = inboxes["l2Book"].next(
+                lambda m: m["data"]["levels"][1][:1] == [{"px": "60010", "sz": "0.006", "n": 1}],
+                "book after the trade",
+            )
+            assert after["data"]["levels"][0] == []
+
+            bid = executed(alice, alice.place_order("BTC", "buy", "0.001", "59980"))
+            opened = inboxes["orderUpdates"].next(lambda m: True, "orderUpdates open")
+            assert [(u["status"], u["order"]["oid"], u["order"]["limitPx"]) for u in
+                    opened["data"]] == [("open", bid, "59980")]  # fmt: skip
+            # the mid of 59980 and 60010; sent only when it changes
+            mid = inboxes["allMids"].next(lambda m: True, "allMids after the bid")
+            assert mid["data"]["mids"] == {"BTC": "59995", "ETH": "3000"}
+            executed(bob, bob.cancel("BTC", ask))
+            gone = inboxes["bbo"].next(lambda m: m["data"]["bbo"][1] is None, "bbo after cancel")
+            assert gone["data"]["bbo"][0] == {"px": "59980", "sz": "0.001", "n": 1}
+            # no ask: the mid falls back to the mark, median(index, bid, index) = 60000
+            mid = inboxes["allMids"].next(lambda m: True, "allMids after the cancel")
+            assert mid["data"]["mids"] == {"BTC": "60000", "ETH": "3000"}
+    finally:
+        info.disconnect_websocket()
+
+
+class RawSocket:
+    def __init__(self, url: str) -> None:
+        self.socket = websocket.create_connection("ws" + url[len("http") :] + "/ws", timeout=30)
+        assert self.socket.recv() == "Websocket connection established."
+
+    def send(self, document: Any) -> None:
+        self.socket.send(json.dumps(document))
+
+    def receive(self) -> dict[str, Any]:
+        message: dict[str, Any] = json.loads(self.socket.recv())
+        return message
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def test_ping_post_unsubscribe_and_errors(venue: Venue) -> None:
+    raw = RawSocket(venue.node.url)
+    try:
+        raw.send({"method": "ping"})
+        assert raw.receive() == {"channel": "pong", "data": None}
+
+        raw.send({"method": "post", "id": 7, "request": {"type": "info",
+                  "payload": {"type": "l2Book", "coin": "ETH"}}})  # fmt: skip
+        answer = raw.receive()
+        assert answer["channel"] == "post" and answer["data"]["id"] == 7
+        response = answer["data"]["response"]
+        assert response["type"] == "info" and response["payload"]["type"] == "l2Book"
+        assert response["payload"]["data"]["coin"] == "ETH"
+        assert response["payload"]["data"]["levels"] == [[], []]
+
+        raw.send({"method": "post", "id": 8, "request": {"type": "info",
+                  "payload": {"type": "allMids"}}})  # fmt: skip
+        mids = raw.receive()["data"]["response"]["payload"]["data"]
+        assert mids == {"BTC": "60000", "ETH": "3000"}
+
+        raw.send({"method": "post", "id": 9, "request": {"type": "info",
+                  "payload": {"type": "nope"}}})  # fmt: skip
+        refused = raw.receive()["data"]
+        assert refused["id"] == 9 and refused["response"]["type"] == "error"
+        assert "nope" in refused["response"]["payload"]
+
+        # an unsigned action is refused, whichever way the exchange refuses it
+        raw.send({"method": "post", "id": 10, "request": {"type": "action", "payload": {}}})
+        action = raw.receive()["data"]
+        assert action["id"] == 10
+        response = action["response"]
+        assert response["type"] == "error" or (
+            response["type"] == "action" and response["payload"]["status"] == "err"
+        )
+
+        raw.send({"method": "subscribe", "subscription": {"type": "l2Book", "coin": "DOGE"}})
+        error = raw.receive()
+        assert error["channel"] == "error" and "DOGE" in error["data"]
+        raw.send({"method": "dance"})
+        assert raw.receive()["channel"] == "error"
+        raw.socket.send("not json")
+        assert raw.receive()["channel"] == "error"
+
+        subscription = {"type": "trades", "coin": "BTC"}
+        raw.send({"method": "subscribe", "subscription": subscription})
+        assert raw.receive() == {
+            "channel": "subscriptionResponse",
+            "data": {"method": "subscribe", "subscription": subscription},
+        }
+        raw.send({"method": "unsubscribe", "subscription": subscription})
+        assert raw.receive() == {
+            "channel": "subscriptionResponse",
+            "data": {"method": "unsubscribe", "subscription": subscription},
+        }
+        # unsubscribed: a trade now sends nothing; the ping's pong is the next message
+        with venue.client(ALICE) as alice, venue.client(BOB) as bob:
+            executed(bob, bob.place_order("BTC", "sell", "0.001", "60000"))
+            executed(alice, alice.place_order("BTC", "buy", "0.001", "60000", tif="IOC"))
+        raw.send({"method": "ping"})
+        assert raw.receive() == {"channel": "pong", "data": None}
+    finally:
+        raw.close()
