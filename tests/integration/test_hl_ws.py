@@ -91,10 +91,16 @@ def venue(
     return result
 
 
-def executed(client: Client, receipt: Any) -> int | None:
+def executed(client: Client, receipt: Any) -> None:
     status = client.wait_for(receipt, "executed")
     assert status.rejection is None, status.events
-    order_id: int | None = status.order_id
+
+
+def placed(client: Client, receipt: Any) -> int:
+    """The id of the order ``receipt``'s intent placed."""
+    status = client.wait_for(receipt, "executed")
+    assert status.rejection is None and status.order_id is not None, status.events
+    order_id: int = status.order_id
     return order_id
 
 
@@ -150,13 +156,13 @@ def test_sdk_subscriptions_receive_the_events_of_a_trade(venue: Venue) -> None:
         assert bbo["data"]["bbo"] == [None, None]
 
         with venue.client(ALICE) as alice, venue.client(BOB) as bob:
-            ask = executed(bob, bob.place_order("BTC", "sell", "0.01", "60010", tif="ALO"))
+            ask = placed(bob, bob.place_order("BTC", "sell", "0.01", "60010", tif="ALO"))
             resting = inboxes["l2Book"].next(lambda m: m["data"]["levels"][1] != [], "book")
             assert resting["data"]["levels"] == [[], [{"px": "60010", "sz": "0.01", "n": 1}]]
             bbo = inboxes["bbo"].next(lambda m: m["data"]["bbo"][1] is not None, "bbo")
             assert bbo["data"]["bbo"] == [None, {"px": "60010", "sz": "0.01", "n": 1}]
 
-            taker = executed(alice, alice.place_order("BTC", "buy", "0.004", "60010", tif="IOC"))
+            taker = placed(alice, alice.place_order("BTC", "buy", "0.004", "60010", tif="IOC"))
 
             trades = inboxes["trades"].next(lambda m: True, "trades")
             (trade,) = trades["data"]
@@ -198,7 +204,7 @@ def test_sdk_subscriptions_receive_the_events_of_a_trade(venue: Venue) -> None:
             )
             assert after["data"]["levels"][0] == []
 
-            bid = executed(alice, alice.place_order("BTC", "buy", "0.001", "59980"))
+            bid = placed(alice, alice.place_order("BTC", "buy", "0.001", "59980"))
             opened = inboxes["orderUpdates"].next(lambda m: True, "orderUpdates open")
             assert [(u["status"], u["order"]["oid"], u["order"]["limitPx"]) for u in
                     opened["data"]] == [("open", bid, "59980")]  # fmt: skip
