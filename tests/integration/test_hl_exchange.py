@@ -11,6 +11,9 @@ and the accounts stay as they were.
 from __future__ import annotations
 
 import itertools
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -45,6 +48,7 @@ GTC: Any = {"limit": {"tif": "Gtc"}}
 IOC: Any = {"limit": {"tif": "Ioc"}}
 ALO: Any = {"limit": {"tif": "Alo"}}
 MISSING = "Order was never placed, already canceled, or filled."
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hyperliquid_bots.py"
 
 
 def key(name: str) -> LocalAccount:
@@ -482,3 +486,32 @@ def test_misuse_is_refused_and_changes_nothing(venue: Venue) -> None:
     builder = alice.order("BTC", True, 0.01, 59000, GTC, builder={"b": BOB.address, "f": 10})
     assert refused(builder) == "Builder fees are not supported on this venue."
     assert venue.last_seq() == seq and list(venue.orders(ALICE)) == [oid]
+
+
+def test_example_market_maker_and_taker_trade_with_each_other(venue: Venue) -> None:
+    maker, taker = key("maker"), key("taker")
+    venue.deposit(maker)
+    venue.deposit(taker)
+    rounds = 4
+    command = [
+        sys.executable, str(EXAMPLE), "--url", venue.node.url, "--maker-key", maker.key.hex(),
+        "--taker-key", taker.key.hex(), "--rounds", str(rounds), "--size", "0.001",
+    ]  # fmt: skip
+    ran = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert ran.returncode == 0, ran.stderr
+    summary = json.loads(ran.stdout)
+    assert [taken["totalSz"] for taken in summary["taken"]] == ["0.001"] * rounds
+
+    # the node's own record of the same trades: every fill pairs the two bots
+    maker_fills = venue.get(f"/v1/accounts/{maker.address.lower()}/fills")["fills"]
+    taker_fills = venue.get(f"/v1/accounts/{taker.address.lower()}/fills")["fills"]
+    assert len(maker_fills) == len(taker_fills) == rounds
+    assert {fill["liquidity"] for fill in maker_fills} == {"maker"}
+    assert {fill["liquidity"] for fill in taker_fills} == {"taker"}
+    assert [(f["price"], f["size"]) for f in maker_fills] == [
+        (f["price"], f["size"]) for f in taker_fills
+    ]
+    assert sorted(f["side"] for f in taker_fills) == ["buy", "buy", "sell", "sell"]
+    assert len(summary["maker"]["fills"]) == len(summary["taker"]["fills"]) == rounds
+    position = venue.position(taker, "BTC")  # bought twice, sold twice
+    assert position is None or position["size"] == "0"
