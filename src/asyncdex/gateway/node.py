@@ -610,6 +610,14 @@ class Node:
             f", cut torn tail of {recovered.report.truncated_bytes} bytes"
             if recovered.report.truncated
             else "",
+            extra={
+                "event": "recovered",
+                "snapshot_seq": recovered.snapshot_seq,
+                "replayed": recovered.replayed,
+                "last_seq": recovered.last_seq,
+                "state_root": "0x" + recovered.state_root.hex(),
+                "truncated_bytes": recovered.report.truncated_bytes,
+            },
         )
         for skipped in recovered.skipped_snapshots:
             _log.warning("snapshot %s skipped: %s", skipped.path, skipped.reason)
@@ -677,6 +685,18 @@ class Node:
             await self._close_storage()
             raise
         self.port = int(self._runner.addresses[0][1])
+        _log.info(
+            "listening on %s",
+            self.url,
+            extra={
+                "event": "listening",
+                "url": self.url,
+                "settlement": self._settlement is not None,
+                "engine": "compiled" if is_compiled() else "interpreted",
+                "verify_workers": settings.verify_workers,
+                "extensions": [type(extension).__name__ for extension in self._extensions],
+            },
+        )
 
     def _index_replayed(self, seq: int, record: Record, events: list[Event]) -> None:
         self.index.add(seq, intent_id_of(self.settings.domain, record), events)
@@ -724,6 +744,8 @@ class Node:
             return
         self._stopped = True
         self._draining = True
+        started = time.monotonic()
+        _log.info("stopping", extra={"event": "stopping", "exit_code": self.exit_code})
         # 0. No more ticks, L1 messages or commits: what settlement sequences must be in
         #    before the sequencer closes. An open batch stays open; the replay at the next
         #    start re-cuts it identically.
@@ -764,6 +786,15 @@ class Node:
                 _log.exception("final snapshot failed; the next start replays the tail")
         await self._close_storage()
         self._fail_waiters()
+        _log.info(
+            "stopped",
+            extra={
+                "event": "stopped",
+                "exit_code": self.exit_code,
+                "applied_seq": executor.last_seq if executor is not None else None,
+                "elapsed_ms": round((time.monotonic() - started) * 1000),
+            },
+        )
 
     def _fail_waiters(self) -> None:
         waiters, self._applied_waiters = self._applied_waiters, {}
