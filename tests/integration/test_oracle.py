@@ -141,6 +141,19 @@ def test_a_key_the_node_does_not_list_is_refused(
         capture_output=True, text=True, timeout=DEADLINE_S, check=False,
     )  # fmt: skip
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+    key_args = ["--key-file", str(key_files(tmp_path, KEYS[:1])[0])]
+    for extra, message in (
+        (["--start", "DOGE=1"], "expected SYMBOL=PRICE with a known symbol"),
+        (["--start", "BTC=60000.05"], "--start BTC"),  # BTC prices have one decimal place
+        (["--start", "BTC=60000"], "ETH has no index price yet: give --start"),
+    ):
+        refused = subprocess.run(
+            [sys.executable, "-m", "asyncdex.cli.main", "oracle", "--node", node.url,
+             *key_args, *extra],
+            capture_output=True, text=True, timeout=DEADLINE_S, check=False,
+        )  # fmt: skip
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    assert node.status()["lastSeq"] == 0
     assert launcher.terminate() == 0
 
 

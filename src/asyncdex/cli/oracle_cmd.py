@@ -42,20 +42,19 @@ class OracleArgsError(ValueError):
     pass
 
 
-def _starts(
-    texts: list[str], markets: tuple[FeedMarket, ...], sz_decimals: dict[str, int]
-) -> dict[int, tuple[int, int]]:
+def _starts(texts: list[str], markets: tuple[FeedMarket, ...]) -> dict[int, tuple[int, int]]:
+    symbols = {market.symbol for market in markets}
     given: dict[str, str] = {}
     for text in texts:
         symbol, sep, price_text = text.partition("=")
-        if not sep or symbol not in sz_decimals:
+        if not sep or symbol not in symbols:
             raise OracleArgsError(f"--start {text!r}: expected SYMBOL=PRICE with a known symbol")
         given[symbol] = price_text
     starts: dict[int, tuple[int, int]] = {}
     for market in markets:
         price: int
         if market.symbol in given:
-            decimals = USDC_DECIMALS - sz_decimals[market.symbol]
+            decimals = USDC_DECIMALS - market.sz_decimals
             try:
                 price = parse_scaled(given[market.symbol], decimals)
             except ValueError as exc:
@@ -71,10 +70,7 @@ def _starts(
 async def run_publisher(args: argparse.Namespace, keys: list[bytes]) -> int:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         info = await fetch_feed_info(session, args.node)
-        async with session.get(args.node.rstrip("/") + "/v1/markets") as response:
-            listed = (await response.json())["markets"]
-        sz_decimals = {m["symbol"]: m["szDecimals"] for m in listed}
-        starts = _starts(args.start or [], info.markets, sz_decimals)
+        starts = _starts(args.start or [], info.markets)
         publisher = OraclePublisher(
             args.node,
             keys,

@@ -46,6 +46,7 @@ class FeedMarket:
 
     market: int
     symbol: str
+    sz_decimals: int
     tick: int
     index_price: int  # 0: no fresh price yet
 
@@ -81,7 +82,7 @@ async def fetch_feed_info(session: aiohttp.ClientSession, node_url: str) -> Feed
         ),
         tuple(parse_address(p) for p in document["publishers"]),
         tuple(
-            FeedMarket(m["market"], m["symbol"], m["tick"], m["indexPrice"])
+            FeedMarket(m["market"], m["symbol"], m["szDecimals"], m["tick"], m["indexPrice"])
             for m in document["markets"]
         ),
     )
@@ -191,8 +192,9 @@ class OraclePublisher:
         next_at = loop.time()
         while not stop.is_set() and (ticks is None or self.stats.ticks < ticks):
             await self.publish_once()
-            next_at += interval
-            delay = max(0.0, next_at - loop.time())
+            # a late tick (a slow node) moves the schedule instead of bunching the next ones
+            next_at = max(next_at + interval, loop.time())
+            delay = next_at - loop.time()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
         return self.stats
