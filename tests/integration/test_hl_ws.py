@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import websocket
+from eth_account import Account
 from hyperliquid.info import Info
+from hyperliquid.utils.signing import (
+    get_timestamp_ms,
+    order_request_to_order_wire,
+    order_wires_to_order_action,
+    sign_l1_action,
+)
 
 from asyncdex.client import Client, Wallet
 from asyncdex.gateway.eip712 import LocalSigner
@@ -39,8 +46,12 @@ DEPOSIT = 10_000 * 10**6
 DEADLINE = 30.0  # seconds to wait for a message the node sends asynchronously
 
 
+def key_of(name: str) -> bytes:
+    return keccak256(f"hl-ws-test {name}".encode())
+
+
 def wallet(name: str) -> Wallet:
-    return Wallet(keccak256(f"hl-ws-test {name}".encode()))
+    return Wallet(key_of(name))
 
 
 ALICE = wallet("alice")
@@ -297,5 +308,42 @@ def test_ping_post_unsubscribe_and_errors(venue: Venue) -> None:
             executed(alice, alice.place_order("BTC", "buy", "0.001", "60000", tif="IOC"))
         raw.send({"method": "ping"})
         assert raw.receive() == {"channel": "pong", "data": None}
+    finally:
+        raw.close()
+
+
+def test_post_action_places_an_order_and_streams_its_update(venue: Venue) -> None:
+    """An order signed as the SDK's ``Exchange`` signs it, posted over the socket: the post
+    answer carries the resting oid and ``orderUpdates`` shows the order open."""
+    alice_hex = hex_of(ALICE.account)
+    raw = RawSocket(venue.node.url)
+    try:
+        subscription = {"type": "orderUpdates", "user": alice_hex}
+        raw.send({"method": "subscribe", "subscription": subscription})
+        assert raw.receive()["channel"] == "subscriptionResponse"
+
+        order = {"coin": "BTC", "is_buy": True, "sz": 0.001, "limit_px": 59_000.0,
+                 "order_type": {"limit": {"tif": "Gtc"}}, "reduce_only": False}  # fmt: skip
+        action = order_wires_to_order_action([order_request_to_order_wire(order, 0)])
+        nonce = get_timestamp_ms()
+        signer = Account.from_key(key_of("alice"))
+        signature = sign_l1_action(signer, action, None, nonce, None, False)
+        payload = {"action": action, "nonce": nonce, "signature": signature}
+        raw.send({"method": "post", "id": 1, "request": {"type": "action", "payload": payload}})
+
+        messages = [raw.receive(), raw.receive()]
+        by_channel = {message["channel"]: message["data"] for message in messages}
+        assert set(by_channel) == {"post", "orderUpdates"}
+        answer = by_channel["post"]
+        assert answer["id"] == 1 and answer["response"]["type"] == "action"
+        result = answer["response"]["payload"]
+        assert result["status"] == "ok", result
+        (status,) = result["response"]["data"]["statuses"]
+        oid = status["resting"]["oid"]
+        (update,) = by_channel["orderUpdates"]
+        assert (update["status"], update["order"]["oid"], update["order"]["limitPx"]) == (
+            "open", oid, "59000",
+        )  # fmt: skip
+        assert (update["order"]["side"], update["order"]["sz"]) == ("B", "0.001")
     finally:
         raw.close()
