@@ -51,7 +51,7 @@ from asyncdex.cli.simulate import (
     run_demo,
 )
 from asyncdex.cli.venue_view import ClientMetrics, VenueView, read_snapshot
-from asyncdex.client import AsyncClient, IntakeRefused, NodeUnavailable, Wallet
+from asyncdex.client import AsyncClient, IntakeRefused, NodeUnavailable, Receipt, Wallet
 from asyncdex.client.markets import Markets
 from asyncdex.gateway.eip712 import address_of_private_key
 from asyncdex.gateway.intents import Intent, asyncdex_domain
@@ -70,7 +70,7 @@ from asyncdex.oracle.publisher import OraclePublisher
 from asyncdex.sequencer.sequencer import Sequenced
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.market import EngineConfig, MarketSpec
-from asyncdex.types.numeric import format_scaled, format_usdc
+from asyncdex.types.numeric import format_scaled, format_usdc, parse_scaled
 
 # The engine-only session's names stay importable from here.
 __all__ = [
@@ -168,19 +168,20 @@ class Venue:
                 raise RuntimeError(f"dev deposit refused: {await response.text()}")
         self.deposited += usdc * USDC
 
-    async def submit(self, client: AsyncClient, intents: Sequence[Intent]) -> bool:
-        """Send intents in one request, timing the receipt; a refusal is counted, not raised."""
+    async def submit(self, client: AsyncClient, intents: Sequence[Intent]) -> list[Receipt]:
+        """Send intents in one request, timing the receipt; a refusal is counted, not raised
+        (no receipts then)."""
         started = time.perf_counter()
         try:
-            await client.submit(intents)
+            receipts = await client.submit(intents)
         except IntakeRefused as refusal:
             self.metrics.refused(refusal.code)
-            return False
+            return []
         except NodeUnavailable:
             self.metrics.refused("unavailable")
-            return False
+            return []
         self.metrics.receipt(time.perf_counter() - started, len(intents))
-        return True
+        return receipts
 
     async def watch_prices(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -202,15 +203,18 @@ class Venue:
 
 def _units(text: str | None, spec: MarketSpec) -> int:
     """A decimal price string of the API in engine units (0 for none)."""
-    if text is None:
-        return 0
-    whole, _, fraction = text.partition(".")
-    decimals = spec.price_decimals
-    return int(whole) * 10**decimals + int((fraction + "0" * decimals)[:decimals] or 0)
+    return 0 if text is None else parse_scaled(text, spec.price_decimals)
 
 
-def _on_tick(price: int, spec: MarketSpec) -> int:
-    return max(spec.tick, price // spec.tick * spec.tick)
+def _price(value: int, spec: MarketSpec) -> int:
+    """Down to a tick, at least one tick."""
+    return max(spec.tick, value // spec.tick * spec.tick)
+
+
+def _size(notional: int, price: int, spec: MarketSpec) -> int:
+    """The size worth about ``notional`` micro-USDC at ``price``, down to a lot, at least one
+    lot (a size times a price in engine units is micro-USDC)."""
+    return max(spec.lot, notional // price // spec.lot * spec.lot)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,7 +260,8 @@ class SdkBot(Bot):
 
 class MarketMaker(SdkBot):
     """Re-quotes a ladder around the oracle index in every market: cancel all, then
-    ``levels`` bids and asks, ``spread_bps`` apart, in one request."""
+    ``levels`` bids and asks, level n at ``offset_bps`` + 4n basis points from the index, in
+    one request."""
 
     def __init__(self, name: str, venue: Venue, offset_bps: int, levels: int = 4) -> None:
         super().__init__(name, venue, deposit_usdc=5_000_000)
@@ -273,18 +278,13 @@ class MarketMaker(SdkBot):
             for level in range(1, self.levels + 1):
                 offset = index * (self.offset_bps + 4 * level) // 10_000
                 # about $5,000 to $20,000 a level
-                size = _on_tick(5_000 * USDC * self.rng.randint(1, 4) // index, _lot(spec))
+                size = _size(5_000 * USDC * self.rng.randint(1, 4), index, spec)
                 for side, price in ((BUY, index - offset), (SELL, index + offset)):
                     intents.append(
-                        build.place_order(spec.market_id, side, size, _on_tick(price, spec))
+                        build.place_order(spec.market_id, side, size, _price(price, spec))
                     )
             await venue.submit(self.client, intents)
         return self.rng.uniform(0.3, 0.6)
-
-
-def _lot(spec: MarketSpec) -> MarketSpec:
-    """``_on_tick`` rounding for sizes: the lot plays the tick's part."""
-    return dataclasses.replace(spec, tick=spec.lot)
 
 
 class Taker(SdkBot):
@@ -298,7 +298,7 @@ class Taker(SdkBot):
         index = venue.index(spec.market_id)
         prices = venue.prices.get(spec.market_id, {})
         if index and prices.get("bid") and prices.get("ask"):
-            size = _on_tick(USDC * self.rng.randint(200, 3_000) // index, _lot(spec))
+            size = _size(USDC * self.rng.randint(200, 3_000), index, spec)
             side = self.rng.choice((BUY, SELL))
             await venue.submit(
                 self.client, [self.client.build.market_order(spec.market_id, side, size)]
@@ -328,12 +328,14 @@ class LeveragedTrader(SdkBot):
         ask = prices.get("ask", 0)
         if not ask:
             return 0.1
-        size = _on_tick(self.leverage * self.deposit_usdc * USDC // ask, _lot(spec))
-        build = self.client.build
-        self.opened = await venue.submit(
-            self.client, [build.market_order(spec.market_id, "buy", size)]
-        )
-        return 1.0
+        size = _size(self.leverage * self.deposit_usdc * USDC, ask, spec)
+        order = self.client.build.market_order(spec.market_id, BUY, size)
+        receipts = await venue.submit(self.client, [order])
+        if receipts:
+            # filled, or try again (an order the book could not fill is rejected, not kept)
+            outcome = await self.client.wait_for(receipts[0], timeout=30)
+            self.opened = bool(outcome.fills)
+        return 1.0 if self.opened else 0.2
 
 
 BotFactory = Callable[[Venue], list[Bot]]
