@@ -515,3 +515,93 @@ def test_example_market_maker_and_taker_trade_with_each_other(venue: Venue) -> N
     assert len(summary["maker"]["fills"]) == len(summary["taker"]["fills"]) == rounds
     position = venue.position(taker, "BTC")  # bought twice, sold twice
     assert position is None or position["size"] == "0"
+
+
+def test_noop_spends_a_nonce(venue: Venue) -> None:
+    alice = venue.exchange(ALICE)
+    nonce = get_timestamp_ms()
+    assert alice.noop(nonce) == {"status": "ok", "response": {"type": "default"}}
+    # an order signed earlier under that nonce (in flight, say) can no longer land
+    assert refused(post_signed(alice, order_action("59000"), nonce)) == (
+        "Invalid nonce: duplicate nonce"
+    )
+    assert venue.orders(ALICE) == {}
+
+
+def test_the_network_flag_is_the_venues_configuration(
+    tmp_path: Path,
+    venue_config: Callable[..., Path],
+    node_launcher: Callable[..., NodeLauncher],
+) -> None:
+    config = venue_config(tmp_path / "venue.toml", DOMAIN, MARKETS, [PUBLISHER])
+    with config.open("a") as file:
+        file.write('\n[node]\nhyperliquid_network = "mainnet"\n')
+    launcher = node_launcher(tmp_path / "data", config, operator_token=OPERATOR_TOKEN)
+    venue = Venue(launcher.start(), itertools.count())
+    venue.publish()
+    venue.deposit(ALICE)
+    alice = venue.exchange(ALICE)  # signs for testnet: any URL but Hyperliquid's own
+
+    testnet = alice.order("BTC", True, 0.01, 59000, GTC)
+    assert refused(testnet).startswith("User or API Wallet 0x")
+    assert ALICE.address.lower() not in refused(testnet)
+    mainnet = post_signed(alice, order_action("59000"), get_timestamp_ms(), mainnet=True)
+    assert resting(mainnet) in venue.orders(ALICE)
+
+    assert "hyperliquidChain must be 'Mainnet'" in refused(
+        alice.withdraw_from_bridge(1, ALICE.address)
+    )
+    withdraw = {"destination": ALICE.address, "amount": "1", "time": get_timestamp_ms(),
+                "type": "withdraw3"}  # fmt: skip
+    signature = sign_withdraw_from_bridge_action(ALICE, withdraw, True)
+    payload = {"action": withdraw, "nonce": withdraw["time"], "signature": signature}
+    assert alice.post("/exchange", payload) == {"status": "ok", "response": {"type": "default"}}
+    assert venue.account(ALICE)["collateral"] == "99999"
+
+
+def test_withdraw_from_bridge_becomes_claimable_on_a_settling_node(
+    tmp_path: Path, node_launcher: Callable[..., NodeLauncher]
+) -> None:
+    config = tmp_path / "venue.toml"
+    config.write_text(
+        f'oracle_publishers = ["0x{PUBLISHER.hex()}"]\n\n'
+        "[settlement]\ndeploy = true\nfinality_blocks = 2\nblock_time_ms = 200\n\n"
+        '[[markets]]\nsymbol = "BTC"\nsz_decimals = 5\ntick = 10\nlot = 1\n'
+    )
+    launcher = node_launcher(
+        tmp_path / "data",
+        config,
+        operator_token=OPERATOR_TOKEN,
+        extra_args=["--batch-interval-ms", "500", "--tick-ms", "100"],
+    )
+    node = launcher.start()
+    assert node.ready["settlement"] is True
+    deposit = {"account": ALICE.address, "amount": 1_000 * 10**6}
+    assert node.post_json("/v1/dev/deposit", deposit, OPERATOR_TOKEN).status == 200
+    venue = Venue(node, itertools.count())
+    give_up = time.monotonic() + 60
+    while node.get(f"/v1/accounts/{ALICE.address.lower()}").status != 200:
+        assert time.monotonic() < give_up, "the deposit never reached the engine"
+        time.sleep(0.05)
+
+    first_seq = venue.last_seq() + 1
+    answer = venue.exchange(ALICE).withdraw_from_bridge(250, ALICE.address)
+    assert answer == {"status": "ok", "response": {"type": "default"}}
+    assert venue.account(ALICE)["collateral"] == "750"
+    withdrawn = [
+        event
+        for seq in range(first_seq, venue.last_seq() + 1)
+        for event in venue.get(f"/v1/seq/{seq}")["events"] or ()
+        if event["type"] == "Withdrawn"
+    ]
+    (event,) = withdrawn
+    assert (event["account"], event["amount"]) == (ALICE.address.lower(), 250 * 10**6)
+    # the native settlement flow from here: a batch, its finality, a proof to claim with
+    while True:
+        result = node.get(f"/v1/withdrawals/{event['withdrawalId']}/proof")
+        if result.status == 200 and result.json()["claimable"]:
+            break
+        assert time.monotonic() < give_up + 60, "the withdrawal never became claimable"
+        time.sleep(0.1)
+    proof = result.json()
+    assert (proof["account"], proof["amount"]) == (ALICE.address.lower(), 250 * 10**6)

@@ -58,6 +58,7 @@ from asyncdex.gateway.hyperliquid.common import (
     reject_text,
     unknown_user_text,
 )
+from asyncdex.gateway.node import SubmitRefused
 from asyncdex.messages.commands import (
     ApproveAgent,
     Batch,
@@ -179,6 +180,8 @@ def validate_envelope(body: object) -> Envelope:
     expires = body.get("expiresAfter")
     if expires is not None and not _is_uint64(expires):
         raise ActionRefused("expiresAfter must be an unsigned 64-bit integer or null")
+    if expires == 0:
+        raise ActionRefused(ACTION_EXPIRED)  # the engine reads 0 as "no deadline"
     return Envelope(action, action["type"], nonce, signature, vault, expires)
 
 
@@ -733,8 +736,6 @@ class ExchangeApi:
 
     async def execute(self, submission: Submission, signer: bytes) -> list[Event]:
         """Sequence one verified envelope and return its events once applied."""
-        from asyncdex.gateway.node import SubmitRefused
-
         node = self.node
         command = submission.command
         assert type(command) is Signed
@@ -761,10 +762,9 @@ class ExchangeApi:
             )
         return events
 
-    def submit_refusal_text(self, refusal: Exception, signer: bytes) -> str:
-        code = getattr(refusal, "code", "")
+    def submit_refusal_text(self, refusal: SubmitRefused, signer: bytes) -> str:
         try:
-            reason = Reject[code.upper()]
+            reason = Reject[refusal.code.upper()]
         except KeyError:
             return str(refusal)
         return self.refusal_text(reason, signer)
