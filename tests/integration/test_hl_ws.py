@@ -83,15 +83,19 @@ class Venue:
 
 
 @pytest.fixture
-def venue(
+def launcher(
     tmp_path: Path,
     venue_config: Callable[..., Path],
     node_launcher: Callable[..., NodeLauncher],
-) -> Venue:
+) -> NodeLauncher:
     markets = (("BTC", 5, 1, 1), ("ETH", 4, 1, 1))
     config = venue_config(tmp_path / "venue.toml", DOMAIN, markets, [PUBLISHER])
-    launcher = node_launcher(tmp_path / "data", config, operator_token=OPERATOR_TOKEN)
-    result = Venue(launcher.start(), config, itertools.count())
+    return node_launcher(tmp_path / "data", config, operator_token=OPERATOR_TOKEN)
+
+
+@pytest.fixture
+def venue(launcher: NodeLauncher) -> Venue:
+    result = Venue(launcher.start(), launcher.config_path, itertools.count())
     publisher = hex_of(PUBLISHER)
     result.system(
         {"type": "oraclePrice", "publisher": publisher, "market": 0, "price": BTC_PRICE},
@@ -345,5 +349,19 @@ def test_post_action_places_an_order_and_streams_its_update(venue: Venue) -> Non
             "open", oid, "59000",
         )  # fmt: skip
         assert (update["order"]["side"], update["order"]["sz"]) == ("B", "0.001")
+    finally:
+        raw.close()
+
+
+def test_shutdown_closes_open_sockets(launcher: NodeLauncher) -> None:
+    node = launcher.start()
+    raw = RawSocket(node.url)
+    try:
+        raw.send({"method": "subscribe", "subscription": {"type": "allMids"}})
+        assert raw.receive()["channel"] == "subscriptionResponse"
+        assert launcher.terminate() == 0
+        with pytest.raises(websocket.WebSocketConnectionClosedException):
+            while True:  # whatever was in flight, then the close
+                raw.socket.recv()
     finally:
         raw.close()
