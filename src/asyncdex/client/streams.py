@@ -208,9 +208,15 @@ class Stream:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout)
             )
-        self._ws = await self._session.ws_connect(
-            self.url, timeout=aiohttp.ClientWSTimeout(ws_close=self.timeout)
-        )
+        try:
+            self._ws = await self._session.ws_connect(
+                self.url, timeout=aiohttp.ClientWSTimeout(ws_close=self.timeout)
+            )
+        except BaseException:
+            if self._owns_session:
+                await self._session.close()
+                self._session = None
+            raise
         self._reader = asyncio.get_running_loop().create_task(self._read())
         return self
 
@@ -351,6 +357,17 @@ class Stream:
             raise StreamClosed("the stream closed", close_code=self.close_code)
         result: dict[str, Any] = message
         return result
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Every channel message queued now, without waiting."""
+        out: list[dict[str, Any]] = []
+        while not self._messages.empty():
+            message = self._messages.get_nowait()
+            if message is _CLOSED:
+                self._messages.put_nowait(_CLOSED)
+                break
+            out.append(message)
+        return out
 
     async def _read(self) -> None:
         ws = self._ws

@@ -809,6 +809,8 @@ class NativeStreams:
         if seq is None:
             return  # not executed yet: the listener reports it
         status = self.node.record_status(seq)
+        # a late follower hears the status now, not the ones the intent went through before
+        conn.followed[intent_id] = STATUS_RANK[status["status"]] - 1
         self._report(conn, intent_id, seq, None, status)
 
     def _unfollow(self, conn: _Connection, intent_id: bytes) -> None:
