@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from asyncdex.gateway.eip712 import LocalSigner, recover_address
+from asyncdex.gateway.eip712 import LocalSigner, checksum_address, recover_address
 from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.oracle import OraclePrice, oracle_price_digest
 from asyncdex.oracle.publisher import OraclePublisher
@@ -154,6 +154,15 @@ def test_a_key_the_node_does_not_list_is_refused(
         )  # fmt: skip
         assert refused.returncode == 2 and message in refused.stderr, refused.stderr
     assert node.status()["lastSeq"] == 0
+
+    # what goes in the config's oracle_publishers: the keys' addresses, no node needed
+    paths = key_files(tmp_path, KEYS)
+    printed = subprocess.run(
+        [sys.executable, "-m", "asyncdex.cli.main", "oracle", "--print-addresses",
+         *(arg for path in paths for arg in ("--key-file", str(path)))],
+        capture_output=True, text=True, timeout=DEADLINE_S, check=True,
+    )  # fmt: skip
+    assert printed.stdout.split() == [checksum_address(p) for p in publishers]
     assert launcher.terminate() == 0
 
 

@@ -9,7 +9,9 @@ Invariants:
   the node's current index price; a market with neither is an error before anything is
   signed. Exit codes: 0 after SIGINT/SIGTERM (or ``--ticks``), 2 for bad arguments or an
   unusable node.
-- Logs go to stderr; one JSON line per ``--report-every`` ticks goes to stdout.
+- Logs go to stderr; one JSON line per ``--report-every`` ticks goes to stdout, and a last
+  one when it stops. ``--print-addresses`` prints the keys' addresses (what the venue
+  config lists in ``oracle_publishers``) and exits without a node.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import aiohttp
 
 from asyncdex.client.keys import InvalidKey, read_private_key
+from asyncdex.gateway.eip712 import address_of_private_key, checksum_address
 from asyncdex.oracle.publisher import (
     DEFAULT_INTERVAL_MS,
     FeedMarket,
@@ -128,6 +131,12 @@ def cmd_oracle(args: argparse.Namespace) -> int:
         if args.interval_ms < 1:
             raise OracleArgsError("--interval-ms must be positive")
         keys = [read_private_key(path) for path in args.key_file]
+        if args.print_addresses:
+            for key in keys:
+                print(checksum_address(address_of_private_key(key)))
+            return 0
+        if args.node is None:
+            raise OracleArgsError("--node is required (unless --print-addresses)")
         return asyncio.run(run_publisher(args, keys))
     except (OracleArgsError, InvalidKey, PublisherError) as exc:
         print(f"asyncdex oracle: {exc}", file=sys.stderr)
@@ -139,7 +148,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "oracle", help="publish simulated, signed oracle prices to a node"
     )
-    parser.add_argument("--node", required=True, help="the node's URL, e.g. http://127.0.0.1:8080")
+    parser.add_argument("--node", help="the node's URL, e.g. http://127.0.0.1:8080")
     parser.add_argument(
         "--key-file",
         action="append",
@@ -162,6 +171,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--ticks", type=int, default=None, help="stop after this many ticks")
     parser.add_argument(
         "--report-every", type=int, default=10, help="a JSON stats line every N ticks (0: none)"
+    )
+    parser.add_argument(
+        "--print-addresses",
+        action="store_true",
+        help="print each key's publisher address (for the config's oracle_publishers) and exit",
     )
     parser.set_defaults(func=cmd_oracle)
     return parser
