@@ -686,8 +686,9 @@ def print_venue_summary(summary: VenueSummary, out: TextIO) -> None:
     out.flush()
 
 
-def cmd_demo(args: Any) -> int:
-    """``asyncdex demo``: the venue demo, or with ``--engine-only`` the engine simulation."""
+def cmd_demo(args: Any, bots: BotFactory = default_bots) -> int:
+    """``asyncdex demo``: the venue demo traded by ``bots``, or with ``--engine-only`` the
+    engine simulation."""
     if args.engine_only:
         return 0 if run_demo(hours=args.hours, seed=args.seed).conserved else 1
     if args.duration <= 0:
@@ -698,7 +699,7 @@ def cmd_demo(args: Any) -> int:
                         format="%(asctime)s %(name)s %(message)s")  # fmt: skip
     options = DemoOptions(duration=args.duration, seed=args.seed)
     out = sys.stdout
-    summary = asyncio.run(run_venue_demo(options, out))
+    summary = asyncio.run(run_venue_demo(options, out, bots))
     print_venue_summary(summary, out)
     if args.json:
         print(json.dumps(dataclasses.asdict(summary) | {"ok": summary.ok}), file=out, flush=True)
