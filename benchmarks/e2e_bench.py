@@ -6,7 +6,7 @@ nothing on an intent's path to its receipt), ``--snapshot-every 0``, one BTC mar
 load comes from ``GENERATORS`` separate generator processes (:mod:`benchmarks.e2e_load`):
 ``ACCOUNTS`` traders, each intent signed by its own account key before the timed phases,
 sent as msgpack bodies of several intents (``{"intents": [...]}``'s binary form) on
-keep-alive connections.
+keep-alive HTTP/1.1 connections (a minimal asyncio client: request bytes are built in advance).
 
 Setup (untimed): every trader and two makers get collateral through ``POST /v1/system``
 deposits, an oracle price sets the mid at $60,000, and the makers rest 200 BTC of depth a
@@ -359,7 +359,7 @@ def drive(node: NodeProcess, plan: list[Phase], spy: Path | None = None) -> dict
     processes = []
     for index in range(GENERATORS):
         spec = GeneratorSpec(
-            node.url, CHAIN_ID, CONTRACT, tuple(range(index, ACCOUNTS, GENERATORS)),
+            "127.0.0.1", node.port, CHAIN_ID, CONTRACT, tuple(range(index, ACCOUNTS, GENERATORS)),
             nonce_base, MID, tuple(plan), POOL_RATE, seed=index * 1_000,
         )  # fmt: skip
         process = context.Process(
@@ -492,13 +492,15 @@ def _sample_group(frames: list[str]) -> str:
 
 
 def _sample_thread(frames: list[str]) -> str:
-    if "asyncdex.cli.node_cmd" not in frames[0]:
-        return "verify worker processes"
     stack = ";".join(frames)
+    if "spawn_main" in stack or "_process_worker" in stack:
+        return "verify worker processes"
     if "GroupCommitter" in stack:
         return "journal thread (mostly fsync: waiting on the disk)"
     if "run_forever" in stack:
         return "event loop thread"
+    if "multiprocessing" in stack or "concurrent/futures" in stack:
+        return "verify pool threads in the node (pickling, pipes)"
     return "other threads"
 
 
