@@ -9,11 +9,12 @@ Invariants:
   deposits made on the chain (``POST /v1/dev/deposit``) and sequenced by the L1 watcher; bots
   trading through the SDK (:class:`~asyncdex.client.AsyncClient`) over loopback HTTP. The
   view reads the public API; the summary's event counts come from a node listener (the
-  node's extension API), the rest from the API.
+  node's extension API) and the conservation check reads the engine state in process.
 - The exit code is 0 only if trades happened, at least one batch was finalized on the chain,
-  every record sequenced during trading ended in a finalized batch, money is conserved
-  (the engine holds exactly what was deposited, less what was withdrawn, and the deposits
-  it saw are the ones made on chain) and the node stopped cleanly.
+  every record sequenced during trading ended in a finalized batch, money is conserved (the
+  engine holds exactly what was deposited, less what was withdrawn, and the deposits it saw
+  are the ones made on chain) and the node stopped cleanly; 130 after SIGINT or SIGTERM
+  (the summary is still printed), 1 otherwise.
 - Prices and bot choices are seeded (``--seed``), but bots race each other on the wall clock,
   so two runs give different seqs and state roots; ``--engine-only`` runs the deterministic
   engine-only session of :mod:`asyncdex.cli.simulate` instead.
@@ -94,6 +95,7 @@ SELL: Literal["sell"] = "sell"
 START_PRICES = {BTC: 600_000, ETH: 300_000}  # $60,000 and $3,000 in each market's units
 SETUP_TIMEOUT_S = 60.0
 SETTLE_TIMEOUT_S = 60.0
+EXIT_INTERRUPTED = 130  # the shell's code for a SIGINT
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -479,6 +481,7 @@ class VenueSummary:
     deposited: str = "0"
     conserved: bool = False
     node_exit_code: int = -1
+    interrupted: bool = False  # SIGINT or SIGTERM cut the trading short
 
     @property
     def ok(self) -> bool:
@@ -575,12 +578,17 @@ async def _run(
             stop_trading.set()
             await asyncio.gather(*bot_tasks)
             metrics.stopped = time.perf_counter()
+            summary.interrupted = interrupted.is_set()
             summary.duration = metrics.elapsed()
             summary.last_trading_seq = node.last_seq
             # everything traded is settled before the summary: wait for its batch to be final
+            # (not after an interrupt: whoever pressed ^C wants the summary now)
             with contextlib.suppress(TimeoutError):
                 await _wait_for(
-                    lambda: node.record_status(summary.last_trading_seq)["status"] == "finalized",
+                    lambda: (
+                        interrupted.is_set()
+                        or node.record_status(summary.last_trading_seq)["status"] == "finalized"
+                    ),
                     "the last batch to be final",
                     SETTLE_TIMEOUT_S,
                 )
@@ -661,8 +669,9 @@ def print_venue_summary(summary: VenueSummary, out: TextIO) -> None:
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value:,.1f} ms"
 
+    cut_short = " (interrupted)" if summary.interrupted else ""
     rows = [
-        ("trading time", f"{summary.duration:.1f} s"),
+        ("trading time", f"{summary.duration:.1f} s{cut_short}"),
         ("intents applied", f"{summary.intents:,} ({summary.intents_per_second:,.0f}/s)"),
         ("fills", f"{summary.fills:,}"),
         ("volume", f"${float(summary.volume):,.2f}"),
@@ -703,4 +712,6 @@ def cmd_demo(args: Any, bots: BotFactory = default_bots) -> int:
     print_venue_summary(summary, out)
     if args.json:
         print(json.dumps(dataclasses.asdict(summary) | {"ok": summary.ok}), file=out, flush=True)
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
     return 0 if summary.ok else 1
