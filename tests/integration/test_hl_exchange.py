@@ -473,6 +473,12 @@ def test_misuse_is_refused_and_changes_nothing(venue: Venue) -> None:
         "POST", "/exchange", b"{not json", {"Content-Type": "application/json"}
     )
     assert bad_json.status == 422 and bad_json.body.startswith(b"Failed to deserialize")
+    not_an_object = venue.node.post_json("/exchange", [1, 2])
+    assert not_an_object.status == 200
+    assert refused(not_an_object.json()).startswith("the request must be an object")
+    assert refused(alice.post("/exchange", {"action": {"type": "order"}, "nonce": -1})) == (
+        "nonce must be an unsigned 64-bit integer (ms timestamp)"
+    )
     unknown_asset = order_action("59000")
     unknown_asset["orders"][0]["a"] = 7
     assert refused(post_signed(alice, unknown_asset, get_timestamp_ms())) == "Invalid asset: 7"
@@ -605,3 +611,18 @@ def test_withdraw_from_bridge_becomes_claimable_on_a_settling_node(
         time.sleep(0.1)
     proof = result.json()
     assert (proof["account"], proof["amount"]) == (ALICE.address.lower(), 250 * 10**6)
+
+
+def test_partial_fills(venue: Venue) -> None:
+    alice, bob = venue.exchange(ALICE), venue.exchange(BOB)
+    resting(bob.order("BTC", False, 0.01, 60000, GTC))
+    resting(bob.order("BTC", False, 0.01, 60010, GTC))
+    # Ioc: what matched is filled, the rest cancelled
+    partly = one(alice.order("BTC", True, 0.05, 60010, IOC))
+    assert partly["filled"]["totalSz"] == "0.02" and partly["filled"]["avgPx"] == "60005"
+    assert partly["filled"]["oid"] not in venue.orders(ALICE)
+    # Gtc: what did not match rests, and the answer says it rests
+    resting(bob.order("BTC", False, 0.01, 60020, GTC))
+    rest = resting(alice.order("BTC", True, 0.03, 60020, GTC))
+    assert venue.orders(ALICE)[rest]["size"] == "0.02"
+    assert venue.position(ALICE, "BTC")["size"] == "0.03"  # type: ignore[index]
