@@ -28,8 +28,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from aiohttp import web
 
@@ -239,23 +238,43 @@ class OrderRecord:
         "trigger_price",
     )
 
-    def __init__(self, order: OrderLike, status: str, status_time: int) -> None:
-        self.order_id = order.order_id
-        self.account = order.account
-        self.market = order.market
-        self.is_buy = order.is_buy
-        self.price = order.price
-        self.size = order.size
-        self.orig_size = order.orig_size
-        self.tif = order.tif
-        self.reduce_only = order.reduce_only
-        self.client_id = order.client_id
-        self.timestamp = order.timestamp
-        self.trigger_kind = order.trigger_kind
-        self.trigger_price = order.trigger_price
-        self.order_type = order.order_type
-        self.status = status
-        self.status_time = status_time
+    def __init__(
+        self,
+        order_id: int,
+        account: bytes,
+        market: int,
+        is_buy: bool,
+        price: int,
+        size: int,
+        client_id: int,
+        timestamp: int,
+    ) -> None:
+        # what ``OrderAccepted`` tells; ``refresh`` takes the rest from the live order
+        self.order_id = order_id
+        self.account = account
+        self.market = market
+        self.is_buy = is_buy
+        self.price = price
+        self.size = size
+        self.orig_size = size
+        self.tif = int(TimeInForce.GTC)
+        self.reduce_only = False
+        self.client_id = client_id
+        self.timestamp = timestamp
+        self.trigger_kind = int(TriggerKind.NONE)
+        self.trigger_price = 0
+        self.order_type = int(OrderType.LIMIT)
+        self.status = "open"
+        self.status_time = timestamp
+
+    @classmethod
+    def of_live(cls, order: OrderLike) -> OrderRecord:
+        record = cls(
+            order.order_id, order.account, order.market, order.is_buy, order.price, order.size,
+            order.client_id, order.timestamp,
+        )  # fmt: skip
+        record.refresh(order)
+        return record
 
     def refresh(self, order: OrderLike) -> None:
         """Take the live order's current values (after a fill, modify or trigger)."""
@@ -267,26 +286,6 @@ class OrderRecord:
         self.trigger_kind = order.trigger_kind
         self.trigger_price = order.trigger_price
         self.order_type = order.order_type
-
-
-class _AcceptedOrder:
-    """An order known only from its ``OrderAccepted`` event (it left the book at once)."""
-
-    def __init__(self, event: OrderAccepted, timestamp: int) -> None:
-        self.order_id = event.order_id
-        self.account = event.account
-        self.market = event.market
-        self.is_buy = event.is_buy
-        self.price = event.price
-        self.size = event.size
-        self.orig_size = event.size
-        self.tif = int(TimeInForce.GTC)
-        self.reduce_only = False
-        self.client_id = event.client_id
-        self.timestamp = timestamp
-        self.trigger_kind = int(TriggerKind.NONE)
-        self.trigger_price = 0
-        self.order_type = int(OrderType.LIMIT)
 
 
 def basic_order_json(spec: MarketSpec, order: OrderLike) -> dict[str, Any]:
@@ -346,8 +345,7 @@ def frontend_order_json(spec: MarketSpec, order: OrderLike, armed: bool) -> dict
 # Activity: what Hyperliquid reports that the engine does not keep
 
 
-@dataclass(frozen=True, slots=True)
-class HlFill:
+class HlFill(NamedTuple):
     """One side of one trade, with what Hyperliquid reports of it."""
 
     seq: int
@@ -368,8 +366,7 @@ class HlFill:
     client_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class HlFunding:
+class HlFunding(NamedTuple):
     """One account's funding payment in one market (``usdc`` < 0: the account paid)."""
 
     seq: int
@@ -381,16 +378,14 @@ class HlFunding:
     rate_ppb: int
 
 
-@dataclass(frozen=True, slots=True)
-class OrderUpdate:
+class OrderUpdate(NamedTuple):
     account: bytes
     order: OrderRecord
     status: str
     status_time: int
 
 
-@dataclass(frozen=True, slots=True)
-class RecordActivity:
+class RecordActivity(NamedTuple):
     """What one applied record did, in Hyperliquid's terms (for the WebSocket)."""
 
     record: Sequenced
@@ -439,7 +434,7 @@ class Activity:
                     key = (account.address, market_id)
                     self._positions[key] = (position.size, position.entry_notional)
         for order in state.orders.values():
-            self._track(OrderRecord(order, "open", order.timestamp))
+            self._track(OrderRecord.of_live(order))
 
     # -- queries
 
@@ -470,23 +465,23 @@ class Activity:
     # -- feeding
 
     def add(self, record: Sequenced, events: list[Event], state: State) -> RecordActivity:
-        """Fold one applied record in (``state`` is the state after it)."""
+        """Fold one applied record in (``state`` is the state after it). On the node's
+        listener path: one pass over the events, no work for events it does not use."""
         now = record.timestamp
         fills: list[HlFill] = []
         fundings: list[HlFunding] = []
         updates: list[OrderUpdate] = []
-        touched: dict[tuple[bytes, int], None] = {}
-        for event in events:
-            if type(event) is TradeExecuted:
-                touched[(event.maker, event.market)] = None
-                touched[(event.taker, event.market)] = None
+        # (account, market) -> (size, entry notional) as of the event being folded, for the
+        # positions this record trades; ``self._positions`` holds them as before the record
         running: dict[tuple[bytes, int], tuple[int, int]] = {}
-        record_hash = "0x" + record.intent_id.hex() if record.intent_id else ZERO_HASH
+        record_hash = ""
         trades = 0
-        for event in events:
+        for index, event in enumerate(events):
             kind = type(event)
             if kind is TradeExecuted:
                 assert isinstance(event, TradeExecuted)
+                if not record_hash:
+                    record_hash = "0x" + record.intent_id.hex() if record.intent_id else ZERO_HASH
                 tid = trade_id(record.seq, trades)
                 trades += 1
                 self._add_volume(event.market, now, event.price, event.size)
@@ -510,37 +505,41 @@ class Activity:
                     self._keep(self._fills, account, fill, FILL_CAPACITY)
                     if tracked is not None:
                         tracked.size -= event.size
-            elif kind is FundingPaid:
-                assert isinstance(event, FundingPaid)
-                fundings.extend(self._fund(event, record, state, touched, running))
             elif kind is OrderAccepted:
                 assert isinstance(event, OrderAccepted)
-                self._track(OrderRecord(_AcceptedOrder(event, now), "open", now))
-            elif kind is OrderRested or kind is TriggerArmed:
-                assert isinstance(event, OrderRested | TriggerArmed)
+                self._track(
+                    OrderRecord(
+                        event.order_id, event.account, event.market, event.is_buy, event.price,
+                        event.size, event.client_id, now,
+                    )
+                )  # fmt: skip
+            elif kind is OrderRested or kind is TriggerArmed or kind is OrderModified:
+                assert isinstance(event, OrderRested | TriggerArmed | OrderModified)
                 self._set_status(event.order_id, "open", now, state, updates)
-            elif kind is OrderModified:
-                assert isinstance(event, OrderModified)
-                self._set_status(event.order_id, "open", now, state, updates)
-            elif kind is OrderTriggered:
-                assert isinstance(event, OrderTriggered)
-                self._set_status(event.order_id, "triggered", now, state, updates)
             elif kind is OrderCancelled:
                 assert isinstance(event, OrderCancelled)
                 status = CANCEL_STATUS.get(event.reason, "canceled")
                 self._set_status(event.order_id, status, now, state, updates)
-        for fill in fills:
-            tracked = self._orders.get(fill.order_id)
-            if tracked is not None and tracked.size <= 0 and fill.order_id not in state.orders:
-                self._set_status(fill.order_id, "filled", now, state, updates)
-        for key in touched:
-            account, market_id = key
-            holder = state.accounts.get(account)
-            position = holder.positions.get(market_id) if holder else None
-            if position is not None and position.size:
-                self._positions[key] = (position.size, position.entry_notional)
-            else:
-                self._positions.pop(key, None)
+            elif kind is OrderTriggered:
+                assert isinstance(event, OrderTriggered)
+                self._set_status(event.order_id, "triggered", now, state, updates)
+            elif kind is FundingPaid:
+                assert isinstance(event, FundingPaid)
+                later = events[index + 1 :]
+                fundings.extend(self._fund(event, record, state, running, later))
+        if fills:
+            for fill in fills:
+                tracked = self._orders.get(fill.order_id)
+                if tracked is not None and tracked.size <= 0 and fill.order_id not in state.orders:
+                    self._set_status(fill.order_id, "filled", now, state, updates)
+            for key in running:
+                account, market_id = key
+                holder = state.accounts.get(account)
+                position = holder.positions.get(market_id) if holder else None
+                if position is not None and position.size:
+                    self._positions[key] = (position.size, position.entry_notional)
+                else:
+                    self._positions.pop(key, None)
         return RecordActivity(record, events, fills, fundings, updates)
 
     def _fund(
@@ -548,32 +547,36 @@ class Activity:
         event: FundingPaid,
         record: Sequenced,
         state: State,
-        touched: dict[tuple[bytes, int], None],
         running: dict[tuple[bytes, int], tuple[int, int]],
+        later: list[Event],
     ) -> list[HlFunding]:
-        """Each holder's payment, as the engine computed it, at the sizes held when it paid:
-        the mirrored size for an account this record trades, else the current one."""
-        market = state.markets[event.market]
-        holders = dict.fromkeys(market.holders)
-        holders.update(
-            (account, None) for account, market_id in touched if market_id == event.market
-        )
+        """Each holder's payment, as the engine computed it, at the size held when it paid:
+        the running size for a position this record traded before, the size before the
+        record for one it trades after, else the current one."""
+        market_id = event.market
+        traded_later: dict[bytes, None] = {}
+        for other in later:
+            if isinstance(other, TradeExecuted) and other.market == market_id:
+                traded_later[other.maker] = None
+                traded_later[other.taker] = None
+        holders = dict.fromkeys(state.markets[market_id].holders)
+        holders.update(traded_later)
+        holders.update((account, None) for account, market in running if market == market_id)
         out = []
         for account in holders:
-            key = (account, event.market)
+            key = (account, market_id)
             if key in running:
                 size = running[key][0]
-            elif key in touched:
+            elif account in traded_later:
                 size = self._positions.get(key, (0, 0))[0]
             else:
-                size = state.accounts[account].positions[event.market].size
+                size = state.accounts[account].positions[market_id].size
             if size == 0:
                 continue
             payment = funding_payment(size, event.rate_ppb, event.index_price)
             funding = HlFunding(
-                record.seq, record.timestamp, account, event.market, -payment, size,
-                event.rate_ppb,
-            )  # fmt: skip
+                record.seq, record.timestamp, account, market_id, -payment, size, event.rate_ppb
+            )
             out.append(funding)
             self._keep(self._fundings, account, funding, FUNDING_CAPACITY)
         return out
