@@ -3,14 +3,20 @@ summary checked.
 
 The demo starts the whole venue in its own process (node, embedded chain with the contract,
 signed oracle, SDK bots); with ``--json`` its last line is the summary. Its output is not a
-terminal here, so the view writes one status line per second.
+terminal there, so the view writes one status line per second; under a pseudo-terminal it
+redraws in place.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 TIMEOUT_S = 300  # generous: the machine may be loaded; the test never asserts a duration
 
@@ -49,6 +55,41 @@ def test_the_venue_demo_trades_liquidates_and_finalizes() -> None:
     assert sum(line.startswith("t ") and "finalized" in line for line in lines) >= 3
     assert "asyncdex demo summary" in text
     assert "money conserved          yes" in text
+
+
+def test_on_a_terminal_the_view_redraws_the_books(tmp_path: Path) -> None:
+    """Under a pseudo-terminal the view clears and redraws in place, with both books."""
+    controller, terminal = pty.openpty()
+    stderr_path = tmp_path / "stderr.log"
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "asyncdex.cli.main", "demo", "--duration", "3"],
+            stdin=subprocess.DEVNULL, stdout=terminal, stderr=stderr,
+        )  # fmt: skip
+    os.close(terminal)
+    chunks = []
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 1.0)
+        if ready:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal closed: the demo exited
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        elif process.poll() is not None:
+            break
+    os.close(controller)
+    assert process.wait(timeout=TIMEOUT_S) == 0, stderr_path.read_text()[-3000:]
+    screen = b"".join(chunks).decode(errors="replace")
+    frames = screen.split("\x1b[H\x1b[2J")[1:]
+    assert len(frames) >= 3, screen[-2000:]
+    last = frames[-1]
+    for text in ("BTC", "ETH", " bid ", " ask ", "trade ", "receipt latency p50", "finalized"):
+        assert text in last, (text, last)
+    assert "asyncdex demo summary" in last
 
 
 def test_the_engine_only_session_still_runs() -> None:
