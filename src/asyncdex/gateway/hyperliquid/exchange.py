@@ -92,7 +92,7 @@ from asyncdex.messages.events import (
 )
 from asyncdex.messages.reasons import CancelReason, Reject
 from asyncdex.sequencer.records import encode_record
-from asyncdex.sequencer.sequencer import Submission
+from asyncdex.sequencer.sequencer import SequencerClosed, Submission
 from asyncdex.types.numeric import DecimalFormatError, format_scaled
 
 if TYPE_CHECKING:
@@ -754,7 +754,14 @@ class ExchangeApi:
             (receipt,) = await node.submit_intents([submission])
         except SubmitRefused as refusal:
             raise ActionRefused(self.submit_refusal_text(refusal, signer)) from None
-        events = await node.wait_applied(receipt.seq)
+        try:
+            events = await node.wait_applied(receipt.seq)
+        except SequencerClosed:
+            # durable, so it is not lost: say so rather than guess its outcome
+            raise ActionRefused(
+                f"the node stopped before the action's outcome was known (seq {receipt.seq}, "
+                "durable); read it from /info once the node is back"
+            ) from None
         if events is None:
             raise ActionRefused(
                 f"the action was sequenced (seq {receipt.seq}) but its outcome is no longer "
