@@ -626,3 +626,45 @@ def test_partial_fills(venue: Venue) -> None:
     rest = resting(alice.order("BTC", True, 0.03, 60020, GTC))
     assert venue.orders(ALICE)[rest]["size"] == "0.02"
     assert venue.position(ALICE, "BTC")["size"] == "0.03"  # type: ignore[index]
+
+
+def order_with(**changes: Any) -> dict[str, Any]:
+    action = order_action("59000")
+    action["orders"][0].update(changes)
+    return action
+
+
+MALFORMED: list[tuple[dict[str, Any], str]] = [
+    (order_with(a=True), "Invalid asset: True"),
+    (order_with(b="yes"), "order: b must be bool"),
+    (order_with(t={"limit": {"tif": "Fok"}}), "order: t.limit.tif must be Gtc, Ioc or Alo"),
+    (order_with(t={"limit": {"tif": ["Gtc"]}}), "order: t.limit.tif must be Gtc, Ioc or Alo"),
+    (order_with(t={"trigger": {"isMarket": True, "triggerPx": "1", "tpsl": "x"}}),
+     'order: t.trigger.tpsl must be "tp" or "sl"'),
+    (order_with(t={}), "order: t must be {limit: {tif}} or {trigger: {...}}"),
+    (order_with(c="0x1234"), "order: c: a cloid is 0x and 32 hex digits"),
+    (order_with(x=1), "order: each order is {a, b, p, s, r, t, c?}"),
+    ({"type": "order", "orders": [], "grouping": {"p": 1}}, "order: unsupported grouping {'p': 1}"),
+    ({"type": "order", "orders": "all"}, "order: orders must be a list"),
+    ({"type": "cancel", "cancels": [{"a": 0, "o": -1}]}, "cancel: o must be an order id"),
+    ({"type": "cancel", "cancels": [{"a": 0}]}, "cancel: each cancel is {a, o}"),
+    ({"type": "cancelByCloid", "cancels": [{"asset": 0, "cloid": "0x" + "00" * 16}]},
+     "cancelByCloid: cloid: the all-zero cloid means no cloid"),
+    ({"type": "batchModify", "modifies": [{"oid": 1.5, "order": order_action("1")["orders"][0]}]},
+     "batchModify: oid must be an order id or a cloid"),
+    ({"type": "updateLeverage", "asset": 0, "isCross": 1, "leverage": 5},
+     "updateLeverage: isCross must be bool"),
+    ({"type": "updateIsolatedMargin", "asset": 0, "isBuy": True, "ntli": "5"},
+     "updateIsolatedMargin: ntli must be int"),
+    ({"type": "scheduleCancel", "time": -5},
+     "scheduleCancel: time must be a ms timestamp or absent"),
+]  # fmt: skip
+
+
+def test_malformed_actions_are_refused_whole(venue: Venue) -> None:
+    alice = venue.exchange(ALICE)
+    resting(alice.order("BTC", True, 0.01, 59000, GTC))
+    seq, orders = venue.last_seq(), venue.orders(ALICE)
+    for action, text in MALFORMED:
+        assert refused(post_signed(alice, action, get_timestamp_ms())) == text, action
+    assert venue.last_seq() == seq and venue.orders(ALICE) == orders
