@@ -13,6 +13,7 @@ import queue
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -365,3 +366,69 @@ def test_shutdown_closes_open_sockets(launcher: NodeLauncher) -> None:
                 raw.socket.recv()
     finally:
         raw.close()
+
+
+def test_user_events_funding_and_non_user_cancel(
+    tmp_path: Path, node_launcher: Callable[..., NodeLauncher]
+) -> None:
+    """Funding every second: ``userEvents`` and ``userFundings`` receive alice's payments;
+    an order that expires is a cancel she did not ask for (``nonUserCancel``)."""
+    markets = ""
+    for symbol, sz_decimals in (("BTC", 5), ("ETH", 4)):
+        markets += (
+            f'\n[[markets]]\nsymbol = "{symbol}"\nsz_decimals = {sz_decimals}\ntick = 1\n'
+            "lot = 1\noracle_staleness_ms = 3600000\nfunding_interval_ms = 1000\n"
+            "premium_sample_ms = 200\n"
+        )
+    config = tmp_path / "venue.toml"
+    config.write_text(
+        f'oracle_publishers = ["{hex_of(PUBLISHER)}"]\n\n[venue]\nchain_id = {CHAIN_ID}\n'
+        f'settlement_contract = "{hex_of(CONTRACT)}"\n{markets}'
+    )
+    launcher = node_launcher(tmp_path / "data", config, operator_token=OPERATOR_TOKEN)
+    venue = Venue(launcher.start(), config, itertools.count())
+    publisher = hex_of(PUBLISHER)
+    venue.system(
+        {"type": "oraclePrice", "publisher": publisher, "market": 0, "price": BTC_PRICE},
+        {"type": "oraclePrice", "publisher": publisher, "market": 1, "price": ETH_PRICE},
+    )
+    venue.deposit(ALICE.account)
+    venue.deposit(BOB.account)
+    alice_hex = hex_of(ALICE.account)
+    info = Info(venue.node.url, skip_ws=False)
+    try:
+        events, fundings = Inbox(), Inbox()
+        info.subscribe({"type": "userEvents", "user": alice_hex}, events)
+        info.subscribe({"type": "userFundings", "user": alice_hex}, fundings)
+        with venue.client(ALICE) as alice, venue.client(BOB) as bob:
+            executed(bob, bob.place_order("BTC", "sell", "0.002", "60000"))
+            executed(alice, alice.place_order("BTC", "buy", "0.002", "60000", tif="IOC"))
+            soon = int(time.time() * 1000) + 1_500
+            expiring = placed(alice, alice.place_order("ETH", "buy", "0.01", "2900", expiry=soon))
+
+        def advance() -> None:
+            venue.system({"type": "advanceTime"})
+
+        deadline = time.monotonic() + DEADLINE
+        paid = cancelled = None
+        while (paid is None or cancelled is None) and time.monotonic() < deadline:
+            advance()
+            time.sleep(0.2)
+            while not events.messages.empty():
+                data = events.messages.get()["data"]
+                if "funding" in data and paid is None:
+                    paid = data["funding"]
+                if "nonUserCancel" in data:
+                    cancelled = data["nonUserCancel"]
+        assert paid is not None and cancelled is not None
+        assert cancelled == [{"coin": "ETH", "oid": expiring}]
+        assert (paid["coin"], paid["szi"]) == ("BTC", "0.002")
+        # a long pays when the rate is positive: 0.002 BTC x $60,000 x the rate, rounded up
+        rate = Decimal(paid["fundingRate"])
+        owed = (Decimal("0.002") * 60_000 * rate).quantize(Decimal("1e-6"), rounding=ROUND_CEILING)
+        assert rate > 0 and Decimal(paid["usdc"]) == -owed
+        batch = fundings.next(lambda m: True, "userFundings")
+        assert batch["data"]["user"] == alice_hex
+        assert all(f["coin"] == "BTC" and f["szi"] == "0.002" for f in batch["data"]["fundings"])
+    finally:
+        info.disconnect_websocket()
