@@ -4,8 +4,9 @@ written only with the published ``hyperliquid-python-sdk`` (and ``eth-account`` 
 Nothing here knows it talks to asyncdex: the same code runs against Hyperliquid's testnet
 by changing the URL. Point it at a node, for example::
 
-    asyncdex node --data /tmp/venue --config examples/venue.toml --operator-token secret
-    python examples/hyperliquid_bots.py --url http://127.0.0.1:PORT \
+    ASYNCDEX_OPERATOR_TOKEN=secret asyncdex node --data /tmp/venue \
+        --config examples/venue.toml --chain-id 31337 --contract 0x<settlement contract>
+    python examples/hyperliquid_bots.py --url http://127.0.0.1:8080 \
         --maker-key 0x<64 hex> --taker-key 0x<64 hex> --rounds 5
 
 Both accounts need collateral and the market an oracle price first (on a local node,
