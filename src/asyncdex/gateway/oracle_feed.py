@@ -247,12 +247,20 @@ class OracleFeed:
         length = request.content_length
         if length is not None and length > MAX_BODY_BYTES:
             raise OracleRefused(413, "body_too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
-        # at most one byte past the limit, also for a chunked body
-        body = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(body) > MAX_BODY_BYTES:
+        # at most one byte past the limit, also for a chunked body (no Content-Length);
+        # ``read(n)`` returns what has arrived, so read until the end
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_BODY_BYTES:
+            chunk = await request.content.read(MAX_BODY_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_BODY_BYTES:
             raise OracleRefused(413, "body_too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
         try:
-            return json.loads(body)
+            return json.loads(b"".join(chunks))
         except (ValueError, RecursionError) as exc:
             raise _malformed(f"invalid JSON: {exc}") from None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +49,17 @@ class Venue:
     async def post(self, document: Any) -> tuple[int, dict[str, Any]]:
         return await self.post_raw(json.dumps(document).encode())
 
-    async def post_raw(self, body: bytes) -> tuple[int, dict[str, Any]]:
-        async with self.http.post(self.node.url + "/v1/oracle", data=body) as response:
+    async def post_raw(self, body: bytes, chunked: bool = False) -> tuple[int, dict[str, Any]]:
+        data: Any = body
+        if chunked:  # no Content-Length: the body arrives in pieces
+
+            async def pieces() -> AsyncIterator[bytes]:
+                for start in range(0, len(body), 1000):
+                    yield body[start : start + 1000]
+                    await asyncio.sleep(0)
+
+            data = pieces()
+        async with self.http.post(self.node.url + "/v1/oracle", data=data) as response:
             return response.status, await response.json()
 
     async def publish(self, *updates: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -256,6 +265,25 @@ def test_unknown_markets_and_malformed_bodies_are_refused(tmp_path: Path) -> Non
             assert (got, body["code"]) == (status, code)
         assert venue.node.last_seq == before
         assert (await venue.publish(good))[0] == 200
+
+    run(tmp_path, scenario)
+
+
+def test_bodies_arriving_in_pieces_are_read_whole_and_bounded(tmp_path: Path) -> None:
+    async def scenario(venue: Venue) -> None:
+        updates = [
+            update(PUBLISHERS[i % 3], i // 3 % 2, 600_000, START_MS - 6 * 100 + i)
+            for i in range(6 * 20)
+        ]
+        body = json.dumps({"updates": updates}).encode()
+        assert len(body) > 10_000  # many pieces
+        status, answer = await venue.post_raw(body, chunked=True)
+        assert status == 200, answer
+        assert len(answer["receipts"]) == len(updates)
+        before = venue.node.last_seq
+        status, answer = await venue.post_raw(b" " * (MAX_BODY_BYTES + 1), chunked=True)
+        assert (status, answer["code"]) == (413, "body_too_large")
+        assert venue.node.last_seq == before
 
     run(tmp_path, scenario)
 
