@@ -372,15 +372,21 @@ class Stream:
     async def _read(self) -> None:
         ws = self._ws
         assert ws is not None
+        close_code = None
         try:
-            async for frame in ws:
-                if frame.type != aiohttp.WSMsgType.TEXT:
-                    continue
-                message = json.loads(frame.data)
-                self._dispatch(message)
+            while True:
+                frame = await ws.receive()
+                if frame.type == aiohttp.WSMsgType.TEXT:
+                    self._dispatch(json.loads(frame.data))
+                elif frame.type == aiohttp.WSMsgType.CLOSE:
+                    # the node's code, as it sent it: the socket's own may say 1006 when the
+                    # node drops the connection before this side's close reply
+                    close_code = int(frame.data)
+                elif frame.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                    break
         finally:
-            self.close_code = ws.close_code
-            closed = StreamClosed("the stream closed", close_code=ws.close_code)
+            self.close_code = close_code if close_code is not None else ws.close_code
+            closed = StreamClosed("the stream closed", close_code=self.close_code)
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(closed)

@@ -347,6 +347,7 @@ class _Connection:
         self.pending: OrderedDict[bytes, list[int]] = OrderedDict()
         self.submits: set[asyncio.Task[None]] = set()
         self.writer: asyncio.Task[None] | None = None
+        self.closing: asyncio.Task[bool] | None = None  # the close an overflow started
         self.on_drop_books: Any = None  # set by NativeStreams: unsubscribes the books
 
     @property
@@ -409,13 +410,16 @@ class _Connection:
         self.queue.clear()
         self.queued_bytes = 0
         self.wakeup.set()
-        if self.writer is not None:
-            self.writer.cancel()  # it may be stuck writing to a peer that does not read
-        task = asyncio.get_running_loop().create_task(
-            self.ws.close(code=code, message=reason.encode())
+        # The writer is left alone: it may be waiting for the peer to read, and aiohttp's
+        # writers of one socket share that wait, so cancelling it would cancel the close too.
+        # The socket's handler awaits this before it returns (returning first would drop the
+        # connection without its close frame); a peer that never reads is cut at the timeout.
+        self.closing = asyncio.get_running_loop().create_task(
+            asyncio.wait_for(
+                self.ws.close(code=code, message=reason.encode()),
+                self.limits.close_grace_seconds,
+            )
         )
-        _background.add(task)
-        task.add_done_callback(_background.discard)
 
     async def write(self) -> None:
         ws = self.ws
@@ -441,9 +445,6 @@ class _Connection:
         while self.queue and not self.closed and loop.time() < deadline:
             self.wakeup.set()
             await asyncio.sleep(0.01)
-
-
-_background: set[asyncio.Task[Any]] = set()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -557,9 +558,12 @@ class NativeStreams:
             await asyncio.wait(submits, timeout=grace)
         connections = list(self._connections)
         await asyncio.gather(*(conn.drain(grace) for conn in connections))
+        # a peer that does not read cannot hold the shutdown: its socket is cut at the timeout
         await asyncio.gather(
             *(
-                conn.ws.close(code=CLOSE_GOING_AWAY, message=b"node shutting down")
+                asyncio.wait_for(
+                    conn.ws.close(code=CLOSE_GOING_AWAY, message=b"node shutting down"), grace
+                )
                 for conn in connections
             ),
             return_exceptions=True,
@@ -598,6 +602,9 @@ class NativeStreams:
             self._forget(conn)
             conn.closed = True
             conn.wakeup.set()
+            if conn.closing is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await conn.closing
             conn.writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await conn.writer
@@ -829,11 +836,19 @@ class NativeStreams:
         reached = STATUS_RANK[status["status"]]
         pending = conn.pending.get(intent_id)
         sent = conn.followed.get(intent_id, -1) if pending is None else pending[1]
-        if sent < 0 and reached > 0:
-            # durable before it was applied: sequenced is a status the intent went through
-            conn.send(_intent_message(intent_id, seq, timestamp, {"status": "sequenced"}))
-        if reached > sent:
-            conn.send(_intent_message(intent_id, seq, timestamp, status))
+        for rank in range(sent + 1, reached + 1):
+            # A status passed between two looks is still one the intent went through: a
+            # record is durable (sequenced) before it is applied, and a batch is committed
+            # before it is final.
+            if rank == reached:
+                passed = status
+            elif rank == 0:
+                passed = {"status": "sequenced"}
+            elif rank == 1:
+                passed = {**status, "status": "executed", "batch": None, "txHash": None}
+            else:
+                passed = {**status, "status": "committed"}
+            conn.send(_intent_message(intent_id, seq, timestamp, passed))
         final = reached == 3 or (reached == 1 and self.node.settlement is None)
         if final:
             self._unfollow(conn, intent_id)

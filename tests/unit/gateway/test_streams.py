@@ -1,0 +1,296 @@
+"""Streams: delta computation and attribution over a real engine, the client's book mirror,
+and the per-connection bounds against an in-process node on a free loopback port.
+
+The slow-consumer tests use a real socket whose client stops reading: once the kernel's
+buffers are full the node's writer blocks, its bounded queue fills, and the node must drop
+the book subscription (telling the client to resync) or, when that frees nothing, close the
+socket with 1008 — while the node keeps serving everyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from asyncdex.client import BookMirror, StaleBook
+from asyncdex.engine.transition import Engine
+from asyncdex.gateway.intents import asyncdex_domain
+from asyncdex.gateway.node import Node, NodeSettings
+from asyncdex.gateway.streams import (
+    BookLevels,
+    NativeStreams,
+    StreamLimits,
+    account_events,
+    book_changes,
+)
+from asyncdex.messages.commands import (
+    CancelOrder,
+    Command,
+    Deposit,
+    ModifyOrder,
+    PlaceOrder,
+    PublishOraclePrice,
+    Signed,
+    TimeInForce,
+)
+from asyncdex.messages.events import (
+    Event,
+    OrderAccepted,
+    OrderModified,
+    OrderRested,
+    TradeExecuted,
+)
+from asyncdex.types.hashing import keccak256
+from asyncdex.types.market import EngineConfig, MarketSpec
+
+ALICE = b"\xaa" * 20
+BOB = b"\xbb" * 20
+CAROL = b"\xcc" * 20
+PUBLISHER = b"\x01" * 20
+SPEC = MarketSpec(0, "BTC", sz_decimals=5, tick=10, lot=10)
+CONFIG = EngineConfig(markets=(SPEC,), oracle_publishers=(PUBLISHER,))
+T0 = 1_767_225_600_000
+MARK = 600_000
+DOMAIN = asyncdex_domain(31337, keccak256(b"streams unit contract")[-20:])
+WAIT = 30.0  # seconds: a deadline, never an expected duration
+
+
+class Venue:
+    """A real engine and the node's tracked levels of its one market."""
+
+    def __init__(self) -> None:
+        self.engine = Engine(CONFIG)
+        self.now = T0
+        for index, account in enumerate((ALICE, BOB, CAROL)):
+            self.run(Deposit(account, 10**12, index))
+        self.run(PublishOraclePrice(PUBLISHER, 0, MARK))
+        self.tracked = {0: BookLevels(self.engine.state.markets[0].book)}
+
+    def run(self, command: Command) -> list[Event]:
+        self.now += 1
+        if isinstance(command, PlaceOrder | CancelOrder | ModifyOrder):
+            command = Signed(command.account, self.now, 0, command)  # a trader's intent
+        return self.engine.apply(command, self.now)
+
+    def changes(self, command: Command) -> list[tuple[bool, int, int]]:
+        events = self.run(command)
+        return book_changes(self.engine.state, events, self.tracked).get(0, [])
+
+
+def test_deltas_name_each_changed_level_with_its_new_total() -> None:
+    venue = Venue()
+    assert venue.changes(PlaceOrder(ALICE, 0, True, 599_990, 30)) == [(True, 599_990, 30)]
+    assert venue.changes(PlaceOrder(BOB, 0, True, 599_990, 20)) == [(True, 599_990, 50)]
+    assert venue.changes(PlaceOrder(BOB, 0, False, 600_100, 40)) == [(False, 600_100, 40)]
+    # a sell sweeping the bid level: both makers filled, the taker's rest on its own level
+    sweep = venue.changes(PlaceOrder(CAROL, 0, False, 599_990, 70))
+    assert sweep == [(True, 599_990, 0), (False, 599_990, 20)]
+    # a modify moving an order: the old level shrinks, the new one grows, in one delta
+    order_id = next(iter(venue.engine.state.markets[0].book.asks[600_100]))
+    moved = venue.changes(ModifyOrder(BOB, 0, order_id, 600_200, 40))
+    assert moved == [(False, 600_100, 0), (False, 600_200, 40)]
+    # shrinking in place keeps the level, with its new total
+    assert venue.changes(ModifyOrder(BOB, 0, order_id, 600_200, 30)) == [(False, 600_200, 30)]
+    assert venue.changes(CancelOrder(BOB, 0, order_id)) == [(False, 600_200, 0)]
+    # a rejected command touches nothing
+    assert venue.changes(CancelOrder(BOB, 0, order_id)) == []
+    # what the node tracks is the engine's book
+    book = venue.engine.state.markets[0].book
+    levels = venue.tracked[0]
+    assert levels.bids == {p: sum(o.size for o in lv.values()) for p, lv in book.bids.items()}
+    assert levels.asks == {p: sum(o.size for o in lv.values()) for p, lv in book.asks.items()}
+    assert levels.sides() == ([], [(599_990, 20)])
+
+
+def test_account_events_reach_the_owner_of_each_order() -> None:
+    venue = Venue()
+    rest = venue.run(PlaceOrder(ALICE, 0, False, 600_100, 30))
+    by_account = account_events(venue.engine.state, rest, [ALICE, BOB])
+    assert [type(e) for e in by_account[ALICE]] == [OrderAccepted, OrderRested]
+    assert BOB not in by_account
+    order_id = rest[0].order_id  # type: ignore[union-attr]
+    moved = venue.run(ModifyOrder(ALICE, 0, order_id, 600_000, 30))  # OrderModified: no account
+    assert [type(e) for e in account_events(venue.engine.state, moved, [ALICE])[ALICE]] == [
+        OrderModified,
+        OrderRested,
+    ]
+    fill = venue.run(PlaceOrder(BOB, 0, True, 600_000, 30, TimeInForce.IOC))
+    by_account = account_events(venue.engine.state, fill, [ALICE, BOB, CAROL])
+    assert [type(e) for e in by_account[ALICE]] == [TradeExecuted]  # the maker
+    assert [type(e) for e in by_account[BOB]] == [OrderAccepted, TradeExecuted]
+    assert CAROL not in by_account
+
+
+def snapshot(seq: int, bids: list[list[str]], asks: list[list[str]]) -> dict[str, Any]:
+    return {"channel": "book", "type": "snapshot", "market": "BTC", "seq": seq, "bids": bids,
+            "asks": asks}  # fmt: skip
+
+
+def delta(seq: int, prev: int, *changes: list[str]) -> dict[str, Any]:
+    return {"channel": "book", "type": "delta", "market": "BTC", "seq": seq, "prevSeq": prev,
+            "changes": list(changes)}  # fmt: skip
+
+
+def test_book_mirror_applies_deltas_and_refuses_gaps_drops_and_crossings() -> None:
+    mirror = BookMirror("BTC")
+    with pytest.raises(StaleBook):
+        mirror.bids()
+    assert not mirror.apply(delta(4, 3, ["bid", "1", "1"]))  # before any snapshot: ignored
+    assert not mirror.apply(snapshot(5, [["100", "2"], ["99", "1"]], [["101", "3"]]))
+    assert not mirror.apply(delta(7, 5, ["bid", "100", "0"], ["ask", "102", "0.5"]))
+    assert [(str(p), str(s)) for p, s in mirror.bids()] == [("99", "1")]
+    assert [(str(p), str(s)) for p, s in mirror.asks()] == [("101", "3"), ("102", "0.5")]
+    assert [str(x) for x in mirror.best()] == ["99", "101"]
+    assert mirror.seq == 7
+
+    # a gap: the delta does not follow seq 7
+    assert mirror.apply(delta(9, 8, ["bid", "98", "1"]))
+    assert not mirror.synced and mirror.resyncs == 1
+    with pytest.raises(StaleBook):
+        mirror.best()
+    assert not mirror.apply(delta(10, 9, ["bid", "97", "1"]))  # still waiting: ignored
+    assert not mirror.apply(snapshot(10, [["99", "1"]], []))
+    assert mirror.synced and mirror.seq == 10
+
+    # a delta that would cross the book is never shown
+    assert mirror.apply(delta(11, 10, ["ask", "99", "1"]))
+    assert not mirror.synced and mirror.resyncs == 2
+    assert not mirror.apply(snapshot(11, [["99", "1"]], [["100", "1"]]))
+    # the node dropped the subscription (slow consumer): out of sync until a new snapshot
+    assert mirror.apply({"channel": "book", "type": "dropped", "market": "BTC"})
+    assert not mirror.synced
+
+
+# ---------------------------------------------------------------------------------------------
+# An in-process node
+
+
+def run_node(
+    tmp_path: Path,
+    limits: StreamLimits,
+    scenario: Callable[[Node, NativeStreams, aiohttp.ClientSession], Awaitable[None]],
+) -> None:
+    async def main() -> None:
+        made: list[NativeStreams] = []
+
+        def factory(node: Node) -> NativeStreams:
+            made.append(NativeStreams(node, limits))
+            return made[-1]
+
+        node = Node(NodeSettings(tmp_path / "data", CONFIG, DOMAIN, extensions=(factory,)))
+        await node.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                await scenario(node, made[0], http)
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+
+
+BIG_OP = json.dumps({"op": "subscribe", "channel": "book", "market": "X" * 100_000})
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while not condition():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.005)
+
+
+async def block_writer(ws: aiohttp.ClientWebSocketResponse, streams: NativeStreams) -> Any:
+    """Send ops with ~100 kB error replies, unread, until the node's writer for this socket
+    is stuck (its queue holds two of them); the node's connection."""
+    (conn,) = streams._connections
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while len(conn.queue) < 2:
+        assert loop.time() < deadline, "the writer never blocked"
+        await ws.send_str(BIG_OP)
+        await asyncio.sleep(0.005)  # let the node read it (a poll, bounded by the deadline)
+    return conn
+
+
+def test_a_slow_consumer_loses_its_book_subscription_and_is_told_to_resync(
+    tmp_path: Path,
+) -> None:
+    limits = StreamLimits(max_queue_messages=32, max_queue_bytes=1024 * 1024)
+
+    async def scenario(node: Node, streams: NativeStreams, http: aiohttp.ClientSession) -> None:
+        async with http.ws_connect(node.url + "/v1/ws") as ws:
+            await ws.send_str(json.dumps({"op": "subscribe", "channel": "book", "market": "BTC"}))
+            assert (await ws.receive_json())["op"] == "subscribed"
+            assert (await ws.receive_json())["type"] == "snapshot"
+            conn = await block_writer(ws, streams)
+            for index in range(20):  # each: an ack and a fresh snapshot, unread
+                op = {"op": "subscribe", "channel": "book", "market": "BTC", "id": index}
+                await ws.send_str(json.dumps(op))
+            await ws.send_str(json.dumps({"op": "ping", "id": "last"}))
+            await until(lambda: any('"last"' in text for _, text in conn.queue), "the ping")
+            assert len(conn.queue) <= limits.max_queue_messages + limits.max_subscriptions
+            # the client reads again: a dropped notice, and the socket still serves it
+            mirror = BookMirror("BTC")
+            dropped = resynced = 0
+            while True:
+                message = await asyncio.wait_for(ws.receive_json(), WAIT)
+                if message.get("id") == "last":
+                    break
+                if message.get("channel") == "book" and "op" not in message:
+                    if message["type"] == "dropped":
+                        assert message["code"] == "slow_consumer"
+                        dropped += 1
+                    elif message["type"] == "snapshot" and not mirror.synced and dropped:
+                        resynced += 1
+                    mirror.apply(message)
+            assert dropped >= 1
+            await ws.send_str(json.dumps({"op": "subscribe", "channel": "book", "market": "BTC"}))
+            assert (await ws.receive_json())["op"] == "subscribed"
+            assert mirror.apply(await ws.receive_json()) is False and mirror.synced
+            assert not ws.closed
+
+    run_node(tmp_path, limits, scenario)
+
+
+def test_a_slow_consumer_without_a_book_to_drop_is_closed_1008(tmp_path: Path) -> None:
+    limits = StreamLimits(max_queue_messages=8, max_queue_bytes=1024 * 1024)
+
+    async def scenario(node: Node, streams: NativeStreams, http: aiohttp.ClientSession) -> None:
+        async with http.ws_connect(node.url + "/v1/ws") as ws:
+            (conn,) = streams._connections
+            async with http.ws_connect(node.url + "/v1/ws") as other:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + WAIT
+                while not conn.closed:  # ~100 kB error replies, unread
+                    assert loop.time() < deadline, "the connection was never closed"
+                    await ws.send_str(BIG_OP)
+                    await asyncio.sleep(0.005)  # let the node read it
+                # a client that reads is not affected
+                await other.send_str(json.dumps({"op": "ping", "id": 1}))
+                assert (await other.receive_json())["op"] == "pong"
+                while True:
+                    message = await asyncio.wait_for(ws.receive(), WAIT)
+                    if message.type != aiohttp.WSMsgType.TEXT:
+                        break
+                assert (message.type, message.data) == (aiohttp.WSMsgType.CLOSE, 1008)
+                assert message.extra == "slow consumer: send queue overflow"
+                await until(lambda: conn not in streams._connections, "the socket forgotten")
+                assert len(streams._connections) == 1
+
+    run_node(tmp_path, limits, scenario)
+
+
+def test_connections_beyond_the_limit_are_refused(tmp_path: Path) -> None:
+    async def scenario(node: Node, streams: NativeStreams, http: aiohttp.ClientSession) -> None:
+        async with http.ws_connect(node.url + "/v1/ws"):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(node.url + "/v1/ws")
+            assert refused.value.status == 503
+
+    run_node(tmp_path, StreamLimits(max_connections=1), scenario)
