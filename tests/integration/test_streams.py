@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
+from asyncdex.cli.node_cmd import load_config
 from asyncdex.client import (
     AsyncClient,
     BookMirror,
@@ -42,6 +43,7 @@ from asyncdex.client import (
     StreamError,
     Wallet,
 )
+from asyncdex.client.markets import Markets
 from asyncdex.gateway.eip712 import SECP256K1_N, LocalSigner
 from asyncdex.gateway.intents import asyncdex_domain, signed_intent_to_json
 from asyncdex.types.hashing import keccak256
@@ -88,6 +90,10 @@ class Venue:
             }
         )
         return int(receipt["seq"])
+
+    @staticmethod
+    def markets_of(config: Path) -> Markets:
+        return Markets.from_config(load_config(config)[0])
 
     def client(self, who: Wallet) -> AsyncClient:
         return AsyncClient.from_venue_file(self.node.url, who, self.config)
@@ -511,5 +517,67 @@ def test_shutdown_closes_sockets_with_1001(venue: Venue) -> None:
         # and a stream that cannot connect says so
         with pytest.raises(aiohttp.ClientError):
             await Stream(venue.node.url).connect()
+
+    asyncio.run(scenario())
+
+
+def test_intent_status_reaches_committed_and_finalized_when_the_node_settles(
+    tmp_path: Path, node_launcher: Callable[..., NodeLauncher]
+) -> None:
+    config = tmp_path / "venue.toml"
+    config.write_text(
+        f'oracle_publishers = ["0x{PUBLISHER.hex()}"]\n\n'
+        "[settlement]\ndeploy = true\nfinality_blocks = 2\nblock_time_ms = 200\n\n"
+        '[[markets]]\nsymbol = "BTC"\nsz_decimals = 5\ntick = 10\nlot = 10\n'
+        "oracle_staleness_ms = 3600000\n"
+    )
+    launcher = node_launcher(
+        tmp_path / "data",
+        config,
+        operator_token=OPERATOR_TOKEN,
+        extra_args=["--batch-interval-ms", "500", "--tick-ms", "100"],
+    )
+    node = launcher.start()
+    assert node.ready["settlement"] is True
+    price = {"type": "oraclePrice", "publisher": "0x" + PUBLISHER.hex(), "market": 0,
+             "price": BTC_PRICE}  # fmt: skip
+    assert node.post_json("/v1/system", {"commands": [price]}, OPERATOR_TOKEN).status == 200
+    deposit = {"account": "0x" + ALICE.account.hex(), "amount": 1_000 * 10**6}
+    assert node.post_json("/v1/dev/deposit", deposit, OPERATOR_TOKEN).status == 200
+
+    async def scenario() -> None:
+        client = AsyncClient(node.url, ALICE, node.ready["chainId"], node.ready["contract"],
+                             markets=Venue.markets_of(config))  # fmt: skip
+        async with client, client.stream() as stream:
+            # the deposit reaches Alice's account stream once the watcher sequences it
+            await stream.subscribe("account", address="0x" + ALICE.account.hex())
+            if node.get("/v1/accounts/0x" + ALICE.account.hex()).status != 200:
+                deposited = await message_where(stream, lambda m: m.get("channel") == "account")
+                assert deposited["events"][0]["type"] == "Deposited"
+            await stream.subscribe("intents", account="0x" + ALICE.account.hex())
+            receipt = await client.place_order("BTC", "buy", "0.001", "59000")
+            statuses = []
+            while not statuses or statuses[-1]["status"] != "finalized":
+                statuses.append(
+                    await message_where(stream, intent_messages(stream, receipt.intent_id), 60.0)
+                )
+            assert [s["status"] for s in statuses] == [
+                "sequenced",
+                "executed",
+                "committed",
+                "finalized",
+            ]
+            committed, finalized = statuses[2], statuses[3]
+            assert committed["txHash"] is not None and len(committed["txHash"]) == 66
+            assert (finalized["batch"], finalized["txHash"]) == (
+                committed["batch"],
+                committed["txHash"],
+            )
+            http = await client.status(receipt)
+            assert (http.status, http.batch, http.tx_hash) == (
+                "finalized",
+                finalized["batch"],
+                finalized["txHash"],
+            )
 
     asyncio.run(scenario())
