@@ -42,6 +42,8 @@ def test_the_venue_demo_trades_liquidates_and_finalizes() -> None:
     assert summary["batches_committed"] >= summary["batches_finalized"]
     assert summary["all_final"] is True  # every record of the trading window is final
     assert summary["conserved"] is True
+    assert summary["contract_balance"] == summary["deposited"] != "0"
+    assert summary["chain_final_batch"] >= 1  # read from the contract itself
     assert summary["liquidations"] >= 1  # the scripted oracle jump liquidates a leveraged long
     assert summary["oracle_prices"] > 0
     assert summary["intents"] > 0 and summary["intents_per_second"] > 0

@@ -12,9 +12,9 @@ Invariants:
   node's extension API) and the conservation check reads the engine state in process.
 - The exit code is 0 only if trades happened, at least one batch was finalized on the chain,
   every record sequenced during trading ended in a finalized batch, money is conserved (the
-  engine holds exactly what was deposited, less what was withdrawn, and the deposits it saw
-  are the ones made on chain) and the node stopped cleanly; 130 after SIGINT or SIGTERM
-  (the summary is still printed), 1 otherwise.
+  engine holds exactly what was deposited, less what was withdrawn; the deposits it saw are
+  the ones made on chain; the contract holds exactly those) and the node stopped cleanly;
+  130 after SIGINT or SIGTERM (the summary is still printed); 1 otherwise.
 - Prices and bot choices are seeded (``--seed``), but bots race each other on the wall clock,
   so two runs give different seqs and state roots; ``--engine-only`` runs the deterministic
   engine-only session of :mod:`asyncdex.cli.simulate` instead.
@@ -482,12 +482,15 @@ class VenueSummary:
     conserved: bool = False
     node_exit_code: int = -1
     interrupted: bool = False  # SIGINT or SIGTERM cut the trading short
+    contract_balance: str = "0"  # USDC the settlement contract holds
+    chain_final_batch: int = 0  # the last batch the contract calls final
 
     @property
     def ok(self) -> bool:
         return (
             self.fills > 0
             and self.batches_finalized > 0
+            and self.chain_final_batch > 0
             and self.all_final
             and self.conserved
             and self.node_exit_code == 0
@@ -515,6 +518,13 @@ async def run_venue_demo(
         finally:
             await node.stop()
         summary.node_exit_code = node.exit_code
+        # The chain's side, read once the node (and its chain thread) stopped: what the
+        # contract holds and which batch it calls final.
+        assert settings.settlement is not None and settings.settlement.embedded is not None
+        contract = settings.settlement.embedded.client
+        summary.contract_balance = format_usdc(contract.token_balance(contract.address))
+        summary.chain_final_batch = contract.last_final_batch()
+        summary.conserved = summary.conserved and summary.contract_balance == summary.deposited
     return summary
 
 
@@ -685,6 +695,8 @@ def print_venue_summary(summary: VenueSummary, out: TextIO) -> None:
         ("batches finalized", f"{summary.batches_finalized}"),
         ("all trading final", "yes" if summary.all_final else "NO"),
         ("deposited on chain", f"${float(summary.deposited):,.2f}"),
+        ("held by the contract", f"${float(summary.contract_balance):,.2f}"),
+        ("final on chain", f"batch {summary.chain_final_batch}"),
         ("money conserved", "yes" if summary.conserved else "NO"),
         ("final state root", summary.state_root),
         ("node stopped cleanly", "yes" if summary.node_exit_code == 0 else "NO"),
