@@ -20,7 +20,8 @@ Invariants:
   not JSON is answered 422 with a plain-text reason, as Hyperliquid does.
 - Order ids are the engine's order ids; a cloid is the engine's 128-bit client id.
 - A request seen before (same signed bytes) or reusing a nonce is refused as a duplicate
-  nonce; nothing runs twice.
+  nonce; nothing runs twice (two copies in flight at once get the one outcome: the node
+  answers a resubmission with its first receipt).
 - Statuses are built from the record's own events once the engine applied it; the
   post-only ``bbo`` is read from the book after that record.
 """
