@@ -171,11 +171,12 @@ class Venue:
         self.deposited += usdc * USDC
 
     async def submit(self, client: AsyncClient, intents: Sequence[Intent]) -> list[Receipt]:
-        """Send intents in one request, timing the receipt; a refusal is counted, not raised
-        (no receipts then)."""
+        """Sign intents and send them in one request, timing from send to receipt; a refusal
+        is counted, not raised (no receipts then)."""
+        signed = [client.sign(intent) for intent in intents]
         started = time.perf_counter()
         try:
-            receipts = await client.submit(intents)
+            receipts = await client.submit(signed)
         except IntakeRefused as refusal:
             self.metrics.refused(refusal.code)
             return []
