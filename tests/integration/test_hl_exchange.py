@@ -289,6 +289,7 @@ def test_modify_market_orders_leverage_isolated_margin_scheduled_cancel(venue: V
                                        "limit_px": 59200, "order_type": GTC, "reduce_only": False}},
         ]
     )  # fmt: skip
+    assert both["response"]["type"] == "order"  # as Hyperliquid answers a batchModify
     kept, side_change, unknown = statuses(both)
     assert kept == {"resting": {"oid": oid}}
     assert "side" in side_change["error"] and venue.orders(ALICE)[by_cloid]["side"] == "sell"

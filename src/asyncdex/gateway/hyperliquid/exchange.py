@@ -218,7 +218,7 @@ class Slot:
 
 @dataclass(slots=True)
 class Plan:
-    response_type: str  # "order" | "cancel" | "batchModify" | "default"
+    response_type: str  # "order" (modifies too, as on Hyperliquid) | "cancel" | "default"
     commands: list[Command] = field(default_factory=list)
     slots: list[Slot] = field(default_factory=list)
 
@@ -345,7 +345,7 @@ class Mapper:
         return plan
 
     def batch_modify_action(self, action: Mapping[str, Any]) -> Plan:
-        plan = Plan("batchModify")
+        plan = Plan("order")
         for wire in _items(action, "modifies"):
             if not isinstance(wire, dict) or set(wire) != {"oid", "order"}:
                 raise ActionRefused("batchModify: each modify is {oid, order}")
