@@ -13,8 +13,8 @@ Invariants:
 - The exit code is 0 only if trades happened, at least one batch was finalized on the chain,
   every record sequenced during trading ended in a finalized batch, money is conserved (the
   engine holds exactly what was deposited, less what was withdrawn; the deposits it saw are
-  the ones made on chain; the contract holds exactly those) and the node stopped cleanly;
-  130 after SIGINT or SIGTERM (the summary is still printed); 1 otherwise.
+  the ones made on chain; the contract holds exactly those), no bot failed and the node
+  stopped cleanly; 130 after SIGINT or SIGTERM (the summary is still printed); 1 otherwise.
 - Prices and bot choices are seeded (``--seed``), but bots race each other on the wall clock,
   so two runs give different seqs and state roots; ``--engine-only`` runs the deterministic
   engine-only session of :mod:`asyncdex.cli.simulate` instead.
@@ -43,6 +43,7 @@ from typing import Any, Literal, TextIO
 
 import aiohttp
 
+from asyncdex.cli.node_cmd import default_extensions
 from asyncdex.cli.simulate import (
     PUBLISHERS,
     DemoSession,
@@ -151,6 +152,7 @@ class Venue:
         self.metrics = metrics
         self.seed = seed
         self.deposited = 0  # micro-USDC deposited on chain
+        self.failed_bots: list[str] = []  # bots stopped by an error (a failed demo)
         # market id -> {"index", "bid", "ask"} in engine units, refreshed by ``watch_prices``
         self.prices: dict[int, dict[str, int]] = {}
 
@@ -362,7 +364,7 @@ async def run_bot(bot: Bot, venue: Venue, stop: asyncio.Event) -> None:
                 await asyncio.wait_for(stop.wait(), delay)
     except Exception:
         _log.exception("bot %s failed", bot.name)
-        venue.metrics.refused(f"bot_failed:{bot.name}")
+        venue.failed_bots.append(bot.name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,24 +416,20 @@ class EventCounts:
 # The run
 
 
-async def _wait_for(check: Callable[[], Any], what: str, timeout: float) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy."""
+async def _wait_for(check: Callable[[], bool], what: str, timeout: float) -> None:
+    """Poll ``check`` until it is true; ``TimeoutError`` after ``timeout`` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
+        if check():
+            return
         if loop.time() > deadline:
             raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
         await asyncio.sleep(0.05)
 
 
 def _node_settings(data_dir: Path, options: DemoOptions, token: str) -> NodeSettings:
-    from asyncdex.cli.node_cmd import default_extensions  # the CLI's own wiring, reused
-
+    """What ``asyncdex node`` builds for a config with ``[settlement] deploy = true``."""
     config = venue_config()
     embedded, sequencer_key = deploy_embedded(
         config,
@@ -483,6 +481,7 @@ class VenueSummary:
     conserved: bool = False
     node_exit_code: int = -1
     interrupted: bool = False  # SIGINT or SIGTERM cut the trading short
+    failed_bots: list[str] = dataclasses.field(default_factory=list)
     contract_balance: str = "0"  # USDC the settlement contract holds
     chain_final_batch: int = 0  # the last batch the contract calls final
 
@@ -495,6 +494,7 @@ class VenueSummary:
             and self.all_final
             and self.conserved
             and self.node_exit_code == 0
+            and not self.failed_bots
         )
 
 
@@ -663,6 +663,7 @@ def _fill_summary(
     summary.oracle_prices = counts.oracle_prices
     summary.rejections = dict(counts.rejections)
     summary.refusals = dict(metrics.refusals)
+    summary.failed_bots = list(venue.failed_bots)
     summary.receipt_p50_ms = metrics.percentile_ms(0.5)
     summary.receipt_p99_ms = metrics.percentile_ms(0.99)
     summary.batches_committed = settlement["lastCommittedBatch"]
@@ -691,6 +692,7 @@ def print_venue_summary(summary: VenueSummary, out: TextIO) -> None:
         ("oracle prices accepted", f"{summary.oracle_prices:,}"),
         ("engine rejections", f"{summary.rejections or 'none'}"),
         ("refused at intake", f"{summary.refusals or 'none'}"),
+        ("bots failed", ", ".join(summary.failed_bots) or "none"),
         ("receipt latency", f"p50 {ms(summary.receipt_p50_ms)}, p99 {ms(summary.receipt_p99_ms)}"),
         ("batches committed", f"{summary.batches_committed}"),
         ("batches finalized", f"{summary.batches_finalized}"),
