@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 import pytest
@@ -170,7 +170,7 @@ def random_intents(
     placed: list[int] = []
     for _ in range(count):
         roll = rng.random()
-        side = rng.choice(("buy", "sell"))
+        side: Literal["buy", "sell"] = "buy" if rng.random() < 0.5 else "sell"
         if roll < 0.75:
             price = Decimal(BTC_PRICE + rng.randint(-15, 15) * 10) / 10
             size = Decimal(rng.randint(2, 6)) / 10_000  # whole lots of 0.0001
@@ -556,7 +556,7 @@ def test_intent_status_reaches_committed_and_finalized_when_the_node_settles(
                 assert deposited["events"][0]["type"] == "Deposited"
             await stream.subscribe("intents", account="0x" + ALICE.account.hex())
             receipt = await client.place_order("BTC", "buy", "0.001", "59000")
-            statuses = []
+            statuses: list[dict[str, Any]] = []
             while not statuses or statuses[-1]["status"] != "finalized":
                 statuses.append(
                     await message_where(stream, intent_messages(stream, receipt.intent_id), 60.0)
