@@ -330,9 +330,12 @@ def _address_hex(account: bytes) -> str:
 class _Connection:
     """One socket: its subscriptions, its bounded send queue and the writer draining it."""
 
-    def __init__(self, ws: web.WebSocketResponse, limits: StreamLimits) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, limits: StreamLimits, symbols: dict[int, str]
+    ) -> None:
         self.ws = ws
         self.limits = limits
+        self.symbols = symbols  # market id -> symbol
         self.queue: deque[tuple[bool, str]] = deque()  # (is a book message, frame text)
         self.queued_bytes = 0
         self.wakeup = asyncio.Event()
@@ -388,13 +391,13 @@ class _Connection:
         self.queued_bytes = sum(len(text) for _, text in kept)
         if self.on_drop_books is not None:
             self.on_drop_books(self, markets)
-        for symbol in markets:
+        for market in markets:
             # a handful of small notices (at most max_subscriptions) may pass the byte limit
             text = _dumps(
                 {
                     "channel": "book",
                     "type": "dropped",
-                    "market": symbol,
+                    "market": self.symbols[market],
                     "code": reason,
                     "error": message,
                 }
@@ -530,6 +533,7 @@ class NativeStreams:
         specs = node.settings.engine_config.markets
         self._specs = {spec.market_id: spec for spec in specs}
         self._market_ids = {spec.symbol: spec.market_id for spec in specs}
+        self._symbols = {spec.market_id: spec.symbol for spec in specs}
         self._connections: set[_Connection] = set()
         self._closing = False
         # subscribers by key
@@ -587,7 +591,7 @@ class NativeStreams:
             compress=False,
         )
         await ws.prepare(request)
-        conn = _Connection(ws, self.limits)
+        conn = _Connection(ws, self.limits, self._symbols)
         conn.on_drop_books = self._unsubscribe_books
         conn.writer = asyncio.get_running_loop().create_task(conn.write())
         self._connections.add(conn)
