@@ -183,7 +183,9 @@ def test_orders_each_time_in_force_reduce_only_cloid_bulk_and_cancels(venue: Ven
     assert closing["reduceOnly"] and closing["size"] == "0.01"  # capped at the position
 
     cloid = Cloid.from_int(2**127 + 7)  # all 128 bits reach the engine
-    by_cloid = resting(alice.order("BTC", True, 0.01, 58000, GTC, cloid=cloid))
+    placed = one(alice.order("BTC", True, 0.01, 58000, GTC, cloid=cloid))
+    by_cloid = placed["resting"]["oid"]
+    assert placed == {"resting": {"oid": by_cloid, "cloid": cloid.to_raw()}}
     assert venue.orders(ALICE)[by_cloid]["clientId"] == cloid.to_raw()
     duplicate = one(alice.order("BTC", True, 0.01, 57000, GTC, cloid=cloid))
     assert "cloid" in duplicate["error"]
@@ -275,7 +277,7 @@ def test_modify_market_orders_leverage_isolated_margin_scheduled_cancel(venue: V
     cloid = Cloid.from_int(42)
     by_cloid = resting(alice.order("ETH", False, 0.1, 3100, GTC, cloid=cloid))
     assert one(alice.modify_order(cloid, "ETH", False, 0.2, 3105, GTC)) == {
-        "resting": {"oid": by_cloid}
+        "resting": {"oid": by_cloid, "cloid": cloid.to_raw()}  # the cloid echoed
     }
     assert venue.orders(ALICE)[by_cloid]["price"] == "3105"
 

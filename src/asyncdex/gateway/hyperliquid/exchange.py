@@ -46,6 +46,7 @@ from asyncdex.gateway.hyperliquid.common import (
     MISSING_ORDER,
     REDUCE_ONLY,
     OrderRuleError,
+    format_cloid,
     format_sz,
     market_of_asset,
     min_value_text,
@@ -214,6 +215,7 @@ class Slot:
     item: int | None = None  # the inner command's position in the Batch; None: not sent
     error: str | None = None  # refused before the engine
     tpsl_child: bool = False  # a trigger of a tp/sl group: Hyperliquid answers a bare string
+    client_id: int = 0  # the order's cloid, echoed in its status as Hyperliquid does
 
 
 @dataclass(slots=True)
@@ -267,6 +269,7 @@ class Mapper:
             except OrderRuleError:
                 slot.error = order_error(reject_text(Reject.INVALID_TRIGGER), asset)
                 return slot, None
+        slot.client_id = client_id
         command = PlaceOrder(
             self.account, asset, is_buy, price, size, tif, order_type, reduce_only, client_id,
             0, trigger_price, trigger_kind,
@@ -392,6 +395,7 @@ class Mapper:
                     slot.asset,
                 )
                 return slot, None
+            slot.client_id = order.client_id
         # an order that is gone, or another account's, is the engine's to refuse
         return slot, ModifyOrder(self.account, slot.asset, order_id, placed.price, placed.size)
 
@@ -501,18 +505,20 @@ def order_status(state: State, slot: Slot, events: Sequence[Event]) -> Any:
         elif kind is OrderCancelled and event[0] == order_id:
             assert isinstance(event, OrderCancelled)
             reduce_only_cancel = event.reason == CancelReason.REDUCE_ONLY
+    ids: dict[str, Any] = {"oid": order_id}
+    cloid = format_cloid(slot.client_id)
+    if cloid is not None:
+        ids["cloid"] = cloid
     if armed and not fired:
-        return "waitingForTrigger" if slot.tpsl_child else {"resting": {"oid": order_id}}
+        return "waitingForTrigger" if slot.tpsl_child else {"resting": ids}
     if rested:
-        return {"resting": {"oid": order_id}}
+        return {"resting": ids}
     if filled:
-        return {
-            "filled": {
-                "totalSz": format_sz(market.spec, filled),
-                "avgPx": _avg_px(market, notional, filled),
-                "oid": order_id,
-            }
+        totals = {
+            "totalSz": format_sz(market.spec, filled),
+            "avgPx": _avg_px(market, notional, filled),
         }
+        return {"filled": {**totals, **ids}}
     if reduce_only_cancel:
         return {"error": order_error(REDUCE_ONLY, slot.asset)}
     return {"error": order_error(IOC_CANCEL, slot.asset)}
