@@ -19,6 +19,10 @@ Invariants:
   rules, the engine's rejections) are ``{"error": text}`` in their own slot. A body that is
   not JSON is answered 422 with a plain-text reason, as Hyperliquid does.
 - Order ids are the engine's order ids; a cloid is the engine's 128-bit client id.
+- A modify is the engine's ``ModifyOrder``: it keeps the order id and may change price and
+  size only (anything else is refused for that order). The tp/sl of a ``normalTpsl`` or
+  ``positionTpsl`` group are placed at once as independent trigger orders: the engine has
+  no order waiting on another's fill.
 - A request seen before (same signed bytes) or reusing a nonce is refused as a duplicate
   nonce; nothing runs twice (two copies in flight at once get the one outcome: the node
   answers a resubmission with its first receipt).
@@ -210,7 +214,7 @@ def _items(action: Mapping[str, Any], key: str) -> list[Any]:
 
 @dataclass(slots=True)
 class Slot:
-    kind: str  # "order" | "cancel" | "modify"
+    kind: str  # "order" | "cancel" | "modify" | "default" (a single-command action)
     asset: int
     item: int | None = None  # the inner command's position in the Batch; None: not sent
     error: str | None = None  # refused before the engine
