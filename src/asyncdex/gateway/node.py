@@ -18,10 +18,11 @@ Invariants:
   full replay of the journal (replay determinism). Seqs continue from the journal's last
   seq; timestamps continue from the recovered engine time, never backwards.
 - Oracle prices, L1 deposits and time ticks enter only as sequenced commands: from the L1
-  watcher and the node's timer when the node settles, else through ``POST /v1/system``.
-  That endpoint is an operator door for tests and local runs until the oracle feed lands: it
-  is refused (403) unless the node was given an operator token, and refused (401) to
-  requests that do not present it.
+  watcher and the node's timer when the node settles; oracle prices from the configured
+  publishers' signed updates (``POST /v1/oracle``, :mod:`asyncdex.gateway.oracle_feed`).
+  ``POST /v1/system`` is an operator door for tests and local runs: it is refused (403)
+  unless the node was given an operator token, and refused (401) to requests that do not
+  present it.
 - Shutdown on SIGTERM or SIGINT: stop accepting connections, answer new requests on open
   connections with 503, sequence whatever an ordering policy still holds, wait until all of
   it is durable and applied, let in-flight requests receive their receipts, snapshot the
