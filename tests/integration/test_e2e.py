@@ -66,7 +66,9 @@ def trader(name: str) -> Wallet:
 
 def write_config(path: Path) -> Path:
     # An oracle price stays fresh for an hour: time ticks advance the engine's clock every
-    # 100 ms, and a test must not depend on republishing prices in time.
+    # 100 ms, and a test must not depend on republishing prices in time. Funding is paid at
+    # interval boundaries of the clock: one every ~31 years keeps balances exact whenever
+    # the test runs.
     path.write_text(
         f'oracle_publishers = ["0x{PUBLISHER.hex()}"]\n\n'
         "[settlement]\ndeploy = true\nfinality_blocks = 2\nblock_time_ms = 200\n\n"
@@ -74,6 +76,7 @@ def write_config(path: Path) -> Path:
         f"sz_decimals = {BTC_SZ_DECIMALS}\ntick = 10\nlot = 10\n"
         f"maker_fee_ppm = {MAKER_FEE_PPM}\ntaker_fee_ppm = {TAKER_FEE_PPM}\n"
         f"liquidation_fee_ppm = {LIQUIDATION_FEE_PPM}\noracle_staleness_ms = 3600000\n"
+        "funding_interval_ms = 1000000000000\n"
     )
     return path
 
