@@ -10,6 +10,8 @@ from __future__ import annotations
 import itertools
 import json
 import queue
+import socket
+import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -432,3 +434,56 @@ def test_user_events_funding_and_non_user_cancel(
         assert all(f["coin"] == "BTC" and f["szi"] == "0.002" for f in batch["data"]["fundings"])
     finally:
         info.disconnect_websocket()
+
+
+def test_a_reader_that_falls_behind_is_disconnected(venue: Venue) -> None:
+    """A socket that subscribes to a lot and never reads: the node closes it (1008) once its
+    queue is full, and goes on serving everyone else meanwhile."""
+    url = "ws" + venue.node.url[len("http") :] + "/ws"
+    stalled = websocket.create_connection(
+        url, timeout=30, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)
+    )
+    try:
+        for figures, mantissa in ((None, None), (2, None), (3, None), (4, None), (5, None),
+                                  (5, 2), (5, 5)):  # fmt: skip
+            book = {"type": "l2Book", "coin": "BTC", "nSigFigs": figures, "mantissa": mantissa}
+            stalled.send(json.dumps({"method": "subscribe", "subscription": book}))
+        bbo = {"type": "bbo", "coin": "BTC"}
+        stalled.send(json.dumps({"method": "subscribe", "subscription": bbo}))
+        healthy = RawSocket(venue.node.url)
+        # each bid tops the book: eight messages of up to 800 bytes per record, 12,800 in all:
+        # far more than the queue (4096) and what the sockets buffer (the node's send buffer
+        # is bounded; the reader's receive buffer is small)
+        with venue.client(ALICE) as alice, venue.client(BOB) as bob:
+            for round_ in range(16):
+                trader = alice if round_ % 2 else bob
+                prices = range(500_000 + round_ * 1_000, 500_000 + (round_ + 1) * 1_000, 10)
+                receipts = trader.batch(
+                    [trader.build.place_order("BTC", "buy", "0.001", price)
+                     for price in prices]
+                )  # fmt: skip
+                trader.wait_for(receipts[-1], "executed")
+                healthy.send({"method": "ping"})
+                assert healthy.receive() == {"channel": "pong", "data": None}
+        assert close_code_of(stalled) == 1008
+        healthy.send({"method": "post", "id": 1, "request": {"type": "info",
+                      "payload": {"type": "l2Book", "coin": "BTC"}}})  # fmt: skip
+        book = healthy.receive()["data"]["response"]["payload"]["data"]
+        assert book["levels"][0][0] == {"px": "51599", "sz": "0.001", "n": 1}
+        healthy.close()
+    finally:
+        stalled.close()
+
+
+def close_code_of(connection: websocket.WebSocket) -> int | None:
+    """Read everything queued; the close frame's status code, or None if the socket went
+    quiet without one."""
+    connection.settimeout(15)
+    try:
+        while True:
+            opcode, frame = connection.recv_data_frame(True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                code: int = struct.unpack("!H", frame.data[:2])[0]
+                return code
+    except (websocket.WebSocketTimeoutException, TimeoutError):
+        return None
