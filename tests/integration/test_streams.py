@@ -273,6 +273,44 @@ def test_a_dropped_message_is_detected_and_the_mirror_resyncs(venue: Venue) -> N
     asyncio.run(scenario())
 
 
+class LossyStream(Stream):
+    """A stream that loses the first book delta it reads, as a buggy transport would."""
+
+    lost: dict[str, Any] | None = None
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        if self.lost is None and message.get("type") == "delta":
+            self.lost = message
+            return
+        super()._dispatch(message)
+
+
+def test_the_stream_resyncs_its_own_mirror_after_a_lost_message(venue: Venue) -> None:
+    async def scenario() -> None:
+        rng = random.Random(11)
+        client_ids = itertools.count(1)
+        async with (
+            venue.client(ALICE) as alice,
+            LossyStream(venue.node.url, keep_messages=False) as stream,
+        ):
+            mirror = await stream.book("BTC")
+            assert mirror.synced
+            for _ in range(4):
+                await alice.submit(random_intents(rng, alice, 8, client_ids))
+            await alice.place_order("BTC", "buy", "0.0002", "59000")
+            seq = await settle(venue, stream)
+            assert stream.lost is not None  # one delta never reached the mirror
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + WAIT
+            while not (mirror.synced and mirror.resyncs == 1):
+                assert loop.time() < deadline, "the mirror never resynced"
+                await stream.ping()
+            assert await stream.ping() == seq
+            assert_mirror_equals_rest(mirror, venue.rest_book("BTC"))
+
+    asyncio.run(scenario())
+
+
 def test_a_fill_reaches_the_trades_and_both_accounts_streams(venue: Venue) -> None:
     async def scenario() -> None:
         alice_hex, bob_hex = "0x" + ALICE.account.hex(), "0x" + BOB.account.hex()

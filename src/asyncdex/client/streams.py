@@ -289,11 +289,12 @@ class Stream:
 
     async def book(self, market: str) -> BookMirror:
         """Subscribe to ``market``'s book; the mirror this stream keeps in sync (it
-        resubscribes by itself after a gap)."""
+        resubscribes by itself after a gap), returned once the snapshot is applied."""
         mirror = self._mirrors.get(market)
         if mirror is None:
             mirror = self._mirrors[market] = BookMirror(market)
         await self.subscribe("book", market=market)
+        await self.ping()  # answered after the snapshot, which follows the subscribe's reply
         return mirror
 
     async def resync(self, market: str) -> None:
