@@ -17,8 +17,10 @@ the watcher) and oracle prices with ``POST /v1/system``; every trader action goe
   at the bid's price, the fee to the insurance fund and no bad debt; the account ends flat
   with nothing left, and the record is finalized like any other.
 
-Claiming the withdrawal on chain needs the chain: the embedded one lives inside the node
-process, so the claim is exercised against anvil in ``test_anvil_settlement.py``.
+- A withdrawal claimed on chain: the embedded chain lives inside the node process, so this
+  one runs on anvil (the local-node shape, ``--chain-rpc``): a deposit made on chain, the
+  withdrawal through the SDK, ``finalized``, then ``claimWithdrawal`` with the node's proof
+  pays the account's token balance exactly the amount, once; the contract keeps the rest.
 """
 
 from __future__ import annotations
@@ -32,18 +34,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from eth_account import Account
 
 from asyncdex.cli.node_cmd import load_config
 from asyncdex.client import AsyncClient, Client, IntentStatus, Receipt, Wallet
 from asyncdex.client.markets import Markets
+from asyncdex.engine.state_root import state_root
+from asyncdex.engine.transition import Engine
 from asyncdex.gateway.eip712 import LocalSigner
+from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.messages.reasons import CancelReason
+from asyncdex.settlement.chain import ContractReverted, RpcChain, SettlementClient
 from asyncdex.settlement.leaves import withdrawal_leaf
 from asyncdex.settlement.merkle import verify_proof
 from asyncdex.types.hashing import keccak256
 
 if TYPE_CHECKING:
-    from conftest import NodeLauncher, RunningNode
+    from conftest import Anvil, NodeLauncher, RunningNode
 
 pytestmark = pytest.mark.integration
 
@@ -361,3 +368,70 @@ def test_oracle_move_liquidates_a_leveraged_long(venue: Venue) -> None:
         for _client, receipt in receipts:
             assert_finalized(c.wait_for(receipt, "finalized", timeout=WAIT), receipt)
     assert venue.launcher.terminate() == 0, venue.launcher.stderr_tail()
+
+
+def test_sdk_withdrawal_is_claimed_on_chain(
+    tmp_path: Path,
+    anvil_launcher: Callable[..., Anvil],
+    venue_config: Callable[..., Path],
+    node_launcher: Callable[..., NodeLauncher],
+) -> None:
+    anvil = anvil_launcher(tmp_path / "anvil")
+    deployer, sequencer, frank, outsider = (Account.from_key(k) for k in anvil.keys[:4])
+    wallet = Wallet(bytes(frank.key))
+    markets = (("BTC", BTC_SZ_DECIMALS, 10, 10),)
+    config_path = venue_config(tmp_path / "venue.toml", asyncdex_domain(1, bytes(20)), markets, [])
+    engine_config = load_config(config_path)[0]
+    chain = RpcChain(anvil.url, anvil.keys)
+    contract = SettlementClient.deploy(
+        chain, deployer.key, sequencer.address, 2, 100, state_root(Engine(engine_config).state)
+    )
+    domain = asyncdex_domain(chain.chain_id, bytes.fromhex(contract.address[2:]))
+    venue_config(config_path, domain, markets, [])
+    deposit, amount = 500 * USDC, 123_456_789  # $123.456789: every micro-USDC counts
+    contract.mint(frank.key, frank.address, deposit)
+    contract.approve(frank.key, deposit)
+    contract.deposit(frank.key, deposit)
+    anvil.set_block_time(1)
+    key_file = tmp_path / "sequencer.key"
+    key_file.write_text(bytes(sequencer.key).hex())
+    launcher = node_launcher(
+        tmp_path / "data",
+        config_path,
+        extra_args=["--chain-rpc", anvil.url, "--sequencer-key-file", str(key_file),
+                    "--batch-interval-ms", str(BATCH_INTERVAL_MS), "--tick-ms", str(TICK_MS)],
+    )  # fmt: skip
+    node = launcher.start()
+    wait_until(lambda: node.status()["settlement"]["l1Consumed"] == 1, "the deposit")
+
+    with Client.from_venue_file(node.url, wallet, config_path) as client:
+        receipt = client.withdraw("123.456789")
+        final = client.wait_for(receipt, "finalized", timeout=WAIT)
+    assert_finalized(final, receipt)
+    (withdrawn,) = final.events_of("Withdrawn")
+    assert (withdrawn["account"], withdrawn["amount"]) == ("0x" + wallet.account.hex(), amount)
+    commits = {commit.batch_number: commit for commit in contract.batch_commits()}
+    assert final.batch is not None and contract.is_final(final.batch)
+    assert final.tx_hash == "0x" + commits[final.batch].tx_hash.hex()
+
+    proof = node.get(f"/v1/withdrawals/{withdrawn['withdrawalId']}/proof").json()
+    assert (proof["batch"], proof["claimable"], proof["amount"]) == (final.batch, True, amount)
+    claim = (
+        final.batch, withdrawn["withdrawalId"], frank.address, amount,
+        [bytes.fromhex(node[2:]) for node in proof["proof"]], proof["index"],
+    )  # fmt: skip
+    before = contract.token_balance(frank.address)
+    contract.claim_withdrawal(outsider.key, *claim)  # anyone may pay the gas
+    assert contract.token_balance(frank.address) == before + amount
+    with pytest.raises(ContractReverted, match=r"^WithdrawalAlreadyClaimed"):
+        contract.claim_withdrawal(outsider.key, *claim)
+    assert contract.available_funds() == deposit - amount
+    assert contract.token_balance(contract.address) == deposit - amount
+    assert venue_collateral(node, wallet) == deposit - amount
+    assert launcher.terminate() == 0, launcher.stderr_tail()
+
+
+def venue_collateral(node: RunningNode, wallet: Wallet) -> int:
+    result = node.get(f"/v1/accounts/0x{wallet.account.hex()}")
+    assert result.status == 200, result.body
+    return micro_usdc(result.json()["collateral"])
