@@ -107,7 +107,7 @@ from asyncdex.engine.orderbook import Order
 from asyncdex.engine.state import MarketState, State
 from asyncdex.engine.state_root import state_root
 from asyncdex.gateway import intents as wire
-from asyncdex.gateway.eip712 import Domain, parse_address
+from asyncdex.gateway.eip712 import Domain, SignatureError, parse_address, recover_address
 from asyncdex.gateway.intake import (
     DEFAULT_LIMITS,
     BodyTooLarge,
@@ -359,9 +359,19 @@ def intent_id_of(domain: Domain, record: Record) -> bytes | None:
     if intent is None:
         return None
     try:
-        return wire.intent_digest(domain, intent)
+        digest = wire.intent_digest(domain, intent)
     except wire.MalformedIntent:
         return None  # not something the native intake produced
+    if type(intent) is wire.Withdraw:
+        # The Hyperliquid API journals withdrawals as the same envelope, signed over its own
+        # message: the native digest is theirs only if the signature is over it. (Withdrawals
+        # are rare; every other Hyperliquid action is a Batch, which has no native form.)
+        try:
+            if recover_address(digest, record.signature) != command.signer:
+                return None
+        except SignatureError:
+            return None
+    return digest
 
 
 def _camel(name: str) -> str:
