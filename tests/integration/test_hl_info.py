@@ -21,7 +21,7 @@ from hyperliquid.info import Info
 from hyperliquid.utils.error import ClientError
 from hyperliquid.utils.types import Cloid
 
-from asyncdex.client import Client, Trigger, Wallet
+from asyncdex.client import AgentWallet, Client, Trigger, Wallet
 from asyncdex.gateway.eip712 import LocalSigner
 from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.types.hashing import keccak256
@@ -183,7 +183,22 @@ def test_meta_and_errors(venue: Venue) -> None:
     assert info.open_orders(nobody) == [] and info.user_fills(nobody) == []
     assert info.query_order_by_oid(nobody, 1) == {"status": "unknownOid"}
     assert info.user_role(nobody) == {"role": "missing"}
-    assert info.user_role(hex_of(ALICE.account)) == {"role": "user"}
+    alice_hex = hex_of(ALICE.account)
+    assert info.user_role(alice_hex) == {"role": "user"}
+    agent = AgentWallet.generate(ALICE.account)
+    with venue.client(ALICE) as alice:
+        executed(alice, alice.approve_agent(agent, int(time.time() * 1000) + 3_600_000))
+    assert info.user_role(hex_of(agent.address)) == {"role": "agent", "data": {"user": alice_hex}}
+
+    # the rest of what the SDK asks: no spot, no builder fees, no referrals, no request count
+    assert info.spot_user_state(alice_hex) == {"balances": []}
+    assert info.query_user_abstraction_state(alice_hex) == "disabled"
+    assert info.post("/info", {"type": "maxBuilderFee", "user": alice_hex, "builder": nobody}) == 0
+    assert info.query_referral_state(alice_hex)["referredBy"] is None
+    limits = info.user_rate_limit(alice_hex)
+    assert (limits["cumVlm"], limits["nRequestsUsed"], limits["nRequestsCap"]) == ("0", 0, 10_000)
+    fees = info.user_fees(alice_hex)
+    assert (fees["userCrossRate"], fees["userAddRate"]) == ("0.00045", "0.00015")
 
 
 def test_trading_read_back(venue: Venue) -> None:
@@ -326,6 +341,9 @@ def test_trading_read_back(venue: Venue) -> None:
     minutes = info.candles_snapshot("BTC", "1m", 0, now)
     assert sum(c["n"] for c in minutes) == 2 and all(c["i"] == "1m" for c in minutes)
     assert info.candles_snapshot("ETH", "1m", 0, now) == []
+
+    limits = info.user_rate_limit(alice_hex)
+    assert (limits["cumVlm"], limits["nRequestsCap"]) == ("300.03", 10_300)
 
     ctx = info.meta_and_asset_ctxs()[1][0]
     assert ctx["openInterest"] == "0.003"  # alice long 0.003, bob short 0.003
