@@ -256,7 +256,7 @@ class Run:
 
 
 @settings(
-    max_examples=60 * SCALE,
+    max_examples=100 * SCALE,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

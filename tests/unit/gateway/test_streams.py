@@ -30,6 +30,7 @@ from asyncdex.gateway.streams import (
     book_changes,
 )
 from asyncdex.messages.commands import (
+    AdvanceTime,
     CancelOrder,
     Command,
     Deposit,
@@ -41,6 +42,7 @@ from asyncdex.messages.commands import (
 )
 from asyncdex.messages.events import (
     Event,
+    FundingPaid,
     OrderAccepted,
     OrderModified,
     OrderRested,
@@ -72,8 +74,8 @@ class Venue:
         self.run(PublishOraclePrice(PUBLISHER, 0, MARK))
         self.tracked = {0: BookLevels(self.engine.state.markets[0].book)}
 
-    def run(self, command: Command) -> list[Event]:
-        self.now += 1
+    def run(self, command: Command, after_ms: int = 1) -> list[Event]:
+        self.now += after_ms
         if isinstance(command, PlaceOrder | CancelOrder | ModifyOrder):
             command = Signed(command.account, self.now, 0, command)  # a trader's intent
         return self.engine.apply(command, self.now)
@@ -125,6 +127,13 @@ def test_account_events_reach_the_owner_of_each_order() -> None:
     assert [type(e) for e in by_account[ALICE]] == [TradeExecuted]  # the maker
     assert [type(e) for e in by_account[BOB]] == [OrderAccepted, TradeExecuted]
     assert CAROL not in by_account
+    # funding concerns the holders of the market's positions, and only them
+    venue.run(PublishOraclePrice(PUBLISHER, 0, MARK), 3_600_000)
+    funding = venue.run(AdvanceTime(), 3_600_000)
+    assert any(type(e) is FundingPaid for e in funding), funding
+    by_account = account_events(venue.engine.state, funding, [ALICE, BOB, CAROL])
+    assert set(by_account) == {ALICE, BOB}
+    assert all(type(e) is FundingPaid for e in by_account[ALICE])
 
 
 def snapshot(seq: int, bids: list[list[str]], asks: list[list[str]]) -> dict[str, Any]:
