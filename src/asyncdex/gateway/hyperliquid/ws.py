@@ -128,10 +128,14 @@ class HyperliquidStreams:
         app.router.add_get("/ws", self.handle)
 
     async def close(self) -> None:
-        connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(Exception):
-                await connection.socket.close(code=CLOSE_GOING_AWAY, message=b"node stopping")
+        # all at once: each close waits (boundedly) for its client's reply
+        await asyncio.gather(
+            *(
+                connection.socket.close(code=CLOSE_GOING_AWAY, message=b"node stopping")
+                for connection in self._connections
+            ),
+            return_exceptions=True,
+        )
 
     # -- connections
 
