@@ -527,6 +527,84 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/ready": {
+            "get": {
+                "summary": "Readiness: recovered, accepting, and (when settling) connected",
+                "responses": {
+                    "200": _ok(_open({"ready": {"type": "boolean", "enum": [True]}})),
+                    "503": _json(
+                        _open(
+                            {
+                                "ready": {"type": "boolean", "enum": [False]},
+                                "reasons": {"type": "array", "items": {"type": "string"}},
+                            }
+                        ),
+                        "not ready; the reasons say why",
+                    ),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (text exposition format 0.0.4)",
+                "responses": {
+                    "200": {
+                        "description": "the metrics",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/v1/oracle": {
+            "get": {
+                "summary": "The oracle's signing domain and type, publishers, latest prices",
+                "responses": {"200": _ok({"type": "object"})},
+            },
+            "post": {
+                "summary": "Signed oracle price updates from the venue's publishers",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": _closed(
+                                {
+                                    "updates": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "maxItems": 256,
+                                        "items": _closed(
+                                            {
+                                                "market": _integer(0),
+                                                "price": _integer(1),
+                                                "timestamp": _integer(0),
+                                                "signature": {"type": "string"},
+                                            }
+                                        ),
+                                    }
+                                }
+                            )
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _ok(
+                        _open(
+                            {
+                                "receipts": {
+                                    "type": "array",
+                                    "items": _open({"seq": _integer(1), "timestamp": _integer(0)}),
+                                }
+                            }
+                        )
+                    ),
+                    "400": _error("malformed update, unknown market, bad signature, stale"),
+                    "403": _error("the signer is not one of the venue's publishers"),
+                    "409": _error("replayed update: timestamps rise per publisher and market"),
+                    "413": _error("body too large"),
+                    "503": _error("shutting down; nothing sequenced"),
+                },
+            },
+        },
         "/v1/openapi.json": {
             "get": {
                 "summary": "This document",
