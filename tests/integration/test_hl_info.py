@@ -23,6 +23,7 @@ from hyperliquid.utils.types import Cloid
 
 from asyncdex.client import AgentWallet, Client, Trigger, Wallet
 from asyncdex.gateway.eip712 import LocalSigner
+from asyncdex.gateway.intake import DEFAULT_MAX_BODY_BYTES
 from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.types.hashing import keccak256
 
@@ -173,8 +174,10 @@ def test_meta_and_errors(venue: Venue) -> None:
             info.post("/info", bad)
         assert refused.value.status_code == 422
         assert "Failed to deserialize" in refused.value.error_message
-    not_json = venue.node.request("POST", "/info", b"{", {"Content-Type": "application/json"})
-    assert not_json.status == 422
+    headers = {"Content-Type": "application/json"}
+    assert venue.node.request("POST", "/info", b"{", headers).status == 422
+    oversized = b'{"type": "meta", "pad": "' + b"x" * DEFAULT_MAX_BODY_BYTES + b'"}'
+    assert venue.node.request("POST", "/info", oversized, headers).status == 413
 
     # an unknown user is an empty account, not an error
     nobody = hex_of(wallet("nobody").account)
