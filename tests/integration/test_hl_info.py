@@ -324,6 +324,11 @@ def test_trading_read_back(venue: Venue) -> None:
         cancelled = info.query_order_by_cloid(bob_hex, cloid)["order"]
         assert cancelled["status"] == "canceled" and cancelled["order"]["sz"] == "0.006"
         assert cancelled["statusTimestamp"] >= cancelled["order"]["timestamp"]
+        history = info.historical_orders(bob_hex)
+        assert [(h["order"]["oid"], h["status"]) for h in history] == [
+            (ask, "canceled"),
+            (bid, "open"),
+        ]
         # alice's IOC buy filled entirely
         alice_first = fills[1]["oid"]
         assert info.query_order_by_oid(alice_hex, alice_first)["order"]["status"] == "filled"

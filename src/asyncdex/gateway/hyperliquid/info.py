@@ -61,6 +61,7 @@ FILL_CAPACITY: Final = 2_000  # fills kept per account
 FUNDING_CAPACITY: Final = 2_000  # funding payments kept per account
 ACCOUNT_CAPACITY: Final = 10_000  # accounts whose fills and payments are kept
 ORDER_CAPACITY: Final = 100_000  # orders that left the book whose final status is kept
+HISTORY_CAPACITY: Final = 2_000  # of those, per account, for historicalOrders
 MINUTE_MS: Final = 60_000
 DAY_MS: Final = 24 * 60 * MINUTE_MS
 ZERO_HASH: Final = "0x" + "00" * 32
@@ -423,6 +424,7 @@ class Activity:
         self._positions: dict[tuple[bytes, int], tuple[int, int]] = {}
         self._orders: dict[int, OrderRecord] = {}  # live orders
         self._done: OrderedDict[int, OrderRecord] = OrderedDict()  # left the book, oldest first
+        self._history: OrderedDict[bytes, deque[OrderRecord]] = OrderedDict()  # per account
         self._cloids: dict[tuple[bytes, int], int] = {}
         self._fills: OrderedDict[bytes, deque[HlFill]] = OrderedDict()
         self._fundings: OrderedDict[bytes, deque[HlFunding]] = OrderedDict()
@@ -447,6 +449,10 @@ class Activity:
 
     def order(self, order_id: int) -> OrderRecord | None:
         return self._orders.get(order_id) or self._done.get(order_id)
+
+    def history(self, account: bytes) -> list[OrderRecord]:
+        """The account's kept orders that left the book, newest first."""
+        return list(reversed(self._history.get(account, ())))
 
     def order_by_cloid(self, account: bytes, client_id: int) -> OrderRecord | None:
         order_id = self._cloids.get((account, client_id))
@@ -622,6 +628,7 @@ class Activity:
         if live is None and status != "open" and status != "triggered":
             del self._orders[order_id]
             self._done[order_id] = order
+            self._keep(self._history, order.account, order, HISTORY_CAPACITY)
             if len(self._done) > ORDER_CAPACITY:
                 _, forgotten = self._done.popitem(last=False)
                 key = (forgotten.account, forgotten.client_id)
@@ -660,6 +667,7 @@ class InfoApi:
             "userFills": self._user_fills,
             "userFillsByTime": self._user_fills_by_time,
             "orderStatus": self._order_status,
+            "historicalOrders": self._historical_orders,
             "candleSnapshot": self._candle_snapshot,
             "fundingHistory": self._funding_history,
             "userFunding": self._user_funding,
@@ -1108,6 +1116,18 @@ class InfoApi:
             "status": order.status,
             "statusTimestamp": order.status_time,
         }
+
+    async def _historical_orders(self, request: dict[str, Any]) -> Any:
+        """The user's live orders, then those that left the book, newest status first."""
+        user = parse_user(request)
+        live = [
+            self.order_status_json(tracked)
+            for _, order, _ in self.live_orders(user)
+            if (tracked := self.activity.order(order.order_id)) is not None
+        ]
+        done = [self.order_status_json(order) for order in self.activity.history(user)]
+        answer = sorted(live + done, key=lambda item: item["statusTimestamp"], reverse=True)
+        return answer[:HISTORY_CAPACITY]
 
     async def _order_status(self, request: dict[str, Any]) -> Any:
         user = parse_user(request)
