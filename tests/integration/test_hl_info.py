@@ -331,7 +331,12 @@ def test_trading_read_back(venue: Venue) -> None:
         ]
         # alice's IOC buy filled entirely
         alice_first = fills[1]["oid"]
-        assert info.query_order_by_oid(alice_hex, alice_first)["order"]["status"] == "filled"
+        first = info.query_order_by_oid(alice_hex, alice_first)["order"]
+        assert (first["status"], first["order"]["tif"], first["order"]["sz"]) == (
+            "filled",
+            "Ioc",
+            "0",
+        )
 
     # candles: the two trades in one minute (or two, if a minute boundary fell between)
     now = info.post("/info", {"type": "exchangeStatus"})["time"]

@@ -208,6 +208,7 @@ def test_order_statuses_through_their_lives() -> None:
     assert (taker.account, taker.direction, taker.start_position) == (alice, "Open Long", 0)
     filled = venue.activity.order(taker.order_id)
     assert filled is not None and filled.status == "filled"
+    assert filled.tif == TimeInForce.IOC  # from the command: it never rested to be read
     (maker,) = [fill for fill in venue.fills if not fill.crossed]
     assert (maker.client_id, maker.tid, maker.hash) == (9, taker.tid, taker.hash)
 

@@ -35,8 +35,16 @@ from aiohttp import web
 from asyncdex.engine.margin import funding_payment
 from asyncdex.engine.state import MarketState, State
 from asyncdex.gateway.market_data import account_view
-from asyncdex.messages.commands import OrderType, TimeInForce, TriggerKind
+from asyncdex.messages.commands import (
+    Batch,
+    OrderType,
+    PlaceOrder,
+    Signed,
+    TimeInForce,
+    TriggerKind,
+)
 from asyncdex.messages.events import (
+    BatchItem,
     Event,
     FundingPaid,
     OrderAccepted,
@@ -276,6 +284,14 @@ class OrderRecord:
         record.refresh(order)
         return record
 
+    def take_terms(self, command: PlaceOrder) -> None:
+        """What the placing command says and ``OrderAccepted`` does not."""
+        self.tif = command.tif
+        self.reduce_only = command.reduce_only
+        self.trigger_kind = command.trigger_kind
+        self.trigger_price = command.trigger_price
+        self.order_type = command.order_type
+
     def refresh(self, order: OrderLike) -> None:
         """Take the live order's current values (after a fill, modify or trigger)."""
         self.price = order.price
@@ -481,6 +497,10 @@ class Activity:
         running: dict[tuple[bytes, int], tuple[int, int]] = {}
         record_hash = ""
         trades = 0
+        command = record.command
+        if type(command) is Signed:
+            command = command.command
+        item = 0
         for index, event in enumerate(events):
             kind = type(event)
             if kind is TradeExecuted:
@@ -512,12 +532,18 @@ class Activity:
                         tracked.size -= event.size
             elif kind is OrderAccepted:
                 assert isinstance(event, OrderAccepted)
-                self._track(
-                    OrderRecord(
-                        event.order_id, event.account, event.market, event.is_buy, event.price,
-                        event.size, event.client_id, now,
-                    )
+                order = OrderRecord(
+                    event.order_id, event.account, event.market, event.is_buy, event.price,
+                    event.size, event.client_id, now,
                 )  # fmt: skip
+                # the rest of the order is in the command (it may never rest to be read)
+                placed = command.commands[item] if type(command) is Batch else command
+                if type(placed) is PlaceOrder:
+                    order.take_terms(placed)
+                self._track(order)
+            elif kind is BatchItem:
+                assert isinstance(event, BatchItem)
+                item = event.item
             elif kind is OrderRested or kind is TriggerArmed or kind is OrderModified:
                 assert isinstance(event, OrderRested | TriggerArmed | OrderModified)
                 self._set_status(event.order_id, "open", now, state, updates)
