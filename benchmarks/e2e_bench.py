@@ -27,10 +27,15 @@ size, errors by status and code (every answer must be 200 with one receipt per i
 late the generators sent, and the CPU the node and the generators used (cores). Afterwards
 the node's ``appliedSeq`` must cover every receipt.
 
+Signature verification runs as the node is configured: by default in worker processes, one
+per core; ``--node-arg=--verify-workers=0`` verifies in the event loop.
+
 Prints a table and returns the figures; never asserts a time. Run:
-``asyncdex bench e2e [--quick]`` or ``python -m benchmarks.e2e_bench [--quick] [--profile
-FILE] [--node-arg=--flag ...]`` (``--profile`` runs the node under cProfile and prints its
-top functions).
+``asyncdex bench e2e [--quick]`` or ``python -m benchmarks.e2e_bench [--quick]
+[--node-arg=--flag ...] [--py-spy FILE] [--profile FILE]``: ``--py-spy`` samples the node
+and its workers under the maximum load (py-spy must be installed) and prints where the
+event loop's time goes; ``--profile`` runs the whole node under cProfile (wall time, so
+the loop's idle waits included) and prints its top functions.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import json
 import multiprocessing
 import os
 import pstats
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -305,6 +311,15 @@ def phases(quick: bool) -> list[Phase]:
     return out
 
 
+def py_spy_path() -> str:
+    """py-spy (``pip install py-spy``) beside this interpreter, else on the PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    found = str(beside) if beside.exists() else shutil.which("py-spy")
+    if found is None:
+        raise SystemExit("--py-spy needs py-spy: pip install py-spy")
+    return found
+
+
 def run(
     quick: bool = False,
     node_args: Sequence[str] = (),
@@ -314,6 +329,8 @@ def run(
     """Start a node, load it at each offered rate, print a table and return the figures."""
     load_before = load_average()
     plan = phases(quick)
+    if spy is not None:
+        py_spy_path()  # refuse before the long setup, not after it
     with tempfile.TemporaryDirectory(prefix="asyncdex-e2e-") as tmp:
         workdir = Path(tmp)
         node = NodeProcess(workdir, node_args, profile)
@@ -388,7 +405,7 @@ def drive(node: NodeProcess, plan: list[Phase], spy: Path | None = None) -> dict
         sampler = None
         if spy is not None and phase.closed:
             sampler = subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+                [py_spy_path(), "record", "--pid",
                  str(node.process.pid), "--subprocesses", "--rate", "200", "--format", "raw",
                  "--output", str(spy), "--duration", str(int(phase.duration_s) + 1)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
