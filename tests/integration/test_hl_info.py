@@ -364,6 +364,24 @@ def test_trading_read_back(venue: Venue) -> None:
     assert ctx["dayBaseVlm"] == "0.005"
     assert ctx["midPx"] is None  # bob's ask is gone: no mid, only a bid
 
+    # an isolated position: its own balance (rawUsd) and margin, outside the cross summary
+    with venue.client(ALICE) as alice, venue.client(BOB) as bob:
+        executed(bob, bob.set_leverage("ETH", 5, isolated=True))
+        executed(alice, alice.place_order("ETH", "sell", "0.01", "3000", tif="ALO"))
+        executed(bob, bob.place_order("ETH", "buy", "0.01", "3000", tif="IOC"))
+    state = info.user_state(bob_hex)
+    (eth,) = [p["position"] for p in state["assetPositions"] if p["position"]["coin"] == "ETH"]
+    moved = Decimal(30) / 5  # the initial margin at 5x, from the cross balance
+    raw_usd = -Decimal(30) - fee(Decimal(30), TAKER_FEE) + moved
+    assert (eth["leverage"]["type"], eth["leverage"]["value"]) == ("isolated", 5)
+    assert Decimal(eth["leverage"]["rawUsd"]) == raw_usd
+    assert Decimal(eth["marginUsed"]) == raw_usd + Decimal(30)  # mark 3000
+    assert (eth["szi"], eth["positionValue"]) == ("0.01", "30")
+    assert (
+        Decimal(state["marginSummary"]["totalNtlPos"])
+        == Decimal(state["crossMarginSummary"]["totalNtlPos"]) + 30
+    )
+
 
 def wait_until(predicate: Callable[[], Any], what: str) -> Any:
     deadline = time.monotonic() + DEADLINE

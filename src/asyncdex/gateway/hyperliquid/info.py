@@ -984,7 +984,7 @@ class InfoApi:
         state = self._state
         account = state.accounts.get(user)
         positions = []
-        total_ntl = cross_ntl = signed_ntl = cross_signed_ntl = 0
+        total_ntl = cross_ntl = signed_ntl = 0
         margin_used = cross_margin_used = 0
         equity = cross_equity = collateral = cross_initial = cross_maintenance = 0
         if account is not None:
@@ -996,11 +996,15 @@ class InfoApi:
                 notional = position.size * position.mark_price
                 total_ntl += abs(notional)
                 signed_ntl += notional
-                margin_used += position.margin_used
+                # an isolated position's margin is its balance plus its value (the balance
+                # alone is negative for a long: it paid for what it holds)
+                used = notional + position.isolated_margin if position.isolated else (
+                    position.margin_used
+                )  # fmt: skip
+                margin_used += used
                 if not position.isolated:
                     cross_ntl += abs(notional)
-                    cross_signed_ntl += notional
-                    cross_margin_used += position.margin_used
+                    cross_margin_used += used
                 if position.size == 0:
                     continue
                 spec = state.markets[position.market].spec
@@ -1035,7 +1039,7 @@ class InfoApi:
                                 if position.liquidation_price is None
                                 else format_px(spec, position.liquidation_price)
                             ),
-                            "marginUsed": format_usdc(position.margin_used),
+                            "marginUsed": format_usdc(used),
                             "maxLeverage": spec.max_leverage,
                             # the engine keeps funding since the position opened only
                             "cumFunding": {
