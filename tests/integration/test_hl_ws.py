@@ -281,14 +281,13 @@ def test_ping_post_unsubscribe_and_errors(venue: Venue) -> None:
         assert refused["id"] == 9 and refused["response"]["type"] == "error"
         assert "nope" in refused["response"]["payload"]
 
-        # an unsigned action is refused, whichever way the exchange refuses it
+        # an unsigned action is refused whole, as POST /exchange refuses it
         raw.send({"method": "post", "id": 10, "request": {"type": "action", "payload": {}}})
         action = raw.receive()["data"]
-        assert action["id"] == 10
-        response = action["response"]
-        assert response["type"] == "error" or (
-            response["type"] == "action" and response["payload"]["status"] == "err"
-        )
+        assert action["id"] == 10 and action["response"]["type"] == "action"
+        assert action["response"]["payload"]["status"] == "err"
+        direct = venue.node.post_json("/exchange", {})
+        assert direct.status == 200 and direct.json() == action["response"]["payload"]
 
         raw.send({"method": "subscribe", "subscription": {"type": "l2Book", "coin": "DOGE"}})
         error = raw.receive()

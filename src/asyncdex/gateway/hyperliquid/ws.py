@@ -10,7 +10,7 @@ Invariants:
 - Every message is ``{"channel", "data"}`` in Hyperliquid's shapes (those of
   :mod:`asyncdex.gateway.hyperliquid.info`), so the ``hyperliquid-python-sdk`` routes each
   to its subscription's callback: ``allMids``, ``l2Book``, ``trades``, ``bbo``, ``candle``,
-  ``userFills``, ``orderUpdates`` and ``user`` (for ``userEvents``).
+  ``userFills``, ``userFundings``, ``orderUpdates`` and ``user`` (for ``userEvents``).
 - A subscription is acknowledged with ``subscriptionResponse`` before anything it streams;
   ``allMids``, ``l2Book``, ``bbo`` and ``userFills`` (``isSnapshot: true``) then send the
   current state, and from then on every record that changes what they show. Within one
@@ -325,10 +325,10 @@ class HyperliquidStreams:
         elif kind == "action":
             try:
                 answer = await self.exchange.handle(payload)
-            except NotImplementedError:
-                response = {"type": "error", "payload": "actions are not served over /ws yet"}
-            except Exception as error:  # the exchange's own refusals
-                response = {"type": "error", "payload": str(error)}
+            except Exception:
+                # the exchange answers refusals itself; an exception is a fault of ours
+                _log.exception("post action %d failed", request_id)
+                response = {"type": "error", "payload": "internal error"}
             else:
                 response = {"type": "action", "payload": answer}
         else:
