@@ -1,7 +1,7 @@
-"""End to end: a real node process settling on its embedded chain, traded through the SDK.
+"""End to end: a real node process that settles on a chain, traded through the SDK.
 
-The venue is the demo shape (``[settlement] deploy = true``): the node deploys the token and
-the settlement contract on its in-process EVM, takes deposits from the chain through its
+Mostly the demo shape (``[settlement] deploy = true``): the node deploys the token and the
+settlement contract on its in-process EVM, takes deposits from the chain through its
 watcher, cuts a batch every half second of sequenced time and finalizes it two blocks later.
 Collateral enters with ``POST /v1/dev/deposit`` (minted and deposited on chain, sequenced by
 the watcher) and oracle prices with ``POST /v1/system``; every trader action goes through
@@ -16,7 +16,6 @@ the watcher) and oracle prices with ``POST /v1/system``; every trader action goe
   oracle record's own events show the liquidation, the protocol's sale into a resting bid
   at the bid's price, the fee to the insurance fund and no bad debt; the account ends flat
   with nothing left, and the record is finalized like any other.
-
 - A withdrawal claimed on chain: the embedded chain lives inside the node process, so this
   one runs on anvil (the local-node shape, ``--chain-rpc``): a deposit made on chain, the
   withdrawal through the SDK, ``finalized``, then ``claimWithdrawal`` with the node's proof
