@@ -148,7 +148,9 @@ def _dumps(document: Any) -> str:
 
 class BookLevels:
     """The aggregated levels (price -> total size, per side) of one market's book, and where
-    each resting order sits, kept equal to the engine's book by :meth:`refresh`."""
+    each resting order sits with its size, kept equal to the engine's book by
+    :meth:`refresh`. A level's total moves by the size changes of the orders a record named,
+    so a record costs its events, never the depth of a level."""
 
     __slots__ = ("asks", "bids", "market", "orders")
 
@@ -156,12 +158,13 @@ class BookLevels:
         self.market = book.market
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
-        self.orders: dict[int, tuple[bool, int]] = {}  # resting order id -> (is_buy, price)
+        # resting order id -> (is_buy, price, size) as the totals count it
+        self.orders: dict[int, tuple[bool, int, int]] = {}
         for is_buy, levels, totals in ((True, book.bids, self.bids), (False, book.asks, self.asks)):
             for price, level in levels.items():
                 totals[price] = sum(order.size for order in level.values())
-                for order_id in level:
-                    self.orders[order_id] = (is_buy, price)
+                for order_id, order in level.items():
+                    self.orders[order_id] = (is_buy, price, order.size)
 
     def refresh(
         self, order_ids: Iterable[int], orders: dict[int, Order], book: Book
@@ -169,26 +172,26 @@ class BookLevels:
         """Bring the levels up to ``book`` after a record whose events named ``order_ids``;
         returns the changed levels as ``(is_buy, price, new total size)``, bids first, each
         side by ascending price."""
-        touched: set[tuple[bool, int]] = set()
-        for order_id in order_ids:
+        moved: dict[tuple[bool, int], int] = {}  # (is_buy, price) -> change of its total
+        for order_id in dict.fromkeys(order_ids):
             before = self.orders.pop(order_id, None)
             if before is not None:
-                touched.add(before)
+                where = (before[0], before[1])
+                moved[where] = moved.get(where, 0) - before[2]
             order = orders.get(order_id)
             if order is None or order.market != self.market:
                 continue
             level = (book.bids if order.is_buy else book.asks).get(order.price)
             if level is not None and level.get(order_id) is order:  # resting, not an armed trigger
+                self.orders[order_id] = (order.is_buy, order.price, order.size)
                 where = (order.is_buy, order.price)
-                self.orders[order_id] = where
-                touched.add(where)
+                moved[where] = moved.get(where, 0) + order.size
         changes: list[tuple[bool, int, int]] = []
-        for is_buy, price in sorted(touched, key=lambda where: (not where[0], where[1])):
-            level = (book.bids if is_buy else book.asks).get(price)
-            size = 0 if level is None else sum(order.size for order in level.values())
-            totals = self.bids if is_buy else self.asks
-            if totals.get(price, 0) == size:
+        for (is_buy, price), change in sorted(moved.items(), key=_bids_first):
+            if change == 0:
                 continue
+            totals = self.bids if is_buy else self.asks
+            size = totals.get(price, 0) + change
             if size:
                 totals[price] = size
             else:
@@ -199,6 +202,11 @@ class BookLevels:
     def sides(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """(bids best first, asks best first) as (price, total size)."""
         return sorted(self.bids.items(), reverse=True), sorted(self.asks.items())
+
+
+def _bids_first(item: tuple[tuple[bool, int], int]) -> tuple[bool, int]:
+    (is_buy, price), _ = item
+    return not is_buy, price
 
 
 _ORDER_FIELDS: dict[type, tuple[str, ...]] = {
