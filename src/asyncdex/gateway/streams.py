@@ -10,8 +10,10 @@ Invariants:
   level it changed (``"0"``: the level is gone). Snapshot + deltas in order equal the engine's
   book after the delta's seq, and a book the engine never leaves crossed is never crossed
   there. Exactness rests on one engine property: every change to a resting order (rest,
-  fill, cancel, modify, trigger) is in the record's events under the order's id, so the
-  levels to recompute are the ones such orders were at before the record and are at after.
+  fill, cancel, modify, trigger) is in the record's events under the order's id. The node
+  keeps each resting order's level and size as last counted; after a record, each named
+  order's old contribution leaves its old level and its new one (if it still rests) joins
+  its new level. The property test checks the totals against the engine after every command.
 - The engine is never blocked or slowed by a client: listeners only format and enqueue.
   Each connection has a bounded send queue (messages and bytes) drained by its own writer
   task. When it overflows, the connection's book subscriptions are dropped first (their
