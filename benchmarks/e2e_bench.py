@@ -53,6 +53,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import msgpack
@@ -281,6 +282,9 @@ def summarize(
         "node_cpu_cores": round(node_cpu_s / span, 2),
         "verify_workers_cpu_cores": round(workers_cpu_s / span, 2),
         "generator_cpu_cores": round(generator_cpu_s / span, 2),
+        # per acknowledged intent: the figure least bent by other processes on the machine
+        "node_cpu_us_per_intent": round(node_cpu_s / max(acked, 1) * 1e6, 1),
+        "verify_workers_cpu_us_per_intent": round(workers_cpu_s / max(acked, 1) * 1e6, 1),
         "max_seq": max(result.max_seq for result in results),
     }
 
@@ -292,7 +296,8 @@ def print_row(row: dict[str, Any]) -> None:
         f"{offered:>8s} {row['sustained_per_s']:>10,d} {row['p50_ms']:>8.2f} "
         f"{row['p99_ms']:>8.2f} {row['p999_ms']:>8.2f} {row['intents_per_request']:>8.1f} "
         f"{errors:>6d} {row['node_cpu_cores']:>6.2f} {row['verify_workers_cpu_cores']:>6.2f} "
-        f"{row['generator_cpu_cores']:>6.2f}",
+        f"{row['generator_cpu_cores']:>6.2f} {row['node_cpu_us_per_intent']:>8.1f} "
+        f"{row['verify_workers_cpu_us_per_intent']:>8.1f}",
         flush=True,
     )
 
@@ -385,7 +390,7 @@ def drive(node: NodeProcess, plan: list[Phase], spy: Path | None = None) -> dict
         process.start()
         processes.append(process)
     generator_pids = [process.pid for process in processes if process.pid is not None]
-    signing = [ready.get(timeout=600) for _ in processes]
+    signing = [_take(ready, processes, 600) for _ in processes]
     signed = sum(item["intents"] for item in signing)
     signing_s = max(item["signing_s"] for item in signing)
     print(
@@ -394,7 +399,8 @@ def drive(node: NodeProcess, plan: list[Phase], spy: Path | None = None) -> dict
     )
     print(
         f"{'offered':>8s} {'acked/s':>10s} {'p50 ms':>8s} {'p99 ms':>8s} {'p999 ms':>8s} "
-        f"{'int/req':>8s} {'errors':>6s} {'node':>6s} {'verify':>6s} {'gen':>6s}   (CPU, cores)"
+        f"{'int/req':>8s} {'errors':>6s} {'node':>6s} {'verify':>6s} {'gen':>6s} "
+        f"{'node µs':>8s} {'ver. µs':>8s}   (CPU: cores, then µs per intent)"
     )
     rows = []
     for phase in plan:
@@ -413,7 +419,7 @@ def drive(node: NodeProcess, plan: list[Phase], spy: Path | None = None) -> dict
         start_at = time.monotonic() + 0.5
         for queue in starts:
             queue.put(start_at)
-        phase_results = [results.get(timeout=phase.duration_s + 300) for _ in processes]
+        phase_results = [_take(results, processes, phase.duration_s + 300) for _ in processes]
         if sampler is not None:
             sampler.wait(timeout=60)
         node_after, workers_after = node.cpu_seconds()
@@ -440,6 +446,18 @@ def drive(node: NodeProcess, plan: list[Phase], spy: Path | None = None) -> dict
                   f"{row['pool_exhausted']}")  # fmt: skip
         print(f"  {row['phase']}: sampled outcomes {row['outcomes_sampled']}")
     return {"signed_intents": signed, "signing_s": round(signing_s, 1), "phases": rows}
+
+
+def _take(queue: Any, processes: list[Any], timeout: float) -> Any:
+    """The next item a generator reports; fails at once if a generator died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return queue.get(timeout=1.0)
+        except Empty:
+            dead = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+            if dead or time.monotonic() > deadline:
+                raise RuntimeError(f"a generator failed (exit codes {dead})") from None
 
 
 def _stat_fields(pid: int) -> list[str] | None:
