@@ -53,6 +53,7 @@ from asyncdex.gateway.intake import IntakeError
 from asyncdex.gateway.node import SubmitRefused, event_json
 from asyncdex.messages.commands import Signed
 from asyncdex.messages.events import (
+    AgentApproved,
     Deposited,
     Event,
     FundingPaid,
@@ -288,6 +289,7 @@ _ACCOUNT_FIELDS: dict[type, tuple[str, ...]] = {
     LiquidationSettled: ("account",),
     PositionDeleveraged: ("account", "counterparty"),
     L1MessageConsumed: ("account",),
+    AgentApproved: ("account",),  # the agent is a key acting for the account, not one
 }
 _ORDER_ONLY = (OrderRested, OrderModified, OrderTriggered, TriggerArmed)
 

@@ -13,7 +13,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import aiohttp
 import pytest
@@ -23,6 +23,8 @@ from asyncdex.engine.transition import Engine
 from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.gateway.node import Node, NodeSettings
 from asyncdex.gateway.streams import (
+    _ACCOUNT_FIELDS,
+    _ORDER_ONLY,
     BookLevels,
     NativeStreams,
     StreamLimits,
@@ -41,6 +43,7 @@ from asyncdex.messages.commands import (
     TimeInForce,
 )
 from asyncdex.messages.events import (
+    EVENT_TYPES,
     Event,
     FundingPaid,
     OrderAccepted,
@@ -134,6 +137,20 @@ def test_account_events_reach_the_owner_of_each_order() -> None:
     by_account = account_events(venue.engine.state, funding, [ALICE, BOB, CAROL])
     assert set(by_account) == {ALICE, BOB}
     assert all(type(e) is FundingPaid for e in by_account[ALICE])
+
+
+def test_every_event_naming_an_account_is_routed_to_it() -> None:
+    """A new event kind with an account field must be routed (or listed here as not one)."""
+    not_accounts = {("OraclePriceAccepted", "publisher"), ("AgentApproved", "agent")}
+    order_only = {kind.__name__ for kind in _ORDER_ONLY}
+    for kind in EVENT_TYPES:
+        hints = get_type_hints(kind)
+        named = {field for field in kind._fields if hints[field] is bytes}
+        named -= {field for name, field in not_accounts if name == kind.__name__}
+        if kind.__name__ in order_only or kind is FundingPaid:
+            assert not named, kind
+            continue
+        assert set(_ACCOUNT_FIELDS.get(kind, ())) == named, kind
 
 
 def snapshot(seq: int, bids: list[list[str]], asks: list[list[str]]) -> dict[str, Any]:
