@@ -257,7 +257,9 @@ class PositionView:
     entry_price: int  # |entry notional| / |size|, rounded toward zero; 0 without a position
     mark_price: int
     unrealized_pnl: int  # size * mark - entry notional
-    margin_used: int  # isolated: the isolated balance; cross: |size| * mark * imf, rounded up
+    margin_used: (
+        int  # isolated: the position's equity at mark; cross: |size| * mark * imf, rounded up
+    )
     liquidation_price: int | None  # None: no price liquidates it (or no position)
     leverage: int
     isolated: bool
@@ -346,7 +348,9 @@ def account_view(state: State, account: Account) -> AccountView:
         size = position.size
         mm = market.maintenance_margin_ppm
         if position.isolated:
-            margin_used = position.iso_margin
+            # the isolated balance is a quote balance (a long's holds minus its entry
+            # notional); the margin the position holds is its equity at the mark
+            margin_used = position.iso_margin + size * mark
             liquidation = calculate_isolated_liquidation_price(size, position.iso_margin, mm)
         else:
             margin_used = -(-(abs(size) * mark * position.imf) // PPM)

@@ -235,7 +235,7 @@ def test_isolated_liquidation_price_and_margin_used() -> None:
     account.positions[0] = position(size, MARK, isolated=True, iso_margin=iso)
     view = account_view(state_with(account), account)
     [held] = view.positions
-    assert held.margin_used == iso
+    assert held.margin_used == iso + size * MARK == 30_000_000  # the $30 put up, at entry
     price = held.liquidation_price
     assert price is not None and price < MARK
     assert not liquidatable(iso + size * price, size, price)
