@@ -21,15 +21,18 @@ Invariants:
   snapshot); if that frees nothing, the connection is closed with 1008. Memory per connection
   is bounded by the queue limits, ``max_subscriptions`` and ``max_followed_intents``.
 - Every client op is answered, echoing its ``id``: a reply, or ``{"op": "error", "code",
-  ...}``; an op that is refused changes nothing. Frames above ``max_frame_bytes`` close the
-  socket with 1009 (aiohttp's ``max_msg_size``); binary frames are refused.
+  ...}``; an op that is refused changes nothing. Frames above ``frame_limit`` (the intake's
+  body limit plus room for the op) close the socket with 1009 (aiohttp's ``max_msg_size``);
+  binary frames are refused.
 - ``submit`` is ``POST /v1/intents`` over the socket: the same body forms, decoded and
   verified by the node's intake and acknowledged by ``Node.submit_intents``; receipts only
   for durable records, refusals with the HTTP status and code the HTTP API gives.
 - Intent status is reported per intent in order, each status once: ``sequenced``,
   ``executed`` (with the events), then ``committed`` (tx hash) and ``finalized`` when the
   node settles. A record reaches the engine only once durable, so an intent first seen when
-  it executes is reported ``sequenced`` then ``executed`` together.
+  it executes is reported ``sequenced`` then ``executed`` together (and a batch committed
+  and final between two looks, ``committed`` then ``finalized``). A follower that arrives
+  late hears the current status, then what follows.
 - Shutdown (``close``): new sockets are refused, in-flight submissions get a moment to be
   answered, queued messages a moment to leave, then every socket closes with 1001.
 """
