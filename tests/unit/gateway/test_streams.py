@@ -255,6 +255,10 @@ def test_a_slow_consumer_loses_its_book_subscription_and_is_told_to_resync(
             assert (await ws.receive_json())["op"] == "subscribed"
             assert (await ws.receive_json())["type"] == "snapshot"
             conn = await block_writer(ws, streams)
+            # the engine goes on while this client's writer is stuck
+            (receipt,) = await node.submit_commands([Deposit(ALICE, 10**9, 0)])
+            await node.submit_commands([PublishOraclePrice(PUBLISHER, 0, MARK)])
+            assert await node.wait_applied(receipt.seq) is not None
             for index in range(20):  # each: an ack and a fresh snapshot, unread
                 op = {"op": "subscribe", "channel": "book", "market": "BTC", "id": index}
                 await ws.send_str(json.dumps(op))
