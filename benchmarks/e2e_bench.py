@@ -261,6 +261,11 @@ def summarize(
         for key, count in result.errors.items():
             errors[key] = errors.get(key, 0) + count
     lateness = sum(result.lateness_us_total for result in results)
+    by_second: dict[int, int] = {}
+    for result in results:
+        for second, count in result.acked_by_second.items():
+            by_second[second] = by_second.get(second, 0) + count
+    whole_seconds = [by_second.get(second, 0) for second in range(int(span))]
     return {
         "phase": phase.name,
         "offered_per_s": offered,
@@ -286,6 +291,7 @@ def summarize(
         "node_cpu_us_per_intent": round(node_cpu_s / max(acked, 1) * 1e6, 1),
         "verify_workers_cpu_us_per_intent": round(workers_cpu_s / max(acked, 1) * 1e6, 1),
         "max_seq": max(result.max_seq for result in results),
+        "acked_per_second": whole_seconds,  # each whole second of the phase, in order
     }
 
 
@@ -445,6 +451,7 @@ def drive(node: NodeProcess, plan: list[Phase], spy: Path | None = None) -> dict
             print(f"  {row['phase']}: errors {row['errors']}, pool exhausted "
                   f"{row['pool_exhausted']}")  # fmt: skip
         print(f"  {row['phase']}: sampled outcomes {row['outcomes_sampled']}")
+        print(f"  {row['phase']}: acknowledged per second {row['acked_per_second']}")
     return {"signed_intents": signed, "signing_s": round(signing_s, 1), "phases": rows}
 
 

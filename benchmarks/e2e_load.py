@@ -99,6 +99,7 @@ class PhaseResult:
     max_seq: int = 0
     sampled_seqs: list[int] = field(default_factory=list)
     pool_exhausted: bool = False
+    acked_by_second: dict[int, int] = field(default_factory=dict)  # since the phase start
 
 
 class StreamBuilder:
@@ -280,6 +281,8 @@ async def _send(
     if not max_seq:
         return
     result.intents_acked += count
+    second = int(answered - result.first_due)
+    result.acked_by_second[second] = result.acked_by_second.get(second, 0) + count
     result.latencies_us.append((answered - started) * 1e6)
     result.sizes.append(count)
     result.last_answer = max(result.last_answer, answered)
