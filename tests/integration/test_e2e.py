@@ -360,6 +360,7 @@ def test_oracle_move_liquidates_a_leveraged_long(venue: Venue) -> None:
         assert venue.position(erin) == ("0.3", "57000")
         assert venue.collateral(erin) == 100_000 * USDC - sold - fee(sold, MAKER_FEE_PPM)
         assert venue.position(dave) == ("-0.3", "60000")
+        assert venue.collateral(dave) == 100_000 * USDC + notional - fee(notional, MAKER_FEE_PPM)
 
         move_final = wait_seq_finalized(c, move_seq)
         assert move_final.events == moved.events
