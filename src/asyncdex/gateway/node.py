@@ -79,7 +79,7 @@ Endpoints (JSON; errors are ``{"error": message, "code": ..., "index"?, "field"?
 - ``GET /v1/openapi.json``: the OpenAPI 3.0 document of all of the above.
 
 Threads and processes: the event loop runs HTTP, decoding, sequencing, the engine and batch
-cuts; signature recovery runs in ``verify_workers`` worker processes
+cuts; intent decoding and signature recovery run in ``verify_workers`` worker processes
 (:mod:`asyncdex.gateway.verify_pool`), or in the loop when that is 0; the journal's
 group-commit thread writes and fsyncs; one settlement thread makes every chain call.
 """
@@ -122,6 +122,7 @@ from asyncdex.gateway.precheck import Precheck, PrecheckRefused
 from asyncdex.gateway.settlement_service import SettlementService, SettlementSettings
 from asyncdex.gateway.verify_pool import VerifierPool
 from asyncdex.messages import commands as engine_commands
+from asyncdex.messages.codec import EVENT_TAG
 from asyncdex.messages.commands import (
     AdvanceTime,
     Command,
@@ -129,7 +130,7 @@ from asyncdex.messages.commands import (
     PublishOraclePrice,
     Signed,
 )
-from asyncdex.messages.events import Event, Rejected
+from asyncdex.messages.events import EVENT_TYPES, Event, Rejected
 from asyncdex.messages.reasons import Reject
 from asyncdex.sequencer.journal import FileJournal, GroupCommitter, JournalFailed
 from asyncdex.sequencer.records import Record, decode_trusted_record
@@ -398,6 +399,10 @@ class RecordIndex:
 
     Bounded to ``capacity`` entries each, oldest dropped first. An intent id keeps its first
     seq: a resubmitted intent is sequenced again but only the first spends its nonce.
+
+    Events are kept as plain tuples ``(tag, *fields)`` and rebuilt when read: the cycle
+    collector stops tracking a plain tuple of atomic values, never a NamedTuple, and a
+    hundred thousand records of tracked events made every full collection a long pause.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -405,7 +410,7 @@ class RecordIndex:
             raise ValueError("the record index holds at least one record")
         self.capacity = capacity
         self._seq_of: OrderedDict[bytes, int] = OrderedDict()
-        self._records: OrderedDict[int, tuple[bytes | None, list[Event] | None]] = OrderedDict()
+        self._records: OrderedDict[int, tuple[bytes | None, tuple[Any, ...] | None]] = OrderedDict()
 
     def add(self, seq: int, intent_id: bytes | None, events: list[Event] | None) -> None:
         if intent_id:
@@ -415,7 +420,11 @@ class RecordIndex:
                 if len(seq_of) > self.capacity:
                     seq_of.popitem(last=False)
         records = self._records
-        records[seq] = (intent_id or None, events)
+        kept = None
+        if events is not None:
+            tags = EVENT_TAG
+            kept = tuple([(tags[type(event)], *event) for event in events])
+        records[seq] = (intent_id or None, kept)
         if len(records) > self.capacity:
             records.popitem(last=False)
 
@@ -423,7 +432,11 @@ class RecordIndex:
         return self._seq_of.get(intent_id)
 
     def record(self, seq: int) -> tuple[bytes | None, list[Event] | None]:
-        return self._records.get(seq, (None, None))
+        intent_id, kept = self._records.get(seq, (None, None))
+        if kept is None:
+            return intent_id, None
+        types = EVENT_TYPES
+        return intent_id, [tuple.__new__(types[item[0]], item[1:]) for item in kept]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -581,7 +594,8 @@ class Node:
         self.precheck: Precheck | None = None
         self._root_cache: tuple[int, bytes] | None = None  # (applied seq, state root)
         # intent id -> its first receipt, so a resubmitted intent is answered, not re-sequenced
-        self._acknowledged: OrderedDict[bytes, Receipt] = OrderedDict()
+        # (plain (seq, timestamp) tuples, which the cycle collector does not track)
+        self._acknowledged: OrderedDict[bytes, tuple[int, int]] = OrderedDict()
         self._listeners: list[Listener] = []
         self._extensions: list[NodeExtension] = []
         # seq -> futures of ``wait_applied`` callers, resolved with the record's events
@@ -656,7 +670,9 @@ class Node:
             gc.freeze()
 
             if settings.verify_workers > 0:
-                self.verifier = VerifierPool(settings.domain, settings.verify_workers)
+                self.verifier = VerifierPool(
+                    settings.domain, settings.verify_workers, settings.limits
+                )
                 await self.verifier.start()
             app = web.Application(client_max_size=settings.limits.max_body_bytes + 1)
             app.router.add_post("/v1/intents", self.handle_intents)
@@ -929,6 +945,15 @@ class Node:
         self._applied_waiters.setdefault(seq, []).append(future)
         return await future
 
+    async def verify_body(self, body: bytes, content_type: str) -> list[Submission]:
+        """Decode and verify a native intents body (``POST /v1/intents``'s forms): in the
+        worker processes when the node has them. Raises ``IntakeError`` (and
+        ``BrokenProcessPool`` if a worker died)."""
+        verifier = self.verifier
+        if verifier is None:
+            return self.intake.process(body, content_type)
+        return await verifier.process(body, content_type)
+
     async def submit_intents(self, submissions: list[Submission]) -> list[Receipt]:
         """Acknowledge verified intents: the first receipts for a retry, else precheck and
         sequence them; returns once all of them are durable.
@@ -938,10 +963,15 @@ class Node:
         """
         if self._draining:
             raise SubmitRefused(503, "shutting_down", "node is shutting down")
-        known = [self._acknowledged.get(submission.intent_id) for submission in submissions]
-        if all(receipt is not None for receipt in known):
+        acknowledged = self._acknowledged
+        known = [acknowledged.get(submission.intent_id) for submission in submissions]
+        if all(first is not None for first in known):
             # the same signed intents again (a client's retry): the first receipts, nothing new
-            return [receipt for receipt in known if receipt is not None]
+            return [
+                Receipt(submission.intent_id, *first)
+                for submission, first in zip(submissions, known, strict=True)
+                if first is not None
+            ]
         precheck = self.precheck
         if precheck is not None:
             try:
@@ -957,10 +987,9 @@ class Node:
                 # when the engine applies it (``_consume``)
                 precheck.release(submission.command for submission in submissions)
             raise
-        acknowledged = self._acknowledged
         for receipt in receipts:
             if receipt.intent_id and receipt.intent_id not in acknowledged:
-                acknowledged[receipt.intent_id] = receipt
+                acknowledged[receipt.intent_id] = (receipt.seq, receipt.timestamp)
                 if len(acknowledged) > self.settings.index_capacity:
                     acknowledged.popitem(last=False)
         return receipts
@@ -1048,13 +1077,7 @@ class Node:
             return refused
         try:
             body = await self._read_body(request)
-            parsed = self.intake.decode(body, request.headers.get("Content-Type", ""))
-            # the expensive half: in worker processes when the node has them
-            verifier = self.verifier
-            if verifier is None:
-                submissions = self.intake.verify(parsed)
-            else:
-                submissions = await verifier.verify(parsed)
+            submissions = await self.verify_body(body, request.headers.get("Content-Type", ""))
         except IntakeError as error:
             return _json_error(error)
         except BrokenProcessPool:

@@ -1,16 +1,21 @@
-"""Signature recovery spread over worker processes, while the sequencer stays one writer.
+"""Intent decoding and signature recovery spread over worker processes, while the sequencer
+stays one writer.
 
 Invariants:
 
-- ``verify(parsed)`` returns exactly what :func:`asyncdex.gateway.intake.verify_batch` returns
-  for the same request under the same domain, or raises the same :class:`IntakeError` (it is
-  that function, run in another process): moving the work changes no answer.
-- Requests that arrive in the same event-loop turn are verified together: they are spread
+- ``process(body, content_type)`` returns exactly what ``Intake.process`` returns for the
+  same body under the same domain and limits, or raises the same :class:`IntakeError` (the
+  workers run that code): moving the work changes no answer.
+- Requests that arrive in the same event-loop turn are handled together: they are spread
   over the workers in chunks of whole requests, one task per worker per turn, so the cost
-  of crossing the process boundary is paid per chunk, not per intent. A request's error
+  of crossing the process boundary is paid per chunk, not per request. A request's error
   refuses that request only.
+- What crosses the boundary is bytes both ways: the raw bodies in, and per intent its
+  journal record encoding and intent id out (:func:`asyncdex.sequencer.records.encode_record`,
+  decoded back by the checked-free decoder the journal uses), so the node's threads spend
+  almost nothing pickling object graphs under the GIL the event loop needs.
 - Nothing here touches the sequencer or the engine: a request is sequenced when its
-  verification completes, first come first served, as with verification in the loop.
+  processing completes, first come first served, as with verification in the loop.
 - Workers are started with ``spawn`` (no copy of the node's memory or threads) and warmed
   up before the node listens; ``close`` stops them, and a worker whose node died (SIGKILL)
   exits by itself within a second.
@@ -28,18 +33,22 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 from asyncdex.gateway.eip712 import Domain
-from asyncdex.gateway.intake import IntakeError, ParsedIntent, verify_batch
+from asyncdex.gateway.intake import DEFAULT_LIMITS, Intake, IntakeError, IntakeLimits
+from asyncdex.sequencer.records import decode_trusted_record, encode_record
 from asyncdex.sequencer.sequencer import Submission
 
-_domain: Domain | None = None  # set in each worker by ``_init``
+_intake: Intake | None = None  # set in each worker by ``_init``
 ORPHAN_CHECK_SECONDS = 0.5
 
-Outcome = list[Submission] | IntakeError
+# per intent: its record encoding (timestamp 0) and its intent id
+Encoded = list[tuple[bytes, bytes]]
+Outcome = Encoded | IntakeError
+_new_tuple = tuple.__new__
 
 
-def _init(domain: Domain, parent: int) -> None:
-    global _domain
-    _domain = domain
+def _init(domain: Domain, limits: IntakeLimits, parent: int) -> None:
+    global _intake
+    _intake = Intake(domain, limits)
     # A node killed with SIGKILL cannot stop its workers: each leaves when it is orphaned.
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
 
@@ -51,31 +60,49 @@ def _exit_with(parent: int) -> None:
 
 
 def _ready() -> bool:
-    return _domain is not None
+    return _intake is not None
 
 
-def _verify_chunk(requests: Sequence[Sequence[ParsedIntent]]) -> list[Outcome]:
-    """Worker side: each request verified alone; an error is that request's answer."""
-    assert _domain is not None, "worker not initialised"
+def _process_chunk(requests: Sequence[tuple[bytes, str]]) -> list[Outcome]:
+    """Worker side: each request decoded and verified alone; an error is its answer."""
+    intake = _intake
+    assert intake is not None, "worker not initialised"
     outcomes: list[Outcome] = []
-    for parsed in requests:
+    for body, content_type in requests:
         try:
-            outcomes.append(verify_batch(_domain, parsed))
+            submissions = intake.process(body, content_type)
         except IntakeError as error:
             outcomes.append(error)
+            continue
+        outcomes.append(
+            [
+                (encode_record(0, submission.command, submission.signature), submission.intent_id)
+                for submission in submissions
+            ]
+        )
     return outcomes
 
 
-class VerifierPool:
-    """``workers`` processes recovering signers for one venue's domain."""
+def decode_outcome(encoded: Encoded) -> list[Submission]:
+    """The submissions a worker encoded (the node's side of ``_process_chunk``)."""
+    submissions = []
+    for payload, intent_id in encoded:
+        _, command, signature = decode_trusted_record(payload)
+        submissions.append(_new_tuple(Submission, (command, signature, intent_id)))
+    return submissions
 
-    def __init__(self, domain: Domain, workers: int) -> None:
+
+class VerifierPool:
+    """``workers`` processes decoding and verifying intents for one venue's domain."""
+
+    def __init__(self, domain: Domain, workers: int, limits: IntakeLimits = DEFAULT_LIMITS) -> None:
         if workers < 1:
             raise ValueError("a verifier pool has at least one worker")
         self.domain = domain
+        self.limits = limits
         self.workers = workers
         self._executor = self._new_executor()
-        self._pending: list[tuple[Sequence[ParsedIntent], asyncio.Future[list[Submission]]]] = []
+        self._pending: list[tuple[tuple[bytes, str], asyncio.Future[list[Submission]]]] = []
         self._flush_scheduled = False
         self.chunks = 0  # tasks sent to workers, for metrics
 
@@ -84,7 +111,7 @@ class VerifierPool:
             self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init,
-            initargs=(self.domain, os.getpid()),
+            initargs=(self.domain, self.limits, os.getpid()),
         )
 
     async def start(self) -> None:
@@ -94,10 +121,11 @@ class VerifierPool:
             *(loop.run_in_executor(self._executor, _ready) for _ in range(self.workers))
         )
 
-    async def verify(self, parsed: Sequence[ParsedIntent]) -> list[Submission]:
+    async def process(self, body: bytes, content_type: str) -> list[Submission]:
+        """Decode and verify one request body in a worker; ``Intake.process``'s answer."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Submission]] = loop.create_future()
-        self._pending.append((parsed, future))
+        self._pending.append(((body, content_type), future))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             # after the other requests already read in this turn have joined the queue
@@ -109,15 +137,15 @@ class VerifierPool:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        # Split whole requests into at most ``workers`` chunks of similar intent counts.
-        chunks: list[list[tuple[Sequence[ParsedIntent], asyncio.Future[list[Submission]]]]] = [
+        # Split whole requests into at most ``workers`` chunks of similar sizes in bytes.
+        chunks: list[list[tuple[tuple[bytes, str], asyncio.Future[list[Submission]]]]] = [
             [] for _ in range(min(self.workers, len(pending)))
         ]
         sizes = [0] * len(chunks)
-        for item in sorted(pending, key=lambda item: -len(item[0])):
+        for item in sorted(pending, key=lambda item: -len(item[0][0])):
             smallest = sizes.index(min(sizes))
             chunks[smallest].append(item)
-            sizes[smallest] += len(item[0])
+            sizes[smallest] += len(item[0][0])
         loop = asyncio.get_running_loop()
         if getattr(self._executor, "_broken", False):
             # a worker died (killed, out of memory): its requests failed; start afresh
@@ -126,7 +154,7 @@ class VerifierPool:
         for chunk in chunks:
             self.chunks += 1
             task = loop.run_in_executor(
-                self._executor, _verify_chunk, [parsed for parsed, _ in chunk]
+                self._executor, _process_chunk, [request for request, _ in chunk]
             )
             task.add_done_callback(functools.partial(_resolve, [f for _, f in chunk]))
 
@@ -159,4 +187,4 @@ def _resolve(
         if isinstance(outcome, IntakeError):
             future.set_exception(outcome)
         else:
-            future.set_result(outcome)
+            future.set_result(decode_outcome(outcome))
