@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from asyncdex.engine.state import Account, MarketState, State
 from asyncdex.messages.events import Event, FundingPaid, TradeExecuted
@@ -133,7 +134,9 @@ class MarketData:
         ]
         self._fill_capacity = fill_capacity
         self._account_capacity = account_capacity
-        self._fills: OrderedDict[bytes, deque[Fill]] = OrderedDict()
+        # Fills are kept as plain tuples of Fill's fields: the cycle collector does not track
+        # those (it tracks every slotted object), and there may be millions of fills kept.
+        self._fills: OrderedDict[bytes, deque[tuple[Any, ...]]] = OrderedDict()
         self.last_seq = 0
 
     # -- feeding
@@ -179,16 +182,16 @@ class MarketData:
         taker_buys = event.taker_is_buy
         self._add_fill(
             event.maker,
-            Fill(seq, time, market, price, size, not taker_buys, True, event.maker_order,
-                 event.maker_fee),
+            (seq, time, market, price, size, not taker_buys, True, event.maker_order,
+             event.maker_fee),
         )  # fmt: skip
         self._add_fill(
             event.taker,
-            Fill(seq, time, market, price, size, taker_buys, False, event.taker_order,
-                 event.taker_fee),
+            (seq, time, market, price, size, taker_buys, False, event.taker_order,
+             event.taker_fee),
         )  # fmt: skip
 
-    def _add_fill(self, account: bytes, fill: Fill) -> None:
+    def _add_fill(self, account: bytes, fill: tuple[Any, ...]) -> None:
         fills = self._fills.get(account)
         if fills is None:
             fills = self._fills[account] = deque(maxlen=self._fill_capacity)
@@ -240,7 +243,7 @@ class MarketData:
         fills = self._fills.get(account)
         if fills is None:
             return []
-        return [fills[-1 - i] for i in range(min(limit, len(fills)))]
+        return [Fill(*fills[-1 - i]) for i in range(min(limit, len(fills)))]
 
     def has_fills(self, account: bytes) -> bool:
         return account in self._fills

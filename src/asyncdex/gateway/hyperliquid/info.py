@@ -284,6 +284,19 @@ class OrderRecord:
         record.refresh(order)
         return record
 
+    def frozen(self) -> tuple[Any, ...]:
+        """The record as a plain tuple: what is kept of an order that left the book. The cycle
+        collector stops tracking a plain tuple of atomic values (never a slotted object), so
+        a hundred thousand kept orders cost full collections nothing."""
+        return tuple([getattr(self, name) for name in _ORDER_SLOTS])
+
+    @classmethod
+    def thaw(cls, values: tuple[Any, ...]) -> OrderRecord:
+        record = cls.__new__(cls)
+        for name, value in zip(_ORDER_SLOTS, values, strict=True):
+            setattr(record, name, value)
+        return record
+
     def take_terms(self, command: PlaceOrder) -> None:
         """What the placing command says and ``OrderAccepted`` does not."""
         self.tif = command.tif
@@ -302,6 +315,10 @@ class OrderRecord:
         self.trigger_kind = order.trigger_kind
         self.trigger_price = order.trigger_price
         self.order_type = order.order_type
+
+
+_ORDER_SLOTS = OrderRecord.__slots__
+_new_tuple = tuple.__new__
 
 
 def basic_order_json(spec: MarketSpec, order: OrderLike) -> dict[str, Any]:
@@ -439,11 +456,14 @@ class Activity:
     def __init__(self, state: State) -> None:
         self._positions: dict[tuple[bytes, int], tuple[int, int]] = {}
         self._orders: dict[int, OrderRecord] = {}  # live orders
-        self._done: OrderedDict[int, OrderRecord] = OrderedDict()  # left the book, oldest first
-        self._history: OrderedDict[bytes, deque[OrderRecord]] = OrderedDict()  # per account
+        # Orders that left the book (oldest first) and each account's, and every kept fill and
+        # funding payment, are plain tuples (``OrderRecord.frozen``, ``tuple(fill)``): the
+        # cycle collector does not track those, so what is kept never slows a collection.
+        self._done: OrderedDict[int, tuple[Any, ...]] = OrderedDict()
+        self._history: OrderedDict[bytes, deque[tuple[Any, ...]]] = OrderedDict()
         self._cloids: dict[tuple[bytes, int], int] = {}
-        self._fills: OrderedDict[bytes, deque[HlFill]] = OrderedDict()
-        self._fundings: OrderedDict[bytes, deque[HlFunding]] = OrderedDict()
+        self._fills: OrderedDict[bytes, deque[tuple[Any, ...]]] = OrderedDict()
+        self._fundings: OrderedDict[bytes, deque[tuple[Any, ...]]] = OrderedDict()
         self._volume: list[deque[list[int]]] = [deque() for _ in state.markets]
         for account in state.accounts.values():
             for market_id, position in account.positions.items():
@@ -457,18 +477,22 @@ class Activity:
 
     def fills(self, account: bytes) -> list[HlFill]:
         """The account's kept fills, newest first."""
-        return list(reversed(self._fills.get(account, ())))
+        return [_new_tuple(HlFill, fill) for fill in reversed(self._fills.get(account, ()))]
 
     def fundings(self, account: bytes) -> list[HlFunding]:
         """The account's kept funding payments, oldest first."""
-        return list(self._fundings.get(account, ()))
+        return [_new_tuple(HlFunding, paid) for paid in self._fundings.get(account, ())]
 
     def order(self, order_id: int) -> OrderRecord | None:
-        return self._orders.get(order_id) or self._done.get(order_id)
+        live = self._orders.get(order_id)
+        if live is not None:
+            return live
+        done = self._done.get(order_id)
+        return None if done is None else OrderRecord.thaw(done)
 
     def history(self, account: bytes) -> list[OrderRecord]:
         """The account's kept orders that left the book, newest first."""
-        return list(reversed(self._history.get(account, ())))
+        return [OrderRecord.thaw(order) for order in reversed(self._history.get(account, ()))]
 
     def order_by_cloid(self, account: bytes, client_id: int) -> OrderRecord | None:
         order_id = self._cloids.get((account, client_id))
@@ -527,7 +551,7 @@ class Activity:
                         order_id, crossed, fee, tid, tracked.client_id if tracked else 0,
                     )  # fmt: skip
                     fills.append(fill)
-                    self._keep(self._fills, account, fill, FILL_CAPACITY)
+                    self._keep(self._fills, account, tuple(fill), FILL_CAPACITY)
                     if tracked is not None:
                         tracked.size -= event.size
             elif kind is OrderAccepted:
@@ -609,7 +633,7 @@ class Activity:
                 record.seq, record.timestamp, account, market_id, -payment, size, event.rate_ppb
             )
             out.append(funding)
-            self._keep(self._fundings, account, funding, FUNDING_CAPACITY)
+            self._keep(self._fundings, account, tuple(funding), FUNDING_CAPACITY)
         return out
 
     def _add_volume(self, market: int, now: int, price: int, size: int) -> None:
@@ -653,12 +677,14 @@ class Activity:
         updates.append(OrderUpdate(order.account, order, status, now))
         if live is None and status != "open" and status != "triggered":
             del self._orders[order_id]
-            self._done[order_id] = order
-            self._keep(self._history, order.account, order, HISTORY_CAPACITY)
+            kept = order.frozen()
+            self._done[order_id] = kept
+            self._keep(self._history, order.account, kept, HISTORY_CAPACITY)
             if len(self._done) > ORDER_CAPACITY:
                 _, forgotten = self._done.popitem(last=False)
-                key = (forgotten.account, forgotten.client_id)
-                if self._cloids.get(key) == forgotten.order_id:
+                gone = OrderRecord.thaw(forgotten)
+                key = (gone.account, gone.client_id)
+                if self._cloids.get(key) == gone.order_id:
                     del self._cloids[key]
 
 
