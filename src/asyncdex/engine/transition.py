@@ -166,7 +166,9 @@ class Engine:
     def _reject(
         events: list[Event], account: bytes, tag: int, market: int, ref: int, reason: Reject
     ) -> None:
-        events.append(new_event(Rejected, (account, tag, market, ref, reason)))
+        # plain ints in events, never the enum members: a tuple holding only atomic values is
+        # one the cycle collector stops tracking (the node keeps many events)
+        events.append(new_event(Rejected, (account, tag, market, ref, int(reason))))
 
     def _market(self, market: int) -> MarketState | None:
         markets = self.state.markets
@@ -531,7 +533,7 @@ class Engine:
                                 order.account,
                                 order.market,
                                 order.size,
-                                CancelReason.REDUCE_ONLY,
+                                int(CancelReason.REDUCE_ONLY),
                             ),
                         )
                     )
@@ -560,7 +562,7 @@ class Engine:
                         order.account,
                         order.market,
                         order.size,
-                        CancelReason.IOC_REMAINDER,
+                        int(CancelReason.IOC_REMAINDER),
                     ),
                 )
             )
@@ -756,7 +758,8 @@ class Engine:
         self.process_take_off(account, state.markets[order.market], position, order)
         events.append(
             new_event(
-                OrderCancelled, (order.order_id, order.account, order.market, order.size, reason)
+                OrderCancelled,
+                (order.order_id, order.account, order.market, order.size, int(reason)),
             )
         )
         self._maybe_drop_position(account, order.market, position)
@@ -964,7 +967,7 @@ class Engine:
                 events.append(
                     new_event(
                         OrderCancelled,
-                        (order.order_id, order.account, order.market, order.size, reason),
+                        (order.order_id, order.account, order.market, order.size, int(reason)),
                     )
                 )
                 self._maybe_drop_position(account, order.market, position)
