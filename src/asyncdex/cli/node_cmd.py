@@ -96,6 +96,7 @@ NODE_KEYS: dict[str, tuple[type, Any]] = {
     "verify_workers": (int, None),  # None: one per core
     "log_format": (str, "text"),
     "hyperliquid_network": (str, "testnet"),
+    "hyperliquid_api": (bool, True),
 }
 HYPERLIQUID_NETWORKS = ("testnet", "mainnet")
 
@@ -236,14 +237,14 @@ def _settlement_from_args(
     return {**common, "sequencer_key": key, "embedded": embedded}, embedded
 
 
-def default_extensions(hyperliquid_mainnet: bool = False) -> tuple[ExtensionFactory, ...]:
-    """Everything a venue serves beside the native HTTP API."""
-    return (
-        NativeStreams,
-        hyperliquid_extension(mainnet=hyperliquid_mainnet),
-        OracleFeed,
-        Metrics,
-    )
+def default_extensions(
+    hyperliquid_mainnet: bool = False, hyperliquid: bool = True
+) -> tuple[ExtensionFactory, ...]:
+    """Everything a venue serves beside the native HTTP API (the Hyperliquid-compatible API
+    unless ``hyperliquid`` is false: it derives fills and order histories from every record,
+    which a venue that does not serve it need not pay for)."""
+    hyperliquid_api = (hyperliquid_extension(mainnet=hyperliquid_mainnet),) if hyperliquid else ()
+    return (NativeStreams, *hyperliquid_api, OracleFeed, Metrics)
 
 
 def _node_options(args: argparse.Namespace, table: dict[str, Any]) -> None:
@@ -308,7 +309,9 @@ def settings_from_args(args: argparse.Namespace) -> NodeSettings:
         snapshot_every=args.snapshot_every,
         operator_token=token,
         settlement=settlement,
-        extensions=default_extensions(args.hyperliquid_network == "mainnet"),
+        extensions=default_extensions(
+            args.hyperliquid_network == "mainnet", hyperliquid=args.hyperliquid_api
+        ),
         verify_workers=args.verify_workers,
     )
 
@@ -368,6 +371,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-format", choices=FORMATS, default=None, help="stderr logs: text or json lines"
+    )
+    parser.add_argument(
+        "--hyperliquid-api",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="serve /info, /exchange and /ws (default on)",
     )
     parser.add_argument(
         "--hyperliquid-network",

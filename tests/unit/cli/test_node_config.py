@@ -38,6 +38,7 @@ def test_the_example_describes_a_whole_venue() -> None:
         "verify_workers": None,
         "log_format": "text",
         "hyperliquid_network": "testnet",
+        "hyperliquid_api": True,
     }
 
 
@@ -58,6 +59,10 @@ def test_file_values_apply_and_flags_win(tmp_path: Path) -> None:
     )  # fmt: skip
     assert flagged.port == 0 and flagged.verify_workers == 0 and flagged.snapshot_every == 7
     assert flagged.settlement is not None and flagged.settlement.batch_interval_ms == 250
+    assert len(from_file.extensions) == len(flagged.extensions) == 4
+
+    without = settings(tmp_path, EXAMPLE, "--no-hyperliquid-api")
+    assert len(without.extensions) == 3
 
 
 def with_line(tmp_path: Path, table: str, line: str) -> Path:
