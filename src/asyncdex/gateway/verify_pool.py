@@ -24,13 +24,16 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import functools
 import multiprocessing
+import multiprocessing.process
 import os
+import pickle
+import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from asyncdex.gateway.eip712 import Domain
 from asyncdex.gateway.intake import DEFAULT_LIMITS, Intake, IntakeError, IntakeLimits
@@ -57,10 +60,6 @@ def _exit_with(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(ORPHAN_CHECK_SECONDS)
     os._exit(0)
-
-
-def _ready() -> bool:
-    return _intake is not None
 
 
 def _process_chunk(requests: Sequence[tuple[bytes, str]]) -> list[Outcome]:
@@ -92,8 +91,28 @@ def decode_outcome(encoded: Encoded) -> list[Submission]:
     return submissions
 
 
+class _Worker:
+    """One worker process and the loop's end of its socket: chunks go out in order and their
+    answers come back in the same order."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
+        self.process = process
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.in_flight: deque[list[asyncio.Future[list[Submission]]]] = deque()
+        self.queued_bytes = 0  # bodies sent whose answers have not come back
+        self.sizes: deque[int] = deque()
+        self.alive = True
+        self.task: asyncio.Task[None] | None = None
+
+
 class VerifierPool:
-    """``workers`` processes decoding and verifying intents for one venue's domain."""
+    """``workers`` processes decoding and verifying intents for one venue's domain.
+
+    Each worker is a spawned process joined to the event loop by a socket pair: the loop
+    writes length-prefixed chunks and reads the answers with its own non-blocking I/O, so
+    no thread of the node's takes the GIL to move work to and from the workers.
+    """
 
     def __init__(self, domain: Domain, workers: int, limits: IntakeLimits = DEFAULT_LIMITS) -> None:
         if workers < 1:
@@ -101,25 +120,34 @@ class VerifierPool:
         self.domain = domain
         self.limits = limits
         self.workers = workers
-        self._executor = self._new_executor()
+        self._workers: list[_Worker] = []
         self._pending: list[tuple[tuple[bytes, str], asyncio.Future[list[Submission]]]] = []
         self._flush_scheduled = False
-        self.chunks = 0  # tasks sent to workers, for metrics
-
-    def _new_executor(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init,
-            initargs=(self.domain, self.limits, os.getpid()),
-        )
+        self._closed = False
+        self.chunks = 0  # chunks sent to workers, for metrics
+        self.restarts = 0
 
     async def start(self) -> None:
         """Spawn every worker and wait until each has imported and initialised."""
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(
-            *(loop.run_in_executor(self._executor, _ready) for _ in range(self.workers))
+        self._workers = list(await asyncio.gather(*(self._spawn() for _ in range(self.workers))))
+
+    async def _spawn(self) -> _Worker:
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = socket.socketpair()
+        process = context.Process(
+            target=_worker_main,
+            args=(theirs, self.domain, self.limits, os.getpid()),
+            name="asyncdex-verify",
+            daemon=True,
         )
+        process.start()
+        theirs.close()
+        worker = _Worker(process)
+        worker.reader, worker.writer = await asyncio.open_connection(sock=ours)
+        # the first answer says the worker has imported everything and is ready
+        await worker.reader.readexactly(len(_READY))
+        worker.task = asyncio.get_running_loop().create_task(self._read_answers(worker))
+        return worker
 
     async def process(self, body: bytes, content_type: str) -> list[Submission]:
         """Decode and verify one request body in a worker; ``Intake.process``'s answer."""
@@ -137,54 +165,132 @@ class VerifierPool:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        # Split whole requests into at most ``workers`` chunks of similar sizes in bytes.
-        chunks: list[list[tuple[tuple[bytes, str], asyncio.Future[list[Submission]]]]] = [
-            [] for _ in range(min(self.workers, len(pending)))
-        ]
-        sizes = [0] * len(chunks)
+        if self._closed:
+            for _, future in pending:
+                future.set_exception(BrokenProcessPool("the verifier pool is closed"))
+            return
+        for index, worker in enumerate(self._workers):
+            if not worker.alive:
+                # a worker died (killed, out of memory): its requests failed; replace it
+                self._workers[index] = self._replacement(worker)
+        alive = [worker for worker in self._workers if worker.alive and worker.writer]
+        if not alive:
+            for _, future in pending:
+                future.set_exception(BrokenProcessPool("no verification worker is running"))
+            return
+        # Whole requests, each to the worker with the fewest bytes still to answer.
+        chunks: dict[int, list[tuple[tuple[bytes, str], asyncio.Future[list[Submission]]]]] = {}
+        load = [worker.queued_bytes for worker in alive]
         for item in sorted(pending, key=lambda item: -len(item[0][0])):
-            smallest = sizes.index(min(sizes))
-            chunks[smallest].append(item)
-            sizes[smallest] += len(item[0][0])
-        loop = asyncio.get_running_loop()
-        if getattr(self._executor, "_broken", False):
-            # a worker died (killed, out of memory): its requests failed; start afresh
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = self._new_executor()
-        for chunk in chunks:
+            least = load.index(min(load))
+            chunks.setdefault(least, []).append(item)
+            load[least] += len(item[0][0])
+        for index, chunk in chunks.items():
+            worker = alive[index]
+            assert worker.writer is not None
+            payload = pickle.dumps([request for request, _ in chunk], pickle.HIGHEST_PROTOCOL)
+            worker.writer.write(len(payload).to_bytes(4, "big") + payload)
+            size = sum(len(request[0]) for request, _ in chunk)
+            worker.queued_bytes += size
+            worker.sizes.append(size)
+            worker.in_flight.append([future for _, future in chunk])
             self.chunks += 1
-            task = loop.run_in_executor(
-                self._executor, _process_chunk, [request for request, _ in chunk]
-            )
-            task.add_done_callback(functools.partial(_resolve, [f for _, f in chunk]))
+
+    def _replacement(self, dead: _Worker) -> _Worker:
+        """A placeholder that becomes a live worker once spawned (in the background)."""
+        self.restarts += 1
+        dead.process.join(timeout=0.1)  # it is gone: collect its exit status
+        placeholder = _Worker(dead.process)
+        placeholder.alive = False
+
+        async def respawn() -> None:
+            worker = await self._spawn()
+            if self._closed:
+                _stop(worker)
+                return
+            self._workers[self._workers.index(placeholder)] = worker
+
+        placeholder.alive = True  # taken by no chunk: it has no writer until respawned
+        placeholder.task = asyncio.get_running_loop().create_task(respawn())
+        return placeholder
+
+    async def _read_answers(self, worker: _Worker) -> None:
+        reader = worker.reader
+        assert reader is not None
+        try:
+            while True:
+                header = await reader.readexactly(4)
+                answer = await reader.readexactly(int.from_bytes(header, "big"))
+                futures = worker.in_flight.popleft()
+                worker.queued_bytes -= worker.sizes.popleft()
+                _resolve(futures, pickle.loads(answer))
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass  # the worker died or the pool closed
+        worker.alive = False
+        failure = BrokenProcessPool("a verification worker died")
+        while worker.in_flight:
+            for future in worker.in_flight.popleft():
+                if not future.done():
+                    future.set_exception(failure)
 
     def close(self) -> None:
+        self._closed = True
         for _, future in self._pending:
             if not future.done():
                 future.cancel()
         self._pending = []
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        for worker in self._workers:
+            _stop(worker)
 
 
-def _resolve(
-    futures: list[asyncio.Future[list[Submission]]], done: asyncio.Future[list[Outcome]]
-) -> None:
-    if done.cancelled():
-        for future in futures:
-            future.cancel()
-        return
-    failure = done.exception()
-    if failure is not None:
-        # a worker died (BrokenProcessPool) or could not unpickle: the requests fail, nothing
-        # was sequenced
-        for future in futures:
-            if not future.done():
-                future.set_exception(failure)
-        return
-    for future, outcome in zip(futures, done.result(), strict=True):
+def _stop(worker: _Worker) -> None:
+    if worker.task is not None:
+        worker.task.cancel()
+    if worker.writer is not None:
+        worker.writer.close()
+    # a worker holds nothing but its imports: stop it now rather than wait for the loop to
+    # carry the close to it
+    worker.process.terminate()
+    worker.process.join(timeout=2.0)
+    if worker.process.is_alive():
+        worker.process.kill()
+        worker.process.join(timeout=2.0)
+
+
+def _resolve(futures: list[asyncio.Future[list[Submission]]], outcomes: list[Outcome]) -> None:
+    for future, outcome in zip(futures, outcomes, strict=True):
         if future.done():
             continue
         if isinstance(outcome, IntakeError):
             future.set_exception(outcome)
         else:
             future.set_result(decode_outcome(outcome))
+
+
+_READY = b"ready"
+
+
+def _recv_exactly(sock: socket.socket, count: int) -> bytes | None:
+    chunks = []
+    while count:
+        chunk = sock.recv(min(count, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
+
+
+def _worker_main(sock: socket.socket, domain: Domain, limits: IntakeLimits, parent: int) -> None:
+    """A worker process: chunks in, answers out, until the node closes its end."""
+    _init(domain, limits, parent)
+    sock.sendall(_READY)
+    while True:
+        header = _recv_exactly(sock, 4)
+        if header is None:
+            return
+        payload = _recv_exactly(sock, int.from_bytes(header, "big"))
+        if payload is None:
+            return
+        answer = pickle.dumps(_process_chunk(pickle.loads(payload)), pickle.HIGHEST_PROTOCOL)
+        sock.sendall(len(answer).to_bytes(4, "big") + answer)
