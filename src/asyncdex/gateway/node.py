@@ -144,6 +144,7 @@ from asyncdex.sequencer.sequencer import (
 )
 from asyncdex.types.market import EngineConfig, MarketSpec
 from asyncdex.types.numeric import format_scaled, format_usdc
+from asyncdex.types.packing import new_packer, unpack
 
 _log = logging.getLogger(__name__)
 
@@ -400,9 +401,10 @@ class RecordIndex:
     Bounded to ``capacity`` entries each, oldest dropped first. An intent id keeps its first
     seq: a resubmitted intent is sequenced again but only the first spends its nonce.
 
-    Events are kept as plain tuples ``(tag, *fields)`` and rebuilt when read: the cycle
-    collector stops tracking a plain tuple of atomic values, never a NamedTuple, and a
-    hundred thousand records of tracked events made every full collection a long pause.
+    Each record is kept as one packed ``bytes`` (:mod:`asyncdex.types.packing`: intent id and
+    its events as ``[tag, *fields]``) and rebuilt when read: the cycle collector never
+    tracks bytes, and a hundred thousand records of tracked events and tuples made every full
+    collection a long pause.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -410,7 +412,8 @@ class RecordIndex:
             raise ValueError("the record index holds at least one record")
         self.capacity = capacity
         self._seq_of: OrderedDict[bytes, int] = OrderedDict()
-        self._records: OrderedDict[int, tuple[bytes | None, tuple[Any, ...] | None]] = OrderedDict()
+        self._records: OrderedDict[int, bytes] = OrderedDict()
+        self._pack = new_packer().pack
 
     def add(self, seq: int, intent_id: bytes | None, events: list[Event] | None) -> None:
         if intent_id:
@@ -423,8 +426,8 @@ class RecordIndex:
         kept = None
         if events is not None:
             tags = EVENT_TAG
-            kept = tuple([(tags[type(event)], *event) for event in events])
-        records[seq] = (intent_id or None, kept)
+            kept = [(tags[type(event)], *event) for event in events]
+        records[seq] = self._pack((intent_id or None, kept))
         if len(records) > self.capacity:
             records.popitem(last=False)
 
@@ -432,7 +435,10 @@ class RecordIndex:
         return self._seq_of.get(intent_id)
 
     def record(self, seq: int) -> tuple[bytes | None, list[Event] | None]:
-        intent_id, kept = self._records.get(seq, (None, None))
+        packed = self._records.get(seq)
+        if packed is None:
+            return None, None
+        intent_id, kept = unpack(packed, use_list=False)
         if kept is None:
             return intent_id, None
         types = EVENT_TYPES
