@@ -34,7 +34,7 @@ from aiohttp import web
 
 from asyncdex.engine.margin import funding_payment
 from asyncdex.engine.state import MarketState, State
-from asyncdex.gateway.market_data import account_view
+from asyncdex.gateway.market_data import Candle, account_view
 from asyncdex.messages.commands import (
     Batch,
     OrderType,
@@ -319,6 +319,24 @@ class OrderRecord:
 
 _ORDER_SLOTS = OrderRecord.__slots__
 _new_tuple = tuple.__new__
+
+
+def candle_json(
+    spec: MarketSpec, interval: str, interval_ms: int, candle: Candle
+) -> dict[str, Any]:
+    """A candle in Hyperliquid's shape (``candleSnapshot`` and the ``candle`` channel)."""
+    return {
+        "t": candle.start,
+        "T": candle.start + interval_ms - 1,
+        "s": spec.symbol,
+        "i": interval,
+        "o": format_px(spec, candle.open),
+        "c": format_px(spec, candle.close),
+        "h": format_px(spec, candle.high),
+        "l": format_px(spec, candle.low),
+        "v": format_sz(spec, candle.volume),
+        "n": candle.trades,
+    }
 
 
 def basic_order_json(spec: MarketSpec, order: OrderLike) -> dict[str, Any]:
@@ -957,7 +975,7 @@ class InfoApi:
         market = self.market_of_coin(req.get("coin"))
         interval = req.get("interval")
         interval_ms = CANDLE_INTERVALS_MS.get(interval) if isinstance(interval, str) else None
-        if interval_ms is None:
+        if interval_ms is None or not isinstance(interval, str):
             raise InfoRequestError(
                 f"invalid `interval` {interval!r}: one of {', '.join(CANDLE_INTERVALS_MS)}"
             )
@@ -967,21 +985,7 @@ class InfoApi:
         # a candle whose interval overlaps [start, end] is answered, as Hyperliquid does
         first = start - start % interval_ms
         candles = self.node.market_data.candles(spec.market_id, interval_ms, first, end)
-        return [
-            {
-                "t": candle.start,
-                "T": candle.start + interval_ms - 1,
-                "s": spec.symbol,
-                "i": interval,
-                "o": format_px(spec, candle.open),
-                "c": format_px(spec, candle.close),
-                "h": format_px(spec, candle.high),
-                "l": format_px(spec, candle.low),
-                "v": format_sz(spec, candle.volume),
-                "n": candle.trades,
-            }
-            for candle in candles
-        ]
+        return [candle_json(spec, interval, interval_ms, candle) for candle in candles]
 
     async def _funding_history(self, request: dict[str, Any]) -> Any:
         market = self.market_of_coin(request.get("coin"))

@@ -41,6 +41,7 @@ from asyncdex.gateway.hyperliquid.info import (
     InfoRequestError,
     RecordActivity,
     basic_order_json,
+    candle_json,
     format_address,
     format_px,
     format_sz,
@@ -419,21 +420,7 @@ class _RecordMessages:
         candles = self.streams.node.market_data.candles(market_id, interval_ms, bucket, bucket)
         spec = self.streams.node.state.markets[market_id].spec
         return [
-            _message(
-                "candle",
-                {
-                    "t": candle.start,
-                    "T": candle.start + interval_ms - 1,
-                    "s": spec.symbol,
-                    "i": interval,
-                    "o": format_px(spec, candle.open),
-                    "c": format_px(spec, candle.close),
-                    "h": format_px(spec, candle.high),
-                    "l": format_px(spec, candle.low),
-                    "v": format_sz(spec, candle.volume),
-                    "n": candle.trades,
-                },
-            )
+            _message("candle", candle_json(spec, interval, interval_ms, candle))
             for candle in candles
         ]
 
