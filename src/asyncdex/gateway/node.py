@@ -573,6 +573,29 @@ def _receipt_json(receipt: Receipt) -> dict[str, Any]:
     }
 
 
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, or ``BodyTooLarge`` as soon as it is known to exceed ``limit`` bytes.
+
+    Reads at most one byte past the limit, so a body without Content-Length (chunked) cannot
+    make the node buffer more than that; ``read(n)`` returns what has arrived, so it reads
+    until the end.
+    """
+    length = request.content_length
+    if length is not None and length > limit:
+        raise BodyTooLarge(f"body of {length} bytes exceeds {limit}")
+    chunks = []
+    size = 0
+    while size <= limit:
+        chunk = await request.content.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise BodyTooLarge(f"body exceeds {limit} bytes")
+    return b"".join(chunks)
+
+
 class Node:
     """One venue process. ``await start()``, then ``await run()`` until a signal or ``stop``."""
 
@@ -1052,23 +1075,7 @@ class Node:
         return None
 
     async def _read_body(self, request: web.Request) -> bytes:
-        limit = self.settings.limits.max_body_bytes
-        length = request.content_length
-        if length is not None and length > limit:
-            raise BodyTooLarge(f"body of {length} bytes exceeds {limit}")
-        chunks = []
-        size = 0
-        # Read at most one byte past the limit, so a body without Content-Length (chunked)
-        # cannot make the node buffer more than that.
-        while size <= limit:
-            chunk = await request.content.read(limit + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"body exceeds {limit} bytes")
-        return b"".join(chunks)
+        return await read_body(request, self.settings.limits.max_body_bytes)
 
     async def _submit(self, submissions: list[Submission]) -> web.Response:
         try:

@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from asyncdex.gateway.eip712 import EIP712EncodingError, SignatureError, recover_address
+from asyncdex.gateway.intake import BodyTooLarge
+from asyncdex.gateway.node import SubmitRefused, read_body
 from asyncdex.messages.commands import PublishOraclePrice
 from asyncdex.oracle import ORACLE_PRICE, OraclePrice, oracle_price_digest
 
@@ -244,29 +246,18 @@ class OracleFeed:
     # ------------------------------------------------------------------ HTTP
 
     async def _read_json(self, request: web.Request) -> Any:
-        length = request.content_length
-        if length is not None and length > MAX_BODY_BYTES:
-            raise OracleRefused(413, "body_too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
-        # at most one byte past the limit, also for a chunked body (no Content-Length);
-        # ``read(n)`` returns what has arrived, so read until the end
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_BODY_BYTES:
-            chunk = await request.content.read(MAX_BODY_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise OracleRefused(413, "body_too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
         try:
-            return json.loads(b"".join(chunks))
+            body = await read_body(request, MAX_BODY_BYTES)
+        except BodyTooLarge:
+            raise OracleRefused(
+                413, "body_too_large", f"body exceeds {MAX_BODY_BYTES} bytes"
+            ) from None
+        try:
+            return json.loads(body)
         except (ValueError, RecursionError) as exc:
             raise _malformed(f"invalid JSON: {exc}") from None
 
     async def handle_post(self, request: web.Request) -> web.Response:
-        from asyncdex.gateway.node import SubmitRefused  # the node module imports this one
-
         node = self.node
         if node.draining:
             return web.json_response(
