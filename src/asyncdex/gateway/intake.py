@@ -9,8 +9,9 @@ Invariants:
   an HTTP ``status``, a human message, and where known the ``index`` of the culprit in the
   batch and its ``field`` (camelCase, as on the wire).
 - Whatever passes can be journaled: each command is test-encoded as a journal record, so a
-  value the wire allows but the record cannot hold (today: a ``clientId`` above 2**64 - 1)
-  is refused here as ``unsupported_intent`` rather than failing inside the sequencer.
+  value the wire allows but the record could not hold would be refused here as
+  ``unsupported_intent`` rather than fail inside the sequencer (128-bit client ids fit: the
+  record packing carries big integers).
 - Limits are checked before the work they bound: body size before parsing, intent count
   before any signature recovery.
 - Stateless: no clock, no account state, no nonce memory. What needs state (the signer may
@@ -434,17 +435,12 @@ def verify_batch(domain: Domain, parsed: Sequence[ParsedIntent]) -> list[Submiss
 def _check_journalable(index: int, intent: wire.Intent, command: Command, signature: bytes) -> None:
     """Refuse a command the journal record cannot encode, before it can take a seq.
 
-    Today that is a client id above 2**64 - 1: the wire and the engine carry 128 bits but the
-    record encoding (msgpack) stops at 64. Checked generically, by encoding, so that any such
-    gap between the wire and the journal is refused here instead of failing in the sequencer.
+    Checked generically, by encoding, so that any gap between what the wire carries and what
+    the journal record holds is refused here instead of failing in the sequencer.
     """
     try:
         encode_record(0, command, signature)
     except (OverflowError, TypeError, ValueError) as exc:
-        client_id = getattr(intent, "client_id", wire.NO_CLIENT_ID)
-        if client_id[:8] != bytes(8):
-            message = "clientId: only the low 8 bytes may be non-zero for now"
-            raise Unsupported(f"intent {index}: {message}", index=index, field="clientId") from None
         raise Unsupported(f"intent {index}: cannot be journaled: {exc}", index=index) from None
 
 

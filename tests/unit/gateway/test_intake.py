@@ -50,7 +50,6 @@ BOB_AGENT = LocalSigner(bytes(range(1, 33)))
 SETTLEMENT = bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3")
 DOMAIN = asyncdex_domain(31337, SETTLEMENT)
 NONCE = 1_767_225_600_000
-# The journal holds client ids up to 2**64 - 1 for now (see test_invalid_client_id_above_64_bits)
 CLIENT_ID = bytes.fromhex("000000000000000089abcdef01234567")
 
 ORDER = PlaceOrder(
