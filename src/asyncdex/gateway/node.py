@@ -107,6 +107,7 @@ from asyncdex.engine.orderbook import Order
 from asyncdex.engine.state import MarketState, State
 from asyncdex.engine.state_root import state_root
 from asyncdex.gateway import intents as wire
+from asyncdex.gateway.collector import FullCollections
 from asyncdex.gateway.eip712 import Domain, SignatureError, parse_address, recover_address
 from asyncdex.gateway.intake import (
     DEFAULT_LIMITS,
@@ -630,6 +631,8 @@ class Node:
         # seq -> futures of ``wait_applied`` callers, resolved with the record's events
         self._applied_waiters: dict[int, list[asyncio.Future[list[Event]]]] = {}
         self.verifier: VerifierPool | None = None
+        self._collector: FullCollections | None = None
+        self._collector_task: asyncio.Task[None] | None = None
         self.port = 0
 
     @property
@@ -697,6 +700,10 @@ class Node:
             # long-lived state recovered: out of the collector's sight from now on
             gc.collect()
             gc.freeze()
+            sequencer = self._sequencer
+            self._collector = FullCollections(lambda: sequencer.next_seq)
+            self._collector.install()
+            self._collector_task = asyncio.get_running_loop().create_task(self._collector.run())
 
             if settings.verify_workers > 0:
                 self.verifier = VerifierPool(
@@ -734,6 +741,10 @@ class Node:
             if self._settlement is not None:
                 await self._settlement.start(self._submit_commands)
         except BaseException:
+            if self._collector_task is not None:
+                self._collector_task.cancel()
+            if self._collector is not None:
+                self._collector.uninstall()
             if self._settlement is not None:
                 await self._settlement.stop()
             if self.verifier is not None:
@@ -842,6 +853,10 @@ class Node:
                 _log.exception("final snapshot failed; the next start replays the tail")
         await self._close_storage()
         self._fail_waiters()
+        if self._collector_task is not None:
+            self._collector_task.cancel()
+        if self._collector is not None:
+            self._collector.uninstall()
         _log.info(
             "stopped",
             extra={
