@@ -8,7 +8,8 @@
   to ``node-stderr.log`` beside the data directory and shown when a start fails.
 - ``venue_config(path, domain, markets, oracle_publishers)`` writes a venue TOML file
   (engine config plus ``[venue]``); markets are ``(symbol, sz_decimals, tick, lot)``.
-- :meth:`RunningNode.request` is a small blocking HTTP client (any status is returned).
+- :meth:`RunningNode.request` is a small blocking HTTP client (any status is returned);
+  :meth:`RunningNode.system` sequences operator commands and insists on their receipts.
 - ``anvil_launcher(workdir, block_time=..., state=...)`` returns an :class:`Anvil`: the pinned
   ``node_modules/.bin/anvil`` on a free loopback port, with its dev keys parsed from its
   banner. ``stop()`` (SIGTERM: with ``state`` it dumps the chain there) and ``start()`` again
@@ -138,6 +139,13 @@ class RunningNode:
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         return http_request(self.url + path, "POST", json.dumps(document).encode(), headers)
+
+    def system(self, token: str, *commands: dict[str, Any]) -> list[dict[str, Any]]:
+        """Sequence operator commands (``POST /v1/system``); they must be acknowledged."""
+        result = self.post_json("/v1/system", {"commands": list(commands)}, token)
+        assert result.status == 200, result.body
+        receipts: list[dict[str, Any]] = result.json()["receipts"]
+        return receipts
 
     def status(self) -> dict[str, Any]:
         result = self.get("/v1/status")

@@ -146,9 +146,7 @@ class Venue:
             "market": BTC,
             "price": price,
         }
-        result = self.node.post_json("/v1/system", {"commands": [command]}, OPERATOR_TOKEN)
-        assert result.status == 200, result.body
-        (receipt,) = result.json()["receipts"]
+        (receipt,) = self.node.system(OPERATOR_TOKEN, command)
         assert receipt["intentId"] is None
         seq: int = receipt["seq"]
         return seq

@@ -66,8 +66,7 @@ class Venue:
     l1_index: Iterator[int]
 
     def system(self, *commands: dict[str, Any]) -> None:
-        result = self.node.post_json("/v1/system", {"commands": list(commands)}, OPERATOR_TOKEN)
-        assert result.status == 200, result.body
+        self.node.system(OPERATOR_TOKEN, *commands)
 
     def deposit(self, who: LocalAccount, amount: int = DEPOSIT) -> None:
         command = {"type": "deposit", "account": who.address, "amount": amount}

@@ -118,8 +118,7 @@ def fund(node: RunningNode, traders: tuple[LocalSigner, ...]) -> None:
     commands.append(
         {"type": "oraclePrice", "publisher": "0x" + PUBLISHER.hex(), "market": 0, "price": INDEX}
     )
-    result = node.post_json("/v1/system", {"commands": commands}, OPERATOR_TOKEN)
-    assert result.status == 200, result.body
+    node.system(OPERATOR_TOKEN, *commands)
 
 
 def stderr_of_last_start(launcher: NodeLauncher) -> list[str]:

@@ -75,10 +75,7 @@ class Venue:
     l1_index: Iterator[int]
 
     def system(self, *commands: dict[str, Any]) -> list[dict[str, Any]]:
-        result = self.node.post_json("/v1/system", {"commands": list(commands)}, OPERATOR_TOKEN)
-        assert result.status == 200, result.body
-        receipts: list[dict[str, Any]] = result.json()["receipts"]
-        return receipts
+        return self.node.system(OPERATOR_TOKEN, *commands)
 
     def deposit(self, account: bytes, amount: int = DEPOSIT) -> int:
         (receipt,) = self.system(
