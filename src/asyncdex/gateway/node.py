@@ -1045,40 +1045,41 @@ class Node:
             raise SubmitRefused(503, "shutting_down", "node is shutting down")
         return await self._sequence([Submission(command) for command in commands])
 
-    async def _sequence(self, submissions: list[Submission]) -> list[Receipt]:
+    async def _sequence_or_stop(self, submissions: list[Submission]) -> list[Receipt]:
+        """``Sequencer.submit``, stopping the node on a journal failure or a sequencer fault
+        (the exception is raised on): continuing could acknowledge what is not on disk."""
         assert self._sequencer is not None
         try:
             return await self._sequencer.submit(submissions)
         except SequencerClosed:
-            raise SubmitRefused(503, "shutting_down", "node is shutting down") from None
+            raise
         except JournalFailed:
             _log.exception("journal failed; stopping")
             self.request_stop(EXIT_JOURNAL_FAILED)
-            raise SubmitRefused(
-                503, "journal_failed", "journal failure: not acknowledged"
-            ) from None
+            raise
         except Exception:
             # Intake only passes journalable commands, so this is a bug; the sequencer's
             # counters may no longer match the journal. Fail stop: recovery restarts clean.
             _log.exception("sequencer fault; stopping")
             self.request_stop(EXIT_FAULT)
+            raise
+
+    async def _sequence(self, submissions: list[Submission]) -> list[Receipt]:
+        """``_sequence_or_stop`` with its failures as the ``SubmitRefused`` clients are shown."""
+        try:
+            return await self._sequence_or_stop(submissions)
+        except SequencerClosed:
+            raise SubmitRefused(503, "shutting_down", "node is shutting down") from None
+        except JournalFailed:
+            raise SubmitRefused(
+                503, "journal_failed", "journal failure: not acknowledged"
+            ) from None
+        except Exception:
             raise SubmitRefused(500, "internal_error", "internal error: not acknowledged") from None
 
     async def _submit_commands(self, commands: Sequence[Command]) -> list[Receipt]:
         """Sequence the node's own commands (time ticks, L1 messages, protective mode)."""
-        assert self._sequencer is not None
-        try:
-            return await self._sequencer.submit([Submission(command) for command in commands])
-        except SequencerClosed:
-            raise
-        except JournalFailed:
-            _log.exception("journal failed; stopping")
-            self.request_stop(EXIT_JOURNAL_FAILED)
-            raise
-        except Exception:
-            _log.exception("sequencer fault; stopping")
-            self.request_stop(EXIT_FAULT)
-            raise
+        return await self._sequence_or_stop([Submission(command) for command in commands])
 
     # ----------------------------------------------------------------- HTTP handlers
 

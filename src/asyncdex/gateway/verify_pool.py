@@ -197,11 +197,11 @@ class VerifierPool:
             self.chunks += 1
 
     def _replacement(self, dead: _Worker) -> _Worker:
-        """A placeholder that becomes a live worker once spawned (in the background)."""
+        """A placeholder that becomes a live worker once spawned (in the background). It is
+        alive, so it is not replaced again, and has no writer, so it takes no chunk."""
         self.restarts += 1
         dead.process.join(timeout=0.1)  # it is gone: collect its exit status
         placeholder = _Worker(dead.process)
-        placeholder.alive = False
 
         async def respawn() -> None:
             worker = await self._spawn()
@@ -210,7 +210,6 @@ class VerifierPool:
                 return
             self._workers[self._workers.index(placeholder)] = worker
 
-        placeholder.alive = True  # taken by no chunk: it has no writer until respawned
         placeholder.task = asyncio.get_running_loop().create_task(respawn())
         return placeholder
 
