@@ -557,14 +557,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     verify.add_argument("directory", help="the journal directory")
     verify.add_argument("--snapshots", metavar="DIR", help="also check the snapshots in DIR")
     verify.add_argument(
-        "--config", metavar="FILE", help="venue TOML: also restore each snapshot and check its root"
+        "--config",
+        metavar="FILE",
+        help="venue TOML or the node's config file: also restore each snapshot, check its root",
     )
     verify.set_defaults(func=_guarded(cmd_verify))
 
     replay_parser = tools.add_parser("replay", help="replay through the engine; print the root")
     replay_parser.add_argument("directory", help="the journal directory")
     replay_parser.add_argument(
-        "--config", metavar="FILE", required=True, help="venue TOML (see examples/venue.toml)"
+        "--config",
+        metavar="FILE",
+        required=True,
+        help="the venue TOML or the node's config file (examples/venue.toml, examples/node.toml)",
     )
     replay_parser.add_argument(
         "--snapshots", metavar="DIR", help="start from the newest usable snapshot in DIR"

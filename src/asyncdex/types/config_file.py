@@ -10,6 +10,11 @@ Invariants:
   that loads can start an engine.
 - Integers stay integers: TOML floats are refused wherever the engine wants an int, and
   booleans are refused where an int is expected (Python counts ``True`` as an int).
+- One file describes a venue: :func:`load_engine_config` also reads a node's config file
+  (``asyncdex node --config``, e.g. ``examples/node.toml``) and skips its process tables,
+  :data:`NODE_TABLES`, which ``asyncdex node`` reads strictly itself. Nothing in them is
+  engine config, so skipping them cannot change the engine a journal replays under; every
+  other unknown key is still refused.
 
 Format::
 
@@ -34,7 +39,11 @@ from typing import Any
 
 from asyncdex.types.market import EngineConfig, MarketSpec
 
-__all__ = ["ConfigFileError", "load_engine_config", "parse_engine_config"]
+__all__ = ["NODE_TABLES", "ConfigFileError", "load_engine_config", "parse_engine_config"]
+
+NODE_TABLES = ("node", "settlement", "venue")
+"""The tables of a node's config file that configure the process, not the engine (see
+``asyncdex.cli.node_cmd``): its port and logs, settlement, the signing domain."""
 
 _TOP_LEVEL = ("markets", "oracle_publishers", "max_open_orders_per_account")
 _MARKET_FIELDS = {f.name: f for f in dataclasses.fields(MarketSpec)}
@@ -50,7 +59,8 @@ class ConfigFileError(ValueError):
 
 
 def load_engine_config(path: str | os.PathLike[str]) -> EngineConfig:
-    """Read, check and validate the engine config in the TOML file at ``path``."""
+    """Read, check and validate the engine config in the TOML file at ``path``: a venue file
+    or a node's config file, whose :data:`NODE_TABLES` are skipped (the node checks them)."""
     source = Path(path)
     try:
         with source.open("rb") as handle:
@@ -59,6 +69,10 @@ def load_engine_config(path: str | os.PathLike[str]) -> EngineConfig:
         raise ConfigFileError(f"{source}: cannot read: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigFileError(f"{source}: not valid TOML: {exc}") from exc
+    for name in NODE_TABLES:
+        # only as tables: ``venue = "x"`` is still refused as an unknown key
+        if isinstance(document.get(name), dict):
+            del document[name]
     return parse_engine_config(document, str(source))
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from asyncdex.cli.demo import PUBLISHERS, demo_config
 from asyncdex.cli.journal_cmd import JournalReader, add_parser
+from asyncdex.cli.node_cmd import NODE_TABLE, SETTLEMENT_TABLE, VENUE_TABLE, load_node_file
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
 from asyncdex.messages.commands import (
@@ -26,8 +27,11 @@ from asyncdex.messages.commands import (
 from asyncdex.sequencer.journal import SEGMENT_HEADER_BYTES, FileJournal
 from asyncdex.sequencer.records import encode_record
 from asyncdex.sequencer.recovery import SnapshotStore
+from asyncdex.types.config_file import NODE_TABLES
+from asyncdex.types.market import EngineConfig
 
 VENUE_TOML = Path(__file__).resolve().parents[3] / "examples" / "venue.toml"
+NODE_TOML = Path(__file__).resolve().parents[3] / "examples" / "node.toml"
 CONFIG = demo_config()
 TRADERS = tuple(bytes([0x10 + i]) * 20 for i in range(4))
 START_MS = 1_767_225_600_000
@@ -68,8 +72,8 @@ def write_journal(directory: Path, commands: list[tuple[int, Command]]) -> None:
     journal.close()
 
 
-def root_after(commands: list[tuple[int, Command]]) -> bytes:
-    engine = Engine(CONFIG)
+def root_after(commands: list[tuple[int, Command]], config: EngineConfig = CONFIG) -> bytes:
+    engine = Engine(config)
     for timestamp, command in commands:
         engine.apply(command, timestamp)
     return state_root(engine.state)
@@ -261,6 +265,46 @@ def test_verify_checks_snapshots(
     assert "snapshot-00000000000000000200.bin: INVALID: header checksum mismatch" in (
         capsys.readouterr().out
     )
+
+
+def test_replay_and_verify_take_the_node_config_file(
+    journal_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the file `asyncdex node --config` runs with, [node], [settlement] and all
+    config = load_node_file(NODE_TOML)[0]
+    commands = stream(400)
+    argv = ["journal", "replay", str(journal_dir), "--config", str(NODE_TOML)]
+    assert run(*argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert f"state root after seq 400: 0x{root_after(commands, config).hex()}" in out
+
+    engine = Engine(config)
+    for timestamp, command in commands[:200]:
+        engine.apply(command, timestamp)
+    SnapshotStore(tmp_path / "snapshots").save(200, engine.state)
+    assert run(*argv, "--snapshots", str(tmp_path / "snapshots"), "--to", "300") == 0
+    out = capsys.readouterr().out
+    assert "starting from snapshot at seq 200" in out
+    assert f"state root after seq 300: 0x{root_after(commands[:300], config).hex()}" in out
+    verify = ["journal", "verify", str(journal_dir), "--snapshots", str(tmp_path / "snapshots")]
+    assert run(*verify, "--config", str(NODE_TOML)) == 0, capsys.readouterr().err
+    assert "restores to its saved root" in capsys.readouterr().out
+
+
+def test_the_tables_the_journal_tools_skip_are_the_nodes() -> None:
+    assert set(NODE_TABLES) == {NODE_TABLE, SETTLEMENT_TABLE, VENUE_TABLE}
+
+
+def test_a_node_config_file_is_still_read_strictly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_journal(tmp_path / "journal", stream(10))
+    typo = tmp_path / "node.toml"
+    text = NODE_TOML.read_text()
+    assert "\nmax_open_orders_per_account =" in text  # a top-level key, before any table
+    typo.write_text(text.replace("\nmax_open_orders_per_account =", "\nmax_open_orders =", 1))
+    assert run("journal", "replay", str(tmp_path / "journal"), "--config", str(typo)) == 2
+    assert "unknown key max_open_orders " in capsys.readouterr().err
 
 
 def test_bad_usage_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
