@@ -2,8 +2,13 @@
 
 Invariants:
 - The process exits 0 only after a clean shutdown (SIGTERM or SIGINT): everything accepted
-  is durable, applied and snapshotted. Non-zero: bad arguments or config (2), journal
-  failure (74), engine fault (70).
+  is durable, applied and snapshotted. Non-zero (``EXIT_CODES``, also in ``--help``): bad
+  arguments or config (2), damaged journal (65), journal behind a snapshot (66), journal
+  write failure (74), engine fault (70). A refusal to start is one line on stderr, never a
+  traceback.
+- The node never starts on a journal that lost acknowledged records (it ends below a valid
+  snapshot's seq) unless ``--accept-journal-loss`` is given: the snapshot proves they were
+  durable, so this is damage to investigate, not a torn write to cut.
 - Once the node listens, exactly one line goes to stdout: a JSON object with ``"event":
   "listening"``, the ``url`` and ``port`` (useful with ``--port 0``), and the recovered
   ``lastSeq`` and ``stateRoot``. Logs go to stderr.
@@ -16,9 +21,11 @@ Invariants:
 - Settlement is on with ``--chain-rpc URL`` (any EVM JSON-RPC node, e.g. anvil; the contract
   from ``--contract`` or ``[venue] settlement_contract``, the sequencer key from
   ``--sequencer-key-file``), or with ``[settlement] deploy = true`` in the config: the
-  embedded in-process EVM, with a token and the contract deployed at start (the demo shape;
-  the signing domain is then the deployed contract's). Otherwise the node does not settle.
-  Finality is the contract's ``finalityBlocks``, read from the chain.
+  embedded chain (py-evm in a child process on loopback, :mod:`asyncdex.settlement.devchain`),
+  kept in ``DATA/chain`` with the token and contract deployed on its first start and found
+  there on every later one (the demo shape; the signing domain is then the deployed
+  contract's). Otherwise the node does not settle. Finality is the contract's
+  ``finalityBlocks``, read from the chain.
 - ``--censor-forced-requests`` drops forced requests in the watcher, to test the escape
   hatch; the node refuses it unless ``ASYNCDEX_TEST_MODE=1``.
 """
@@ -41,6 +48,8 @@ from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.gateway.metrics import Metrics
 from asyncdex.gateway.node import (
     DEFAULT_SNAPSHOT_EVERY,
+    EXIT_FAULT,
+    EXIT_JOURNAL_FAILED,
     ExtensionFactory,
     Node,
     NodeSettings,
@@ -61,12 +70,28 @@ from asyncdex.gateway.settlement_service import (
 )
 from asyncdex.gateway.streams import NativeStreams
 from asyncdex.logs import FORMATS, configure_logging
+from asyncdex.sequencer.journal import JournalCorruption
+from asyncdex.sequencer.recovery import JournalLoss
 from asyncdex.types.config_file import ConfigFileError, parse_engine_config
 from asyncdex.types.market import EngineConfig
 
 TOKEN_ENV = "ASYNCDEX_OPERATOR_TOKEN"
 TEST_MODE_ENV = "ASYNCDEX_TEST_MODE"
 EXIT_USAGE = 2
+EXIT_JOURNAL_CORRUPT = 65  # EX_DATAERR: damage that is not a torn tail; nothing was changed
+EXIT_JOURNAL_LOSS = 66  # the journal ends below a snapshot: acknowledged records are missing
+EXIT_CODES = f"""exit codes:
+  0   clean shutdown (SIGTERM or SIGINT)
+  {EXIT_USAGE}   bad arguments or config
+  {EXIT_JOURNAL_CORRUPT}  journal damaged where a crash cannot have damaged it (named segment and
+      byte offset); nothing was changed: restore the segment, or inspect it with
+      `asyncdex journal verify`
+  {EXIT_JOURNAL_LOSS}  journal ends below a snapshot's seq: acknowledged records are missing
+      (named segment, offset and snapshot); restore the journal, or start with
+      --accept-journal-loss to continue from what it holds
+  {EXIT_FAULT}  engine or sequencer fault
+  {EXIT_JOURNAL_FAILED}  journal write or fsync failed while running
+"""
 
 
 class ConfigError(ValueError):
@@ -230,6 +255,7 @@ def _settlement_from_args(
     embedded, key = deploy_embedded(
         engine_config,
         key,
+        data_dir=args.data,
         finality_blocks=table["finality_blocks"],
         forced_deadline_blocks=table["forced_deadline_blocks"],
         block_time_ms=table["block_time_ms"],
@@ -266,11 +292,27 @@ def settings_from_args(args: argparse.Namespace) -> NodeSettings:
     engine_config, venue, settlement_table, node_table = load_node_file(Path(args.config))
     _node_options(args, node_table)
     settlement_args, embedded = _settlement_from_args(args, engine_config, settlement_table)
+    try:
+        return _node_settings(args, engine_config, venue, node_table, settlement_args, embedded)
+    except BaseException:
+        if embedded is not None:
+            embedded.close()  # the chain process started above: not left behind by a refusal
+        raise
+
+
+def _node_settings(
+    args: argparse.Namespace,
+    engine_config: EngineConfig,
+    venue: dict[str, Any],
+    node_table: dict[str, Any],
+    settlement_args: dict[str, Any] | None,
+    embedded: EmbeddedChain | None,
+) -> NodeSettings:
     chain_id = args.chain_id if args.chain_id is not None else venue.get("chain_id")
     contract_text = args.contract if args.contract is not None else venue.get("settlement_contract")
     if embedded is not None:
         # The embedded deployment is the domain; a config naming another one is a mistake.
-        deployed_chain_id = embedded.chain.chain_id
+        deployed_chain_id = embedded.client.chain.chain_id
         if chain_id is not None and chain_id != deployed_chain_id:
             raise ConfigError(
                 f"chain id {chain_id} given, the embedded chain's is {deployed_chain_id}"
@@ -298,6 +340,8 @@ def settings_from_args(args: argparse.Namespace) -> NodeSettings:
     if settlement_args is not None:
         rpc_contract = contract if embedded is None else None
         try:
+            if embedded is not None and args.from_block == 0:
+                settlement_args["from_block"] = embedded.deploy_block
             settlement = SettlementSettings(
                 **settlement_args, contract=rpc_contract, expected_chain_id=chain_id
             )
@@ -315,6 +359,7 @@ def settings_from_args(args: argparse.Namespace) -> NodeSettings:
             args.hyperliquid_network == "mainnet", hyperliquid=args.hyperliquid_api
         ),
         verify_workers=args.verify_workers,
+        accept_journal_loss=args.accept_journal_loss,
     )
 
 
@@ -353,12 +398,25 @@ def cmd_node(args: argparse.Namespace) -> int:
     except (ConfigError, SettlementError) as exc:
         print(f"asyncdex node: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except JournalCorruption as exc:
+        print(f"asyncdex node: refusing to start: {exc}", file=sys.stderr)
+        return EXIT_JOURNAL_CORRUPT
+    except JournalLoss as exc:
+        print(
+            f"asyncdex node: refusing to start: {exc} (restore them, or start with "
+            "--accept-journal-loss)",
+            file=sys.stderr,
+        )
+        return EXIT_JOURNAL_LOSS
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``node`` to an ``add_subparsers()`` object; the handler is ``args.func``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "node", help="run a venue node (HTTP intake, sequencer, journal, engine) on loopback"
+        "node",
+        help="run a venue node (HTTP intake, sequencer, journal, engine) on loopback",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--data", required=True, help="data directory (journal, snapshots)")
     parser.add_argument("--config", required=True, help="venue config file (TOML)")
@@ -402,6 +460,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help=f"snapshot the engine every N records (0 = only at shutdown; default "
         f"{DEFAULT_SNAPSHOT_EVERY})",
+    )
+    parser.add_argument(
+        "--accept-journal-loss",
+        action="store_true",
+        help="start even if the journal ends below a snapshot's seq, dropping the missing"
+        " acknowledged records (the snapshots beyond are renamed lost-snapshot-*)",
     )
     parser.add_argument(
         "--operator-token",

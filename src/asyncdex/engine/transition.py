@@ -17,6 +17,19 @@ Invariants:
   maintenance margin): see ``check_order_margin``.
 - Marks are recomputed on oracle updates and time ticks only; margin checks, triggers and
   liquidations use the stored mark, so an order's own book effect never moves its margin.
+- Number bounds: every value the state root commits fits its encoding with room, whatever
+  the commands. Collateral held (deposited - withdrawn) is at most ``MAX_COLLATERAL``
+  (10^18 micro-USDC, $10^12): a deposit past it is rejected (``COLLATERAL_CAP_EXCEEDED``;
+  its L1 message is still consumed), and no withdrawal or isolated-margin move exceeds it
+  (``INVALID_AMOUNT``). Prices and order sizes are at most the market's bounds, themselves
+  at most ``MAX_MARKET_BOUND`` (10^15), so one fill moves at most 10^30 between balances
+  (quote-balance model: a trade moves ``price * size``) and a position by at most 10^15;
+  funding moves ``size * rate * index`` (rate capped at 0.4%) per interval. Balances, the
+  insurance fund, the fee pool and exit values (``collateral + iso + size * mark``) thus
+  grow at most quadratically in the number of fills and funding intervals: after 2^64 of
+  them every magnitude is below 2^225, far inside the exit leaf's uint256, the contract's
+  uint256 amounts and the packing (any size). Times and ids are unbounded ints in the
+  packing; the edges refuse what the APIs cannot carry.
 """
 
 from __future__ import annotations
@@ -88,7 +101,7 @@ from asyncdex.messages.events import (
 )
 from asyncdex.messages.reasons import CancelReason, Reject
 from asyncdex.types.market import EngineConfig
-from asyncdex.types.numeric import PPB, PPM, median_low
+from asyncdex.types.numeric import MAX_COLLATERAL, PPB, PPM, median_low
 
 _NO_TIME: Final = 1 << 62
 # Nonces, as Hyperliquid keeps them: per signer the highest NONCES_KEPT; a new one must be
@@ -1071,11 +1084,18 @@ class Engine:
             return self._reject(
                 events, cmd.account, tag, -1, cmd.l1_index, Reject.OUT_OF_ORDER_L1_MESSAGE
             )
-        if cmd.amount <= 0 or len(cmd.account) != 20:
+        amount = cmd.amount
+        reason = None
+        if type(amount) is not int or amount <= 0 or len(cmd.account) != 20:
+            reason = Reject.INVALID_AMOUNT
+        elif amount > MAX_COLLATERAL - (state.total_deposited - state.total_withdrawn):
+            # the one bound every other number's headroom rests on (module docstring)
+            reason = Reject.COLLATERAL_CAP_EXCEEDED
+        if reason is not None:
             # the message is still consumed: a bad L1 message must not block the ones after it
             state.l1_consumed += 1
             events.append(L1MessageConsumed(cmd.l1_index, cmd.account, tag))
-            return self._reject(events, cmd.account, tag, -1, cmd.l1_index, Reject.INVALID_AMOUNT)
+            return self._reject(events, cmd.account, tag, -1, cmd.l1_index, reason)
         account = state.accounts.get(cmd.account)
         if account is None:
             account = state.accounts[cmd.account] = Account(cmd.account)
@@ -1097,7 +1117,7 @@ class Engine:
         self, address: bytes, amount: int, tag: int, ref: int, events: list[Event]
     ) -> None:
         state = self.state
-        if type(amount) is not int or amount <= 0:
+        if type(amount) is not int or not 0 < amount <= MAX_COLLATERAL:
             return self._reject(events, address, tag, -1, ref, Reject.INVALID_AMOUNT)
         account = state.accounts.get(address)
         if account is None:
@@ -1192,7 +1212,7 @@ class Engine:
         market = self._market(cmd.market)
         if market is None:
             return self._reject(events, cmd.account, tag, cmd.market, 0, Reject.UNKNOWN_MARKET)
-        if type(cmd.delta) is not int or cmd.delta == 0:
+        if type(cmd.delta) is not int or cmd.delta == 0 or abs(cmd.delta) > MAX_COLLATERAL:
             return self._reject(events, cmd.account, tag, cmd.market, 0, Reject.INVALID_AMOUNT)
         account = self.state.accounts.get(cmd.account)
         position = account.positions.get(cmd.market) if account else None

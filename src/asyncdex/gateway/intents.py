@@ -58,6 +58,7 @@ from asyncdex.gateway.eip712 import (
     recover_address,
 )
 from asyncdex.types.hashing import keccak256
+from asyncdex.types.numeric import MAX_COLLATERAL
 
 DOMAIN_NAME = "asyncdex"
 DOMAIN_VERSION = "1"
@@ -282,7 +283,29 @@ Checker = Callable[[Any], Any]
 """Returns the value unchanged when it fits the field, else raises MalformedIntent."""
 
 
+# Amounts the engine could never hold (``asyncdex.types.numeric.MAX_COLLATERAL``) are refused
+# here, with the field named, rather than sequenced to be rejected.
+_MAGNITUDE_LIMITS: Mapping[str, int] = {"amount": MAX_COLLATERAL, "delta": MAX_COLLATERAL}
+
+
 def _checker(field: str, abi_type: str) -> Checker:
+    limit = _MAGNITUDE_LIMITS.get(field)
+    if limit is not None:
+        check_type = _type_checker(field, abi_type)
+
+        def check_limited(value: Any) -> Any:
+            check_type(value)
+            if abs(value) > limit:
+                raise MalformedIntent(
+                    f"{field}: {value} beyond the venue's bound of {limit}", field=field
+                )
+            return value
+
+        return check_limited
+    return _type_checker(field, abi_type)
+
+
+def _type_checker(field: str, abi_type: str) -> Checker:
     if abi_type.startswith("uint"):
         bound = 1 << int(abi_type[4:])
 

@@ -144,7 +144,7 @@ from asyncdex.sequencer.sequencer import (
     Submission,
 )
 from asyncdex.types.market import EngineConfig, MarketSpec
-from asyncdex.types.numeric import format_scaled, format_usdc
+from asyncdex.types.numeric import MAX_COLLATERAL, MAX_MARKET_BOUND, format_scaled, format_usdc
 from asyncdex.types.packing import new_packer, unpack
 
 _log = logging.getLogger(__name__)
@@ -231,11 +231,17 @@ class SystemCommandError(IntakeError):
     code = "invalid_system_command"
 
 
-def _uint(obj: dict[str, Any], key: str, index: int) -> int:
+_UINT64_MAX = (1 << 64) - 1
+_UINT32_MAX = (1 << 32) - 1
+
+
+def _uint(obj: dict[str, Any], key: str, index: int, limit: int = _UINT64_MAX) -> int:
+    """A non-negative integer up to ``limit``: what the engine can hold (an amount past
+    ``MAX_COLLATERAL`` is refused here, before it is sequenced)."""
     value = obj.get(key)
-    if type(value) is not int or value < 0:
+    if type(value) is not int or not 0 <= value <= limit:
         raise SystemCommandError(
-            f"command {index}: {key} must be a non-negative integer", index=index, field=key
+            f"command {index}: {key} must be an integer in 0..{limit}", index=index, field=key
         )
     return value
 
@@ -283,7 +289,7 @@ def parse_system_commands(document: Any) -> list[Command]:
             commands.append(
                 Deposit(
                     _address(obj, "account", index),
-                    _uint(obj, "amount", index),
+                    _uint(obj, "amount", index, MAX_COLLATERAL),
                     _uint(obj, "l1Index", index),
                 )
             )
@@ -291,8 +297,8 @@ def parse_system_commands(document: Any) -> list[Command]:
             commands.append(
                 PublishOraclePrice(
                     _address(obj, "publisher", index),
-                    _uint(obj, "market", index),
-                    _uint(obj, "price", index),
+                    _uint(obj, "market", index, _UINT32_MAX),
+                    _uint(obj, "price", index, MAX_MARKET_BOUND),
                 )
             )
         else:
@@ -1174,7 +1180,7 @@ class Node:
             if not isinstance(document, dict) or set(document) != {"account", "amount"}:
                 raise MalformedBody('expected {"account": "0x..", "amount": n}')
             account = _address(document, "account", 0)
-            amount = _uint(document, "amount", 0)
+            amount = _uint(document, "amount", 0, MAX_COLLATERAL)
             if amount == 0:
                 raise SystemCommandError("amount must be positive", field="amount")
         except IntakeError as error:

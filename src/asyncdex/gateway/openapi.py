@@ -20,6 +20,7 @@ from typing import Any
 
 from asyncdex.gateway import intents as wire
 from asyncdex.gateway.market_data import INTERVALS_MS
+from asyncdex.types.numeric import MAX_COLLATERAL, MAX_MARKET_BOUND
 
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1"
@@ -137,16 +138,16 @@ def _components() -> dict[str, Any]:
                     {
                         "type": {"type": "string", "enum": ["deposit"]},
                         "account": address,
-                        "amount": _integer(0),
-                        "l1Index": _integer(0),
+                        "amount": _integer(0, MAX_COLLATERAL),
+                        "l1Index": _integer(0, 2**64 - 1),
                     }
                 ),
                 _closed(
                     {
                         "type": {"type": "string", "enum": ["oraclePrice"]},
                         "publisher": address,
-                        "market": _integer(0),
-                        "price": _integer(0),
+                        "market": _integer(0, 2**32 - 1),
+                        "price": _integer(0, MAX_MARKET_BOUND),
                     }
                 ),
                 _closed({"type": {"type": "string", "enum": ["advanceTime"]}}),
@@ -162,7 +163,7 @@ def _components() -> dict[str, Any]:
                 }
             }
         ),
-        "DevDepositRequest": _closed({"account": address, "amount": _integer(1)}),
+        "DevDepositRequest": _closed({"account": address, "amount": _integer(1, MAX_COLLATERAL)}),
         "Receipts": _open(
             {
                 "receipts": {

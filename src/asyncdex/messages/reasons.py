@@ -54,6 +54,7 @@ class Reject(IntEnum):
     REDUCE_ONLY_WOULD_INCREASE = 301
     INSUFFICIENT_COLLATERAL = 302
     WITHDRAWALS_PAUSED = 303  # protective mode: settlement lags, withdrawals wait
+    COLLATERAL_CAP_EXCEEDED = 304  # the deposit would take the venue past MAX_COLLATERAL
     # 4xx: matching
     POST_ONLY_WOULD_CROSS = 400
     FOK_NOT_FILLED = 401

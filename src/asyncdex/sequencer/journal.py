@@ -22,6 +22,14 @@ Invariants:
   the kernel may have dropped the dirty pages, so retrying could report durable bytes that
   are not on disk. Appends and waits then raise :class:`JournalFailed`; the process must
   reopen the journal, which re-reads what actually reached the disk.
+- A failed batch is undone when it can be: the segment files it created are removed and the
+  segment it appended to is cut back to its size before the batch, both fsync'd. Only then
+  are its records certainly absent; when the undo fails too, ``JournalFailed.unknown`` names
+  the seqs whose outcome is unknown (they may be in the journal at the next open). Records
+  appended but not yet handed to the writer are never written after a failure.
+- ``open(required_seq=S)`` refuses (:class:`JournalBehind`), before cutting or changing
+  anything, a journal whose recovered end would be below ``S``: records known durable by
+  other means (a snapshot) are missing, and cutting would make the loss final.
 
 On-disk format (all integers little-endian):
 
@@ -79,6 +87,7 @@ __all__ = [
     "FileJournal",
     "GroupCommitStats",
     "GroupCommitter",
+    "JournalBehind",
     "JournalClosed",
     "JournalCorruption",
     "JournalError",
@@ -138,7 +147,30 @@ class JournalClosed(JournalError):
 
 
 class JournalFailed(JournalError):
-    """A write or fsync failed; the journal accepts nothing more (see module docstring)."""
+    """A write or fsync failed; the journal accepts nothing more (see module docstring).
+
+    ``unknown`` is the range of seqs whose outcome is unknown: the batch whose write failed
+    when undoing it failed too (empty when it was undone). Every seq above ``durable_seq`` and
+    outside ``unknown`` is certainly not in the journal.
+    """
+
+    def __init__(self, message: str, unknown: range = range(0)) -> None:
+        super().__init__(message)
+        self.unknown = unknown
+
+
+class JournalBehind(JournalError):
+    """The journal ends (after recovery) below a seq known to have been durable."""
+
+    def __init__(self, segment: Path | None, offset: int, last_seq: int, required_seq: int) -> None:
+        where = "no segment" if segment is None else f"{segment} at byte {offset}"
+        super().__init__(
+            f"journal ends at seq {last_seq} ({where}), but seq {required_seq} was durable"
+        )
+        self.segment = segment
+        self.offset = offset
+        self.last_seq = last_seq
+        self.required_seq = required_seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,12 +430,15 @@ class FileJournal:
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         start_seq: int = 1,
         verify_all_segments: bool = True,
+        required_seq: int = 0,
     ) -> tuple[FileJournal, RecoveryReport]:
         """Open (creating if needed) the journal in ``directory`` and recover it.
 
         ``start_seq`` is the seq of the first record of a journal that holds none yet.
         ``verify_all_segments=False`` checks only the last segment at open (fast start on a
         long journal); earlier segments are then still checked record by record when read.
+        ``required_seq``: raise :class:`JournalBehind`, with nothing changed on disk, if the
+        journal would end below it.
         """
         if segment_bytes <= SEGMENT_HEADER_BYTES:
             raise ValueError("segment_bytes must exceed the segment header")
@@ -415,7 +450,7 @@ class FileJournal:
         path.mkdir(parents=True, exist_ok=True)
         lock_fd = _lock_directory(path)
         try:
-            segments, report = _recover(path, start_seq, verify_all_segments)
+            segments, report = _recover(path, start_seq, verify_all_segments, required_seq)
             journal = cls(
                 path,
                 segments=segments,
@@ -439,6 +474,12 @@ class FileJournal:
     @property
     def first_seq(self) -> int:
         return self._first_seq
+
+    @property
+    def segment_first_seqs(self) -> list[int]:
+        """The first seq of each segment file holding durable records, ascending."""
+        with self._lock:
+            return list(self._segment_firsts)
 
     @property
     def last_seq(self) -> int:
@@ -580,10 +621,15 @@ class FileJournal:
 
     def _commit(self, first_seq: int, batch: list[bytes]) -> None:
         """Write, fsync and publish one batch; caller holds _io_lock."""
+        anchor = self._segment_firsts[-1] if self._active_fd is not None else None
+        anchor_size = self._active_size
+        created: list[int] = []
         try:
-            new_segments = self._write_batch(first_seq, batch)
+            new_segments = self._write_batch(first_seq, batch, created)
         except OSError as exc:
-            raise self._fail(exc) from exc
+            undone = self._undo_batch(anchor, anchor_size, created)
+            unknown = range(0) if undone else range(first_seq, first_seq + len(batch))
+            raise self._fail(exc, unknown) from exc
         last = first_seq + len(batch) - 1
         with self._lock:
             if new_segments:
@@ -598,15 +644,20 @@ class FileJournal:
             except Exception:
                 _log.exception("journal durability listener %r failed", listener)
 
-    def _write_batch(self, first_seq: int, batch: list[bytes]) -> list[int]:
-        """Frame and write ``batch`` (rolling segments as needed), then fsync it."""
+    def _write_batch(
+        self, first_seq: int, batch: list[bytes], new_segments: list[int]
+    ) -> list[int]:
+        """Frame and write ``batch`` (rolling segments as needed), then fsync it.
+
+        The first seq of each segment file it creates is added to ``new_segments`` as soon as
+        the file exists, so a failed batch can be undone.
+        """
         crc32 = zlib.crc32
         pack_fields = _CHECKED_FIELDS.pack
         pack_header = _RECORD_HEADER.pack
         segment_bytes = self._segment_bytes
         parts: list[bytes] = []
         add = parts.append
-        new_segments: list[int] = []
         written = 0
         fd = self._active_fd
         size = self._active_size
@@ -663,8 +714,40 @@ class FileJournal:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | _O_CLOEXEC
         return os.open(path, flags, 0o644)
 
-    def _fail(self, exc: OSError) -> JournalFailed:
-        failure = JournalFailed(f"journal write failed, no further appends accepted: {exc}")
+    def _undo_batch(self, anchor: int | None, anchor_size: int, created: list[int]) -> bool:
+        """Take a failed batch off the disk: remove the segment files it created and cut the
+        one it appended to (first seq ``anchor``) back to ``anchor_size`` bytes, durably.
+
+        True only once that is done, fsyncs included: its records are then certainly not in
+        the journal. On a full disk this works (nothing here allocates space); on a failing
+        disk it usually fails too, and the batch's outcome stays unknown.
+        """
+        try:
+            for first in reversed(created):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._directory / segment_file_name(first))
+            if created:
+                sync_directory(self._directory)
+            if anchor is not None:
+                fd = os.open(self._directory / segment_file_name(anchor), os.O_WRONLY | _O_CLOEXEC)
+                try:
+                    os.ftruncate(fd, anchor_size)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except OSError:
+            _log.exception("could not undo the failed journal batch: its outcome is unknown")
+            return False
+        return True
+
+    def _fail(self, exc: OSError, unknown: range = range(0)) -> JournalFailed:
+        if unknown:
+            outcome = f"records {unknown.start}..{unknown.stop - 1} may or may not be in it"
+        else:
+            outcome = "nothing after the last durable record reached it"
+        failure = JournalFailed(
+            f"journal write failed, no further appends accepted ({outcome}): {exc}", unknown
+        )
         failure.__cause__ = exc
         with self._lock:
             if self._failure is None:
@@ -825,11 +908,13 @@ def _lock_directory(directory: Path) -> int | None:
 
 
 def _recover(
-    directory: Path, start_seq: int, verify_all: bool
+    directory: Path, start_seq: int, verify_all: bool, required_seq: int = 0
 ) -> tuple[list[tuple[int, Path]], RecoveryReport]:
     """Check the segments, cut a torn tail, fsync what a killed writer left unsynced."""
     segments = _list_segments(directory)
     if not segments:
+        if start_seq - 1 < required_seq:
+            raise JournalBehind(None, 0, start_seq - 1, required_seq)
         report = RecoveryReport(directory, 0, start_seq, start_seq - 1)
         return segments, report
     for index, (first, path) in enumerate(segments[:-1]):
@@ -851,9 +936,9 @@ def _recover(
     data = last_path.read_bytes()
     scan = _scan_segment(data, last_first)
     truncated_at: int | None = None
+    if scan.fault is not None and not scan.fault_is_torn:
+        raise JournalCorruption(last_path, scan.end, scan.fault)
     if scan.fault is not None:
-        if not scan.fault_is_torn:
-            raise JournalCorruption(last_path, scan.end, scan.fault)
         follower = _find_valid_record(data, scan.end + 1, scan.last_seq)
         if follower is not None:
             raise JournalCorruption(
@@ -861,6 +946,10 @@ def _recover(
                 scan.end,
                 f"{scan.fault}, but a valid record follows at byte {follower}",
             )
+    if scan.last_seq < required_seq:
+        # Checked before anything is cut: the damaged bytes stay for whoever investigates.
+        raise JournalBehind(last_path, scan.end, scan.last_seq, required_seq)
+    if scan.fault is not None:
         truncated_at = scan.end
         fd = os.open(last_path, os.O_WRONLY | _O_CLOEXEC)
         try:

@@ -15,6 +15,13 @@ Invariants:
   rather than apply a record whose predecessor it has not applied.
 - Snapshots are taken at seqs that are multiples of ``EngineExecutor.every``: replicas that
   apply the same journal write the same snapshot files.
+- A valid snapshot at seq ``S`` proves records ``1 .. S`` were durable (it is written only
+  after they were applied, and only durable records are applied). A journal that ends below
+  ``S`` (a damaged last record, a lost last segment) has lost acknowledged records:
+  ``recover`` refuses it with :class:`JournalLoss` before cutting anything, unless the
+  caller accepts the loss (``accept_loss=True``); then the snapshots beyond the journal's end
+  are set aside (renamed ``lost-snapshot-*.bin``), since the journal will grow again past
+  their seqs with other records.
 
 Snapshot file ``snapshot-<seq, 20 digits>.bin`` (integers little-endian):
 
@@ -49,6 +56,7 @@ from asyncdex.engine.transition import Engine
 from asyncdex.messages.events import Event
 from asyncdex.sequencer.journal import (
     FileJournal,
+    JournalBehind,
     JournalSequenceError,
     RecoveryReport,
     sync_directory,
@@ -60,6 +68,7 @@ from asyncdex.types.market import EngineConfig
 __all__ = [
     "DEFAULT_KEEP",
     "EngineExecutor",
+    "JournalLoss",
     "RecordSource",
     "Recovered",
     "RecoveryError",
@@ -69,6 +78,8 @@ __all__ = [
     "SnapshotHeader",
     "SnapshotInvalid",
     "SnapshotStore",
+    "open_journal",
+    "proven_seq",
     "read_snapshot_header",
     "recover",
     "replay",
@@ -112,6 +123,27 @@ class RecoveryMismatch(RecoveryError):
         self.snapshot_seq = snapshot_seq
         self.recovered_root = recovered_root
         self.replayed_root = replayed_root
+
+
+class JournalLoss(RecoveryError):
+    """The journal ends below a valid snapshot's seq: acknowledged records are missing."""
+
+    def __init__(self, behind: JournalBehind, snapshot: Path) -> None:
+        where = (
+            "the journal has no segment"
+            if behind.segment is None
+            else f"segment {behind.segment} ends at byte {behind.offset}"
+        )
+        super().__init__(
+            f"journal ends at seq {behind.last_seq} ({where}) but snapshot {snapshot} is at "
+            f"seq {behind.required_seq}: acknowledged records {behind.last_seq + 1}.."
+            f"{behind.required_seq} are missing"
+        )
+        self.segment = behind.segment
+        self.offset = behind.offset
+        self.last_seq = behind.last_seq
+        self.snapshot = snapshot
+        self.snapshot_seq = behind.required_seq
 
 
 class SnapshotInvalid(RecoveryError):
@@ -285,6 +317,64 @@ class SnapshotStore:
         return None
 
 
+LOST_SNAPSHOT_PREFIX = "lost-"
+
+
+def proven_seq(snapshot_dir: str | os.PathLike[str] | None) -> tuple[int, Path | None]:
+    """The highest seq a valid snapshot file proves durable, and that file ((0, None): none).
+
+    Only the header and the payload's digest are checked (no restore): a snapshot written by
+    this node is proof enough that its records were durable, whatever config it was under.
+    """
+    if snapshot_dir is None:
+        return 0, None
+    for seq, path in reversed(SnapshotStore(snapshot_dir).paths()):
+        try:
+            read_snapshot_header(path.read_bytes(), path)
+        except (OSError, SnapshotInvalid):
+            continue
+        return seq, path
+    return 0, None
+
+
+def open_journal(
+    journal_dir: str | os.PathLike[str],
+    snapshot_dir: str | os.PathLike[str] | None,
+    *,
+    accept_loss: bool = False,
+    segment_bytes: int | None = None,
+) -> tuple[FileJournal, RecoveryReport]:
+    """``FileJournal.open``, refusing (:class:`JournalLoss`) a journal that ends below the
+    newest valid snapshot, unless ``accept_loss``: then the journal is opened as it is and
+    the snapshots beyond its end are renamed out of the way."""
+    required, snapshot = proven_seq(snapshot_dir)
+    options: dict[str, int] = {} if segment_bytes is None else {"segment_bytes": segment_bytes}
+    try:
+        journal, report = FileJournal.open(
+            journal_dir, required_seq=0 if accept_loss else required, **options
+        )
+    except JournalBehind as behind:
+        assert snapshot is not None
+        raise JournalLoss(behind, snapshot) from None
+    if accept_loss and snapshot_dir is not None and journal.last_seq < required:
+        _log.warning(
+            "journal ends at seq %d below snapshot seq %d: records %d..%d lost (accepted)",
+            journal.last_seq,
+            required,
+            journal.last_seq + 1,
+            required,
+        )
+        _set_aside_snapshots(Path(snapshot_dir), journal.last_seq)
+    return journal, report
+
+
+def _set_aside_snapshots(directory: Path, last_seq: int) -> None:
+    for seq, path in SnapshotStore(directory).paths():
+        if seq > last_seq:
+            path.rename(path.with_name(LOST_SNAPSHOT_PREFIX + path.name))
+    sync_directory(directory)
+
+
 class RecordSource(Protocol):
     """Where replay reads ``(seq, payload)`` records: a :class:`FileJournal`, or a reader."""
 
@@ -372,18 +462,19 @@ def recover(
     *,
     verify: bool = False,
     segment_bytes: int | None = None,
+    accept_loss: bool = False,
 ) -> Recovered:
     """Open the journal, load the newest usable snapshot, replay the tail.
 
-    The journal's open cuts a torn tail (reported in ``Recovered.report``). Snapshots after
-    the journal's last seq are skipped: they describe records the journal no longer holds.
+    The journal's open cuts a torn tail (reported in ``Recovered.report``). A journal that
+    ends below a valid snapshot raises :class:`JournalLoss` (see :func:`open_journal`;
+    ``accept_loss=True`` starts from what the journal holds).
     ``verify=True`` also replays every record from seq 1 on a fresh engine and raises
     :class:`RecoveryMismatch` if the roots differ (costs a full replay).
     """
-    if segment_bytes is None:
-        journal, report = FileJournal.open(journal_dir)
-    else:
-        journal, report = FileJournal.open(journal_dir, segment_bytes=segment_bytes)
+    journal, report = open_journal(
+        journal_dir, snapshot_dir, accept_loss=accept_loss, segment_bytes=segment_bytes
+    )
     try:
         last_seq = journal.last_seq
         skipped: list[SkippedSnapshot] = []

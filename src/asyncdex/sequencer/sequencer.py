@@ -5,6 +5,10 @@ Invariants:
   backwards (``max(clock, last)``), so the engine sees one time line.
 - A receipt (intent id, seq, timestamp) is returned only after the journal record holding
   that seq is durable (fsync'd). Nothing acknowledged is lost by a crash at any moment.
+- When the journal fails, ``submit`` raises :class:`NotDurable` naming which of the call's
+  submissions may be in the journal (durable before the failure, or in a batch whose write
+  could not be undone); every other one is certainly not in it. A failure before anything
+  was appended raises the journal's own :class:`JournalFailed`: nothing of the call is in it.
 - Consumers (the engine executor, followers) see every durable record exactly once, in seq
   order, never a record that is not durable yet: results are never shown for something a
   crash could still take back.
@@ -21,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from asyncdex.messages.commands import Command
-from asyncdex.sequencer.journal import AsyncDurabilityWaiter, GroupCommitter
+from asyncdex.sequencer.journal import AsyncDurabilityWaiter, GroupCommitter, JournalFailed
 from asyncdex.sequencer.ordering import FirstComeFirstServed, OrderingPolicy
 from asyncdex.sequencer.records import encode_record
 
@@ -51,6 +55,18 @@ Consumer = Callable[[Sequence[Sequenced]], None]
 
 class SequencerClosed(RuntimeError):
     """The sequencer is shutting down and takes no more submissions."""
+
+
+class NotDurable(JournalFailed):
+    """The journal failed after some of a call's submissions were appended.
+
+    ``unknown`` lists ``(index in the call, receipt it would have had)`` for each submission
+    that may be in the journal; the others certainly are not.
+    """
+
+    def __init__(self, failure: JournalFailed, unknown: list[tuple[int, Receipt]]) -> None:
+        super().__init__(str(failure), failure.unknown)
+        self.unknown_receipts = unknown
 
 
 class _Call:
@@ -117,9 +133,21 @@ class Sequencer:
             self._arm_timer(loop)
             await call.released
         last_seq = max(receipt.seq for receipt in call.receipts if receipt is not None)
-        await self._waiter.wait_durable(last_seq)
+        try:
+            await self._waiter.wait_durable(last_seq)
+        except JournalFailed as failure:
+            raise self._not_durable(failure, call) from failure
         self._deliver(self._committer.journal.durable_seq)
         return [receipt for receipt in call.receipts if receipt is not None]
+
+    def _not_durable(self, failure: JournalFailed, call: _Call) -> NotDurable:
+        durable = self._committer.journal.durable_seq
+        unknown = [
+            (index, receipt)
+            for index, receipt in enumerate(call.receipts)
+            if receipt is not None and (receipt.seq <= durable or receipt.seq in failure.unknown)
+        ]
+        return NotDurable(failure, unknown)
 
     def _release(self, now: int) -> None:
         self._sequence(self._policy.take_ready(now), now)

@@ -5,6 +5,8 @@ Invariants:
   engine can rely on them: tick and lot positive, ``0 < maintenance < initial <= 10^6`` ppm,
   ``initial * max_leverage >= 10^6``, ``taker_fee >= |maker_fee|`` when the maker fee is a
   rebate (so the fee pool never goes negative on a fill).
+- ``max_price`` and ``max_order_size`` are at most ``MAX_MARKET_BOUND`` (10^15), so every
+  notional ``price * size`` of one order fits in 10^30 (see the engine's number bounds).
 - Prices are in units of 10^-(6 - sz_decimals) USDC, sizes in 10^-sz_decimals of the base
   asset (see ``asyncdex.types.numeric``).
 - Market ids are small integers, stable for the life of the venue (API asset ids are
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from asyncdex.types.numeric import PPM, USDC_DECIMALS
+from asyncdex.types.numeric import MAX_MARKET_BOUND, PPM, USDC_DECIMALS
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,10 @@ class MarketSpec:
             problems.append("oracle staleness must be positive, minimum value non-negative")
         if not 0 <= self.liquidation_fee_ppm < PPM:
             problems.append("liquidation fee must be in [0, 100%)")
+        if not 0 < self.max_price <= MAX_MARKET_BOUND:
+            problems.append(f"max_price must be in 1..{MAX_MARKET_BOUND}")
+        if not 0 < self.max_order_size <= MAX_MARKET_BOUND:
+            problems.append(f"max_order_size must be in 1..{MAX_MARKET_BOUND}")
         if problems:
             raise ValueError(f"market {self.symbol}: " + "; ".join(problems))
 

@@ -29,6 +29,14 @@ USDC_DECIMALS: Final = 6
 PPM: Final = 1_000_000
 PPB: Final = 1_000_000_000
 
+# The engine's number bounds (the reasoning is in ``asyncdex.engine.transition``'s docstring
+# and docs/engine.md). Collateral held by the venue (deposited - withdrawn) never exceeds
+# MAX_COLLATERAL micro-USDC: $10^12, over ten times all the USDC in existence, below 2^60.
+MAX_COLLATERAL: Final = 10**18
+# A market's max_price and max_order_size are at most this, so one fill's notional
+# (price * size) is at most 10^30 micro-USDC, below 2^100.
+MAX_MARKET_BOUND: Final = 10**15
+
 
 def ceil_div(numerator: int, denominator: int) -> int:
     """Division rounded towards +infinity (``denominator`` > 0)."""

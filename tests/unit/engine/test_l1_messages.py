@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from asyncdex.engine.snapshot import restore, snapshot
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
 from asyncdex.messages.commands import (
@@ -23,7 +24,9 @@ from asyncdex.messages.events import (
     Withdrawn,
 )
 from asyncdex.messages.reasons import Reject
+from asyncdex.settlement.batch import BatchBuilder, LeafSet, decode_batch_data
 from asyncdex.types.market import EngineConfig, MarketSpec
+from asyncdex.types.numeric import MAX_COLLATERAL
 
 PUBLISHER = b"\x0f" * 20
 ALICE = b"\xa1" * 20
@@ -84,3 +87,35 @@ def test_protective_mode_pauses_withdrawals_and_doubles_initial_margin(engine: E
     # back to normal: the same exposure again ($17,700 in all) fits under 20x
     assert reasons(engine.apply(small, 3)) == []
     assert reasons(engine.apply(Withdraw(ALICE, 1_000_000), 3)) == []
+
+
+def test_deposit_past_the_collateral_cap_is_rejected_and_consumed(engine: Engine) -> None:
+    """2^255 twice once made the exit value overflow uint256: no root, no snapshot, no
+    restart. Past MAX_COLLATERAL a deposit is rejected, its L1 message consumed, and the
+    state root, snapshot and batch data still build."""
+    held = engine.state.total_deposited - engine.state.total_withdrawn
+    for index, amount in enumerate((2**255, 2**255, MAX_COLLATERAL - held + 1), start=1):
+        root = state_root(engine.state)
+        events = engine.apply(Deposit(BOB, amount, index), 1)
+        assert events[0] == L1MessageConsumed(index, BOB, events[0].kind)
+        assert reasons(events) == [Reject.COLLATERAL_CAP_EXCEEDED]
+        assert BOB not in engine.state.accounts and engine.state.l1_consumed == index + 1
+        assert state_root(engine.state) != root  # only the consumed L1 index moved
+    assert reasons(engine.apply(Deposit(BOB, MAX_COLLATERAL - held, 4), 1)) == []
+    assert engine.state.total_deposited - engine.state.total_withdrawn == MAX_COLLATERAL
+    assert reasons(engine.apply(Deposit(ALICE, 1, 5), 1)) == [Reject.COLLATERAL_CAP_EXCEEDED]
+    restored = restore(engine.state.config, snapshot(engine.state))
+    assert state_root(restored) == state_root(engine.state)
+    batch = BatchBuilder(bytes(32)).cut(engine.state, [], 1, 1)  # every exit leaf fits uint256
+    assert batch.state_root == state_root(engine.state)
+    assert LeafSet().apply(decode_batch_data(batch.data), batch.state_root) == batch.state_root
+
+
+def test_amounts_past_the_collateral_cap_are_invalid(engine: Engine) -> None:
+    root = state_root(engine.state)
+    assert reasons(engine.apply(Withdraw(ALICE, MAX_COLLATERAL + 1), 0)) == [Reject.INVALID_AMOUNT]
+    forced = engine.apply(ForceWithdraw(ALICE, 2**256, 1), 0)
+    assert reasons(forced) == [Reject.INVALID_AMOUNT]
+    assert engine.state.l1_consumed == 2
+    engine.state.l1_consumed = 1  # only the forced request's consumption differs
+    assert state_root(engine.state) == root

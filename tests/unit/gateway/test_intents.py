@@ -63,6 +63,7 @@ from asyncdex.gateway.intents import (
     verify_intent,
 )
 from asyncdex.types.hashing import keccak256
+from asyncdex.types.numeric import MAX_COLLATERAL
 
 ACCOUNT_KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
 AGENT_KEY = bytes(range(1, 33))
@@ -167,9 +168,14 @@ INTENT_STRATEGIES: dict[type[Any], st.SearchStrategy[Any]] = {
         isolated=st.booleans(),
     ),
     UpdateIsolatedMargin: st.builds(
-        UpdateIsolatedMargin, **common, market=uint(32), delta=st.integers(-(2**63), 2**63 - 1)
+        UpdateIsolatedMargin,
+        **common,
+        market=uint(32),
+        delta=st.integers(-MAX_COLLATERAL, MAX_COLLATERAL),
     ),
-    Withdraw: st.builds(Withdraw, **common, amount=uint(64), destination=addresses),
+    Withdraw: st.builds(
+        Withdraw, **common, amount=st.integers(0, MAX_COLLATERAL), destination=addresses
+    ),
     ApproveAgent: st.builds(
         ApproveAgent, **common, agent=addresses, name=agent_names, valid_until=uint(64)
     ),
@@ -475,6 +481,15 @@ def packed(items: Any) -> bytes:
         ),
         (packed([8, ACCOUNT, 1, 0, 1, 2**64 - 1, bytes(65)]), "delta: 18446744073709551615 out"),
         (packed([9, ACCOUNT, 1, 0, -5, AGENT, bytes(65)]), "amount: -5 out of range for uint64"),
+        # within the wire types, beyond what the venue can hold (types.numeric.MAX_COLLATERAL)
+        (
+            packed([9, ACCOUNT, 1, 0, 10**18 + 1, AGENT, bytes(65)]),
+            "amount: 1000000000000000001 beyond the venue's bound",
+        ),
+        (
+            packed([8, ACCOUNT, 1, 0, 1, -(10**18) - 1, bytes(65)]),
+            "delta: -1000000000000000001 beyond the venue's bound",
+        ),
         (
             packed([10, ACCOUNT, 1, 0, AGENT, b"bot", 0, bytes(65)]),
             "name: expected string, got bytes",

@@ -46,6 +46,7 @@ from asyncdex.sequencer.records import (
 )
 from asyncdex.sequencer.recovery import (
     EngineExecutor,
+    JournalLoss,
     RecoveryMismatch,
     ReplayGap,
     SnapshotStore,
@@ -458,17 +459,46 @@ def test_recover_cuts_a_torn_tail_after_the_snapshot(tmp_path: Path) -> None:
     assert again.state_root == state_root(engine_after(stream, 300).state)
 
 
-def test_snapshot_beyond_the_journal_end_is_not_used(tmp_path: Path) -> None:
+def test_invalid_journal_behind_a_snapshot_is_refused_unless_the_loss_is_accepted(
+    tmp_path: Path,
+) -> None:
+    # A snapshot at 120 proves records up to 120 were durable: a journal ending at 100 lost
+    # acknowledged records, and recovery must not quietly start from 100.
     stream = command_stream(seed=16, count=120)
     write_journal(tmp_path / "journal", stream[:100])
     store = SnapshotStore(tmp_path / "snapshots")
     store.save(50, engine_after(stream, 50).state)
     store.save(120, engine_after(stream, 120).state)
-    recovered = recover(tmp_path / "journal", tmp_path / "snapshots", CONFIG)
+    with pytest.raises(JournalLoss) as caught:
+        recover(tmp_path / "journal", tmp_path / "snapshots", CONFIG)
+    assert caught.value.last_seq == 100 and caught.value.snapshot_seq == 120
+    assert caught.value.snapshot.name == snapshot_file_name(120)
+    assert "101..120" in str(caught.value) and "\n" not in str(caught.value)
+
+    recovered = recover(tmp_path / "journal", tmp_path / "snapshots", CONFIG, accept_loss=True)
     recovered.journal.close()
     assert recovered.snapshot_seq == 50
-    assert [s.seq for s in recovered.skipped_snapshots] == [120]
     assert recovered.state_root == state_root(engine_after(stream, 100).state)
+    # the snapshot of the lost timeline is set aside: the journal grows past 120 again
+    assert [seq for seq, _ in store.paths()] == [50]
+    assert (tmp_path / "snapshots" / ("lost-" + snapshot_file_name(120))).exists()
+
+
+def test_invalid_damaged_last_record_below_a_snapshot_is_refused_and_left_as_it_is(
+    tmp_path: Path,
+) -> None:
+    stream = command_stream(seed=18, count=60)
+    write_journal(tmp_path / "journal", stream)
+    SnapshotStore(tmp_path / "snapshots").save(60, engine_after(stream, 60).state)
+    segment = sorted((tmp_path / "journal").glob("*.seg"))[-1]
+    data = bytearray(segment.read_bytes())
+    data[-1] ^= 0xFF  # the last record's payload: a checksum mismatch at the tail
+    segment.write_bytes(bytes(data))
+    with pytest.raises(JournalLoss) as caught:
+        recover(tmp_path / "journal", tmp_path / "snapshots", CONFIG)
+    assert caught.value.segment == segment and caught.value.last_seq == 59
+    assert segment.read_bytes() == bytes(data)  # nothing cut: the evidence stays
+    assert f"ends at byte {caught.value.offset}" in str(caught.value)
 
 
 def test_verify_detects_a_snapshot_that_disagrees_with_the_journal(tmp_path: Path) -> None:

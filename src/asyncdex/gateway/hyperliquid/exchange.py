@@ -99,7 +99,12 @@ from asyncdex.messages.events import (
 from asyncdex.messages.reasons import CancelReason, Reject
 from asyncdex.sequencer.records import encode_record
 from asyncdex.sequencer.sequencer import SequencerClosed, Submission
-from asyncdex.types.numeric import DecimalFormatError, format_scaled
+from asyncdex.types.numeric import (
+    MAX_COLLATERAL,
+    DecimalFormatError,
+    format_scaled,
+    format_usdc,
+)
 
 if TYPE_CHECKING:
     from asyncdex.gateway.node import Node
@@ -423,6 +428,8 @@ class Mapper:
         asset = self.market(action.get("asset")).spec.market_id
         _field(action, "isBuy", bool, "updateIsolatedMargin")  # one-way positions: no side
         delta = _field(action, "ntli", int, "updateIsolatedMargin")  # micro-USD, signed
+        if abs(delta) > MAX_COLLATERAL:
+            raise ActionRefused(f"updateIsolatedMargin: ntli must be within +-{MAX_COLLATERAL}")
         plan = Plan("default")
         plan.add(Slot("default", asset), UpdateIsolatedMargin(self.account, asset, delta))
         return plan
@@ -732,8 +739,10 @@ class ExchangeApi:
             raise ActionRefused(
                 "withdraw3: amount must be a USD amount, at most 6 decimals"
             ) from None
-        if amount <= 0:
-            raise ActionRefused("withdraw3: amount must be positive")
+        if not 0 < amount <= MAX_COLLATERAL:
+            raise ActionRefused(
+                f"withdraw3: amount must be positive and at most {format_usdc(MAX_COLLATERAL)}"
+            )
         return Withdraw(account, amount)
 
     @staticmethod
