@@ -12,6 +12,12 @@ from __future__ import annotations
 
 from asyncdex.types.numeric import PPB, PPM
 
+# Builder fees (Hyperliquid's builder codes) are in tenths of a basis point of notional.
+BUILDER_FEE_UNIT = 100_000  # tenths of a basis point in one whole (10 = 0.01%)
+MAX_BUILDER_FEE = 100  # on a perp order: 0.1%, Hyperliquid's cap for perps
+MAX_BUILDER_APPROVAL = 1_000  # an approval may name up to 1%, Hyperliquid's spot cap
+MIN_BUILDER_ACCOUNT_VALUE = 100_000_000  # micro-USDC a builder must hold to be approved
+
 
 def initial_fraction_ppm(market_initial_ppm: int, leverage: int) -> int:
     """The initial margin fraction an account uses: the market's floor, or 1/leverage (up)."""
@@ -38,6 +44,11 @@ def fee_charged(notional: int, fee_ppm: int) -> int:
     if fee_ppm >= 0:
         return -(-(notional * fee_ppm) // PPM)
     return -((notional * -fee_ppm) // PPM)
+
+
+def builder_fee_charged(notional: int, fee_tenths_bp: int) -> int:
+    """A builder fee for ``notional``: rounded up, as every charge (never negative)."""
+    return -(-(notional * fee_tenths_bp) // BUILDER_FEE_UNIT)
 
 
 def bankruptcy_price(size: int, mark: int, equity: int) -> int:

@@ -21,6 +21,8 @@ class Order:
 
     __slots__ = (
         "account",
+        "builder",
+        "builder_fee",
         "client_id",
         "expiry",
         "is_buy",
@@ -53,6 +55,8 @@ class Order:
         trigger_kind: int = 0,
         trigger_price: int = 0,
         order_type: int = 0,
+        builder: bytes = b"",
+        builder_fee: int = 0,
     ) -> None:
         self.order_id = order_id
         self.account = account
@@ -69,14 +73,23 @@ class Order:
         self.trigger_kind = trigger_kind
         self.trigger_price = trigger_price
         self.order_type = order_type
+        self.builder = builder  # b"" = none; else paid ``builder_fee`` on every fill
+        self.builder_fee = builder_fee  # tenths of a basis point of the fill's notional
 
     def to_list(self) -> list[object]:
-        return [getattr(self, name) for name in ORDER_FIELDS]
+        """The order's fields in ``ORDER_FIELDS`` order, the builder's two only when it has
+        one: an order without a builder is written (and committed) as before builders."""
+        items = [getattr(self, name) for name in ORDER_FIELDS]
+        if self.builder:
+            items.append(self.builder)
+            items.append(self.builder_fee)
+        return items
 
     @classmethod
     def from_list(cls, items: list[object]) -> Order:
         """Inverse of ``to_list`` (for snapshots)."""
-        fields = dict(zip(ORDER_FIELDS, items, strict=True))
+        names = ORDER_FIELDS + BUILDER_FIELDS if len(items) > len(ORDER_FIELDS) else ORDER_FIELDS
+        fields = dict(zip(names, items, strict=True))
         orig_size = fields.pop("orig_size")
         order = cls(**fields)  # type: ignore[arg-type]
         order.orig_size = orig_size  # type: ignore[assignment]
@@ -104,6 +117,7 @@ ORDER_FIELDS = (
     "trigger_price",
     "order_type",
 )
+BUILDER_FIELDS = ("builder", "builder_fee")
 
 
 class Book:

@@ -6,7 +6,9 @@ Invariants:
   iteration order and the heaps as they are, because later behaviour may depend on both.
 - A snapshot names the config it was taken under (a hash of the market specs and
   publishers); restoring under another config is refused.
-- The encoding is msgpack of integers, bools and bytes only, versioned.
+- The encoding is msgpack of integers, bools and bytes only, versioned. Version 3 added each
+  account's approved builders; a version 2 snapshot (from before builder fees) still
+  restores, with none.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from asyncdex.types.hashing import keccak256
 from asyncdex.types.market import EngineConfig
 from asyncdex.types.packing import pack, unpack
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
+_READABLE_VERSIONS = (2, 3)
 
 
 class SnapshotError(ValueError):
@@ -51,6 +54,7 @@ def snapshot(state: State) -> bytes:
                 positions,
                 list(account.client_ids.items()),
                 list(account.agents.items()),
+                list(account.builders.items()),
             ]
         )
     markets = [
@@ -104,7 +108,7 @@ def restore(config: EngineConfig, data: bytes) -> State:
         ) = body
     except Exception as exc:
         raise SnapshotError(f"not a snapshot: {exc}") from exc
-    if version != SNAPSHOT_VERSION:
+    if version not in _READABLE_VERSIONS:
         raise SnapshotError(f"snapshot version {version}, expected {SNAPSHOT_VERSION}")
     if fingerprint != config_hash(config):
         raise SnapshotError("snapshot was taken under a different config")
@@ -140,9 +144,12 @@ def _rebuild(
     for items in orders:
         order = Order.from_list(items)
         state.orders[order.order_id] = order
-    for address, collateral, scheduled_cancel, positions, client_ids, agents in accounts:
+    for address, collateral, scheduled_cancel, positions, client_ids, agents, *builders in accounts:
         account = Account(address)
         account.agents = dict(agents)
+        if builders:  # version 2 snapshots have none
+            (approved,) = builders
+            account.builders = dict(approved)
         for agent in account.agents:
             state.agent_master[agent] = address
         account.collateral = collateral

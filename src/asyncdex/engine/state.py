@@ -74,7 +74,15 @@ class Position:
 
 
 class Account:
-    __slots__ = ("address", "agents", "client_ids", "collateral", "positions", "scheduled_cancel")
+    __slots__ = (
+        "address",
+        "agents",
+        "builders",
+        "client_ids",
+        "collateral",
+        "positions",
+        "scheduled_cancel",
+    )
 
     def __init__(self, address: bytes) -> None:
         self.address = address
@@ -83,6 +91,8 @@ class Account:
         self.client_ids: dict[int, int] = {}  # client id -> order id, open orders only
         self.scheduled_cancel = 0  # dead-man switch time, 0 when not set
         self.agents: dict[bytes, int] = {}  # approved agent -> valid until (ms, 0 = no end)
+        # approved builder -> the most its orders may pay it, tenths of a basis point
+        self.builders: dict[bytes, int] = {}
 
 
 class MarketState:

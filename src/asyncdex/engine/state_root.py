@@ -32,13 +32,21 @@ def exit_value(state: State, account: Account) -> int:
 
 
 def account_preimage(account: Account) -> list[object]:
-    """What an account's state hash commits to (batch data carries exactly this)."""
+    """What an account's state hash commits to (batch data carries exactly this).
+
+    ``[collateral, scheduled_cancel, positions, agents]``, then the approved builders
+    (``[builder, max_fee]`` sorted) only when there are any: an account that never approved
+    a builder commits to what it did before builder fees existed.
+    """
     positions = [
         [market_id, *p.scalars(), sorted(p.orders)]
         for market_id, p in sorted(account.positions.items())
     ]
     agents = sorted(account.agents.items())
-    return [account.collateral, account.scheduled_cancel, positions, agents]
+    preimage: list[object] = [account.collateral, account.scheduled_cancel, positions, agents]
+    if account.builders:
+        preimage.append(sorted(account.builders.items()))
+    return preimage
 
 
 def account_hash(account: Account) -> bytes:
@@ -51,7 +59,7 @@ def preimage_hash(preimage: list[object]) -> bytes:
 
 def preimage_exit_value(preimage: list[Any], marks: list[int]) -> int:
     """The exit value from an account preimage and the markets' mark prices (see exit_value)."""
-    collateral, _, positions, _ = preimage
+    collateral, _, positions, *_ = preimage
     value: int = collateral
     for market_id, size, _, iso_margin, *_ in positions:
         value += iso_margin + size * marks[market_id]

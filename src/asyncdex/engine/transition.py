@@ -15,6 +15,12 @@ Invariants:
 - An order is accepted only if the account could carry it fully filled at its limit price
   while still meeting initial margin (or, for an order that does not increase exposure,
   maintenance margin): see ``check_order_margin``.
+- Builder fees (Hyperliquid's builder codes): each fill of an order placed with a builder
+  pays it ``builder_fee`` tenths of a basis point of the fill's notional, rounded up, from
+  the order owner's balance (the isolated one for an isolated position, as the trading fee)
+  to the builder's collateral, never through the fee pool: trading still moves no money in
+  aggregate. The account must have approved the builder for at least that fee
+  (``ApproveBuilderFee``); the order's margin check counts the fee as it counts the taker fee.
 - Marks are recomputed on oracle updates and time ticks only; margin checks, triggers and
   liquidations use the stored mark, so an order's own book effect never moves its margin.
 - Number bounds: every value the state root commits fits its encoding with room, whatever
@@ -41,6 +47,10 @@ from typing import Any, Final
 
 from asyncdex.engine import liquidation
 from asyncdex.engine.margin import (
+    MAX_BUILDER_APPROVAL,
+    MAX_BUILDER_FEE,
+    MIN_BUILDER_ACCOUNT_VALUE,
+    builder_fee_charged,
     fee_charged,
     funding_payment,
     initial_fraction_ppm,
@@ -54,6 +64,7 @@ from asyncdex.messages.commands import (
     BATCHABLE,
     AdvanceTime,
     ApproveAgent,
+    ApproveBuilderFee,
     Batch,
     CancelAll,
     CancelByClientId,
@@ -64,6 +75,7 @@ from asyncdex.messages.commands import (
     ForceWithdraw,
     ModifyOrder,
     OrderType,
+    PlaceBuilderOrder,
     PlaceOrder,
     PublishOraclePrice,
     ScheduleCancel,
@@ -78,6 +90,8 @@ from asyncdex.messages.commands import (
 from asyncdex.messages.events import (
     AgentApproved,
     BatchItem,
+    BuilderFeeApproved,
+    BuilderFeePaid,
     Deposited,
     Event,
     FundingPaid,
@@ -158,6 +172,8 @@ class Engine:
             ForceCancelAll: self.process_force_cancel_all,
             SetProtectiveMode: self.process_set_protective_mode,
             Batch: self.process_batch,
+            ApproveBuilderFee: self.process_approve_builder_fee,
+            PlaceBuilderOrder: self.process_place_builder_order,
         }
 
     # ------------------------------------------------------------------ entry point
@@ -277,13 +293,15 @@ class Engine:
         reduce_only: bool,
         tif: int,
         released: int = 0,
+        builder_fee: int = 0,
     ) -> bool:
         """Could the account carry this order once it has done what it would do now?
 
         The part that would fill at once is priced at the book's actual levels; the rest
         rests at ``price`` (GTC, ALO) or is cancelled (IOC, FOK, market). ``released`` is
         resting size of the same side that the order replaces (modify). The account is then
-        valued at the mark, less the loss of filling worse than the mark and the taker fee.
+        valued at the mark, less the loss of filling worse than the mark, the taker fee and
+        the order's builder fee (``builder_fee``, tenths of a basis point).
         An order that increases the worst exposure must leave equity above initial margin;
         one that does not must still leave it above maintenance margin.
         """
@@ -302,6 +320,8 @@ class Engine:
             size = filled
         resting = size - filled
         cost = fee_charged(notional + price * resting, market.taker_fee_ppm)
+        if builder_fee:
+            cost += builder_fee_charged(notional + price * resting, builder_fee)
         loss = (notional - mark * filled) if is_buy else (mark * filled - notional)
         diff = price - mark if is_buy else mark - price
         if diff > 0:
@@ -376,7 +396,17 @@ class Engine:
             return (mark + band) // spec.tick * spec.tick
         return -(-(mark - band) // spec.tick) * spec.tick
 
-    def process_place_order(self, cmd: PlaceOrder, now: int, events: list[Event]) -> None:
+    def process_place_order(
+        self,
+        cmd: PlaceOrder,
+        now: int,
+        events: list[Event],
+        builder: bytes = b"",
+        builder_fee: int = 0,
+        tag: int = _PLACE_TAG,
+    ) -> None:
+        """Place an order; ``builder`` (b"" for none) is paid ``builder_fee`` on each fill
+        (``process_place_builder_order`` checked both; ``tag`` is the placing command's)."""
         # fields unpacked once: attribute access on a NamedTuple is a descriptor call each time
         (
             address,
@@ -394,7 +424,6 @@ class Engine:
         ) = cmd
         state = self.state
         market = self._market(market_id)
-        tag = _PLACE_TAG
         if market is None:
             return self._reject(events, address, tag, market_id, client_id, Reject.UNKNOWN_MARKET)
         spec = market.spec
@@ -421,6 +450,10 @@ class Engine:
             reason = Reject.UNKNOWN_ACCOUNT
         elif client_id and client_id in account.client_ids:
             reason = Reject.DUPLICATE_CLIENT_ID
+        elif builder and builder not in account.builders:
+            reason = Reject.BUILDER_NOT_APPROVED
+        elif builder and builder_fee > account.builders[builder]:
+            reason = Reject.BUILDER_FEE_ABOVE_APPROVED
         elif market.mark_price == 0:
             reason = Reject.NO_MARK_PRICE
         else:
@@ -455,7 +488,7 @@ class Engine:
         if not trigger_kind:
             reason = self.check_matching(market, account, is_buy, price, size, tif)
             if reason is None and not self.check_order_margin(
-                account, market, position, is_buy, price, size, reduce_only, tif
+                account, market, position, is_buy, price, size, reduce_only, tif, 0, builder_fee
             ):
                 reason = Reject.INSUFFICIENT_MARGIN
             if reason is not None:
@@ -479,6 +512,8 @@ class Engine:
             trigger_kind,
             trigger_price,
             order_type,
+            builder,
+            builder_fee,
         )
         events.append(
             new_event(OrderAccepted, (order_id, address, market_id, is_buy, price, size, client_id))
@@ -487,6 +522,30 @@ class Engine:
             self.process_arm_trigger(account, market, position, order, events)
         else:
             self.process_execute(account, market, position, order, events)
+        return None
+
+    def process_place_builder_order(
+        self, cmd: PlaceBuilderOrder, now: int, events: list[Event]
+    ) -> None:
+        """A ``PlaceOrder`` paying a builder: the builder and its fee are checked here (a
+        20-byte address, a fee within the perp cap) and against the account's approval with
+        the order's other state checks."""
+        builder, builder_fee = cmd.builder, cmd.builder_fee
+        tag = COMMAND_TAG[PlaceBuilderOrder]
+        if (
+            type(builder) is not bytes
+            or len(builder) != 20
+            or type(builder_fee) is not int
+            or not 0 <= builder_fee <= MAX_BUILDER_FEE
+        ):
+            return self._reject(
+                events, cmd.account, tag, cmd.market, cmd.client_id, Reject.INVALID_BUILDER_FEE
+            )
+        order = PlaceOrder(
+            cmd.account, cmd.market, cmd.is_buy, cmd.price, cmd.size, cmd.tif, cmd.order_type,
+            cmd.reduce_only, cmd.client_id, cmd.expiry, cmd.trigger_price, cmd.trigger_kind,
+        )  # fmt: skip
+        self.process_place_order(order, now, events, builder, builder_fee, tag)
         return None
 
     def check_matching(
@@ -658,6 +717,9 @@ class Engine:
         taker_fee = fee_charged(
             notional, spec.taker_fee_ppm if taker_fee_ppm is None else taker_fee_ppm
         )
+        # builder fees round up like every charge; the builder gets exactly what is paid
+        maker_builder_fee = builder_fee_charged(notional, maker.builder_fee) if maker.builder else 0
+        taker_builder_fee = builder_fee_charged(notional, taker.builder_fee) if taker.builder else 0
         maker_position = maker_account.positions[spec.market_id]
         if not maker.reduce_only:
             if maker.is_buy:
@@ -665,10 +727,22 @@ class Engine:
             else:
                 maker_position.open_sell -= quantity
         self.process_trade(
-            maker_account, market, maker_position, maker.is_buy, quantity, price, maker_fee
+            maker_account,
+            market,
+            maker_position,
+            maker.is_buy,
+            quantity,
+            price,
+            maker_fee + maker_builder_fee,
         )
         self.process_trade(
-            taker_account, market, taker_position, taker.is_buy, quantity, price, taker_fee
+            taker_account,
+            market,
+            taker_position,
+            taker.is_buy,
+            quantity,
+            price,
+            taker_fee + taker_builder_fee,
         )
         self.state.fee_pool += maker_fee + taker_fee
         maker.size -= quantity
@@ -688,6 +762,27 @@ class Engine:
                     maker_fee,
                     taker_fee,
                 ),
+            )
+        )
+        if maker_builder_fee:
+            self.process_pay_builder(spec.market_id, maker, maker_builder_fee, events)
+        if taker_builder_fee:
+            self.process_pay_builder(spec.market_id, taker, taker_builder_fee, events)
+
+    def process_pay_builder(
+        self, market_id: int, order: Order, amount: int, events: list[Event]
+    ) -> None:
+        """Credit the builder what the order's owner was just charged with its fill."""
+        accounts = self.state.accounts
+        builder = accounts.get(order.builder)
+        if builder is None:
+            # approval needed the builder's account; kept here so a credit never has nowhere
+            # to go (accounts are never removed)
+            builder = accounts[order.builder] = Account(order.builder)
+        builder.collateral += amount
+        events.append(
+            new_event(
+                BuilderFeePaid, (market_id, order.order_id, order.account, order.builder, amount)
             )
         )
 
@@ -883,6 +978,7 @@ class Engine:
             order.reduce_only,
             order.tif,
             0 if order.reduce_only else order.size,
+            order.builder_fee,
         ):
             reason = Reject.INSUFFICIENT_MARGIN
         if reason is not None:
@@ -965,6 +1061,8 @@ class Engine:
                 order.size,
                 order.reduce_only,
                 order.tif,
+                0,
+                order.builder_fee,
             ):
                 reason = CancelReason.MARGIN
             if (
@@ -1001,7 +1099,7 @@ class Engine:
         if signer != account:
             if state.agent_master.get(signer) != account:
                 return Reject.UNKNOWN_AGENT
-            if kind is Withdraw or kind is ApproveAgent:
+            if kind is Withdraw or kind is ApproveAgent or kind is ApproveBuilderFee:
                 return Reject.AGENT_NOT_ALLOWED
             valid_until = state.accounts[account].agents[signer]
             if valid_until and valid_until <= now:
@@ -1073,6 +1171,37 @@ class Engine:
             state.agent_master[cmd.agent] = cmd.account
             account.agents[cmd.agent] = cmd.valid_until
         events.append(AgentApproved(cmd.account, cmd.agent, cmd.valid_until))
+        return None
+
+    def process_approve_builder_fee(
+        self, cmd: ApproveBuilderFee, now: int, events: list[Event]
+    ) -> None:
+        """Record the most ``builder`` may charge the account's orders (replacing any earlier
+        approval). As on Hyperliquid, a builder must hold ``MIN_BUILDER_ACCOUNT_VALUE`` of
+        account value (equity at the marks) when it is approved."""
+        state = self.state
+        tag = COMMAND_TAG[ApproveBuilderFee]
+        address, builder, max_fee = cmd
+        if (
+            type(builder) is not bytes
+            or len(builder) != 20
+            or type(max_fee) is not int
+            or not 0 <= max_fee <= MAX_BUILDER_APPROVAL
+        ):
+            return self._reject(events, address, tag, -1, 0, Reject.INVALID_BUILDER_FEE)
+        account = state.accounts.get(address)
+        if account is None:
+            return self._reject(events, address, tag, -1, 0, Reject.UNKNOWN_ACCOUNT)
+        builder_account = state.accounts.get(builder)
+        value = 0
+        if builder_account is not None:
+            value = builder_account.collateral
+            for market_id, position in builder_account.positions.items():
+                value += position.iso_margin + position.size * state.markets[market_id].mark_price
+        if value < MIN_BUILDER_ACCOUNT_VALUE:
+            return self._reject(events, address, tag, -1, 0, Reject.BUILDER_BALANCE_TOO_LOW)
+        account.builders[builder] = max_fee
+        events.append(new_event(BuilderFeeApproved, (address, builder, max_fee)))
         return None
 
     # ------------------------------------------------------------------ collateral

@@ -176,6 +176,44 @@ class SetProtectiveMode(NamedTuple):
     enabled: bool
 
 
+class ApproveBuilderFee(NamedTuple):
+    """Let ``builder`` charge this account's orders up to ``max_fee`` (Hyperliquid's builder
+    codes), in tenths of a basis point of notional (10 = 0.01%); it replaces an earlier
+    approval of the same builder, and 0 leaves the builder only the attribution of fee-free
+    orders. Only the account's own key may approve, as for agents.
+    """
+
+    account: bytes
+    builder: bytes
+    max_fee: int
+
+
+class PlaceBuilderOrder(NamedTuple):
+    """A ``PlaceOrder`` (its fields, with ``builder`` and ``builder_fee`` after ``size``)
+    whose fills each pay ``builder`` ``builder_fee`` tenths of a basis point of their
+    notional, on top of the trading fee.
+
+    The account must have approved the builder for at least that fee
+    (``ApproveBuilderFee``). The order keeps its builder for life: a modify changes price
+    and size only, and a trigger that fires still pays it.
+    """
+
+    account: bytes
+    market: int
+    is_buy: bool
+    price: int
+    size: int
+    builder: bytes
+    builder_fee: int  # tenths of a basis point of notional (10 = 0.01%)
+    tif: int = TimeInForce.GTC
+    order_type: int = OrderType.LIMIT
+    reduce_only: bool = False
+    client_id: int = 0
+    expiry: int = 0
+    trigger_price: int = 0
+    trigger_kind: int = TriggerKind.NONE
+
+
 class Batch(NamedTuple):
     """Several commands of one account under one signature and nonce: a Hyperliquid action
     holding many orders, cancels or modifies.
@@ -210,6 +248,8 @@ Command = (
     | ForceCancelAll
     | SetProtectiveMode
     | Batch
+    | ApproveBuilderFee
+    | PlaceBuilderOrder
 )
 
 COMMAND_TYPES: tuple[type, ...] = (
@@ -231,6 +271,8 @@ COMMAND_TYPES: tuple[type, ...] = (
     ForceCancelAll,
     SetProtectiveMode,
     Batch,
+    ApproveBuilderFee,
+    PlaceBuilderOrder,
 )
 
 # What a Batch may hold: an account's trading commands (no money moves, no agent approvals).
@@ -244,5 +286,6 @@ BATCHABLE: frozenset[type] = frozenset(
         ScheduleCancel,
         SetLeverage,
         UpdateIsolatedMargin,
+        PlaceBuilderOrder,
     }
 )

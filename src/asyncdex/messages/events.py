@@ -172,6 +172,23 @@ class L1MessageConsumed(NamedTuple):
     kind: int  # the consuming command's type tag
 
 
+class BuilderFeeApproved(NamedTuple):
+    account: bytes
+    builder: bytes
+    max_fee: int  # tenths of a basis point of notional
+
+
+class BuilderFeePaid(NamedTuple):
+    """One side of the trade just before it paid its order's builder (right after its
+    ``TradeExecuted``: the maker's first, then the taker's)."""
+
+    market: int
+    order_id: int
+    account: bytes
+    builder: bytes
+    amount: int  # micro-USDC, rounded up
+
+
 class BatchItem(NamedTuple):
     """The events that follow, up to the next ``BatchItem``, are inner command ``item``'s
     (its position in the ``Batch``)."""
@@ -203,6 +220,8 @@ Event = (
     | ProtectiveModeSet
     | L1MessageConsumed
     | BatchItem
+    | BuilderFeeApproved
+    | BuilderFeePaid
 )
 
 EVENT_TYPES: tuple[type, ...] = (
@@ -229,4 +248,6 @@ EVENT_TYPES: tuple[type, ...] = (
     ProtectiveModeSet,
     L1MessageConsumed,
     BatchItem,
+    BuilderFeeApproved,
+    BuilderFeePaid,
 )

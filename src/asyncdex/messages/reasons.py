@@ -29,6 +29,7 @@ class Reject(IntEnum):
     INVALID_TIME = 114
     NOT_SIGNABLE = 115  # a system command (deposit, oracle price, tick) inside a Signed envelope
     NOT_BATCHABLE = 116  # in a Batch: not a trading command, or another account's
+    INVALID_BUILDER_FEE = 117  # not a 20-byte builder, or a fee outside 0..the cap
     # 2xx: the command does not fit the state
     UNKNOWN_ORDER = 200
     NOT_ORDER_OWNER = 201
@@ -40,6 +41,9 @@ class Reject(IntEnum):
     OUT_OF_ORDER_L1_MESSAGE = 207
     MODE_CHANGE_WITH_POSITION = 208
     NOT_ISOLATED = 209
+    BUILDER_NOT_APPROVED = 210  # the account never approved this order's builder
+    BUILDER_FEE_ABOVE_APPROVED = 211  # the order's builder fee exceeds the approved maximum
+    BUILDER_BALANCE_TOO_LOW = 212  # a builder needs some account value to be approved
     # 25x: authorization of a signed intent (stateful part; signatures are checked earlier)
     UNKNOWN_AGENT = 250
     AGENT_EXPIRED = 251

@@ -192,9 +192,10 @@ def _check_increasing(keys: Iterable[Any], what: str) -> None:
 
 def _check_preimage(value: object, market_count: int, where: str) -> Preimage:
     """The account preimage of ``state_root.account_preimage``, field by field."""
-    collateral, scheduled_cancel, positions, agents = _check_list(
-        value, f"{where} preimage", _PREIMAGE_FIELDS
-    )
+    fields = _check_list(value, f"{where} preimage")
+    if len(fields) not in (_PREIMAGE_FIELDS, _PREIMAGE_FIELDS + 1):
+        raise _fail(f"{where} preimage must be a list of 4 or 5, got {value!r}")
+    collateral, scheduled_cancel, positions, agents, *builders = fields
     if not _is_int(collateral):
         raise _fail(f"{where} collateral must be an integer")
     _check_uint(scheduled_cancel, f"{where} scheduled cancel")
@@ -216,6 +217,16 @@ def _check_preimage(value: object, market_count: int, where: str) -> Preimage:
         _check_address(address, f"{where} agent")
         _check_uint(valid_until, f"{where} agent expiry")
     _check_increasing((agent[0] for agent in agents), f"{where} agents")
+    if builders:
+        # present only when the account approved a builder: never an empty list
+        (approved,) = builders
+        if not _check_list(approved, f"{where} builders"):
+            raise _fail(f"{where} builders are left out when there are none, not empty")
+        for item in approved:
+            address, max_fee = _check_list(item, f"{where} builder", 2)
+            _check_address(address, f"{where} builder")
+            _check_uint(max_fee, f"{where} builder fee")
+        _check_increasing((item[0] for item in approved), f"{where} builders")
     return value  # type: ignore[return-value]  # checked above to be a preimage list
 
 

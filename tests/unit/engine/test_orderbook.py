@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asyncdex.engine.orderbook import ORDER_FIELDS, Book, Order
+from asyncdex.engine.orderbook import BUILDER_FIELDS, ORDER_FIELDS, Book, Order
 
 ALICE = b"\xa1" * 20
 BOB = b"\xb0" * 20
@@ -246,7 +246,19 @@ def test_order_list_form_round_trips_every_field() -> None:
     copy = Order.from_list(original.to_list())
     assert [getattr(copy, f) for f in ORDER_FIELDS] == [getattr(original, f) for f in ORDER_FIELDS]
     assert (copy.size, copy.orig_size) == (40, 45)
-    assert len(original.to_list()) == len(ORDER_FIELDS) == len(Order.__slots__)
+    assert len(original.to_list()) == len(ORDER_FIELDS)
+    assert len(ORDER_FIELDS) + len(BUILDER_FIELDS) == len(Order.__slots__)
+
+
+def test_an_order_with_a_builder_keeps_it_in_its_list_form() -> None:
+    """Only an order with a builder writes the builder's two fields: one without one is
+    written (and committed) exactly as before builder fees."""
+    plain = Order(7, BOB, 2, False, 123, 45, 3, True, 99, 1_000, 500, 1, 120, 1)
+    coded = Order(7, BOB, 2, False, 123, 45, 3, True, 99, 1_000, 500, 1, 120, 1, b"\xbd" * 20, 7)
+    assert coded.to_list() == [*plain.to_list(), b"\xbd" * 20, 7]
+    copy = Order.from_list(coded.to_list())
+    assert (copy.builder, copy.builder_fee) == (b"\xbd" * 20, 7)
+    assert Order.from_list(plain.to_list()).builder == b""
 
 
 def test_order_from_list_refuses_a_wrong_field_count() -> None:

@@ -18,9 +18,11 @@ from asyncdex.engine.transition import Engine
 from asyncdex.messages.commands import (
     AdvanceTime,
     ApproveAgent,
+    ApproveBuilderFee,
     CancelOrder,
     Command,
     Deposit,
+    PlaceBuilderOrder,
     PlaceOrder,
     PublishOraclePrice,
     ScheduleCancel,
@@ -30,6 +32,7 @@ from asyncdex.messages.commands import (
     TimeInForce,
     TriggerKind,
 )
+from asyncdex.messages.events import BuilderFeePaid
 from asyncdex.types.market import EngineConfig, MarketSpec
 from asyncdex.types.packing import pack, unpack
 
@@ -38,6 +41,7 @@ ALICE = b"\xa1" * 20
 BOB = b"\xb0" * 20
 CAROL = b"\xc0" * 20
 AGENT = b"\xee" * 20
+BUILDER = b"\xbd" * 20
 T0 = 1_700_000_000_000
 
 BTC = MarketSpec(0, "BTC", sz_decimals=5, tick=10, lot=10)
@@ -54,6 +58,7 @@ def busy_engine() -> Engine:
         Deposit(ALICE, 100_000_000_000, 0),
         Deposit(BOB, 100_000_000_000, 1),
         Deposit(CAROL, 5_000_000_000, 2),
+        Deposit(BUILDER, 100_000_000, 3),
         PublishOraclePrice(PUBLISHER, 0, 600_000),
         PublishOraclePrice(PUBLISHER, 1, 2_500_000),
         SetLeverage(CAROL, 1, 5, True),
@@ -68,6 +73,8 @@ def busy_engine() -> Engine:
         PlaceOrder(CAROL, 1, False, 2_499_000, 100, TimeInForce.IOC),  # isolated position
         ApproveAgent(ALICE, AGENT, 0),
         Signed(AGENT, T0, 0, PlaceOrder(ALICE, 0, True, 598_000, 100)),
+        ApproveBuilderFee(ALICE, BUILDER, 10),
+        PlaceBuilderOrder(ALICE, 0, True, 598_000, 1_000, BUILDER, 10),  # filled later
         ScheduleCancel(BOB, T0 + 120_000),
         SetProtectiveMode(True),
     ]
@@ -78,6 +85,7 @@ def busy_engine() -> Engine:
     assert state.orders and state.markets[1].triggers and state.nonces and state.expiries
     assert state.scheduled and state.fee_pool and state.protective
     assert state.accounts[CAROL].positions[1].iso_margin and state.accounts[ALICE].agents
+    assert state.accounts[ALICE].builders and any(o.builder for o in state.orders.values())
     return engine
 
 
@@ -112,10 +120,30 @@ def test_a_busy_state_restores_to_the_same_bytes_and_root() -> None:
 def test_a_restored_engine_behaves_like_the_original() -> None:
     original = busy_engine()
     copy = Engine(state=restore(CONFIG, snapshot(original.state)))
+    paid = []
     for command, timestamp in LATER:
-        assert copy.apply(command, timestamp) == original.apply(command, timestamp)
+        events = original.apply(command, timestamp)
+        assert copy.apply(command, timestamp) == events
         assert state_root(copy.state) == state_root(original.state)
+        paid += [event for event in events if isinstance(event, BuilderFeePaid)]
     assert snapshot(copy.state) == snapshot(original.state)
+    assert paid  # the restored builder order still pays its builder
+
+
+def test_a_version_2_snapshot_from_before_builder_fees_still_restores() -> None:
+    """Version 2 wrote no builder approvals; a state without any restores from it to the
+    same root (an order without a builder was always written as it still is)."""
+    engine = Engine(CONFIG)
+    engine.apply(Deposit(ALICE, 100_000_000_000, 0), T0)
+    engine.apply(PublishOraclePrice(PUBLISHER, 0, 600_000), T0)
+    engine.apply(PlaceOrder(ALICE, 0, True, 599_000, 1_000), T0)
+    body: list[Any] = unpack(snapshot(engine.state))
+    body[0] = 2
+    for account in body[4]:
+        assert account.pop() == []  # no approvals to lose
+    restored = restore(CONFIG, pack(body))
+    assert state_root(restored) == state_root(engine.state)
+    assert snapshot(restored) == snapshot(engine.state)
 
 
 def test_restored_objects_are_shared_where_the_engine_shares_them() -> None:

@@ -15,7 +15,14 @@ import pytest
 from asyncdex.cli.demo import PUBLISHERS, DemoSession, demo_config
 from asyncdex.engine.state_root import exit_value, preimage_hash, state_root
 from asyncdex.engine.transition import Engine
-from asyncdex.messages.commands import Command, Deposit, PlaceOrder, PublishOraclePrice, Withdraw
+from asyncdex.messages.commands import (
+    ApproveBuilderFee,
+    Command,
+    Deposit,
+    PlaceOrder,
+    PublishOraclePrice,
+    Withdraw,
+)
 from asyncdex.messages.events import Event, Withdrawn
 from asyncdex.settlement import batch as batch_module
 from asyncdex.settlement.batch import (
@@ -101,6 +108,14 @@ def test_integers_beyond_64_bits_round_trip_and_hash_as_the_engine_does() -> Non
     assert preimage_hash(decoded.accounts[0][1]) == preimage_hash(huge)
 
 
+def test_a_preimage_with_approved_builders_round_trips() -> None:
+    approved = [*PREIMAGE_FLAT, [[b"\xbd" * 20, 10], [b"\xbe" * 20, 0]]]
+    batch = BatchData(1, 1, 1, 0, (600_000,), b"\x00" * 32, ((ALICE, approved),), ())
+    data = encode_batch_data(batch)
+    assert decode_batch_data(data) == batch
+    assert encode_batch_data(decode_batch_data(data)) == data
+
+
 def test_empty_diff_and_no_withdrawals_round_trip() -> None:
     batch = BatchData(1, 1, 1, 0, (), b"\x00" * 32, (), ())
     assert decode_batch_data(encode_batch_data(batch)) == batch
@@ -151,6 +166,13 @@ INVALID_ENCODINGS: dict[str, Callable[[], bytes]] = {
     "unsorted_order_ids": lambda: mutate(lambda f: f[6][0][1][2][0][9].reverse()),
     "string_collateral": lambda: mutate(lambda f: f[6][1][1].__setitem__(0, "1000000")),
     "unsorted_withdrawals": lambda: mutate(lambda f: f[7].reverse()),
+    "empty_builders": lambda: mutate(lambda f: f[6][1][1].append([])),
+    "unsorted_builders": lambda: mutate(
+        lambda f: f[6][1][1].append([[b"\xbe" * 20, 1], [b"\xbd" * 20, 1]])
+    ),
+    "short_builder": lambda: mutate(lambda f: f[6][1][1].append([[b"\xbd" * 19, 1]])),
+    "negative_builder_fee": lambda: mutate(lambda f: f[6][1][1].append([[b"\xbd" * 20, -1]])),
+    "preimage_too_long": lambda: mutate(lambda f: f[6][1][1].extend([[[b"\xbd" * 20, 1]], []])),
     "zero_withdrawal": lambda: mutate(lambda f: f[7][0].__setitem__(2, 0)),
 }
 
@@ -218,10 +240,19 @@ def test_builder_root_is_the_engine_root_and_diffs_hold_only_changed_accounts() 
     leaf_set.apply(decoded, second.state_root)
     check_leaf_set(leaf_set, engine)
 
+    # An approved builder is account state: in the diff, and the rebuilt root still matches.
+    engine.apply(ApproveBuilderFee(ALICE, CAROL, 10), 1)
+    assert engine.state.accounts[ALICE].builders == {CAROL: 10}
+    with_builder = builder.cut(engine.state, [], 9, 9)
+    decoded = decode_batch_data(with_builder.data)
+    assert decoded.accounts == ((ALICE, [*decoded.accounts[0][1][:4], [[CAROL, 10]]]),)
+    leaf_set.apply(decoded, with_builder.state_root)
+    check_leaf_set(leaf_set, engine)
+
     # A mark move changes exit values, not account hashes: no diff, yet the root still matches.
     for publisher in PUBLISHERS:
         engine.apply(PublishOraclePrice(publisher, 0, 630_000), 2)
-    third = builder.cut(engine.state, [], 9, 11)
+    third = builder.cut(engine.state, [], 10, 11)
     decoded = decode_batch_data(third.data)
     assert decoded.accounts == ()
     assert third.state_root != second.state_root
