@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -491,9 +492,68 @@ def test_misuse_is_refused_and_changes_nothing(venue: Venue) -> None:
     assert refused(sub_account) == "Unsupported action: createSubAccount"
     assert refused(alice.usd_class_transfer(10, True)).startswith("usdClassTransfer:")
     assert refused(alice.usd_transfer(10, BOB.address)).startswith("Unsupported action: usdSend")
-    builder = alice.order("BTC", True, 0.01, 59000, GTC, builder={"b": BOB.address, "f": 10})
-    assert refused(builder) == "Builder fees are not supported on this venue."
+    for builder, text in (
+        ({"b": "0x12", "f": 10}, "order: builder.b must be 0x and 40 hex digits"),
+        ({"b": BOB.address, "f": -1}, "order: builder.f must be a fee in tenths of a basis point"),
+        ({"b": BOB.address}, "order: builder is {b, f}"),
+    ):
+        action = {**order_action("59000"), "builder": builder}
+        assert refused(post_signed(alice, action, get_timestamp_ms())) == text
+    assert refused(alice.approve_builder_fee(BOB.address, "0.0001%")).startswith(
+        "approveBuilderFee: maxFeeRate must be a percent with at most 3 decimals"
+    )
     assert venue.last_seq() == seq and list(venue.orders(ALICE)) == [oid]
+
+
+def test_builder_codes_approved_charged_and_shown(venue: Venue) -> None:
+    """approveBuilderFee records a maximum per (user, builder); each fill of an order naming
+    the builder pays it from the user's balance; maxBuilderFee and the fills show it."""
+    alice, bob = venue.exchange(ALICE), venue.exchange(BOB)
+    builder = key("builder")
+
+    def max_builder_fee(user: LocalAccount, who: LocalAccount) -> Any:
+        request = {"type": "maxBuilderFee", "user": user.address, "builder": who.address}
+        return venue.node.post_json("/info", request).json()
+
+    # a builder needs 100 USDC of account value to be approved, as on Hyperliquid
+    assert refused(alice.approve_builder_fee(builder.address, "0.05%")) == (
+        "Builder has insufficient balance to be approved."
+    )
+    venue.deposit(builder, 100 * 10**6)
+    assert max_builder_fee(ALICE, builder) == 0
+    assert alice.approve_builder_fee(builder.address, "0.05%") == {
+        "status": "ok",
+        "response": {"type": "default"},
+    }
+    assert max_builder_fee(ALICE, builder) == 50  # tenths of a basis point
+    assert max_builder_fee(BOB, builder) == 0
+
+    code = {"b": builder.address.lower(), "f": 50}
+    unapproved = bob.order("BTC", False, 0.01, 60000, GTC, builder=code)
+    assert one(unapproved) == {"error": "Builder fee has not been approved. asset=0"}
+    above = alice.order("BTC", True, 0.01, 60000, IOC, builder={**code, "f": 51})
+    assert one(above) == {
+        "error": "Builder fee is above the maximum the user approved for this builder. asset=0"
+    }
+
+    resting(bob.order("BTC", False, 0.02, 60000, GTC))
+    before = venue.account(ALICE)["collateral"]
+    filled = one(alice.order("BTC", True, 0.01, 60000, IOC, builder=code))
+    assert filled["filled"]["totalSz"] == "0.01"
+    # notional $600: taker fee 450 ppm = $0.27; builder fee 50 tenths of a bp = $0.30
+    assert venue.account(builder)["collateral"] == "100.3"
+    assert Decimal(before) - Decimal(venue.account(ALICE)["collateral"]) == Decimal("600.57")
+    (fill,) = venue.node.post_json("/info", {"type": "userFills", "user": ALICE.address}).json()
+    assert (fill["fee"], fill["builderFee"]) == ("0.27", "0.3")
+    (native,) = venue.get(f"/v1/accounts/{ALICE.address.lower()}/fills")["fills"]
+    assert (native["fee"], native["builderFee"]) == ("0.27", "0.3")
+    bobs_fills = venue.node.post_json("/info", {"type": "userFills", "user": BOB.address}).json()
+    assert "builderFee" not in bobs_fills[0]  # bob's order named no builder
+
+    # a resting builder order modified into a cross keeps its builder and pays on its fill
+    oid = resting(alice.order("BTC", True, 0.01, 59000, GTC, builder=code))
+    assert one(alice.modify_order(oid, "BTC", True, 0.01, 60000, GTC))["filled"]["oid"] == oid
+    assert venue.account(builder)["collateral"] == "100.6"
 
 
 def test_example_market_maker_and_taker_trade_with_each_other(venue: Venue) -> None:

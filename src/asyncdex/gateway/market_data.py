@@ -11,7 +11,8 @@ Invariants:
   per market, ``fill_capacity`` fills per account for at most ``account_capacity`` accounts
   (the account whose latest fill is oldest is forgotten first).
 - A trade (``TradeExecuted``, auto-deleveraging included) is one public trade and two fills,
-  one per side; a candle counts it once. Candles exist only for minutes with trades; the 5m,
+  one per side; a candle counts it once. A ``BuilderFeePaid`` that follows it sets the
+  payer's fill's ``builder_fee``. Candles exist only for minutes with trades; the 5m,
   15m and 1h candles are aggregated from the stored 1m candles on request, so they are as
   complete as the 1m store is.
 - Values stay integers in engine units here (prices in 10^-(6-szDecimals) USDC, sizes in
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asyncdex.engine.state import Account, MarketState, State
-from asyncdex.messages.events import Event, FundingPaid, TradeExecuted
+from asyncdex.messages.events import BuilderFeePaid, Event, FundingPaid, TradeExecuted
 from asyncdex.types.numeric import PPM
 
 MINUTE_MS = 60_000
@@ -69,6 +70,7 @@ class Fill:
     is_maker: bool
     order_id: int  # 0 for the protocol side of auto-deleveraging
     fee: int  # micro-USDC paid; negative for a rebate
+    builder_fee: int = 0  # micro-USDC paid to the order's builder
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,11 @@ class MarketData:
         for event in events:
             if isinstance(event, TradeExecuted):
                 self._add_trade(seq, time, event)
+            elif isinstance(event, BuilderFeePaid):
+                # right after its trade: the payer's newest fill is the one that paid it
+                fills = self._fills.get(event.account)
+                if fills and fills[-1][7] == event.order_id:
+                    fills[-1] = (*fills[-1][:9], event.amount)
             elif isinstance(event, FundingPaid):
                 self._funding[event.market].append(
                     FundingRecord(

@@ -11,7 +11,13 @@ Invariants:
   foreign domain, agent acting for another account, replayed or out-of-window nonce, passed
   deadline (:mod:`asyncdex.gateway.precheck`); the engine still checks when it executes.
   A request whose intents were all acknowledged before (a client's retry) is answered with
-  their first receipts and sequences nothing (the newest ``index_capacity`` intents are kept).
+  their first receipts and sequences nothing, also after a restart: the newest
+  ``index_capacity`` intents are kept, and at start they and every older intent whose nonce
+  the engine still holds as used are rebuilt from the journal.
+- A journal failure answers 503 ``journal_failed`` only when nothing of the request can be in
+  the journal; when some of it may be (a write that could not be undone, a record durable
+  before the failure), 503 ``outcome_unknown`` lists those intents (``unknown``: index,
+  intent id, seq); after the restart each is in the journal with that receipt or absent.
 - The engine sees exactly the durable records, in seq order, once each (it is a sequencer
   consumer). ``GET /v1/status`` reports the root of the engine state after ``appliedSeq``.
 - State at start is the recovered state: latest snapshot plus journal tail, which equals a
@@ -47,7 +53,8 @@ Endpoints (JSON; errors are ``{"error": message, "code": ..., "index"?, "field"?
   form (``Content-Type: application/msgpack``), see :mod:`asyncdex.gateway.intake`. 200
   ``{"receipts": [{"intentId": "0x<EIP-712 digest>", "seq": n, "timestamp": ms}, ...]}`` in
   request order; 400/413/415 for bad input, 503 while shutting down or after a journal
-  failure, 500 on an internal fault (none of these acknowledge anything).
+  failure, 500 on an internal fault (none of these acknowledge anything; only a 503
+  ``outcome_unknown`` says some of the request may be in the journal, see above).
 - ``POST /v1/system`` (``Authorization: Bearer <operator token>``): ``{"commands": [
   {"type": "deposit", "account": "0x..", "amount": n, "l1Index": n} | {"type":
   "oraclePrice", "publisher": "0x..", "market": n, "price": n} | {"type": "advanceTime"}]}``;
@@ -76,6 +83,9 @@ Endpoints (JSON; errors are ``{"error": message, "code": ..., "index"?, "field"?
   unknown market or account. Trades, candles, funding and fills come from
   :class:`~asyncdex.gateway.market_data.MarketData`, fed in ``_on_events`` (and from the
   replay, when settling); the rest reads the engine state.
+- ``GET /v1/venue``: what a client needs to sign and build intents — chain id, the EIP-712
+  domain intents are verified against, the settlement contract (null without settlement),
+  the markets' ids, decimals, tick and lot (:mod:`asyncdex.gateway.venue`).
 - ``GET /v1/openapi.json``: the OpenAPI 3.0 document of all of the above.
 
 Threads and processes: the event loop runs HTTP, decoding, sequencing, the engine and batch
@@ -106,9 +116,11 @@ from asyncdex.engine.compiled import is_compiled
 from asyncdex.engine.orderbook import Order
 from asyncdex.engine.state import MarketState, State
 from asyncdex.engine.state_root import state_root
+from asyncdex.engine.transition import NONCE_PAST_MS
 from asyncdex.gateway import intents as wire
 from asyncdex.gateway.collector import FullCollections
 from asyncdex.gateway.eip712 import Domain, SignatureError, parse_address, recover_address
+from asyncdex.gateway.fanout import DEFAULT_CONNECTION_CAPS, ConnectionCaps
 from asyncdex.gateway.intake import (
     DEFAULT_LIMITS,
     BodyTooLarge,
@@ -120,7 +132,9 @@ from asyncdex.gateway.intake import (
 from asyncdex.gateway.market_data import INTERVALS_MS, MarketData, account_view
 from asyncdex.gateway.openapi import openapi_document
 from asyncdex.gateway.precheck import Precheck, PrecheckRefused
+from asyncdex.gateway.ratelimit import RateLimited, RateLimiter, RateLimits, address_requests
 from asyncdex.gateway.settlement_service import SettlementService, SettlementSettings
+from asyncdex.gateway.venue import venue_json
 from asyncdex.gateway.verify_pool import VerifierPool
 from asyncdex.messages import commands as engine_commands
 from asyncdex.messages.codec import EVENT_TAG
@@ -135,8 +149,15 @@ from asyncdex.messages.events import EVENT_TYPES, Event, Rejected
 from asyncdex.messages.reasons import Reject
 from asyncdex.sequencer.journal import FileJournal, GroupCommitter, JournalFailed
 from asyncdex.sequencer.records import Record, decode_trusted_record
-from asyncdex.sequencer.recovery import EngineExecutor, Recovered, SnapshotStore, recover
+from asyncdex.sequencer.recovery import (
+    EngineExecutor,
+    Recovered,
+    SnapshotStore,
+    open_journal,
+    recover,
+)
 from asyncdex.sequencer.sequencer import (
+    NotDurable,
     Receipt,
     Sequenced,
     Sequencer,
@@ -182,6 +203,14 @@ class NodeSettings:
     extensions: tuple[ExtensionFactory, ...] = ()
     # Processes recovering signatures of POST /v1/intents (0: in the event loop itself).
     verify_workers: int = 0
+    # Request-weight budgets per client IP and per address on every door (None: none, as
+    # for a node embedded in a test; ``asyncdex node`` sets Hyperliquid's by default).
+    rate_limits: RateLimits | None = None
+    # WebSocket sockets per door (/v1/ws, /ws) and per client address on each
+    connection_caps: ConnectionCaps = DEFAULT_CONNECTION_CAPS
+    # Start even when the journal ends below a snapshot's seq (acknowledged records lost);
+    # otherwise recovery refuses with JournalLoss (see asyncdex.sequencer.recovery).
+    accept_journal_loss: bool = False
 
 
 class NodeExtension(Protocol):
@@ -210,16 +239,58 @@ class SubmitRefused(Exception):
     every error body.
     """
 
-    def __init__(self, status: int, code: str, message: str, index: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        index: int | None = None,
+        retry_after_ms: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.index = index
+        self.retry_after_ms = retry_after_ms  # a rate limit's hint (429)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": str(self), "code": self.code}
         if self.index is not None:
             body["index"] = self.index
+        if self.retry_after_ms is not None:
+            body["retryAfterMs"] = self.retry_after_ms
+        return body
+
+    def response(self) -> web.Response:
+        headers = {}
+        if self.retry_after_ms is not None:
+            headers["Retry-After"] = str(-(-self.retry_after_ms // 1000))
+        return web.json_response(self.to_json(), status=self.status, headers=headers)
+
+
+class OutcomeUnknown(SubmitRefused):
+    """The journal failed while some of the request's intents may have reached it.
+
+    ``unknown`` lists ``(index in the request, receipt it would have had)`` for each of them:
+    after the node restarts each one is either in the journal with that receipt, or absent.
+    Every other intent of the request is certainly absent.
+    """
+
+    def __init__(self, unknown: list[tuple[int, Receipt]]) -> None:
+        super().__init__(
+            503,
+            "outcome_unknown",
+            f"journal failure: the outcome of {len(unknown)} intent(s) is unknown (resolve by "
+            "intent id or by resending the same bytes once the node is back); the rest of the "
+            "request was not sequenced",
+        )
+        self.unknown = unknown
+
+    def to_json(self) -> dict[str, Any]:
+        body = super().to_json()
+        body["unknown"] = [
+            {"index": index, **_receipt_json(receipt)} for index, receipt in self.unknown
+        ]
         return body
 
 
@@ -632,13 +703,21 @@ class Node:
         # intent id -> its first receipt, so a resubmitted intent is answered, not re-sequenced
         # (plain (seq, timestamp) tuples, which the cycle collector does not track)
         self._acknowledged: OrderedDict[bytes, tuple[int, int]] = OrderedDict()
+        # at start only: the (signer, nonce) of the indexed tail's intents, and its first seq
+        self._tail_nonces: set[tuple[bytes, int]] = set()
+        self._tail_first_seq = 0
         self._listeners: list[Listener] = []
+        self.rate_limiter: RateLimiter | None = None
+        if settings.rate_limits is not None:
+            self.rate_limiter = RateLimiter(settings.rate_limits, settings.clock)
+            self._listeners.append(self.rate_limiter.on_record)
         self._extensions: list[NodeExtension] = []
         # seq -> futures of ``wait_applied`` callers, resolved with the record's events
         self._applied_waiters: dict[int, list[asyncio.Future[list[Event]]]] = {}
         self.verifier: VerifierPool | None = None
         self._collector: FullCollections | None = None
         self._collector_task: asyncio.Task[None] | None = None
+        self._venue_extras: dict[str, Any] = {}  # what extensions add to GET /v1/venue
         self.port = 0
 
     @property
@@ -653,9 +732,19 @@ class Node:
         data = Path(settings.data_dir)
         if settings.settlement is None:
             recovered = recover(
-                data / JOURNAL_SUBDIR, data / SNAPSHOT_SUBDIR, settings.engine_config
+                data / JOURNAL_SUBDIR,
+                data / SNAPSHOT_SUBDIR,
+                settings.engine_config,
+                accept_loss=settings.accept_journal_loss,
             )
         else:
+            # The settlement replay opens the journal itself: refuse a journal behind its
+            # snapshots first (JournalLoss), exactly as recover() does.
+            open_journal(
+                data / JOURNAL_SUBDIR,
+                data / SNAPSHOT_SUBDIR,
+                accept_loss=settings.accept_journal_loss,
+            )[0].close()
             self._settlement = SettlementService(
                 settings.settlement, settings.engine_config, settings.clock
             )
@@ -687,6 +776,7 @@ class Node:
         try:
             if settings.settlement is None:  # a settling node indexed its replay
                 self._index_journal_tail(recovered.journal, recovered.last_seq)
+            self._index_nonce_window(recovered)
             self._committer = GroupCommitter(recovered.journal)
             self._sequencer = Sequencer(
                 self._committer, settings.clock, start_time=recovered.engine.state.time
@@ -726,6 +816,7 @@ class Node:
             app.router.add_get("/v1/status", self.handle_status)
             app.router.add_get("/v1/health", self.handle_health)
             app.router.add_get("/v1/openapi.json", self.handle_openapi)
+            app.router.add_get("/v1/venue", self.handle_venue)
             app.router.add_get("/v1/markets", self.handle_markets)
             app.router.add_get("/v1/markets/{symbol}/book", self.handle_book)
             app.router.add_get("/v1/markets/{symbol}/trades", self.handle_trades)
@@ -734,6 +825,8 @@ class Node:
             app.router.add_get("/v1/accounts/{address}", self.handle_account)
             app.router.add_get("/v1/accounts/{address}/orders", self.handle_account_orders)
             app.router.add_get("/v1/accounts/{address}/fills", self.handle_account_fills)
+            if self.rate_limiter is not None:
+                self.rate_limiter.install(app)
             for factory in settings.extensions:
                 extension = factory(self)
                 extension.install(app)
@@ -772,12 +865,25 @@ class Node:
         )
 
     def _index_replayed(self, seq: int, record: Record, events: list[Event]) -> None:
-        self.index.add(seq, intent_id_of(self.settings.domain, record), events)
+        intent_id = intent_id_of(self.settings.domain, record)
+        self.index.add(seq, intent_id, events)
+        self._remember_journaled(seq, record, intent_id)
         self.market_data.add(seq, record.timestamp, events)
 
+    def _remember_journaled(self, seq: int, record: Record, intent_id: bytes | None) -> None:
+        """At start: a journaled intent's first receipt, so a retry of it is answered with
+        that receipt after a restart as before it."""
+        command = record.command
+        if type(command) is Signed:
+            self._tail_nonces.add((command.signer, command.nonce))
+        if intent_id and intent_id not in self._acknowledged:
+            self._acknowledged[intent_id] = (seq, record.timestamp)
+        if self._tail_first_seq == 0:
+            self._tail_first_seq = seq
+
     def _index_journal_tail(self, journal: FileJournal, last_seq: int) -> None:
-        """Intent ids of the journal's newest records (their events are not known: the engine
-        state they ran against was restored from a snapshot)."""
+        """Intent ids and first receipts of the journal's newest records (their events are
+        not known: the engine state they ran against was restored from a snapshot)."""
         first = max(journal.first_seq, last_seq - self.settings.index_capacity + 1)
         if last_seq < first:
             return
@@ -787,11 +893,67 @@ class Node:
                 if seq > last_seq:
                     break
                 record = decode_trusted_record(payload)
-                self.index.add(seq, intent_id_of(self.settings.domain, record), None)
+                intent_id = intent_id_of(self.settings.domain, record)
+                self.index.add(seq, intent_id, None)
+                self._remember_journaled(seq, record, intent_id)
         finally:
             close = getattr(records, "close", None)
             if close is not None:
                 close()
+
+    def _index_nonce_window(self, recovered: Recovered) -> None:
+        """First receipts of the records older than the indexed tail whose nonce the engine
+        still holds as used: a retry of any of them would otherwise be refused
+        (``nonce_already_used``) although it is in the journal.
+
+        Reads the journal backwards a segment at a time and stops once every such nonce is
+        found, so it costs nothing when the tail already holds them all (the common case)
+        and at most the nonce window (a few days) of journal otherwise.
+        """
+        journal, tail_first = recovered.journal, self._tail_first_seq
+        tail_nonces, self._tail_nonces = self._tail_nonces, set()
+        if tail_first == 0:
+            tail_first = recovered.last_seq + 1
+        horizon = self.settings.clock() - NONCE_PAST_MS
+        wanted = {
+            (signer, nonce)
+            for signer, kept in recovered.engine.state.nonces.items()
+            for nonce in kept
+            if nonce > horizon and (signer, nonce) not in tail_nonces
+        }
+        firsts = [first for first in journal.segment_first_seqs if first < tail_first]
+        found: list[tuple[bytes, int, int]] = []
+        end = tail_first
+        domain = self.settings.domain
+        for first in reversed(firsts):
+            if not wanted:
+                break
+            records = journal.read(first)
+            try:
+                for seq, payload in records:
+                    if seq >= end:
+                        break
+                    record = decode_trusted_record(payload)
+                    command = record.command
+                    if type(command) is not Signed:
+                        continue
+                    pair = (command.signer, command.nonce)
+                    if pair in wanted:
+                        wanted.discard(pair)
+                        intent_id = intent_id_of(domain, record)
+                        if intent_id:
+                            found.append((intent_id, seq, record.timestamp))
+            finally:
+                close = getattr(records, "close", None)
+                if close is not None:
+                    close()
+            end = first
+        acknowledged = self._acknowledged
+        # older than the tail: first in line when the index drops its oldest entries
+        for intent_id, seq, timestamp in sorted(found, key=lambda item: item[1], reverse=True):
+            if intent_id not in acknowledged:
+                acknowledged[intent_id] = (seq, timestamp)
+                acknowledged.move_to_end(intent_id, last=False)
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -978,6 +1140,11 @@ class Node:
         """What ``GET /v1/seq/{seq}`` answers: status, events, batch and tx hash of a record."""
         return self._record_json(seq)
 
+    def add_venue_info(self, key: str, value: Any) -> None:
+        """Answer ``value`` under ``key`` in ``GET /v1/venue`` (an extension's facts a client
+        needs, such as the Hyperliquid API's network)."""
+        self._venue_extras[key] = value
+
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(record, events)`` on the event loop after each record is applied,
         in seq order (records replayed at start are not shown)."""
@@ -1022,6 +1189,15 @@ class Node:
                 for submission, first in zip(submissions, known, strict=True)
                 if first is not None
             ]
+        if self.rate_limiter is not None:
+            try:
+                self.rate_limiter.charge_addresses(
+                    address_requests(submission.command for submission in submissions)
+                )
+            except RateLimited as limited:
+                raise SubmitRefused(
+                    429, "rate_limited", str(limited), retry_after_ms=limited.retry_after_ms
+                ) from None
         precheck = self.precheck
         if precheck is not None:
             try:
@@ -1076,9 +1252,16 @@ class Node:
             return await self._sequence_or_stop(submissions)
         except SequencerClosed:
             raise SubmitRefused(503, "shutting_down", "node is shutting down") from None
-        except JournalFailed:
+        except NotDurable as failure:
+            if failure.unknown_receipts:
+                raise OutcomeUnknown(failure.unknown_receipts) from None
             raise SubmitRefused(
-                503, "journal_failed", "journal failure: not acknowledged"
+                503, "journal_failed", "journal failure: nothing of the request was sequenced"
+            ) from None
+        except JournalFailed:
+            # failed before the request was appended: certainly not in the journal
+            raise SubmitRefused(
+                503, "journal_failed", "journal failure: nothing of the request was sequenced"
             ) from None
         except Exception:
             raise SubmitRefused(500, "internal_error", "internal error: not acknowledged") from None
@@ -1103,7 +1286,7 @@ class Node:
         try:
             receipts = await self.submit_intents(submissions)
         except SubmitRefused as refusal:
-            return web.json_response(refusal.to_json(), status=refusal.status)
+            return refusal.response()
         return web.json_response({"receipts": [_receipt_json(r) for r in receipts]})
 
     async def handle_intents(self, request: web.Request) -> web.Response:
@@ -1297,6 +1480,29 @@ class Node:
 
     async def handle_openapi(self, request: web.Request) -> web.Response:
         return web.json_response(self._openapi)
+
+    async def handle_venue(self, request: web.Request) -> web.Response:
+        """What a client needs to sign and build intents (:mod:`asyncdex.gateway.venue`)."""
+        try:
+            _query(request, frozenset())
+        except BadParameter as error:
+            return _bad_parameter(error)
+        settings = self.settings
+        settlement = settings.settlement
+        contract = chain = None
+        if settlement is not None:
+            chain = "rpc" if settlement.embedded is None else "embedded"
+            # the node takes its signing domain from the embedded deployment
+            contract = settlement.contract or settings.domain.verifying_contract
+        return web.json_response(
+            venue_json(
+                settings.domain,
+                settings.engine_config,
+                settlement_contract=contract,
+                settlement_chain=chain,
+                extras=self._venue_extras,
+            )
+        )
 
     def _state(self) -> State:
         assert self._executor is not None
@@ -1523,6 +1729,7 @@ class Node:
                     "liquidity": "maker" if fill.is_maker else "taker",
                     "orderId": fill.order_id,
                     "fee": format_usdc(fill.fee),
+                    "builderFee": format_usdc(fill.builder_fee),
                 }
             )
         return web.json_response({"address": "0x" + address.hex(), "fills": fills})

@@ -241,6 +241,56 @@ def _components() -> dict[str, Any]:
                 "nextFundingTime": _integer(0),
             }
         ),
+        "MarketTerms": _open(
+            {
+                "marketId": _integer(0),
+                "symbol": {"type": "string"},
+                "szDecimals": _integer(0, 6),
+                "priceDecimals": _integer(0, 6),
+                "tick": {**decimal, "description": "price step, USDC"},
+                "lot": {**decimal, "description": "size step, base asset"},
+                "minOrderValue": _ref("Decimal"),
+                "maxLeverage": _integer(1),
+                "initialMarginPpm": _integer(0),
+                "maintenanceMarginPpm": _integer(0),
+                "makerFeePpm": _integer(),
+                "takerFeePpm": _integer(0),
+                "fundingIntervalMs": _integer(1),
+                "oracleStalenessMs": _integer(0),
+                "marketSlippagePpm": _integer(0),
+            }
+        ),
+        "Venue": _open(
+            {
+                "chainId": _integer(1),
+                "domain": _open(
+                    {
+                        "name": {"type": "string"},
+                        "version": {"type": "string"},
+                        "chainId": _integer(1),
+                        "verifyingContract": address,
+                    }
+                ),
+                "settlementContract": {
+                    **address,
+                    "nullable": True,
+                    "description": "where batches are posted; null when the node does not settle",
+                },
+                "settlementChain": {
+                    "type": "string",
+                    "enum": ["embedded", "rpc"],
+                    "nullable": True,
+                    "description": "embedded: the in-process EVM (with the dev faucet)",
+                },
+                "maxOpenOrdersPerAccount": _integer(1),
+                "markets": {"type": "array", "items": _ref("MarketTerms")},
+                "hyperliquid": {
+                    **_open({"network": {"type": "string", "enum": ["mainnet", "testnet"]}}),
+                    "nullable": True,
+                    "description": "what Hyperliquid clients sign for; null without that API",
+                },
+            }
+        ),
         "Level": _open({"price": _ref("Decimal"), "size": _ref("Decimal"), "orders": _integer(1)}),
         "Book": _open(
             {
@@ -350,6 +400,7 @@ def _components() -> dict[str, Any]:
                 "liquidity": {"type": "string", "enum": ["maker", "taker"]},
                 "orderId": _integer(0),
                 "fee": _ref("Decimal"),
+                "builderFee": _ref("Decimal"),
             }
         ),
     }
@@ -610,6 +661,13 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "summary": "This document",
                 "responses": {"200": _ok({"type": "object"})},
+            }
+        },
+        "/v1/venue": {
+            "get": {
+                "summary": "What a client needs to sign and build intents: chain id, the "
+                "EIP-712 domain intents are verified against, settlement contract, markets",
+                "responses": {"200": _ok(_ref("Venue")), "400": _BAD},
             }
         },
         "/v1/markets": {

@@ -14,12 +14,18 @@ Invariants:
   keeps each resting order's level and size as last counted; after a record, each named
   order's old contribution leaves its old level and its new one (if it still rests) joins
   its new level. The property test checks the totals against the engine after every command.
-- The engine is never blocked or slowed by a client: listeners only format and enqueue.
-  Each connection has a bounded send queue (messages and bytes) drained by its own writer
-  task. When it overflows, the connection's book subscriptions are dropped first (their
-  queued messages discarded, one ``dropped`` notice per market: resubscribe for a fresh
-  snapshot); if that frees nothing, the connection is closed with 1008. Memory per connection
-  is bounded by the queue limits, ``max_subscriptions`` and ``max_followed_intents``.
+- The engine is never blocked or slowed by a client: listeners only format and enqueue,
+  each message encoded once for all its subscribers (a book delta once per distinct
+  ``prevSeq``: once, but for connections that just took a snapshot), and written out in
+  batches that yield to the event loop (:mod:`asyncdex.gateway.fanout`). Each connection's
+  backlog (queued messages plus the transport's buffer) is bounded in messages and bytes.
+  When it overflows, the connection's book subscriptions are dropped first (their queued
+  messages discarded, one ``dropped`` notice per market: resubscribe for a fresh snapshot);
+  if that frees nothing, the connection is closed with 1008, as is one that has a backlog
+  and has not read for ``stall_seconds``; a socket is aborted when its close cannot be
+  delivered. Memory per connection is bounded by the backlog limits, ``max_subscriptions``
+  and ``max_followed_intents``. Sockets are capped per node and per client address, counted
+  until closed.
 - Every client op is answered, echoing its ``id``: a reply, or ``{"op": "error", "code",
   ...}``; an op that is refused changes nothing. Frames above ``frame_limit`` (the intake's
   body limit plus room for the op) close the socket with 1009 (aiohttp's ``max_msg_size``);
@@ -41,9 +47,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -52,11 +59,14 @@ from aiohttp import WSMsgType, web
 
 from asyncdex.engine.orderbook import Book, Order
 from asyncdex.gateway.eip712 import parse_address
+from asyncdex.gateway.fanout import FanOut, Outbox, SocketLimits
 from asyncdex.gateway.intake import IntakeError
 from asyncdex.gateway.node import SubmitRefused, event_json
 from asyncdex.messages.commands import Signed
 from asyncdex.messages.events import (
     AgentApproved,
+    BuilderFeeApproved,
+    BuilderFeePaid,
     Deposited,
     Event,
     FundingPaid,
@@ -99,19 +109,32 @@ STATUS_RANK = {"sequenced": 0, "executed": 1, "committed": 2, "finalized": 3}
 class StreamLimits:
     """Per-connection bounds (and a few per node)."""
 
-    max_queue_messages: int = 4_096
+    max_queue_messages: int = 4_096  # the backlog: queued, plus the transport's buffer
     max_queue_bytes: int = 8 * 1024 * 1024
     max_subscriptions: int = 64  # book, trades, account and intents-by-account together
     max_followed_intents: int = 1_000  # intent ids followed before they execute
     max_pending_settlement: int = 10_000  # executed intents awaiting committed / finalized
     max_in_flight_submits: int = 16
     max_connections: int = 1_000
+    max_connections_per_address: int = 100
+    stall_seconds: float = 10.0  # a backlog and no read progress this long: closed
     heartbeat_seconds: float = 30.0  # ping an idle peer; a dead one is dropped
     settlement_poll_seconds: float = 0.25
     close_grace_seconds: float = 2.0  # shutdown: for in-flight submits and queued messages
 
 
 DEFAULT_STREAM_LIMITS = StreamLimits()
+
+
+def socket_limits(limits: StreamLimits) -> SocketLimits:
+    return SocketLimits(
+        max_connections=limits.max_connections,
+        max_connections_per_address=limits.max_connections_per_address,
+        max_backlog_messages=limits.max_queue_messages,
+        max_backlog_bytes=limits.max_queue_bytes,
+        stall_seconds=limits.stall_seconds,
+        close_grace_seconds=limits.close_grace_seconds,
+    )
 
 
 class OpError(Exception):
@@ -293,6 +316,8 @@ _ACCOUNT_FIELDS: dict[type, tuple[str, ...]] = {
     PositionDeleveraged: ("account", "counterparty"),
     L1MessageConsumed: ("account",),
     AgentApproved: ("account",),  # the agent is a key acting for the account, not one
+    BuilderFeeApproved: ("account", "builder"),  # the builder is an account: it may watch
+    BuilderFeePaid: ("account", "builder"),  # money leaves one account for the other
 }
 _ORDER_ONLY = (OrderRested, OrderModified, OrderTriggered, TriggerArmed)
 
@@ -343,18 +368,12 @@ def _address_hex(account: bytes) -> str:
 
 
 class _Connection:
-    """One socket: its subscriptions, its bounded send queue and the writer draining it."""
+    """One socket: its subscriptions and its bounded outbox (written by the door's fan-out)."""
 
-    def __init__(
-        self, ws: web.WebSocketResponse, limits: StreamLimits, symbols: dict[int, str]
-    ) -> None:
+    def __init__(self, ws: web.WebSocketResponse, outbox: Outbox, symbols: dict[int, str]) -> None:
         self.ws = ws
-        self.limits = limits
+        self.outbox = outbox
         self.symbols = symbols  # market id -> symbol
-        self.queue: deque[tuple[bool, str]] = deque()  # (is a book message, frame text)
-        self.queued_bytes = 0
-        self.wakeup = asyncio.Event()
-        self.closed = False
         self.books: dict[int, int] = {}  # market -> seq of the last book message sent
         self.trades: set[int] = set()
         self.accounts: set[bytes] = set()
@@ -364,50 +383,43 @@ class _Connection:
         # intent id -> [seq, rank reported, timestamp]
         self.pending: OrderedDict[bytes, list[int]] = OrderedDict()
         self.submits: set[asyncio.Task[None]] = set()
-        self.writer: asyncio.Task[None] | None = None
-        self.closing: asyncio.Task[bool] | None = None  # the close an overflow started
         self.on_drop_books: Any = None  # set by NativeStreams: unsubscribes the books
+        outbox.on_overflow = self._on_overflow
+
+    @property
+    def closed(self) -> bool:
+        return self.outbox.closed
 
     @property
     def subscriptions(self) -> int:
         return len(self.books) + len(self.trades) + len(self.accounts) + len(self.intent_accounts)
 
     def send(self, document: Any) -> None:
-        self.send_text(_dumps(document))
+        self.outbox.send_text(_dumps(document))
 
     def send_text(self, text: str, *, book: bool = False) -> None:
         """Enqueue a frame; never waits. On overflow book subscriptions go first, then the
         connection."""
-        if self.closed:
-            return
-        limits = self.limits
-        if self.queue and (
-            len(self.queue) >= limits.max_queue_messages
-            or self.queued_bytes + len(text) > limits.max_queue_bytes
-        ):
-            if self.books:
-                self.drop_books("slow_consumer", "the send queue overflowed: resubscribe")
-                if book:
-                    return  # its subscription is gone
-            if self.queue and (
-                len(self.queue) >= limits.max_queue_messages
-                or self.queued_bytes + len(text) > limits.max_queue_bytes
-            ):
-                self.abort(CLOSE_POLICY, "slow consumer: send queue overflow")
-                return
-        self.queue.append((book, text))
-        self.queued_bytes += len(text)
-        self.wakeup.set()
+        self.outbox.send_text(text, book)
+
+    def send_frame(self, frame: bytes, *, book: bool = False) -> None:
+        """Enqueue a frame encoded once for many connections."""
+        self.outbox.put(frame, book)
+
+    def _on_overflow(self, outbox: Outbox, book: bool) -> bool:
+        if not self.books:
+            return False
+        self.drop_books("slow_consumer", "the send queue overflowed: resubscribe")
+        return book  # a book message's subscription is gone
 
     def drop_books(self, reason: str, message: str) -> None:
         markets = list(self.books)
-        kept = deque(item for item in self.queue if not item[0])
-        self.queue = kept
-        self.queued_bytes = sum(len(text) for _, text in kept)
+        outbox = self.outbox
+        outbox.shed(lambda book: not book)
         if self.on_drop_books is not None:
             self.on_drop_books(self, markets)
         for market in markets:
-            # a handful of small notices (at most max_subscriptions) may pass the byte limit
+            # a handful of small notices (at most max_subscriptions) may pass the limits
             text = _dumps(
                 {
                     "channel": "book",
@@ -417,51 +429,17 @@ class _Connection:
                     "error": message,
                 }
             )
-            self.queue.append((False, text))
-            self.queued_bytes += len(text)
-        self.wakeup.set()
+            outbox.force(outbox.fanout.encode(text))
 
     def abort(self, code: int, reason: str) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.queue.clear()
-        self.queued_bytes = 0
-        self.wakeup.set()
-        # The writer is left alone: it may be waiting for the peer to read, and aiohttp's
-        # writers of one socket share that wait, so cancelling it would cancel the close too.
-        # The socket's handler awaits this before it returns (returning first would drop the
-        # connection without its close frame); a peer that never reads is cut at the timeout.
-        self.closing = asyncio.get_running_loop().create_task(
-            asyncio.wait_for(
-                self.ws.close(code=code, message=reason.encode()),
-                self.limits.close_grace_seconds,
-            )
-        )
-
-    async def write(self) -> None:
-        ws = self.ws
-        try:
-            while True:
-                while not self.queue:
-                    if self.closed:
-                        return
-                    self.wakeup.clear()
-                    await self.wakeup.wait()
-                _, text = self.queue.popleft()
-                self.queued_bytes -= len(text)
-                await ws.send_str(text)
-        except (ConnectionError, RuntimeError):
-            # the peer went away (aiohttp raises ConnectionResetError or RuntimeError on a
-            # closing socket): nothing more to send
-            self.closed = True
+        self.outbox.close(code, reason)
 
     async def drain(self, timeout: float) -> None:
-        """Wait (at most ``timeout``) until the queue is empty."""
+        """Wait (at most ``timeout``) until everything queued was handed to the kernel."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.queue and not self.closed and loop.time() < deadline:
-            self.wakeup.set()
+        outbox = self.outbox
+        while outbox.backlog_bytes() and not outbox.closed and loop.time() < deadline:
             await asyncio.sleep(0.01)
 
 
@@ -542,8 +520,15 @@ def _parse_account(document: dict[str, Any], key: str) -> bytes:
 class NativeStreams:
     """The ``/v1/ws`` endpoint of one node."""
 
-    def __init__(self, node: Node, limits: StreamLimits = DEFAULT_STREAM_LIMITS) -> None:
+    def __init__(self, node: Node, limits: StreamLimits | None = None) -> None:
         self.node = node
+        if limits is None:
+            caps = node.settings.connection_caps
+            limits = dataclasses.replace(
+                DEFAULT_STREAM_LIMITS,
+                max_connections=caps.per_door,
+                max_connections_per_address=caps.per_address,
+            )
         self.limits = limits
         specs = node.settings.engine_config.markets
         self._specs = {spec.market_id: spec for spec in specs}
@@ -559,6 +544,7 @@ class NativeStreams:
         self._intent_ids: dict[bytes, set[_Connection]] = {}
         self._intent_accounts: dict[bytes, set[_Connection]] = {}
         self._poller: asyncio.Task[None] | None = None
+        self.fanout = FanOut(socket_limits(limits))
         self.frame_limit = node.settings.limits.max_body_bytes + FRAME_OVERHEAD
         node.add_listener(self._on_record)
 
@@ -577,16 +563,10 @@ class NativeStreams:
             await asyncio.wait(submits, timeout=grace)
         connections = list(self._connections)
         await asyncio.gather(*(conn.drain(grace) for conn in connections))
-        # a peer that does not read cannot hold the shutdown: its socket is cut at the timeout
-        await asyncio.gather(
-            *(
-                asyncio.wait_for(
-                    conn.ws.close(code=CLOSE_GOING_AWAY, message=b"node shutting down"), grace
-                )
-                for conn in connections
-            ),
-            return_exceptions=True,
-        )
+        # a peer that does not read cannot hold the shutdown: its socket is cut at the grace
+        for conn in connections:
+            conn.abort(CLOSE_GOING_AWAY, "node shutting down")
+        await self.fanout.close()
 
     # ------------------------------------------------------------------ the socket
 
@@ -595,38 +575,32 @@ class NativeStreams:
             return web.json_response(
                 {"error": "node is shutting down", "code": "shutting_down"}, status=503
             )
-        if len(self._connections) >= self.limits.max_connections:
-            return web.json_response(
-                {"error": "too many stream connections", "code": "too_many_connections"},
-                status=503,
-            )
-        ws = web.WebSocketResponse(
-            max_msg_size=self.frame_limit,
-            heartbeat=self.limits.heartbeat_seconds,
-            compress=False,
-        )
-        await ws.prepare(request)
-        conn = _Connection(ws, self.limits, self._symbols)
-        conn.on_drop_books = self._unsubscribe_books
-        conn.writer = asyncio.get_running_loop().create_task(conn.write())
-        self._connections.add(conn)
+        refusal = self.fanout.refusal(request)
+        if refusal is not None:
+            return refusal
+        # counted from here until the transport is closed (``FanOut.release``)
+        outbox = self.fanout.open(request)
+        conn: _Connection | None = None
         try:
+            ws = web.WebSocketResponse(
+                max_msg_size=self.frame_limit,
+                heartbeat=self.limits.heartbeat_seconds,
+                compress=False,
+            )
+            await ws.prepare(request)
+            conn = _Connection(ws, outbox, self._symbols)
+            conn.on_drop_books = self._unsubscribe_books
+            self._connections.add(conn)
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
                     self._on_frame(conn, message.data)
                 elif message.type == WSMsgType.BINARY:
                     conn.send(OpError("binary_frame", "frames are JSON text").to_json(None))
         finally:
-            self._connections.discard(conn)
-            self._forget(conn)
-            conn.closed = True
-            conn.wakeup.set()
-            if conn.closing is not None:
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await conn.closing
-            conn.writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await conn.writer
+            if conn is not None:
+                self._connections.discard(conn)
+                self._forget(conn)
+            self.fanout.release(outbox)
         return ws
 
     def _on_frame(self, conn: _Connection, text: str) -> None:
@@ -995,12 +969,19 @@ class NativeStreams:
             spec = self._specs[market]
             head = f'{{"channel":"book","type":"delta","market":{_dumps(spec.symbol)},"seq":{seq}'
             tail = ',"changes":' + _dumps([change_json(spec, *change) for change in changes]) + "}"
+            # every subscriber but one that took a snapshot since the last delta shares the
+            # same prevSeq, hence the same frame
+            frames: dict[int, bytes] = {}
+            encode = self.fanout.encode
             for conn in list(self._books.get(market, ())):
                 previous = conn.books.get(market)
                 if previous is None:
                     continue  # dropped by an overflow while this loop ran
                 conn.books[market] = seq
-                conn.send_text(f'{head},"prevSeq":{previous}{tail}', book=True)
+                frame = frames.get(previous)
+                if frame is None:
+                    frame = frames[previous] = encode(f'{head},"prevSeq":{previous}{tail}')
+                conn.send_frame(frame, book=True)
 
     def _send_trades(self, record: Sequenced, events: list[Event]) -> None:
         by_market: dict[int, list[dict[str, Any]]] = {}
@@ -1019,31 +1000,35 @@ class NativeStreams:
                     }
                 )
         for market, trades in by_market.items():
-            text = _dumps(
-                {
-                    "channel": "trades",
-                    "market": self._specs[market].symbol,
-                    "seq": record.seq,
-                    "time": record.timestamp,
-                    "trades": trades,
-                }
+            frame = self.fanout.encode(
+                _dumps(
+                    {
+                        "channel": "trades",
+                        "market": self._specs[market].symbol,
+                        "seq": record.seq,
+                        "time": record.timestamp,
+                        "trades": trades,
+                    }
+                )
             )
             for conn in list(self._trades.get(market, ())):
-                conn.send_text(text)
+                conn.send_frame(frame)
 
     def _send_account_events(self, record: Sequenced, events: list[Event]) -> None:
         for account, mine in account_events(self.node.state, events, self._accounts).items():
-            text = _dumps(
-                {
-                    "channel": "account",
-                    "address": _address_hex(account),
-                    "seq": record.seq,
-                    "time": record.timestamp,
-                    "events": [event_json(event) for event in mine],
-                }
+            frame = self.fanout.encode(
+                _dumps(
+                    {
+                        "channel": "account",
+                        "address": _address_hex(account),
+                        "seq": record.seq,
+                        "time": record.timestamp,
+                        "events": [event_json(event) for event in mine],
+                    }
+                )
             )
             for conn in list(self._accounts.get(account, ())):
-                conn.send_text(text)
+                conn.send_frame(frame)
 
     def _send_intent_status(self, record: Sequenced) -> None:
         intent_id = record.intent_id

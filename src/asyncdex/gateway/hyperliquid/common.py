@@ -144,6 +144,16 @@ def parse_sz(spec: MarketSpec, text: object) -> int:
     return size
 
 
+def parse_fee_rate(text: object) -> int:
+    """``approveBuilderFee``'s ``maxFeeRate``, a percent string (``"0.01%"``), -> tenths of a
+    basis point (10), exactly; raises ``DecimalFormatError`` (no ``%``, more than 3 decimals).
+    """
+    if not isinstance(text, str) or not text.endswith("%"):
+        raise DecimalFormatError(f"not a percent string: {text!r}")
+    # 1% is 100 basis points, 1,000 tenths: a percent with 3 decimals is a whole number of them
+    return parse_scaled(_plain_decimal(text[:-1]), 3)
+
+
 def parse_usd(text: object) -> int:
     """A USD amount string (``"12.5"``) -> micro-USDC, exactly; raises ``DecimalFormatError``."""
     return parse_scaled(_plain_decimal(text), USDC_DECIMALS)
@@ -197,8 +207,11 @@ NONCE_OUT_OF_WINDOW: Final = (
 )
 ACTION_EXPIRED: Final = "Action expired: expiresAfter has passed"
 AGENT_NOT_ALLOWED: Final = (
-    "API Wallets may not withdraw or approve agents: sign with the account's own key"
+    "API Wallets may not withdraw, approve agents or approve builder fees: sign with the "
+    "account's own key"
 )
+BUILDER_NOT_APPROVED: Final = "Builder fee has not been approved."
+BUILDER_BALANCE_TOO_LOW: Final = "Builder has insufficient balance to be approved."
 
 
 def min_value_text(spec: MarketSpec) -> str:
@@ -260,6 +273,15 @@ _REASON_TEXTS: Mapping[Reject, str] = {
     Reject.NONCE_TOO_LOW: NONCE_TOO_LOW,
     Reject.NONCE_OUT_OF_WINDOW: NONCE_OUT_OF_WINDOW,
     Reject.INTENT_EXPIRED: ACTION_EXPIRED,
+    Reject.INVALID_BUILDER_FEE: (
+        "Invalid builder fee: an order pays at most 0.1% (f at most 100 tenths of a basis "
+        "point) and an approval allows at most 1%."
+    ),
+    Reject.BUILDER_NOT_APPROVED: BUILDER_NOT_APPROVED,
+    Reject.BUILDER_FEE_ABOVE_APPROVED: (
+        "Builder fee is above the maximum the user approved for this builder."
+    ),
+    Reject.BUILDER_BALANCE_TOO_LOW: BUILDER_BALANCE_TOO_LOW,
 }
 
 

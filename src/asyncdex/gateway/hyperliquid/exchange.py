@@ -5,8 +5,14 @@ Invariants:
   :meth:`Node.submit_intents` (precheck, journal, receipt, engine, settlement: the native
   path). A trading action is ``Signed(signer, nonce, expiresAfter, Batch(account, commands))``:
   its one nonce is spent once, then each order, cancel or modify runs in order, and the
-  engine's ``BatchItem`` events say which events are whose. ``withdraw3`` and
-  ``approveAgent`` are plain ``Signed(..., Withdraw | ApproveAgent)``.
+  engine's ``BatchItem`` events say which events are whose. ``withdraw3``,
+  ``approveAgent`` and ``approveBuilderFee`` are plain ``Signed(..., Withdraw |
+  ApproveAgent | ApproveBuilderFee)``.
+- Builder codes: an ``order`` action's ``builder: {b, f}`` makes each of its orders a
+  ``PlaceBuilderOrder`` paying ``b`` ``f`` tenths of a basis point of each fill's notional;
+  the engine refuses each order (Hyperliquid's text in its status slot) when the user has
+  not approved ``b`` for at least ``f``, or ``f`` is above the 0.1% perp cap. A modify keeps
+  the order's builder (``batchModify`` carries none, as on Hyperliquid).
 - A signature is verified over exactly the bytes received (see
   :mod:`asyncdex.gateway.hl_signing`) with the venue's network flag (``self.mainnet``), never
   the client's. A wrong flag recovers a stranger, refused as an unknown user.
@@ -56,6 +62,7 @@ from asyncdex.gateway.hyperliquid.common import (
     min_value_text,
     order_error,
     parse_cloid,
+    parse_fee_rate,
     parse_px,
     parse_sz,
     parse_usd,
@@ -65,14 +72,17 @@ from asyncdex.gateway.hyperliquid.common import (
     unknown_user_text,
 )
 from asyncdex.gateway.node import SubmitRefused
+from asyncdex.gateway.ratelimit import RateLimited
 from asyncdex.messages.commands import (
     ApproveAgent,
+    ApproveBuilderFee,
     Batch,
     CancelByClientId,
     CancelOrder,
     Command,
     ModifyOrder,
     OrderType,
+    PlaceBuilderOrder,
     PlaceOrder,
     ScheduleCancel,
     SetLeverage,
@@ -85,6 +95,7 @@ from asyncdex.messages.commands import (
 from asyncdex.messages.events import (
     AgentApproved,
     BatchItem,
+    BuilderFeeApproved,
     Event,
     OrderAccepted,
     OrderCancelled,
@@ -322,14 +333,33 @@ class Mapper:
         grouping = action.get("grouping", "na")
         if not isinstance(grouping, str) or grouping not in _GROUPINGS:
             raise ActionRefused(f"order: unsupported grouping {grouping!r}")
-        if action.get("builder") is not None:
-            raise ActionRefused("Builder fees are not supported on this venue.")
+        builder = self.builder(action.get("builder"))
         plan = Plan("order")
         for index, wire in enumerate(_items(action, "orders")):
             # in a normalTpsl group the first order is the entry and the others its tp/sl
             child = grouping == "positionTpsl" or (grouping == "normalTpsl" and index > 0)
-            plan.add(*self.place_order(wire, tpsl_child=child))
+            slot, command = self.place_order(wire, tpsl_child=child)
+            if builder is not None and type(command) is PlaceOrder:
+                command = with_builder(command, *builder)
+            plan.add(slot, command)
         return plan
+
+    @staticmethod
+    def builder(value: object) -> tuple[bytes, int] | None:
+        """An order action's ``builder: {b, f}`` -> (address, fee in tenths of a basis
+        point); None when absent. The fee's cap and the user's approval are the engine's."""
+        if value is None:
+            return None
+        if not isinstance(value, dict) or set(value) != {"b", "f"}:
+            raise ActionRefused("order: builder is {b, f}")
+        try:
+            address = parse_user(value["b"])
+        except ValueError:
+            raise ActionRefused("order: builder.b must be 0x and 40 hex digits") from None
+        fee = value["f"]
+        if not _is_uint64(fee):
+            raise ActionRefused("order: builder.f must be a fee in tenths of a basis point")
+        return address, fee
 
     def cancel_action(self, action: Mapping[str, Any]) -> Plan:
         plan = Plan("cancel")
@@ -595,7 +625,10 @@ class ExchangeApi:
                 status=422,
                 text=f"Failed to deserialize the JSON body into the target type: {exc}",
             )
-        return web.json_response(await self.handle(body))
+        try:
+            return web.json_response(await self.handle(body))
+        except RateLimited as limited:
+            return limited.response()
 
     async def handle(self, body: Any) -> Any:
         """The answer to one parsed exchange request (also used by ``/ws`` ``post``)."""
@@ -702,8 +735,7 @@ class ExchangeApi:
         elif envelope.kind == "approveAgent":
             command = ApproveAgent(account, self.agent_address(action), 0)
         elif envelope.kind == "approveBuilderFee":
-            # builder-coded orders are refused, so an approval has nothing to allow
-            return ok_default()
+            command = self.approve_builder_fee(action, account)
         elif envelope.kind == "usdClassTransfer":
             raise ActionRefused(
                 "usdClassTransfer: this venue has no spot balances; all USDC is perp collateral"
@@ -718,7 +750,11 @@ class ExchangeApi:
         for event in events:
             if type(event) is Rejected:
                 raise ActionRefused(self.refusal_text(event.reason, signer))
-        expected = Withdrawn if type(command) is Withdraw else AgentApproved
+        expected = {
+            Withdraw: Withdrawn,
+            ApproveAgent: AgentApproved,
+            ApproveBuilderFee: BuilderFeeApproved,
+        }[type(command)]
         if not any(type(event) is expected for event in events):
             raise ActionRefused(f"{envelope.kind}: not carried out")
         return ok_default()
@@ -744,6 +780,21 @@ class ExchangeApi:
                 f"withdraw3: amount must be positive and at most {format_usdc(MAX_COLLATERAL)}"
             )
         return Withdraw(account, amount)
+
+    @staticmethod
+    def approve_builder_fee(action: Mapping[str, Any], account: bytes) -> ApproveBuilderFee:
+        try:
+            builder = parse_user(action.get("builder"))
+        except ValueError:
+            raise ActionRefused("approveBuilderFee: builder must be 0x and 40 hex digits") from None
+        try:
+            max_fee = parse_fee_rate(action.get("maxFeeRate"))
+        except DecimalFormatError:
+            raise ActionRefused(
+                "approveBuilderFee: maxFeeRate must be a percent with at most 3 decimals, "
+                'like "0.01%"'
+            ) from None
+        return ApproveBuilderFee(account, builder, max_fee)
 
     @staticmethod
     def agent_address(action: Mapping[str, Any]) -> bytes:
@@ -773,6 +824,9 @@ class ExchangeApi:
         try:
             (receipt,) = await node.submit_intents([submission])
         except SubmitRefused as refusal:
+            if refusal.status == 429:
+                # over the address's budget: answered 429, as Hyperliquid does
+                raise RateLimited("address", str(refusal), refusal.retry_after_ms or 1) from None
             raise ActionRefused(self.submit_refusal_text(refusal, signer)) from None
         try:
             events = await node.wait_applied(receipt.seq)
@@ -805,6 +859,14 @@ class ExchangeApi:
         if reason == Reject.INTENT_EXPIRED:
             return ACTION_EXPIRED
         return reject_text(reason)
+
+
+def with_builder(order: PlaceOrder, builder: bytes, fee: int) -> PlaceBuilderOrder:
+    return PlaceBuilderOrder(
+        order.account, order.market, order.is_buy, order.price, order.size, builder, fee,
+        order.tif, order.order_type, order.reduce_only, order.client_id, order.expiry,
+        order.trigger_price, order.trigger_kind,
+    )  # fmt: skip
 
 
 def _single_modify(mapper: Mapper, action: Mapping[str, Any]) -> Plan:

@@ -38,6 +38,7 @@ from asyncdex.gateway.market_data import Candle, account_view
 from asyncdex.messages.commands import (
     Batch,
     OrderType,
+    PlaceBuilderOrder,
     PlaceOrder,
     Signed,
     TimeInForce,
@@ -45,6 +46,7 @@ from asyncdex.messages.commands import (
 )
 from asyncdex.messages.events import (
     BatchItem,
+    BuilderFeePaid,
     Event,
     FundingPaid,
     OrderAccepted,
@@ -297,7 +299,7 @@ class OrderRecord:
             setattr(record, name, value)
         return record
 
-    def take_terms(self, command: PlaceOrder) -> None:
+    def take_terms(self, command: PlaceOrder | PlaceBuilderOrder) -> None:
         """What the placing command says and ``OrderAccepted`` does not."""
         self.tif = command.tif
         self.reduce_only = command.reduce_only
@@ -415,6 +417,7 @@ class HlFill(NamedTuple):
     fee: int
     tid: int
     client_id: int
+    builder_fee: int = 0  # micro-USDC paid to the order's builder (Hyperliquid's builderFee)
 
 
 class HlFunding(NamedTuple):
@@ -580,9 +583,12 @@ class Activity:
                 )  # fmt: skip
                 # the rest of the order is in the command (it may never rest to be read)
                 placed = command.commands[item] if type(command) is Batch else command
-                if type(placed) is PlaceOrder:
+                if type(placed) is PlaceOrder or type(placed) is PlaceBuilderOrder:
                     order.take_terms(placed)
                 self._track(order)
+            elif kind is BuilderFeePaid:
+                assert isinstance(event, BuilderFeePaid)
+                self._add_builder_fee(fills, event)
             elif kind is BatchItem:
                 assert isinstance(event, BatchItem)
                 item = event.item
@@ -653,6 +659,18 @@ class Activity:
             out.append(funding)
             self._keep(self._fundings, account, tuple(funding), FUNDING_CAPACITY)
         return out
+
+    def _add_builder_fee(self, fills: list[HlFill], event: BuilderFeePaid) -> None:
+        """The builder fee of the fill just folded in: the engine pays it right after the
+        trade, so the payer's newest fill (here and in the kept store) is the one."""
+        for index in range(len(fills) - 1, -1, -1):
+            fill = fills[index]
+            if fill.account == event.account and fill.order_id == event.order_id:
+                fills[index] = fill._replace(builder_fee=event.amount)
+                kept = self._fills.get(event.account)
+                if kept and kept[-1] == tuple(fill):
+                    kept[-1] = tuple(fills[index])
+                return
 
     def _add_volume(self, market: int, now: int, price: int, size: int) -> None:
         minutes = self._volume[market]
@@ -1152,6 +1170,8 @@ class InfoApi:
         }
         if fill.client_id:
             answer["cloid"] = format_cloid(fill.client_id)
+        if fill.builder_fee:
+            answer["builderFee"] = format_usdc(fill.builder_fee)
         return answer
 
     async def _user_fills(self, request: dict[str, Any]) -> Any:
@@ -1236,14 +1256,20 @@ class InfoApi:
         return sum(fill.price * fill.size for fill in self.activity.fills(user))
 
     async def _user_rate_limit(self, request: dict[str, Any]) -> Any:
-        # the node counts no requests yet; the cap follows Hyperliquid's rule (10,000 plus
-        # one request per USDC traded)
-        volume = self._traded_volume(parse_user(request))
+        user = parse_user(request)
+        limiter = self.node.rate_limiter
+        if limiter is None:
+            # no budgets on this node: nothing is counted; the cap is Hyperliquid's rule
+            volume = self._traded_volume(user)
+            used, cap = 0, 10_000 + volume // 10**6
+        else:
+            # the limiter's own counters (since the node started)
+            volume, used, cap = limiter.user_rate_limit(user)
         return {
             "cumVlm": format_usdc(volume),
-            "nRequestsUsed": 0,
-            "nRequestsCap": 10_000 + volume // 10**6,
-            "nRequestsSurplus": 0,
+            "nRequestsUsed": used,
+            "nRequestsCap": cap,
+            "nRequestsSurplus": max(0, cap - used),
         }
 
     async def _user_role(self, request: dict[str, Any]) -> Any:
@@ -1259,9 +1285,12 @@ class InfoApi:
         return "disabled"
 
     async def _max_builder_fee(self, request: dict[str, Any]) -> Any:
-        parse_user(request)
-        parse_user(request, "builder")
-        return 0
+        """The most ``builder`` may charge ``user``'s orders, in tenths of a basis point (0
+        when never approved), as Hyperliquid answers it: a bare integer."""
+        user = parse_user(request)
+        builder = parse_user(request, "builder")
+        account = self._state.accounts.get(user)
+        return 0 if account is None else account.builders.get(builder, 0)
 
     async def _referral(self, request: dict[str, Any]) -> Any:
         user = parse_user(request)
