@@ -26,6 +26,7 @@ from asyncdex.client import (
     Client,
     IntakeRefused,
     IntentStatus,
+    NodeError,
     Wallet,
 )
 from asyncdex.client.nonces import wall_clock_ms
@@ -257,3 +258,39 @@ def test_refusals_domain_mismatch_and_resubmission(venue: Venue) -> None:
     with wrong_chain, pytest.raises(IntakeRefused) as mismatch:
         wrong_chain.cancel_all()
     assert mismatch.value.code == "unknown_agent"
+
+
+def test_connect_takes_domain_and_markets_from_the_node(venue: Venue) -> None:
+    # no config file on the client's side: GET /v1/venue says what to sign for
+    with Client.connect(venue.node.url, ALICE) as alice:
+        assert alice.domain == DOMAIN
+        assert [(m.symbol, m.market_id, m.sz_decimals) for m in alice.markets.values()] == [
+            ("BTC", 0, 5),
+            ("ETH", 1, 4),
+        ]
+        facts = alice.venue()
+        assert facts.settlement_contract is None  # this node does not settle
+        assert facts.settlement_chain is None
+        assert facts.hyperliquid_network == "testnet"
+        order_id = accepted(executed(alice, alice.place_order("BTC", "buy", "0.001", "59000")))
+        assert not executed(alice, alice.cancel("BTC", order_id)).rejection
+
+    async def trade() -> None:
+        async with AsyncClient.connect(venue.node.url, BOB) as bob:
+            assert bob.domain == DOMAIN
+            receipt = await bob.place_order("ETH", "sell", "0.5", "3100", tif="ALO")
+            assert (await bob.wait_for(receipt)).rejection is None
+        assert bob._session is None  # closed with the block
+        connected = await AsyncClient.connect(venue.node.url, BOB)
+        try:
+            assert connected.markets["ETH"].sz_decimals == 4
+        finally:
+            await connected.close()
+
+    asyncio.run(trade())
+
+
+def test_connect_to_a_server_without_the_venue_endpoint_says_so(venue: Venue) -> None:
+    # an older node, or another server: here a prefix under which the node serves nothing
+    with pytest.raises(NodeError, match="no GET /v1/venue"):
+        Client.connect(venue.node.url + "/nothing", ALICE)

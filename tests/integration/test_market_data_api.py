@@ -259,6 +259,7 @@ def test_openapi_document_describes_every_route(traded_node: RunningNode) -> Non
         ("GET", "/v1/oracle"),
         ("POST", "/v1/oracle"),
         ("GET", "/v1/openapi.json"),
+        ("GET", "/v1/venue"),
         ("GET", "/v1/markets"),
         ("GET", "/v1/markets/{symbol}/book"),
         ("GET", "/v1/markets/{symbol}/trades"),

@@ -1,8 +1,9 @@
 """asyncdex.client: the Python SDK (see ``docs/client.md``).
 
-``AsyncClient`` / ``Client`` sign intents with a ``Wallet`` (or an ``AgentWallet`` trading
-for a master account), send them to a node and follow them by intent id to execution,
-commitment and finality.
+``Client.connect(url, wallet)`` (or ``await AsyncClient.connect(...)``) asks the node for its
+signing domain and markets. ``AsyncClient`` / ``Client`` sign intents with a ``Wallet`` (or
+an ``AgentWallet`` trading for a master account), send them to a node and follow them by
+intent id to execution, commitment and finality.
 """
 
 from asyncdex.client.builder import IntentBuilder, Trigger
@@ -25,6 +26,7 @@ from asyncdex.client.markets import MarketInfo, Markets
 from asyncdex.client.nonces import NonceSource
 from asyncdex.client.status import Fill, IntentStatus, Receipt, Rejection
 from asyncdex.client.streams import BookMirror, StaleBook, Stream, StreamClosed, StreamError
+from asyncdex.client.venue import Venue
 
 __all__ = [
     "AgentNotAllowed",
@@ -56,5 +58,6 @@ __all__ = [
     "Trigger",
     "UnknownIntent",
     "UnknownMarket",
+    "Venue",
     "Wallet",
 ]

@@ -14,18 +14,21 @@ Invariants:
   of letting the engine reject everything as ``UNKNOWN_AGENT``.
 - Retries are only of what is safe to repeat. A submission is retried only as the *same
   signed bytes* (never re-signed with a new nonce), and only after a transport failure
-  (connection refused or broken, timeout) or a 429/502/503/504, none of which acknowledge
-  anything. If the first copy was sequenced after all (the connection broke after the node
-  received it), the engine's nonce check rejects the second copy (``NONCE_ALREADY_USED``):
-  one signed intent has one effect, however often it is sent. The receipt returned is then
-  the second copy's, but the intent id is the same and the node answers status queries by
-  id with the first seq it sequenced: follow intents by id, as :meth:`wait_for` does. A 4xx is
+  (connection refused or broken, timeout) or a 429/502/503/504. If the first copy was
+  sequenced after all (the connection broke after the node received it, or the node
+  answered 503 ``outcome_unknown``: its journal failed while writing the request), the node
+  answers the same bytes with the first copy's receipts, also after a restart, and sequences
+  nothing again: one signed intent has one effect, however often it is sent. A 4xx is
   never retried (the same bytes get the same refusal), nor a 500 (a node fault: the node
   stops; :class:`NodeError` carries nothing acknowledged). Reads (status) are retried the
   same way. Resubmitting after the retries ran out is the caller's call:
   ``client.submit(error.signed)`` keeps the guarantee.
 - The sync :class:`Client` runs one :class:`AsyncClient` on its own event loop thread (see
   there for why) and is safe to call from several threads at once.
+- ``connect(url, wallet)`` takes the signing domain and the markets from the node itself
+  (``GET /v1/venue``), so a client needs no config file and signs for exactly the domain
+  the node verifies, including an embedded chain's contract deployed at the node's start.
+  The constructors take them from the caller instead.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import inspect
 import json
 import random
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Generator, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +63,7 @@ from asyncdex.client.markets import MarketInfo, Markets, load_venue_file
 from asyncdex.client.nonces import NonceSource, shared_nonce_source
 from asyncdex.client.status import EXECUTED, IntentStatus, Receipt, parse_receipts, status_rank
 from asyncdex.client.streams import Stream
+from asyncdex.client.venue import Venue, check_domain
 from asyncdex.gateway.eip712 import Domain, parse_address
 from asyncdex.gateway.intents import (
     Intent,
@@ -83,6 +87,7 @@ _NOT_SENT: tuple[type[Exception], ...] = (
 )
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+OUTCOME_UNKNOWN = "outcome_unknown"  # the node's 503 when a journal failure hit the request
 DEFAULT_WAIT_TIMEOUT = 30.0  # seconds
 
 
@@ -213,11 +218,41 @@ class AsyncClient:
         self._owns_session = session is None
 
     @classmethod
+    def connect(cls, base_url: str, wallet: BaseWallet, **options: Any) -> Connecting:
+        """A client for the venue the node at ``base_url`` serves, with the signing domain
+        and markets it answers at ``GET /v1/venue``; ``options`` as the constructor's.
+
+        ``client = await AsyncClient.connect(...)``, or ``async with AsyncClient.connect(...)
+        as client:`` to close it at the end of the block.
+        """
+        return Connecting(cls._connect(base_url, wallet, options))
+
+    @classmethod
+    async def _connect(
+        cls, base_url: str, wallet: BaseWallet, options: dict[str, Any]
+    ) -> AsyncClient:
+        client = cls(base_url, wallet, *_UNKNOWN_DOMAIN, **options)
+        try:
+            client._use_venue(await client.venue())
+        except BaseException:
+            await client.close()
+            raise
+        return client
+
+    @classmethod
     def from_venue_file(
         cls, base_url: str, wallet: BaseWallet, path: str | Path, **options: Any
     ) -> AsyncClient:
         """A client for the venue a TOML file describes (markets, chain id, contract)."""
         return cls(base_url, wallet, *_venue(path), **options)
+
+    def _use_venue(self, venue: Venue) -> None:
+        try:
+            check_domain(venue.domain)
+        except ValueError as exc:
+            raise NodeError(f"{exc}: use an SDK of the node's version") from None
+        self.domain = venue.domain
+        self.markets = self.build.markets = venue.markets
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -310,6 +345,28 @@ class AsyncClient:
         """What the node knows of the record at ``seq`` (any command, not only intents)."""
         return await self._status(f"/v1/seq/{int(seq)}")
 
+    async def resolve(
+        self, intents: Sequence[IntentRef | Intent | SignedIntent]
+    ) -> list[IntentStatus | None]:
+        """Whether intents whose outcome is unknown (:class:`NodeUnavailable` with
+        ``maybe_sequenced``) are in the node's journal: their status, or None for each one the
+        node does not have (``GET /v1/intents/{id}``), in order.
+
+        Ask once the node is back: a node whose journal failed stops, and the restarted one
+        has every journaled intent (its index keeps the newest ``index_capacity``), so None
+        then means it was never sequenced. Resending the same signed bytes
+        (``client.submit(error.signed)``) resolves it too, by sequencing it or answering its
+        first receipt. Never sign the same action again with a new nonce before resolving.
+        """
+        found: list[IntentStatus | None] = []
+        for intent in intents:
+            ref = intent if isinstance(intent, (str, bytes, Receipt)) else self.intent_id(intent)
+            try:
+                found.append(await self.status(ref))
+            except UnknownIntent:
+                found.append(None)
+        return found
+
     async def _status(self, path: str) -> IntentStatus:
         status, document = await self._request("GET", path)
         if status == 404 and isinstance(document, dict):
@@ -358,6 +415,23 @@ class AsyncClient:
             await asyncio.sleep(delay)
             delay = min(poll_interval, delay * 2)
 
+    async def venue(self) -> Venue:
+        """``GET /v1/venue``: the node's signing domain, settlement contract and markets."""
+        status, document = await self._request("GET", "/v1/venue")
+        if status == 404 and not (isinstance(document, dict) and "code" in document):
+            raise NodeError(
+                "the node has no GET /v1/venue (an older node): give the chain id, contract "
+                "and markets to the constructor",
+                status=404,
+                body=document,
+            )
+        if status != 200:
+            raise _error_of(status, document)
+        try:
+            return Venue.from_json(document)
+        except ValueError as exc:
+            raise NodeError(f"unexpected venue: {exc}", status=status, body=document) from None
+
     async def node_status(self) -> dict[str, Any]:
         """``GET /v1/status``: the node's seqs, state root and engine time."""
         status, document = await self._request("GET", "/v1/status")
@@ -403,9 +477,14 @@ class AsyncClient:
                 continue
             document = _json_or_none(raw)
             if status in RETRY_STATUSES:
-                # A 503 from the node acknowledges nothing; a 502/504 from a proxy in front
-                # of it might have been forwarded, so count it as possibly sequenced.
-                maybe_sequenced = maybe_sequenced or status in (502, 504)
+                # A 503 from the node acknowledges nothing, but ``outcome_unknown`` says some
+                # of it may be in the journal; a 502/504 from a proxy in front of the node
+                # might have been forwarded: both count as possibly sequenced.
+                maybe_sequenced = (
+                    maybe_sequenced
+                    or status in (502, 504)
+                    or (isinstance(document, dict) and document.get("code") == OUTCOME_UNKNOWN)
+                )
                 failure = f"{method} {path}: HTTP {status}: {_message_of(document, raw)}"
                 continue
             return status, document
@@ -419,6 +498,31 @@ class AsyncClient:
             signed=signed,
             maybe_sequenced=maybe_sequenced and bool(signed),
         )
+
+
+class Connecting:
+    """What :meth:`AsyncClient.connect` returns: await it for the client, or use it in
+    ``async with`` to have the client closed at the end of the block."""
+
+    def __init__(self, connecting: Coroutine[Any, Any, AsyncClient]) -> None:
+        self._connecting = connecting
+        self._client: AsyncClient | None = None
+
+    def __await__(self) -> Generator[Any, None, AsyncClient]:
+        return self._connecting.__await__()
+
+    async def __aenter__(self) -> AsyncClient:
+        self._client = await self._connecting
+        return self._client
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._client is not None:
+            await self._client.close()
 
 
 def _json_or_none(raw: bytes) -> Any:
@@ -456,8 +560,17 @@ def _error_of(status: int, document: Any) -> Exception:
 def _venue(path: str | Path) -> tuple[int, bytes, Markets]:
     config, chain_id, contract = load_venue_file(path)
     if chain_id is None or contract is None:
-        raise ValueError(f"{path}: no [venue] chain_id and settlement_contract")
+        raise ValueError(
+            f"{path}: no [venue] chain_id and settlement_contract (an embedded chain's "
+            "contract is only known once the node runs): use connect(url, wallet), which "
+            "asks the node"
+        )
     return chain_id, contract, Markets.from_config(config)
+
+
+# The constructor's arguments while ``connect`` asks the node for the real ones; no intent
+# is signed before they are replaced.
+_UNKNOWN_DOMAIN = (0, bytes(20))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -497,11 +610,27 @@ class Client:
         self._closed = False
 
     @classmethod
+    def connect(cls, base_url: str, wallet: BaseWallet, **options: Any) -> Client:
+        """A client for the venue the node at ``base_url`` serves, with the signing domain
+        and markets it answers at ``GET /v1/venue``; ``options`` as the constructor's."""
+        client = cls(base_url, wallet, *_UNKNOWN_DOMAIN, **options)
+        try:
+            client._client._use_venue(client.venue())
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    @classmethod
     def from_venue_file(
         cls, base_url: str, wallet: BaseWallet, path: str | Path, **options: Any
     ) -> Client:
         """A client for the venue a TOML file describes (markets, chain id, contract)."""
         return cls(base_url, wallet, *_venue(path), **options)
+
+    def venue(self) -> Venue:
+        """``GET /v1/venue``: the node's signing domain, settlement contract and markets."""
+        return self._call(self._client.venue())
 
     @property
     def domain(self) -> Domain:
@@ -584,6 +713,11 @@ class Client:
 
     def status_of_seq(self, seq: int) -> IntentStatus:
         return self._call(self._client.status_of_seq(seq))
+
+    def resolve(
+        self, intents: Sequence[IntentRef | Intent | SignedIntent]
+    ) -> list[IntentStatus | None]:
+        return self._call(self._client.resolve(intents))
 
     def wait_for(
         self,

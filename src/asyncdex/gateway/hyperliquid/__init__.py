@@ -31,6 +31,8 @@ class HyperliquidApi:
         self.info = InfoApi(node)
         self.exchange = ExchangeApi(node, mainnet=mainnet)
         self.streams = HyperliquidStreams(node, self.info, self.exchange)
+        # what Hyperliquid clients must sign for (ccxt: sandbox mode on testnet)
+        node.add_venue_info("hyperliquid", {"network": "mainnet" if mainnet else "testnet"})
 
     def install(self, app: web.Application) -> None:
         self.info.install(app)
