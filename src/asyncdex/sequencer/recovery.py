@@ -55,6 +55,7 @@ from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
 from asyncdex.messages.events import Event
 from asyncdex.sequencer.journal import (
+    DEFAULT_SEGMENT_BYTES,
     FileJournal,
     JournalBehind,
     JournalSequenceError,
@@ -348,10 +349,11 @@ def open_journal(
     newest valid snapshot, unless ``accept_loss``: then the journal is opened as it is and
     the snapshots beyond its end are renamed out of the way."""
     required, snapshot = proven_seq(snapshot_dir)
-    options: dict[str, int] = {} if segment_bytes is None else {"segment_bytes": segment_bytes}
     try:
         journal, report = FileJournal.open(
-            journal_dir, required_seq=0 if accept_loss else required, **options
+            journal_dir,
+            segment_bytes=DEFAULT_SEGMENT_BYTES if segment_bytes is None else segment_bytes,
+            required_seq=0 if accept_loss else required,
         )
     except JournalBehind as behind:
         assert snapshot is not None
