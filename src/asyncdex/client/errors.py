@@ -7,9 +7,12 @@ Invariants:
   nothing needs undoing, and sending the same bytes again gives the same refusal.
 - :class:`NodeUnavailable` means no receipt came back after every safe retry. When
   ``maybe_sequenced`` is true the request may still have been sequenced (the connection
-  broke after it was sent): resubmit ``signed`` unchanged (``client.submit(error.signed)``)
-  and the engine's nonce check makes a second copy a rejected no-op — never sign the same
-  action again with a new nonce, which could execute it twice.
+  broke after it was sent, or the node answered 503 ``outcome_unknown`` because its journal
+  failed while writing it): resubmit ``signed`` unchanged (``client.submit(error.signed)``)
+  once the node is back, which answers the first receipts of what was journaled and
+  sequences the rest, or ask ``client.resolve(error.signed)`` — never sign the same action
+  again with a new nonce, which could execute it twice. When it is false, nothing of the
+  request was sequenced.
 - A business rejection (margin, nonce, an agent withdrawing) is not an exception: it is an
   outcome, read from :meth:`IntentStatus.rejection
   <asyncdex.client.status.IntentStatus.rejection>` once the intent executed.
