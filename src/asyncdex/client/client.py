@@ -231,7 +231,7 @@ class AsyncClient:
     async def _connect(
         cls, base_url: str, wallet: BaseWallet, options: dict[str, Any]
     ) -> AsyncClient:
-        client = cls(base_url, wallet, *_UNKNOWN_DOMAIN, **options)
+        client = cls(base_url, wallet, *_UNKNOWN_DOMAIN, **_connect_options(options))
         try:
             client._use_venue(await client.venue())
         except BaseException:
@@ -573,6 +573,13 @@ def _venue(path: str | Path) -> tuple[int, bytes, Markets]:
 _UNKNOWN_DOMAIN = (0, bytes(20))
 
 
+def _connect_options(options: dict[str, Any]) -> dict[str, Any]:
+    given = sorted({"chain_id", "contract", "markets"} & set(options))
+    if given:
+        raise TypeError(f"connect takes {', '.join(given)} from the node; do not pass them")
+    return options
+
+
 # ---------------------------------------------------------------------------------------------
 # The sync client
 
@@ -613,7 +620,7 @@ class Client:
     def connect(cls, base_url: str, wallet: BaseWallet, **options: Any) -> Client:
         """A client for the venue the node at ``base_url`` serves, with the signing domain
         and markets it answers at ``GET /v1/venue``; ``options`` as the constructor's."""
-        client = cls(base_url, wallet, *_UNKNOWN_DOMAIN, **options)
+        client = cls(base_url, wallet, *_UNKNOWN_DOMAIN, **_connect_options(options))
         try:
             client._client._use_venue(client.venue())
         except BaseException:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
 import pytest
 
+from asyncdex.client import AsyncClient, Client, Markets, Wallet
 from asyncdex.client.venue import Venue, check_domain
 from asyncdex.gateway.eip712 import Domain
 from asyncdex.gateway.intents import asyncdex_domain
@@ -85,3 +87,15 @@ def test_refuses_a_domain_this_sdk_does_not_sign_for() -> None:
     check_domain(DOMAIN)
     with pytest.raises(ValueError, match="version '2'"):
         check_domain(Domain("asyncdex", "2", 31337, CONTRACT))
+
+
+def test_connect_refuses_what_it_takes_from_the_node() -> None:
+    wallet = Wallet.generate()
+    with pytest.raises(TypeError, match="markets from the node"):
+        Client.connect("http://127.0.0.1:9", wallet, markets=Markets(()))
+
+    async def connect() -> None:
+        await AsyncClient.connect("http://127.0.0.1:9", wallet, chain_id=1, contract=CONTRACT)
+
+    with pytest.raises(TypeError, match="chain_id, contract from the node"):
+        asyncio.run(connect())
