@@ -1,15 +1,22 @@
-"""``asyncdex demo``: the whole venue, embedded in one process, traded by simulated bots.
+"""``asyncdex demo``: the whole venue on one machine, traded by simulated bots.
 
 Invariants:
 
-- Real components only: a :class:`~asyncdex.gateway.node.Node` with its journal in a temporary
-  directory, the venue's extensions, and settlement on the embedded in-process EVM running the
-  settlement contract (deployed at start, as ``[settlement] deploy = true`` does); an oracle
-  publisher signing prices as three publishers and posting them to ``POST /v1/oracle``;
-  deposits made on the chain (``POST /v1/dev/deposit``) and sequenced by the L1 watcher; bots
-  trading through the SDK (:class:`~asyncdex.client.AsyncClient`) over loopback HTTP. The
-  view reads the public API; the summary's event counts come from a node listener (the
-  node's extension API) and the conservation check reads the engine state in process.
+- Real components only, each in the process it has in a real deployment: the node (a
+  :class:`~asyncdex.gateway.node.Node` with its journal in a temporary directory and the
+  venue's extensions) runs in a process of its own, and settles on the embedded chain
+  (:mod:`asyncdex.settlement.devchain`: py-evm in the node's child process, the settlement
+  contract deployed at start, as ``[settlement] deploy = true`` does). This process is the
+  outside world: an oracle publisher signing prices as three publishers and posting them to
+  ``POST /v1/oracle``; deposits made on the chain (``POST /v1/dev/deposit``) and sequenced
+  by the L1 watcher; bots trading through the SDK (:class:`~asyncdex.client.AsyncClient`)
+  over loopback HTTP. So neither the chain nor the bots nor the publisher ever hold the
+  node's interpreter lock or run on its event loop: the receipt latency the bots measure is
+  the venue's.
+- The view reads the public API (liquidations from the leveraged traders' account streams);
+  the summary's event counts and the conservation check come from replaying the node's
+  journal through a fresh engine once the node stopped (replay gives the node's events and
+  state exactly), the contract's balance and final batch from the chain itself.
 - The exit code is 0 only if trades happened, at least one batch was finalized on the chain,
   every record sequenced during trading ended in a finalized batch, money is conserved (the
   engine holds exactly what was deposited, less what was withdrawn; the deposits it saw are
@@ -24,11 +31,13 @@ Invariants:
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import dataclasses
 import json
 import logging
+import os
 import random
 import secrets
 import signal
@@ -37,13 +46,13 @@ import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
 import aiohttp
 
-from asyncdex.cli.node_cmd import default_extensions
+from asyncdex.cli.node_cmd import TOKEN_ENV, default_extensions
 from asyncdex.cli.simulate import (
     PUBLISHERS,
     DemoSession,
@@ -55,10 +64,13 @@ from asyncdex.cli.simulate import (
 from asyncdex.cli.venue_view import ClientMetrics, VenueView, read_snapshot
 from asyncdex.client import AsyncClient, IntakeRefused, NodeUnavailable, Receipt, Wallet
 from asyncdex.client.markets import Markets
+from asyncdex.engine.state_root import state_root
+from asyncdex.engine.transition import Engine
 from asyncdex.gateway.eip712 import address_of_private_key
 from asyncdex.gateway.intents import Intent, asyncdex_domain
-from asyncdex.gateway.node import Node, NodeSettings
+from asyncdex.gateway.node import JOURNAL_SUBDIR, Node, NodeSettings, serve
 from asyncdex.gateway.settlement_service import SettlementSettings, deploy_embedded
+from asyncdex.messages.commands import Signed
 from asyncdex.messages.events import (
     Event,
     LiquidationStarted,
@@ -69,10 +81,13 @@ from asyncdex.messages.events import (
 )
 from asyncdex.messages.reasons import Reject
 from asyncdex.oracle.publisher import OraclePublisher
-from asyncdex.sequencer.sequencer import Sequenced
+from asyncdex.sequencer.journal import FileJournal
+from asyncdex.sequencer.records import Record
+from asyncdex.sequencer.recovery import replay
+from asyncdex.settlement.chain import RpcChain, SettlementClient
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.market import EngineConfig, MarketSpec
-from asyncdex.types.numeric import format_scaled, format_usdc, parse_scaled
+from asyncdex.types.numeric import USDC_DECIMALS, format_scaled, format_usdc, parse_scaled
 
 # The engine-only session's names stay importable from here.
 __all__ = [
@@ -96,6 +111,7 @@ SELL: Literal["sell"] = "sell"
 START_PRICES = {BTC: 600_000, ETH: 300_000}  # $60,000 and $3,000 in each market's units
 SETUP_TIMEOUT_S = 60.0
 SETTLE_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 60.0  # the node drains, snapshots and stops its chain
 EXIT_INTERRUPTED = 130  # the shell's code for a SIGINT
 
 
@@ -368,15 +384,15 @@ async def run_bot(bot: Bot, venue: Venue, stop: asyncio.Event) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Counting, from the node's listener
+# Counting, from the journal
 
 
 @dataclasses.dataclass
 class EventCounts:
-    """Counts what the engine applied; a liquidation also gets a line in the view."""
+    """What the engine applied, counted from the journal once the node stopped: each record
+    replayed through a fresh engine gives the events the node's engine gave (replay is
+    deterministic), so the summary needs no hook inside the node."""
 
-    metrics: ClientMetrics
-    specs: tuple[MarketSpec, ...]
     intents: int = 0  # trader intents applied
     fills: int = 0
     volume: int = 0  # micro-USDC notional
@@ -384,10 +400,9 @@ class EventCounts:
     deleveraged: int = 0
     oracle_prices: int = 0
     rejections: Counter[str] = dataclasses.field(default_factory=Counter)
-    names: dict[bytes, str] = dataclasses.field(default_factory=dict)  # account -> bot name
 
-    def __call__(self, record: Sequenced, events: list[Event]) -> None:
-        if record.intent_id:
+    def __call__(self, seq: int, record: Record, events: list[Event]) -> None:
+        if type(record.command) is Signed:
             self.intents += 1
         for event in events:
             kind = type(event)
@@ -396,10 +411,6 @@ class EventCounts:
                 self.volume += event.price * event.size  # type: ignore[union-attr]
             elif kind is LiquidationStarted:
                 self.liquidations += 1
-                account, market = event.account, event.market  # type: ignore[union-attr]
-                where = "cross margin" if market < 0 else self.specs[market].symbol
-                who = self.names.get(account, "0x" + account.hex())
-                self.metrics.note(f"{who} liquidated ({where})")
             elif kind is PositionDeleveraged:
                 self.deleveraged += 1
             elif kind is OraclePriceAccepted:
@@ -412,20 +423,19 @@ class EventCounts:
                     self.rejections[str(reason)] += 1
 
 
+def replay_journal(journal_dir: Path, config: EngineConfig, counts: EventCounts) -> Engine:
+    """Replay the node's journal from seq 1 through a fresh engine, counting its events."""
+    journal, _ = FileJournal.open(journal_dir)
+    try:
+        engine = Engine(config)
+        replay(journal, engine, 1, on_record=counts)
+    finally:
+        journal.close()
+    return engine
+
+
 # ---------------------------------------------------------------------------------------------
-# The run
-
-
-async def _wait_for(check: Callable[[], bool], what: str, timeout: float) -> None:
-    """Poll ``check`` until it is true; ``TimeoutError`` after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        if check():
-            return
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
+# The venue process: the node, its own interpreter
 
 
 def _node_settings(data_dir: Path, options: DemoOptions, token: str) -> NodeSettings:
@@ -434,11 +444,12 @@ def _node_settings(data_dir: Path, options: DemoOptions, token: str) -> NodeSett
     embedded, sequencer_key = deploy_embedded(
         config,
         None,
+        data_dir=data_dir,
         finality_blocks=options.finality_blocks,
         forced_deadline_blocks=100,
         block_time_ms=options.block_time_ms,
     )
-    chain_id = embedded.chain.chain_id
+    chain_id = embedded.client.chain.chain_id
     contract = bytes.fromhex(embedded.client.address[2:])
     settlement = SettlementSettings(
         sequencer_key=sequencer_key,
@@ -447,6 +458,7 @@ def _node_settings(data_dir: Path, options: DemoOptions, token: str) -> NodeSett
         confirmations=1,
         batch_interval_ms=options.batch_interval_ms,
         poll_interval_s=0.25,
+        from_block=embedded.deploy_block,
     )
     return NodeSettings(
         data_dir=data_dir,
@@ -455,7 +467,126 @@ def _node_settings(data_dir: Path, options: DemoOptions, token: str) -> NodeSett
         operator_token=token,
         settlement=settlement,
         extensions=default_extensions(),
+        # as ``asyncdex node`` defaults: every core but the event loop's
+        verify_workers=max(1, (os.cpu_count() or 1) - 1),
     )
+
+
+def venue_process_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m asyncdex.cli.demo --data DIR ...``: the demo's node, as its own process.
+
+    It serves until SIGTERM or until its stdin closes (the demo that started it is gone),
+    then stops cleanly; the first stdout line is the node's address and signing domain.
+    """
+    parser = argparse.ArgumentParser(prog="python -m asyncdex.cli.demo")
+    parser.add_argument("--data", required=True)
+    defaults = DemoOptions()
+    parser.add_argument("--block-time-ms", type=int, default=defaults.block_time_ms)
+    parser.add_argument("--finality-blocks", type=int, default=defaults.finality_blocks)
+    parser.add_argument("--batch-interval-ms", type=int, default=defaults.batch_interval_ms)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(message)s")  # fmt: skip
+    options = DemoOptions(
+        block_time_ms=args.block_time_ms,
+        finality_blocks=args.finality_blocks,
+        batch_interval_ms=args.batch_interval_ms,
+    )
+    token = os.environ[TOKEN_ENV]
+    settings = _node_settings(Path(args.data), options, token)
+
+    def ready(node: Node) -> None:
+        line = {
+            "url": node.url,
+            "chainId": node.settings.domain.chain_id,
+            "contract": "0x" + node.settings.domain.verifying_contract.hex(),
+        }
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+        loop = asyncio.get_running_loop()
+        stdin = sys.stdin.fileno()
+
+        def on_stdin() -> None:
+            with contextlib.suppress(OSError):
+                if os.read(stdin, 4096):
+                    return
+            loop.remove_reader(stdin)
+            node.request_stop()
+
+        loop.add_reader(stdin, on_stdin)
+
+    return asyncio.run(serve(settings, on_ready=ready))
+
+
+class VenueProcess:
+    """The demo's node in a child process (its own session: a ^C at the terminal reaches the
+    demo, which stops the node itself with SIGTERM)."""
+
+    def __init__(self, process: asyncio.subprocess.Process, ready: dict[str, Any]) -> None:
+        self.process = process
+        self.url: str = ready["url"]
+        self.chain_id: int = ready["chainId"]
+        self.contract = bytes.fromhex(ready["contract"][2:])
+
+    @classmethod
+    async def start(cls, data_dir: Path, options: DemoOptions, token: str) -> VenueProcess:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "asyncdex.cli.demo", "--data", str(data_dir),
+            "--block-time-ms", str(options.block_time_ms),
+            "--finality-blocks", str(options.finality_blocks),
+            "--batch-interval-ms", str(options.batch_interval_ms),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, TOKEN_ENV: token}, start_new_session=True,
+        )  # fmt: skip
+        assert process.stdout is not None
+        try:
+            line = await asyncio.wait_for(process.stdout.readline(), SETUP_TIMEOUT_S)
+        except TimeoutError:
+            line = b""
+        if not line:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            code = await process.wait()
+            raise RuntimeError(f"the venue's node did not start (exit {code})")
+        return cls(process, json.loads(line))
+
+    async def stop(self) -> int:
+        """SIGTERM (the node drains and exits 0 when all is durable); its exit code."""
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        returncode = self.process.returncode
+        assert returncode is not None
+        return returncode
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+async def _wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout: float) -> None:
+    """Poll ``check`` until it is true; ``TimeoutError`` after ``timeout`` seconds. A read
+    that fails (the node busy or restarting) counts as not yet."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            if await check():
+                return
+        if loop.time() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def _get_json(http: aiohttp.ClientSession, url: str) -> Any:
+    async with http.get(url) as response:
+        response.raise_for_status()
+        return await response.json()
 
 
 @dataclasses.dataclass
@@ -470,6 +601,9 @@ class VenueSummary:
     oracle_prices: int = 0
     rejections: dict[str, int] = dataclasses.field(default_factory=dict)
     refusals: dict[str, int] = dataclasses.field(default_factory=dict)
+    # what the bots measured: intents acknowledged (durable receipts) per second of trading,
+    # and each request's time from send to receipts
+    acknowledged_per_second: float = 0.0
     receipt_p50_ms: float | None = None
     receipt_p99_ms: float | None = None
     batches_committed: int = 0
@@ -503,44 +637,41 @@ async def run_venue_demo(
 ) -> VenueSummary:
     summary = VenueSummary()
     token = secrets.token_hex(16)
+    config = venue_config()
     with tempfile.TemporaryDirectory(prefix="asyncdex-demo-") as data:
         print("asyncdex demo: deploying the settlement contract on the embedded chain…",
               file=out, flush=True)  # fmt: skip
-        settings = _node_settings(Path(data), options, token)
-        node = Node(settings)
-        await node.start()
+        venue_process = await VenueProcess.start(Path(data), options, token)
+        print(f"node listening on {venue_process.url}; chain id {venue_process.chain_id}, "
+              f"contract 0x{venue_process.contract.hex()}", file=out, flush=True)  # fmt: skip
         metrics = ClientMetrics()
-        counts = EventCounts(metrics, settings.engine_config.markets)
-        node.add_listener(counts)
-        print(f"node listening on {node.url}; chain id {settings.domain.chain_id}, contract "
-              f"0x{settings.domain.verifying_contract.hex()}", file=out, flush=True)  # fmt: skip
         try:
-            await _run(node, options, out, bots, tty, summary, counts, metrics, token)
+            await _run(venue_process, config, options, out, bots, tty, summary, metrics, token)
         finally:
-            await node.stop()
-        summary.node_exit_code = node.exit_code
-        # The chain's side, read once the node (and its chain thread) stopped: what the
-        # contract holds and which batch it calls final.
-        assert settings.settlement is not None and settings.settlement.embedded is not None
-        contract = settings.settlement.embedded.client
-        summary.contract_balance = format_usdc(contract.token_balance(contract.address))
-        summary.chain_final_batch = contract.last_final_batch()
-        summary.conserved = summary.conserved and summary.contract_balance == summary.deposited
+            summary.node_exit_code = await venue_process.stop()
+        # The engine's side, from the durable journal the node left: what it applied, and
+        # whether money was conserved.
+        counts = EventCounts()
+        engine = await asyncio.to_thread(
+            replay_journal, Path(data) / JOURNAL_SUBDIR, config, counts
+        )
+    _fill_summary(summary, engine, counts)
     return summary
 
 
 async def _run(
-    node: Node,
+    venue_process: VenueProcess,
+    config: EngineConfig,
     options: DemoOptions,
     out: TextIO,
     bots_of: BotFactory,
     tty: bool | None,
     summary: VenueSummary,
-    counts: EventCounts,
     metrics: ClientMetrics,
     token: str,
 ) -> None:
-    settings = node.settings
+    url = venue_process.url
+    domain = asyncdex_domain(venue_process.chain_id, venue_process.contract)
     stop_trading, stop_all = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     interrupted = asyncio.Event()
@@ -550,39 +681,45 @@ async def _run(
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
         venue = Venue(
-            node.url, token, settings.engine_config, settings.domain.chain_id,
-            settings.domain.verifying_contract, http, metrics, options.seed,
+            url, token, config, domain.chain_id, domain.verifying_contract, http, metrics,
+            options.seed,
         )  # fmt: skip
         publisher = OraclePublisher(
-            node.url,
+            url,
             PUBLISHER_KEYS,
-            settings.domain,
+            domain,
             {spec.market_id: (START_PRICES[spec.market_id], spec.tick) for spec in venue.specs},
             interval_ms=options.oracle_interval_ms,
             seed=options.seed,
             session=http,
         )
+        bots = bots_of(venue)
+        names = {account: bot.name for bot in bots for account, _ in bot.funding()}
         background = [
             asyncio.create_task(publisher.run(stop_all), name="oracle"),
             asyncio.create_task(venue.watch_prices(stop_all), name="prices"),
+            asyncio.create_task(
+                _watch_liquidations(http, url, config, names, metrics, stop_all),
+                name="liquidations",
+            ),
         ]
-        bots = bots_of(venue)
         try:
             funding = [entry for bot in bots for entry in bot.funding()]
-            counts.names.update((account, bot.name) for bot in bots for account, _ in bot.funding())
             print(f"depositing for {len(funding)} accounts on chain…", file=out, flush=True)
             for account, usdc in funding:
                 await venue.deposit(account, usdc)
-            await _wait_for(
-                lambda: node.state.l1_consumed >= len(funding), "the deposits", SETUP_TIMEOUT_S
-            )
-            await _wait_for(
-                lambda: all(venue.index(spec.market_id) for spec in venue.specs),
-                "the first oracle prices",
-                SETUP_TIMEOUT_S,
-            )
+
+            async def deposits_in() -> bool:
+                status = await _get_json(http, url + "/v1/status")
+                return bool(status["settlement"]["l1Consumed"] >= len(funding))
+
+            async def prices_in() -> bool:
+                return all(venue.index(spec.market_id) for spec in venue.specs)
+
+            await _wait_until(deposits_in, "the deposits", SETUP_TIMEOUT_S)
+            await _wait_until(prices_in, "the first oracle prices", SETUP_TIMEOUT_S)
             metrics.started = time.perf_counter()
-            view = VenueView(node.url, metrics, options.duration, out, tty=tty)
+            view = VenueView(url, metrics, options.duration, out, tty=tty)
             view_task = asyncio.create_task(view.run(http, stop_all), name="view")
             bot_tasks = [asyncio.create_task(run_bot(bot, venue, stop_trading)) for bot in bots]
             await _trade(options, publisher, venue, interrupted, metrics)
@@ -591,21 +728,33 @@ async def _run(
             metrics.stopped = time.perf_counter()
             summary.interrupted = interrupted.is_set()
             summary.duration = metrics.elapsed()
-            summary.last_trading_seq = node.last_seq
+            summary.last_trading_seq = (await _get_json(http, url + "/v1/status"))["lastSeq"]
+
+            async def last_final() -> bool:
+                if interrupted.is_set():
+                    return True
+                seq = summary.last_trading_seq
+                return bool((await _get_json(http, f"{url}/v1/seq/{seq}"))["status"] == "finalized")
+
             # everything traded is settled before the summary: wait for its batch to be final
             # (not after an interrupt: whoever pressed ^C wants the summary now)
             with contextlib.suppress(TimeoutError):
-                await _wait_for(
-                    lambda: (
-                        interrupted.is_set()
-                        or node.record_status(summary.last_trading_seq)["status"] == "finalized"
-                    ),
-                    "the last batch to be final",
-                    SETTLE_TIMEOUT_S,
-                )
+                await _wait_until(last_final, "the last batch to be final", SETTLE_TIMEOUT_S)
             stop_all.set()
             await view_task
-            snapshot = await read_snapshot(http, node.url)
+            snapshot = await read_snapshot(http, url)
+            record = await _get_json(http, f"{url}/v1/seq/{summary.last_trading_seq}")
+            summary.all_final = record["status"] == "finalized"
+            # The chain's side, read from the chain itself: what the contract holds and which
+            # batch it calls final (nothing moves money once trading stopped).
+            settlement = snapshot.status["settlement"]
+            balance, final_batch = await asyncio.to_thread(
+                _read_contract, settlement["embeddedRpc"], settlement["contract"]
+            )
+            summary.contract_balance = format_usdc(balance)
+            summary.chain_final_batch = final_batch
+            summary.batches_committed = settlement["lastCommittedBatch"]
+            summary.batches_finalized = settlement["lastFinalizedBatch"]
         finally:
             stop_trading.set()
             stop_all.set()
@@ -614,7 +763,67 @@ async def _run(
                 await bot.close()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(signum)
-    _fill_summary(summary, node, snapshot.status, counts, metrics, venue)
+    summary.refusals = dict(metrics.refusals)
+    summary.failed_bots = list(venue.failed_bots)
+    if summary.duration:
+        summary.acknowledged_per_second = metrics.intents / summary.duration
+    summary.receipt_p50_ms = metrics.percentile_ms(0.5)
+    summary.receipt_p99_ms = metrics.percentile_ms(0.99)
+    summary.deposited = format_usdc(venue.deposited)
+
+
+def _read_contract(rpc_url: str, contract: str) -> tuple[int, int]:
+    """(USDC the settlement contract holds, the last batch it calls final)."""
+    client = SettlementClient.at(RpcChain(rpc_url), contract)
+    return client.token_balance(client.address), client.last_final_batch()
+
+
+async def _watch_liquidations(
+    http: aiohttp.ClientSession,
+    url: str,
+    config: EngineConfig,
+    names: dict[bytes, str],
+    metrics: ClientMetrics,
+    stop: asyncio.Event,
+) -> None:
+    """A line in the view when a leveraged trader is liquidated, from its account stream
+    (``/v1/ws``, as any client would follow an account)."""
+    watched = [account for account, name in names.items() if name.startswith("leveraged")]
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+        async with http.ws_connect(url + "/v1/ws", heartbeat=None) as ws:
+            for index, account in enumerate(watched):
+                await ws.send_json(
+                    {"op": "subscribe", "id": index, "channel": "account",
+                     "address": "0x" + account.hex()}
+                )  # fmt: skip
+            closing = asyncio.create_task(stop.wait())
+            try:
+                while not stop.is_set():
+                    receiving = asyncio.create_task(ws.receive())
+                    await asyncio.wait({receiving, closing}, return_when=asyncio.FIRST_COMPLETED)
+                    if not receiving.done():
+                        receiving.cancel()
+                        break
+                    message = receiving.result()
+                    if message.type != aiohttp.WSMsgType.TEXT:
+                        break
+                    _note_liquidations(json.loads(message.data), config, names, metrics)
+            finally:
+                closing.cancel()
+
+
+def _note_liquidations(
+    message: dict[str, Any], config: EngineConfig, names: dict[bytes, str], metrics: ClientMetrics
+) -> None:
+    if message.get("channel") != "account":
+        return
+    for event in message.get("events", ()):
+        if event.get("type") != "LiquidationStarted":
+            continue
+        account = bytes.fromhex(event["account"][2:])
+        market = event["market"]
+        where = "cross margin" if market < 0 else config.markets[market].symbol
+        metrics.note(f"{names.get(account, event['account'])} liquidated ({where})")
 
 
 async def _trade(
@@ -644,16 +853,9 @@ async def _trade(
         )
 
 
-def _fill_summary(
-    summary: VenueSummary,
-    node: Node,
-    status: dict[str, Any],
-    counts: EventCounts,
-    metrics: ClientMetrics,
-    venue: Venue,
-) -> None:
-    state = node.state
-    settlement = status["settlement"]
+def _fill_summary(summary: VenueSummary, engine: Engine, counts: EventCounts) -> None:
+    """The engine's side of the summary, from the journal's replay."""
+    state = engine.state
     summary.intents = counts.intents
     summary.intents_per_second = counts.intents / summary.duration if summary.duration else 0.0
     summary.fills = counts.fills
@@ -662,18 +864,12 @@ def _fill_summary(
     summary.deleveraged = counts.deleveraged
     summary.oracle_prices = counts.oracle_prices
     summary.rejections = dict(counts.rejections)
-    summary.refusals = dict(metrics.refusals)
-    summary.failed_bots = list(venue.failed_bots)
-    summary.receipt_p50_ms = metrics.percentile_ms(0.5)
-    summary.receipt_p99_ms = metrics.percentile_ms(0.99)
-    summary.batches_committed = settlement["lastCommittedBatch"]
-    summary.batches_finalized = settlement["lastFinalizedBatch"]
-    summary.all_final = node.record_status(summary.last_trading_seq)["status"] == "finalized"
-    summary.state_root = status["stateRoot"]
-    summary.deposited = format_usdc(venue.deposited)
+    summary.state_root = "0x" + state_root(state).hex()
+    deposited = parse_scaled(summary.deposited, USDC_DECIMALS)
     summary.conserved = (
         state.total_money() == state.total_deposited - state.total_withdrawn
-        and state.total_deposited == venue.deposited
+        and state.total_deposited == deposited
+        and summary.contract_balance == summary.deposited
     )
 
 
@@ -693,6 +889,7 @@ def print_venue_summary(summary: VenueSummary, out: TextIO) -> None:
         ("engine rejections", f"{summary.rejections or 'none'}"),
         ("refused at intake", f"{summary.refusals or 'none'}"),
         ("bots failed", ", ".join(summary.failed_bots) or "none"),
+        ("intents acknowledged", f"{summary.acknowledged_per_second:,.0f}/s"),
         ("receipt latency", f"p50 {ms(summary.receipt_p50_ms)}, p99 {ms(summary.receipt_p99_ms)}"),
         ("batches committed", f"{summary.batches_committed}"),
         ("batches finalized", f"{summary.batches_finalized}"),
@@ -730,3 +927,7 @@ def cmd_demo(args: Any, bots: BotFactory = default_bots) -> int:
     if summary.interrupted:
         return EXIT_INTERRUPTED
     return 0 if summary.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(venue_process_main())

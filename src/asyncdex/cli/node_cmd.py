@@ -43,6 +43,7 @@ from typing import Any
 
 from asyncdex.engine.compiled import compiled_env, is_compiled
 from asyncdex.gateway.eip712 import parse_address
+from asyncdex.gateway.fanout import DEFAULT_CONNECTION_CAPS, ConnectionCaps
 from asyncdex.gateway.hyperliquid import hyperliquid_extension
 from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.gateway.metrics import Metrics
@@ -56,6 +57,7 @@ from asyncdex.gateway.node import (
     serve,
 )
 from asyncdex.gateway.oracle_feed import OracleFeed
+from asyncdex.gateway.ratelimit import DEFAULT_RATE_LIMITS, RateLimits
 from asyncdex.gateway.settlement_service import (
     DEFAULT_BATCH_INTERVAL_MS,
     DEFAULT_BATCH_MAX_RECORDS,
@@ -122,6 +124,14 @@ NODE_KEYS: dict[str, tuple[type, Any]] = {
     "log_format": (str, "text"),
     "hyperliquid_network": (str, "testnet"),
     "hyperliquid_api": (bool, True),
+    # Request budgets (Hyperliquid's numbers; see docs/hyperliquid.md "Rate limits") and
+    # WebSocket caps. Benchmarks and tests driving a venue from loopback raise them.
+    "rate_limits": (bool, True),
+    "ip_weight_per_minute": (int, DEFAULT_RATE_LIMITS.ip_weight_per_minute),
+    "address_initial_requests": (int, DEFAULT_RATE_LIMITS.address_initial_requests),
+    "address_requests_per_usdc": (int, DEFAULT_RATE_LIMITS.address_requests_per_usdc),
+    "max_sockets": (int, DEFAULT_CONNECTION_CAPS.per_door),
+    "max_sockets_per_address": (int, DEFAULT_CONNECTION_CAPS.per_address),
 }
 HYPERLIQUID_NETWORKS = ("testnet", "mainnet")
 
@@ -286,6 +296,22 @@ def _node_options(args: argparse.Namespace, table: dict[str, Any]) -> None:
         raise ConfigError("--verify-workers must not be negative")
     if args.port < 0 or args.port > 65_535:
         raise ConfigError("--port must be 0..65535")
+    for key in ("ip_weight_per_minute", "max_sockets", "max_sockets_per_address"):
+        if getattr(args, key) < 1:
+            raise ConfigError(f"--{key.replace('_', '-')} must be positive")
+    for key in ("address_initial_requests", "address_requests_per_usdc"):
+        if getattr(args, key) < 0:
+            raise ConfigError(f"--{key.replace('_', '-')} must not be negative")
+
+
+def _rate_limits(args: argparse.Namespace) -> RateLimits | None:
+    if not args.rate_limits:
+        return None
+    return RateLimits(
+        ip_weight_per_minute=args.ip_weight_per_minute,
+        address_initial_requests=args.address_initial_requests,
+        address_requests_per_usdc=args.address_requests_per_usdc,
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> NodeSettings:
@@ -360,6 +386,8 @@ def _node_settings(
         ),
         verify_workers=args.verify_workers,
         accept_journal_loss=args.accept_journal_loss,
+        rate_limits=_rate_limits(args),
+        connection_caps=ConnectionCaps(args.max_sockets, args.max_sockets_per_address),
     )
 
 
@@ -444,6 +472,35 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help='what Hyperliquid clients must sign for (testnet: source "b"; default testnet)',
     )
+    limits = parser.add_argument_group(
+        "rate limits", "per client IP and per address, on every door (defaults: Hyperliquid's)"
+    )
+    limits.add_argument(
+        "--rate-limits",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="charge requests to budgets and answer 429 past them (default on)",
+    )
+    limits.add_argument(
+        "--ip-weight-per-minute", type=int, default=None,
+        help="request weight per client IP per minute (default 1200)",
+    )  # fmt: skip
+    limits.add_argument(
+        "--address-initial-requests", type=int, default=None,
+        help="requests an address may make before trading raises its cap (default 10000)",
+    )  # fmt: skip
+    limits.add_argument(
+        "--address-requests-per-usdc", type=int, default=None,
+        help="requests added to an address's cap per USDC it traded (default 1)",
+    )  # fmt: skip
+    limits.add_argument(
+        "--max-sockets", type=int, default=None,
+        help="WebSocket sockets per door, /v1/ws and /ws (default 1000)",
+    )  # fmt: skip
+    limits.add_argument(
+        "--max-sockets-per-address", type=int, default=None,
+        help="WebSocket sockets per client address on each door (default 100)",
+    )  # fmt: skip
     parser.add_argument(
         "--compiled",
         action="store_true",

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
@@ -46,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from web3 import Web3
 from web3.logs import DISCARD
 
 from asyncdex.engine.state_root import state_root
@@ -63,7 +65,8 @@ from asyncdex.sequencer.records import Record, decode_trusted_record
 from asyncdex.sequencer.recovery import Recovered, ReplayGap
 from asyncdex.settlement.batch import CutBatch, withdrawal_proof
 from asyncdex.settlement.batcher import Batcher, BatchSpan
-from asyncdex.settlement.chain import EthTesterChain, RpcChain, SettlementClient
+from asyncdex.settlement.chain import RpcChain, SettlementClient
+from asyncdex.settlement.devchain import DEV_KEYS, DevChainError, DevChainProcess
 from asyncdex.settlement.poster import Offload, Poster, PosterHalted, thread_offload
 from asyncdex.settlement.watcher import L1Watcher
 from asyncdex.types.market import EngineConfig
@@ -81,6 +84,8 @@ DEFAULT_TICK_MS = 250
 STOP_GRACE_S = 3.0  # tasks get this long to finish a pass before they are cancelled
 FORCED_KINDS = (ForceWithdraw, ForceCancelAll)
 TEST_MODE_ENV = "ASYNCDEX_TEST_MODE"
+EMBEDDED_CHAIN_SUBDIR = "chain"  # under the node's data directory
+DEPLOYMENT_FILE = "deployment.json"  # the embedded contract's address and deployment block
 
 
 class SettlementError(RuntimeError):
@@ -89,41 +94,99 @@ class SettlementError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class EmbeddedChain:
-    """The in-process EVM with the token and settlement contract deployed (the demo shape).
-
-    It lives in memory only: a restart starts a new chain, so the node refuses to settle a
-    journal that already has records on it.
+    """The embedded chain (:mod:`asyncdex.settlement.devchain`) with the token and settlement
+    contract deployed: py-evm in a process of the node's own, kept in the data directory's
+    ``chain`` folder and spoken to over JSON-RPC like any other chain, so it survives a
+    restart and never runs on the node's interpreter.
     """
 
-    chain: EthTesterChain
-    client: SettlementClient
+    process: DevChainProcess
+    client: SettlementClient  # over JSON-RPC to ``process``
     funder_key: bytes  # a funded key: mints test tokens and pays dev deposits
-    block_time_ms: int
+    deploy_block: int  # the contract's deployment block: log scans start there
+    deployed_now: bool  # deployed by this start (a new chain), not found in the directory
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    def close(self) -> None:
+        """Stop the chain process (what it answered is already on disk)."""
+        self.process.close()
 
 
 def deploy_embedded(
     engine_config: EngineConfig,
     sequencer_key: bytes | None,
     *,
+    data_dir: str | os.PathLike[str],
     finality_blocks: int,
     forced_deadline_blocks: int,
     block_time_ms: int,
 ) -> tuple[EmbeddedChain, bytes]:
-    """Start an in-process EVM and deploy an open-mint token and the settlement contract whose
-    genesis root is the empty venue's; returns the chain and the sequencer key (a funded dev
-    key unless one is given)."""
-    chain = EthTesterChain()
-    deployer, default_sequencer = chain.funded_keys[0], chain.funded_keys[1]
-    key = default_sequencer if sequencer_key is None else sequencer_key
-    client = SettlementClient.deploy(
-        chain,
-        deployer,
-        Account.from_key(key).address,
-        finality_blocks,
-        forced_deadline_blocks,
-        state_root(Engine(engine_config).state),
-    )
-    return EmbeddedChain(chain, client, deployer, block_time_ms), key
+    """Start the embedded chain kept in ``data_dir/chain``; on its first start deploy an
+    open-mint token and the settlement contract whose genesis root is the empty venue's (the
+    deployment is then recorded beside the chain, and later starts find it there). Returns
+    the chain and the sequencer key (a funded dev key unless one is given).
+
+    ``finality_blocks`` and ``forced_deadline_blocks`` are the deployment's: a restart keeps
+    the contract, and with it the values it was deployed with.
+    """
+    directory = Path(data_dir) / EMBEDDED_CHAIN_SUBDIR
+    try:
+        process = DevChainProcess.start(directory, block_time_ms=block_time_ms)
+    except DevChainError as exc:
+        raise SettlementError(str(exc)) from None
+    try:
+        chain = RpcChain(process.url, DEV_KEYS)
+        deployer, default_sequencer = chain.funded_keys[0], chain.funded_keys[1]
+        key = default_sequencer if sequencer_key is None else sequencer_key
+        record_path = directory / DEPLOYMENT_FILE
+        if record_path.exists():
+            record = json.loads(record_path.read_text())
+            address = record["settlement"]
+            if not chain.w3.eth.get_code(Web3.to_checksum_address(address)):
+                raise SettlementError(
+                    f"{record_path} names contract {address}, which the chain in {directory} "
+                    "does not hold: its state is not the one the venue settled on"
+                )
+            client = SettlementClient.at(chain, address)
+            embedded = EmbeddedChain(process, client, deployer, record["deployBlock"], False)
+            return embedded, key
+        deploy_block = chain.block_number
+        client = SettlementClient.deploy(
+            chain,
+            deployer,
+            Account.from_key(key).address,
+            finality_blocks,
+            forced_deadline_blocks,
+            state_root(Engine(engine_config).state),
+        )
+        record = {
+            "settlement": client.address,
+            "token": client.token.address,
+            "deployBlock": deploy_block,
+            "sequencer": Account.from_key(key).address,
+        }
+        _write_atomically(record_path, json.dumps(record, indent=2) + "\n")
+        return EmbeddedChain(process, client, deployer, deploy_block, True), key
+    except BaseException:
+        process.close()
+        raise
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,10 +288,12 @@ class SettlementService:
         journal, report = FileJournal.open(journal_dir)
         try:
             last_seq = journal.last_seq
-            if self.settings.embedded is not None and last_seq > 0:
+            embedded = self.settings.embedded
+            if embedded is not None and embedded.deployed_now and last_seq > 0:
                 raise SettlementError(
-                    "the embedded chain lives in memory and starts empty: settle a new data "
-                    "directory, or use --chain-rpc to keep the chain across restarts"
+                    f"the journal has {last_seq} records but the embedded chain was deployed "
+                    f"afresh: its state ({EMBEDDED_CHAIN_SUBDIR}/ in the data directory) is "
+                    "missing, and the venue cannot settle on another contract"
                 )
             if last_seq >= journal.first_seq > 1:
                 raise SettlementError(
@@ -316,9 +381,6 @@ class SettlementService:
             asyncio.create_task(self._tick_loop(), name="settlement-ticks"),
             asyncio.create_task(self._chain_loop(), name="settlement-chain"),
         ]
-        embedded = self.settings.embedded
-        if embedded is not None and embedded.block_time_ms > 0:
-            self._tasks.append(asyncio.create_task(self._mine_loop(embedded), name="mining"))
 
     async def stop(self) -> None:
         """Stop the tasks (a pass in progress may finish), and release the chain thread."""
@@ -335,6 +397,9 @@ class SettlementService:
         await asyncio.gather(*self._side_tasks, return_exceptions=True)
         # A call stuck on a dead connection ends with its timeout; nothing waits for it here.
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.settings.embedded is not None:
+            # the node started its chain and takes it down (it is durable: nothing to save)
+            await asyncio.to_thread(self.settings.embedded.close)
 
     async def _sleep(self, seconds: float) -> bool:
         """Wait ``seconds`` or until stopped; True when stopped."""
@@ -354,16 +419,6 @@ class SettlementService:
                 _log.debug("time tick not sequenced: %r", exc)
                 continue
             self._spawn_protective_check()
-
-    async def _mine_loop(self, embedded: EmbeddedChain) -> None:
-        """The embedded chain mines only on transactions; blocks on a timer stand in for a
-        real chain's block time, so confirmations and finality advance."""
-        interval = embedded.block_time_ms / 1000
-        while not await self._sleep(interval):
-            try:
-                await self._offload(partial(embedded.chain.mine, 1))
-            except RuntimeError:
-                return  # the chain thread was shut down
 
     async def _chain_loop(self) -> None:
         """Reach the chain, then run the watcher beside the poster until stopped."""
@@ -424,11 +479,12 @@ class SettlementService:
         """On the chain thread: the client, checked against the node's configuration."""
         settings = self.settings
         if settings.embedded is not None:
-            client = settings.embedded.client
+            url, address = settings.embedded.url, str(settings.embedded.client.address)
         else:
             assert settings.rpc_url is not None and settings.contract is not None
-            chain = RpcChain(settings.rpc_url, timeout_s=settings.rpc_timeout_s, retry=False)
-            client = SettlementClient.at(chain, "0x" + settings.contract.hex())
+            url, address = settings.rpc_url, "0x" + settings.contract.hex()
+        chain = RpcChain(url, timeout_s=settings.rpc_timeout_s, retry=False)
+        client = SettlementClient.at(chain, address)
         chain_id = client.chain.chain_id
         if settings.expected_chain_id is not None and chain_id != settings.expected_chain_id:
             raise SettlementError(
@@ -625,6 +681,8 @@ class SettlementService:
             contract = bytes.fromhex(settings.embedded.client.address[2:])
         return {
             "chain": "embedded" if settings.embedded is not None else "rpc",
+            # the embedded chain's JSON-RPC URL (loopback), for tools that read the contract
+            "embeddedRpc": None if settings.embedded is None else settings.embedded.url,
             "chainId": self.chain_id,
             "contract": _hex(contract),
             "connected": self.client is not None,
