@@ -96,6 +96,15 @@ START_TIMEOUT_S = 120.0
 # ------------------------------------------------------------------------------- the node
 
 
+# The load comes from one loopback address and a handful of accounts: budgets far above the
+# node's defaults (Hyperliquid's), so the benchmark measures the venue, not its rate limits.
+LOOPBACK_BUDGETS = (
+    "--ip-weight-per-minute", "1000000000",
+    "--address-initial-requests", "1000000000",
+    "--max-sockets-per-address", "1000",
+)  # fmt: skip
+
+
 class NodeProcess:
     def __init__(self, workdir: Path, node_args: Sequence[str], profile: Path | None) -> None:
         config = workdir / "venue.toml"
@@ -110,7 +119,8 @@ class NodeProcess:
             command += ["-m", "cProfile", "-o", str(profile)]
         command += [
             "-m", "asyncdex.cli.node_cmd", "--data", str(workdir / "data"),
-            "--config", str(config), "--port", "0", "--snapshot-every", "0", *node_args,
+            "--config", str(config), "--port", "0", "--snapshot-every", "0",
+            *LOOPBACK_BUDGETS, *node_args,
         ]  # fmt: skip
         env = dict(os.environ, ASYNCDEX_OPERATOR_TOKEN=OPERATOR_TOKEN)
         self.stderr_path = workdir / "node-stderr.log"

@@ -43,6 +43,14 @@ import pytest
 
 from asyncdex.gateway.eip712 import Domain
 
+# Every test drives its node from loopback, some with thousands of requests: budgets far
+# above Hyperliquid's defaults, so the limiter runs but never refuses (a test of the limits
+# passes its own flags in ``extra_args``, which come later and win).
+LOOPBACK_BUDGETS = (
+    "--ip-weight-per-minute", "1000000000",
+    "--address-initial-requests", "1000000000",
+    "--max-sockets-per-address", "1000",
+)  # fmt: skip
 START_TIMEOUT = 60.0  # seconds; a start replays the journal tail, on a loaded CI machine
 STOP_TIMEOUT = 60.0
 
@@ -190,6 +198,7 @@ class NodeLauncher:
             str(self.config_path),
             "--port",
             "0",
+            *LOOPBACK_BUDGETS,
             *self.extra_args,
         ]
 

@@ -62,6 +62,7 @@ from asyncdex.gateway.eip712 import parse_address
 from asyncdex.gateway.fanout import FanOut, Outbox, SocketLimits
 from asyncdex.gateway.intake import IntakeError
 from asyncdex.gateway.node import SubmitRefused, event_json
+from asyncdex.gateway.ratelimit import BATCH_PER_WEIGHT, RateLimited
 from asyncdex.messages.commands import Signed
 from asyncdex.messages.events import (
     AgentApproved,
@@ -148,12 +149,14 @@ class OpError(Exception):
         field: str | None = None,
         index: int | None = None,
         status: int | None = None,
+        retry_after_ms: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.field = field
         self.index = index
         self.status = status
+        self.retry_after_ms = retry_after_ms
 
     def to_json(self, op_id: Any) -> dict[str, Any]:
         out: dict[str, Any] = {"op": "error", "id": op_id, "code": self.code, "error": str(self)}
@@ -163,6 +166,8 @@ class OpError(Exception):
             out["index"] = self.index
         if self.status is not None:
             out["status"] = self.status
+        if self.retry_after_ms is not None:
+            out["retryAfterMs"] = self.retry_after_ms
         return out
 
 
@@ -897,6 +902,16 @@ class NativeStreams:
         if len(conn.submits) >= self.limits.max_in_flight_submits:
             limit = self.limits.max_in_flight_submits
             raise OpError("too_many_in_flight", f"at most {limit} submits in flight")
+        limiter = self.node.rate_limiter
+        if limiter is not None:
+            # the IP's budget, as POST /v1/intents weighs it: 1 + floor(batch length / 40)
+            intents = document.get("intents")
+            batch = len(intents) if isinstance(intents, list) else 1
+            try:
+                limiter.charge_ip(conn.outbox.address, 1 + batch // BATCH_PER_WEIGHT)
+            except RateLimited as limited:
+                raise OpError("rate_limited", str(limited), status=429,
+                              retry_after_ms=limited.retry_after_ms) from None  # fmt: skip
         body = _dumps({"intents": document["intents"]} if has_list else document["intent"])
         intake = self.node.intake
         try:
@@ -928,7 +943,8 @@ class NativeStreams:
             for intent_id in followed:
                 if conn.followed.get(intent_id) == -1:
                     self._unfollow(conn, intent_id)  # never sequenced: nothing to follow
-            error = OpError(refusal.code, str(refusal), index=refusal.index, status=refusal.status)
+            error = OpError(refusal.code, str(refusal), index=refusal.index, status=refusal.status,
+                            retry_after_ms=refusal.retry_after_ms)  # fmt: skip
             conn.send(error.to_json(op_id))
             return
         except Exception:

@@ -10,7 +10,9 @@ import pytest
 
 from asyncdex.cli import node_cmd
 from asyncdex.cli.node_cmd import ConfigError, load_node_file, settings_from_args
+from asyncdex.gateway.fanout import ConnectionCaps
 from asyncdex.gateway.node import NodeSettings
+from asyncdex.gateway.ratelimit import RateLimits
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "node.toml"
 
@@ -39,6 +41,12 @@ def test_the_example_describes_a_whole_venue() -> None:
         "log_format": "text",
         "hyperliquid_network": "testnet",
         "hyperliquid_api": True,
+        "rate_limits": True,
+        "ip_weight_per_minute": 1_200,
+        "address_initial_requests": 10_000,
+        "address_requests_per_usdc": 1,
+        "max_sockets": 1_000,
+        "max_sockets_per_address": 100,
     }
 
 
@@ -63,6 +71,35 @@ def test_file_values_apply_and_flags_win(tmp_path: Path) -> None:
 
     without = settings(tmp_path, EXAMPLE, "--no-hyperliquid-api")
     assert len(without.extensions) == 3
+
+
+def test_rate_limits_and_socket_caps_come_from_the_file_and_flags(tmp_path: Path) -> None:
+    def venue(node_lines: str) -> Path:
+        path = tmp_path / "limits.toml"
+        path.write_text(
+            "[venue]\nchain_id = 31337\n"
+            'settlement_contract = "0x5fbdb2315678afecb367f032d93f642f64180aa3"\n'
+            f"[node]\n{node_lines}\n"
+            '[[markets]]\nsymbol = "BTC"\nsz_decimals = 5\ntick = 10\nlot = 10\n'
+        )
+        return path
+
+    defaults = settings(tmp_path, venue(""))
+    assert defaults.rate_limits == RateLimits(1_200, 10_000, 1)
+    assert defaults.connection_caps == ConnectionCaps(1_000, 100)
+    edited = venue("ip_weight_per_minute = 50\nmax_sockets_per_address = 5")
+    from_file = settings(tmp_path, edited)
+    assert from_file.rate_limits == RateLimits(50, 10_000, 1)
+    assert from_file.connection_caps == ConnectionCaps(1_000, 5)
+    flagged = settings(
+        tmp_path, edited, "--ip-weight-per-minute", "7", "--address-initial-requests", "3",
+        "--max-sockets", "9", "--max-sockets-per-address", "2",
+    )  # fmt: skip
+    assert flagged.rate_limits == RateLimits(7, 3, 1)
+    assert flagged.connection_caps == ConnectionCaps(9, 2)
+    assert settings(tmp_path, edited, "--no-rate-limits").rate_limits is None
+    with pytest.raises(ConfigError, match="--ip-weight-per-minute must be positive"):
+        settings(tmp_path, edited, "--ip-weight-per-minute", "0")
 
 
 def with_line(tmp_path: Path, table: str, line: str) -> Path:

@@ -237,7 +237,7 @@ async def block_writer(ws: aiohttp.ClientWebSocketResponse, streams: NativeStrea
     (conn,) = streams._connections
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WAIT
-    while len(conn.queue) < 2:
+    while len(conn.outbox.frames) < 2:
         assert loop.time() < deadline, "the writer never blocked"
         await ws.send_str(BIG_OP)
         await asyncio.sleep(0.005)  # let the node read it (a poll, bounded by the deadline)
@@ -263,8 +263,9 @@ def test_a_slow_consumer_loses_its_book_subscription_and_is_told_to_resync(
                 op = {"op": "subscribe", "channel": "book", "market": "BTC", "id": index}
                 await ws.send_str(json.dumps(op))
             await ws.send_str(json.dumps({"op": "ping", "id": "last"}))
-            await until(lambda: any('"last"' in text for _, text in conn.queue), "the ping")
-            assert len(conn.queue) <= limits.max_queue_messages + limits.max_subscriptions
+            await until(lambda: any(b'"last"' in frame for _, frame in conn.outbox.frames),
+                        "the ping")  # fmt: skip
+            assert len(conn.outbox.frames) <= limits.max_queue_messages + limits.max_subscriptions
             # the client reads again: a dropped notice, and the socket still serves it
             mirror = BookMirror("BTC")
             dropped = resynced = 0

@@ -1269,7 +1269,7 @@ class InfoApi:
             "cumVlm": format_usdc(volume),
             "nRequestsUsed": used,
             "nRequestsCap": cap,
-            "nRequestsSurplus": max(0, cap - used),
+            "nRequestsSurplus": 0,  # requests bought with reserveRequestWeight: none here
         }
 
     async def _user_role(self, request: dict[str, Any]) -> Any:

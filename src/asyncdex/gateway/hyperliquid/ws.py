@@ -2,11 +2,17 @@
 
 Invariants:
 - Never blocks the engine. Messages are built in the node's listener (on the event loop,
-  after each applied record, in seq order) and put on each connection's bounded queue
-  without waiting; one task per connection writes them out. A connection whose queue is
-  full is closed (code 1008) rather than slowing anything else down: a client that cannot
-  keep up must reconnect and take a fresh snapshot. What one connection holds is bounded:
-  its queue, aiohttp's write buffer and the socket's kernel send buffer (``SO_SNDBUF``).
+  after each applied record, in seq order), each encoded once for all the connections that
+  subscribe to it, and put on each connection's bounded backlog without waiting; batched
+  writes that yield to the event loop send them (:mod:`asyncdex.gateway.fanout`). A
+  connection whose backlog passes its bound, or that has a backlog and has not read for
+  ``stall_seconds``, is closed (code 1008; aborted if the close cannot be delivered) rather
+  than slowing anything else down: a client that cannot keep up must reconnect and take a
+  fresh snapshot. What one connection holds is bounded: its backlog and the socket's kernel
+  send buffer (``SO_SNDBUF``). Sockets are capped per node and per client address, counted
+  until closed.
+- ``l2Book`` and ``bbo`` are sent when the levels they show change, not when only the
+  state's ``time`` moved.
 - Every message is ``{"channel", "data"}`` in Hyperliquid's shapes (those of
   :mod:`asyncdex.gateway.hyperliquid.info`), so the ``hyperliquid-python-sdk`` routes each
   to its subscription's callback: ``allMids``, ``l2Book``, ``trades``, ``bbo``, ``candle``,
@@ -23,11 +29,8 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-import socket as sockets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -35,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import WSMsgType, web
 
 from asyncdex.engine.state import MarketState
+from asyncdex.gateway.fanout import FanOut, Outbox, SocketLimits
 from asyncdex.gateway.hyperliquid.info import (
     CANDLE_INTERVALS_MS,
     ZERO_HASH,
@@ -50,6 +54,7 @@ from asyncdex.gateway.hyperliquid.info import (
     side_code,
     trade_id,
 )
+from asyncdex.gateway.ratelimit import RateLimited, action_weight, info_weight
 from asyncdex.messages.events import LiquidationStarted, OrderCancelled, TradeExecuted
 from asyncdex.messages.reasons import CancelReason
 from asyncdex.types.numeric import format_usdc
@@ -61,11 +66,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-QUEUE_CAPACITY: Final = 4_096  # messages waiting for one slow connection before it is closed
-# The kernel's send buffer is part of what a reader that does not read holds: bounded here
-# (Linux doubles it) rather than left to grow to the system's maximum, several MB a socket.
-# Ample for market data: 256 KiB per round trip is 5 MB/s at 50 ms.
-SEND_BUFFER_BYTES: Final = 256 * 1024
+HEARTBEAT_SECONDS: Final = 30.0  # ping an idle peer; one that does not answer is dropped
 MAX_SUBSCRIPTIONS: Final = 1_000  # per connection, as Hyperliquid's per-IP limit
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 CLOSE_TOO_SLOW: Final = 1008
@@ -85,43 +86,40 @@ class Subscription:
 
 
 class Connection:
-    """One client's socket, its subscriptions and its bounded outgoing queue."""
+    """One client's socket, its subscriptions and its bounded outbox."""
 
-    def __init__(self, socket: web.WebSocketResponse) -> None:
+    def __init__(self, socket: web.WebSocketResponse, outbox: Outbox) -> None:
         self.socket = socket
+        self.outbox = outbox
         self.subscriptions: dict[tuple[Any, ...], Subscription] = {}
-        self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_CAPACITY)
-        self.overflowed = False
-        self._closing: asyncio.Task[bool] | None = None
 
     def send(self, channel: str, data: Any) -> None:
-        self.send_text(json.dumps({"channel": channel, "data": data}, separators=(",", ":")))
+        self.outbox.send_text(_message(channel, data))
 
     def send_text(self, text: str) -> None:
-        if self.overflowed:
-            return
-        try:
-            self.queue.put_nowait(text)
-        except asyncio.QueueFull:
-            # never wait on a slow reader: drop it (its read loop then ends)
-            self.overflowed = True
-            self._closing = asyncio.ensure_future(
-                self.socket.close(code=CLOSE_TOO_SLOW, message=b"too slow: reconnect")
-            )
-
-    async def write(self) -> None:
-        while not self.overflowed:
-            text = await self.queue.get()
-            await self.socket.send_str(text)
+        self.outbox.send_text(text)
 
 
 class HyperliquidStreams:
-    def __init__(self, node: Node, info: InfoApi, exchange: ExchangeApi) -> None:
+    def __init__(
+        self,
+        node: Node,
+        info: InfoApi,
+        exchange: ExchangeApi,
+        limits: SocketLimits | None = None,
+    ) -> None:
         self.node = node
         self.info = info
         self.exchange = exchange
+        if limits is None:
+            caps = node.settings.connection_caps
+            limits = SocketLimits(
+                max_connections=caps.per_door, max_connections_per_address=caps.per_address
+            )
+        self.fanout = FanOut(limits)
         self._connections: dict[Connection, None] = {}
-        # last value sent per key for the streams that send on change (allMids, l2Book, bbo)
+        # what was last shown per key for the streams that send on change (allMids, l2Book,
+        # bbo): the message without its ``time``, which moves with every record
         self._last: dict[tuple[Any, ...], str] = {}
         info.add_activity_listener(self._on_activity)
 
@@ -129,28 +127,29 @@ class HyperliquidStreams:
         app.router.add_get("/ws", self.handle)
 
     async def close(self) -> None:
-        # all at once: each close waits (boundedly) for its client's reply
-        await asyncio.gather(
-            *(
-                connection.socket.close(code=CLOSE_GOING_AWAY, message=b"node stopping")
-                for connection in self._connections
-            ),
-            return_exceptions=True,
-        )
+        # the close frame goes out behind what is queued; a peer that does not read is cut
+        # at the grace
+        for connection in list(self._connections):
+            connection.outbox.close(CLOSE_GOING_AWAY, "node stopping")
+        await self.fanout.close()
 
     # -- connections
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        socket = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES)
-        await socket.prepare(request)
-        raw = request.transport.get_extra_info("socket") if request.transport else None
-        if raw is not None:
-            raw.setsockopt(sockets.SOL_SOCKET, sockets.SO_SNDBUF, SEND_BUFFER_BYTES)
-        connection = Connection(socket)
-        self._connections[connection] = None
-        writer = asyncio.create_task(connection.write())
-        connection.send_text("Websocket connection established.")
+        refusal = self.fanout.refusal(request)
+        if refusal is not None:
+            return refusal
+        # counted from here until the transport is closed (``FanOut.release``)
+        outbox = self.fanout.open(request)
+        connection: Connection | None = None
         try:
+            socket = web.WebSocketResponse(
+                max_msg_size=MAX_MESSAGE_BYTES, heartbeat=HEARTBEAT_SECONDS, compress=False
+            )
+            await socket.prepare(request)
+            connection = Connection(socket, outbox)
+            self._connections[connection] = None
+            connection.send_text("Websocket connection established.")
             async for message in socket:
                 if message.type != WSMsgType.TEXT:
                     if message.type == WSMsgType.BINARY:
@@ -158,11 +157,10 @@ class HyperliquidStreams:
                     continue
                 await self._on_message(connection, message.data)
         finally:
-            del self._connections[connection]
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await writer
-            self._forget_unused_keys()
+            if connection is not None:
+                del self._connections[connection]
+                self._forget_unused_keys()
+            self.fanout.release(outbox)
         return socket
 
     async def _on_message(self, connection: Connection, text: str) -> None:
@@ -255,9 +253,11 @@ class HyperliquidStreams:
         """What a new subscriber is sent first (and remembered as the last value sent)."""
         kind = key[0]
         if kind in ("allMids", "l2Book", "bbo"):
-            text = self._current(key)
-            if text is not None:
-                self._last[key] = text
+            current = self._current(key)
+            if current is None:
+                return None
+            text, shown = current
+            self._last[key] = shown
             return text
         if kind == "userFills":
             user: bytes = key[1]
@@ -266,15 +266,19 @@ class HyperliquidStreams:
             return _message("userFills", data)
         return None
 
-    def _current(self, key: tuple[Any, ...]) -> str | None:
-        """The message for the current value of a send-on-change stream."""
+    def _current(self, key: tuple[Any, ...]) -> tuple[str, str] | None:
+        """The message for the current value of a send-on-change stream, and what it shows
+        (compared with what was last shown: a new ``time`` alone is no change)."""
         kind = key[0]
         if kind == "allMids":
-            return _message("allMids", {"mids": self.info.all_mids_json()})
+            text = _message("allMids", {"mids": self.info.all_mids_json()})
+            return text, text
         market = self.node.state.markets[key[1]]
         if kind == "l2Book":
-            return _message("l2Book", self.info.l2_book_json(market, key[2], key[3]))
-        return _message("bbo", self._bbo(market))
+            book = self.info.l2_book_json(market, key[2], key[3])
+            return _message("l2Book", book), _dumps(book["levels"])
+        bbo = self._bbo(market)
+        return _message("bbo", bbo), _dumps(bbo["bbo"])
 
     def _bbo(self, market: MarketState) -> dict[str, Any]:
         spec = market.spec
@@ -298,8 +302,8 @@ class HyperliquidStreams:
             messages = _RecordMessages(self, activity)
             for connection in list(self._connections):
                 for key in connection.subscriptions:
-                    for text in messages.get(key):
-                        connection.send_text(text)
+                    for frame in messages.get(key):
+                        connection.outbox.put(frame)
         except Exception:
             # a stream must never stop the engine; subscribers miss this record
             _log.exception("building stream messages for seq %d failed", activity.record.seq)
@@ -315,6 +319,15 @@ class HyperliquidStreams:
         kind = request.get("type") if isinstance(request, dict) else None
         payload = request.get("payload") if isinstance(request, dict) else None
         response: dict[str, Any]
+        limiter = self.node.rate_limiter
+        if limiter is not None and kind in ("info", "action"):
+            # a post weighs what the same request over HTTP weighs, on the same budget
+            weight = info_weight(payload) if kind == "info" else action_weight(payload)
+            try:
+                limiter.charge_ip(connection.outbox.address, weight)
+            except RateLimited as limited:
+                connection.send("post", {"id": request_id, "response": _limited(limited)})
+                return
         if kind == "info":
             try:
                 data = await self.info.handle(payload)
@@ -326,6 +339,8 @@ class HyperliquidStreams:
         elif kind == "action":
             try:
                 answer = await self.exchange.handle(payload)
+            except RateLimited as limited:
+                response = _limited(limited)
             except Exception:
                 # the exchange answers refusals itself; an exception is a fault of ours
                 _log.exception("post action %d failed", request_id)
@@ -337,8 +352,20 @@ class HyperliquidStreams:
         connection.send("post", {"id": request_id, "response": response})
 
 
+def _limited(limited: RateLimited) -> dict[str, Any]:
+    return {
+        "type": "error",
+        "payload": f"{limited} (retry after {limited.retry_after_ms} ms)",
+        "retryAfterMs": limited.retry_after_ms,
+    }
+
+
+def _dumps(document: Any) -> str:
+    return json.dumps(document, separators=(",", ":"))
+
+
 def _message(channel: str, data: Any) -> str:
-    return json.dumps({"channel": channel, "data": data}, separators=(",", ":"))
+    return _dumps({"channel": channel, "data": data})
 
 
 class _RecordMessages:
@@ -348,22 +375,27 @@ class _RecordMessages:
         self.streams = streams
         self.info = streams.info
         self.activity = activity
-        self._built: dict[tuple[Any, ...], list[str]] = {}
+        self._built: dict[tuple[Any, ...], list[bytes]] = {}
         self._trades_by_market: dict[int, list[dict[str, Any]]] | None = None
 
-    def get(self, key: tuple[Any, ...]) -> list[str]:
+    def get(self, key: tuple[Any, ...]) -> list[bytes]:
+        """The frames ``key``'s subscribers get for this record, encoded once for all."""
         built = self._built.get(key)
         if built is None:
-            built = self._built[key] = self._build(key)
+            encode = self.streams.fanout.encode
+            built = self._built[key] = [encode(text) for text in self._build(key)]
         return built
 
     def _build(self, key: tuple[Any, ...]) -> list[str]:
         kind = key[0]
         if kind in ("allMids", "l2Book", "bbo"):
-            text = self.streams._current(key)
-            if text is None or self.streams._last.get(key) == text:
+            current = self.streams._current(key)
+            if current is None:
                 return []
-            self.streams._last[key] = text
+            text, shown = current
+            if self.streams._last.get(key) == shown:
+                return []
+            self.streams._last[key] = shown
             return [text]
         builders: dict[str, Callable[[tuple[Any, ...]], list[str]]] = {
             "trades": self._trades,
