@@ -31,11 +31,12 @@ Signature verification runs as the node is configured: by default in worker proc
 per core; ``--node-arg=--verify-workers=0`` verifies in the event loop.
 
 Prints a table and returns the figures; never asserts a time. Run:
-``asyncdex bench e2e [--quick]`` or ``python -m benchmarks.e2e_bench [--quick]
-[--node-arg=--flag ...] [--py-spy FILE] [--profile FILE]``: ``--py-spy`` samples the node
-and its workers under the maximum load (py-spy must be installed) and prints where the
-event loop's time goes; ``--profile`` runs the whole node under cProfile (wall time, so
-the loop's idle waits included) and prints its top functions.
+``asyncdex bench e2e [--quick] [--rate N]`` or ``python -m benchmarks.e2e_bench [--quick]
+[--rate N ...] [--node-arg=--flag ...] [--py-spy FILE] [--profile FILE]``: ``--rate`` runs
+open-loop phases at those rates instead of the usual ones (no maximum); ``--py-spy``
+samples the node and its workers under the maximum load (py-spy must be installed) and
+prints where the event loop's time goes; ``--profile`` runs the whole node under cProfile
+(wall time, so the loop's idle waits included) and prints its top functions.
 """
 
 from __future__ import annotations
@@ -321,14 +322,17 @@ def print_row(row: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------- the run
 
 
-def phases(quick: bool) -> list[Phase]:
+def phases(quick: bool, rates: Sequence[int] | None = None) -> list[Phase]:
+    """The open-loop phases at ``OPEN_LOADS`` and the maximum; with ``rates``, open loop at
+    those rates only (to compare with another measurement at the same rate, the demo's)."""
     duration = 3.0 if quick else 10.0
     out = []
-    for load in OPEN_LOADS:
+    for load in OPEN_LOADS if rates is None else rates:
         per_generator = load / GENERATORS
         batch = max(2, 2 * round(per_generator * OPEN_REQUEST_EVERY_S / 2))
         out.append(Phase(f"{load}/s", False, per_generator, duration, batch, 0))
-    out.append(Phase("max", True, 0.0, duration, MAX_BATCH, MAX_CONNECTIONS))
+    if rates is None:
+        out.append(Phase("max", True, 0.0, duration, MAX_BATCH, MAX_CONNECTIONS))
     return out
 
 
@@ -346,10 +350,11 @@ def run(
     node_args: Sequence[str] = (),
     profile: Path | None = None,
     spy: Path | None = None,
+    rates: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Start a node, load it at each offered rate, print a table and return the figures."""
     load_before = load_average()
-    plan = phases(quick)
+    plan = phases(quick, rates)
     if spy is not None:
         py_spy_path()  # refuse before the long setup, not after it
     with tempfile.TemporaryDirectory(prefix="asyncdex-e2e-") as tmp:
@@ -595,8 +600,12 @@ def main() -> None:
     parser.add_argument(
         "--node-arg", action="append", default=[], help="extra node flag (repeatable)"
     )
+    parser.add_argument(
+        "--rate", type=int, action="append", default=None,
+        help="instead of the usual phases: open loop at this many intents/s (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
-    figures = run(args.quick, args.node_arg, args.profile, args.py_spy)
+    figures = run(args.quick, args.node_arg, args.profile, args.py_spy, args.rate)
     if args.json:
         print(json.dumps(figures))
 

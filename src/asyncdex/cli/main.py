@@ -41,7 +41,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     module = _benchmark_module(args.name)
-    figures = module.run(quick=args.quick)  # type: ignore[attr-defined]
+    options = {}
+    if args.rate:
+        if args.name != "e2e":
+            print("asyncdex bench: --rate is for e2e", file=sys.stderr)
+            return 2
+        options["rates"] = args.rate
+    figures = module.run(quick=args.quick, **options)  # type: ignore[attr-defined]
     if args.json:
         print(json.dumps({"benchmark": args.name, "quick": args.quick, **figures}))
     return 0
@@ -73,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("name", choices=sorted(BENCHMARKS))
     bench.add_argument("--json", action="store_true", help="last line: one JSON object")
     bench.add_argument("--quick", action="store_true", help="a smaller, faster run")
+    bench.add_argument(
+        "--rate",
+        type=int,
+        action="append",
+        default=None,
+        help="e2e only: open loop at this many intents/s instead of the usual phases",
+    )
     bench.set_defaults(func=cmd_bench)
 
     # each tool's options live beside its code
