@@ -9,7 +9,9 @@ seeded random moments, more than twenty times. After each kill, with the node do
   signature that were sent, with the receipt's timestamp; no seq was receipted twice;
 
 and after each restart the node's recovered state root (snapshot + journal tail) equals the
-root of a clean replay of the whole journal on a fresh engine. Finally a SIGTERM exits 0
+root of a clean replay of the whole journal on a fresh engine, and acknowledged requests sent
+again byte for byte (the retry the docs recommend) are answered with their first receipts:
+same intent ids, seqs and timestamps, nothing sequenced again. Finally a SIGTERM exits 0
 and leaves a snapshot at the last seq, from which recovery replays nothing.
 
 The second test sends bad requests of every kind to a running node and checks that each is
@@ -72,6 +74,7 @@ KILLS = 22
 SNAPSHOT_EVERY = 50  # small, so most restarts recover from a snapshot plus a tail
 WORKERS = 4
 PRESIGNED_INTENTS = 20_000
+RESUBMITTED_PER_RESTART = 12  # half the newest acknowledged requests, half older ones
 
 DOMAIN = asyncdex_domain(31337, bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3"))
 PUBLISHER = keccak256(b"crash-test publisher")[-20:]
@@ -191,6 +194,8 @@ class Client:
     requests: Iterator[IntentRequest]
     oracle_rng: random.Random
     acked: dict[int, tuple[Sent, int]] = field(default_factory=dict)  # seq -> (sent, timestamp)
+    # (body, receipts) of each acknowledged POST /v1/intents, in the order answered
+    answered: list[tuple[bytes, list[dict[str, Any]]]] = field(default_factory=list)
     unanswered: int = 0  # connection lost or 503: may or may not be in the journal
     unexpected: list[tuple[int, bytes]] = field(default_factory=list)
     url: str = ""
@@ -229,7 +234,10 @@ class Client:
         finally:
             self.in_flight -= 1
         if status == 200:
-            self.record(json.loads(payload)["receipts"], expected)
+            receipts = json.loads(payload)["receipts"]
+            self.record(receipts, expected)
+            if path == "/v1/intents":
+                self.answered.append((body, receipts))
         elif status == 503:
             self.unanswered += 1
         else:
@@ -330,6 +338,22 @@ async def deposit_all(url: str, client: Client) -> None:
     client.record(receipts, [(None, Sent(d, b"")) for d in deposits])
 
 
+async def resubmit_acknowledged(url: str, client: Client, rng: random.Random) -> int:
+    """Send acknowledged requests again, byte for byte: each must be answered with its first
+    receipts (a client's retry after a restart). Returns how many were sent."""
+    answered = client.answered
+    newest = answered[-(RESUBMITTED_PER_RESTART // 2) :]
+    older = answered[: len(answered) - len(newest)]
+    chosen = rng.sample(older, min(len(older), RESUBMITTED_PER_RESTART - len(newest))) + newest
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        for body, receipts in chosen:
+            async with session.post(url + "/v1/intents", data=body, headers=JSON_HEADERS) as resp:
+                payload = await resp.read()
+                assert resp.status == 200, f"retry of an acknowledged request: {payload!r}"
+                assert json.loads(payload)["receipts"] == receipts, "not the first receipts"
+    return len(chosen)
+
+
 def raise_worker_failure(workers: list[asyncio.Task[None]]) -> None:
     """Re-raise a failed check from a sender task (a task's exception is otherwise lost)."""
     for worker in workers:
@@ -379,10 +403,16 @@ async def crash_loop(
     root, _ = replay_root(config, records)
     progress_cycles = 0
     tail_recoveries = 0
+    resubmitted = 0
     try:
         for cycle in range(KILLS + 1):
             node = await asyncio.to_thread(launcher.start)
             check_recovered(node, records, root)
+            resubmitted += await resubmit_acknowledged(
+                node.url, client, random.Random(SEED + 2 + cycle)
+            )
+            # the retries were answered from the index: the journal did not move
+            assert node.status()["lastSeq"] == len(records)
             if node.ready["snapshotSeq"] > 0 and node.ready["replayed"] > 0:
                 tail_recoveries += 1
             if cycle == 0:
@@ -415,6 +445,7 @@ async def crash_loop(
     print(
         f"crash test: {launcher.starts} starts, {len(records)} records, "
         f"{len(client.acked)} receipts, {client.unanswered} requests unanswered, "
+        f"{resubmitted} acknowledged requests resent after restarts, "
         f"{progress_cycles} cycles with new receipts, {tail_recoveries} snapshot+tail "
         f"recoveries, events {dict(events.most_common(8))}"
     )
@@ -424,6 +455,7 @@ async def crash_loop(
     assert intents_acked >= 200, f"only {intents_acked} intents acknowledged"
     assert progress_cycles >= KILLS // 2, f"only {progress_cycles} cycles made progress"
     assert tail_recoveries >= 1, "no restart recovered from a snapshot plus a journal tail"
+    assert resubmitted >= KILLS * RESUBMITTED_PER_RESTART // 2, resubmitted
     assert events["TradeExecuted"] > 0 and events["OrderRested"] > 0, events
     assert events["OrderCancelled"] > 0 and events["OrderModified"] > 0, events
 
