@@ -327,6 +327,12 @@ def test_deposit_trade_batch_withdraw_claim(
     launcher, node = start_node(venue, node_launcher)
     alice, bob = Trader(venue.alice, venue.domain), Trader(venue.bob, venue.domain)
     amount = 1_000 * USDC
+    # what clients connect with: the contract the node posts to is the one signed for
+    described = node.get("/v1/venue").json()
+    contract = "0x" + venue.domain.verifying_contract.hex()
+    assert (described["settlementChain"], described["settlementContract"]) == ("rpc", contract)
+    assert described["domain"]["verifyingContract"] == contract
+    assert described["chainId"] == venue.domain.chain_id
 
     with oracle(node):
         (rest,) = submit(node, bob.signed_json(bob.order(False, SIZE, TimeInForce.GTC)))
