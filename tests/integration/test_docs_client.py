@@ -118,6 +118,7 @@ def test_every_python_block_runs_against_a_node_from_the_example_config(
     assert re.search(r"^placed, modified and cancelled order \d+$", output, re.M), output
     assert re.search(r"^ETH order \d+ fills: \[\]$", output, re.M), output
     assert re.search(r"^BTC best bid 59000 best ask None ", output, re.M), output
+    assert re.search(r"^cancelled \[\d+\]$", output, re.M), output
     # connect signed for the contract the embedded chain deployed at the node's start
     assert node.ready["settlement"] is True
     domain = namespace["client"].domain
