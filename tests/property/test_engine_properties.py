@@ -9,7 +9,8 @@ stream has every command kind: deposits and forced L1 requests, oracle prints (s
 publishers, small and large moves, "crashes" aimed at the most leveraged positions), limit
 and market orders of every time in force, reduce-only, triggers, expiries, client ids,
 cancels (by id, client id, all), modifies, leverage and isolated-margin changes, withdrawals,
-dead-man switches, time ticks over funding intervals and oracle staleness, agents, signed
+dead-man switches, time ticks over funding intervals and oracle staleness, agents, builder
+approvals and builder-coded orders (fees up to and beyond the approval and the cap), signed
 envelopes with fresh, reused and out-of-window nonces, protective mode. A minority of commands
 is deliberately wrong (unknown ids, accounts, publishers, markets, agents; off tick, off lot,
 zero sizes, bad enums, stale prices, withdrawals beyond the balance, wrong L1 indexes).
@@ -18,8 +19,9 @@ Properties, checked after every command:
 - conservation: ``total_money() == deposited - withdrawn``, both counted from the events;
 - books never crossed, and every engine index agrees with the orders (``check_state``);
 - follower: balances, positions, insurance fund and fee pool rebuilt from the events alone
-  equal the state (``Follower``: every money movement has an event); every trade is at the
-  maker's price, within the taker's limit, between two accounts, with the market's fees;
+  equal the state (``Follower``: every money movement has an event, builder fees included);
+  every trade is at the maker's price, within the taker's limit, between two accounts, with
+  the market's fees;
 - liquidation: after a mark update no holder of that market is left below maintenance;
 - a rejected command emits only its ``Rejected`` event and changes nothing: state root and
   snapshot bytes equal before and after (checked when the timestamp does not move the clock,
@@ -56,6 +58,7 @@ from asyncdex.messages.commands import (
     ALL_MARKETS,
     AdvanceTime,
     ApproveAgent,
+    ApproveBuilderFee,
     Batch,
     CancelAll,
     CancelByClientId,
@@ -66,6 +69,7 @@ from asyncdex.messages.commands import (
     ForceWithdraw,
     ModifyOrder,
     OrderType,
+    PlaceBuilderOrder,
     PlaceOrder,
     PublishOraclePrice,
     ScheduleCancel,
@@ -79,6 +83,7 @@ from asyncdex.messages.commands import (
 )
 from asyncdex.messages.events import (
     BatchItem,
+    BuilderFeePaid,
     Deposited,
     Event,
     FundingPaid,
@@ -339,6 +344,22 @@ class ApproveAgentOp(NamedTuple):
     valid_ms: int  # 0: no end; positive: valid that long; negative: already over (revokes)
 
 
+class ApproveBuilderOp(NamedTuple):
+    dt: int
+    who: int
+    builder: int  # an account index (some hold less than a builder needs; 39: a stranger)
+    max_fee: int  # tenths of a basis point; beyond 0..1000 is refused
+
+
+class BuilderPlaceOp(NamedTuple):
+    """A ``PlaceOp`` carrying a builder: approved, unapproved, above the approval or the cap."""
+
+    dt: int
+    place: PlaceOp
+    builder: int  # below 30: one the account approved (if any); otherwise an account index
+    fee: int
+
+
 class SignOp(NamedTuple):
     """A user operation inside a ``Signed`` envelope (its own ``dt`` is ignored)."""
 
@@ -378,6 +399,8 @@ Op = (
     | ProtectiveOp
     | CloseOp
     | BatchOp
+    | ApproveBuilderOp
+    | BuilderPlaceOp
 )
 
 move_ppm = weighted(
@@ -405,30 +428,31 @@ approvals = st.builds(
     weighted((8, st.integers(0, 3)), (1, st.just(4))),
     weighted((2, st.just(0)), (2, st.integers(1, 60_000)), (2, st.integers(-1_000, -1))),
 )
+builder_fees = weighted((6, st.integers(0, 100)), (1, st.sampled_from((-1, 101, 1_001))))
+place_operations = st.builds(
+    PlaceOp,
+    dts,
+    who,
+    market_ref,
+    st.booleans(),
+    offset_ppm,
+    notional_usd,
+    weighted((2, st.just(0)), (1, st.integers(30, 110))),
+    tifs,
+    weighted((3, st.just(False)), (1, st.just(True))),
+    weighted((4, st.just(False)), (1, st.just(True))),
+    weighted((3, st.just(0)), (2, st.integers(1, 6))),
+    weighted((5, st.just(0)), (1, st.integers(1, 40_000))),
+    weighted((6, st.just(TriggerKind.NONE)), (1, st.integers(1, 2))),
+    st.integers(-30_000, 30_000),
+    glitch,
+    weighted((2, st.just(False)), (1, st.just(True))),
+)
 user_operations = weighted(
     (2, st.builds(WithdrawOp, dts, who, st.integers(1, 120), glitch)),
-    (
-        30,
-        st.builds(
-            PlaceOp,
-            dts,
-            who,
-            market_ref,
-            st.booleans(),
-            offset_ppm,
-            notional_usd,
-            weighted((2, st.just(0)), (1, st.integers(30, 110))),
-            tifs,
-            weighted((3, st.just(False)), (1, st.just(True))),
-            weighted((4, st.just(False)), (1, st.just(True))),
-            weighted((3, st.just(0)), (2, st.integers(1, 6))),
-            weighted((5, st.just(0)), (1, st.integers(1, 40_000))),
-            weighted((6, st.just(TriggerKind.NONE)), (1, st.integers(1, 2))),
-            st.integers(-30_000, 30_000),
-            glitch,
-            weighted((2, st.just(False)), (1, st.just(True))),
-        ),
-    ),
+    (30, place_operations),
+    (4, st.builds(BuilderPlaceOp, dts, place_operations, who, builder_fees)),
+    (3, st.builds(ApproveBuilderOp, dts, who, who, builder_fees)),
     (
         6,
         st.builds(
@@ -676,6 +700,20 @@ class Realizer:
             return PublishOraclePrice(publisher, market, price)
         if isinstance(op, PlaceOp):
             return self.realize_place(op, now)
+        if isinstance(op, BuilderPlaceOp):
+            placed = self.realize_place(op.place, now)
+            builder = self.account(op.builder)
+            holder = state.accounts.get(placed.account)
+            if op.builder < 30 and holder is not None and holder.builders:
+                approved = sorted(holder.builders)
+                builder = approved[op.builder % len(approved)]
+            return PlaceBuilderOrder(
+                placed.account, placed.market, placed.is_buy, placed.price, placed.size,
+                builder, op.fee, placed.tif, placed.order_type, placed.reduce_only,
+                placed.client_id, placed.expiry, placed.trigger_price, placed.trigger_kind,
+            )  # fmt: skip
+        if isinstance(op, ApproveBuilderOp):
+            return ApproveBuilderFee(self.account(op.who), self.account(op.builder), op.max_fee)
         if isinstance(op, CancelOp):
             market, order_id = self.pick_order(self.account(op.who), op.pick, op.mode)
             return CancelOrder(self.account(op.who), market, order_id)
@@ -903,6 +941,10 @@ def genesis(scenario: Scenario, realizer: Realizer) -> list[Step]:
         for plan in scenario.markets if isolated else ():
             command = SetLeverage(address, plan.spec.market_id, plan.spec.max_leverage, True)
             steps.append(Step(command, START_TIME))
+    # every other account approves the second one as a builder (refused when it holds less
+    # than a builder needs), so builder-coded orders find an approval to pay under
+    for address in realizer.accounts[2::2]:
+        steps.append(Step(ApproveBuilderFee(address, realizer.accounts[1], 50), START_TIME))
     return steps
 
 
@@ -1129,6 +1171,10 @@ class Follower:
                         paid += payment
                 assert paid == item.to_insurance, f"funding dust {item.to_insurance} != {paid}"
                 self.insurance += paid
+            elif kind is BuilderFeePaid:
+                assert item.amount > 0, f"an empty builder fee {item}"
+                self.move(item.account, -item.amount)
+                self.move(item.builder, item.amount)
             elif kind is LiquidationSettled:
                 self.liquidating = False
                 self.move(item.account, item.insurance_paid - item.fee_to_insurance)
@@ -1304,6 +1350,7 @@ def record_statistics(events: list[Event]) -> None:
             OrderTriggered,
             LiquidationStarted,
             PositionDeleveraged,
+            BuilderFeePaid,
         ):
             event(kind.__name__)
         elif kind is LiquidationSettled and item.bad_debt:
