@@ -230,8 +230,11 @@ def test_journal_failure_answers_only_what_is_certain(
     in_journal = [intent_id for intent_id in refused if seq_of(intent_id) is not None]
     assert in_journal == [], f"{len(in_journal)} intents answered journal_failed are journaled"
     resolved = {intent_id: seq_of(intent_id) for intent_id in unknown}
-    for intent_id, seq in resolved.items():
-        assert seq in (None, unknown[intent_id]), (intent_id, seq, unknown[intent_id])
+    for intent_id, found in resolved.items():
+        assert found in (None, unknown[intent_id]), (intent_id, found, unknown[intent_id])
+    if fault == "eio":
+        # the dying disk's last batch stayed whole in the page cache: the restart keeps it
+        assert None not in resolved.values(), resolved
 
     # Resending the same bytes resolves every request: the first receipts of what was
     # journaled, a new sequencing of what was not.

@@ -233,7 +233,8 @@ Listener = Callable[[Sequenced, list[Event]], None]
 
 
 class SubmitRefused(Exception):
-    """``Node.submit_intents`` did not acknowledge: nothing of the request was sequenced.
+    """``Node.submit_intents`` did not acknowledge: nothing of the request was sequenced
+    (but for :class:`OutcomeUnknown`, which names the intents that may have been).
 
     ``status`` is the HTTP status the native API answers with; ``code`` and ``index`` as in
     every error body.

@@ -161,6 +161,37 @@ def test_timeout_waiting_for_the_answer_is_maybe_sequenced(fake_node: FakeNode) 
     assert len(fake_node.posts) == 6
 
 
+def test_outcome_unknown_is_maybe_sequenced_and_resolved_by_id(fake_node: FakeNode) -> None:
+    failed = (503, {"error": "journal failure", "code": "journal_failed"})
+
+    async def scenario() -> None:
+        async with async_client(fake_node.url) as client:
+            intents = [client.sign(client.build.cancel("BTC", n)) for n in (1, 2)]
+            ids = [client.intent_id(i) for i in intents]
+            unknown = (
+                503,
+                {"error": "journal failure: outcome unknown", "code": "outcome_unknown",
+                 "unknown": [{"index": 0, "intentId": ids[0], "seq": 7, "timestamp": 1}]},
+            )  # fmt: skip
+            # journal_failed: certainly nothing sequenced
+            fake_node.post_script = [failed, failed, failed]
+            with pytest.raises(NodeUnavailable) as caught:
+                await client.submit(intents)
+            assert not caught.value.maybe_sequenced
+            # outcome_unknown, even once among plain refusals: maybe sequenced
+            fake_node.post_script = [unknown, failed, failed]
+            with pytest.raises(NodeUnavailable) as caught:
+                await client.submit(intents)
+            error = caught.value
+            assert error.maybe_sequenced and list(error.signed) == intents
+            fake_node.statuses[ids[0]] = [status_json(ids[0], "executed", [])]
+            found = await client.resolve(error.signed)
+            assert found[0] is not None and found[0].intent_id == ids[0]
+            assert found[1] is None  # the node does not have it: never sequenced
+
+    run(scenario())
+
+
 def test_connection_refused_is_not_maybe_sequenced(refused_url: str) -> None:
     with pytest.raises(NodeUnavailable) as caught:
         run_with(refused_url, lambda c: c.cancel_all())
