@@ -1,6 +1,6 @@
 """The Hyperliquid ``/info`` module's pure parts, and :class:`Activity` against the real
-engine: the fills, PnL, funding and order statuses it derives must add up to the balances
-and positions the engine itself holds."""
+engine: the fills, PnL, funding, builder fees and order statuses it derives must add up to
+the balances and positions the engine itself holds."""
 
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ from asyncdex.gateway.hyperliquid.info import (
 )
 from asyncdex.messages.commands import (
     AdvanceTime,
+    ApproveBuilderFee,
     CancelOrder,
     Command,
     Deposit,
+    PlaceBuilderOrder,
     PlaceOrder,
     PublishOraclePrice,
     Signed,
@@ -40,6 +42,8 @@ BTC = MarketSpec(0, "BTC", 5, 1, 1, funding_interval_ms=60_000)
 ETH = MarketSpec(1, "ETH", 4, 1, 1, funding_interval_ms=60_000)
 PUBLISHER = b"\x01" * 20
 ACCOUNTS = (b"\xaa" * 20, b"\xbb" * 20, b"\xcc" * 20)
+BUILDER = b"\xbd" * 20
+BUILDER_DEPOSIT = 100 * 10**6
 DEPOSIT = 10**11
 T0 = 1_700_000_000_000
 
@@ -128,6 +132,9 @@ def test_activity_adds_up_to_the_engine_balances() -> None:
     venue = Venue()
     for index, account in enumerate(ACCOUNTS):
         venue.run(Deposit(account, DEPOSIT, index))
+    venue.run(Deposit(BUILDER, BUILDER_DEPOSIT, len(ACCOUNTS)))
+    for account in ACCOUNTS:
+        venue.run(ApproveBuilderFee(account, BUILDER, 100), account)
     marks = {0: 600_000, 1: 300_000}
     for market, price in marks.items():
         venue.run(PublishOraclePrice(PUBLISHER, market, price))
@@ -147,21 +154,28 @@ def test_activity_adds_up_to_the_engine_balances() -> None:
             price = marks[market] + rng.randrange(-20, 21) * 10
             size = rng.randrange(20, 400)
             tif = rng.choice((TimeInForce.GTC, TimeInForce.IOC))
-            command = PlaceOrder(account, market, rng.random() < 0.5, price, size, tif)
+            is_buy = rng.random() < 0.5
+            command: Command = PlaceOrder(account, market, is_buy, price, size, tif)
+            if rng.random() < 0.3:  # a builder-coded order, up to the 0.1% cap
+                fee = rng.randrange(0, 101)
+                command = PlaceBuilderOrder(account, market, is_buy, price, size, BUILDER, fee, tif)
             for event in venue.run(command, account):
                 if isinstance(event, OrderAccepted):
                     placed.append((account, market, event.order_id))
 
     state = venue.engine.state
     assert venue.fills and any(venue.fundings.values())
+    assert any(fill.builder_fee for fill in venue.fills)
+    paid_to_builder = sum(fill.builder_fee for fill in venue.fills)
+    assert state.accounts[BUILDER].collateral == BUILDER_DEPOSIT + paid_to_builder
     for account in ACCOUNTS:
         held = state.accounts[account]
         fills = [fill for fill in venue.fills if fill.account == account]
         closed = sum(fill.closed_pnl for fill in fills)
-        fees = sum(fill.fee for fill in fills)
+        fees = sum(fill.fee + fill.builder_fee for fill in fills)
         entry = sum(position.entry_notional for position in held.positions.values())
-        # the balance is the deposit plus realized PnL less fees and funding paid, less
-        # what the open positions cost
+        # the balance is the deposit plus realized PnL less fees (builder fees included) and
+        # funding paid, less what the open positions cost
         assert held.collateral == DEPOSIT + closed - fees + venue.fundings[account] - entry
         for market_id in (0, 1):
             chain = [fill for fill in fills if fill.market == market_id]
