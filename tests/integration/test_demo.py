@@ -1,8 +1,9 @@
 """``asyncdex demo`` as a user runs it: a subprocess, nothing else running, exit code and
 summary checked.
 
-The demo starts the whole venue in its own process (node, embedded chain with the contract,
-signed oracle, SDK bots); with ``--json`` its last line is the summary. Its output is not a
+The demo starts the whole venue (the node in a process of its own, the embedded chain with the
+contract in the node's child process, the signed oracle and the SDK bots in the demo's); with
+``--json`` its last line is the summary. Its output is not a
 terminal there, so the view writes one status line per second; under a pseudo-terminal it
 redraws in place.
 """
@@ -49,6 +50,8 @@ def test_the_venue_demo_trades_liquidates_and_finalizes() -> None:
     assert summary["intents"] > 0 and summary["intents_per_second"] > 0
     assert summary["receipt_p50_ms"] is not None
     assert summary["receipt_p50_ms"] <= summary["receipt_p99_ms"]
+    # the rate the latency was measured at: intents acknowledged per second of trading
+    assert summary["acknowledged_per_second"] > 0
     assert summary["node_exit_code"] == 0
     assert summary["state_root"].startswith("0x") and len(summary["state_root"]) == 66
     # the human-readable side: status lines while trading, the jumps, the summary table
@@ -57,6 +60,7 @@ def test_the_venue_demo_trades_liquidates_and_finalizes() -> None:
     assert sum(line.startswith("t ") and "finalized" in line for line in lines) >= 3
     assert "asyncdex demo summary" in text
     assert "money conserved          yes" in text
+    assert "intents acknowledged" in text and "receipt latency          p50" in text
 
 
 def test_on_a_terminal_the_view_redraws_the_books(tmp_path: Path) -> None:
