@@ -121,6 +121,21 @@ def _components() -> dict[str, Any]:
                 "code": {"type": "string"},
                 "index": {"type": "integer", "nullable": True},
                 "field": {"type": "string", "nullable": True},
+                "unknown": {
+                    "type": "array",
+                    "description": "outcome_unknown only: the intents that may be in the "
+                    "journal; after the restart each is there with this seq, or absent",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "index": {"type": "integer"},
+                            "intentId": {"type": "string", "nullable": True},
+                            "seq": {"type": "integer"},
+                            "timestamp": {"type": "integer"},
+                        },
+                        "required": ["index", "intentId", "seq", "timestamp"],
+                    },
+                },
             },
             "required": ["error", "code"],
         },
@@ -464,7 +479,10 @@ def _paths() -> dict[str, Any]:
         "413": _error("body too large"),
         "415": _error("content type not accepted"),
         "500": _error("internal fault; nothing acknowledged, the node stops"),
-        "503": _error("shutting down or journal failure; nothing acknowledged"),
+        "503": _error(
+            "shutting down or journal failure; nothing acknowledged (journal_failed: nothing "
+            "sequenced; outcome_unknown: the intents listed in unknown may have been)"
+        ),
     }
     operator_errors = {
         "401": _error("missing or wrong operator token"),
