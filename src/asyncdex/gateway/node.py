@@ -12,8 +12,9 @@ Invariants:
   deadline (:mod:`asyncdex.gateway.precheck`); the engine still checks when it executes.
   A request whose intents were all acknowledged before (a client's retry) is answered with
   their first receipts and sequences nothing, also after a restart: the newest
-  ``index_capacity`` intents are kept, and at start they and every older intent whose nonce
-  the engine still holds as used are rebuilt from the journal.
+  ``index_capacity`` intents are kept, and beyond them every intent whose nonce the engine
+  still holds as used; at start both are rebuilt from the journal. A request mixing such
+  intents with new ones gets their first receipts and sequences only the new ones.
 - A journal failure answers 503 ``journal_failed`` only when nothing of the request can be in
   the journal; when some of it may be (a write that could not be undone, a record durable
   before the failure), 503 ``outcome_unknown`` lists those intents (``unknown``: index,
@@ -103,6 +104,7 @@ import json
 import logging
 import signal
 import time
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -262,6 +264,17 @@ class SubmitRefused(Exception):
             body["retryAfterMs"] = self.retry_after_ms
         return body
 
+    def reindexed(self, positions: Sequence[int]) -> SubmitRefused:
+        """This refusal of ``[request[i] for i in positions]``, told about the request."""
+        if self.index is None:
+            return self
+        index = positions[self.index]
+        message = str(self)
+        prefix = f"intent {self.index}:"
+        if message.startswith(prefix):
+            message = f"intent {index}:" + message[len(prefix) :]
+        return SubmitRefused(self.status, self.code, message, index, self.retry_after_ms)
+
     def response(self) -> web.Response:
         headers = {}
         if self.retry_after_ms is not None:
@@ -286,6 +299,9 @@ class OutcomeUnknown(SubmitRefused):
             "request was not sequenced",
         )
         self.unknown = unknown
+
+    def reindexed(self, positions: Sequence[int]) -> SubmitRefused:
+        return OutcomeUnknown([(positions[index], receipt) for index, receipt in self.unknown])
 
     def to_json(self) -> dict[str, Any]:
         body = super().to_json()
@@ -701,9 +717,10 @@ class Node:
         self._openapi = openapi_document()
         self.precheck: Precheck | None = None
         self._root_cache: tuple[int, bytes] | None = None  # (applied seq, state root)
-        # intent id -> its first receipt, so a resubmitted intent is answered, not re-sequenced
-        # (plain (seq, timestamp) tuples, which the cycle collector does not track)
-        self._acknowledged: OrderedDict[bytes, tuple[int, int]] = OrderedDict()
+        # intent id -> its first receipt (seq, timestamp) and its (signer, nonce), so a
+        # resubmitted intent is answered, not re-sequenced (flat tuples of atomic values, which
+        # the cycle collector stops tracking); see ``_remember_receipt``
+        self._acknowledged: OrderedDict[bytes, tuple[int, int, bytes, int]] = OrderedDict()
         # at start only: the (signer, nonce) of the indexed tail's intents, and its first seq
         self._tail_nonces: set[tuple[bytes, int]] = set()
         self._tail_first_seq = 0
@@ -877,8 +894,8 @@ class Node:
         command = record.command
         if type(command) is Signed:
             self._tail_nonces.add((command.signer, command.nonce))
-        if intent_id and intent_id not in self._acknowledged:
-            self._acknowledged[intent_id] = (seq, record.timestamp)
+        if intent_id:
+            self._remember_receipt(intent_id, seq, record.timestamp, command)
         if self._tail_first_seq == 0:
             self._tail_first_seq = seq
 
@@ -923,7 +940,7 @@ class Node:
             if nonce > horizon and (signer, nonce) not in tail_nonces
         }
         firsts = [first for first in journal.segment_first_seqs if first < tail_first]
-        found: list[tuple[bytes, int, int]] = []
+        found: list[tuple[bytes, int, int, bytes, int]] = []
         end = tail_first
         domain = self.settings.domain
         for first in reversed(firsts):
@@ -943,7 +960,7 @@ class Node:
                         wanted.discard(pair)
                         intent_id = intent_id_of(domain, record)
                         if intent_id:
-                            found.append((intent_id, seq, record.timestamp))
+                            found.append((intent_id, seq, record.timestamp, *pair))
             finally:
                 close = getattr(records, "close", None)
                 if close is not None:
@@ -951,10 +968,38 @@ class Node:
             end = first
         acknowledged = self._acknowledged
         # older than the tail: first in line when the index drops its oldest entries
-        for intent_id, seq, timestamp in sorted(found, key=lambda item: item[1], reverse=True):
+        found.sort(key=lambda item: item[1], reverse=True)
+        for intent_id, seq, timestamp, signer, nonce in found:
             if intent_id not in acknowledged:
-                acknowledged[intent_id] = (seq, timestamp)
+                acknowledged[intent_id] = (seq, timestamp, signer, nonce)
                 acknowledged.move_to_end(intent_id, last=False)
+
+    def _remember_receipt(
+        self, intent_id: bytes, seq: int, timestamp: int, command: Command
+    ) -> None:
+        """Keep an intent's first receipt for retries: the newest ``index_capacity`` intents,
+        and beyond them every one whose nonce the engine still holds as used (a retry of it
+        would otherwise be refused although it is in the journal), as a restart rebuilds."""
+        acknowledged = self._acknowledged
+        if intent_id in acknowledged:
+            return  # an intent keeps its first receipt
+        signer, nonce = (command.signer, command.nonce) if type(command) is Signed else (b"", 0)
+        acknowledged[intent_id] = (seq, timestamp, signer, nonce)
+        if len(acknowledged) > self.settings.index_capacity:
+            oldest, (_, _, signer, nonce) = next(iter(acknowledged.items()))
+            if signer and self._nonce_held(signer, nonce):
+                # to the back of the line: looked at again once the newer ones were
+                acknowledged.move_to_end(oldest)
+            else:
+                acknowledged.popitem(last=False)
+
+    def _nonce_held(self, signer: bytes, nonce: int) -> bool:
+        """Would the engine still refuse this nonce as used?"""
+        kept = self.state.nonces.get(signer)
+        if not kept or nonce <= self.settings.clock() - NONCE_PAST_MS:
+            return False
+        at = bisect_left(kept, nonce)
+        return at < len(kept) and kept[at] == nonce
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -1178,6 +1223,10 @@ class Node:
 
         Raises :class:`SubmitRefused` when nothing was acknowledged (precheck refusal,
         shutting down, journal failure, internal fault).
+
+        A request holding some acknowledged intents and some new ones (resent after an
+        ``outcome_unknown`` that journaled part of it) gets the first receipts of the former
+        and sequences only the latter, in one go; indexes in errors are the request's.
         """
         if self._draining:
             raise SubmitRefused(503, "shutting_down", "node is shutting down")
@@ -1186,9 +1235,20 @@ class Node:
         if all(first is not None for first in known):
             # the same signed intents again (a client's retry): the first receipts, nothing new
             return [
-                Receipt(submission.intent_id, *first)
+                Receipt(submission.intent_id, first[0], first[1])
                 for submission, first in zip(submissions, known, strict=True)
                 if first is not None
+            ]
+        if any(first is not None for first in known):
+            positions = [index for index, first in enumerate(known) if first is None]
+            try:
+                fresh = await self.submit_intents([submissions[index] for index in positions])
+            except SubmitRefused as refusal:
+                raise refusal.reindexed(positions) from None
+            merged = iter(fresh)
+            return [
+                next(merged) if first is None else Receipt(submission.intent_id, first[0], first[1])
+                for submission, first in zip(submissions, known, strict=True)
             ]
         if self.rate_limiter is not None:
             try:
@@ -1214,11 +1274,11 @@ class Node:
                 # when the engine applies it (``_consume``)
                 precheck.release(submission.command for submission in submissions)
             raise
-        for receipt in receipts:
-            if receipt.intent_id and receipt.intent_id not in acknowledged:
-                acknowledged[receipt.intent_id] = (receipt.seq, receipt.timestamp)
-                if len(acknowledged) > self.settings.index_capacity:
-                    acknowledged.popitem(last=False)
+        for receipt, submission in zip(receipts, submissions, strict=True):
+            if receipt.intent_id:
+                self._remember_receipt(
+                    receipt.intent_id, receipt.seq, receipt.timestamp, submission.command
+                )
         return receipts
 
     async def submit_commands(self, commands: Sequence[Command]) -> list[Receipt]:

@@ -1,6 +1,8 @@
-"""A client's retry (the same signed bytes again) is answered with the first receipts, also
-after a restart and for intents older than the node's index keeps: real nodes, in process, on
-one temporary data directory."""
+"""A client's retry (the same signed bytes again) is answered with the first receipts, in the
+same process and after a restart, also for intents older than the newest ``index_capacity``
+while the engine still holds their nonces as used; a request mixing acknowledged and new
+intents gets the first receipts of the former and sequences the latter. Real nodes, in
+process, on one temporary data directory."""
 
 from __future__ import annotations
 
@@ -45,9 +47,9 @@ def settings(data_dir: Path) -> NodeSettings:
     )
 
 
-def order(trader: LocalSigner, nonce: int) -> dict[str, Any]:
+def order(trader: LocalSigner, nonce: int, price: int = 590_000) -> dict[str, Any]:
     intent = PlaceOrder(
-        trader.address, nonce, 0, 0, True, 590_000, 20, OrderType.LIMIT, TimeInForce.GTC,
+        trader.address, nonce, 0, 0, True, price, 20, OrderType.LIMIT, TimeInForce.GTC,
         False, NO_CLIENT_ID, 0, 0, TriggerKind.NONE,
     )  # fmt: skip
     return signed_intent_to_json(sign_intent(trader, DOMAIN, intent))
@@ -88,6 +90,9 @@ async def retries_after_a_restart(tmp_path: Path) -> None:
             status, answer = await post(node.url, "/v1/intents", document)
             assert status == 200, answer
             first[index] = answer["receipts"]
+        # the same process: the quiet trader's nonces are still held, so their receipts are kept
+        status, answer = await post(node.url, "/v1/intents", quiet[0])
+        assert (status, answer.get("receipts")) == (200, first[0]), answer
     finally:
         await node.stop()
 
@@ -102,5 +107,19 @@ async def retries_after_a_restart(tmp_path: Path) -> None:
         # a new intent of the quiet trader is sequenced as usual
         status, answer = await post(restarted.url, "/v1/intents", order(QUIET, nonce + 2))
         assert status == 200 and answer["receipts"][0]["seq"] == last_seq + 1
+        # acknowledged and new intents in one request: the first receipts for the former, the
+        # latter sequenced; a refusal names the request's own index
+        mixed = {"intents": [quiet[0], order(QUIET, nonce + 3), busy[-1]]}
+        status, answer = await post(restarted.url, "/v1/intents", mixed)
+        assert status == 200, answer
+        assert answer["receipts"][0] == first[0][0]
+        assert answer["receipts"][2] == first[len(first) - 1][0]
+        assert answer["receipts"][1]["seq"] == last_seq + 2
+        reused = order(BUSY, nonce, price=580_000)  # another intent with a spent nonce
+        refused = {"intents": [quiet[1], reused]}
+        status, answer = await post(restarted.url, "/v1/intents", refused)
+        assert (status, answer["code"], answer["index"]) == (400, "nonce_already_used", 1)
+        assert answer["error"].startswith("intent 1:")
+        assert restarted.last_seq == last_seq + 2
     finally:
         await restarted.stop()
