@@ -25,6 +25,23 @@ setup_node() {
         npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
         touch "$stamp"
     fi
+    # the trading page's pinned build tools (vite, its charting and signing libraries), for
+    # the test that rebuilds src/asyncdex/web/dist and the signing comparison with the SDK
+    local web=src/asyncdex/web
+    stamp=$web/node_modules/.asyncdex-installed
+    if [ ! -f "$stamp" ] || [ $web/package-lock.json -nt "$stamp" ]; then
+        (cd $web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+        touch "$stamp"
+    fi
+}
+
+setup_browser() {
+    # Debian's chromium for the page's browser tests (Playwright drives it; it never
+    # downloads a browser of its own)
+    if [ ! -x /usr/bin/chromium ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+    fi
 }
 
 cmd=${1:-}
@@ -37,6 +54,7 @@ case "$cmd" in
     test)
         setup_python
         setup_node
+        setup_browser
         .venv/bin/ruff check src tests benchmarks
         .venv/bin/ruff format --check src tests benchmarks
         .venv/bin/mypy

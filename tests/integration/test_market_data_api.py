@@ -252,6 +252,7 @@ def test_openapi_document_describes_every_route(traded_node: RunningNode) -> Non
         ("GET", "/v1/withdrawals/{withdrawalId}/proof"),
         ("POST", "/v1/system"),
         ("POST", "/v1/dev/deposit"),
+        ("POST", "/v1/dev/faucet"),
         ("GET", "/v1/status"),
         ("GET", "/v1/health"),
         ("GET", "/v1/ready"),
@@ -301,8 +302,10 @@ def test_openapi_document_lists_exactly_the_routes_the_node_serves(
         return re.sub(r"\{[^}]*\}", "{}", path)  # path parameter names are free to differ
 
     # WebSockets and the Hyperliquid API have their own documents (docs/streams.md,
-    # docs/hyperliquid.md): no OpenAPI operation describes a socket or Hyperliquid's shapes
+    # docs/hyperliquid.md): no OpenAPI operation describes a socket or Hyperliquid's shapes;
+    # the trading page and its assets are no API (docs/web.md)
     elsewhere = {("GET", "/v1/ws"), ("GET", "/ws"), ("POST", "/info"), ("POST", "/exchange")}
+    elsewhere |= {("GET", "/"), ("GET", "/assets/{}")}
     served = {(method, normalized(path)) for method, path in asyncio.run(served_routes())}
     assert elsewhere <= served
     served -= elsewhere

@@ -76,6 +76,7 @@ from asyncdex.sequencer.journal import JournalCorruption
 from asyncdex.sequencer.recovery import JournalLoss
 from asyncdex.types.config_file import ConfigFileError, parse_engine_config
 from asyncdex.types.market import EngineConfig
+from asyncdex.web import WebPage
 
 TOKEN_ENV = "ASYNCDEX_OPERATOR_TOKEN"
 TEST_MODE_ENV = "ASYNCDEX_TEST_MODE"
@@ -276,11 +277,11 @@ def _settlement_from_args(
 def default_extensions(
     hyperliquid_mainnet: bool = False, hyperliquid: bool = True
 ) -> tuple[ExtensionFactory, ...]:
-    """Everything a venue serves beside the native HTTP API (the Hyperliquid-compatible API
-    unless ``hyperliquid`` is false: it derives fills and order histories from every record,
-    which a venue that does not serve it need not pay for)."""
+    """Everything a venue serves beside the native HTTP API: the trading page at ``/`` and the
+    Hyperliquid-compatible API (unless ``hyperliquid`` is false: it derives fills and order
+    histories from every record, which a venue that does not serve it need not pay for)."""
     hyperliquid_api = (hyperliquid_extension(mainnet=hyperliquid_mainnet),) if hyperliquid else ()
-    return (NativeStreams, *hyperliquid_api, OracleFeed, Metrics)
+    return (NativeStreams, *hyperliquid_api, OracleFeed, Metrics, WebPage)
 
 
 def _node_options(args: argparse.Namespace, table: dict[str, Any]) -> None:

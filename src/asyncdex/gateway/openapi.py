@@ -21,6 +21,7 @@ from typing import Any
 from asyncdex.gateway import intents as wire
 from asyncdex.gateway.market_data import INTERVALS_MS
 from asyncdex.types.numeric import MAX_COLLATERAL, MAX_MARKET_BOUND
+from asyncdex.web import FAUCET_MAX_AMOUNT
 
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1"
@@ -179,6 +180,7 @@ def _components() -> dict[str, Any]:
             }
         ),
         "DevDepositRequest": _closed({"account": address, "amount": _integer(1, MAX_COLLATERAL)}),
+        "FaucetRequest": _closed({"account": address, "amount": _integer(1, FAUCET_MAX_AMOUNT)}),
         "Receipts": _open(
             {
                 "receipts": {
@@ -578,6 +580,27 @@ def _paths() -> dict[str, Any]:
                     "503": _error("shutting down"),
                 }
                 | operator_errors,
+            }
+        },
+        "/v1/dev/faucet": {
+            "post": {
+                "summary": "Embedded chain only, no token: mint test USDC and deposit it on "
+                "chain for an account (at most 1,000,000 USDC a request; asyncdex.web)",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("FaucetRequest")}},
+                },
+                "responses": {
+                    "200": _ok(
+                        _open({"l1Index": _integer(0), "txHash": {"type": "string"}}),
+                        "the deposit's L1 index and transaction",
+                    ),
+                    "400": _error("malformed body or amount out of range"),
+                    "404": _error("no embedded chain"),
+                    "413": _error("body too large"),
+                    "502": _error("the chain refused the deposit"),
+                    "503": _error("shutting down"),
+                },
             }
         },
         "/v1/status": {
