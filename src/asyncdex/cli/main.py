@@ -1,4 +1,5 @@
-"""The ``asyncdex`` command line: demo, benchmarks, node, journal tools and the exit tool.
+"""The ``asyncdex`` command line: demo, benchmarks, node, journal tools, the exit tool and
+simulations.
 
 Invariants: every subcommand returns a process exit code (0 on success); ``bench NAME
 --json`` prints one JSON object of figures as its last line, so scripts can parse it.
@@ -89,12 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     # each tool's options live beside its code
-    from asyncdex.cli import exit_cmd, journal_cmd, node_cmd, oracle_cmd
+    from asyncdex.cli import exit_cmd, journal_cmd, node_cmd, oracle_cmd, simulate_cmd
 
     node_cmd.add_parser(sub)
     oracle_cmd.add_parser(sub)
     journal_cmd.add_parser(sub)
     exit_cmd.add_parser(sub)
+    simulate_cmd.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,557 @@
+"""A seeded, deterministic simulation of a whole committee in one process.
+
+Invariants:
+- Everything random comes from ``random.Random(seed)``: a seed fixes the scenario (faults,
+  Byzantine behaviours, network), every delivery and every tick, so any failure replays from
+  its seed number alone (``asyncdex simulate consensus --start SEED --seeds 1``).
+- Replicas are the real ``Replica`` with real secp256k1 signatures (a shared
+  ``CachingVerifier`` avoids verifying the same signature twice); the simulation only moves
+  their actions around and injects faults.
+- Checked after every step (each delivery, tick, submission, crash or restart):
+  safety: no two honest members commit different blocks at one height, and each member's
+  committed log is a chain (so logs are prefixes of one another);
+  liveness: once the network is synchronous (after GST) and the last crashed member is back,
+  with at most f Byzantine members, every item submitted to an honest member is committed
+  by every honest member within ``liveness_bound_ms``.
+
+The faults: before GST, messages are delayed (up to ``max_delay_before_gst_ms``), dropped,
+duplicated, reordered and cut by partitions; honest members crash and restart keeping only
+their persisted safety state and committed log (their journaled items are resubmitted);
+at any time the network replays old messages. Byzantine members (at most f) run the honest
+code but twist its output: an equivocating leader, double votes, withheld votes, invalid
+signatures and impersonation, forged certificates (bad, duplicate and non-member signers,
+too few signers), stale certificates, and replays.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from asyncdex.consensus.committee import Committee
+from asyncdex.consensus.crypto import CachingVerifier, Secp256k1Signer
+from asyncdex.consensus.messages import (
+    GENESIS_QC,
+    Block,
+    Message,
+    NewView,
+    Proposal,
+    QuorumCertificate,
+    TimeoutMessage,
+    Vote,
+    timeout_digest,
+)
+from asyncdex.consensus.replica import (
+    Action,
+    Broadcast,
+    Commit,
+    PersistBlock,
+    PersistSafety,
+    Replica,
+    ReplicaConfig,
+    SafetyViolation,
+    Send,
+)
+from asyncdex.consensus.safety import SafetyState
+from asyncdex.types.hashing import keccak256
+
+BEHAVIOURS = (
+    "equivocate",
+    "double-vote",
+    "withhold-votes",
+    "bad-signatures",
+    "forge-certificates",
+    "stale-certificates",
+    "replay",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationConfig:
+    nodes: int = 4
+    tick_ms: int = 5
+    max_gst_ms: int = 600
+    max_delay_before_gst_ms: int = 60
+    delay_after_gst_ms: int = 10  # Δ: every message sent after GST arrives within it
+    drop_rate: float = 0.15
+    duplicate_rate: float = 0.05
+    replay_rate: float = 0.02
+    items: int = 12
+    replica: ReplicaConfig = field(
+        default_factory=lambda: ReplicaConfig(
+            base_timeout_ms=100,
+            max_timeout_ms=800,
+            proposal_wait_ms=30,
+            idle_block_ms=40,
+            fetch_retry_ms=40,
+        )
+    )
+
+    @property
+    def liveness_bound_ms(self) -> int:
+        # after stabilization: the timer may have grown to its maximum, and up to f of every
+        # n consecutive leaders are faulty; a generous multiple of a full rotation
+        return (2 * self.nodes + 6) * self.replica.max_timeout_ms
+
+
+class SimulationFailure(AssertionError):
+    def __init__(self, seed: int, reason: str, trace: list[str]) -> None:
+        super().__init__(f"seed {seed}: {reason}")
+        self.seed = seed
+        self.reason = reason
+        self.trace = trace
+
+    def report(self) -> str:
+        lines = [f"FAILED seed {self.seed}: {self.reason}", "last events:"]
+        lines += [f"  {line}" for line in self.trace]
+        return "\n".join(lines)
+
+
+@dataclass(slots=True)
+class SimulationResult:
+    seed: int
+    nodes: int
+    byzantine: dict[int, tuple[str, ...]]
+    crashes: int
+    gst_ms: int
+    end_ms: int
+    committed_height: int
+    items: int
+    messages: int
+    rejected: dict[str, int]
+
+
+@dataclass(slots=True)
+class _Member:
+    replica: Replica
+    up: bool = True
+    persisted: bytes = b""
+    log: list[Block] = field(default_factory=list)
+    journal: list[bytes] = field(default_factory=list)  # items submitted here (durable)
+    journaled: dict[bytes, Block] = field(default_factory=dict)  # blocks voted for
+
+
+class _Byzantine:
+    """Twists an honest replica's output; signs only with its own key."""
+
+    def __init__(
+        self,
+        index: int,
+        behaviours: tuple[str, ...],
+        signer: Secp256k1Signer,
+        committee: Committee,
+        rng: random.Random,
+    ) -> None:
+        self.index = index
+        self.behaviours = behaviours
+        self.signer = signer
+        self.committee = committee
+        self.rng = rng
+        self.seen: deque[Message] = deque(maxlen=64)
+        self.qcs: deque[QuorumCertificate] = deque(maxlen=16)
+        self.forged_view = 0
+
+    def sign(self, message: Any) -> Any:
+        return replace(
+            message, signature=self.signer.sign(message.signing_digest(self.committee.domain))
+        )
+
+    def observe(self, message: Message) -> None:
+        self.seen.append(message)
+        qc = None
+        if isinstance(message, Proposal):
+            qc = message.block.justify
+        elif isinstance(message, TimeoutMessage | NewView):
+            qc = message.high_qc
+        if qc is not None and qc.signatures and (not self.qcs or self.qcs[-1] != qc):
+            self.qcs.append(qc)
+
+    def forge_qc(self, view: int, block_hash: bytes) -> QuorumCertificate:
+        n, quorum, rng = self.committee.size, self.committee.quorum, self.rng
+        kind = rng.randrange(5)
+        if kind == 0:  # random bytes as honest members' signatures
+            sigs = tuple((i, rng.randbytes(65)) for i in range(quorum))
+        elif kind == 1:  # its own genuine vote, counted quorum times
+            own = self.sign(Vote(view, block_hash, self.index)).signature
+            sigs = tuple((self.index, own) for _ in range(quorum))
+        elif kind == 2:  # a signer that is not a member
+            own = self.sign(Vote(view, block_hash, self.index)).signature
+            sigs = ((self.index, own), *((n + i, own) for i in range(quorum)))
+        elif kind == 3 and self.qcs:  # real signatures, moved to another block / view
+            real = self.rng.choice(self.qcs)
+            sigs = real.signatures
+        else:  # a real certificate missing one signature
+            real = self.qcs[-1] if self.qcs else None
+            if real is None:
+                sigs = ()
+            else:
+                return QuorumCertificate(real.view, real.block_hash, real.signatures[1:])
+        return QuorumCertificate(view, block_hash, sigs)
+
+    def twist(self, action: Action, replica: Replica) -> list[tuple[int | None, Message]]:
+        """What the Byzantine member really sends for one action (None = everyone)."""
+        rng, has = self.rng, self.behaviours.__contains__
+        if isinstance(action, Send):
+            out: list[tuple[int | None, Message]] = [(action.to, action.message)]
+            message = action.message
+        elif isinstance(action, Broadcast):
+            out = [(None, action.message)]
+            message = action.message
+        else:
+            return []
+        if isinstance(message, Vote):
+            if has("withhold-votes") and rng.random() < 0.7:
+                out = []
+            if has("double-vote"):
+                other = self.sign(Vote(message.view, rng.randbytes(32), self.index))
+                out.append((action.to if isinstance(action, Send) else None, other))
+        if isinstance(message, Proposal):
+            block = message.block
+            if has("equivocate"):
+                twin = Block(
+                    block.view,
+                    block.height,
+                    block.justify,
+                    self.index,
+                    (b"equivocation-" + rng.randbytes(4),),
+                )
+                twin_proposal = self.sign(Proposal(twin, message.tc, self.index))
+                members = [i for i in range(self.committee.size) if i != self.index]
+                rng.shuffle(members)
+                half = len(members) // 2
+                out = [(i, message) for i in members[:half]]
+                out += [(i, twin_proposal) for i in members[half:]]
+            if has("forge-certificates") and rng.random() < 0.5:
+                forged = self.forge_qc(block.view - 1, rng.randbytes(32))
+                fake = Block(block.view, block.height + 5, forged, self.index, block.payload)
+                out.append((None, self.sign(Proposal(fake, None, self.index))))
+            if has("stale-certificates") and message.tc is not None:
+                # extend an old certificate instead of the highest: only the lock rule
+                # stops honest members from certifying a fork below a commit
+                known = [qc for qc in (GENESIS_QC, *self.qcs) if replica.knows(qc.block_hash)]
+                old = known[0] if rng.random() < 0.5 else rng.choice(known)
+                parent_height = replica.block_height(old.block_hash)
+                stale = Block(
+                    block.view, parent_height + 1, old, self.index, (b"stale-" + rng.randbytes(4),)
+                )
+                stale_proposal = self.sign(Proposal(stale, message.tc, self.index))
+                if rng.random() < 0.7:
+                    out = [(None, stale_proposal)]  # instead of the honest proposal
+                else:
+                    out.append((None, stale_proposal))
+        if isinstance(message, TimeoutMessage) and has("forge-certificates"):
+            self.forged_view = max(self.forged_view, message.view) + 3
+            forged = self.forge_qc(self.forged_view, rng.randbytes(32))
+            out.append((None, self.sign(TimeoutMessage(message.view, forged, None, self.index))))
+        if has("bad-signatures") and rng.random() < 0.3:
+            corrupt = bytearray(message.signature or bytes(65))
+            corrupt[rng.randrange(len(corrupt))] ^= 0xFF
+            out.append((None, replace(message, signature=bytes(corrupt))))
+            victim = rng.choice(
+                [i for i in range(self.committee.size) if i != self.index] or [self.index]
+            )
+            out.append((None, replace(message, sender=victim)))  # impersonation
+        return out
+
+    def extra(self, now_ms: int) -> list[tuple[int | None, Message]]:
+        if "replay" in self.behaviours and self.seen and self.rng.random() < 0.2:
+            return [(None, self.rng.choice(self.seen))]
+        return []
+
+
+class Simulation:
+    def __init__(self, seed: int, config: SimulationConfig | None = None) -> None:
+        self.seed = seed
+        self.config = config = config or SimulationConfig()
+        self.rng = rng = random.Random(seed)
+        n = config.nodes
+        self.signers = [Secp256k1Signer.from_seed(f"member-{i}".encode()) for i in range(n)]
+        self.committee = Committee(tuple(s.address for s in self.signers))
+        self.verifier = _shared_verifier()
+        f = self.committee.max_faulty
+
+        # --- the scenario, all drawn from the seed -------------------------------------
+        self.gst_ms = rng.randrange(0, config.max_gst_ms + 1)
+        byzantine_count = rng.randint(0, f)
+        indexes = list(range(n))
+        rng.shuffle(indexes)
+        self.byzantine: dict[int, _Byzantine] = {}
+        for index in indexes[:byzantine_count]:
+            behaviours = tuple(b for b in BEHAVIOURS if rng.random() < 0.5) or ("withhold-votes",)
+            self.byzantine[index] = _Byzantine(
+                index,
+                behaviours,
+                self.signers[index],
+                self.committee,
+                random.Random(rng.getrandbits(64)),
+            )
+        self.honest = [i for i in range(n) if i not in self.byzantine]
+        crash_plan: list[tuple[int, int, int]] = []
+        if n > 1:
+            for index in self.honest:
+                if rng.random() < 0.3:
+                    down = rng.randrange(0, max(1, self.gst_ms + 200))
+                    crash_plan.append((index, down, down + rng.randrange(20, 400)))
+        self.partitions: list[tuple[int, int, frozenset[int]]] = []
+        for _ in range(rng.randint(0, 3)):
+            start = rng.randrange(0, max(1, self.gst_ms))
+            group = frozenset(i for i in range(n) if rng.random() < 0.5)
+            self.partitions.append((start, min(self.gst_ms, start + rng.randrange(20, 300)), group))
+        self.stable_ms = max([self.gst_ms] + [up for _, _, up in crash_plan])
+
+        self.members = [
+            _Member(Replica(self.committee, i, self.signers[i], self.verifier, config.replica))
+            for i in range(n)
+        ]
+        self.queue: list[tuple[int, int, str, Any]] = []
+        self._sequence = 0
+        self.now_ms = 0
+        self.trace: deque[tuple[int, str, Any]] = deque(maxlen=40)
+        self.messages = 0
+        self.canonical: list[bytes] = []
+        self.items: dict[bytes, int] = {}  # item -> deadline
+        self.committed_by: dict[bytes, set[int]] = {}
+        self.crashes = len(crash_plan)
+
+        for index in range(n):
+            self._schedule(0, "tick", index)
+        for index, down, up in crash_plan:
+            self._schedule(down, "crash", index)
+            self._schedule(up, "restart", index)
+        last_submit = self.stable_ms + 200
+        for number in range(config.items):
+            at = rng.randrange(0, last_submit)
+            target = rng.choice(self.honest)
+            self._schedule(at, "submit", (target, f"item-{seed}-{number}".encode()))
+        self.hard_end_ms = last_submit + config.liveness_bound_ms + 1
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _schedule(self, at: int, kind: str, payload: Any) -> None:
+        self._sequence += 1
+        heapq.heappush(self.queue, (at, self._sequence, kind, payload))
+
+    def _fail(self, reason: str) -> SimulationFailure:
+        trace = [f"t={t}ms {kind} {_describe(payload)}" for t, kind, payload in self.trace]
+        return SimulationFailure(self.seed, reason, trace)
+
+    def _cut(self, a: int, b: int, at: int) -> bool:
+        for start, end, group in self.partitions:
+            if start <= at < end and ((a in group) != (b in group)):
+                return True
+        return False
+
+    def _transmit(self, sender: int, to: int | None, message: Message) -> None:
+        targets = [i for i in range(self.config.nodes) if i != sender] if to is None else [to]
+        rng, now = self.rng, self.now_ms
+        for target in targets:
+            self.messages += 1
+            if now < self.gst_ms:
+                if rng.random() < self.config.drop_rate or self._cut(sender, target, now):
+                    continue
+                delay = rng.randint(1, self.config.max_delay_before_gst_ms)
+            else:
+                delay = rng.randint(1, self.config.delay_after_gst_ms)
+            self._schedule(now + delay, "deliver", (target, message))
+            if rng.random() < self.config.duplicate_rate:
+                # the duplicate arrives later still within Δ after GST (a partially
+                # synchronous network delivers, it may deliver twice)
+                self._schedule(now + delay + rng.randint(0, 5), "deliver", (target, message))
+            if rng.random() < self.config.replay_rate:
+                self._schedule(now + rng.randint(50, 500), "deliver", (target, message))
+
+    def _perform(self, index: int, actions: list[Action]) -> None:
+        member = self.members[index]
+        byzantine = self.byzantine.get(index)
+        for action in actions:
+            if isinstance(action, PersistSafety):
+                member.persisted = action.state.to_bytes()
+            elif isinstance(action, PersistBlock):
+                member.journaled[action.block.hash] = action.block
+            elif isinstance(action, Commit):
+                self._record_commit(index, action.blocks)
+            elif byzantine is not None:
+                for to, message in byzantine.twist(action, member.replica):
+                    self._transmit(index, to, message)
+            elif isinstance(action, Send):
+                self._transmit(index, action.to, action.message)
+            elif isinstance(action, Broadcast):
+                self._transmit(index, None, action.message)
+
+    # --- invariants -------------------------------------------------------------------------
+
+    def _record_commit(self, index: int, blocks: tuple[Block, ...]) -> None:
+        member = self.members[index]
+        for block in blocks:
+            expected_parent = member.log[-1].hash if member.log else None
+            if len(member.log) + 1 != block.height or (
+                expected_parent is not None and block.parent != expected_parent
+            ):
+                raise self._fail(f"member {index} committed a block that does not extend its log")
+            member.log.append(block)
+            member.journaled.pop(block.hash, None)
+            if index in self.byzantine:
+                continue
+            if block.height <= len(self.canonical):
+                if self.canonical[block.height - 1] != block.hash:
+                    raise self._fail(
+                        f"SAFETY: member {index} committed 0x{block.hash.hex()[:12]} at height "
+                        f"{block.height}, another honest member committed "
+                        f"0x{self.canonical[block.height - 1].hex()[:12]}"
+                    )
+            else:
+                self.canonical.append(block.hash)
+            for item in block.payload:
+                if item in self.items:
+                    self.committed_by.setdefault(item, set()).add(index)
+
+    def _check_liveness(self) -> None:
+        for item, deadline in self.items.items():
+            if self.now_ms > deadline:
+                missing = [i for i in self.honest if i not in self.committed_by.get(item, ())]
+                if missing:
+                    raise self._fail(
+                        f"LIVENESS: {item.decode()} not committed by members {missing} "
+                        f"{self.config.liveness_bound_ms} ms after stabilization"
+                    )
+
+    def _all_committed(self) -> bool:
+        return len(self.committed_by) == self.config.items and all(
+            len(self.committed_by[item]) == len(self.honest) for item in self.committed_by
+        )
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> SimulationResult:
+        try:
+            return self._run()
+        except SafetyViolation as violation:
+            # a replica found a certified chain that conflicts with its own commits
+            raise self._fail(f"SAFETY: {violation}") from None
+
+    def _run(self) -> SimulationResult:
+        tick_ms = self.config.tick_ms
+        next_liveness_check = 0
+        while self.queue:
+            at, _, kind, payload = heapq.heappop(self.queue)
+            self.now_ms = at
+            if at > self.hard_end_ms:
+                break
+            if kind == "deliver":
+                target, message = payload
+                member = self.members[target]
+                if not member.up:
+                    continue
+                self.trace.append((at, kind, (target, message)))
+                byzantine = self.byzantine.get(target)
+                if byzantine is not None:
+                    byzantine.observe(message)
+                self._perform(target, member.replica.on_message(message))
+            elif kind == "tick":
+                member = self.members[payload]
+                if member.up:
+                    self._perform(payload, member.replica.on_tick(at))
+                    byzantine = self.byzantine.get(payload)
+                    if byzantine is not None:
+                        for to, message in byzantine.extra(at):
+                            self._transmit(payload, to, message)
+                    self._schedule(at + tick_ms, "tick", payload)
+            elif kind == "submit":
+                index, item = payload
+                self.trace.append((at, kind, payload))
+                self.items[item] = max(at, self.stable_ms) + self.config.liveness_bound_ms
+                member = self.members[index]
+                member.journal.append(item)
+                if member.up:
+                    self._perform(index, member.replica.submit(item))
+            elif kind == "crash":
+                self.trace.append((at, kind, payload))
+                self.members[payload].up = False
+            elif kind == "restart":
+                self.trace.append((at, kind, payload))
+                self._restart(payload)
+            if at >= next_liveness_check:
+                self._check_liveness()
+                next_liveness_check = at + tick_ms
+            if at > self.stable_ms and self._all_committed():
+                break
+        self._check_liveness()
+        if not self._all_committed():
+            raise self._fail("LIVENESS: the run ended with items not committed everywhere")
+        rejected: dict[str, int] = {}
+        for index in self.honest:
+            for reason, count in self.members[index].replica.stats.rejected.items():
+                rejected[reason] = rejected.get(reason, 0) + count
+        return SimulationResult(
+            seed=self.seed,
+            nodes=self.config.nodes,
+            byzantine={i: b.behaviours for i, b in self.byzantine.items()},
+            crashes=self.crashes,
+            gst_ms=self.gst_ms,
+            end_ms=self.now_ms,
+            committed_height=len(self.canonical),
+            items=self.config.items,
+            messages=self.messages,
+            rejected=rejected,
+        )
+
+    def _restart(self, index: int) -> None:
+        """A restart keeps only what was durable: the safety state and the committed log
+        (and the journal of items submitted here, which the member proposes again)."""
+        member = self.members[index]
+        state = SafetyState.from_bytes(member.persisted) if member.persisted else None
+        member.replica = Replica(
+            self.committee,
+            index,
+            self.signers[index],
+            self.verifier,
+            self.config.replica,
+            safety_state=state,
+            committed=list(member.log),
+            journaled=list(member.journaled.values()),
+            now_ms=self.now_ms,
+        )
+        member.up = True
+        self._schedule(self.now_ms, "tick", index)
+        committed = {item for block in member.log for item in block.payload}
+        for item in member.journal:
+            if item not in committed:
+                self._perform(index, member.replica.submit(item))
+
+
+_VERIFIER: CachingVerifier | None = None
+
+
+def _shared_verifier() -> CachingVerifier:
+    """One cache for every simulation in this process: verification is a pure function."""
+    global _VERIFIER
+    if _VERIFIER is None:
+        _VERIFIER = CachingVerifier(max_entries=500_000)
+    return _VERIFIER
+
+
+def _describe(payload: Any) -> str:
+    if isinstance(payload, tuple) and len(payload) == 2 and not isinstance(payload[1], bytes):
+        target, message = payload
+        kind = type(message).__name__
+        view = getattr(message, "view", None)
+        if isinstance(message, Proposal):
+            view = message.block.view
+        return f"-> {target}: {kind} from {message.sender} view={view}"
+    return repr(payload)
+
+
+def run_seed(seed: int, config: SimulationConfig | None = None) -> SimulationResult:
+    """Run one seed; raises ``SimulationFailure`` (with a trace) if an invariant breaks."""
+    return Simulation(seed, config).run()
+
+
+def timeout_signature_digest(committee: Committee, view: int) -> bytes:
+    return timeout_digest(committee.domain, view)
+
+
+def item_id(item: bytes) -> bytes:
+    return keccak256(item)
