@@ -18,6 +18,9 @@ Invariants:
   runs: a second path would give the engine an L1 index the contract never issued.
 - Every chain call runs on one worker thread (``thread_offload``): the event loop never waits
   on the chain, so intake, sequencing and execution go on while the chain is slow or down.
+  That thread's Python work (encoding and decoding calls, a millisecond or more each) holds
+  the interpreter lock, so while the node settles the lock's switch interval is at most
+  ``SWITCH_INTERVAL_S``: the event loop gets the lock back within that, not CPython's 5 ms.
   The node starts with the chain down: batches cut before the chain is reached wait here and
   go to the poster once it is.
 - Time ticks: ``AdvanceTime`` is sequenced every ``tick_ms``, so an idle venue's open batch
@@ -39,6 +42,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -84,6 +88,7 @@ DEFAULT_TICK_MS = 250
 STOP_GRACE_S = 3.0  # tasks get this long to finish a pass before they are cancelled
 FORCED_KINDS = (ForceWithdraw, ForceCancelAll)
 TEST_MODE_ENV = "ASYNCDEX_TEST_MODE"
+SWITCH_INTERVAL_S = 0.0005
 EMBEDDED_CHAIN_SUBDIR = "chain"  # under the node's data directory
 DEPLOYMENT_FILE = "deployment.json"  # the embedded contract's address and deployment block
 
@@ -374,6 +379,8 @@ class SettlementService:
     async def start(self, submit: SubmitCommands) -> None:
         """Start the ticker, then reach the chain (retrying) and run the watcher and poster."""
         assert self.batcher is not None, "recover() first"
+        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._submit = submit
         self._stop = asyncio.Event()
         self._started_ms = self.clock()

@@ -11,6 +11,10 @@ Invariants:
   contract address); the batch data itself is bound through ``batchDataHash``.
 - Contracts come from the committed artifacts next to their sources; nothing is compiled or
   downloaded at run time.
+- The reads a node makes every poll (block number, last batch, last final batch, finality of
+  a batch) go over JSON-RPC as raw requests on ``RpcChain`` (``Chain.view``): web3's
+  contract and formatting layers cost milliseconds of the node's interpreter lock per call,
+  which the event loop would wait for; the answers are the same.
 """
 
 from __future__ import annotations
@@ -233,6 +237,11 @@ class Chain:
     def mine(self, blocks: int = 1) -> None:
         raise NotImplementedError
 
+    def view(self, address: str, data: bytes) -> bytes | None:
+        """The return data of an ``eth_call`` of ``data`` on ``address`` at the latest block,
+        sent raw; None where this backend has no raw path (callers then use web3)."""
+        return None
+
     def deploy(self, key: PrivateKey, contract_name: str, *args: Any) -> Contract:
         artifact = load_artifact(contract_name)
         factory = self.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
@@ -371,6 +380,27 @@ class RpcChain(Chain):
         if not retry:
             options["exception_retry_configuration"] = None
         super().__init__(Web3(Web3.HTTPProvider(url, **options)), funded_keys)
+
+    def _raw(self, method: str, params: list[Any]) -> Any:
+        """One JSON-RPC request past web3's middleware; an error answer raises (a revert as
+        ``ContractLogicError`` with its data, so ``decode_revert`` reads it)."""
+        response = self.w3.provider.make_request(cast(Any, method), params)
+        error = response.get("error")
+        if error is not None:
+            data = error.get("data") if isinstance(error, dict) else None
+            message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+            if isinstance(data, str) and data.startswith("0x"):
+                raise ContractLogicError(message, data=data)
+            raise RuntimeError(f"{method}: {message}")
+        return response["result"]
+
+    @property
+    def block_number(self) -> int:
+        return int(self._raw("eth_blockNumber", []), 16)
+
+    def view(self, address: str, data: bytes) -> bytes | None:
+        result = self._raw("eth_call", [{"to": address, "data": "0x" + data.hex()}, "latest"])
+        return bytes.fromhex(result[2:])
 
     def mine(self, blocks: int = 1) -> None:
         """anvil_mine when the node has it (one call for any count), else evm_mine per block."""
@@ -543,17 +573,35 @@ class SettlementClient:
         )
         return self.chain.transact(sender_key, function)
 
+    def _view_uint(self, signature: bytes, function: ContractFunction, *args: int) -> int:
+        """A view returning one uint256 (or bool): raw where the chain has a raw path."""
+        data = keccak256(signature)[:4] + encode(["uint256"] * len(args), list(args))
+        try:
+            result = self.chain.view(self.address, data)
+        except Exception as exc:
+            if _is_revert(exc):
+                raise decode_revert(self.contract.abi, exc) from exc
+            raise
+        if result is None:
+            return int(self.chain.call(function))
+        (value,) = decode(["uint256"], result)
+        return int(value)
+
     def last_batch_number(self) -> int:
-        return int(self.chain.call(self.contract.functions.lastBatchNumber()))
+        function = self.contract.functions.lastBatchNumber()
+        return self._view_uint(b"lastBatchNumber()", function)
 
     def is_final(self, batch_number: int) -> bool:
-        return bool(self.chain.call(self.contract.functions.isFinal(batch_number)))
+        function = self.contract.functions.isFinal(batch_number)
+        return bool(self._view_uint(b"isFinal(uint256)", function, batch_number))
 
     def last_final_batch(self) -> int:
-        return int(self.chain.call(self.contract.functions.lastFinalBatch()))
+        function = self.contract.functions.lastFinalBatch()
+        return self._view_uint(b"lastFinalBatch()", function)
 
     def finality_blocks(self) -> int:
-        return int(self.chain.call(self.contract.functions.finalityBlocks()))
+        function = self.contract.functions.finalityBlocks()
+        return self._view_uint(b"finalityBlocks()", function)
 
     def forced_deadline_blocks(self) -> int:
         return int(self.chain.call(self.contract.functions.forcedDeadlineBlocks()))
