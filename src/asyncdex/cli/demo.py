@@ -460,6 +460,8 @@ def _node_settings(data_dir: Path, options: DemoOptions, token: str) -> NodeSett
         poll_interval_s=0.25,
         from_block=embedded.deploy_block,
     )
+    # No request budgets (``rate_limits`` stays None): every bot, the publisher and the view
+    # come from one loopback address, which a venue's per-IP budget is not meant for.
     return NodeSettings(
         data_dir=data_dir,
         engine_config=config,
