@@ -511,7 +511,9 @@ class Replica:
             self._persist()
         if qc.view >= self.view:
             self._advance_view(qc.view + 1, by_qc=True)
-        if qc.view > GENESIS_VIEW and self._blocks.get(qc.block_hash) is None:
+        if qc.view == GENESIS_VIEW:
+            return  # certifies the genesis block: nothing to fetch or commit
+        if self._blocks.get(qc.block_hash) is None:
             self._request_block(qc.block_hash, source)
         self._commit_candidates.append(qc)
         self._try_commit()
@@ -531,8 +533,7 @@ class Replica:
         for qc in self._commit_candidates:
             child = self._blocks.get(qc.block_hash)
             if child is None:
-                if qc.view > GENESIS_VIEW:
-                    remaining.append(qc)
+                remaining.append(qc)
                 continue
             parent = self._blocks.get(child.parent)
             if parent is None:

@@ -159,15 +159,23 @@ class _Byzantine:
             message, signature=self.signer.sign(message.signing_digest(self.committee.domain))
         )
 
-    def observe(self, message: Message) -> None:
+    def observe(self, message: Message) -> list[tuple[int | None, Message]]:
+        """Learn from a received message; a double voter votes for every proposal it sees
+        (both sides of an equivocation, forks below its lock)."""
         self.seen.append(message)
         qc = None
+        out: list[tuple[int | None, Message]] = []
         if isinstance(message, Proposal):
             qc = message.block.justify
+            if "double-vote" in self.behaviours:
+                block = message.block
+                vote = self.sign(Vote(block.view, block.hash, self.index))
+                out.append((self.committee.leader(block.view + 1), vote))
         elif isinstance(message, TimeoutMessage | NewView):
             qc = message.high_qc
         if qc is not None and qc.signatures and (not self.qcs or self.qcs[-1] != qc):
             self.qcs.append(qc)
+        return out
 
     def forge_qc(self, view: int, block_hash: bytes) -> QuorumCertificate:
         n, quorum, rng = self.committee.size, self.committee.quorum, self.rng
@@ -181,14 +189,12 @@ class _Byzantine:
             own = self.sign(Vote(view, block_hash, self.index)).signature
             sigs = ((self.index, own), *((n + i, own) for i in range(quorum)))
         elif kind == 3 and self.qcs:  # real signatures, moved to another block / view
-            real = self.rng.choice(self.qcs)
-            sigs = real.signatures
-        else:  # a real certificate missing one signature
-            real = self.qcs[-1] if self.qcs else None
-            if real is None:
-                sigs = ()
-            else:
-                return QuorumCertificate(real.view, real.block_hash, real.signatures[1:])
+            sigs = self.rng.choice(self.qcs).signatures
+        elif self.qcs:  # a real certificate missing one signature
+            real = self.qcs[-1]
+            return QuorumCertificate(real.view, real.block_hash, real.signatures[1:])
+        else:
+            sigs = ()
         return QuorumCertificate(view, block_hash, sigs)
 
     def twist(self, action: Action, replica: Replica) -> list[tuple[int | None, Message]]:
@@ -448,7 +454,9 @@ class Simulation:
                 self.trace.append((at, kind, (target, message)))
                 byzantine = self.byzantine.get(target)
                 if byzantine is not None:
-                    byzantine.observe(message)
+                    for to, extra in byzantine.observe(message):
+                        if to != target:
+                            self._transmit(target, to, extra)
                 self._perform(target, member.replica.on_message(message))
             elif kind == "tick":
                 member = self.members[payload]
