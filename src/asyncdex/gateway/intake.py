@@ -42,14 +42,13 @@ maps; both are plain functions of picklable values, and :class:`IntakeError`\\ s
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import msgpack
 
-from asyncdex.gateway import eip712
+from asyncdex.gateway import eip712, jsonbody
 from asyncdex.gateway import intents as wire
 from asyncdex.gateway.eip712 import Domain, SignatureError, recover_address
 from asyncdex.gateway.mapping import UnsupportedIntent, envelope
@@ -264,7 +263,7 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _decode_json_body(body: bytes, limits: IntakeLimits) -> list[ParsedIntent]:
     try:
         text = body.decode("utf-8")
-        document = json.loads(
+        document = jsonbody.loads(
             text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant
         )
     except UnicodeDecodeError:

@@ -100,7 +100,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import hmac
-import json
 import logging
 import signal
 import time
@@ -120,6 +119,7 @@ from asyncdex.engine.state import MarketState, State
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import NONCE_PAST_MS
 from asyncdex.gateway import intents as wire
+from asyncdex.gateway import jsonbody
 from asyncdex.gateway.collector import FullCollections
 from asyncdex.gateway.eip712 import Domain, SignatureError, parse_address, recover_address
 from asyncdex.gateway.fanout import DEFAULT_CONNECTION_CAPS, ConnectionCaps
@@ -1384,7 +1384,7 @@ class Node:
     async def _read_json(self, request: web.Request) -> Any:
         body = await self._read_body(request)
         try:
-            return json.loads(body)
+            return jsonbody.loads(body)
         except (ValueError, RecursionError) as exc:
             raise MalformedBody(f"invalid JSON: {exc}") from None
 

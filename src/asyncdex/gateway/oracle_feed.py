@@ -37,11 +37,11 @@ Endpoints:
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from asyncdex.gateway import jsonbody
 from asyncdex.gateway.eip712 import EIP712EncodingError, SignatureError, recover_address
 from asyncdex.gateway.intake import BodyTooLarge
 from asyncdex.gateway.node import SubmitRefused, read_body
@@ -253,7 +253,7 @@ class OracleFeed:
                 413, "body_too_large", f"body exceeds {MAX_BODY_BYTES} bytes"
             ) from None
         try:
-            return json.loads(body)
+            return jsonbody.loads(body)
         except (ValueError, RecursionError) as exc:
             raise _malformed(f"invalid JSON: {exc}") from None
 

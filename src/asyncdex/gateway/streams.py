@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from asyncdex.engine.orderbook import Book, Order
+from asyncdex.gateway import jsonbody
 from asyncdex.gateway.eip712 import parse_address
 from asyncdex.gateway.fanout import FanOut, Outbox, SocketLimits
 from asyncdex.gateway.intake import IntakeError
@@ -467,7 +468,7 @@ def _refuse_constant(name: str) -> Any:
 
 def _parse_frame(text: str) -> dict[str, Any]:
     try:
-        document = json.loads(
+        document = jsonbody.loads(
             text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant
         )
     except (ValueError, RecursionError) as exc:

@@ -38,7 +38,6 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -46,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from asyncdex.engine.state import MarketState, State
-from asyncdex.gateway import hl_signing
+from asyncdex.gateway import hl_signing, jsonbody
 from asyncdex.gateway.eip712 import SignatureError, recover_address
 from asyncdex.gateway.hyperliquid.common import (
     ACTION_EXPIRED,
@@ -619,7 +618,7 @@ class ExchangeApi:
         # the app bounds the body (413 beyond the node's limit)
         raw = await request.read()
         try:
-            body = json.loads(raw)
+            body = jsonbody.loads(raw)
         except (ValueError, RecursionError) as exc:
             return web.Response(
                 status=422,

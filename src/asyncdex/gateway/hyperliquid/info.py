@@ -25,7 +25,6 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
@@ -34,6 +33,7 @@ from aiohttp import web
 
 from asyncdex.engine.margin import funding_payment
 from asyncdex.engine.state import MarketState, State
+from asyncdex.gateway import jsonbody
 from asyncdex.gateway.market_data import Candle, account_view
 from asyncdex.messages.commands import (
     Batch,
@@ -784,7 +784,7 @@ class InfoApi:
         # the app bounds the body (413 beyond the node's limit)
         body = await request.read()
         try:
-            document = json.loads(body)
+            document = jsonbody.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             return web.Response(
                 status=422, text=f"Failed to deserialize the JSON body into the target type: {exc}"

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import WSMsgType, web
 
 from asyncdex.engine.state import MarketState
+from asyncdex.gateway import jsonbody
 from asyncdex.gateway.fanout import FanOut, Outbox, SocketLimits
 from asyncdex.gateway.hyperliquid.info import (
     CANDLE_INTERVALS_MS,
@@ -165,7 +166,7 @@ class HyperliquidStreams:
 
     async def _on_message(self, connection: Connection, text: str) -> None:
         try:
-            document = json.loads(text)
+            document = jsonbody.loads(text)
         except ValueError:
             connection.send("error", f"Error parsing JSON into valid websocket request: {text}")
             return
