@@ -87,6 +87,7 @@ const S = {
   intents: [],
   tab: "positions",
   editing: null,
+  editValues: {},
   ticket: { side: "buy", type: "limit", unit: "base" },
   message: null,
 };
@@ -470,12 +471,11 @@ function nextNonce(signer) {
 }
 
 /** Sign one intent, send it, and follow it through its lifecycle in the Intents tab. */
-async function submit(kind, fields, label, { accountKeyOnly = false } = {}) {
+async function submit(kind, fields, label, { accountKeyOnly = false, onExecuted = null } = {}) {
   const signer = S.agent && !accountKeyOnly ? S.agent.address : S.wallet.address;
   const message = { account: S.wallet.address, nonce: nextNonce(signer), expiresAfter: 0n, ...fields };
-  const entry = { id: null, label, kind, time: Date.now(), status: null, seq: null, detail: "", error: null, market: fields.market };
+  const entry = { id: null, label, kind, time: Date.now(), status: null, seq: null, detail: "", error: null, market: fields.market, onExecuted };
   S.intents.unshift(entry);
-  S.tab = S.tab === "positions" || S.tab === "orders" ? S.tab : "intents";
   try {
     const { digest, signature } = await signIntent(kind, message, accountKeyOnly);
     entry.id = sig.bytesToHex(digest);
@@ -681,14 +681,14 @@ async function withdraw(text) {
 async function approveAgent() {
   const key = sig.randomKey();
   const address = sig.addressOfKey(key);
-  const entry = await submit("ApproveAgent", { agent: address, name: "web page", validUntil: 0n }, "Approve agent key", { accountKeyOnly: true });
-  entry.onExecuted = (done) => {
+  const onExecuted = (done) => {
     if (!done.error) {
       localStorage.setItem(agentStore(), sig.bytesToHex(key));
       S.agent = { key, address };
       schedule("wallet");
-    }
+    } else showMessage(`Agent: ${done.error}`, true);
   };
+  await submit("ApproveAgent", { agent: address, name: "web page", validUntil: 0n }, "Approve agent key", { accountKeyOnly: true, onExecuted });
 }
 
 // -- the order ticket
@@ -856,13 +856,12 @@ async function placeFromTicket(event) {
   const sizeText = fmt(fromUnits(fields.size, m.szDecimals), m.sDp);
   const label = `${t.side === "buy" ? "Buy" : "Sell"} ${sizeText} ${m.symbol} ${fields.orderType === sig.ORDER_TYPE.MARKET ? "market" : `@ ${fmt(values.price, m.pDp)}`}${t.type === "stop" ? " stop" : t.type === "tp" ? " take-profit" : ""}`;
   showMessage(`Signing and sending: ${label}`);
-  const entry = await submit("PlaceOrder", fields, label);
-  if (entry.error) showMessage(entry.error, true);
-  entry.onExecuted = (done) => {
+  const onExecuted = (done) => {
     showMessage(done.error ? `${label}: ${done.error}` : `${label}: ${done.detail || "executed"}`, !!done.error);
     refreshAccount();
   };
-  if (entry.status && STEPS.indexOf(entry.status) >= 2) updateIntent(entry.id, { status: entry.status });
+  const entry = await submit("PlaceOrder", fields, label, { onExecuted });
+  if (entry.error && !entry.status) showMessage(entry.error, true);
 }
 
 async function setLeverage() {
@@ -871,12 +870,12 @@ async function setLeverage() {
   const isolated = form.elements.mode.value === "isolated";
   if (!S.wallet) return showMessage("Connect an account first.", true);
   if (!Number.isInteger(leverage) || leverage < 1) return showMessage("Leverage: a whole number from 1", true);
-  const entry = await submit("SetLeverage", { market: BigInt(market().marketId), leverage: BigInt(leverage), isolated },
-    `Leverage ${leverage}x ${isolated ? "isolated" : "cross"} ${S.symbol}`);
-  entry.onExecuted = (done) => {
+  const onExecuted = (done) => {
     showMessage(done.error ? `Leverage: ${done.error}` : `Leverage set to ${leverage}x ${isolated ? "isolated" : "cross"}`, !!done.error);
     refreshAccount();
   };
+  await submit("SetLeverage", { market: BigInt(market().marketId), leverage: BigInt(leverage), isolated },
+    `Leverage ${leverage}x ${isolated ? "isolated" : "cross"} ${S.symbol}`, { onExecuted });
 }
 
 // -- account tabs
@@ -884,6 +883,12 @@ async function setLeverage() {
 const TABS = [["positions", "Positions"], ["orders", "Open orders"], ["fills", "Fills"], ["intents", "Intents"]];
 
 function renderTabs() {
+  const focused = document.activeElement;
+  if (focused && focused.tagName === "INPUT" && $("tab-body").contains(focused)) {
+    // never re-render under a trader's typing; try again shortly
+    setTimeout(() => schedule("tabs"), 300);
+    return;
+  }
   $("tabs").replaceChildren(...TABS.map(([key, label]) => {
     const count = key === "positions" ? openPositions().length : key === "orders" ? S.orders.length : null;
     return h("button", { type: "button", role: "tab", "data-tab": key, class: S.tab === key ? "on" : "", onclick: () => {
@@ -937,8 +942,10 @@ function ordersTable() {
   return table("orders", ["Market", "Side", "Price", "Size", "Filled", "Type", "", ""], S.orders.map((o) => {
     const m = S.markets.get(o.symbol);
     const editing = S.editing === o.orderId;
-    const priceInput = h("input", { class: "num", name: "edit-price", value: o.price ?? "", size: 9, "aria-label": "New price" });
-    const sizeInput = h("input", { class: "num", name: "edit-size", value: o.size, size: 8, "aria-label": "New size" });
+    // what is typed survives the table's re-renders (account updates arrive any time)
+    const edits = S.editValues;
+    const priceInput = h("input", { class: "num", name: "edit-price", value: edits.price ?? o.price ?? "", size: 9, "aria-label": "New price", oninput: (e) => { edits.price = e.target.value; } });
+    const sizeInput = h("input", { class: "num", name: "edit-size", value: edits.size ?? o.size, size: 8, "aria-label": "New size", oninput: (e) => { edits.size = e.target.value; } });
     const type = [o.orderType === 1 ? "market" : ["GTC", "IOC", "FOK", "ALO"][o.tif],
       o.reduceOnly ? "reduce-only" : "", o.triggerKind ? `${o.triggerKind === 1 ? "stop" : "TP"} @ ${fmt(o.triggerPrice, m.pDp)}` : ""].filter(Boolean).join(" · ");
     return h("tr", { "data-order": o.orderId },
@@ -952,6 +959,7 @@ function ordersTable() {
         ? h("button", { type: "button", class: "small", onclick: () => modifyOrder(o, priceInput.value, sizeInput.value) }, "Save")
         : h("button", { type: "button", class: "small", onclick: () => {
           S.editing = o.orderId;
+          S.editValues = {};
           schedule("tabs");
         } }, "Modify")),
       h("td", {}, h("button", { type: "button", class: "small", onclick: () => cancelOrder(o) }, "Cancel")));
@@ -967,8 +975,13 @@ async function modifyOrder(o, price, size) {
   try {
     const fields = { market: BigInt(o.market), orderId: BigInt(o.orderId), price: toUnits(price, m.priceDecimals, "Price"), size: toUnits(size, m.szDecimals, "Size") };
     S.editing = null;
-    const entry = await submit("Modify", fields, `Modify #${o.orderId} to ${size} @ ${price}`);
-    entry.onExecuted = () => refreshAccount();
+    S.editValues = {};
+    await submit("Modify", fields, `Modify #${o.orderId} to ${size} @ ${price}`, {
+      onExecuted: (done) => {
+        if (done.error) showMessage(`Modify #${o.orderId}: ${done.error}`, true);
+        refreshAccount();
+      },
+    });
   } catch (e) {
     showMessage(e.message, true);
   }
