@@ -506,17 +506,17 @@ class Replica:
     # --- certificates: lock, view, commit ------------------------------------------------
 
     def _observe_qc(self, qc: QuorumCertificate, source: int) -> None:
-        """A verified certificate: raise the lock, follow the view, try the commit rule."""
+        """A verified certificate: raise the lock, try the commit rule, follow the view (in
+        that order, so a leader entering the next view knows what is already committed)."""
         if self.safety.observe_qc(qc):
             self._persist()
+        if qc.view > GENESIS_VIEW:  # the genesis certificate has nothing to fetch or commit
+            if self._blocks.get(qc.block_hash) is None:
+                self._request_block(qc.block_hash, source)
+            self._commit_candidates.append(qc)
+            self._try_commit()
         if qc.view >= self.view:
             self._advance_view(qc.view + 1, by_qc=True)
-        if qc.view == GENESIS_VIEW:
-            return  # certifies the genesis block: nothing to fetch or commit
-        if self._blocks.get(qc.block_hash) is None:
-            self._request_block(qc.block_hash, source)
-        self._commit_candidates.append(qc)
-        self._try_commit()
 
     def _observe_tc(self, tc: TimeoutCertificate) -> None:
         if self._last_tc is None or tc.view > self._last_tc.view:

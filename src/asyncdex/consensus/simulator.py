@@ -391,6 +391,9 @@ class Simulation:
 
     def _record_commit(self, index: int, blocks: tuple[Block, ...]) -> None:
         member = self.members[index]
+        height = blocks[-1].height
+        # the journal keeps only blocks that may still commit (a node would truncate it so)
+        member.journaled = {h: b for h, b in member.journaled.items() if b.height > height}
         for block in blocks:
             expected_parent = member.log[-1].hash if member.log else None
             if len(member.log) + 1 != block.height or (
@@ -398,7 +401,6 @@ class Simulation:
             ):
                 raise self._fail(f"member {index} committed a block that does not extend its log")
             member.log.append(block)
-            member.journaled.pop(block.hash, None)
             if index in self.byzantine:
                 continue
             if block.height <= len(self.canonical):
