@@ -906,11 +906,13 @@ function openPositions() {
 
 function table(id, headers, rows, empty) {
   if (!rows.length) return h("div", { class: "dim", id }, empty);
-  return h("table", { id }, h("thead", {}, h("tr", {}, headers.map((x) => h("th", {}, x)))), h("tbody", {}, rows));
+  // a header starting with "<" heads a left-aligned (text) column
+  const head = headers.map((x) => (x.startsWith("<") ? h("th", { class: "left" }, x.slice(1)) : h("th", {}, x)));
+  return h("table", { id }, h("thead", {}, h("tr", {}, head)), h("tbody", {}, rows));
 }
 
 function positionsTable() {
-  return table("positions", ["Market", "Size", "Entry", "Mark", "uPnL", "Liq. price", "Leverage", "Margin", ""],
+  return table("positions", ["<Market", "Size", "Entry", "Mark", "uPnL", "Liq. price", "Leverage", "Margin", ""],
     openPositions().map((p) => {
       const m = S.markets.get(p.symbol);
       const long = Number(p.size) > 0;
@@ -939,7 +941,7 @@ async function closePosition(p) {
 }
 
 function ordersTable() {
-  return table("orders", ["Market", "Side", "Price", "Size", "Filled", "Type", "", ""], S.orders.map((o) => {
+  return table("orders", ["<Market", "<Side", "Price", "Size", "Filled", "Type", "", ""], S.orders.map((o) => {
     const m = S.markets.get(o.symbol);
     const editing = S.editing === o.orderId;
     // what is typed survives the table's re-renders (account updates arrive any time)
@@ -950,11 +952,11 @@ function ordersTable() {
       o.reduceOnly ? "reduce-only" : "", o.triggerKind ? `${o.triggerKind === 1 ? "stop" : "TP"} @ ${fmt(o.triggerPrice, m.pDp)}` : ""].filter(Boolean).join(" · ");
     return h("tr", { "data-order": o.orderId },
       h("td", {}, o.symbol),
-      h("td", { class: o.side === "buy" ? "buy-text" : "sell-text" }, o.side),
+      h("td", { class: `left ${o.side === "buy" ? "buy-text" : "sell-text"}` }, o.side),
       h("td", {}, editing ? priceInput : fmt(o.price, m.pDp)),
       h("td", {}, editing ? sizeInput : fmt(o.size, m.sDp)),
       h("td", {}, fmt(Number(o.origSize) - Number(o.size), m.sDp)),
-      h("td", { class: "left" }, type),
+      h("td", {}, type),
       h("td", {}, editing
         ? h("button", { type: "button", class: "small", onclick: () => modifyOrder(o, priceInput.value, sizeInput.value) }, "Save")
         : h("button", { type: "button", class: "small", onclick: () => {
@@ -988,11 +990,11 @@ async function modifyOrder(o, price, size) {
 }
 
 function fillsTable() {
-  return table("fills", ["Time", "Market", "Side", "Price", "Size", "Fee", "Liquidity"], S.fills.map((f) => {
+  return table("fills", ["<Time", "<Market", "<Side", "Price", "Size", "Fee", "Liquidity"], S.fills.map((f) => {
     const m = S.markets.get(f.symbol);
     return h("tr", {},
-      h("td", {}, fmtTime(f.time)), h("td", {}, f.symbol),
-      h("td", { class: f.side === "buy" ? "buy-text" : "sell-text" }, f.side),
+      h("td", {}, fmtTime(f.time)), h("td", { class: "left" }, f.symbol),
+      h("td", { class: `left ${f.side === "buy" ? "buy-text" : "sell-text"}` }, f.side),
       h("td", {}, fmt(f.price, m.pDp)), h("td", {}, fmt(f.size, m.sDp)),
       h("td", {}, fmt(f.fee, 6)), h("td", {}, f.liquidity));
   }), "No fills yet.");
@@ -1000,10 +1002,13 @@ function fillsTable() {
 
 function intentsTable() {
   const last = S.venue.settlementContract ? 4 : 2;
-  return table("intents", ["Time", "Action", "Lifecycle", "Outcome"], S.intents.slice(0, 30).map((e) => {
-    const reached = e.status ? STEPS.indexOf(e.status) : e.id && !e.error ? -1 : -1;
+  return table("intents", ["Time", "<Action", "<Lifecycle", "<Outcome"], S.intents.slice(0, 30).map((e) => {
+    const reached = e.status ? STEPS.indexOf(e.status) : -1;
+    // a refusal at intake stops at "received"; a rejection by the engine is its execution
+    const failedAt = !e.error ? -1 : reached >= 2 ? 2 : 0;
     const steps = STEPS.slice(0, last + 1).map((step, i) =>
-      h("span", { class: `step ${i <= reached ? "done" : ""} ${e.error && i === Math.max(reached, 0) ? "bad" : ""}` }, step));
+      h("span", { class: `step ${i <= reached ? "done" : ""} ${i === failedAt ? "bad" : ""}` },
+        i === failedAt ? (i === 2 ? "rejected" : "refused") : step));
     const outcome = e.error ?? (e.detail || (e.status ? "" : "signing…"));
     const claim = e.proof ? ` · ${e.proof.status ?? "proof ready"}: claim on the base chain` : "";
     return h("tr", { "data-intent": e.id ?? "", "data-status": e.status ?? "" },
