@@ -60,6 +60,8 @@ def test_file_values_apply_and_flags_win(tmp_path: Path) -> None:
     # the embedded deployment is the signing domain
     deployed = from_file.settlement.embedded.client.address.lower()
     assert "0x" + from_file.domain.verifying_contract.hex() == deployed
+    # the embedded chain is a process kept in the data directory: one at a time
+    from_file.settlement.embedded.close()
 
     flagged = settings(
         tmp_path, EXAMPLE, "--port", "0", "--verify-workers", "0", "--batch-interval-ms", "250",
@@ -68,9 +70,14 @@ def test_file_values_apply_and_flags_win(tmp_path: Path) -> None:
     assert flagged.port == 0 and flagged.verify_workers == 0 and flagged.snapshot_every == 7
     assert flagged.settlement is not None and flagged.settlement.batch_interval_ms == 250
     assert len(from_file.extensions) == len(flagged.extensions) == 4
+    assert flagged.domain == from_file.domain  # the same chain and contract, found again
+    assert flagged.settlement.embedded is not None
+    flagged.settlement.embedded.close()
 
     without = settings(tmp_path, EXAMPLE, "--no-hyperliquid-api")
     assert len(without.extensions) == 3
+    assert without.settlement is not None and without.settlement.embedded is not None
+    without.settlement.embedded.close()
 
 
 def test_rate_limits_and_socket_caps_come_from_the_file_and_flags(tmp_path: Path) -> None:
