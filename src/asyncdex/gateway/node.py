@@ -570,16 +570,26 @@ def _query(request: web.Request, allowed: frozenset[str]) -> dict[str, str]:
     return out
 
 
+def _uint_text(text: str, low: int, high: int) -> int | None:
+    """The integer ``text`` spells in ASCII digits if it is in low..high (``high`` < 10^19),
+    else None: the one parser of every integer in a native query or path."""
+    # digits only: int() would also take signs, spaces, underscores and other scripts' digits
+    # ("²".isdigit() is true, and int("²") raises)
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or not low <= int(text) <= high:
+        return None
+    return int(text)
+
+
 def _int_parameter(
     query: dict[str, str], name: str, default: int, low: int, high: int, code: str
 ) -> int:
     text = query.get(name)
     if text is None:
         return default
-    # digits only: int() would also take signs, spaces, underscores and other scripts' digits
-    if not (text.isascii() and text.isdigit()) or len(text) > 19 or not low <= int(text) <= high:
+    value = _uint_text(text, low, high)
+    if value is None:
         raise BadParameter(f"{name} must be an integer in {low}..{high}", code)
-    return int(text)
+    return value
 
 
 def _time_range(query: dict[str, str]) -> tuple[int, int]:
@@ -1477,10 +1487,11 @@ class Node:
     async def handle_seq_status(self, request: web.Request) -> web.Response:
         assert self._sequencer is not None
         text = request.match_info["seq"]
-        seq = int(text) if text.isdigit() and len(text) < 20 else 0
-        if seq < 1:
+        seq = _uint_text(text, 1, MAX_TIME_MS)
+        if seq is None:
             return web.json_response(
-                {"error": "a seq is a positive integer", "code": "invalid_seq"}, status=400
+                {"error": f"a seq is an integer in 1..{MAX_TIME_MS}", "code": "invalid_seq"},
+                status=400,
             )
         if seq >= self._sequencer.next_seq:
             return _not_found(f"seq {seq} is not sequenced yet", "unknown_seq")
@@ -1488,10 +1499,13 @@ class Node:
 
     async def handle_withdrawal(self, request: web.Request) -> web.Response:
         text = request.match_info["withdrawal_id"]
-        withdrawal_id = int(text) if text.isdigit() and len(text) < 20 else 0
-        if withdrawal_id < 1:
+        withdrawal_id = _uint_text(text, 1, MAX_TIME_MS)
+        if withdrawal_id is None:
             return web.json_response(
-                {"error": "a withdrawal id is a positive integer", "code": "invalid_withdrawal"},
+                {
+                    "error": f"a withdrawal id is an integer in 1..{MAX_TIME_MS}",
+                    "code": "invalid_withdrawal",
+                },
                 status=400,
             )
         if self._settlement is None:

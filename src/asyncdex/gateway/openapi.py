@@ -531,10 +531,10 @@ def _paths() -> dict[str, Any]:
         "/v1/seq/{seq}": {
             "get": {
                 "summary": "Status and events of a sequenced record",
-                "parameters": [_path_parameter("seq", _integer(1), "a record's seq")],
+                "parameters": [_path_parameter("seq", _integer(1, 2**63 - 1), "a record's seq")],
                 "responses": {
                     "200": _ok(_ref("Record")),
-                    "400": _error("not a positive integer"),
+                    "400": _error("not an integer in 1..2^63-1"),
                     "404": _error("not sequenced yet"),
                 },
             }
@@ -542,10 +542,12 @@ def _paths() -> dict[str, Any]:
         "/v1/withdrawals/{withdrawalId}/proof": {
             "get": {
                 "summary": "Merkle proof for claimWithdrawal once the withdrawal is in a batch",
-                "parameters": [_path_parameter("withdrawalId", _integer(1), "withdrawal id")],
+                "parameters": [
+                    _path_parameter("withdrawalId", _integer(1, 2**63 - 1), "withdrawal id")
+                ],
                 "responses": {
                     "200": _ok({"type": "object"}, "batch, leaf index, proof and status"),
-                    "400": _error("not a positive integer"),
+                    "400": _error("not an integer in 1..2^63-1"),
                     "404": _error("in no batch yet, or the node does not settle"),
                 },
             }

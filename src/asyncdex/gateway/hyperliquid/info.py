@@ -75,6 +75,8 @@ HISTORY_CAPACITY: Final = 2_000  # of those, per account, for historicalOrders
 MINUTE_MS: Final = 60_000
 DAY_MS: Final = 24 * 60 * MINUTE_MS
 ZERO_HASH: Final = "0x" + "00" * 32
+MAX_TIME_MS: Final = 2**63 - 1  # times are int64 milliseconds, as the engine's clock
+MAX_ID: Final = 2**64 - 1  # order ids, and the ids a client gives its requests, are uint64
 # Hyperliquid's candle intervals that the node's one-minute candles can be aggregated into
 # (bucket = time - time % interval). 3d, 1w and 1M are not epoch-aligned on Hyperliquid.
 CANDLE_INTERVALS_MS: Final[dict[str, int]] = {
@@ -184,15 +186,22 @@ def parse_user(request: dict[str, Any], key: str = "user") -> bytes:
         raise InfoRequestError(f"invalid `{key}`: not hex: {value!r}") from None
 
 
+def parse_uint(value: object, key: str, high: int, what: str) -> int:
+    """``value`` if it is a JSON integer in 0..``high``, else the field's 422: the one range
+    check of every integer a Hyperliquid request carries (``/info``, ``/ws`` subscriptions
+    and posts), so none beyond what the node keeps (int64 times, uint64 ids) reads as valid."""
+    if type(value) is not int or not 0 <= value <= high:
+        raise InfoRequestError(f"invalid `{key}`: expected {what}, an integer in 0..{high}")
+    return value
+
+
 def parse_ms(request: dict[str, Any], key: str, default: int | None = None) -> int:
     value = request.get(key)
     if value is None:
         if default is None:
             raise InfoRequestError(f"missing field `{key}`: a time in ms")
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InfoRequestError(f"invalid `{key}`: expected a non-negative integer of ms")
-    return value
+    return parse_uint(value, key, MAX_TIME_MS, "a time in ms")
 
 
 def parse_optional_int(request: dict[str, Any], key: str, allowed: Iterable[int]) -> int | None:
@@ -1222,8 +1231,8 @@ class InfoApi:
             except ValueError:
                 raise InfoRequestError(f"invalid `oid`: not a 16-byte hex cloid: {oid!r}") from None
             order = self.activity.order_by_cloid(user, client_id)
-        elif isinstance(oid, int) and not isinstance(oid, bool) and oid >= 0:
-            order = self.activity.order(oid)
+        elif type(oid) is int:
+            order = self.activity.order(parse_uint(oid, "oid", MAX_ID, "an order id"))
         else:
             raise InfoRequestError("missing field `oid`: an order id or a cloid")
         if order is None or order.account != user:

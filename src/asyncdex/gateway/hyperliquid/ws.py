@@ -42,6 +42,7 @@ from asyncdex.gateway import jsonbody
 from asyncdex.gateway.fanout import FanOut, Outbox, SocketLimits
 from asyncdex.gateway.hyperliquid.info import (
     CANDLE_INTERVALS_MS,
+    MAX_ID,
     ZERO_HASH,
     InfoRequestError,
     RecordActivity,
@@ -51,6 +52,7 @@ from asyncdex.gateway.hyperliquid.info import (
     format_px,
     format_sz,
     parse_optional_int,
+    parse_uint,
     parse_user,
     side_code,
     trade_id,
@@ -312,10 +314,11 @@ class HyperliquidStreams:
     # -- post
 
     async def _post(self, connection: Connection, document: dict[str, Any]) -> None:
-        request_id = document.get("id")
         request = document.get("request")
-        if not isinstance(request_id, int) or isinstance(request_id, bool):
-            connection.send("error", "post needs an integer `id`")
+        try:
+            request_id = parse_uint(document.get("id"), "id", MAX_ID, "the post's id")
+        except InfoRequestError as error:
+            connection.send("error", f"post needs an integer `id`: {error}")
             return
         kind = request.get("type") if isinstance(request, dict) else None
         payload = request.get("payload") if isinstance(request, dict) else None
