@@ -128,11 +128,26 @@ function schedule(...parts) {
   for (const p of parts) dirty.add(p);
   if (!frame) frame = requestAnimationFrame(flush);
 }
+// Render costs, read by benchmarks/web_bench.py (never sent anywhere).
+const perf = { bookMessages: 0, bookRenders: 0, bookRenderMs: 0, maxBookRenderMs: 0, bookShownAt: null };
+
 function flush() {
   frame = 0;
   const parts = [...dirty];
   dirty.clear();
-  for (const part of parts) RENDER[part]();
+  for (const part of parts) {
+    if (part !== "book") {
+      RENDER[part]();
+      continue;
+    }
+    const started = performance.now();
+    renderBook();
+    const spent = performance.now() - started;
+    perf.bookRenders += 1;
+    perf.bookRenderMs += spent;
+    perf.maxBookRenderMs = Math.max(perf.maxBookRenderMs, spent);
+    if (perf.bookShownAt === null && S.book?.synced) perf.bookShownAt = performance.now();
+  }
 }
 
 const RENDER = {
@@ -347,6 +362,7 @@ function onMessage(message) {
   }
   const channel = message.channel;
   if (channel === "book" && message.market === S.symbol && S.book) {
+    perf.bookMessages += 1;
     if (S.book.apply(message)) feed.resync(S.symbol);
     schedule("book");
   } else if (channel === "trades" && message.market === S.symbol) {
@@ -1060,7 +1076,7 @@ async function start() {
 }
 
 // exposed for the browser tests and for debugging in the console
-window.asyncdex = { S, sig };
+window.asyncdex = { S, sig, perf };
 
 start().catch((error) => {
   setConnection(`failed to start: ${error.message}`, false);
