@@ -526,3 +526,49 @@ def close_code_of(connection: websocket.WebSocket) -> int | None:
         return None
     except (websocket.WebSocketConnectionClosedException, ConnectionError):
         return CUT_OFF
+
+
+def test_each_door_caps_its_sockets_in_all_and_per_address(
+    tmp_path: Path,
+    venue_config: Callable[..., Path],
+    node_launcher: Callable[..., NodeLauncher],
+) -> None:
+    """Three sockets a door, two per address: the third from one address is refused, and so
+    is a second from another address once the door is full; a socket closed makes room."""
+    config = venue_config(tmp_path / "venue.toml", DOMAIN, (("BTC", 5, 1, 1),), [PUBLISHER])
+    node = node_launcher(
+        tmp_path / "data",
+        config,
+        extra_args=("--max-sockets", "3", "--max-sockets-per-address", "2"),
+    ).start()
+    host_port = ("127.0.0.1", node.port)
+
+    def connect(path: str, source: str) -> websocket.WebSocket:
+        raw = socket.create_connection(host_port, timeout=30, source_address=(source, 0))
+        return websocket.create_connection(
+            "ws" + node.url[len("http") :] + path, timeout=30, socket=raw
+        )
+
+    def refused(path: str, source: str) -> str:
+        with pytest.raises(websocket.WebSocketBadStatusException) as refusal:
+            connect(path, source)
+        assert refusal.value.status_code == 503
+        code: str = json.loads(refusal.value.resp_body)["code"]
+        return code
+
+    for path in ("/ws", "/v1/ws"):
+        first, second = connect(path, "127.0.0.1"), connect(path, "127.0.0.1")
+        assert refused(path, "127.0.0.1") == "too_many_connections_from_address"
+        other = connect(path, "127.0.0.2")
+        assert refused(path, "127.0.0.2") == "too_many_connections"
+        first.close()
+        deadline = time.monotonic() + DEADLINE
+        while True:  # room again once the node has closed it
+            try:
+                replacement = connect(path, "127.0.0.2")
+                break
+            except websocket.WebSocketBadStatusException:
+                assert time.monotonic() < deadline, "the closed socket was never released"
+                time.sleep(0.05)
+        for connection in (second, other, replacement):
+            connection.close()

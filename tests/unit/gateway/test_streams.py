@@ -325,3 +325,130 @@ def test_connections_beyond_the_limit_are_refused(tmp_path: Path) -> None:
             assert refused.value.status == 503
 
     run_node(tmp_path, StreamLimits(max_connections=1), scenario)
+
+
+def test_sockets_past_the_cap_per_address_are_refused_until_one_is_closed(
+    tmp_path: Path,
+) -> None:
+    limits = StreamLimits(max_connections=10, max_connections_per_address=2)
+
+    async def scenario(node: Node, streams: NativeStreams, http: aiohttp.ClientSession) -> None:
+        first = await http.ws_connect(node.url + "/v1/ws")
+        async with http.ws_connect(node.url + "/v1/ws"):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(node.url + "/v1/ws")
+            assert refused.value.status == 503
+            await first.close()
+            # counted until the node has closed it, then there is room again
+            await until(lambda: sum(streams.fanout.per_address.values()) == 1, "the release")
+            async with http.ws_connect(node.url + "/v1/ws") as again:
+                await again.send_str(json.dumps({"op": "ping", "id": 1}))
+                assert (await again.receive_json())["op"] == "pong"
+
+    run_node(tmp_path, limits, scenario)
+
+
+def test_a_subscriber_that_never_reads_is_closed_after_the_stall_bound(tmp_path: Path) -> None:
+    """Backlog bounds far away: the silence bound alone closes it, and the socket is really
+    closed (the client sees the end once it reads) before it stops being counted."""
+    limits = StreamLimits(max_queue_messages=1_000_000, max_queue_bytes=1 << 30, stall_seconds=0.5)
+
+    async def scenario(node: Node, streams: NativeStreams, http: aiohttp.ClientSession) -> None:
+        async with http.ws_connect(node.url + "/v1/ws") as ws:
+            conn = await block_writer(ws, streams)
+            await until(lambda: conn not in streams._connections, "the stalled socket closed")
+            assert conn.outbox.transport.is_closing()
+            assert streams.fanout.outboxes == {} and streams.fanout.per_address == {}
+            while True:  # what was sent before, then the end
+                message = await asyncio.wait_for(ws.receive(), WAIT)
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    break
+            assert message.type in (
+                aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR
+            )  # fmt: skip
+
+    run_node(tmp_path, limits, scenario)
+
+
+def signed(command: PlaceOrder, nonce: int) -> Signed:
+    return Signed(command.account, nonce, 0, command)
+
+
+def test_a_message_is_encoded_once_for_all_its_subscribers(tmp_path: Path) -> None:
+    subscribers = 20
+
+    async def scenario(node: Node, streams: NativeStreams, http: aiohttp.ClientSession) -> None:
+        await node.submit_commands(
+            [Deposit(ALICE, 10**12, 0), Deposit(BOB, 10**12, 1),
+             PublishOraclePrice(PUBLISHER, 0, MARK)]
+        )  # fmt: skip
+        sockets = [await http.ws_connect(node.url + "/v1/ws") for _ in range(subscribers)]
+        try:
+            for ws in sockets:
+                for channel in ("book", "trades"):
+                    op = {"op": "subscribe", "channel": channel, "market": "BTC"}
+                    await ws.send_str(json.dumps(op))
+                    assert (await ws.receive_json())["op"] == "subscribed"
+                    if channel == "book":
+                        assert (await ws.receive_json())["type"] == "snapshot"
+            before = streams.fanout.encoded
+            nonce = node.settings.clock()
+            (rest,) = await node.submit_commands([signed(PlaceOrder(ALICE, 0, False, MARK, 1_000),
+                                                         nonce)])  # fmt: skip
+            (take,) = await node.submit_commands(
+                [signed(PlaceOrder(BOB, 0, True, MARK, 1_000, TimeInForce.IOC), nonce + 1)]
+            )
+            await node.wait_applied(take.seq)
+            for ws in sockets:
+                kinds = [
+                    (await asyncio.wait_for(ws.receive_json(), WAIT)).get("type", "trades")
+                    for _ in range(3)
+                ]
+                assert kinds == ["delta", "delta", "trades"]
+            # two book deltas and one trades message, for twenty subscribers: three encodings
+            assert streams.fanout.encoded - before == 3
+            assert rest.seq < take.seq
+        finally:
+            for ws in sockets:
+                await ws.close()
+
+    run_node(tmp_path, StreamLimits(), scenario)
+
+
+def test_receipts_keep_flowing_while_subscribers_do_not_read(tmp_path: Path) -> None:
+    """Ten subscribers stuck with a backlog; a trader's intents are all acknowledged and
+    applied meanwhile, and the stuck ones are closed."""
+    limits = StreamLimits(stall_seconds=1.0)
+
+    async def scenario(node: Node, streams: NativeStreams, http: aiohttp.ClientSession) -> None:
+        await node.submit_commands([Deposit(ALICE, 10**12, 0),
+                                    PublishOraclePrice(PUBLISHER, 0, MARK)])  # fmt: skip
+        stuck = [await http.ws_connect(node.url + "/v1/ws") for _ in range(10)]
+        subscribe = json.dumps({"op": "subscribe", "channel": "book", "market": "BTC"})
+        for ws in stuck:
+            await ws.send_str(subscribe)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT
+        # never read: ~100 kB error replies pile up until the node holds some for every one
+        while not all(len(conn.outbox.frames) >= 2 for conn in streams._connections):
+            assert loop.time() < deadline, "the writers never blocked"
+            for ws in stuck:
+                await ws.send_str(BIG_OP)
+            await asyncio.sleep(0.005)  # let the node read them
+        backlogged = set(streams._connections)
+        nonce = node.settings.clock()
+        seqs = []
+        for index in range(50):
+            price = MARK - 10 * (index + 1)
+            (receipt,) = await node.submit_commands(
+                [signed(PlaceOrder(ALICE, 0, True, price, 1_000), nonce + index)]
+            )
+            seqs.append(receipt.seq)
+        assert await node.wait_applied(seqs[-1]) is not None
+        # those the node holds a backlog for are closed (the others' replies all fit in the
+        # kernel's buffers: nothing is held for them)
+        await until(lambda: not (backlogged & streams._connections), "the stuck ones closed")
+        for ws in stuck:
+            await ws.close()
+
+    run_node(tmp_path, limits, scenario)
