@@ -276,6 +276,10 @@ function setupGrouping() {
 
 function renderTrades() {
   const m = market();
+  if (!S.trades.length) {
+    $("trades").replaceChildren(h("div", { class: "dim" }, "No trades yet."));
+    return;
+  }
   $("trades").replaceChildren(...S.trades.slice(0, 30).map((t) =>
     h("div", { class: "level trade" },
       h("span", { class: `num ${t.side === "buy" ? "buy-text" : "sell-text"}` }, fmt(t.price, m.pDp)),
@@ -328,7 +332,7 @@ async function loadCandles() {
   S.candles = candles;
   candleSeries.setData(candles.map(candlePoint));
   volumeSeries.setData(candles.map(volumePoint));
-  $("chart-title").textContent = `${symbol}-USD · ${S.interval}`;
+  $("chart-title").textContent = `${symbol}-USD · ${S.interval}${candles.length ? "" : " · no trades yet"}`;
 }
 
 function addTradeToCandles(trade) {
@@ -345,6 +349,7 @@ function addTradeToCandles(trade) {
   } else if (!last || start > last.start) {
     candle = { start, open: trade.price, high: trade.price, low: trade.price, close: trade.price, volume: trade.size };
     S.candles.push(candle);
+    $("chart-title").textContent = `${S.symbol}-USD · ${S.interval}`;
   } else {
     return; // older than the newest candle: the REST history has it already
   }
@@ -819,19 +824,38 @@ function renderEstimate() {
     return;
   }
   const leverage = currentLeverage();
+  const position = S.account?.positions.find((p) => p.symbol === S.symbol);
+  const isolated = !!position?.isolated;
   const notional = size * price;
   const fee = (notional * m.takerFeePpm) / 1e6;
   const margin = notional / leverage;
   const mm = m.maintenanceMarginPpm / 1e6;
-  // isolated approximation: this order's margin only, liquidated where equity meets maintenance
-  const liq = S.ticket.side === "buy" ? price * (1 - 1 / leverage) / (1 - mm) : price * (1 + 1 / leverage) / (1 + mm);
+  const buy = S.ticket.side === "buy";
+  let liq;
+  let liqLabel;
+  const a = S.account;
+  if (a && !isolated && Number(position?.size ?? 0) === 0) {
+    // cross, as the API's formula: the account's equity E and maintenance M, other marks
+    // held fixed; the new position's PnL and maintenance move with the price x
+    const E = Number(a.crossEquity) - fee;
+    const M = Number(a.crossMaintenanceMargin);
+    liq = buy ? (M - E + size * price) / (size * (1 - mm)) : (E - M + size * price) / (size * (1 + mm));
+    liqLabel = "Liq. price ≈ (cross)";
+  } else {
+    // this order's margin alone, liquidated where it meets maintenance
+    liq = buy ? (price * (1 - 1 / leverage)) / (1 - mm) : (price * (1 + 1 / leverage)) / (1 + mm);
+    liqLabel = "Liq. price ≈ (this margin only)";
+  }
+  const free = a ? Number(a.crossEquity) - Number(a.crossInitialMargin) : null;
+  const short = free !== null && margin + fee > free && !values.reduceOnly;
   node.replaceChildren(
     h("div", { class: "kv" },
       h("span", {}, "Size"), h("span", { class: "num" }, `${fmt(size, m.sDp)} ${m.symbol}`),
       h("span", {}, "Value"), h("span", { class: "num" }, fmtUsd(notional)),
       h("span", {}, `Margin at ${leverage}x`), h("span", { class: "num" }, fmtUsd(margin)),
       h("span", {}, "Fee (taker, at most)"), h("span", { class: "num" }, fmtUsd(fee)),
-      h("span", {}, "Liq. price ≈ (isolated)"), h("span", { class: "num" }, fmt(liq, m.pDp))));
+      h("span", {}, liqLabel), h("span", { class: "num" }, liq > 0 ? fmt(liq, m.pDp) : "none")),
+    short ? h("div", { class: "error", id: "estimate-warning" }, `Needs ${fmtUsd(margin + fee)} of margin; ${fmtUsd(Math.max(0, free))} is free`) : null);
 }
 
 async function placeFromTicket(event) {
