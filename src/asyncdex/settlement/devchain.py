@@ -23,6 +23,8 @@ Invariants:
 - Blocks: every transaction is mined at once in its own block (eth-tester's auto-mining), and
   with ``--block-time-ms`` an empty block is mined on that timer, standing in for a real
   chain's block time so confirmations and finality advance.
+- It runs at a lower scheduling priority than its parent (``NICENESS``): the node's event
+  loop goes first when both want a core.
 - Errors follow the JSON-RPC conventions of real nodes: a revert is code 3, ``"execution
   reverted"``, with the revert bytes as ``data``, so clients decode custom errors as they do
   against anvil.
@@ -65,6 +67,7 @@ MAX_RECORD = 1 << 30
 LOCK_WAIT_S = 15.0
 START_TIMEOUT_S = 120.0  # py-evm's imports and a long log's replay, on a loaded machine
 STOP_TIMEOUT_S = 10.0
+NICENESS = 5  # added to the process's nice value (lower priority than the node's)
 # eth-tester's funded dev accounts: the private keys 1 to 10, each holding 1,000,000 ether
 DEV_KEYS = tuple(i.to_bytes(32, "big") for i in range(1, 11))
 _CALLS = frozenset({"eth_call", "eth_estimateGas"})
@@ -449,6 +452,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s devchain %(levelname)s %(message)s")  # fmt: skip
     directory = Path(args.dir)
+    # The chain is background work beside the venue it settles: on a machine with few cores
+    # the scheduler should run the node's event loop first when both want a core.
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
     try:
         directory.mkdir(parents=True, exist_ok=True)
         lock = _acquire_lock(directory)
