@@ -646,6 +646,7 @@ async def run_venue_demo(
         venue_process = await VenueProcess.start(Path(data), options, token)
         print(f"node listening on {venue_process.url}; chain id {venue_process.chain_id}, "
               f"contract 0x{venue_process.contract.hex()}", file=out, flush=True)  # fmt: skip
+        print(f"trading page: {venue_process.url}/", file=out, flush=True)
         metrics = ClientMetrics()
         try:
             await _run(venue_process, config, options, out, bots, tty, summary, metrics, token)
