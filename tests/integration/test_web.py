@@ -333,19 +333,39 @@ def test_a_trader_deposits_trades_and_withdraws_from_the_page(
         page.locator("#tabs button[data-tab=positions]").click()
         page.screenshot(path=str(shots / "rejected.png"))
 
-        # a crossing order fills against the maker's asks and opens a leveraged long
+        # 15x cross, then a crossing order fills against the maker's asks: a leveraged long
+        page.locator("#ticket details summary").click()
+        page.fill("input[name=leverage]", "15")
+        page.click("#set-leverage")
+        expect(page.locator("#ticket-msg")).to_have_text("Leverage set to 15x cross")
+        page.fill("input[name=price]", "60100")
         page.fill("input[name=size]", "2")
         page.click("#submit-order")
         expect(page.locator("#ticket-msg")).to_contain_text("filled 2.0000 @ 60,015")
         position = page.locator("#positions tr[data-market=BTC]")
         expect(position.locator("td").nth(1)).to_have_text("2.0000")
         expect(position.locator("td").nth(2)).to_have_text("60,015")
+        expect(position.locator("td").nth(6)).to_have_text("15x cross")
         account = venue.get(f"/v1/accounts/{address}").json()
         liquidation = next(p for p in account["positions"] if p["symbol"] == "BTC")[
             "liquidationPrice"
         ]
         assert liquidation is not None
         expect(position.locator("td.liq")).to_have_text(f"{float(liquidation):,.0f}")
+        # a stop-loss sized in USD: $1,000 at the $55,000 trigger is 0.0181 BTC (lot-rounded)
+        page.locator("#ticket .seg button[data-value=sell]").click()
+        page.locator("#ticket .seg button[data-value=stop]").click()
+        page.click("#size-unit")
+        page.fill("input[name=trigger]", "55000")
+        page.fill("input[name=price]", "")
+        page.fill("input[name=size]", "1000")
+        page.check("input[name=reduceOnly]")
+        page.click("#submit-order")
+        expect(page.locator("#ticket-msg")).to_contain_text("trigger armed")
+        page.locator("#tabs button[data-tab=orders]").click()
+        stop = page.locator("#orders tr[data-order]")
+        expect(stop).to_contain_text("stop @ 55,000")
+        expect(stop.locator("td").nth(3)).to_have_text("0.0181")
         page.locator("#tabs button[data-tab=fills]").click()
         expect(page.locator("#fills tbody tr")).to_have_count(2)
         page.locator("#tabs button[data-tab=positions]").click()
