@@ -368,6 +368,8 @@ def test_a_trader_deposits_trades_and_withdraws_from_the_page(
         expect(stop.locator("td").nth(3)).to_have_text("0.0181")
         page.locator("#tabs button[data-tab=fills]").click()
         expect(page.locator("#fills tbody tr")).to_have_count(2)
+        page.locator("#tabs button[data-tab=funding]").click()
+        expect(page.locator("#funding-history")).to_contain_text("No funding in BTC")
         page.locator("#tabs button[data-tab=positions]").click()
         page.screenshot(path=str(shots / "position.png"))
         page.locator("#tabs button[data-tab=intents]").click()

@@ -920,7 +920,7 @@ async function setLeverage() {
 
 // -- account tabs
 
-const TABS = [["positions", "Positions"], ["orders", "Open orders"], ["fills", "Fills"], ["intents", "Intents"]];
+const TABS = [["positions", "Positions"], ["orders", "Open orders"], ["fills", "Fills"], ["funding", "Funding"], ["intents", "Intents"]];
 
 function renderTabs() {
   const focused = document.activeElement;
@@ -933,10 +933,11 @@ function renderTabs() {
     const count = key === "positions" ? openPositions().length : key === "orders" ? S.orders.length : null;
     return h("button", { type: "button", role: "tab", "data-tab": key, class: S.tab === key ? "on" : "", onclick: () => {
       S.tab = key;
+      if (key === "funding") loadFunding();
       schedule("tabs");
     } }, count ? `${label} (${count})` : label);
   }));
-  const body = { positions: positionsTable, orders: ordersTable, fills: fillsTable, intents: intentsTable }[S.tab]();
+  const body = { positions: positionsTable, orders: ordersTable, fills: fillsTable, funding: fundingTable, intents: intentsTable }[S.tab]();
   $("tab-body").replaceChildren(body);
 }
 
@@ -1038,6 +1039,36 @@ function fillsTable() {
       h("td", {}, fmt(f.price, m.pDp)), h("td", {}, fmt(f.size, m.sDp)),
       h("td", {}, fmt(f.fee, 6)), h("td", {}, f.liquidity));
   }), "No fills yet.");
+}
+
+// The market's funding history (GET /v1/markets/{symbol}/funding, last 24 h) and what the
+// account's positions have paid (positive: paid, negative: received).
+async function loadFunding() {
+  const symbol = S.symbol;
+  try {
+    const { funding } = await getJson(`/v1/markets/${symbol}/funding?start=${Date.now() - 86400e3}`);
+    if (symbol === S.symbol) {
+      S.funding = funding.slice().reverse();
+      schedule("tabs");
+    }
+  } catch {
+    /* shown as empty */
+  }
+}
+
+function fundingTable() {
+  const m = market();
+  const paid = (S.account?.positions ?? []).filter((p) => Number(p.fundingPaid) !== 0);
+  const history = table("funding-history", ["<Time", "<Market", "Rate", "Index"], (S.funding ?? []).map((f) =>
+    h("tr", {}, h("td", {}, fmtTime(f.time)), h("td", { class: "left" }, S.symbol),
+      h("td", { class: f.ratePpb >= 0 ? "buy-text" : "sell-text" }, `${(f.ratePpb / 1e7).toFixed(4)}%`),
+      h("td", {}, fmt(f.indexPrice, m.pDp)))),
+  `No funding in ${S.symbol} in the last 24 hours (every ${m.fundingIntervalMs / 3600e3} h).`);
+  const account = paid.length
+    ? table("funding-paid", ["<Market", "Funding paid (USDC)"], paid.map((p) =>
+      h("tr", {}, h("td", {}, p.symbol), h("td", {}, fmtUsd(p.fundingPaid)))), "")
+    : null;
+  return h("div", {}, account, history);
 }
 
 function intentsTable() {
