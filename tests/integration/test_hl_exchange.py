@@ -326,6 +326,10 @@ def test_modify_market_orders_leverage_isolated_margin_scheduled_cancel(venue: V
     assert eth is not None and (eth["leverage"], eth["isolated"]) == (5, True)
     assert refused(alice.update_leverage(50, "ETH")) == "Invalid leverage value."
     assert refused(alice.update_isolated_margin(100, "ETH")).startswith("Cannot update margin")
+    # beyond what the venue can hold (MAX_COLLATERAL, $10^12): refused before sequencing
+    assert refused(alice.update_isolated_margin(2 * 10**12, "ETH")).startswith(
+        "updateIsolatedMargin: ntli must be within"
+    )
     resting(bob.order("ETH", False, 1, 3000, GTC))
     assert one(alice.order("ETH", True, 1, 3000, IOC))["filled"]["totalSz"] == "1"
     margin_before = venue.position(ALICE, "ETH")["isolatedMargin"]  # type: ignore[index]
@@ -399,6 +403,9 @@ def test_withdraw_from_bridge(venue: Venue) -> None:
         "Insufficient balance for withdrawal."
     )
     assert refused(alice.withdraw_from_bridge(0.0000001, ALICE.address)).startswith("withdraw3:")
+    assert refused(alice.withdraw_from_bridge(10**13, ALICE.address)) == (
+        "withdraw3: amount must be positive and at most 1000000000000"
+    )
     assert venue.account(ALICE)["collateral"] == "99899.5"
 
 
