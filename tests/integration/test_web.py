@@ -11,7 +11,9 @@ Checked here:
   order that rests, is modified and cancelled, a crossing order that fills and opens a
   position with its liquidation price, an oversized order refused with the engine's reason
   in words, a withdrawal followed to finalized; the page's signed intent replayed is not
-  executed twice, and a tampered copy is refused.
+  executed twice, and a tampered copy is refused;
+- an injected EIP-1193 wallet (``window.ethereum``, answered by eth_account in the test)
+  signs the agent approval with ``eth_signTypedData_v4``, and the agent then trades.
 
 Screenshots of the main states go to ``tmp_path``, or to the folder named by
 ``ASYNCDEX_WEB_SCREENSHOTS`` (docs/web.md shows some). Without /usr/bin/chromium or the
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from eth_account import Account
 
 from asyncdex.client import Client, Wallet
 from asyncdex.gateway.eip712 import LocalSigner
@@ -409,3 +412,57 @@ def test_a_trader_deposits_trades_and_withdraws_from_the_page(
         assert forged.status == 400
     after = venue.get(f"/v1/accounts/{address}/fills").json()["fills"]
     assert len(after) == len(fills)
+
+
+WALLET_PROVIDER = """
+window.ethereum = {
+    isTestWallet: true,
+    async request({method, params}) {
+        if (method === "eth_requestAccounts" || method === "eth_accounts") {
+            return [await window.walletAddress()];
+        }
+        if (method === "eth_signTypedData_v4") {
+            return await window.walletSignTypedData(params[0], params[1]);
+        }
+        throw new Error("unsupported method " + method);
+    },
+};
+"""
+
+
+def test_an_injected_wallet_signs_the_account_key_intents(
+    venue: RunningNode, tmp_path: Path
+) -> None:
+    """An EIP-1193 wallet (here one whose signing is eth_account's, in the test) approves the
+    page's agent key with eth_signTypedData_v4; the agent then trades without the wallet."""
+    wallet = Account.from_key(keccak256(b"web-test injected wallet"))
+    requests: list[dict[str, Any]] = []
+
+    def sign_typed_data(address: str, document: str) -> str:
+        assert address.lower() == wallet.address.lower()
+        typed = json.loads(document)
+        requests.append(typed)
+        signed = Account.sign_typed_data(wallet.key, full_message=typed)
+        return "0x" + bytes(signed.signature).hex()
+
+    with browser_page() as page:
+        page.expose_function("walletAddress", lambda: wallet.address)
+        page.expose_function("walletSignTypedData", sign_typed_data)
+        page.add_init_script(WALLET_PROVIDER)
+        page.goto(venue.url + "/")
+        page.wait_for_selector("body[data-ready=true]")
+        page.click("#connect-injected")
+        expect(page.locator("#wallet")).to_contain_text("Browser wallet")
+        expect(page.locator("#address")).to_have_text(wallet.address)
+        page.click("#faucet")
+        expect(page.locator("#equity")).to_have_text("10,000.00")
+        page.click("#approve-agent")
+        expect(page.locator("#wallet")).to_contain_text("Orders signed by agent")
+        page.fill("input[name=price]", "59995")
+        page.fill("input[name=size]", "0.01")
+        page.click("#submit-order")
+        expect(page.locator("#ticket-msg")).to_contain_text("resting as #")
+    # the wallet was asked once, for the approval; the order was the agent's
+    assert [typed["primaryType"] for typed in requests] == ["ApproveAgent"]
+    orders = venue.get(f"/v1/accounts/{wallet.address}/orders").json()["orders"]
+    assert [(order["price"], order["size"]) for order in orders] == [("59995", "0.01")]
