@@ -71,3 +71,49 @@ def test_deposits_past_the_cap_are_refused_and_the_node_keeps_working(
     again = restarted.status()
     assert again["stateRoot"] == status["stateRoot"]
     assert again["appliedSeq"] == status["appliedSeq"]
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "node.toml"
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_chain_deposit_past_the_cap_is_consumed_rejected_and_settled(
+    tmp_path: Path, node_launcher: Callable[..., NodeLauncher]
+) -> None:
+    """Deposits on the (embedded) chain come in through the L1 watcher as sequenced Deposit
+    commands: the one past the cap is consumed and rejected, and batches keep committing
+    (the state root, the batch data and the exit leaves all build)."""
+    launcher = node_launcher(tmp_path / "data", EXAMPLE, operator_token=TOKEN)
+    node = launcher.start()
+
+    def settlement() -> dict[str, Any]:
+        result: dict[str, Any] = node.status()["settlement"]
+        return result
+
+    for index, amount in enumerate((MAX_COLLATERAL // 2 + 1, MAX_COLLATERAL // 2)):
+        document = {"account": ALICE, "amount": amount}
+        result = node.post_json("/v1/dev/deposit", document, TOKEN)
+        assert result.status == 200, result.body
+        assert result.json()["l1Index"] == index
+    wait_for(lambda: settlement()["l1Consumed"] == 2, "both deposits consumed")
+    balance = node.get(f"/v1/accounts/{ALICE}").json()
+    assert balance["collateral"] == f"{(MAX_COLLATERAL // 2 + 1) // 10**6}.000001", balance
+    applied = node.status()["appliedSeq"]
+    wait_for(
+        lambda: (settlement()["lastCommitted"] or {}).get("lastSeq", 0) >= applied,
+        "a batch holding the rejected deposit committed",
+    )
+    assert settlement()["posterHalted"] is None and settlement()["fatalError"] is None
+    refused = node.post_json("/v1/dev/deposit", {"account": ALICE, "amount": 2**255}, TOKEN)
+    assert refused.status == 400 and refused.json()["field"] == "amount", refused.body
+    assert launcher.terminate() == 0
+    assert launcher.start().status()["settlement"]["l1Consumed"] == 2
