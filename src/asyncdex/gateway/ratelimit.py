@@ -30,13 +30,13 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from asyncdex.gateway import jsonbody
 from asyncdex.gateway.fanout import client_address
 from asyncdex.messages.commands import Batch, CancelAll, CancelByClientId, CancelOrder, Signed
 from asyncdex.messages.events import Event, TradeExecuted
@@ -299,7 +299,7 @@ class RateLimiter:
         if request.method == "POST" and path in ("/info", "/exchange"):
             # aiohttp keeps the body read here for the handler (bounded by the app's limit)
             try:
-                body = json.loads(await request.read())
+                body = jsonbody.loads(await request.read())
             except (ValueError, RecursionError, web.HTTPException):
                 return 20 if path == "/info" else 1  # the handler answers the bad body
             return info_weight(body) if path == "/info" else action_weight(body)
