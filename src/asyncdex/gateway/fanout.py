@@ -15,10 +15,14 @@ Invariants:
   transport is aborted if it is still open ``close_grace_seconds`` later, or at once when
   the socket's handler ends with bytes still unsent. (asyncio's ``transport.close()`` waits
   for the write buffer to empty: for a peer that never reads, forever.)
-- Writes are batched and yield: enqueueing only appends and marks the connection; one
-  callback per loop iteration writes each marked connection's frames in one transport write,
-  at most ``flush_batch`` connections per callback, the rest in the next, so the event loop
-  runs the sequencer's and the receipts' callbacks in between. A connection whose write
+- Writes are batched and yield: enqueueing only appends and marks the connection; a flush
+  writes each marked connection's frames in one transport write, at most ``flush_batch``
+  connections per callback, the rest in the next, so the event loop runs the sequencer's
+  and the receipts' callbacks in between. Market data waits for the next flush, at most
+  ``flush_interval_seconds`` away, so a burst of records costs each socket one system call
+  rather than one per record (what a socket costs is mostly that call, whatever it
+  carries); an answer to the client's own request (a receipt, an intent's status, a pong)
+  is ``urgent`` and flushed in the same loop iteration. A connection whose write
   buffer is above ``write_high_water`` gets nothing more until it drains (checked every
   ``sweep_seconds``), so its frames stay in the queue where the door may still shed them.
 - Sockets are counted from the upgrade until the socket's handler has closed or aborted the
@@ -68,6 +72,7 @@ class SocketLimits:
     close_grace_seconds: float = 2.0
     write_high_water: int = 64 * 1024  # transport buffer above which no more is written
     flush_batch: int = 64  # connections written per loop callback
+    flush_interval_seconds: float = 0.02  # market data: at most this long in the queue
     sweep_seconds: float = 0.05
 
 
@@ -111,6 +116,9 @@ class Outbox:
         "fanout",
         "frames",
         "last_buffer",
+        "marked",
+        "max_bytes",
+        "max_messages",
         "on_overflow",
         "progress_at",
         "queued_bytes",
@@ -123,6 +131,9 @@ class Outbox:
         self.address = address
         self.frames: deque[tuple[bool, bytes]] = deque()
         self.queued_bytes = 0
+        self.max_messages = fanout.limits.max_backlog_messages
+        self.max_bytes = fanout.limits.max_backlog_bytes
+        self.marked = False  # waiting in the fan-out's list of outboxes to write
         self.closed = False
         self.close_code: int | None = None
         self.on_overflow: Callable[[Outbox, bool], bool] | None = None
@@ -135,43 +146,51 @@ class Outbox:
     def over_bounds(self, extra: int = 0) -> bool:
         # The transport's buffer is not read here (the sweeper checks it): nothing is written
         # to a transport above ``write_high_water``, so it holds at most that plus one write.
-        limits = self.fanout.limits
-        return (
-            len(self.frames) >= limits.max_backlog_messages
-            or self.queued_bytes + extra > limits.max_backlog_bytes
-        )
+        return len(self.frames) >= self.max_messages or self.queued_bytes + extra > self.max_bytes
 
-    def put(self, frame: bytes, tag: bool = False) -> None:
-        """Queue a frame; never waits. Past a bound: the door sheds, else the socket closes."""
+    def put(self, frame: bytes, tag: bool = False, urgent: bool = False) -> None:
+        """Queue a frame; never waits. Past a bound: the door sheds, else the socket closes.
+        (Called once per subscriber and message: kept to a few attribute reads.)"""
         if self.closed:
             return
-        if self.frames and self.over_bounds(len(frame)):
+        frames = self.frames
+        size = len(frame)
+        if frames and (
+            len(frames) >= self.max_messages or self.queued_bytes + size > self.max_bytes
+        ):
             if self.on_overflow is not None and self.on_overflow(self, tag):
                 return
             if self.closed:
                 return
-            if self.frames and self.over_bounds(len(frame)):
+            frames = self.frames  # shedding replaced it
+            if frames and self.over_bounds(size):
                 self.close(1008, "slow consumer: send queue overflow")
                 return
-        self.frames.append((tag, frame))
-        self.queued_bytes += len(frame)
-        self.fanout.mark(self)
+        frames.append((tag, frame))
+        self.queued_bytes += size
+        if not self.marked:
+            self.fanout.mark(self)
+        if urgent:
+            self.fanout.hurry()
 
     def force(self, frame: bytes) -> None:
         """Queue a small notice past the bounds (what shedding leaves must still be said)."""
         if not self.closed:
             self.frames.append((False, frame))
             self.queued_bytes += len(frame)
-            self.fanout.mark(self)
+            if not self.marked:
+                self.fanout.mark(self)
 
-    def send_text(self, text: str, tag: bool = False) -> None:
-        self.put(self.fanout.encode(text), tag)
+    def send_text(self, text: str, tag: bool = False, urgent: bool = False) -> None:
+        self.put(self.fanout.encode(text), tag, urgent)
 
     def shed(self, keep: Callable[[bool], bool]) -> None:
         """Drop the queued frames whose tag ``keep`` refuses."""
         kept = deque(item for item in self.frames if keep(item[0]))
         self.frames = kept
         self.queued_bytes = sum(len(frame) for _, frame in kept)
+        if kept and not self.marked:
+            self.fanout.mark(self)
 
     def close(self, code: int, reason: str) -> None:
         """Close now: queued frames are dropped, a close frame goes out behind what the
@@ -201,8 +220,9 @@ class FanOut:
         self.outboxes: dict[Outbox, None] = {}
         self.per_address: dict[str, int] = {}
         self.encoded = 0  # frames built (a test counts encodings per message)
-        self._marked: dict[Outbox, None] = {}
-        self._scheduled = False
+        self._marked: deque[Outbox] = deque()
+        self._soon = False  # a flush is due in this loop iteration
+        self._later = False  # a flush is due within ``flush_interval_seconds``
         self._sweeper: asyncio.Task[None] | None = None
 
     @staticmethod
@@ -256,7 +276,6 @@ class FanOut:
             transport.abort()
         elif not transport.is_closing():
             transport.close()
-        self._marked.pop(outbox, None)
         if self.outboxes.pop(outbox, 0) is None:
             left = self.per_address[outbox.address] - 1
             if left:
@@ -272,23 +291,37 @@ class FanOut:
     # -- writing
 
     def mark(self, outbox: Outbox) -> None:
-        self._marked[outbox] = None
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        outbox.marked = True
+        self._marked.append(outbox)
+        if not self._later:
+            self._later = True
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.limits.flush_interval_seconds, self._flush_later)
+
+    def hurry(self) -> None:
+        """Flush in this loop iteration (an answer the client is waiting for is queued)."""
+        if not self._soon:
+            self._soon = True
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    def _flush_later(self) -> None:
+        self._later = False
+        self._flush()
+
+    def _flush_soon(self) -> None:
+        self._soon = False
+        self._flush()
 
     def _flush(self) -> None:
-        self._scheduled = False
         marked = self._marked
         batch = self.limits.flush_batch
         while marked and batch:
-            outbox = next(iter(marked))
-            del marked[outbox]
+            outbox = marked.popleft()
+            outbox.marked = False
             self._write(outbox)
             batch -= 1
         if marked:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self.hurry()  # the rest in the next callback, after what else is ready
 
     def _write(self, outbox: Outbox) -> None:
         if outbox.closed or not outbox.frames:
@@ -333,5 +366,5 @@ class FanOut:
                     outbox.close(1008, "slow consumer: send queue overflow")
                 elif now - outbox.progress_at > limits.stall_seconds:
                     outbox.close(1008, "slow consumer: no read progress")
-                elif outbox.frames and buffered < limits.write_high_water:
+                elif outbox.frames and buffered < limits.write_high_water and not outbox.marked:
                     self.mark(outbox)

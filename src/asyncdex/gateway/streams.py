@@ -401,7 +401,9 @@ class _Connection:
         return len(self.books) + len(self.trades) + len(self.accounts) + len(self.intent_accounts)
 
     def send(self, document: Any) -> None:
-        self.outbox.send_text(_dumps(document))
+        """An answer the client waits for (a reply, a receipt, an intent's status): it
+        leaves in this loop iteration, not with the next market-data flush."""
+        self.outbox.send_text(_dumps(document), urgent=True)
 
     def send_text(self, text: str, *, book: bool = False) -> None:
         """Enqueue a frame; never waits. On overflow book subscriptions go first, then the
@@ -998,7 +1000,7 @@ class NativeStreams:
                 frame = frames.get(previous)
                 if frame is None:
                     frame = frames[previous] = encode(f'{head},"prevSeq":{previous}{tail}')
-                conn.send_frame(frame, book=True)
+                conn.outbox.put(frame, True)
 
     def _send_trades(self, record: Sequenced, events: list[Event]) -> None:
         by_market: dict[int, list[dict[str, Any]]] = {}
@@ -1029,7 +1031,7 @@ class NativeStreams:
                 )
             )
             for conn in list(self._trades.get(market, ())):
-                conn.send_frame(frame)
+                conn.outbox.put(frame)
 
     def _send_account_events(self, record: Sequenced, events: list[Event]) -> None:
         for account, mine in account_events(self.node.state, events, self._accounts).items():
@@ -1045,7 +1047,7 @@ class NativeStreams:
                 )
             )
             for conn in list(self._accounts.get(account, ())):
-                conn.send_frame(frame)
+                conn.outbox.put(frame)
 
     def _send_intent_status(self, record: Sequenced) -> None:
         intent_id = record.intent_id

@@ -97,10 +97,11 @@ class Connection:
         self.subscriptions: dict[tuple[Any, ...], Subscription] = {}
 
     def send(self, channel: str, data: Any) -> None:
-        self.outbox.send_text(_message(channel, data))
+        """An answer the client waits for: it leaves in this loop iteration."""
+        self.outbox.send_text(_message(channel, data), urgent=True)
 
     def send_text(self, text: str) -> None:
-        self.outbox.send_text(text)
+        self.outbox.send_text(text, urgent=True)
 
 
 class HyperliquidStreams:
@@ -121,6 +122,10 @@ class HyperliquidStreams:
             )
         self.fanout = FanOut(limits)
         self._connections: dict[Connection, None] = {}
+        # subscribers by key: a record's messages are built per key, then put on each of its
+        # subscribers (a key nobody subscribes to costs nothing, nor does a connection
+        # subscribed to keys the record leaves unchanged)
+        self._subscribers: dict[tuple[Any, ...], dict[Connection, None]] = {}
         # what was last shown per key for the streams that send on change (allMids, l2Book,
         # bbo): the message without its ``time``, which moves with every record
         self._last: dict[tuple[Any, ...], str] = {}
@@ -162,6 +167,8 @@ class HyperliquidStreams:
         finally:
             if connection is not None:
                 del self._connections[connection]
+                for key in connection.subscriptions:
+                    self._drop_subscriber(key, connection)
                 self._forget_unused_keys()
             self.fanout.release(outbox)
         return socket
@@ -230,6 +237,7 @@ class HyperliquidStreams:
             connection.send("error", f"Too many subscriptions (at most {MAX_SUBSCRIPTIONS})")
             return
         connection.subscriptions[subscription.key] = subscription
+        self._subscribers.setdefault(subscription.key, {})[connection] = None
         connection.send(
             "subscriptionResponse", {"method": "subscribe", "subscription": subscription.request}
         )
@@ -241,15 +249,22 @@ class HyperliquidStreams:
         if connection.subscriptions.pop(subscription.key, None) is None:
             connection.send("error", f"Not subscribed: {json.dumps(subscription.request)}")
             return
+        self._drop_subscriber(subscription.key, connection)
         connection.send(
             "subscriptionResponse",
             {"method": "unsubscribe", "subscription": subscription.request},
         )
         self._forget_unused_keys()
 
+    def _drop_subscriber(self, key: tuple[Any, ...], connection: Connection) -> None:
+        subscribers = self._subscribers.get(key)
+        if subscribers is not None:
+            subscribers.pop(connection, None)
+            if not subscribers:
+                del self._subscribers[key]
+
     def _forget_unused_keys(self) -> None:
-        used = {key for c in self._connections for key in c.subscriptions}
-        for key in [key for key in self._last if key not in used]:
+        for key in [key for key in self._last if key not in self._subscribers]:
             del self._last[key]
 
     def _snapshot(self, key: tuple[Any, ...]) -> str | None:
@@ -299,14 +314,18 @@ class HyperliquidStreams:
     # -- streaming
 
     def _on_activity(self, activity: RecordActivity) -> None:
-        if not self._connections:
+        if not self._subscribers:
             return
         try:
             messages = _RecordMessages(self, activity)
-            for connection in list(self._connections):
-                for key in connection.subscriptions:
-                    for frame in messages.get(key):
-                        connection.outbox.put(frame)
+            for key, subscribers in list(self._subscribers.items()):
+                frames = messages.get(key)
+                if not frames:
+                    continue
+                for connection in list(subscribers):
+                    put = connection.outbox.put
+                    for frame in frames:
+                        put(frame)
         except Exception:
             # a stream must never stop the engine; subscribers miss this record
             _log.exception("building stream messages for seq %d failed", activity.record.seq)
