@@ -152,3 +152,43 @@ def test_an_address_over_its_request_cap_gets_429_and_trading_raises_the_cap(
         }  # fmt: skip
         alice.wait_for(alice.submit_one(refused), "executed")
         assert user_rate_limit()["nRequestsUsed"] == 5
+
+
+def hl_order(price: float) -> dict[str, Any]:
+    """A Hyperliquid order action for Alice, signed as the SDK signs it (testnet)."""
+    from eth_account import Account
+    from hyperliquid.utils.signing import (
+        get_timestamp_ms,
+        order_request_to_order_wire,
+        order_wires_to_order_action,
+        sign_l1_action,
+    )
+
+    orders = [
+        {"coin": "BTC", "is_buy": True, "sz": 0.001, "limit_px": price - step,
+         "order_type": {"limit": {"tif": "Gtc"}}, "reduce_only": False}
+        for step in range(3)
+    ]  # fmt: skip
+    action = order_wires_to_order_action([order_request_to_order_wire(o, 0) for o in orders])
+    nonce = get_timestamp_ms()
+    signature = sign_l1_action(
+        Account.from_key(keccak256(b"rate-limit-test alice")), action, None, nonce, None, False
+    )
+    return {"action": action, "nonce": nonce, "signature": signature}
+
+
+def test_hyperliquid_exchange_answers_429_past_the_address_cap(
+    tmp_path: Path,
+    venue_config: Callable[..., Path],
+    node_launcher: Callable[..., NodeLauncher],
+) -> None:
+    node, _ = start(tmp_path, venue_config, node_launcher, "--address-initial-requests", "1")
+    # three orders count three requests: past the cap of one, the one request per 10 s passes
+    status, _, answer = call(node, "POST", "/exchange", hl_order(59_000.0))
+    assert status == 200 and answer["status"] == "ok", answer
+    status, headers, answer = call(node, "POST", "/exchange", hl_order(58_000.0))
+    assert_limited(status, headers, answer, "address")
+    _, _, limits = call(
+        node, "POST", "/info", {"type": "userRateLimit", "user": "0x" + ALICE.account.hex()}
+    )
+    assert (limits["nRequestsUsed"], limits["nRequestsCap"]) == (3, 1)
