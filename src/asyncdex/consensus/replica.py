@@ -126,6 +126,7 @@ class SafetyViolation(AssertionError):
 class _Fetch:
     requested_ms: int
     peer: int
+    attempts: int = 1
 
 
 @dataclass(slots=True)
@@ -156,6 +157,7 @@ class Replica:
         self.index = index
         self.config = config or ReplicaConfig()
         self._verify = verify
+        self._signer = signer
         self._domain = committee.domain
         self.safety = SafetyRules(committee, index, signer, safety_state)
         self.stats = _Stats()
@@ -249,7 +251,13 @@ class Replica:
             self._timeout_sent_ms = self.now_ms
             self._broadcast(self._my_timeout, deliver_locally=False)
         for block_hash, fetch in list(self._fetching.items()):
-            if self.now_ms - fetch.requested_ms >= self.config.fetch_retry_ms:
+            if self.now_ms - fetch.requested_ms < self.config.fetch_retry_ms:
+                continue
+            if fetch.attempts >= 2 * self.committee.size:
+                # every member asked twice: a block certified but pruned as a fork below the
+                # commit; if it is needed after all, the next certificate naming it asks again
+                del self._fetching[block_hash]
+            else:
                 self._request_block(block_hash, self._next_peer(fetch.peer), retry=True)
         self._try_propose()
         return self._drain()
@@ -293,7 +301,7 @@ class Replica:
     def _sign(self, message: ForwardItem | NewView | BlockRequest | BlockResponse) -> Message:
         # these messages guard no safety rule, so they are signed outside SafetyRules
         digest = message.signing_digest(self._domain)
-        return replace(message, signature=self.safety._signer.sign(digest))
+        return replace(message, signature=self._signer.sign(digest))
 
     def _send(self, to: int, message: Message) -> None:
         if to == self.index:
@@ -608,6 +616,8 @@ class Replica:
         for old in [v for v in self._first_proposal if v < view - 2]:
             del self._first_proposal[old]
         self._formed_qc_views = {v for v in self._formed_qc_views if v >= view - 1}
+        for parent in [h for h, ps in self._waiting_for_parent.items() if ps[-1].block.view < view]:
+            del self._waiting_for_parent[parent]  # too late to vote; fetched again if needed
         if tc is not None:
             # HotStuff-2 view change: give the new leader this member's lock
             leader = self.committee.leader(view)
@@ -678,7 +688,9 @@ class Replica:
             return
         if peer == self.index:
             peer = self._next_peer(peer)
-        self._fetching[block_hash] = _Fetch(self.now_ms, peer)
+        previous = self._fetching.get(block_hash)
+        attempts = previous.attempts + 1 if previous is not None else 1
+        self._fetching[block_hash] = _Fetch(self.now_ms, peer, attempts)
         request = self._sign(BlockRequest(block_hash, self.committed_height, self.index))
         self._send(peer, request)
 
