@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from asyncdex.gateway.jsonbody import MAX_JSON_DEPTH, JsonTooDeep, exceeds_depth, loads
@@ -41,6 +41,10 @@ def nest(value: Any, levels: int) -> Any:
 
 @settings(max_examples=300)
 @given(document=documents, extra=st.integers(0, 70), limit=st.sampled_from((0, 1, 3, 8, 64)))
+@example(document='a[{"', extra=0, limit=0)  # brackets in strings only: depth 0
+@example(document=["[[[[", {"]]]]": []}], extra=0, limit=2)
+@example(document=[[]] * 3_000, extra=0, limit=64)  # many brackets: the running-sum path
+@example(document=[[]] * 3_000, extra=70, limit=64)
 def test_the_bound_is_exact(document: Any, extra: int, limit: int) -> None:
     document = nest(document, extra)
     text = json.dumps(document)
