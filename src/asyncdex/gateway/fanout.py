@@ -12,9 +12,11 @@ Invariants:
   write progress for ``stall_seconds`` (a peer that stopped reading). What a connection holds
   is bounded by those limits plus the kernel's send buffer, itself bounded (``SO_SNDBUF``).
 - Closing never waits on the peer: a close frame is written behind what is queued and the
-  transport is aborted if it is still open ``close_grace_seconds`` later, or at once when
+  connection is reset if it is still open ``close_grace_seconds`` later, or at once when
   the socket's handler ends with bytes still unsent. (asyncio's ``transport.close()`` waits
-  for the write buffer to empty: for a peer that never reads, forever.)
+  for the write buffer to empty: for a peer that never reads, forever; and a socket closed
+  with unsent bytes in the kernel lingers there, orphaned, still holding them. A reset,
+  ``SO_LINGER`` 0 then close, discards both at once.)
 - Writes are batched and yield: enqueueing only appends and marks the connection; a flush
   writes each marked connection's frames in one transport write, at most ``flush_batch``
   connections per callback, the rest in the next, so the event loop runs the sequencer's
@@ -33,6 +35,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket as sockets
 import struct
 from collections import deque
@@ -47,6 +50,7 @@ CLOSE_OPCODE = 0x88  # FIN + close
 # (Linux doubles it) rather than left to grow to the system's maximum, several MB a socket.
 # Ample for market data: 256 KiB per round trip is 5 MB/s at 50 ms.
 SEND_BUFFER_BYTES = 256 * 1024
+LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets the connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +213,17 @@ class Outbox:
             transport.close()
         else:
             loop = asyncio.get_running_loop()
-            loop.call_later(self.fanout.limits.close_grace_seconds, transport.abort)
+            loop.call_later(self.fanout.limits.close_grace_seconds, self.reset)
+
+    def reset(self) -> None:
+        """Drop the connection now, with whatever the transport and the kernel still hold
+        (a TCP reset: nothing is left behind for a peer that does not read)."""
+        transport = self.transport
+        raw = transport.get_extra_info("socket")
+        if raw is not None and raw.fileno() >= 0:
+            with contextlib.suppress(OSError):
+                raw.setsockopt(sockets.SOL_SOCKET, sockets.SO_LINGER, LINGER_RESET)
+        transport.abort()
 
 
 class FanOut:
@@ -272,8 +286,9 @@ class FanOut:
         outbox.frames.clear()
         outbox.queued_bytes = 0
         transport = outbox.transport
-        if transport.get_write_buffer_size() > 0:
-            transport.abort()
+        if transport.get_write_buffer_size() > 0 or outbox.close_code is not None:
+            # bytes unsent, or closed as a slow reader: the kernel may still hold some
+            outbox.reset()
         elif not transport.is_closing():
             transport.close()
         if self.outboxes.pop(outbox, 0) is None:

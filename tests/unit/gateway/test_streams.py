@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -355,10 +356,13 @@ def test_a_subscriber_that_never_reads_is_closed_after_the_stall_bound(tmp_path:
 
     async def scenario(node: Node, streams: NativeStreams, http: aiohttp.ClientSession) -> None:
         async with http.ws_connect(node.url + "/v1/ws") as ws:
+            raw = ws.get_extra_info("socket")
             conn = await block_writer(ws, streams)
             await until(lambda: conn not in streams._connections, "the stalled socket closed")
             assert conn.outbox.transport.is_closing()
             assert streams.fanout.outboxes == {} and streams.fanout.per_address == {}
+            # reset, not left to linger in the node's kernel with what it could not send
+            await until(lambda: tcp_state(raw) != TCP_ESTABLISHED, "the connection reset")
             while True:  # what was sent before, then the end
                 message = await asyncio.wait_for(ws.receive(), WAIT)
                 if message.type != aiohttp.WSMsgType.TEXT:
@@ -368,6 +372,14 @@ def test_a_subscriber_that_never_reads_is_closed_after_the_stall_bound(tmp_path:
             )  # fmt: skip
 
     run_node(tmp_path, limits, scenario)
+
+
+TCP_ESTABLISHED = 1
+
+
+def tcp_state(raw: socket.socket) -> int:
+    """The kernel's TCP state of a connected socket (the first byte of ``TCP_INFO``)."""
+    return raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
 
 
 def signed(command: PlaceOrder, nonce: int) -> Signed:
