@@ -848,14 +848,16 @@ function renderEstimate() {
   }
   const free = a ? Number(a.crossEquity) - Number(a.crossInitialMargin) : null;
   const short = free !== null && margin + fee > free && !values.reduceOnly;
-  node.replaceChildren(
+  node.replaceChildren(...[
     h("div", { class: "kv" },
       h("span", {}, "Size"), h("span", { class: "num" }, `${fmt(size, m.sDp)} ${m.symbol}`),
       h("span", {}, "Value"), h("span", { class: "num" }, fmtUsd(notional)),
       h("span", {}, `Margin at ${leverage}x`), h("span", { class: "num" }, fmtUsd(margin)),
       h("span", {}, "Fee (taker, at most)"), h("span", { class: "num" }, fmtUsd(fee)),
-      h("span", {}, liqLabel), h("span", { class: "num" }, liq > 0 ? fmt(liq, m.pDp) : "none")),
-    short ? h("div", { class: "error", id: "estimate-warning" }, `Needs ${fmtUsd(margin + fee)} of margin; ${fmtUsd(Math.max(0, free))} is free`) : null);
+      values.reduceOnly ? null : h("span", {}, liqLabel),
+      values.reduceOnly ? null : h("span", { class: "num" }, liq > 0 ? fmt(liq, m.pDp) : "none")),
+    short ? h("div", { class: "error", id: "estimate-warning" }, `Needs ${fmtUsd(margin + fee)} of margin; ${fmtUsd(Math.max(0, free))} is free`) : null,
+  ].filter(Boolean));
 }
 
 async function placeFromTicket(event) {
@@ -894,7 +896,10 @@ async function placeFromTicket(event) {
     return;
   }
   const sizeText = fmt(fromUnits(fields.size, m.szDecimals), m.sDp);
-  const label = `${t.side === "buy" ? "Buy" : "Sell"} ${sizeText} ${m.symbol} ${fields.orderType === sig.ORDER_TYPE.MARKET ? "market" : `@ ${fmt(values.price, m.pDp)}`}${t.type === "stop" ? " stop" : t.type === "tp" ? " take-profit" : ""}`;
+  const how = fields.orderType === sig.ORDER_TYPE.MARKET ? "market" : `@ ${fmt(values.price, m.pDp)}`;
+  const when = fields.triggerKind === sig.TRIGGER.NONE ? ""
+    : ` ${t.type === "stop" ? "stop" : "take-profit"} at ${fmt(values.trigger, m.pDp)}`;
+  const label = `${t.side === "buy" ? "Buy" : "Sell"} ${sizeText} ${m.symbol} ${how}${when}${values.reduceOnly ? ", reduce-only" : ""}`;
   showMessage(`Signing and sending: ${label}`);
   const onExecuted = (done) => {
     showMessage(done.error ? `${label}: ${done.error}` : `${label}: ${done.detail || "executed"}`, !!done.error);
@@ -1085,7 +1090,7 @@ function intentsTable() {
     return h("tr", { "data-intent": e.id ?? "", "data-status": e.status ?? "" },
       h("td", {}, fmtTime(e.time)), h("td", { class: "left" }, e.label),
       h("td", { class: "left" }, h("div", { class: "steps" }, steps)),
-      h("td", { class: `left ${e.error ? "error" : ""}` }, outcome + claim));
+      h("td", { class: `left wrap ${e.error ? "error" : ""}` }, outcome + claim));
   }), "Intents you sign appear here with their lifecycle: received → sequenced → executed → committed → finalized.");
 }
 
