@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import queue
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from hyperliquid.exchange import Exchange
+from hyperliquid.info import Info
 from hyperliquid.utils.signing import (
     get_timestamp_ms,
     sign_l1_action,
@@ -545,8 +547,17 @@ def test_builder_codes_approved_charged_and_shown(venue: Venue) -> None:
 
     resting(bob.order("BTC", False, 0.02, 60000, GTC))
     before = venue.account(ALICE)["collateral"]
-    filled = one(alice.order("BTC", True, 0.01, 60000, IOC, builder=code))
+    streamed: queue.Queue[Any] = queue.Queue()
+    info = Info(venue.node.url, skip_ws=False)
+    try:
+        info.subscribe({"type": "userFills", "user": ALICE.address.lower()}, streamed.put)
+        assert streamed.get(timeout=30)["data"]["isSnapshot"]
+        filled = one(alice.order("BTC", True, 0.01, 60000, IOC, builder=code))
+        live = streamed.get(timeout=30)["data"]["fills"]
+    finally:
+        info.disconnect_websocket()
     assert filled["filled"]["totalSz"] == "0.01"
+    assert [(fill["fee"], fill["builderFee"]) for fill in live] == [("0.27", "0.3")]
     # notional $600: taker fee 450 ppm = $0.27; builder fee 50 tenths of a bp = $0.30
     assert venue.account(builder)["collateral"] == "100.3"
     assert Decimal(before) - Decimal(venue.account(ALICE)["collateral"]) == Decimal("600.57")
