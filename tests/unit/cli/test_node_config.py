@@ -13,6 +13,7 @@ from asyncdex.cli.node_cmd import ConfigError, load_node_file, settings_from_arg
 from asyncdex.gateway.fanout import ConnectionCaps
 from asyncdex.gateway.node import NodeSettings
 from asyncdex.gateway.ratelimit import RateLimits
+from asyncdex.web import WebPage
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "node.toml"
 
@@ -69,13 +70,14 @@ def test_file_values_apply_and_flags_win(tmp_path: Path) -> None:
     )  # fmt: skip
     assert flagged.port == 0 and flagged.verify_workers == 0 and flagged.snapshot_every == 7
     assert flagged.settlement is not None and flagged.settlement.batch_interval_ms == 250
-    assert len(from_file.extensions) == len(flagged.extensions) == 4
+    assert len(from_file.extensions) == len(flagged.extensions) == 5
+    assert WebPage in flagged.extensions  # the trading page at /
     assert flagged.domain == from_file.domain  # the same chain and contract, found again
     assert flagged.settlement.embedded is not None
     flagged.settlement.embedded.close()
 
     without = settings(tmp_path, EXAMPLE, "--no-hyperliquid-api")
-    assert len(without.extensions) == 3
+    assert len(without.extensions) == 4
     assert without.settlement is not None and without.settlement.embedded is not None
     without.settlement.embedded.close()
 
