@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from asyncdex.cli.demo import run_demo
 from asyncdex.engine.compiled import compiled_env, is_compiled
@@ -36,3 +37,36 @@ def test_compiled_engine_replays_the_demo_to_the_same_root() -> None:
     assert compiled["commands"] == reference.commands
     assert compiled["events"] == dict(reference.events)
     assert compiled["root"] == reference.state_root
+
+
+SCENARIOS_SCRIPT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from asyncdex.engine.compiled import is_compiled
+from scenarios.runner import load_scenario, run_scenario, scenario_paths
+roots = {path.stem: "0x" + run_scenario(load_scenario(path)).hex() for path in scenario_paths()}
+print(json.dumps({"compiled": is_compiled(), "roots": roots}))
+"""
+
+
+def test_compiled_engine_passes_every_golden_scenario() -> None:
+    """Each scenario's events, post-states and final root, checked by the one runner, hold
+    for the compiled build too (builder fees, liquidations and triggers included)."""
+    tests_dir = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", SCENARIOS_SCRIPT, str(tests_dir)],
+        env=compiled_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    compiled = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert compiled["compiled"] is True
+    expected = {
+        path.stem: json.loads(path.read_text())["final_root"]
+        for path in sorted((tests_dir / "scenarios" / "cases").glob("*.json"))
+    }
+    assert compiled["roots"] == expected
+    assert "builder_fee_approved_then_paid_on_fills" in expected
