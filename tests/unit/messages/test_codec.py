@@ -98,6 +98,12 @@ def test_released_tags_never_move() -> None:
         "AdvanceTime",
     ]
     assert EVENT_TYPES[0] is Rejected and EVENT_TAG[TradeExecuted] == 2
+    # builder fees (Hyperliquid's builder codes), journaled since their release
+    assert [cls.__name__ for cls in COMMAND_TYPES[18:20]] == [
+        "ApproveBuilderFee",
+        "PlaceBuilderOrder",
+    ]
+    assert [cls.__name__ for cls in EVENT_TYPES[23:25]] == ["BuilderFeeApproved", "BuilderFeePaid"]
 
 
 def test_every_field_has_a_type_the_codec_checks() -> None:
