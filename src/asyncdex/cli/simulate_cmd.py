@@ -76,7 +76,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         "failed": len(failures),
         "failed_seeds": failures[:100],
         "seconds": round(elapsed, 1),
-        **{key.replace(" ", "_"): value for key, value in totals.items()},
+        **{key.replace(" ", "_").lower(): value for key, value in totals.items()},
         "byzantine_behaviours": dict(sorted(behaviours.items())),
     }
     print(
