@@ -29,6 +29,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -309,7 +310,7 @@ def test_a_trader_deposits_trades_and_withdraws_from_the_page(
         # a limit order inside the spread rests, and is the best bid
         page.fill("input[name=price]", "59995")
         page.fill("input[name=size]", "0.01")
-        page.click("#submit-order")
+        page.press("input[name=size]", "Enter")  # the ticket is a form: Enter sends it
         expect(page.locator("#ticket-msg")).to_contain_text("resting as #")
         page.locator("#tabs button[data-tab=orders]").click()
         row = page.locator("#orders tr[data-order]")
@@ -354,7 +355,10 @@ def test_a_trader_deposits_trades_and_withdraws_from_the_page(
             "liquidationPrice"
         ]
         assert liquidation is not None
-        expect(position.locator("td.liq")).to_have_text(f"{float(liquidation):,.0f}")
+        # shown with the market's decimals (none for BTC), rounded half away from zero as
+        # Intl.NumberFormat rounds
+        shown = Decimal(liquidation).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        expect(position.locator("td.liq")).to_have_text(f"{shown:,}")
         # a stop-loss sized in USD: $1,000 at the $55,000 trigger is 0.0181 BTC (lot-rounded)
         page.locator("#ticket .seg button[data-value=sell]").click()
         page.locator("#ticket .seg button[data-value=stop]").click()
