@@ -76,7 +76,7 @@ class SocketLimits:
     close_grace_seconds: float = 2.0
     write_high_water: int = 64 * 1024  # transport buffer above which no more is written
     flush_batch: int = 64  # connections written per loop callback
-    flush_interval_seconds: float = 0.02  # market data: at most this long in the queue
+    flush_interval_seconds: float = 0.05  # market data: at most this long in the queue
     sweep_seconds: float = 0.05
 
 
@@ -196,9 +196,13 @@ class Outbox:
         if kept and not self.marked:
             self.fanout.mark(self)
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: int, reason: str, *, going_away: bool = False) -> None:
         """Close now: queued frames are dropped, a close frame goes out behind what the
-        transport holds, and the transport is aborted after the grace if still open."""
+        transport holds, and the connection is reset after the grace unless the peer has
+        answered the close by then. (Not ``transport.close()`` at once: what the kernel still
+        holds for a peer that does not read would linger there after it.) ``going_away``
+        (the node stops): the transport is closed at once when it holds nothing, so a peer
+        busy elsewhere still finds the close frame and a clean end once the node is gone."""
         if self.closed:
             return
         self.closed = True
@@ -209,11 +213,11 @@ class Outbox:
         if transport.is_closing():
             return
         transport.write(close_frame(code, reason))
-        if transport.get_write_buffer_size() == 0:
+        if going_away and transport.get_write_buffer_size() == 0:
             transport.close()
-        else:
-            loop = asyncio.get_running_loop()
-            loop.call_later(self.fanout.limits.close_grace_seconds, self.reset)
+            return
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.fanout.limits.close_grace_seconds, self.reset)
 
     def reset(self) -> None:
         """Drop the connection now, with whatever the transport and the kernel still hold
@@ -286,10 +290,13 @@ class FanOut:
         outbox.frames.clear()
         outbox.queued_bytes = 0
         transport = outbox.transport
-        if transport.get_write_buffer_size() > 0 or outbox.close_code is not None:
-            # bytes unsent, or closed as a slow reader: the kernel may still hold some
+        unsent = transport.get_write_buffer_size() > 0
+        if transport.is_closing() and not unsent:
+            pass  # closed cleanly (the peer answered the close): nothing is left behind
+        elif unsent or outbox.close_code is not None:
+            # bytes unsent, or closed by the node and not answered: the kernel may hold some
             outbox.reset()
-        elif not transport.is_closing():
+        else:
             transport.close()
         if self.outboxes.pop(outbox, 0) is None:
             left = self.per_address[outbox.address] - 1

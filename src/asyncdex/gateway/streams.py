@@ -573,7 +573,7 @@ class NativeStreams:
         await asyncio.gather(*(conn.drain(grace) for conn in connections))
         # a peer that does not read cannot hold the shutdown: its socket is cut at the grace
         for conn in connections:
-            conn.abort(CLOSE_GOING_AWAY, "node shutting down")
+            conn.outbox.close(CLOSE_GOING_AWAY, "node shutting down", going_away=True)
         await self.fanout.close()
 
     # ------------------------------------------------------------------ the socket

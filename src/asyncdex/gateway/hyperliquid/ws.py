@@ -138,7 +138,7 @@ class HyperliquidStreams:
         # the close frame goes out behind what is queued; a peer that does not read is cut
         # at the grace
         for connection in list(self._connections):
-            connection.outbox.close(CLOSE_GOING_AWAY, "node stopping")
+            connection.outbox.close(CLOSE_GOING_AWAY, "node stopping", going_away=True)
         await self.fanout.close()
 
     # -- connections
