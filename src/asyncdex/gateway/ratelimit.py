@@ -297,10 +297,12 @@ class RateLimiter:
         if path in EXEMPT_PATHS or path in SOCKET_PATHS:
             return 0
         if request.method == "POST" and path in ("/info", "/exchange"):
-            # aiohttp keeps the body read here for the handler (bounded by the app's limit)
+            # aiohttp keeps the body read here for the handler; one over the app's limit
+            # raises its 413 from here (the handler could not read it again)
+            raw = await request.read()
             try:
-                body = jsonbody.loads(await request.read())
-            except (ValueError, RecursionError, web.HTTPException):
+                body = jsonbody.loads(raw)
+            except (ValueError, RecursionError):
                 return 20 if path == "/info" else 1  # the handler answers the bad body
             return info_weight(body) if path == "/info" else action_weight(body)
         if request.method == "POST" and path == "/v1/intents":
