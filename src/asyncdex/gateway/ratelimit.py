@@ -25,7 +25,8 @@ Invariants:
   pull its quotes. A refused batch counts nothing and sequences nothing. ``userRateLimit``
   reports these very counters.
 - Memory is bounded: idle (full) IP buckets are forgotten when more than ``max_tracked``
-  are held.
+  are held, and so are the request counts of addresses that never traded (anyone can sign
+  for fresh addresses). Traded volume is kept per address that traded.
 """
 
 from __future__ import annotations
@@ -256,8 +257,15 @@ class RateLimiter:
             )
         for account in passing:
             self._throttled_at[account] = now
+        used = self.used
+        if len(used) + len(requests) > self.limits.max_tracked:
+            # bounded: anyone can sign for fresh addresses; those that never traded are
+            # forgotten (they start again from nothing, never below their cap)
+            for account in [a for a in used if a not in self.volume]:
+                del used[account]
+                self._throttled_at.pop(account, None)
         for account, (count, _) in requests.items():
-            self.used[account] = self.used.get(account, 0) + count
+            used[account] = used.get(account, 0) + count
 
     def on_record(self, record: Any, events: list[Event]) -> None:
         """A node listener: traded volume raises both sides' caps."""
