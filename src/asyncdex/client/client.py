@@ -14,7 +14,8 @@ Invariants:
   of letting the engine reject everything as ``UNKNOWN_AGENT``.
 - Retries are only of what is safe to repeat. A submission is retried only as the *same
   signed bytes* (never re-signed with a new nonce), and only after a transport failure
-  (connection refused or broken, timeout) or a 429/502/503/504. If the first copy was
+  (connection refused or broken, timeout) or a 429/502/503/504; after a 429 the next try
+  waits at least the node's ``Retry-After`` (:func:`retry_after_seconds`). If the first copy was
   sequenced after all (the connection broke after the node received it, or the node
   answered 503 ``outcome_unknown``: its journal failed while writing the request), the node
   answers the same bytes with the first copy's receipts, also after a restart, and sequences
@@ -89,6 +90,7 @@ JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 OUTCOME_UNKNOWN = "outcome_unknown"  # the node's 503 when a journal failure hit the request
 DEFAULT_WAIT_TIMEOUT = 30.0  # seconds
+MAX_RETRY_AFTER = 60.0  # seconds: the longest wait a node's Retry-After can ask of a retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,22 @@ class RetryPolicy:
 
     def delay(self, retry: int) -> float:
         return min(self.max_delay, self.base_delay * 2 ** (retry - 1)) * random.uniform(0.5, 1.0)
+
+
+def retry_after_seconds(header: str | None, document: Any) -> float:
+    """How long the node asked us to wait before trying again (0 when it did not say).
+
+    A rate-limited node answers ``429`` with ``retryAfterMs`` in the body and ``Retry-After``
+    (whole seconds) in the headers; the body's figure is the finer one. Retrying sooner only
+    spends budget on another refusal. Capped at :data:`MAX_RETRY_AFTER` so a wrong hint
+    cannot park a client for hours.
+    """
+    seconds = 0.0
+    if isinstance(document, dict) and isinstance(document.get("retryAfterMs"), int):
+        seconds = document["retryAfterMs"] / 1000
+    elif header is not None and header.strip().isascii() and header.strip().isdigit():
+        seconds = float(int(header.strip()))
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _markets_of(markets: MarketsArg) -> Markets:
@@ -458,15 +476,18 @@ class AsyncClient:
         url = self.base_url + path
         maybe_sequenced = False
         failure = ""
+        hint = 0.0  # the node's Retry-After for the next attempt, in seconds
         for attempt in range(1, self.retry.attempts + 1):
             if attempt > 1:
-                await asyncio.sleep(self.retry.delay(attempt - 1))
+                await asyncio.sleep(max(self.retry.delay(attempt - 1), hint))
+            hint = 0.0
             try:
                 async with self._http().request(
                     method, url, data=body, headers=JSON_HEADERS if body is not None else None
                 ) as response:
                     status = response.status
                     raw = await response.read()
+                    retry_after = response.headers.get("Retry-After")
             except _NOT_SENT as exc:
                 failure = f"cannot connect to {self.base_url}: {exc}"  # nothing was sent
                 continue
@@ -477,6 +498,7 @@ class AsyncClient:
                 continue
             document = _json_or_none(raw)
             if status in RETRY_STATUSES:
+                hint = retry_after_seconds(retry_after, document)
                 # A 503 from the node acknowledges nothing, but ``outcome_unknown`` says some
                 # of it may be in the journal; a 502/504 from a proxy in front of the node
                 # might have been forwarded: both count as possibly sequenced.

@@ -388,3 +388,32 @@ def test_sync_client_works_under_a_running_loop(fake_node: FakeNode) -> None:
             return client.cancel_all()
 
     assert run(inside()).seq == 1
+
+
+def test_a_rate_limited_retry_waits_the_nodes_hint(
+    fake_node: FakeNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a 429 the next try waits what the node asked, not the policy's few ms."""
+    limited = (429, {"error": "rate limited", "code": "rate_limited", "retryAfterMs": 1500})
+    fake_node.post_script = [limited]
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr("asyncdex.client.client.asyncio.sleep", record)
+    receipt = run_with(fake_node.url, lambda c: c.cancel_all())
+    assert receipt.seq == 1
+    assert len(fake_node.posts) == 2 and fake_node.posts[0] == fake_node.posts[1]
+    assert waits == [1.5]
+
+
+def test_retry_after_hint_sources_and_cap() -> None:
+    from asyncdex.client.client import MAX_RETRY_AFTER, retry_after_seconds
+
+    assert retry_after_seconds("3", {"retryAfterMs": 250}) == 0.25  # the body is finer
+    assert retry_after_seconds("3", None) == 3.0
+    assert retry_after_seconds(None, {"error": "busy"}) == 0.0
+    assert retry_after_seconds("soon", None) == 0.0
+    assert retry_after_seconds("999999", None) == MAX_RETRY_AFTER
+    assert retry_after_seconds(None, {"retryAfterMs": -5}) == 0.0
