@@ -20,6 +20,7 @@ from typing import Any
 
 from asyncdex.gateway import intents as wire
 from asyncdex.gateway.market_data import INTERVALS_MS
+from asyncdex.gateway.ratelimit import EXEMPT_PATHS
 from asyncdex.types.numeric import MAX_COLLATERAL, MAX_MARKET_BOUND
 from asyncdex.web import FAUCET_MAX_AMOUNT
 
@@ -122,6 +123,11 @@ def _components() -> dict[str, Any]:
                 "code": {"type": "string"},
                 "index": {"type": "integer", "nullable": True},
                 "field": {"type": "string", "nullable": True},
+                "scope": {"type": "string", "description": "rate_limited only: ip or address"},
+                "retryAfterMs": {
+                    "type": "integer",
+                    "description": "rate_limited only: milliseconds until the request would pass",
+                },
                 "unknown": {
                     "type": "array",
                     "description": "outcome_unknown only: the intents that may be in the "
@@ -871,6 +877,21 @@ def openapi_document() -> dict[str, Any]:
             ),
         },
         "servers": [{"url": "http://127.0.0.1"}],
-        "paths": _paths(),
+        "paths": _with_rate_limits(_paths()),
         "components": _components(),
     }
+
+
+def _with_rate_limits(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every door the request-weight budget covers may answer 429 (see
+    :mod:`asyncdex.gateway.ratelimit`); the exempt ones are the limiter's own list."""
+    limited = _error(
+        "request-weight budget spent (code rate_limited); retry after retryAfterMs "
+        "(also Retry-After, in seconds); nothing was sequenced"
+    )
+    for path, operations in paths.items():
+        if path in EXEMPT_PATHS:
+            continue
+        for operation in operations.values():
+            operation["responses"].setdefault("429", limited)
+    return paths

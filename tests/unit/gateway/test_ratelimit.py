@@ -101,3 +101,13 @@ def test_what_it_keeps_is_bounded() -> None:
         limiter.charge_addresses({account: (1, False)})
     assert len(limiter._buckets) <= 10
     assert len(limiter.used) <= 10
+
+
+def test_the_openapi_document_names_429_wherever_the_budget_applies() -> None:
+    from asyncdex.gateway.openapi import openapi_document
+    from asyncdex.gateway.ratelimit import EXEMPT_PATHS
+
+    for path, operations in openapi_document()["paths"].items():
+        for method, operation in operations.items():
+            documented = "429" in operation["responses"]
+            assert documented == (path not in EXEMPT_PATHS), (method, path)
