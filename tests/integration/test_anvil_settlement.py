@@ -606,7 +606,7 @@ def test_chain_outage(
 def test_embedded_chain_settles_in_process(
     tmp_path: Path, node_launcher: Callable[..., NodeLauncher]
 ) -> None:
-    """``[settlement] deploy = true``: the node deploys on its in-process EVM, takes dev
+    """``[settlement] deploy = true``: the node deploys on its embedded chain, takes dev
     deposits through the watcher, and commits and finalizes batches with nothing installed."""
     config_path = tmp_path / "venue.toml"
     publisher = "0x" + PUBLISHER.hex()

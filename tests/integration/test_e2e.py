@@ -1,7 +1,7 @@
 """End to end: a real node process that settles on a chain, traded through the SDK.
 
 Mostly the demo shape (``[settlement] deploy = true``): the node deploys the token and the
-settlement contract on its in-process EVM, takes deposits from the chain through its
+settlement contract on its embedded chain, takes deposits from the chain through its
 watcher, cuts a batch every half second of sequenced time and finalizes it two blocks later.
 Collateral enters with ``POST /v1/dev/deposit`` (minted and deposited on chain, sequenced by
 the watcher) and oracle prices with ``POST /v1/system``; every trader action goes through

@@ -74,7 +74,7 @@ Endpoints (JSON; errors are ``{"error": message, "code": ..., "index"?, "field"?
   ``claimWithdrawal`` takes, once the withdrawal is in a cut batch, with the batch's status
   (``claimable`` once final); 404 before, or without settlement.
 - ``POST /v1/dev/deposit`` (operator token, embedded chain only): ``{"account", "amount"}``
-  mints test tokens and deposits them on the in-process chain; the watcher sequences it.
+  mints test tokens and deposits them on the embedded chain; the watcher sequences it.
 - ``GET /v1/health``: 200 ``{"status": "ok"}``, 503 ``{"status": "draining"}``.
 - Read-only market data (memory only; shapes in :mod:`asyncdex.gateway.openapi`, list in
   ``docs/sequencer.md``): ``GET /v1/markets``, ``/v1/markets/{symbol}/book?depth=``,

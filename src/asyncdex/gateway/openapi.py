@@ -303,7 +303,7 @@ def _components() -> dict[str, Any]:
                     "type": "string",
                     "enum": ["embedded", "rpc"],
                     "nullable": True,
-                    "description": "embedded: the in-process EVM (with the dev faucet)",
+                    "description": "embedded: the node's own py-evm chain (with the dev faucet)",
                 },
                 "maxOpenOrdersPerAccount": _integer(1),
                 "markets": {"type": "array", "items": _ref("MarketTerms")},
