@@ -5,8 +5,10 @@ Invariants:
   first key is the oldest order at that price (time priority) and removal is O(1).
 - ``bid_prices`` and ``ask_prices`` hold exactly the prices that have a non-empty level,
   ascending: the best bid is ``bid_prices[-1]``, the best ask ``ask_prices[0]``.
-- The book is never crossed after a command: the matching code removes liquidity before it
-  rests an order, so ``best_bid < best_ask`` whenever both exist (``check_invariants``).
+- The book of a continuous market is never crossed after a command: the matching code
+  removes liquidity before it rests an order, so ``best_bid < best_ask`` whenever both exist
+  (``check_invariants``). A batch-auction market's book may be crossed between auctions
+  (orders wait there for the next one); it is never crossed right after an auction.
 - Every resting order has ``size > 0``; an order whose size reaches 0 leaves the book at once.
 - The book only holds orders: it knows nothing of accounts, margin or fees.
 """
@@ -182,8 +184,9 @@ class Book:
             out.extend(self.asks[price].values())
         return out
 
-    def check_invariants(self) -> None:
-        """Raise AssertionError when the book is crossed or its indexes disagree."""
+    def check_invariants(self, may_cross: bool = False) -> None:
+        """Raise AssertionError when the book is crossed (unless ``may_cross``: a
+        batch-auction book between auctions) or its indexes disagree."""
         assert self.bid_prices == sorted(self.bids), "bid price index out of sync"
         assert self.ask_prices == sorted(self.asks), "ask price index out of sync"
         for levels, is_buy in ((self.bids, True), (self.asks, False)):
@@ -192,4 +195,4 @@ class Book:
                 for order in level.values():
                     assert order.size > 0 and order.price == price and order.is_buy == is_buy
         bid, ask = self.best_bid(), self.best_ask()
-        assert bid is None or ask is None or bid < ask, f"book crossed: {bid} >= {ask}"
+        assert may_cross or bid is None or ask is None or bid < ask, f"book crossed: {bid} >= {ask}"

@@ -8,7 +8,9 @@ Invariants:
   publishers); restoring under another config is refused.
 - The encoding is msgpack of integers, bools and bytes only, versioned. Version 3 added each
   account's approved builders; a version 2 snapshot (from before builder fees) still
-  restores, with none.
+  restores, with none. A batch-auction market writes its next auction time after its
+  other scalars (the pending orders of the interval are in its book, with their time in
+  force); a continuous market writes exactly what it did before batch auctions.
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ class SnapshotError(ValueError):
 
 
 def config_hash(config: EngineConfig) -> bytes:
-    specs = [list(dataclasses.astuple(spec)) for spec in config.markets]
+    specs = []
+    for spec in config.markets:
+        fields = list(dataclasses.astuple(spec))
+        if spec.auction_interval_ms == 0:
+            # a continuous market hashes as before batch auctions existed: its snapshots and
+            # their fingerprints are unchanged
+            del fields[-2:]
+        specs.append(fields)
     return keccak256(
         pack([specs, list(config.oracle_publishers), config.max_open_orders_per_account])
     )

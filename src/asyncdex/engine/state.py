@@ -96,7 +96,12 @@ class Account:
 
 
 class MarketState:
+    """One market's live state. A batch-auction market (``auction_interval`` > 0) also keeps
+    ``next_auction``, the time of its next auction; a continuous market's ``scalars`` are
+    exactly what they were before batch auctions existed (roots and snapshots unchanged)."""
+
     __slots__ = (
+        "auction_interval",
         "book",
         "cumulative_funding",
         "funding_rate_ppb",
@@ -108,6 +113,7 @@ class MarketState:
         "max_order_size",
         "max_price",
         "min_order_value",
+        "next_auction",
         "next_funding",
         "next_sample",
         "oracle",
@@ -142,10 +148,13 @@ class MarketState:
         self.cumulative_funding = 0
         self.funding_rate_ppb = 0  # the last rate paid
         self.holders: dict[bytes, None] = {}  # accounts with a non-zero position
+        self.auction_interval = spec.auction_interval_ms  # 0: continuous
+        self.next_auction = 0  # batch auctions: set from the first timestamp, like next_sample
 
     def scalars(self) -> list[int]:
-        """The market's own values, in the order snapshots and commitments write them."""
-        return [
+        """The market's own values, in the order snapshots and commitments write them
+        (``next_auction`` last, for batch-auction markets only)."""
+        values = [
             self.index_price,
             self.mark_price,
             self.premium_sum,
@@ -155,9 +164,15 @@ class MarketState:
             self.cumulative_funding,
             self.funding_rate_ppb,
         ]
+        if self.auction_interval:
+            values.append(self.next_auction)
+        return values
 
     def set_scalars(self, values: list[int]) -> None:
         """Inverse of ``scalars``."""
+        if self.auction_interval:
+            self.next_auction = values[-1]
+            values = values[:-1]
         (
             self.index_price,
             self.mark_price,

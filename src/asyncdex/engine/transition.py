@@ -45,7 +45,7 @@ from bisect import bisect_left, insort
 from collections.abc import Callable
 from typing import Any, Final
 
-from asyncdex.engine import liquidation
+from asyncdex.engine import auction, liquidation
 from asyncdex.engine.margin import (
     MAX_BUILDER_APPROVAL,
     MAX_BUILDER_FEE,
@@ -89,6 +89,7 @@ from asyncdex.messages.commands import (
 )
 from asyncdex.messages.events import (
     AgentApproved,
+    AuctionCleared,
     BatchItem,
     BuilderFeeApproved,
     BuilderFeePaid,
@@ -312,11 +313,15 @@ class Engine:
             if is_buy
             else (book.bid_prices[-1] if book.bid_prices else None)
         )
-        if best is not None and (price >= best if is_buy else price <= best):
+        if market.auction_interval:
+            # a batch auction fills at one price no worse than the limit: the worst case is
+            # the whole order filled at its limit, whatever its time in force
+            filled, notional = 0, 0
+        elif best is not None and (price >= best if is_buy else price <= best):
             filled, notional = self.calculate_sweep(market, account.address, is_buy, price, size)
         else:
             filled, notional = 0, 0
-        if tif in (_IOC, _FOK):
+        if tif in (_IOC, _FOK) and not market.auction_interval:
             size = filled
         resting = size - filled
         cost = fee_charged(notional + price * resting, market.taker_fee_ppm)
@@ -429,7 +434,13 @@ class Engine:
         spec = market.spec
         reason = None
         is_market = order_type == _MARKET
-        if order_type not in _ORDER_TYPES or tif not in _TIFS or (is_market and tif == _ALO):
+        if (
+            order_type not in _ORDER_TYPES
+            or tif not in _TIFS
+            or (is_market and tif == _ALO)
+            or (tif == _FOK and market.auction_interval)
+        ):
+            # fill-or-kill needs an immediate fill: a batch-auction market has none to offer
             reason = Reject.INVALID_ORDER_TYPE
         else:
             reason = self.validate_order_numbers(
@@ -581,7 +592,15 @@ class Engine:
         events: list[Event],
         taker_fee_ppm: int | None = None,
     ) -> None:
-        """Match ``order`` against the book, then rest or cancel what is left."""
+        """Match ``order`` against the book, then rest or cancel what is left.
+
+        In a batch-auction market an order does not match on arrival: it waits in the book
+        for the next auction whatever its time in force (``process_queue_for_auction``).
+        Protocol orders (liquidations, ``taker_fee_ppm`` given) still execute at once.
+        """
+        if market.auction_interval and taker_fee_ppm is None:
+            self.process_queue_for_auction(account, market, position, order, events)
+            return
         book = market.book
         is_buy = order.is_buy
         prices = book.ask_prices if is_buy else book.bid_prices
@@ -589,42 +608,11 @@ class Engine:
             self.process_match(account, position, market, order, events, taker_fee_ppm)
             # a self-trade cancel may have dropped the (then empty) position: put it back
             account.positions[market.spec.market_id] = position
-        state = self.state
         if order.size == 0:
             self._maybe_drop_position(account, market.spec.market_id, position)
             return
         if order.tif == _GTC or order.tif == _ALO:
-            if order.reduce_only:
-                held = position.size
-                if held == 0 or (held > 0) == is_buy:
-                    events.append(
-                        new_event(
-                            OrderCancelled,
-                            (
-                                order.order_id,
-                                order.account,
-                                order.market,
-                                order.size,
-                                int(CancelReason.REDUCE_ONLY),
-                            ),
-                        )
-                    )
-                    self._maybe_drop_position(account, market.spec.market_id, position)
-                    return
-            elif is_buy:
-                position.open_buy += order.size
-            else:
-                position.open_sell += order.size
-            book.add(order)
-            position.orders[order.order_id] = order
-            state.orders[order.order_id] = order
-            if order.client_id:
-                account.client_ids[order.client_id] = order.order_id
-            if order.expiry:
-                heapq.heappush(state.expiries, (order.expiry, order.order_id))
-                if order.expiry < state.next_due:
-                    state.next_due = order.expiry
-            events.append(new_event(OrderRested, (order.order_id, order.price, order.size)))
+            self.process_rest(account, market, position, order, events)
         else:
             events.append(
                 new_event(
@@ -639,6 +627,223 @@ class Engine:
                 )
             )
             self._maybe_drop_position(account, market.spec.market_id, position)
+
+    def process_rest(
+        self,
+        account: Account,
+        market: MarketState,
+        position: Position,
+        order: Order,
+        events: list[Event],
+    ) -> None:
+        """Put what is left of ``order`` in the book (a reduce-only order that can no
+        longer reduce is cancelled instead)."""
+        book = market.book
+        is_buy = order.is_buy
+        state = self.state
+        if order.reduce_only:
+            held = position.size
+            if held == 0 or (held > 0) == is_buy:
+                events.append(
+                    new_event(
+                        OrderCancelled,
+                        (
+                            order.order_id,
+                            order.account,
+                            order.market,
+                            order.size,
+                            int(CancelReason.REDUCE_ONLY),
+                        ),
+                    )
+                )
+                self._maybe_drop_position(account, market.spec.market_id, position)
+                return
+        elif is_buy:
+            position.open_buy += order.size
+        else:
+            position.open_sell += order.size
+        book.add(order)
+        position.orders[order.order_id] = order
+        state.orders[order.order_id] = order
+        if order.client_id:
+            account.client_ids[order.client_id] = order.order_id
+        if order.expiry:
+            heapq.heappush(state.expiries, (order.expiry, order.order_id))
+            if order.expiry < state.next_due:
+                state.next_due = order.expiry
+        events.append(new_event(OrderRested, (order.order_id, order.price, order.size)))
+
+    # ------------------------------------------------------------------ batch auctions
+
+    def process_queue_for_auction(
+        self,
+        account: Account,
+        market: MarketState,
+        position: Position,
+        order: Order,
+        events: list[Event],
+    ) -> None:
+        """Rest an order of a batch-auction market until the next auction, any time in force.
+
+        Self-trade prevention happens here, as continuous matching does it: the account's
+        own orders on the other side that the new one crosses are cancelled. So no account
+        ever has a buy and a sell in one auction that could both fill.
+        """
+        book = market.book
+        is_buy = order.is_buy
+        levels = book.asks if is_buy else book.bids
+        prices = book.ask_prices if is_buy else book.bid_prices
+        own = []
+        for level_price in prices:
+            if (level_price <= order.price) if is_buy else (level_price >= order.price):
+                for resting in levels[level_price].values():
+                    if resting.account == order.account:
+                        own.append(resting)
+        for resting in sorted(own, key=_order_id):
+            self.process_remove_order(resting, CancelReason.SELF_TRADE, events)
+        # a self-trade cancel may have dropped the (then empty) position: put it back
+        account.positions[market.spec.market_id] = position
+        self.process_rest(account, market, position, order, events)
+
+    def process_auction(self, market: MarketState, events: list[Event]) -> None:
+        """Clear a batch-auction market at one uniform price (``auction.calculate_clearing``).
+
+        1. Reduce-only orders are brought within their positions (oldest first; one that can
+           no longer reduce is cancelled, one too large shrinks in place).
+        2. Each side's crossing orders fill best price first; the level where the side's
+           volume runs out is shared pro rata by size (``auction.allocate_pro_rata``).
+        3. The fills are paired into trades at the clearing price, both sides in (owner,
+           size, order id) order, so the pairing ignores arrival; every fill pays the taker
+           fee (there is no resting liquidity taken in a batch: all its orders trade at once).
+        4. IOC (and market) orders left over are cancelled.
+        """
+        state = self.state
+        spec = market.spec
+        market_id = spec.market_id
+        book = market.book
+        accounts = state.accounts
+        budgets: dict[bytes, int] = {}
+        pending = sorted(
+            (order for order in book.orders_in_priority() if order.reduce_only), key=_order_id
+        )
+        for order in pending:
+            held = accounts[order.account].positions[market_id].size
+            left = budgets.get(order.account, abs(held))
+            if held == 0 or (held > 0) == order.is_buy or left == 0:
+                self.process_remove_order(order, CancelReason.REDUCE_ONLY, events)
+                continue
+            if order.size > left:
+                order.size = left
+                events.append(new_event(OrderModified, (order.order_id, order.price, left, True)))
+            budgets[order.account] = left - order.size
+        bids = [
+            (price, order.size) for price, level in book.bids.items() for order in level.values()
+        ]
+        asks = [
+            (price, order.size) for price, level in book.asks.items() for order in level.values()
+        ]
+        clearing = auction.calculate_clearing(bids, asks, market.tick, market.mark_price)
+        if clearing is not None:
+            price = clearing.price
+            events.append(
+                new_event(
+                    AuctionCleared,
+                    (market_id, price, clearing.volume, clearing.demand, clearing.supply),
+                )
+            )
+            buys = self.calculate_auction_fills(market, True, price, clearing.volume)
+            sells = self.calculate_auction_fills(market, False, price, clearing.volume)
+            self.process_auction_trades(market, buys, sells, price, events)
+        leftovers = [order for order in book.orders_in_priority() if order.tif == _IOC]
+        for order in sorted(leftovers, key=_order_id):
+            self.process_remove_order(order, CancelReason.IOC_REMAINDER, events)
+
+    def calculate_auction_fills(
+        self, market: MarketState, is_buy: bool, price: int, volume: int
+    ) -> list[tuple[Order, int]]:
+        """(order, size) for one side's fills: whole levels best first, the level where
+        ``volume`` runs out shared pro rata."""
+        book = market.book
+        levels = book.bids if is_buy else book.asks
+        prices = reversed(book.bid_prices) if is_buy else iter(book.ask_prices)
+        fills: list[tuple[Order, int]] = []
+        left = volume
+        for level_price in prices:
+            if left == 0 or ((level_price < price) if is_buy else (level_price > price)):
+                break
+            level = list(levels[level_price].values())
+            total = 0
+            for order in level:
+                total += order.size
+            if total <= left:
+                fills.extend((order, order.size) for order in level)
+                left -= total
+                continue
+            shares = auction.allocate_pro_rata(
+                [order.size for order in level],
+                [order.account for order in level],
+                left,
+                market.lot,
+            )
+            fills.extend(
+                (order, share) for order, share in zip(level, shares, strict=True) if share
+            )
+            left = 0
+        return fills
+
+    def process_auction_trades(
+        self,
+        market: MarketState,
+        buys: list[tuple[Order, int]],
+        sells: list[tuple[Order, int]],
+        price: int,
+        events: list[Event],
+    ) -> None:
+        """Pair the buy and sell fills into trades at ``price`` (the older order of a pair is
+        named the maker; both pay the taker fee)."""
+        fee_ppm = market.taker_fee_ppm
+        market_id = market.spec.market_id
+        accounts = self.state.accounts
+        buys = sorted(buys, key=_fill_key)
+        sells = sorted(sells, key=_fill_key)
+        buy_left = [size for _, size in buys]
+        sell_left = [size for _, size in sells]
+        i = j = 0
+        while i < len(buys) and j < len(sells):
+            buy, sell = buys[i][0], sells[j][0]
+            quantity = min(buy_left[i], sell_left[j])
+            maker, taker = (buy, sell) if buy.order_id < sell.order_id else (sell, buy)
+            maker_account = accounts[maker.account]
+            taker_account = accounts[taker.account]
+            taker_position = taker_account.positions[market_id]
+            if not taker.reduce_only:
+                # both sides rest in the book: the taker's open total shrinks too
+                if taker.is_buy:
+                    taker_position.open_buy -= quantity
+                else:
+                    taker_position.open_sell -= quantity
+            self.process_fill(
+                market,
+                maker_account,
+                maker,
+                taker_account,
+                taker_position,
+                taker,
+                quantity,
+                price,
+                events,
+                fee_ppm,
+                fee_ppm,
+            )
+            buy_left[i] -= quantity
+            sell_left[j] -= quantity
+            for order in (maker, taker):
+                if order.size == 0:
+                    self.process_retire_order(accounts[order.account], order)
+            if buy_left[i] == 0:
+                i += 1
+            if sell_left[j] == 0:
+                j += 1
 
     def process_match(
         self,
@@ -706,10 +911,13 @@ class Engine:
         price: int,
         events: list[Event],
         taker_fee_ppm: int | None,
+        maker_fee_ppm: int | None = None,
     ) -> None:
         spec = market.spec
         notional = price * quantity
-        maker_fee = fee_charged(notional, spec.maker_fee_ppm)
+        maker_fee = fee_charged(
+            notional, spec.maker_fee_ppm if maker_fee_ppm is None else maker_fee_ppm
+        )
         if taker_fee_ppm is not None and maker_fee < 0:
             # a protocol order (liquidation) pays no taker fee, so there is nothing to fund a
             # maker rebate from: the fee pool never pays out what it did not collect
@@ -1462,6 +1670,15 @@ class Engine:
                 market.next_funding = (
                     now // spec.funding_interval_ms + 1
                 ) * spec.funding_interval_ms
+            if market.auction_interval:
+                # cancels, expiries and dead-man switches due by now came first; the auction
+                # then clears what arrived before ``now``, and funding follows
+                interval = market.auction_interval
+                if market.next_auction == 0:
+                    market.next_auction = (now // interval + 1) * interval
+                elif now >= market.next_auction:
+                    self.process_auction(market, events)
+                    market.next_auction = (now // interval + 1) * interval
             if now >= market.next_sample:
                 self.process_premium_sample(market, now)
             if now >= market.next_funding:
@@ -1476,6 +1693,8 @@ class Engine:
             due = scheduled[0][0]
         for market in state.markets:
             due = min(due, market.next_sample, market.next_funding)
+            if market.auction_interval:
+                due = min(due, market.next_auction)
         state.next_due = due
 
     def process_premium_sample(self, market: MarketState, now: int) -> None:
@@ -1541,3 +1760,8 @@ _SYSTEM_COMMANDS = frozenset(
 
 def _order_id(order: Order) -> int:
     return order.order_id
+
+
+def _fill_key(fill: tuple[Order, int]) -> tuple[bytes, int, int]:
+    """Auction fills are paired in (owner, size, order id) order: arrival plays no part."""
+    return fill[0].account, fill[1], fill[0].order_id

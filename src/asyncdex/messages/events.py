@@ -189,6 +189,17 @@ class BuilderFeePaid(NamedTuple):
     amount: int  # micro-USDC, rounded up
 
 
+class AuctionCleared(NamedTuple):
+    """A batch-auction market cleared: its trades (``TradeExecuted``, all at ``price``)
+    follow."""
+
+    market: int
+    price: int
+    volume: int  # size traded
+    demand: int  # bid size at or above ``price`` when the auction ran
+    supply: int  # ask size at or below ``price``
+
+
 class BatchItem(NamedTuple):
     """The events that follow, up to the next ``BatchItem``, are inner command ``item``'s
     (its position in the ``Batch``)."""
@@ -222,6 +233,7 @@ Event = (
     | BatchItem
     | BuilderFeeApproved
     | BuilderFeePaid
+    | AuctionCleared
 )
 
 EVENT_TYPES: tuple[type, ...] = (
@@ -250,4 +262,5 @@ EVENT_TYPES: tuple[type, ...] = (
     BatchItem,
     BuilderFeeApproved,
     BuilderFeePaid,
+    AuctionCleared,
 )

@@ -115,7 +115,7 @@ def _market(raw: Any, index: int, where: str) -> MarketSpec:
         raise ConfigFileError(f"{where}: missing {', '.join(missing)}")
     values: dict[str, Any] = {"market_id": index}
     for name, value in raw.items():
-        wanted = str if name == "symbol" else int
+        wanted = str if name in ("symbol", "ordering") else int
         # bool is a subclass of int: ``tick = true`` must not load as 1.
         if type(value) is not wanted:
             raise ConfigFileError(

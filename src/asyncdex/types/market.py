@@ -11,6 +11,9 @@ Invariants:
   asset (see ``asyncdex.types.numeric``).
 - Market ids are small integers, stable for the life of the venue (API asset ids are
   positions in the market list).
+- ``ordering`` is ``"continuous"`` (the default: orders match on arrival) or
+  ``"batch_auction"`` (frequent batch auctions every ``auction_interval_ms``, a positive
+  interval; see docs/engine.md). ``auction_interval_ms`` is 0 exactly for continuous markets.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from asyncdex.types.numeric import MAX_MARKET_BOUND, PPM, USDC_DECIMALS
+
+CONTINUOUS = "continuous"
+BATCH_AUCTION = "batch_auction"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,8 @@ class MarketSpec:
     market_slippage_ppm: int = 50_000  # market orders fill at most 5% from mark
     max_order_size: int = 10**15  # in lots' units: refuses absurd sizes before any arithmetic
     max_price: int = 10**15
+    ordering: str = CONTINUOUS
+    auction_interval_ms: int = 0  # batch-auction markets only: one auction per interval
 
     @property
     def price_decimals(self) -> int:
@@ -70,6 +78,14 @@ class MarketSpec:
             problems.append(f"max_price must be in 1..{MAX_MARKET_BOUND}")
         if not 0 < self.max_order_size <= MAX_MARKET_BOUND:
             problems.append(f"max_order_size must be in 1..{MAX_MARKET_BOUND}")
+        if self.ordering == CONTINUOUS:
+            if self.auction_interval_ms != 0:
+                problems.append("auction_interval_ms is for batch_auction markets only")
+        elif self.ordering == BATCH_AUCTION:
+            if type(self.auction_interval_ms) is not int or self.auction_interval_ms <= 0:
+                problems.append("a batch_auction market needs auction_interval_ms > 0")
+        else:
+            problems.append(f"ordering must be {CONTINUOUS!r} or {BATCH_AUCTION!r}")
         if problems:
             raise ValueError(f"market {self.symbol}: " + "; ".join(problems))
 
