@@ -11,7 +11,19 @@ Invariants:
   changes it).
 - Price-time priority; the taker trades at the resting order's price. Self-trade
   prevention cancels the resting order of the same account. Fills never cross the taker's
-  limit. After every command no book is crossed.
+  limit. After every command no book of a continuous market is crossed.
+- Batch-auction markets (``ordering = "batch_auction"``, docs/engine.md "Batch auctions"):
+  orders do not match on arrival; they wait in the book, which may be crossed between
+  auctions. At each multiple of ``auction_interval_ms`` of sequenced time (run by the first
+  command at or after it, after that command's due expiries and dead-man switches, before
+  funding) every crossing order trades at one uniform price maximizing executed volume, ties
+  to the smallest imbalance, then nearest the mark, then the lower price, on the tick grid;
+  the side's last level is shared pro rata by size in whole lots (``engine.auction``), so an
+  order's arrival inside the interval changes nobody's fills. Every auction fill pays the
+  taker fee. IOC and market orders are cancelled after the auction if unfilled; FOK is
+  refused; orders are margin-checked as if filled whole at their limit. Right after an
+  auction the book is not crossed. Liquidation orders do not wait: they execute at once
+  against the resting book, as in a continuous market.
 - An order is accepted only if the account could carry it fully filled at its limit price
   while still meeting initial margin (or, for an order that does not increase exposure,
   maintenance margin): see ``check_order_margin``.

@@ -26,7 +26,10 @@ Format::
     sz_decimals = 5
     tick = 10
     lot = 10
-    # any other MarketSpec field may be given; omitted ones take MarketSpec's defaults
+    # any other MarketSpec field may be given; omitted ones take MarketSpec's defaults,
+    # e.g. a frequent-batch-auction market (docs/engine.md, "Batch auctions"):
+    # ordering = "batch_auction"
+    # auction_interval_ms = 200
 """
 
 from __future__ import annotations
