@@ -22,7 +22,7 @@ const path = require('path');
 
 const ROOT = path.resolve(__dirname, '..');
 const CONTRACTS_DIR = path.join(ROOT, 'src', 'asyncdex', 'settlement', 'contracts');
-const CONTRACTS = ['Settlement', 'TestToken'];
+const CONTRACTS = ['Settlement', 'CommitteeSettlement', 'TestToken'];
 
 // py-evm in eth-tester 0.13 runs Prague, anvil defaults to Prague; "cancun" is the newest
 // target both execute and avoids Prague-only opcodes we do not need.

@@ -237,6 +237,10 @@ class Chain:
     def mine(self, blocks: int = 1) -> None:
         raise NotImplementedError
 
+    def advance_time(self, seconds: int) -> None:
+        """Mine one block at least ``seconds`` after the latest (unbonding periods)."""
+        raise NotImplementedError
+
     def view(self, address: str, data: bytes) -> bytes | None:
         """The return data of an ``eth_call`` of ``data`` on ``address`` at the latest block,
         sent raw; None where this backend has no raw path (callers then use web3)."""
@@ -356,6 +360,10 @@ class EthTesterChain(Chain):
     def mine(self, blocks: int = 1) -> None:
         self.tester.mine_blocks(blocks)
 
+    def advance_time(self, seconds: int) -> None:
+        latest = self.w3.eth.get_block("latest")["timestamp"]
+        self.tester.time_travel(int(latest) + seconds)
+
 
 class RpcChain(Chain):
     """Any EVM JSON-RPC endpoint; ``funded_keys`` are keys holding gas money there.
@@ -409,6 +417,10 @@ class RpcChain(Chain):
             return
         for _ in range(blocks):
             self.w3.provider.make_request(cast(Any, "evm_mine"), [])
+
+    def advance_time(self, seconds: int) -> None:
+        self._raw("evm_increaseTime", [seconds])
+        self._raw("evm_mine", [])
 
 
 # ---------------------------------------------------------------- the settlement contract
@@ -709,6 +721,188 @@ class SettlementClient:
             message.index, message.account, message.amount, message.block_number
         )
         return self.chain.transact(key, function)
+
+
+class CommitteeStatus(IntEnum):
+    """``CommitteeSettlement.Status`` of a bond."""
+
+    NONE = 0
+    BONDED = 1
+    ACTIVE = 2
+    UNBONDING = 3
+    SLASHED = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Stake:
+    """A member's bond as the contract holds it."""
+
+    bond: int
+    unbonding_ends: int
+    status: CommitteeStatus
+
+
+class CommitteeSettlementClient(SettlementClient):
+    """The committee-mode contract: quorum-certified batches, bonds, epochs and slashing.
+
+    Certificates and evidence come from ``asyncdex.settlement.certificate``; this class only
+    sends them. ``commit_batch`` of the base class also works here with ``signature`` set to a
+    certificate (the ABI is the same), which is how the node's poster can post either mode.
+    """
+
+    @classmethod
+    def deploy_committee(
+        cls,
+        chain: Chain,
+        deployer_key: PrivateKey,
+        members: Sequence[str | bytes],
+        finality_blocks: int,
+        forced_deadline_blocks: int,
+        genesis_state_root: bytes,
+        *,
+        min_bond: int,
+        unbonding_period_s: int,
+        reporter_share_bps: int,
+        insurance_account: str,
+        consensus_domain: bytes,
+        token_address: str | None = None,
+    ) -> CommitteeSettlementClient:
+        """Deploy the committee contract for genesis ``members`` (index order); each member
+        must then ``bond`` at least ``min_bond`` before the first batch."""
+        if token_address is None:
+            token = chain.deploy(deployer_key, "TestToken", "Test USD Coin", "tUSDC", True)
+        else:
+            abi = load_artifact("TestToken")["abi"]
+            token = chain.w3.eth.contract(address=_checksum(token_address), abi=abi)
+        settlement = chain.deploy(
+            deployer_key,
+            "CommitteeSettlement",
+            token.address,
+            finality_blocks,
+            forced_deadline_blocks,
+            genesis_state_root,
+            [_address(member) for member in members],
+            min_bond,
+            unbonding_period_s,
+            reporter_share_bps,
+            _checksum(insurance_account),
+            consensus_domain,
+        )
+        return cls(chain, settlement, token)
+
+    @classmethod
+    def at(cls, chain: Chain, address: str) -> CommitteeSettlementClient:
+        settlement = chain.w3.eth.contract(
+            address=_checksum(address), abi=load_artifact("CommitteeSettlement")["abi"]
+        )
+        token_address = chain.call(settlement.functions.token())
+        token = chain.w3.eth.contract(
+            address=_checksum(token_address), abi=load_artifact("TestToken")["abi"]
+        )
+        return cls(chain, settlement, token)
+
+    # -- views
+
+    def members(self) -> list[bytes]:
+        return [bytes.fromhex(a[2:]) for a in self.chain.call(self.contract.functions.members())]
+
+    def quorum(self) -> int:
+        return int(self.chain.call(self.contract.functions.quorum()))
+
+    def epoch(self) -> int:
+        return int(self.chain.call(self.contract.functions.epoch()))
+
+    def stake(self, member: str | bytes) -> Stake:
+        bond, ends, status = self.chain.call(self.contract.functions.stakes(_address(member)))
+        return Stake(int(bond), int(ends), CommitteeStatus(status))
+
+    def consensus_domain(self) -> bytes:
+        return bytes(self.chain.call(self.contract.functions.consensusDomain()))
+
+    # -- batches
+
+    def commit_certified(
+        self,
+        sender_key: PrivateKey,
+        batch_number: int,
+        prev_state_root: bytes,
+        new_state_root: bytes,
+        withdrawals_root: bytes,
+        l1_messages_consumed: int,
+        batch_data: bytes,
+        certificate: bytes,
+        *,
+        batch_data_hash: bytes | None = None,
+    ) -> TxReceipt:
+        """Post a batch with its quorum certificate; anyone may send it."""
+        data_hash = keccak256(batch_data) if batch_data_hash is None else batch_data_hash
+        function = self.contract.functions.commitBatch(
+            batch_number,
+            prev_state_root,
+            new_state_root,
+            withdrawals_root,
+            l1_messages_consumed,
+            batch_data,
+            data_hash,
+            certificate,
+        )
+        return self.chain.transact(sender_key, function)
+
+    # -- stake and epochs
+
+    def bond(self, key: PrivateKey, amount: int) -> TxReceipt:
+        """Add ``amount`` to the sender's bond (approve the contract first)."""
+        return self.chain.transact(key, self.contract.functions.bond(amount))
+
+    def change_epoch(
+        self,
+        sender_key: PrivateKey,
+        new_epoch: int,
+        members: Sequence[str | bytes],
+        certificate: bytes,
+    ) -> TxReceipt:
+        function = self.contract.functions.changeEpoch(
+            new_epoch, [_address(member) for member in members], certificate
+        )
+        return self.chain.transact(sender_key, function)
+
+    def unbond(self, key: PrivateKey) -> TxReceipt:
+        return self.chain.transact(key, self.contract.functions.unbond())
+
+    def withdraw_bond(self, key: PrivateKey) -> TxReceipt:
+        return self.chain.transact(key, self.contract.functions.withdrawBond())
+
+    # -- slashing (evidence from asyncdex.settlement.certificate)
+
+    def slash_batch_equivocation(self, reporter_key: PrivateKey, evidence: Any) -> TxReceipt:
+        """Submit a ``BatchEquivocation``; the reporter's share goes to ``reporter_key``."""
+        function = self.contract.functions.slashBatchEquivocation(
+            _address(evidence.member),
+            evidence.header_a.as_tuple(),
+            evidence.signature_a,
+            evidence.header_b.as_tuple(),
+            evidence.signature_b,
+        )
+        return self.chain.transact(reporter_key, function)
+
+    def slash_vote_equivocation(self, reporter_key: PrivateKey, evidence: Any) -> TxReceipt:
+        """Submit a ``VoteEquivocation``; the reporter's share goes to ``reporter_key``."""
+        function = self.contract.functions.slashVoteEquivocation(
+            _address(evidence.member),
+            evidence.view,
+            evidence.block_hash_a,
+            evidence.signature_a,
+            evidence.block_hash_b,
+            evidence.signature_b,
+        )
+        return self.chain.transact(reporter_key, function)
+
+
+def _address(address: str | bytes) -> ChecksumAddress:
+    """A checksum address from its text or its 20 bytes."""
+    if isinstance(address, bytes):
+        return Web3.to_checksum_address("0x" + address.hex())
+    return Web3.to_checksum_address(address)
 
 
 def _checksum(address: str) -> ChecksumAddress:

@@ -20,7 +20,7 @@ from asyncdex.types.hashing import keccak256
 
 REPO = Path(__file__).resolve().parents[3]
 CONTRACTS = REPO / "src" / "asyncdex" / "settlement" / "contracts"
-NAMES = ["Settlement", "TestToken"]
+NAMES = ["Settlement", "CommitteeSettlement", "TestToken"]
 
 
 @pytest.mark.parametrize("name", NAMES)

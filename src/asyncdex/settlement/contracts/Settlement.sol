@@ -44,7 +44,7 @@ contract Settlement {
 
     /// @dev Upper half of the secp256k1 order: signatures with s above it are the malleable twin
     ///      of a valid one (EIP-2) and are refused so a signature has exactly one encoding.
-    uint256 private constant SECP256K1_HALF_ORDER =
+    uint256 internal constant SECP256K1_HALF_ORDER =
         0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
 
     struct BatchRecord {
@@ -224,7 +224,7 @@ contract Settlement {
             l1MessagesConsumed,
             batchDataHash
         );
-        if (_recover(digest, signature) != sequencer) revert InvalidSignature();
+        _authorizeBatch(digest, signature);
         _checkL1MessagesConsumed(previousConsumed, l1MessagesConsumed);
 
         lastBatchNumber = batchNumber;
@@ -450,7 +450,7 @@ contract Settlement {
     // ---------------------------------------------------------------- internals
 
     function _appendMessage(uint8 kind, address account, uint256 amount, uint256 deadline)
-        private
+        internal
         returns (uint256 index)
     {
         index = l1MessageHashes.length;
@@ -497,9 +497,15 @@ contract Settlement {
         }
     }
 
+    /// @dev Who may move the state root: here the one sequencer key; CommitteeSettlement
+    ///      overrides this with a quorum certificate of its members.
+    function _authorizeBatch(bytes32 digest, bytes calldata signature) internal view virtual {
+        if (_recover(digest, signature) != sequencer) revert InvalidSignature();
+    }
+
     /// @dev ecrecover with the EIP-2 low-s rule and a strict v, so each batch has one valid
     ///      signature encoding; returns address(0) for anything malformed.
-    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address) {
+    function _recover(bytes32 digest, bytes calldata signature) internal pure returns (address) {
         if (signature.length != 65) return address(0);
         bytes32 r = bytes32(signature[0:32]);
         bytes32 s = bytes32(signature[32:64]);
@@ -515,12 +521,12 @@ contract Settlement {
 
     /// @dev Accepts tokens that return nothing as well as those returning true, and refuses
     ///      calls to an address without code (which would "succeed" silently).
-    function _safeTransfer(address to, uint256 amount) private {
+    function _safeTransfer(address to, uint256 amount) internal {
         if (amount == 0) return;
         _callToken(abi.encodeCall(IERC20.transfer, (to, amount)));
     }
 
-    function _safeTransferFrom(address from, address to, uint256 amount) private {
+    function _safeTransferFrom(address from, address to, uint256 amount) internal {
         _callToken(abi.encodeCall(IERC20.transferFrom, (from, to, amount)));
     }
 
