@@ -20,6 +20,7 @@ BENCHMARKS = {
     "signing": "signing_bench",
     "settlement": "settlement_bench",
     "contract-gas": "settlement_gas",
+    "certificate-gas": "certificate_gas",
     "e2e": "e2e_bench",
     "fanout": "fanout_bench",
     "web": "web_bench",

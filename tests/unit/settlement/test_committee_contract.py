@@ -348,6 +348,16 @@ def test_malformed_certificates_are_refused(bonded: Committee) -> None:
     assert bonded.settlement.last_batch_number() == 1
 
 
+def test_certificate_check_costs_at_most_30k_gas_for_four_members(bonded: Committee) -> None:
+    digest = bonded.digest(bonded.header(1, GENESIS_ROOT, ROOT_1))
+    certificate = certify(digest, bonded.addresses, bonded.signers)
+    function = bonded.settlement.contract.functions.verifyCertificate(digest, certificate)
+    receipt = bonded.chain.transact(bonded.operator.key, function)
+    data = bytes(bonded.chain.w3.eth.get_transaction(receipt["transactionHash"])["input"])
+    calldata_gas = 16 * (len(data) - data.count(0)) + 4 * data.count(0)
+    assert int(receipt["gasUsed"]) - 21_000 - calldata_gas <= 30_000
+
+
 def test_single_operator_signature_is_not_a_certificate(bonded: Committee) -> None:
     header = bonded.header(1, GENESIS_ROOT, ROOT_1)
     with reverts("MalformedCertificate"):
