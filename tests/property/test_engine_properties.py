@@ -50,7 +50,7 @@ from hypothesis import strategies as st
 
 from asyncdex.engine.margin import fee_charged, funding_payment, initial_fraction_ppm
 from asyncdex.engine.snapshot import restore, snapshot
-from asyncdex.engine.state import State
+from asyncdex.engine.state import MarketState, State
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import NONCE_FUTURE_MS, NONCE_PAST_MS, NONCES_KEPT, Engine
 from asyncdex.messages.codec import COMMAND_TAG
@@ -82,6 +82,7 @@ from asyncdex.messages.commands import (
     Withdraw,
 )
 from asyncdex.messages.events import (
+    AuctionCleared,
     BatchItem,
     BuilderFeePaid,
     Deposited,
@@ -165,6 +166,8 @@ def market_plans(draw: st.DrawFn) -> list[MarketPlan]:
         sz_decimals, reference, ticks, lots = TEMPLATES[template]
         max_leverage = draw(st.sampled_from((3, 10, 20, 50)))
         initial = -(-PPM // max_leverage)
+        # one market in four clears in frequent batch auctions
+        interval = draw(weighted((3, st.just(0)), (1, st.sampled_from((500, 2_000)))))
         spec = MarketSpec(
             market_id,
             f"M{market_id}",
@@ -180,6 +183,8 @@ def market_plans(draw: st.DrawFn) -> list[MarketPlan]:
             funding_interval_ms=draw(st.sampled_from((30_000, 60_000))),
             premium_sample_ms=draw(st.sampled_from((1_000, 5_000))),
             oracle_staleness_ms=draw(st.sampled_from((10_000, 30_000))),
+            ordering="batch_auction" if interval else "continuous",
+            auction_interval_ms=interval,
         )
         plans.append(MarketPlan(spec, reference))
     return plans
@@ -955,9 +960,24 @@ class Run(NamedTuple):
     engine: Engine
 
 
+class AuctionChecked(Engine):
+    """The engine, checking each batch auction as it runs: right after it the market's book
+    is not crossed (between auctions it may be), and what it traded is the most a uniform
+    price could trade (see ``test_clearing_price_maximizes_volume_over_every_grid_price``
+    for the tie rules)."""
+
+    def process_auction(self, market: MarketState, events: list[Event]) -> None:
+        first = len(events)
+        super().process_auction(market, events)
+        market.book.check_invariants()
+        cleared = [e for e in events[first:] if type(e) is AuctionCleared]
+        traded = sum(e.size for e in events[first:] if type(e) is TradeExecuted)
+        assert traded == (cleared[0].volume if cleared else 0), f"{cleared} traded {traded}"
+
+
 def run_scenario(scenario: Scenario, check: bool = False) -> Run:
     """Realize and apply the scenario; with ``check``, assert every invariant after every step."""
-    engine = Engine(scenario.config)
+    engine = AuctionChecked(scenario.config) if check else Engine(scenario.config)
     realizer = Realizer(scenario, engine)
     steps: list[Step] = []
     all_events: list[list[Event]] = []
@@ -1099,10 +1119,35 @@ class Follower:
         self.triggered: set[int] = set()  # market triggers get their limit when they fire
         self.protocol: set[int] = set()  # liquidation orders
         self.liquidating = False
+        self.auction: AuctionCleared | None = None  # the auction whose trades follow
+        self.auction_left = 0  # its volume not yet seen in trades
+
+    def check_auction_trade(self, trade: TradeExecuted) -> None:
+        """An auction trade: at the clearing price, within both orders' limits, both sides
+        paying the taker fee; the auction's trades add up to its volume."""
+        auction = self.auction
+        assert auction is not None and trade.market == auction.market, f"{trade} outside"
+        assert trade.price == auction.price, f"{trade} not at the clearing price {auction}"
+        self.auction_left -= trade.size
+        assert self.auction_left >= 0, f"auction trades exceed its volume {auction}"
+        for order_id, is_buy in (
+            (trade.taker_order, trade.taker_is_buy),
+            (trade.maker_order, not trade.taker_is_buy),
+        ):
+            side, limit = self.limits[order_id]
+            assert side == is_buy, f"{trade}: order {order_id} on the wrong side"
+            if order_id not in self.triggered:
+                assert trade.price <= limit if is_buy else trade.price >= limit, (
+                    f"{trade} beyond order {order_id}'s limit {limit}"
+                )
+        fee = fee_charged(trade.price * trade.size, self.specs[trade.market].taker_fee_ppm)
+        assert (trade.maker_fee, trade.taker_fee) == (fee, fee), f"{trade}: fees should be {fee}"
 
     def check_trade(self, trade: TradeExecuted) -> None:
         assert trade.maker != trade.taker, f"self-trade {trade}"
         assert trade.size > 0 and trade.price > 0, f"empty trade {trade}"
+        if self.specs[trade.market].auction_interval_ms and trade.taker_order not in self.protocol:
+            return self.check_auction_trade(trade)
         maker = self.limits.get(trade.maker_order)
         assert maker is not None, f"maker order {trade.maker_order} was never accepted"
         assert maker == (not trade.taker_is_buy, trade.price), (
@@ -1125,6 +1170,7 @@ class Follower:
         assert (trade.maker_fee, trade.taker_fee) == (maker_fee, taker_fee), (
             f"{trade}: fees should be {(maker_fee, taker_fee)}"
         )
+        return None
 
     def move(self, account: bytes, amount: int) -> None:
         self.money[account] = self.money.get(account, 0) + amount
@@ -1137,7 +1183,13 @@ class Follower:
     def apply(self, events: list[Event]) -> None:
         for item in events:
             kind = type(item)
-            if kind is Deposited:
+            if self.auction is not None and kind not in (TradeExecuted, BuilderFeePaid):
+                assert self.auction_left == 0, f"{self.auction}: {self.auction_left} not traded"
+                self.auction = None
+            if kind is AuctionCleared:
+                assert item.volume == min(item.demand, item.supply) > 0, f"{item}"
+                self.auction, self.auction_left = item, item.volume
+            elif kind is Deposited:
                 self.move(item.account, item.amount)
             elif kind is Withdrawn:
                 self.move(item.account, -item.amount)
@@ -1179,6 +1231,9 @@ class Follower:
                 self.liquidating = False
                 self.move(item.account, item.insurance_paid - item.fee_to_insurance)
                 self.insurance += item.fee_to_insurance - item.insurance_paid
+        if self.auction is not None:
+            assert self.auction_left == 0, f"{self.auction}: {self.auction_left} not traded"
+            self.auction = None
 
     def check(self, state: State) -> None:
         for address, account in state.accounts.items():
@@ -1233,12 +1288,17 @@ def check_state(state: State) -> None:
     listed: dict[int, Any] = {}
     resting: set[int] = set()
     for market_id, market in enumerate(state.markets):
-        market.book.check_invariants()
+        # a batch-auction book may be crossed between auctions (``AuctionChecked`` checks it
+        # right after each one)
+        market.book.check_invariants(may_cross=bool(market.auction_interval))
         for order in market.book.orders_in_priority():
             assert order.market == market_id, f"order {order.order_id} on another market's book"
             assert order.order_id not in listed, f"order {order.order_id} listed twice"
             assert order.trigger_kind == TriggerKind.NONE, f"armed trigger {order} on the book"
-            assert order.tif in (TimeInForce.GTC, TimeInForce.ALO), f"{order} rests with IOC/FOK"
+            resting_tifs: tuple[TimeInForce, ...] = (TimeInForce.GTC, TimeInForce.ALO)
+            if market.auction_interval:
+                resting_tifs += (TimeInForce.IOC,)  # an IOC waits for the next auction
+            assert order.tif in resting_tifs, f"{order} rests with its time in force"
             listed[order.order_id] = order
             resting.add(order.order_id)
         for order_id, order in market.triggers.items():
@@ -1328,6 +1388,8 @@ def check_state(state: State) -> None:
         total = sum(state.accounts[a].positions[market_id].size for a in holding)
         assert total == 0, f"market {market_id}: positions sum to {total}"
         assert state.next_due <= min(market.next_sample, market.next_funding)
+        if market.auction_interval:
+            assert state.next_due <= market.next_auction, "an auction overdue"
     assert state.next_due > state.time, "something due was left undone"
     for signer, kept in state.nonces.items():
         assert kept == sorted(set(kept)) and 0 < len(kept) <= NONCES_KEPT, f"nonces of {signer}"
@@ -1351,6 +1413,7 @@ def record_statistics(events: list[Event]) -> None:
             LiquidationStarted,
             PositionDeleveraged,
             BuilderFeePaid,
+            AuctionCleared,
         ):
             event(kind.__name__)
         elif kind is LiquidationSettled and item.bad_debt:
