@@ -12,6 +12,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.types import TxReceipt
 
 from asyncdex.consensus.crypto import Secp256k1Signer
 from asyncdex.consensus.messages import vote_digest
@@ -100,7 +101,7 @@ class Committee:
         header: BatchHeader,
         certificate: bytes | None = None,
         batch_data: bytes = b"intents",
-    ) -> object:
+    ) -> TxReceipt:
         if certificate is None:
             certificate = certify(self.digest(header), self.addresses, self.signers)
         return self.settlement.commit_certified(
@@ -718,3 +719,33 @@ def test_single_operator_contract_is_unchanged(committee: Committee) -> None:
     )  # fmt: skip
     assert single.last_batch_number() == 1
     assert "bond" not in {item.get("name") for item in single.contract.abi}
+
+
+def test_no_epoch_change_after_a_freeze(bonded: Committee) -> None:
+    settlement = bonded.settlement
+    bonded.fund(bonded.alice.key, 10)
+    index = settlement.force_request(bonded.alice.key, MessageKind.FORCED_CANCEL_ALL)
+    bonded.chain.mine(FORCED_DEADLINE_BLOCKS + 1)
+    settlement.freeze(bonded.reporter.key, index)
+    members = bonded.addresses[:3]
+    with reverts("ContractFrozen"):
+        settlement.change_epoch(
+            bonded.operator.key, 1, members, _epoch_certificate(bonded, 1, members, bonded.signers)
+        )
+    header = bonded.header(1, GENESIS_ROOT, ROOT_1)
+    with reverts("ContractFrozen"):
+        bonded.commit(header)
+
+
+def test_exit_tool_reads_certified_batches_with_the_base_client(bonded: Committee) -> None:
+    # the exit tool decodes commitBatch calldata through SettlementClient; the committee
+    # contract keeps that ABI, so a certified batch's data is found the same way
+    header = bonded.header(1, GENESIS_ROOT, ROOT_1)
+    certificate = certify(bonded.digest(header), bonded.addresses, bonded.signers)
+    receipt = bonded.commit(header, certificate)
+    base = SettlementClient.at(bonded.chain, bonded.settlement.address)
+    (event,) = base.batch_commits()[1:]
+    call = base.commit_batch_call(event.tx_hash)
+    assert (call.batch_number, call.new_state_root, call.batch_data) == (1, ROOT_1, b"intents")
+    assert call.signature == certificate
+    assert event.tx_hash == bytes(receipt["transactionHash"])
