@@ -32,7 +32,7 @@ from asyncdex.messages.commands import (
     TimeInForce,
     TriggerKind,
 )
-from asyncdex.messages.events import BuilderFeePaid
+from asyncdex.messages.events import AuctionCleared, BuilderFeePaid
 from asyncdex.types.market import EngineConfig, MarketSpec
 from asyncdex.types.packing import pack, unpack
 
@@ -275,3 +275,33 @@ def test_a_body_with_malformed_counters_is_refused() -> None:
 def test_random_bytes_are_refused(data: bytes) -> None:
     with pytest.raises(SnapshotError):
         restore(CONFIG, data)
+
+
+def test_a_batch_auction_market_snapshots_its_pending_orders_and_next_auction() -> None:
+    """Orders waiting for an auction (an IOC too) and the next auction time restore: the
+    restored engine runs the same auction; the next auction time is in the root."""
+    spec = MarketSpec(
+        0, "TST", sz_decimals=4, tick=10, lot=100, ordering="batch_auction", auction_interval_ms=500
+    )
+    config = EngineConfig((spec,), oracle_publishers=(PUBLISHER,))
+    original = Engine(config)
+    for command in (
+        Deposit(ALICE, 10_000_000_000, 0),
+        Deposit(BOB, 10_000_000_000, 1),
+        PublishOraclePrice(PUBLISHER, 0, 10_000),
+        PlaceOrder(ALICE, 0, False, 9_900, 30_000),
+        PlaceOrder(BOB, 0, True, 10_100, 20_000, TimeInForce.IOC),
+    ):
+        original.apply(command, T0 + 100)
+    market = original.state.markets[0]
+    assert market.next_auction == T0 + 500 and market.book.best_bid() == 10_100
+    data = snapshot(original.state)
+    copy = Engine(state=restore(config, data))
+    assert snapshot(copy.state) == data and state_root(copy.state) == state_root(original.state)
+    events = original.apply(AdvanceTime(), T0 + 500)
+    assert copy.apply(AdvanceTime(), T0 + 500) == events
+    assert any(isinstance(event, AuctionCleared) for event in events)
+    assert copy.state.markets[0].next_auction == T0 + 1_000
+    assert state_root(copy.state) == state_root(original.state)
+    copy.state.markets[0].next_auction += 500
+    assert state_root(copy.state) != state_root(original.state)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,9 @@ import pytest
 from asyncdex.cli.demo import demo_config
 from asyncdex.engine.snapshot import config_hash
 from asyncdex.types.config_file import ConfigFileError, load_engine_config
+from asyncdex.types.hashing import keccak256
 from asyncdex.types.market import EngineConfig, MarketSpec
+from asyncdex.types.packing import pack
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "venue.toml"
 PUBLISHER = "0x" + "ab" * 20
@@ -121,3 +124,34 @@ def test_a_market_must_be_a_table(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigFileError, match="cannot read"):
         load_engine_config(tmp_path / "absent.toml")
+
+
+def test_a_batch_auction_market_loads_and_its_settings_are_checked(tmp_path: Path) -> None:
+    text = MINIMAL + 'ordering = "batch_auction"\nauction_interval_ms = 200\n'
+    (market,) = load_engine_config(write(tmp_path, text)).markets
+    assert (market.ordering, market.auction_interval_ms) == ("batch_auction", 200)
+    for bad, message in (
+        ('ordering = "batch_auction"\n', "needs auction_interval_ms > 0"),
+        ("auction_interval_ms = 200\n", "for batch_auction markets only"),
+        ('ordering = "fcfs"\n', "ordering must be 'continuous' or 'batch_auction'"),
+        ("ordering = 1\n", "ordering must be a string"),
+    ):
+        with pytest.raises(ConfigFileError, match=message):
+            load_engine_config(write(tmp_path, MINIMAL + bad))
+
+
+def test_a_continuous_market_fingerprints_as_before_batch_auctions() -> None:
+    """Snapshots of continuous venues keep restoring: the two ordering fields are not in
+    their config fingerprint (the packed spec fields as they were before)."""
+    spec = MarketSpec(0, "BTC", sz_decimals=5, tick=10, lot=10)
+    config = EngineConfig((spec,), oracle_publishers=(bytes.fromhex("ab" * 20),))
+    old_fields = [
+        getattr(spec, name)
+        for name in MarketSpec.__dataclass_fields__
+        if name not in ("ordering", "auction_interval_ms")
+    ]
+    assert config_hash(config) == keccak256(
+        pack([[old_fields], list(config.oracle_publishers), config.max_open_orders_per_account])
+    )
+    batch = dataclasses.replace(spec, ordering="batch_auction", auction_interval_ms=200)
+    assert config_hash(EngineConfig((batch,), config.oracle_publishers)) != config_hash(config)
