@@ -8,7 +8,8 @@ pragma solidity 0.8.28;
 ///         ignores a forced request past its deadline.
 /// @dev Invariants:
 ///      - Batches form one chain: batch n+1 names batch n's state root as its previous root, each
-///        number is committed once, and every batch is signed by the sequencer (EIP-712).
+///        number is committed once, and every batch passes `_authorizeBatch`: the sequencer's
+///        EIP-712 signature here, a members' quorum certificate in CommitteeSettlement.
 ///      - The L1 message queue only grows; a batch's `l1MessagesConsumed` never decreases and never
 ///        exceeds the queue. Forced requests get deadline = block of posting + forcedDeadlineBlocks,
 ///        so their deadlines never decrease along the queue.
