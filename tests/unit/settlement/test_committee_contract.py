@@ -206,6 +206,7 @@ def test_deployment_records_the_genesis_committee(committee: Committee) -> None:
         ({"consensus_domain": b"x" * 256}, "InvalidConfiguration"),
         ({"insurance_account": "0x" + "00" * 20}, "ZeroAddress"),
         ({"members": ["0x" + "00" * 20]}, "ZeroAddress"),
+        ({"members": [(i + 1).to_bytes(20, "big") for i in range(257)]}, "InvalidCommittee"),
     ],
 )
 def test_invalid_deployments(overrides: dict[str, object], error: str) -> None:
@@ -241,6 +242,22 @@ def test_certificate_packing_round_trips() -> None:
         unpack_certificate(certificate[:-1])
     with pytest.raises(ValueError):
         pack_certificate({256: b"\x00" * 65})
+
+
+def test_off_chain_certificate_checks_agree_with_the_rules() -> None:
+    signers = [Secp256k1Signer.from_seed(bytes([i])) for i in range(5)]
+    members = [signer.address for signer in signers[:4]]
+    digest = keccak256(b"header")
+    certificate = certify(digest, members, signers[:4])
+    assert verify_certificate(digest, members, certificate)
+    assert not verify_certificate(keccak256(b"other"), members, certificate)
+    assert not verify_certificate(digest, members, certify(digest, members, signers[:4], 2))
+    assert not verify_certificate(digest, members[:2], certificate)  # index past the set
+    assert not verify_certificate(digest, members, certificate[:-1])
+    with pytest.raises(ValueError, match="not a member"):
+        certify(digest, members, signers)
+    with pytest.raises(ValueError, match="cannot make"):
+        certify(digest, members, signers[:2])
 
 
 def test_batches_wait_for_every_genesis_bond(committee: Committee) -> None:
