@@ -30,6 +30,7 @@ COMPILED_MODULES = (
     "engine/margin.py",
     "engine/state.py",
     "engine/liquidation.py",
+    "engine/auction.py",
     "types/market.py",
 )
 
