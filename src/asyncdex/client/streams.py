@@ -5,10 +5,12 @@ Invariants:
 
 - A :class:`BookMirror` shows a book only while it is in sync: after a snapshot, with every
   delta since applied in order (each delta's ``prevSeq`` is the seq the mirror is at). A
-  gap, a ``dropped`` notice from the node or a book that would be crossed puts it out of
-  sync: :meth:`BookMirror.bids`, ``asks`` and ``best`` then raise :class:`StaleBook` instead
-  of showing a stale or crossed book, and the :class:`Stream` that feeds it resubscribes
-  for a fresh snapshot. Deltas arriving before that snapshot are ignored.
+  gap, a ``dropped`` notice from the node or a book that would be crossed (in a continuous
+  market; a batch-auction book, flagged ``auction`` in its snapshot, is crossed between
+  auctions on purpose) puts it out of sync: :meth:`BookMirror.bids`, ``asks`` and ``best``
+  then raise :class:`StaleBook` instead of showing a stale or crossed book, and the
+  :class:`Stream` that feeds it resubscribes for a fresh snapshot. Deltas arriving before
+  that snapshot are ignored.
 - One reader task per :class:`Stream` reads every frame in order: replies resolve the op
   they answer (by ``id``), book messages update the mirrors, and every channel message is
   then queued for ``async for message in stream``. So once a reply arrives (``ping``, say),
@@ -95,6 +97,7 @@ class BookMirror:
         self._bids: dict[Decimal, Decimal] = {}
         self._asks: dict[Decimal, Decimal] = {}
         self.resyncs = 0  # times the mirror fell out of sync (gaps, drops, crossings)
+        self.auction = False  # a batch-auction market: crossed between auctions is normal
 
     @property
     def synced(self) -> bool:
@@ -107,6 +110,7 @@ class BookMirror:
             self._bids = {Decimal(p): Decimal(s) for p, s in message["bids"]}
             self._asks = {Decimal(p): Decimal(s) for p, s in message["asks"]}
             self.seq = int(message["seq"])
+            self.auction = message.get("auction") is True
             return self._check_uncrossed()
         if kind == "dropped":
             return self._lose_sync()
@@ -125,6 +129,8 @@ class BookMirror:
         return self._check_uncrossed()
 
     def _check_uncrossed(self) -> bool:
+        if self.auction:
+            return False
         if self._bids and self._asks and max(self._bids) >= min(self._asks):
             return self._lose_sync()  # never show a crossed book
         return False

@@ -737,6 +737,10 @@ class NativeStreams:
             "bids": [level_json(spec, price, size) for price, size in bids],
             "asks": [level_json(spec, price, size) for price, size in asks],
         }
+        if spec.auction_interval_ms:
+            # a batch-auction book is crossed between auctions on purpose: say so, so that a
+            # mirror does not take it for a lost message (continuous snapshots are unchanged)
+            snapshot["auction"] = True
         conn.send_text(_dumps(snapshot), book=True)
 
     def _unsubscribe_books(self, conn: _Connection, markets: list[int]) -> None:

@@ -194,6 +194,16 @@ def test_book_mirror_applies_deltas_and_refuses_gaps_drops_and_crossings() -> No
     assert not mirror.synced
 
 
+def test_book_mirror_shows_a_batch_auction_book_crossed_between_auctions() -> None:
+    mirror = BookMirror("BTC")
+    message = snapshot(5, [["101", "1"]], [["99", "1"]])
+    assert mirror.apply(message)  # a continuous book is never crossed: out of sync
+    assert not mirror.apply({**message, "auction": True})
+    assert mirror.synced and [str(x) for x in mirror.best()] == ["101", "99"]
+    assert not mirror.apply(delta(6, 5, ["bid", "102", "1"]))
+    assert mirror.synced and mirror.seq == 6
+
+
 # ---------------------------------------------------------------------------------------------
 # An in-process node
 
