@@ -253,6 +253,7 @@ def test_openapi_document_describes_every_route(traded_node: RunningNode) -> Non
         ("POST", "/v1/system"),
         ("POST", "/v1/dev/deposit"),
         ("POST", "/v1/dev/faucet"),
+        ("POST", "/v1/dev/claim/{withdrawalId}"),
         ("GET", "/v1/status"),
         ("GET", "/v1/health"),
         ("GET", "/v1/ready"),

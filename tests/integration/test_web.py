@@ -10,7 +10,8 @@ Checked here:
 - a trader's day: a local key, a deposit from the faucet, an agent key approved, a limit
   order that rests, is modified and cancelled, a crossing order that fills and opens a
   position with its liquidation price, an oversized order refused with the engine's reason
-  in words, a withdrawal followed to finalized; the page's signed intent replayed is not
+  in words, a withdrawal followed to finalized and claimed on chain once (the node relays a
+  local key's claim; a second is refused); the page's signed intent replayed is not
   executed twice, and a tampered copy is refused;
 - an injected EIP-1193 wallet (``window.ethereum``, answered by eth_account in the test)
   signs the agent approval with ``eth_signTypedData_v4``, and the agent then trades.
@@ -38,6 +39,7 @@ from eth_account import Account
 
 from asyncdex.client import Client, Wallet
 from asyncdex.gateway.eip712 import LocalSigner
+from asyncdex.settlement.chain import RpcChain, SettlementClient
 from asyncdex.types.hashing import keccak256
 
 if TYPE_CHECKING:
@@ -114,6 +116,12 @@ def venue(tmp_path: Path, node_launcher: Callable[..., NodeLauncher]) -> Running
             maker.place_order("BTC", "sell", "1", str(60_010 + 10 * level))
             maker.place_order("BTC", "buy", "1", str(59_990 - 10 * level))
     return node
+
+
+def settlement_client(node: RunningNode) -> SettlementClient:
+    """The venue's contract on its embedded chain, read over that chain's JSON-RPC."""
+    status = node.get("/v1/status").json()["settlement"]
+    return SettlementClient.at(RpcChain(status["embeddedRpc"]), status["contract"])
 
 
 def wait_until(condition: Callable[[], bool], attempts: int = 200) -> None:
@@ -395,9 +403,31 @@ def test_a_trader_deposits_trades_and_withdraws_from_the_page(
         expect(withdrawal).to_have_attribute("data-status", "finalized")
         expect(withdrawal).to_contain_text("withdrawal #")
         page.screenshot(path=str(shots / "withdrawal.png"))
+
+        # claimed on chain: a local key holds no gas, so the local venue's node relays it;
+        # the contract pays the withdrawal's account, and the page shows the tx and the change
+        chain = settlement_client(venue)
+        before = chain.token_balance(address)
+        withdrawal.locator("button.claim").click()
+        expect(withdrawal).to_have_attribute("data-claimed", "true")
+        expect(withdrawal).to_contain_text("claimed in tx 0x")
+        expect(withdrawal).to_contain_text("wallet USDC +100.00")
+        page.screenshot(path=str(shots / "claimed.png"))
+        withdrawal_id = page.evaluate(
+            "window.asyncdex.S.intents.find((e) => e.withdrawalId !== undefined).withdrawalId"
+        )
         order_seq = page.evaluate(
             "window.asyncdex.S.intents.find((e) => e.label.startsWith('Buy 2.0000')).seq"
         )
+
+    # the claim landed once: the wallet's tokens rose by the amount, and a second claim is
+    # refused with the contract's reason in words
+    assert chain.token_balance(address) == before + 100 * 10**6
+    again = venue.post_json(f"/v1/dev/claim/{withdrawal_id}", None)
+    assert again.status == 409
+    assert again.json()["reason"] == "WithdrawalAlreadyClaimed"
+    assert again.json()["error"] == f"withdrawal {withdrawal_id} is already claimed"
+    assert chain.token_balance(address) == before + 100 * 10**6
 
     # the page's intents are like any other's: a replay is answered with the first receipt
     # and executes nothing again; a tampered copy does not verify as the agent's

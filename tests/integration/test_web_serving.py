@@ -1,9 +1,10 @@
 """What the node serves for the trading page, without a browser: the page and its assets
 with a same-origin Content-Security-Policy, 404 for anything else under ``/assets/``, and
-the faucet's refusals (no embedded chain, malformed bodies, amounts out of range).
+the faucet's refusals (no embedded chain, malformed bodies, amounts out of range), and the
+claim relay's refusal without an embedded chain.
 
-The faucet's success path (a token-free deposit credited on the embedded chain) runs in
-``test_web.py``, where the page's button uses it.
+The success paths of both (a token-free deposit credited on the embedded chain; a claim paid
+once, a second refused) run in ``test_web.py``, where the page's buttons use them.
 """
 
 from __future__ import annotations
@@ -82,17 +83,20 @@ def test_the_node_serves_the_page_and_its_assets_only(
     assert [status for status, _, _ in rest[len(assets) :]] == [404, 404]
 
 
-def test_the_faucet_refuses_without_an_embedded_chain_and_bad_bodies(
+def test_the_faucet_and_the_claim_relay_refuse_without_an_embedded_chain(
     tmp_path: Path, venue_config: Callable[..., Path]
 ) -> None:
     answers = served(
         tmp_path,
         venue_config,
-        [("POST", "/v1/dev/faucet", {"account": ACCOUNT, "amount": 10**6})],
+        [
+            ("POST", "/v1/dev/faucet", {"account": ACCOUNT, "amount": 10**6}),
+            ("POST", "/v1/dev/claim/1", None),
+        ],
     )
-    status, _, body = answers[0]
-    assert status == 404
-    assert json.loads(body)["code"] == "no_embedded_chain"
+    for status, _, body in answers:
+        assert status == 404
+        assert json.loads(body)["code"] == "no_embedded_chain"
 
 
 @pytest.mark.parametrize(

@@ -611,6 +611,38 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/dev/claim/{withdrawalId}": {
+            "post": {
+                "summary": "Embedded chain only, no token: send claimWithdrawal from the node's "
+                "dev account; the contract pays the withdrawal's account (asyncdex.web)",
+                "parameters": [
+                    _path_parameter("withdrawalId", _integer(1, 2**63 - 1), "withdrawal id")
+                ],
+                "responses": {
+                    "200": _ok(
+                        _open(
+                            {
+                                "withdrawalId": _integer(1),
+                                "account": {"type": "string"},
+                                "amount": _integer(1),
+                                "txHash": {"type": "string"},
+                                "tokenBalanceBefore": _integer(0),
+                                "tokenBalance": _integer(0),
+                            }
+                        ),
+                        "the claim's transaction and the account's token balance around it",
+                    ),
+                    "400": _error("not an integer in 1..2^63-1"),
+                    "404": _error("no embedded chain, or the withdrawal is in no batch yet"),
+                    "409": _error(
+                        "the contract refused (reason: BatchNotFinal, "
+                        "WithdrawalAlreadyClaimed, ...), in words"
+                    ),
+                    "502": _error("the chain failed"),
+                    "503": _error("shutting down"),
+                },
+            }
+        },
         "/v1/status": {
             "get": {
                 "summary": "Sequencer, journal, engine and settlement progress",

@@ -737,6 +737,54 @@ class SettlementService:
             raise SettlementError("dev deposits exist only on the embedded chain")
         return await self._offload(partial(_mint_and_deposit, embedded, account, amount))
 
+    async def dev_claim(self, withdrawal_id: int) -> DevClaim:
+        """Embedded chain only: send ``claimWithdrawal`` for ``withdrawal_id`` from the chain's
+        funded dev key (the contract pays the withdrawal's account whoever calls). The
+        contract decides: a batch not final or a claim already made raises
+        ``ContractReverted`` with its error; a withdrawal in no cut batch raises
+        ``LookupError``."""
+        embedded = self.settings.embedded
+        if embedded is None:
+            raise SettlementError("dev claims exist only on the embedded chain")
+        proof = self.withdrawal_proof(withdrawal_id)
+        if proof is None:
+            raise LookupError(f"withdrawal {withdrawal_id} is in no batch yet (or does not exist)")
+        return await self._offload(partial(_claim, embedded, proof))
+
+
+@dataclass(frozen=True, slots=True)
+class DevClaim:
+    """A claim paid on the embedded chain, with the account's token balance around it."""
+
+    withdrawal_id: int
+    account: str
+    amount: int
+    tx_hash: bytes
+    balance_before: int
+    balance_after: int
+
+
+def _claim(embedded: EmbeddedChain, proof: dict[str, Any]) -> DevClaim:
+    client, account = embedded.client, proof["account"]
+    before = client.token_balance(account)
+    receipt = client.claim_withdrawal(
+        embedded.funder_key,
+        proof["batch"],
+        proof["withdrawalId"],
+        account,
+        proof["amount"],
+        [bytes.fromhex(node[2:]) for node in proof["proof"]],
+        proof["index"],
+    )
+    return DevClaim(
+        withdrawal_id=proof["withdrawalId"],
+        account=account,
+        amount=proof["amount"],
+        tx_hash=bytes(receipt["transactionHash"]),
+        balance_before=before,
+        balance_after=client.token_balance(account),
+    )
+
 
 def _mint_and_deposit(embedded: EmbeddedChain, account: bytes, amount: int) -> tuple[int, bytes]:
     client, key = embedded.client, embedded.funder_key
@@ -765,6 +813,7 @@ def read_key_file(path: str | os.PathLike[str]) -> bytes:
 
 
 __all__ = [
+    "DevClaim",
     "EmbeddedChain",
     "SettlementError",
     "SettlementService",

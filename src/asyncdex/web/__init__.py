@@ -1,4 +1,4 @@
-"""The trading page, served by the node at ``/``, and the local venue's faucet.
+"""The trading page, served by the node at ``/``, and the local venue's faucet and claims.
 
 Invariants:
 
@@ -17,6 +17,13 @@ Invariants:
   are worth nothing, and the node listens on loopback only, so a local page may fund a
   fresh key without holding the operator's secret. The deposit is sequenced by the chain
   watcher like every other; nothing is credited by a side door.
+- ``POST /v1/dev/claim/{withdrawalId}`` sends ``claimWithdrawal`` for that withdrawal from
+  the embedded chain's funded dev account, for a page whose local key holds no gas; it exists
+  under the same conditions as the faucet. The contract pays the withdrawal's own account
+  whoever calls, so the relay can pay nobody else; the contract alone decides, and its
+  refusal (batch not final, already claimed, ...) is answered 409 in words, with the error's
+  name as ``reason``. Claims are sent one at a time (the chain's one worker thread), so of
+  two claims of one withdrawal exactly one is paid.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from asyncdex.gateway.eip712 import parse_address
+from asyncdex.settlement.chain import ContractReverted
 
 if TYPE_CHECKING:
     from asyncdex.gateway.node import Node
@@ -72,7 +80,7 @@ def load_page(dist: Path = DIST) -> dict[str, tuple[bytes, str]]:
 
 
 class WebPage:
-    """A node extension: the page at ``/`` and the embedded chain's faucet."""
+    """A node extension: the page at ``/`` and the embedded chain's faucet and claim relay."""
 
     def __init__(self, node: Node, dist: Path = DIST) -> None:
         self.node = node
@@ -82,6 +90,7 @@ class WebPage:
         app.router.add_get("/", self.handle_page)
         app.router.add_get("/assets/{name}", self.handle_asset)
         app.router.add_post("/v1/dev/faucet", self.handle_faucet)
+        app.router.add_post("/v1/dev/claim/{withdrawal_id}", self.handle_claim)
 
     async def close(self) -> None:
         return None
@@ -133,6 +142,53 @@ class WebPage:
             _log.exception("faucet deposit failed")
             return _error(502, f"the chain refused: {exc}", "chain_error")
         return web.json_response({"l1Index": l1_index, "txHash": "0x" + tx_hash.hex()})
+
+    async def handle_claim(self, request: web.Request) -> web.Response:
+        """Embedded chain only, no token: relay ``claimWithdrawal`` for a withdrawal."""
+        if self.node.draining:
+            return _error(503, "node is shutting down", "shutting_down")
+        settlement = self.node.settlement
+        if settlement is None or settlement.settings.embedded is None:
+            return _error(
+                404, "no embedded chain: claim on the base chain with a wallet", "no_embedded_chain"
+            )
+        text = request.match_info["withdrawal_id"]
+        if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) < 1:
+            return _error(400, "a withdrawal id is an integer in 1..2^63-1", "invalid_withdrawal")
+        try:
+            claim = await settlement.dev_claim(int(text))
+        except LookupError as exc:
+            return _error(404, str(exc), "unknown_withdrawal")
+        except ContractReverted as exc:
+            body = {"error": claim_refusal_words(exc), "code": "claim_refused"}
+            return web.json_response(body | {"reason": exc.error}, status=409)
+        except Exception as exc:
+            _log.exception("claim relay failed")
+            return _error(502, f"the chain refused: {exc}", "chain_error")
+        return web.json_response(
+            {
+                "withdrawalId": claim.withdrawal_id,
+                "account": claim.account,
+                "amount": claim.amount,
+                "txHash": "0x" + claim.tx_hash.hex(),
+                "tokenBalanceBefore": claim.balance_before,
+                "tokenBalance": claim.balance_after,
+            }
+        )
+
+
+def claim_refusal_words(exc: ContractReverted) -> str:
+    """The settlement contract's ``claimWithdrawal`` errors, in words."""
+    arguments = exc.arguments
+    if exc.error == "BatchNotFinal":
+        return f"batch {arguments[0]} is not final on chain yet: claim once it is finalized"
+    if exc.error == "WithdrawalAlreadyClaimed":
+        return f"withdrawal {arguments[0]} is already claimed"
+    if exc.error == "InvalidProof":
+        return "the proof does not match the batch's withdrawals root"
+    if exc.error == "InsufficientFunds":
+        return f"the contract holds {arguments[1]} micro-USDC, less than the {arguments[0]} claimed"
+    return f"the contract refused the claim: {exc}"
 
 
 def parse_faucet_request(body: bytes) -> tuple[bytes, int]:

@@ -6,6 +6,7 @@
 import "./style.css";
 import { CandlestickSeries, HistogramSeries, createChart } from "lightweight-charts";
 import { decimalsOf, fmt, fmtTime, fmtUsd, fromUnits, toUnits } from "./decimal.js";
+import { claimWithWallet } from "./claim.js";
 import { BookMirror, Feed } from "./feed.js";
 import * as sig from "./signing.js";
 
@@ -715,6 +716,49 @@ async function withdraw(text) {
   await submit("Withdraw", { amount, destination: S.wallet.address }, `Withdraw ${fmtUsd(text)} USDC`, { accountKeyOnly: true });
 }
 
+/** Claim a finalized withdrawal on chain: from the injected wallet, or relayed by a local
+ * venue's node for a local key (which holds no gas). Shows the tx and the balance change. */
+async function claim(entry) {
+  if (entry.claiming || entry.claim) return;
+  entry.claiming = true;
+  entry.claimError = null;
+  schedule("tabs");
+  try {
+    if (S.wallet.mode === "injected") {
+      entry.claim = await claimWithWallet(window.ethereum, S.venue, S.wallet.address, entry.proof);
+    } else {
+      const result = await api(`/v1/dev/claim/${entry.withdrawalId}`, { method: "POST" });
+      if (!result.ok) throw new Error(result.body?.error ?? `HTTP ${result.status}`);
+      entry.claim = {
+        txHash: result.body.txHash,
+        balanceBefore: BigInt(result.body.tokenBalanceBefore),
+        balanceAfter: BigInt(result.body.tokenBalance),
+      };
+    }
+  } catch (error) {
+    entry.claimError = `Claim refused: ${error.message ?? error}`;
+  }
+  entry.claiming = false;
+  schedule("tabs");
+}
+
+function claimCell(e) {
+  if (e.claim) {
+    const change = e.claim.balanceAfter - e.claim.balanceBefore;
+    return h("span", { class: "claimed" }, ` · claimed in tx ${e.claim.txHash.slice(0, 12)}…: wallet USDC `,
+      h("span", { class: "num" }, `${change >= 0n ? "+" : ""}${fmtUsd(fromUnits(change, 6))}`),
+      ` (now ${fmtUsd(fromUnits(e.claim.balanceAfter, 6))})`);
+  }
+  if (!e.proof) return null;
+  const local = S.wallet?.mode === "local" && S.venue.settlementChain === "embedded";
+  const can = e.proof.claimable && (local || S.wallet?.mode === "injected");
+  return h("span", {},
+    can ? " · " : ` · ${e.proof.status}: claim on the base chain once finalized`,
+    can ? h("button", { type: "button", class: "small claim", "data-withdrawal": e.withdrawalId, disabled: e.claiming, onclick: () => claim(e) },
+      e.claiming ? "Claiming…" : "Claim on chain") : null,
+    e.claimError ? h("span", { class: "error" }, ` ${e.claimError}`) : null);
+}
+
 async function approveAgent() {
   const key = sig.randomKey();
   const address = sig.addressOfKey(key);
@@ -1102,11 +1146,10 @@ function intentsTable() {
       h("span", { class: `step ${i <= reached ? "done" : ""} ${i === failedAt ? "bad" : ""}` },
         i === failedAt ? (i === 2 ? "rejected" : "refused") : step));
     const outcome = e.error ?? (e.detail || (e.status ? "" : "signing…"));
-    const claim = e.proof ? ` · ${e.proof.status ?? "proof ready"}: claim on the base chain` : "";
-    return h("tr", { "data-intent": e.id ?? "", "data-status": e.status ?? "" },
+    return h("tr", { "data-intent": e.id ?? "", "data-status": e.status ?? "", "data-claimed": e.claim ? "true" : null },
       h("td", {}, fmtTime(e.time)), h("td", { class: "left" }, e.label),
       h("td", { class: "left" }, h("div", { class: "steps" }, steps)),
-      h("td", { class: `left wrap ${e.error ? "error" : ""}` }, outcome + claim));
+      h("td", { class: `left wrap ${e.error ? "error" : ""}` }, outcome, claimCell(e)));
   }), "Intents you sign appear here with their lifecycle: received → sequenced → executed → committed → finalized.");
 }
 
