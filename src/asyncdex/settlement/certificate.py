@@ -9,8 +9,9 @@ Invariants:
 - Members sign the contract's own digests: a batch header is signed over ``batch_digest``
   (EIP-712, the same digest the single-operator contract checks), an epoch change over
   ``epoch_digest`` (EIP-712 ``Epoch(uint256 epoch,address[] members)``), and a consensus vote
-  over ``asyncdex.consensus.messages.vote_digest``, which the contract recomputes. Evidence is
-  therefore checkable on chain with nothing but ``ecrecover``.
+  over ``asyncdex.consensus.messages.vote_digest`` and a leader's proposal over
+  ``proposal_digest``, both of which the contract recomputes. Evidence is therefore checkable
+  on chain with nothing but ``ecrecover``.
 - Evidence is built only from two valid signatures of one member over two different messages
   of the same slot (batch number or view); anything else raises ``ValueError`` rather than
   producing evidence the contract would refuse.
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from eth_abi import encode
 
 from asyncdex.consensus.crypto import SIGNATURE_SIZE, Secp256k1Verifier, Signer
-from asyncdex.consensus.messages import vote_digest
+from asyncdex.consensus.messages import proposal_digest, vote_digest
 from asyncdex.settlement.chain import (
     DOMAIN_NAME,
     DOMAIN_VERSION,
@@ -201,6 +202,18 @@ class VoteEquivocation:
     signature_b: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class ProposalEquivocation:
+    """One leader's proposals of two different blocks in the same consensus view."""
+
+    member: bytes
+    view: int
+    block_hash_a: bytes
+    signature_a: bytes
+    block_hash_b: bytes
+    signature_b: bytes
+
+
 def batch_equivocation(
     chain_id: int,
     contract_address: str,
@@ -242,3 +255,25 @@ def vote_equivocation(
     if not (_verify(member, digest_a, signature_a) and _verify(member, digest_b, signature_b)):
         raise ValueError(f"the votes are not both signed by 0x{member.hex()}")
     return VoteEquivocation(member, view, block_hash_a, signature_a, block_hash_b, signature_b)
+
+
+def proposal_equivocation(
+    domain: bytes,
+    member: bytes,
+    view: int,
+    block_hash_a: bytes,
+    signature_a: bytes,
+    block_hash_b: bytes,
+    signature_b: bytes,
+) -> ProposalEquivocation:
+    """Evidence for ``slashProposalEquivocation`` from two proposals signed by ``member``
+    (over ``proposal_digest(domain, view, block_hash)``): an equivocating leader."""
+    if not 0 <= view < 1 << 64:
+        raise ValueError("a view the contract takes is below 2**64")
+    if block_hash_a == block_hash_b:
+        raise ValueError("proposals of the same block are not equivocation")
+    digest_a = proposal_digest(domain, view, block_hash_a)
+    digest_b = proposal_digest(domain, view, block_hash_b)
+    if not (_verify(member, digest_a, signature_a) and _verify(member, digest_b, signature_b)):
+        raise ValueError(f"the proposals are not both signed by 0x{member.hex()}")
+    return ProposalEquivocation(member, view, block_hash_a, signature_a, block_hash_b, signature_b)

@@ -897,6 +897,18 @@ class CommitteeSettlementClient(SettlementClient):
         )
         return self.chain.transact(reporter_key, function)
 
+    def slash_proposal_equivocation(self, reporter_key: PrivateKey, evidence: Any) -> TxReceipt:
+        """Submit a ``ProposalEquivocation`` (an equivocating leader)."""
+        function = self.contract.functions.slashProposalEquivocation(
+            _address(evidence.member),
+            evidence.view,
+            evidence.block_hash_a,
+            evidence.signature_a,
+            evidence.block_hash_b,
+            evidence.signature_b,
+        )
+        return self.chain.transact(reporter_key, function)
+
 
 def _address(address: str | bytes) -> ChecksumAddress:
     """A checksum address from its text or its 20 bytes."""

@@ -15,13 +15,14 @@ from web3 import Web3
 from web3.types import TxReceipt
 
 from asyncdex.consensus.crypto import Secp256k1Signer
-from asyncdex.consensus.messages import vote_digest
+from asyncdex.consensus.messages import proposal_digest, vote_digest
 from asyncdex.settlement.certificate import (
     BatchHeader,
     batch_equivocation,
     certify,
     epoch_digest,
     pack_certificate,
+    proposal_equivocation,
     quorum,
     unpack_certificate,
     verify_certificate,
@@ -607,6 +608,49 @@ def test_contract_vote_digest_is_the_consensus_encoding(committee: Committee, vi
     block_hash = keccak256(view.to_bytes(8, "big"))
     on_chain = committee.settlement.contract.functions.voteDigest(view, block_hash).call()
     assert bytes(on_chain) == vote_digest(DOMAIN, view, block_hash)
+
+
+@pytest.mark.parametrize("view", [0, 200, 2**40])
+def test_contract_proposal_digest_is_the_consensus_encoding(
+    committee: Committee, view: int
+) -> None:
+    block_hash = keccak256(b"proposal" + view.to_bytes(8, "big"))
+    on_chain = committee.settlement.contract.functions.proposalDigest(view, block_hash).call()
+    assert bytes(on_chain) == proposal_digest(DOMAIN, view, block_hash)
+
+
+def test_proposal_equivocation_slashes_the_leader(bonded: Committee) -> None:
+    settlement = bonded.settlement
+    leader = bonded.signers[1]
+    view, block_a, block_b = 5, b"\xa1" * 32, b"\xb2" * 32
+    proposal_a = leader.sign(proposal_digest(DOMAIN, view, block_a))
+    proposal_b = leader.sign(proposal_digest(DOMAIN, view, block_b))
+    functions = settlement.contract.functions
+    member = Web3.to_checksum_address(leader.address)
+    key = bonded.reporter.key
+    with reverts("NotEquivocation"):
+        bonded.chain.transact(
+            key,
+            functions.slashProposalEquivocation(
+                member, view, block_a, proposal_a, block_a, proposal_a
+            ),
+        )
+    # a vote is not a proposal: the kinds never stand in for each other
+    vote_b = leader.sign(vote_digest(DOMAIN, view, block_b))
+    with reverts("EvidenceSignatureInvalid"):
+        bonded.chain.transact(
+            key,
+            functions.slashProposalEquivocation(member, view, block_a, proposal_a, block_b, vote_b),
+        )
+    with pytest.raises(ValueError):
+        proposal_equivocation(DOMAIN, leader.address, view, block_a, proposal_a, block_b, vote_b)
+    evidence = proposal_equivocation(
+        DOMAIN, leader.address, view, block_a, proposal_a, block_b, proposal_b
+    )
+    settlement.slash_proposal_equivocation(key, evidence)
+    assert settlement.stake(leader.address).status is CommitteeStatus.SLASHED
+    assert settlement.members() == [a for a in bonded.addresses if a != leader.address]
+    assert settlement.token_balance(bonded.reporter.address) == MIN_BOND * REPORTER_BPS // 10_000
 
 
 def test_vote_equivocation_slashes_an_unbonding_member(bonded: Committee) -> None:

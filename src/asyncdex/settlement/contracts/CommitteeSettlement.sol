@@ -190,18 +190,13 @@ contract CommitteeSettlement is Settlement {
     ///         msgpack array [consensusDomain, "vote", view, blockHash], exactly
     ///         asyncdex.consensus.messages.vote_digest.
     function voteDigest(uint64 view_, bytes32 blockHash) public view returns (bytes32) {
-        bytes memory domain = consensusDomain;
-        return keccak256(
-            abi.encodePacked(
-                hex"94c4",
-                uint8(domain.length),
-                domain,
-                hex"a4766f7465",
-                _msgpackUint(view_),
-                hex"c420",
-                blockHash
-            )
-        );
+        return _consensusDigest(hex"a4766f7465", view_, blockHash);
+    }
+
+    /// @notice The digest a leader signs to propose `blockHash` in `view`
+    ///         (asyncdex.consensus.messages.proposal_digest: the kind is "proposal").
+    function proposalDigest(uint64 view_, bytes32 blockHash) public view returns (bytes32) {
+        return _consensusDigest(hex"a870726f706f73616c", view_, blockHash);
     }
 
     /// @notice Reverts with the specific reason unless `certificate` carries a quorum of
@@ -350,7 +345,44 @@ contract CommitteeSettlement is Settlement {
         _slash(member);
     }
 
+    /// @notice Evidence that `member`, as leader, proposed two different blocks in one view.
+    function slashProposalEquivocation(
+        address member,
+        uint64 view_,
+        bytes32 blockHashA,
+        bytes calldata signatureA,
+        bytes32 blockHashB,
+        bytes calldata signatureB
+    ) external {
+        if (blockHashA == blockHashB) revert NotEquivocation();
+        _checkEvidence(member, proposalDigest(view_, blockHashA), signatureA);
+        _checkEvidence(member, proposalDigest(view_, blockHashB), signatureB);
+        _slash(member);
+    }
+
     // ---------------------------------------------------------------- internals
+
+    /// @dev keccak256(msgpack([consensusDomain, kind, view, blockHash])) with `kind` given as
+    ///      its msgpack fixstr bytes; the domain is bin 8 (at most 255 bytes, checked at
+    ///      deployment) and the hash bin 8 of 32 bytes.
+    function _consensusDigest(bytes memory kind, uint64 view_, bytes32 blockHash)
+        private
+        view
+        returns (bytes32)
+    {
+        bytes memory domain = consensusDomain;
+        return keccak256(
+            abi.encodePacked(
+                hex"94c4",
+                uint8(domain.length),
+                domain,
+                kind,
+                _msgpackUint(view_),
+                hex"c420",
+                blockHash
+            )
+        );
+    }
 
     /// @dev One pass over the bitmap: each set bit i takes the next 65-byte signature, which
     ///      must recover to member i. Bits past the member count, malformed signatures, a
