@@ -701,16 +701,18 @@ class Engine:
         own orders on the other side that the new one crosses are cancelled. So no account
         ever has a buy and a sell in one auction that could both fill.
         """
-        book = market.book
         is_buy = order.is_buy
-        levels = book.asks if is_buy else book.bids
-        prices = book.ask_prices if is_buy else book.bid_prices
-        own = []
-        for level_price in prices:
-            if (level_price <= order.price) if is_buy else (level_price >= order.price):
-                for resting in levels[level_price].values():
-                    if resting.account == order.account:
-                        own.append(resting)
+        limit = order.price
+        triggers = market.triggers
+        # the account's own orders in this market, not the crossing part of the book: a
+        # crossed book between auctions can be deep, an account's orders are bounded
+        own = [
+            resting
+            for resting in position.orders.values()
+            if resting.is_buy != is_buy
+            and resting.order_id not in triggers
+            and (resting.price <= limit if is_buy else resting.price >= limit)
+        ]
         for resting in sorted(own, key=_order_id):
             self.process_remove_order(resting, CancelReason.SELF_TRADE, events)
         # a self-trade cancel may have dropped the (then empty) position: put it back
