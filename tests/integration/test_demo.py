@@ -5,7 +5,8 @@ The demo starts the whole venue (the node in a process of its own, the embedded 
 contract in the node's child process, the signed oracle and the SDK bots in the demo's); with
 ``--json`` its last line is the summary. Its output is not a
 terminal there, so the view writes one status line per second; under a pseudo-terminal it
-redraws in place.
+redraws in place. With ``--keep-open`` the venue serves after trading until SIGTERM, and
+what is done meanwhile (a faucet deposit) is no part of the summary.
 """
 
 from __future__ import annotations
@@ -13,11 +14,19 @@ from __future__ import annotations
 import json
 import os
 import pty
+import queue
+import re
 import select
+import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 TIMEOUT_S = 300  # generous: the machine may be loaded; the test never asserts a duration
 
@@ -96,6 +105,77 @@ def test_on_a_terminal_the_view_redraws_the_books(tmp_path: Path) -> None:
     for text in ("BTC", "ETH", " bid ", " ask ", "trade ", "receipt latency p50", "finalized"):
         assert text in last, (text, last)
     assert "asyncdex demo summary" in last
+
+
+def post_json(url: str, document: dict[str, Any]) -> Any:
+    request = urllib.request.Request(
+        url, json.dumps(document).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_keep_open_serves_after_trading_until_sigterm_and_the_summary_is_of_trading(
+    tmp_path: Path,
+) -> None:
+    """With --keep-open the venue serves after trading; a faucet deposit made then is
+    credited but is no part of the summary (money still conserved); SIGTERM ends it with
+    the normal summary and exit code 0."""
+    stderr_path = tmp_path / "stderr.log"
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "asyncdex.cli.main", "demo", "--duration", "3",
+             "--keep-open", "--json"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )  # fmt: skip
+    assert process.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    stdout = process.stdout
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True)
+    reader.start()
+    output: list[str] = []
+    url = None
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while url is None and time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=1.0)
+            except queue.Empty:
+                assert process.poll() is None, stderr_path.read_text()[-3000:]
+                continue
+            output.append(line)
+            found = re.search(r"the venue stays open at (http://\S+)/ ", line)
+            if found:
+                url = found.group(1)
+        assert url is not None, "".join(output)[-3000:]
+        # still serving: a fresh account funded from the faucet is credited by the engine
+        account = "0x" + "5a" * 20
+        post_json(url + "/v1/dev/faucet", {"account": account, "amount": 123 * 10**6})
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/v1/accounts/{account}", timeout=10) as answer:
+                    assert Decimal(json.loads(answer.read())["equity"]) == 123
+                    break
+            except urllib.error.HTTPError as error:
+                assert error.code == 404
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the faucet deposit was not credited")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=TIMEOUT_S) == 0, stderr_path.read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    reader.join(timeout=30)
+    while not lines.empty():
+        output.append(lines.get())
+    text = "".join(output)
+    summary = json.loads(text.splitlines()[-1])
+    assert summary["ok"] is True and summary["interrupted"] is False
+    assert summary["conserved"] is True
+    assert summary["contract_balance"] == summary["deposited"]  # the demo's own deposits
+    assert "money conserved          yes" in text
 
 
 def test_the_engine_only_session_still_runs() -> None:

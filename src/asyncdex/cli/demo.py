@@ -17,11 +17,18 @@ Invariants:
   the summary's event counts and the conservation check come from replaying the node's
   journal through a fresh engine once the node stopped (replay gives the node's events and
   state exactly), the contract's balance and final batch from the chain itself.
+- The summary is of the trading window: the chain is read, and the journal replayed up to
+  the last durable record, when trading has stopped and settled. With ``--keep-open`` the
+  venue then stays up (the bots stopped, the oracle still publishing, the node serving the
+  page and the APIs) until SIGINT or SIGTERM, which end it normally (exit code as without
+  it); what anyone does meanwhile (faucet deposits, trades, claims from the page) is no part
+  of the summary, so it cannot make the demo report money not conserved.
 - The exit code is 0 only if trades happened, at least one batch was finalized on the chain,
   every record sequenced during trading ended in a finalized batch, money is conserved (the
   engine holds exactly what was deposited, less what was withdrawn; the deposits it saw are
   the ones made on chain; the contract holds exactly those), no bot failed and the node
-  stopped cleanly; 130 after SIGINT or SIGTERM (the summary is still printed); 1 otherwise.
+  stopped cleanly; 130 after SIGINT or SIGTERM during trading (the summary is still
+  printed); 1 otherwise.
 - Prices and bot choices are seeded (``--seed``), but bots race each other on the wall clock,
   so two runs give different seqs and state roots; ``--engine-only`` runs the deterministic
   engine-only session of :mod:`asyncdex.cli.simulate` instead.
@@ -124,6 +131,7 @@ class DemoOptions:
     finality_blocks: int = 2
     batch_interval_ms: int = 1_000
     shock_ppm: int = -45_000  # the scripted oracle jump that liquidates the leveraged traders
+    keep_open: bool = False  # after trading, serve until SIGINT / SIGTERM
 
 
 def _demo_key(label: str) -> bytes:
@@ -423,12 +431,15 @@ class EventCounts:
                     self.rejections[str(reason)] += 1
 
 
-def replay_journal(journal_dir: Path, config: EngineConfig, counts: EventCounts) -> Engine:
-    """Replay the node's journal from seq 1 through a fresh engine, counting its events."""
+def replay_journal(
+    journal_dir: Path, config: EngineConfig, counts: EventCounts, to_seq: int | None = None
+) -> Engine:
+    """Replay the node's journal from seq 1 (to ``to_seq``, or its end) through a fresh
+    engine, counting its events."""
     journal, _ = FileJournal.open(journal_dir)
     try:
         engine = Engine(config)
-        replay(journal, engine, 1, on_record=counts)
+        replay(journal, engine, 1, to_seq or None, on_record=counts)
     finally:
         journal.close()
     return engine
@@ -612,6 +623,7 @@ class VenueSummary:
     batches_finalized: int = 0
     all_final: bool = False
     last_trading_seq: int = 0
+    summary_seq: int = 0  # the journal is replayed to here: the end of the trading window
     state_root: str = ""
     deposited: str = "0"
     conserved: bool = False
@@ -656,7 +668,7 @@ async def run_venue_demo(
         # whether money was conserved.
         counts = EventCounts()
         engine = await asyncio.to_thread(
-            replay_journal, Path(data) / JOURNAL_SUBDIR, config, counts
+            replay_journal, Path(data) / JOURNAL_SUBDIR, config, counts, summary.summary_seq
         )
     _fill_summary(summary, engine, counts)
     return summary
@@ -675,7 +687,8 @@ async def _run(
 ) -> None:
     url = venue_process.url
     domain = asyncdex_domain(venue_process.chain_id, venue_process.contract)
-    stop_trading, stop_all = asyncio.Event(), asyncio.Event()
+    # the oracle has its own stop: it keeps publishing while the venue is kept open
+    stop_trading, stop_all, stop_oracle = asyncio.Event(), asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     interrupted = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -699,7 +712,7 @@ async def _run(
         bots = bots_of(venue)
         names = {account: bot.name for bot in bots for account, _ in bot.funding()}
         background = [
-            asyncio.create_task(publisher.run(stop_all), name="oracle"),
+            asyncio.create_task(publisher.run(stop_oracle), name="oracle"),
             asyncio.create_task(venue.watch_prices(stop_all), name="prices"),
             asyncio.create_task(
                 _watch_liquidations(http, url, config, names, metrics, stop_all),
@@ -758,9 +771,15 @@ async def _run(
             summary.chain_final_batch = final_batch
             summary.batches_committed = settlement["lastCommittedBatch"]
             summary.batches_finalized = settlement["lastFinalizedBatch"]
+            # the engine's side is replayed to here: every record durable by now, and no
+            # later one (nothing has moved money since the contract was read)
+            summary.summary_seq = (await _get_json(http, url + "/v1/status"))["durableSeq"]
+            if options.keep_open and not interrupted.is_set():
+                await _keep_open(venue_process, interrupted, out)
         finally:
             stop_trading.set()
             stop_all.set()
+            stop_oracle.set()
             await asyncio.gather(*background, return_exceptions=True)
             for bot in bots:
                 await bot.close()
@@ -773,6 +792,25 @@ async def _run(
     summary.receipt_p50_ms = metrics.percentile_ms(0.5)
     summary.receipt_p99_ms = metrics.percentile_ms(0.99)
     summary.deposited = format_usdc(venue.deposited)
+
+
+async def _keep_open(venue_process: VenueProcess, interrupted: asyncio.Event, out: TextIO) -> None:
+    """Serve until SIGINT / SIGTERM (or until the node exits by itself)."""
+    print(
+        f"\ntrading stopped; the venue stays open at {venue_process.url}/ (bots stopped, "
+        "oracle prices continue). Ctrl-C or SIGTERM ends it and prints the summary of the "
+        "trading window.",
+        file=out,
+        flush=True,
+    )
+    signalled = asyncio.create_task(interrupted.wait())
+    exited = asyncio.create_task(venue_process.process.wait())
+    try:
+        await asyncio.wait({signalled, exited}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        signalled.cancel()
+        if not exited.done():
+            exited.cancel()
 
 
 def _read_contract(rpc_url: str, contract: str) -> tuple[int, int]:
@@ -921,7 +959,7 @@ def cmd_demo(args: Any, bots: BotFactory = default_bots) -> int:
     # the view owns the terminal; the node's own logs only when something is wrong
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(message)s")  # fmt: skip
-    options = DemoOptions(duration=args.duration, seed=args.seed)
+    options = DemoOptions(duration=args.duration, seed=args.seed, keep_open=args.keep_open)
     out = sys.stdout
     summary = asyncio.run(run_venue_demo(options, out, bots))
     print_venue_summary(summary, out)

@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="seeds prices and the bots' choices")
     demo.add_argument("--json", action="store_true", help="last line: the summary as JSON")
     demo.add_argument(
+        "--keep-open",
+        action="store_true",
+        help="after trading, keep the venue (node, page, APIs) up until Ctrl-C or SIGTERM",
+    )
+    demo.add_argument(
         "--engine-only",
         action="store_true",
         help="instead: a deterministic simulated session straight through the engine",
