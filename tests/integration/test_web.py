@@ -14,7 +14,9 @@ Checked here:
   local key's claim; a second is refused); the page's signed intent replayed is not
   executed twice, and a tampered copy is refused;
 - an injected EIP-1193 wallet (``window.ethereum``, answered by eth_account in the test)
-  signs the agent approval with ``eth_signTypedData_v4``, and the agent then trades.
+  signs the agent approval with ``eth_signTypedData_v4``, and the agent then trades; the
+  page claims the wallet's finalized withdrawal with the wallet's own transaction
+  (``eth_sendTransaction``, passed to the embedded chain), which pays the wallet.
 
 Screenshots of the main states go to ``tmp_path``, or to the folder named by
 ``ASYNCDEX_WEB_SCREENSHOTS`` (docs/web.md shows some). Without /usr/bin/chromium or the
@@ -36,10 +38,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from eth_account import Account
+from eth_typing import HexStr
+from web3.types import RPCEndpoint
 
 from asyncdex.client import Client, Wallet
 from asyncdex.gateway.eip712 import LocalSigner
-from asyncdex.settlement.chain import RpcChain, SettlementClient
+from asyncdex.settlement.chain import Chain, RpcChain, SettlementClient
+from asyncdex.settlement.devchain import DEV_KEYS
 from asyncdex.types.hashing import keccak256
 
 if TYPE_CHECKING:
@@ -465,19 +470,78 @@ window.ethereum = {
         if (method === "eth_signTypedData_v4") {
             return await window.walletSignTypedData(params[0], params[1]);
         }
-        throw new Error("unsupported method " + method);
+        // the chain methods go to the venue's embedded chain, transactions signed in the test
+        const answer = await window.walletRpc(method, params ?? []);
+        if (answer.error) throw Object.assign(new Error(answer.error.message), answer.error);
+        return answer.result;
     },
 };
 """
 
 
-def test_an_injected_wallet_signs_the_account_key_intents(
+class ChainWallet:
+    """A wallet's chain side for the page: JSON-RPC calls passed to the embedded chain, and
+    ``eth_sendTransaction`` signed with the wallet's key (nonce, gas and price filled in as a
+    wallet does). Answers ``{"result"}`` or ``{"error": {"message", "data"}}``, as EIP-1193."""
+
+    def __init__(self, chain: Chain, key: bytes) -> None:
+        self.chain = chain
+        self.account = Account.from_key(key)
+        self.sent: list[str] = []
+
+    def fund_gas(self, funder: bytes) -> None:
+        w3, sender = self.chain.w3, Account.from_key(funder)
+        transfer = {
+            "to": self.account.address,
+            "value": 10**18,
+            "gas": 21_000,
+            "gasPrice": w3.eth.gas_price,
+            "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
+            "chainId": self.chain.chain_id,
+        }
+        signed = sender.sign_transaction(transfer)
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
+
+    def rpc(self, method: str, params: list[Any]) -> dict[str, Any]:
+        w3 = self.chain.w3
+        if method == "eth_sendTransaction":
+            (request,) = params
+            assert request["from"].lower() == self.account.address.lower()
+            transaction = {
+                "to": w3.to_checksum_address(request["to"]),
+                "data": request["data"],
+                "nonce": w3.eth.get_transaction_count(self.account.address, "pending"),
+                "gasPrice": w3.eth.gas_price,
+                "chainId": self.chain.chain_id,
+            }
+            call = {"from": self.account.address, "to": transaction["to"], "data": request["data"]}
+            estimate = w3.provider.make_request(RPCEndpoint("eth_estimateGas"), [call])
+            if "error" in estimate:
+                return {"error": dict(estimate["error"])}
+            signed = self.account.sign_transaction(
+                transaction | {"gas": int(estimate["result"], 16)}
+            )
+            tx_hash = "0x" + bytes(w3.eth.send_raw_transaction(signed.raw_transaction)).hex()
+            self.sent.append(tx_hash)
+            return {"result": tx_hash}
+        answer = w3.provider.make_request(RPCEndpoint(method), params)
+        return (
+            {"error": dict(answer["error"])} if "error" in answer else {"result": answer["result"]}
+        )
+
+
+def test_an_injected_wallet_signs_the_account_key_intents_and_claims_on_chain(
     venue: RunningNode, tmp_path: Path
 ) -> None:
     """An EIP-1193 wallet (here one whose signing is eth_account's, in the test) approves the
-    page's agent key with eth_signTypedData_v4; the agent then trades without the wallet."""
+    page's agent key with eth_signTypedData_v4; the agent then trades without the wallet; a
+    withdrawal, once finalized, is claimed by the page sending the transaction through the
+    wallet, which pays the wallet's account on chain."""
     wallet = Account.from_key(keccak256(b"web-test injected wallet"))
     requests: list[dict[str, Any]] = []
+    contract = settlement_client(venue)
+    chain_wallet = ChainWallet(contract.chain, wallet.key)
+    chain_wallet.fund_gas(DEV_KEYS[6])  # a dev key the node does not use
 
     def sign_typed_data(address: str, document: str) -> str:
         assert address.lower() == wallet.address.lower()
@@ -489,6 +553,7 @@ def test_an_injected_wallet_signs_the_account_key_intents(
     with browser_page() as page:
         page.expose_function("walletAddress", lambda: wallet.address)
         page.expose_function("walletSignTypedData", sign_typed_data)
+        page.expose_function("walletRpc", chain_wallet.rpc)
         page.add_init_script(WALLET_PROVIDER)
         page.goto(venue.url + "/")
         page.wait_for_selector("body[data-ready=true]")
@@ -503,7 +568,24 @@ def test_an_injected_wallet_signs_the_account_key_intents(
         page.fill("input[name=size]", "0.01")
         page.click("#submit-order")
         expect(page.locator("#ticket-msg")).to_contain_text("resting as #")
-    # the wallet was asked once, for the approval; the order was the agent's
-    assert [typed["primaryType"] for typed in requests] == ["ApproveAgent"]
+
+        # a withdrawal, signed by the wallet, and its claim sent by the page from the wallet
+        page.locator("#tabs button[data-tab=intents]").click()
+        page.fill("#withdraw-amount", "50")
+        page.click("#withdraw")
+        withdrawal = page.locator("#intents tr", has_text="Withdraw 50.00 USDC")
+        expect(withdrawal).to_have_attribute("data-status", "finalized")
+        assert contract.token_balance(wallet.address) == 0
+        withdrawal.locator("button.claim").click()
+        expect(withdrawal).to_have_attribute("data-claimed", "true")
+        expect(withdrawal).to_contain_text("wallet USDC +50.00 (now 50.00)")
+    # the wallet was asked to sign the approval and the withdrawal; the order was the agent's
+    assert [typed["primaryType"] for typed in requests] == ["ApproveAgent", "Withdraw"]
+    # the claim was the wallet's own transaction, to the contract, and paid the wallet
+    (claim,) = chain_wallet.sent
+    transaction = contract.chain.w3.eth.get_transaction(HexStr(claim))
+    assert transaction["from"] == wallet.address
+    assert transaction["to"] == contract.address
+    assert contract.token_balance(wallet.address) == 50 * 10**6
     orders = venue.get(f"/v1/accounts/{wallet.address}/orders").json()["orders"]
     assert [(order["price"], order["size"]) for order in orders] == [("59995", "0.01")]
