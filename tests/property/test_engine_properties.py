@@ -1124,7 +1124,8 @@ class Follower:
 
     def check_auction_trade(self, trade: TradeExecuted) -> None:
         """An auction trade: at the clearing price, within both orders' limits, both sides
-        paying the taker fee; the auction's trades add up to its volume."""
+        paying the taker fee (a liquidation's order none: a liquidation in a batch-auction
+        market clears in an auction run at once); the auction's trades add up to its volume."""
         auction = self.auction
         assert auction is not None and trade.market == auction.market, f"{trade} outside"
         assert trade.price == auction.price, f"{trade} not at the clearing price {auction}"
@@ -1141,12 +1142,16 @@ class Follower:
                     f"{trade} beyond order {order_id}'s limit {limit}"
                 )
         fee = fee_charged(trade.price * trade.size, self.specs[trade.market].taker_fee_ppm)
-        assert (trade.maker_fee, trade.taker_fee) == (fee, fee), f"{trade}: fees should be {fee}"
+        expected = (
+            0 if trade.maker_order in self.protocol else fee,
+            0 if trade.taker_order in self.protocol else fee,
+        )
+        assert (trade.maker_fee, trade.taker_fee) == expected, f"{trade}: fees should be {expected}"
 
     def check_trade(self, trade: TradeExecuted) -> None:
         assert trade.maker != trade.taker, f"self-trade {trade}"
         assert trade.size > 0 and trade.price > 0, f"empty trade {trade}"
-        if self.specs[trade.market].auction_interval_ms and trade.taker_order not in self.protocol:
+        if self.specs[trade.market].auction_interval_ms:
             return self.check_auction_trade(trade)
         maker = self.limits.get(trade.maker_order)
         assert maker is not None, f"maker order {trade.maker_order} was never accepted"
@@ -1402,6 +1407,9 @@ def check_state(state: State) -> None:
 
 
 def record_statistics(events: list[Event]) -> None:
+    kinds = {type(item) for item in events}
+    if LiquidationStarted in kinds and AuctionCleared in kinds:
+        event("liquidation in a batch-auction market")
     for item in events:
         kind = type(item)
         if kind is Rejected:

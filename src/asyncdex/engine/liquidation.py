@@ -11,7 +11,9 @@ Invariants:
 - Each position is closed against the book by a protocol IOC order whose limit is the price
   at which the account's equity plus the whole insurance fund would be spent: it never fills
   at a price the insurance fund could not make good. The protocol order pays no taker fee,
-  and its fills pay no maker rebate (the fee pool only pays out what it collected).
+  and its fills pay no maker rebate (the fee pool only pays out what it collected). In a
+  batch-auction market it joins the waiting orders in an auction run at once
+  (``Engine.process_liquidation_auction``): one uniform price for all, no fee for it.
 - What the book cannot absorb is auto-deleveraged: closed at the bankruptcy price against the
   opposite positions ranked by unrealized profit (highest first, then address).
 - Afterwards a positive equity pays the liquidation fee (at most all of it) to the insurance

@@ -22,8 +22,9 @@ Invariants:
   order's arrival inside the interval changes nobody's fills. Every auction fill pays the
   taker fee. IOC and market orders are cancelled after the auction if unfilled; FOK is
   refused; orders are margin-checked as if filled whole at their limit. Right after an
-  auction the book is not crossed. Liquidation orders do not wait: they execute at once
-  against the resting book, as in a continuous market.
+  auction the book is not crossed. A liquidation cannot wait: its protocol order joins the
+  waiting orders and the market's auction runs at once, out of schedule; that order pays no
+  fee.
 - An order is accepted only if the account could carry it fully filled at its limit price
   while still meeting initial margin (or, for an order that does not increase exposure,
   maintenance margin): see ``check_order_margin``.
@@ -166,6 +167,9 @@ class Engine:
                 raise ValueError("an Engine needs a config or a state")
             state = State(config)
         self.state = state
+        # the liquidation order of the auction running now (a batch-auction market's
+        # liquidation clears at once): it pays no fee. 0 otherwise; never outlives a command.
+        self._protocol_order = 0
         self._handlers: dict[type, Callable[[Any, int, list[Event]], None]] = {
             PlaceOrder: self.process_place_order,
             CancelOrder: self.process_cancel_order,
@@ -607,11 +611,15 @@ class Engine:
         """Match ``order`` against the book, then rest or cancel what is left.
 
         In a batch-auction market an order does not match on arrival: it waits in the book
-        for the next auction whatever its time in force (``process_queue_for_auction``).
-        Protocol orders (liquidations, ``taker_fee_ppm`` given) still execute at once.
+        for the next auction whatever its time in force (``process_queue_for_auction``). A
+        protocol order (a liquidation's, ``taker_fee_ppm`` given) cannot wait: it enters the
+        book and an auction of the market runs at once (``process_liquidation_auction``).
         """
-        if market.auction_interval and taker_fee_ppm is None:
-            self.process_queue_for_auction(account, market, position, order, events)
+        if market.auction_interval:
+            if taker_fee_ppm is None:
+                self.process_queue_for_auction(account, market, position, order, events)
+            else:
+                self.process_liquidation_auction(account, market, position, order, events)
             return
         book = market.book
         is_buy = order.is_buy
@@ -719,6 +727,27 @@ class Engine:
         account.positions[market.spec.market_id] = position
         self.process_rest(account, market, position, order, events)
 
+    def process_liquidation_auction(
+        self,
+        account: Account,
+        market: MarketState,
+        position: Position,
+        order: Order,
+        events: list[Event],
+    ) -> None:
+        """A liquidation in a batch-auction market: its protocol IOC order joins the orders
+        waiting in the book and the market's auction runs now, out of schedule (the account
+        is below maintenance now; the scheduled auction still runs at its time). It clears
+        with the others at one uniform price, never beyond its limit, and pays no fee; what
+        it could not sell is cancelled with the other IOC remainders, and the liquidation
+        goes on (insurance, deleveraging) as in a continuous market."""
+        self.process_rest(account, market, position, order, events)
+        self._protocol_order = order.order_id
+        try:
+            self.process_auction(market, events)
+        finally:
+            self._protocol_order = 0
+
     def process_auction(self, market: MarketState, events: list[Event]) -> None:
         """Clear a batch-auction market at one uniform price (``auction.calculate_clearing``).
 
@@ -814,7 +843,7 @@ class Engine:
         events: list[Event],
     ) -> None:
         """Pair the buy and sell fills into trades at ``price`` (the older order of a pair is
-        named the maker; both pay the taker fee)."""
+        named the maker; both pay the taker fee, except a liquidation's order: none)."""
         fee_ppm = market.taker_fee_ppm
         market_id = market.spec.market_id
         accounts = self.state.accounts
@@ -827,6 +856,9 @@ class Engine:
             buy, sell = buys[i][0], sells[j][0]
             quantity = min(buy_left[i], sell_left[j])
             maker, taker = (buy, sell) if buy.order_id < sell.order_id else (sell, buy)
+            protocol = self._protocol_order
+            maker_fee_ppm = 0 if maker.order_id == protocol else fee_ppm
+            taker_fee_ppm = 0 if taker.order_id == protocol else fee_ppm
             maker_account = accounts[maker.account]
             taker_account = accounts[taker.account]
             taker_position = taker_account.positions[market_id]
@@ -846,8 +878,8 @@ class Engine:
                 quantity,
                 price,
                 events,
-                fee_ppm,
-                fee_ppm,
+                taker_fee_ppm,
+                maker_fee_ppm,
             )
             buy_left[i] -= quantity
             sell_left[j] -= quantity
