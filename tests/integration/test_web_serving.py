@@ -21,8 +21,9 @@ import pytest
 from asyncdex.cli.node_cmd import default_extensions, load_config
 from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.gateway.node import Node, NodeSettings
+from asyncdex.settlement.chain import ContractReverted
 from asyncdex.types.hashing import keccak256
-from asyncdex.web import FAUCET_MAX_AMOUNT, load_page, parse_faucet_request
+from asyncdex.web import FAUCET_MAX_AMOUNT, claim_refusal_words, load_page, parse_faucet_request
 
 DOMAIN = asyncdex_domain(31337, bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3"))
 PUBLISHER = keccak256(b"web serving publisher")[-20:]
@@ -122,3 +123,19 @@ def test_faucet_bodies_are_parsed_strictly(body: bytes, message: str) -> None:
 def test_a_faucet_body_names_an_account_and_an_amount() -> None:
     body = json.dumps({"account": ACCOUNT, "amount": FAUCET_MAX_AMOUNT}).encode()
     assert parse_faucet_request(body) == (bytes.fromhex("ab" * 20), FAUCET_MAX_AMOUNT)
+
+
+@pytest.mark.parametrize(
+    ("error", "arguments", "words"),
+    [
+        ("BatchNotFinal", (4,), "batch 4 is not final on chain yet: claim once it is finalized"),
+        ("WithdrawalAlreadyClaimed", (9,), "withdrawal 9 is already claimed"),
+        ("InvalidProof", (), "the proof does not match the batch's withdrawals root"),
+        ("InsufficientFunds", (5, 3), "the contract holds 3 micro-USDC, less than the 5 claimed"),
+        ("ContractFrozen", (), "the contract refused the claim: ContractFrozen"),
+    ],
+)
+def test_the_claim_relay_words_the_contracts_refusals(
+    error: str, arguments: tuple[int, ...], words: str
+) -> None:
+    assert claim_refusal_words(ContractReverted(error, arguments)) == words
