@@ -753,7 +753,9 @@ function claimCell(e) {
   const local = S.wallet?.mode === "local" && S.venue.settlementChain === "embedded";
   const can = e.proof.claimable && (local || S.wallet?.mode === "injected");
   return h("span", {},
-    can ? " · " : ` · ${e.proof.status}: claim on the base chain once finalized`,
+    can ? " · " : e.proof.claimable
+      ? " · finalized: claim it on the base chain from a wallet that holds gas"
+      : ` · ${e.proof.status}: claimable on chain once finalized`,
     can ? h("button", { type: "button", class: "small claim", "data-withdrawal": e.withdrawalId, disabled: e.claiming, onclick: () => claim(e) },
       e.claiming ? "Claiming…" : "Claim on chain") : null,
     e.claimError ? h("span", { class: "error" }, ` ${e.claimError}`) : null);
