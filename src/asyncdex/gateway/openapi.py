@@ -281,6 +281,15 @@ def _components() -> dict[str, Any]:
                 "fundingIntervalMs": _integer(1),
                 "oracleStalenessMs": _integer(0),
                 "marketSlippagePpm": _integer(0),
+                "ordering": {
+                    "type": "string",
+                    "enum": ["continuous", "batch_auction"],
+                    "description": "batch_auction: orders wait and clear in auctions",
+                },
+                "auctionIntervalMs": {
+                    **_integer(0),
+                    "description": "one auction per interval of sequenced time; 0 if continuous",
+                },
             }
         ),
         "Venue": _open(

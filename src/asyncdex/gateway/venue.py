@@ -7,6 +7,8 @@ Invariants:
   signs exactly what the node checks, whatever the config file did or did not say: the
   embedded chain's contract is only known once the node has deployed it), and each market's
   id, symbol, decimals, tick and lot. ``Client.connect(url)`` builds a client from it.
+- Each market says how it matches: ``ordering`` (``"continuous"`` or ``"batch_auction"``)
+  and ``auctionIntervalMs`` (0 exactly for a continuous market).
 - It describes the venue, not its state: it is the same for every request of one node
   process (live prices are at ``GET /v1/markets``). Pure: built from the node's settings.
 - ``settlementContract`` is the contract batches are posted to, or null when the node does
@@ -55,6 +57,10 @@ def market_spec_json(spec: MarketSpec) -> dict[str, Any]:
         "fundingIntervalMs": spec.funding_interval_ms,
         "oracleStalenessMs": spec.oracle_staleness_ms,
         "marketSlippagePpm": spec.market_slippage_ppm,
+        # how the market matches: a batch-auction market's book may be crossed between its
+        # auctions, so a client must know it to tell a waiting order from a stale book
+        "ordering": spec.ordering,
+        "auctionIntervalMs": spec.auction_interval_ms,
     }
 
 

@@ -12,6 +12,7 @@ from asyncdex.client import AsyncClient, Client, Markets, Wallet
 from asyncdex.client.venue import Venue, check_domain
 from asyncdex.gateway.eip712 import Domain
 from asyncdex.gateway.intents import asyncdex_domain
+from asyncdex.gateway.openapi import openapi_document
 from asyncdex.gateway.venue import venue_json
 from asyncdex.types.market import EngineConfig, MarketSpec
 
@@ -99,3 +100,20 @@ def test_connect_refuses_what_it_takes_from_the_node() -> None:
 
     with pytest.raises(TypeError, match="chain_id, contract from the node"):
         asyncio.run(connect())
+
+
+def test_each_market_says_how_it_matches() -> None:
+    """A client must know a batch-auction market (its book may be crossed between auctions)
+    from a continuous one: ``GET /v1/venue`` says so, and the OpenAPI document requires it."""
+    auction = MarketSpec(2, "SOL", 2, 1, 1, ordering="batch_auction", auction_interval_ms=200)
+    config = EngineConfig((*CONFIG.markets, auction))
+    built = venue_json(DOMAIN, config, settlement_contract=None, settlement_chain=None, extras={})
+    assert [(m["ordering"], m["auctionIntervalMs"]) for m in built["markets"]] == [
+        ("continuous", 0),
+        ("continuous", 0),
+        ("batch_auction", 200),
+    ]
+    terms = openapi_document()["components"]["schemas"]["MarketTerms"]
+    assert {"ordering", "auctionIntervalMs"} <= set(terms["required"])
+    assert terms["properties"]["ordering"]["enum"] == ["continuous", "batch_auction"]
+    assert set(built["markets"][0]) == set(terms["properties"])
