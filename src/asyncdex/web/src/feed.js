@@ -7,10 +7,15 @@
 //   and asks the node for a fresh snapshot. While out of sync it shows no levels.
 // - Every subscription is remembered and sent again on each new socket, so a reconnect
 //   resyncs books (the snapshot) and resumes trades, account and intent updates.
+// - A crossed book is out of sync only for a continuous market. A batch-auction market's
+//   book holds the orders waiting for the next auction and may be crossed until it runs
+//   (docs/engine.md, "Batch auctions"): it is one when GET /v1/venue says so or its snapshot
+//   carries "auction": true, and then a crossed book is shown as it is.
 
 export class BookMirror {
-  constructor(market) {
+  constructor(market, auction = false) {
     this.market = market;
+    this.auction = auction; // a batch-auction market: crossed between auctions is normal
     this.seq = null;
     this.bids = new Map(); // price string -> size string
     this.asks = new Map();
@@ -25,7 +30,8 @@ export class BookMirror {
       this.bids = new Map(message.bids.map(([p, s]) => [p, s]));
       this.asks = new Map(message.asks.map(([p, s]) => [p, s]));
       this.seq = message.seq;
-      this.synced = !this.crossed();
+      if (message.auction) this.auction = true;
+      this.synced = this.auction || !this.crossed();
       this.reason = this.synced ? null : "crossed snapshot";
       return !this.synced;
     }
@@ -38,7 +44,7 @@ export class BookMirror {
       else levels.set(price, size);
     }
     this.seq = message.seq;
-    if (this.crossed()) return this.lose("crossed after a delta");
+    if (!this.auction && this.crossed()) return this.lose("crossed after a delta");
     return false;
   }
 
@@ -64,11 +70,70 @@ export class BookMirror {
     return bid !== null && ask !== null && bid >= ask;
   }
 
+  /** For a batch-auction book: the price and size the next auction would clear at if no
+   * order came or went, by the engine's rule (docs/engine.md, "The clearing price"): the
+   * largest executed volume, then the smallest imbalance, then closest to the mark (none:
+   * the lowest), then the lower. Prices are counted in ticks so the grid is exact; between
+   * two order prices only the grid price closest to the mark can win. Null when nothing
+   * crosses. Indicative only: the engine decides at the auction. */
+  indicativeClearing(tick, mark = null) {
+    if (mark !== null && !(Number(mark) > 0)) mark = null; // no mark price
+    // exact integers: prices in ticks, the mark in units of the finer of tick and mark,
+    // sizes in units of their finest decimal
+    const places = (x) => (String(x).split(".")[1] ?? "").length;
+    const sizeScale = 10 ** Math.max(0, ...[...this.bids.values(), ...this.asks.values()].map(places));
+    const scale = 10 ** Math.max(places(tick), mark === null ? 0 : places(mark));
+    const unit = Math.round(Number(tick) * scale);
+    const toTicks = (p) => Math.round((Number(p) * scale) / unit);
+    const bids = [...this.bids].map(([p, s]) => [toTicks(p), Math.round(Number(s) * sizeScale)]);
+    const asks = [...this.asks].map(([p, s]) => [toTicks(p), Math.round(Number(s) * sizeScale)]);
+    if (!bids.length || !asks.length) return null;
+    const markUnits = mark === null ? null : Math.round(Number(mark) * scale);
+    const prices = [...new Set([...bids, ...asks].map(([p]) => p))].sort((a, b) => a - b);
+    const candidates = [...prices];
+    for (let i = 0; i + 1 < prices.length; i++) {
+      const [lo, hi] = [prices[i], prices[i + 1]];
+      if (hi - lo < 2) continue;
+      // inside a gap demand and supply are constant: only the grid price the tie rules
+      // prefer can win (closest to the mark, the lower of two; no mark: the lowest)
+      const below = markUnits === null ? lo + 1 : Math.min(hi - 1, Math.max(lo + 1, Math.floor(markUnits / unit)));
+      candidates.push(below);
+      if (below + 1 < hi) candidates.push(below + 1);
+    }
+    let best = null;
+    for (const p of candidates) {
+      let demand = 0;
+      let supply = 0;
+      for (const [q, s] of bids) if (q >= p) demand += s;
+      for (const [q, s] of asks) if (q <= p) supply += s;
+      const volume = Math.min(demand, supply);
+      if (volume <= 0) continue;
+      const distance = markUnits === null ? 0 : Math.abs(p * unit - markUnits);
+      const key = [-volume, Math.abs(demand - supply), distance, p];
+      if (best === null || less(key, best.key)) best = { key, price: p, volume, demand, supply };
+    }
+    if (best === null) return null;
+    const price = (best.price * unit) / scale;
+    return { price, size: best.volume / sizeScale, demand: best.demand / sizeScale, supply: best.supply / sizeScale };
+  }
+
   sorted(buy) {
     const levels = [...(buy ? this.bids : this.asks)].map(([p, s]) => [Number(p), Number(s), p, s]);
     levels.sort((a, b) => (buy ? b[0] - a[0] : a[0] - b[0]));
     return levels;
   }
+}
+
+function less(a, b) {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i];
+  return false;
+}
+
+/** The due time of a batch-auction market's next auction: the next multiple of its
+ * interval of the node's clock after `now` (the auction runs with the first command sequenced
+ * at or after it). */
+export function nextAuctionTime(intervalMs, now) {
+  return (Math.floor(now / intervalMs) + 1) * intervalMs;
 }
 
 export class Feed {

@@ -7,7 +7,7 @@ import "./style.css";
 import { CandlestickSeries, HistogramSeries, createChart } from "lightweight-charts";
 import { decimalsOf, fmt, fmtTime, fmtUsd, fromUnits, toUnits } from "./decimal.js";
 import { claimWithWallet } from "./claim.js";
-import { BookMirror, Feed } from "./feed.js";
+import { BookMirror, Feed, nextAuctionTime } from "./feed.js";
 import * as sig from "./signing.js";
 
 const $ = (id) => document.getElementById(id);
@@ -172,13 +172,16 @@ function renderStats() {
   const next = Math.max(0, live.nextFundingTime - Date.now());
   const stat = (label, value, cls = "", id = undefined) =>
     h("div", { class: "stat" }, h("span", { class: "label" }, label), h("span", { class: `num ${cls}`, id }, value));
-  $("stats").replaceChildren(
+  $("stats").replaceChildren(...[
     stat("Mark", fmt(live.markPrice, m.pDp), "", "stat-mark"),
     stat("Index", fmt(live.indexPrice, m.pDp)),
     stat("24h change", change === undefined ? "—" : `${change >= 0 ? "+" : ""}${change.toFixed(2)}%`, change >= 0 ? "buy-text" : "sell-text"),
     stat("Funding / 1h", `${rate.toFixed(4)}%`, rate >= 0 ? "buy-text" : "sell-text"),
     stat("Next funding", new Date(next).toISOString().slice(11, 19)),
-  );
+    // the node's clock decides; the auction runs with the first command sequenced after it
+    isAuction(m) ? stat("Batch auction", `every ${m.auctionIntervalMs} ms`, "", "stat-auction") : null,
+    isAuction(m) ? stat("Next auction", new Date(nextAuctionTime(m.auctionIntervalMs, Date.now())).toISOString().slice(11, 23), "", "stat-next-auction") : null,
+  ].filter(Boolean));
 }
 
 async function refreshMarkets() {
@@ -220,6 +223,12 @@ function groupedLevels(buy) {
   return [...out].slice(0, BOOK_DEPTH);
 }
 
+/** A batch-auction market (GET /v1/venue): orders wait for the next auction, the book may be
+ * crossed between auctions. */
+function isAuction(m) {
+  return m?.ordering === "batch_auction";
+}
+
 function renderBook() {
   const m = market();
   const book = S.book;
@@ -245,15 +254,27 @@ function renderBook() {
   total = 0;
   const bidRows = withTotals(bids);
   const max = Math.max(askMax, total) || 1;
-  const row = ([p, s, t]) =>
-    h("div", { class: "level", "data-price": p },
+  // a batch-auction book between auctions: the levels that cross the other side wait to
+  // trade in the next auction, marked apart from the rest
+  const bestBid = bids.length ? bids[0][0] : null;
+  const bestAsk = asks.length ? asks[0][0] : null;
+  const crossing = (p, buy) => bestBid !== null && bestAsk !== null && (buy ? p >= bestAsk : p <= bestBid);
+  const row = (buy) => ([p, s, t]) =>
+    h("div", { class: crossing(p, buy) ? "level crossing" : "level", "data-price": p },
       h("div", { class: "bar", style: `width:${((100 * t) / max).toFixed(1)}%` }),
       h("span", { class: "price num" }, fmt(p, m.pDp)),
       h("span", { class: "num" }, fmt(s, m.sDp)),
       h("span", { class: "num" }, fmt(t, m.sDp)));
-  $("asks").replaceChildren(...askRows.map(row));
-  $("bids").replaceChildren(...bidRows.map(row));
-  if (asks.length && bids.length) {
+  $("asks").replaceChildren(...askRows.map(row(false)));
+  $("bids").replaceChildren(...bidRows.map(row(true)));
+  const clearing = asks.length && bids.length && bestBid >= bestAsk
+    ? book.indicativeClearing(m.tick, S.live.get(S.symbol)?.markPrice ?? null)
+    : null;
+  if (clearing) {
+    $("spread").replaceChildren(
+      h("span", {}, "Indicative clearing ", h("b", { class: "num", id: "indicative-clearing" }, fmt(clearing.price, m.pDp))),
+      h("span", { class: "num", id: "indicative-size" }, `${fmt(clearing.size, m.sDp)} ${m.symbol} at the next auction`));
+  } else if (asks.length && bids.length) {
     const spread = asks[0][0] - bids[0][0];
     const mid = (asks[0][0] + bids[0][0]) / 2;
     $("spread").replaceChildren(
@@ -400,7 +421,7 @@ async function selectMarket(symbol) {
   S.symbol = symbol;
   location.hash = symbol;
   $("market-select").value = symbol;
-  S.book = new BookMirror(symbol);
+  S.book = new BookMirror(symbol, isAuction(S.markets.get(symbol)));
   S.grouping = 1;
   setupGrouping();
   schedule("book", "stats", "estimate");
@@ -819,6 +840,10 @@ function renderTicket() {
       needsPrice ? h("label", {}, "Time in force", h("select", { name: "tif" },
         h("option", { value: "GTC" }, "GTC"), h("option", { value: "IOC" }, "IOC"), h("option", { value: "ALO" }, "ALO (post only)"))) : null,
       h("label", { style: "flex-direction:row;align-items:center;gap:6px" }, h("input", { type: "checkbox", name: "reduceOnly" }), "Reduce only")),
+    isAuction(m)
+      ? h("div", { class: "auction-note", id: "auction-note" },
+        `Batch auction every ${m.auctionIntervalMs} ms: orders wait for the next auction and fill at its single clearing price (taker fee); IOC and market orders left unfilled are then cancelled.`)
+      : null,
     h("div", { class: "estimate", id: "estimate" }),
     h("button", { type: "submit", id: "submit-order", class: t.side }, S.wallet
       ? `${t.side === "buy" ? "Buy" : "Sell"} ${m.symbol}`
@@ -1196,6 +1221,10 @@ async function start() {
   setInterval(() => pollIntents(), 2000);
   setInterval(() => refresh24h(), 30000);
   setInterval(() => schedule("stats"), 1000);
+  // a batch-auction market's next auction comes more often than once a second
+  setInterval(() => {
+    if (isAuction(market()) && market().auctionIntervalMs < 1000) schedule("stats");
+  }, 250);
   document.body.dataset.ready = "true";
 }
 
