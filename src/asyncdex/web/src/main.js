@@ -270,6 +270,7 @@ function renderBook() {
   const clearing = asks.length && bids.length && bestBid >= bestAsk
     ? book.indicativeClearing(m.tick, S.live.get(S.symbol)?.markPrice ?? null)
     : null;
+  $("spread").classList.toggle("clearing", !!clearing); // two lines: it says more than a spread
   if (clearing) {
     $("spread").replaceChildren(
       h("span", {}, "Indicative clearing ", h("b", { class: "num", id: "indicative-clearing" }, fmt(clearing.price, m.pDp))),
