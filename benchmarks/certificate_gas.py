@@ -21,6 +21,7 @@ from typing import Any
 
 from eth_account import Account
 
+from asyncdex.commitment.merkle import ZERO_HASH
 from asyncdex.consensus.crypto import Secp256k1Signer
 from asyncdex.settlement.certificate import BatchHeader, certify, quorum
 from asyncdex.settlement.chain import (
@@ -28,7 +29,6 @@ from asyncdex.settlement.chain import (
     EthTesterChain,
     SettlementClient,
 )
-from asyncdex.settlement.merkle import ZERO_HASH
 from asyncdex.types.hashing import keccak256
 
 TX_BASE_GAS = 21_000

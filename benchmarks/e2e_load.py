@@ -35,8 +35,8 @@ from typing import Any
 
 import msgpack
 
-from asyncdex.gateway.eip712 import LocalSigner
-from asyncdex.gateway.intents import (
+from asyncdex.signing.eip712 import LocalSigner
+from asyncdex.signing.intents import (
     CancelByClientId,
     Intent,
     OrderType,

@@ -19,8 +19,8 @@ from typing import Any
 
 from eth_account import Account
 
+from asyncdex.commitment.merkle import ZERO_HASH
 from asyncdex.settlement.chain import EthTesterChain, SettlementClient
-from asyncdex.settlement.merkle import ZERO_HASH
 from asyncdex.types.hashing import keccak256
 
 TARGET_GAS_PER_INTENT = 300

@@ -22,9 +22,9 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
-from asyncdex.gateway.eip712 import address_of_private_key, recover_address
-from asyncdex.gateway.hl_signing import l1_action_digest, recover_l1_action_signer
-from asyncdex.gateway.intents import (
+from asyncdex.signing.eip712 import address_of_private_key, recover_address
+from asyncdex.signing.hl_signing import l1_action_digest, recover_l1_action_signer
+from asyncdex.signing.intents import (
     OrderType,
     PlaceOrder,
     TimeInForce,

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from asyncdex.client import Client, Wallet
-from asyncdex.gateway.eip712 import LocalSigner
+from asyncdex.signing.eip712 import LocalSigner
 from asyncdex.types.hashing import keccak256
 
 CHROMIUM = "/usr/bin/chromium"

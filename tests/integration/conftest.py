@@ -41,7 +41,7 @@ from typing import Any
 
 import pytest
 
-from asyncdex.gateway.eip712 import Domain
+from asyncdex.signing.eip712 import Domain
 
 # Every test drives its node from loopback, some with thousands of requests: budgets far
 # above Hyperliquid's defaults, so the limiter runs but never refuses (a test of the limits

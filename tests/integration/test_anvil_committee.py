@@ -23,6 +23,8 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
+from asyncdex.commitment.leaves import exit_leaf, withdrawal_leaf
+from asyncdex.commitment.merkle import ZERO_HASH, merkle_proof, merkle_root
 from asyncdex.consensus.crypto import Secp256k1Signer
 from asyncdex.settlement.certificate import (
     BatchHeader,
@@ -38,8 +40,6 @@ from asyncdex.settlement.chain import (
     MessageKind,
     RpcChain,
 )
-from asyncdex.settlement.leaves import exit_leaf, withdrawal_leaf
-from asyncdex.settlement.merkle import ZERO_HASH, merkle_proof, merkle_root
 from asyncdex.types.hashing import keccak256
 
 if TYPE_CHECKING:

@@ -34,11 +34,19 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from asyncdex.cli.node_cmd import load_config
+from asyncdex.commitment.leaves import withdrawal_leaf
+from asyncdex.commitment.merkle import verify_proof
 from asyncdex.engine.state import State
 from asyncdex.engine.state_root import exit_value, state_root
 from asyncdex.engine.transition import Engine
-from asyncdex.gateway.eip712 import Domain, LocalSigner
-from asyncdex.gateway.intents import (
+from asyncdex.gateway.node import JOURNAL_SUBDIR
+from asyncdex.sequencer.journal import FileJournal
+from asyncdex.sequencer.records import decode_record
+from asyncdex.settlement.batch import decode_batch_data
+from asyncdex.settlement.chain import ContractReverted, MessageKind, RpcChain, SettlementClient
+from asyncdex.settlement.exit_tool import plan_exit
+from asyncdex.signing.eip712 import Domain, LocalSigner
+from asyncdex.signing.intents import (
     ALL_MARKETS,
     NO_CLIENT_ID,
     Cancel,
@@ -58,14 +66,6 @@ from asyncdex.gateway.intents import (
     sign_intent,
     signed_intent_to_json,
 )
-from asyncdex.gateway.node import JOURNAL_SUBDIR
-from asyncdex.sequencer.journal import FileJournal
-from asyncdex.sequencer.records import decode_record
-from asyncdex.settlement.batch import decode_batch_data
-from asyncdex.settlement.chain import ContractReverted, MessageKind, RpcChain, SettlementClient
-from asyncdex.settlement.exit_tool import plan_exit
-from asyncdex.settlement.leaves import withdrawal_leaf
-from asyncdex.settlement.merkle import verify_proof
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.market import EngineConfig
 

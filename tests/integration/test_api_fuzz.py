@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from asyncdex.gateway.intents import asyncdex_domain
+from asyncdex.signing.intents import asyncdex_domain
 from asyncdex.types.hashing import keccak256
 
 if TYPE_CHECKING:

@@ -30,9 +30,9 @@ from asyncdex.client import (
     Wallet,
 )
 from asyncdex.client.nonces import wall_clock_ms
-from asyncdex.gateway.eip712 import SECP256K1_N, LocalSigner
-from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.messages.reasons import CancelReason, Reject
+from asyncdex.signing.eip712 import SECP256K1_N, LocalSigner
+from asyncdex.signing.intents import asyncdex_domain
 from asyncdex.types.hashing import keccak256
 
 if TYPE_CHECKING:

@@ -36,9 +36,15 @@ import pytest
 from asyncdex.cli.node_cmd import load_config
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
-from asyncdex.gateway.eip712 import LocalSigner
-from asyncdex.gateway.intake import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INTENTS
-from asyncdex.gateway.intents import (
+from asyncdex.gateway.node import JOURNAL_SUBDIR, SNAPSHOT_SUBDIR
+from asyncdex.messages.commands import Command, Deposit, PublishOraclePrice
+from asyncdex.messages.events import Event
+from asyncdex.sequencer.journal import FileJournal
+from asyncdex.sequencer.records import Record, decode_record
+from asyncdex.sequencer.recovery import recover
+from asyncdex.signing.eip712 import LocalSigner
+from asyncdex.signing.intake import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INTENTS
+from asyncdex.signing.intents import (
     ALL_MARKETS,
     NO_CLIENT_ID,
     Cancel,
@@ -56,13 +62,7 @@ from asyncdex.gateway.intents import (
     sign_intent,
     signed_intent_to_json,
 )
-from asyncdex.gateway.mapping import envelope
-from asyncdex.gateway.node import JOURNAL_SUBDIR, SNAPSHOT_SUBDIR
-from asyncdex.messages.commands import Command, Deposit, PublishOraclePrice
-from asyncdex.messages.events import Event
-from asyncdex.sequencer.journal import FileJournal
-from asyncdex.sequencer.records import Record, decode_record
-from asyncdex.sequencer.recovery import recover
+from asyncdex.signing.mapping import envelope
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.market import EngineConfig
 

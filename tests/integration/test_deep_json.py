@@ -3,7 +3,7 @@ never a dropped socket.
 
 100,000 nested ``[`` once gave 500 on ``/info`` (a ``RecursionError``) and dropped the ``/ws``
 socket with 1006; the other doors refused it only because the parser ran out of stack.
-Every door now parses through one depth-bounded loader (``asyncdex.gateway.jsonbody``).
+Every door now parses through one depth-bounded loader (``asyncdex.signing.jsonbody``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import websocket
 
-from asyncdex.gateway.intents import asyncdex_domain
-from asyncdex.gateway.jsonbody import MAX_JSON_DEPTH
+from asyncdex.signing.intents import asyncdex_domain
+from asyncdex.signing.jsonbody import MAX_JSON_DEPTH
 from asyncdex.types.hashing import keccak256
 
 if TYPE_CHECKING:

@@ -38,14 +38,14 @@ from eth_account import Account
 from asyncdex.cli.node_cmd import load_config
 from asyncdex.client import AsyncClient, Client, IntentStatus, Receipt, Wallet
 from asyncdex.client.markets import Markets
+from asyncdex.commitment.leaves import withdrawal_leaf
+from asyncdex.commitment.merkle import verify_proof
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
-from asyncdex.gateway.eip712 import LocalSigner
-from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.messages.reasons import CancelReason
 from asyncdex.settlement.chain import ContractReverted, RpcChain, SettlementClient
-from asyncdex.settlement.leaves import withdrawal_leaf
-from asyncdex.settlement.merkle import verify_proof
+from asyncdex.signing.eip712 import LocalSigner
+from asyncdex.signing.intents import asyncdex_domain
 from asyncdex.types.hashing import keccak256
 
 if TYPE_CHECKING:

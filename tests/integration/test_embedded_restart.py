@@ -20,8 +20,10 @@ from typing import Any
 
 from eth_account import Account
 
-from asyncdex.gateway.eip712 import Domain, LocalSigner
-from asyncdex.gateway.intents import (
+from asyncdex.settlement.chain import ContractReverted, RpcChain, SettlementClient
+from asyncdex.settlement.devchain import DEV_KEYS
+from asyncdex.signing.eip712 import Domain, LocalSigner
+from asyncdex.signing.intents import (
     NO_CLIENT_ID,
     Intent,
     OrderType,
@@ -33,8 +35,6 @@ from asyncdex.gateway.intents import (
     sign_intent,
     signed_intent_to_json,
 )
-from asyncdex.settlement.chain import ContractReverted, RpcChain, SettlementClient
-from asyncdex.settlement.devchain import DEV_KEYS
 from asyncdex.types.hashing import keccak256
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

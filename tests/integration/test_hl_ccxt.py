@@ -24,7 +24,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from asyncdex.gateway.intents import asyncdex_domain
+from asyncdex.signing.intents import asyncdex_domain
 from asyncdex.types.hashing import keccak256
 
 if TYPE_CHECKING:

@@ -22,9 +22,9 @@ from hyperliquid.utils.error import ClientError
 from hyperliquid.utils.types import Cloid
 
 from asyncdex.client import AgentWallet, Client, Trigger, Wallet
-from asyncdex.gateway.eip712 import LocalSigner
-from asyncdex.gateway.intake import DEFAULT_MAX_BODY_BYTES
-from asyncdex.gateway.intents import asyncdex_domain
+from asyncdex.signing.eip712 import LocalSigner
+from asyncdex.signing.intake import DEFAULT_MAX_BODY_BYTES
+from asyncdex.signing.intents import asyncdex_domain
 from asyncdex.types.hashing import keccak256
 
 if TYPE_CHECKING:

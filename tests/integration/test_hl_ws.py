@@ -31,8 +31,8 @@ from hyperliquid.utils.signing import (
 )
 
 from asyncdex.client import Client, Wallet
-from asyncdex.gateway.eip712 import LocalSigner
-from asyncdex.gateway.intents import asyncdex_domain
+from asyncdex.signing.eip712 import LocalSigner
+from asyncdex.signing.intents import asyncdex_domain
 from asyncdex.types.hashing import keccak256
 
 if TYPE_CHECKING:

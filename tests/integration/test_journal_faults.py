@@ -29,8 +29,13 @@ import pytest
 
 from asyncdex.cli.node_cmd import EXIT_JOURNAL_CORRUPT, EXIT_JOURNAL_LOSS, load_config
 from asyncdex.engine.transition import Engine
-from asyncdex.gateway.eip712 import LocalSigner
-from asyncdex.gateway.intents import (
+from asyncdex.gateway.node import EXIT_JOURNAL_FAILED, JOURNAL_SUBDIR, SNAPSHOT_SUBDIR
+from asyncdex.messages.commands import Deposit, PublishOraclePrice
+from asyncdex.sequencer.journal import FileJournal
+from asyncdex.sequencer.records import encode_record
+from asyncdex.sequencer.recovery import SnapshotStore, snapshot_file_name
+from asyncdex.signing.eip712 import LocalSigner
+from asyncdex.signing.intents import (
     NO_CLIENT_ID,
     OrderType,
     PlaceOrder,
@@ -41,11 +46,6 @@ from asyncdex.gateway.intents import (
     sign_intent,
     signed_intent_to_json,
 )
-from asyncdex.gateway.node import EXIT_JOURNAL_FAILED, JOURNAL_SUBDIR, SNAPSHOT_SUBDIR
-from asyncdex.messages.commands import Deposit, PublishOraclePrice
-from asyncdex.sequencer.journal import FileJournal
-from asyncdex.sequencer.records import encode_record
-from asyncdex.sequencer.recovery import SnapshotStore, snapshot_file_name
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.market import EngineConfig
 

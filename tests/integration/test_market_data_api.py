@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from asyncdex.cli.node_cmd import default_extensions, load_config
-from asyncdex.gateway.eip712 import LocalSigner
-from asyncdex.gateway.intents import (
+from asyncdex.gateway.node import Node, NodeSettings
+from asyncdex.gateway.openapi import openapi_document
+from asyncdex.signing.eip712 import LocalSigner
+from asyncdex.signing.intents import (
     NO_CLIENT_ID,
     Intent,
     OrderType,
@@ -30,8 +32,6 @@ from asyncdex.gateway.intents import (
     sign_intent,
     signed_intent_to_json,
 )
-from asyncdex.gateway.node import Node, NodeSettings
-from asyncdex.gateway.openapi import openapi_document
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.numeric import format_scaled, format_usdc
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.messages.reasons import Reject
+from asyncdex.signing.intents import asyncdex_domain
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.numeric import MAX_COLLATERAL
 

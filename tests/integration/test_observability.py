@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from asyncdex.gateway.eip712 import LocalSigner
-from asyncdex.gateway.intents import (
+from asyncdex.signing.eip712 import LocalSigner
+from asyncdex.signing.intents import (
     NO_CLIENT_ID,
     Cancel,
     Intent,

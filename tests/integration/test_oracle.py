@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from asyncdex.gateway.eip712 import LocalSigner, checksum_address, recover_address
-from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.oracle import OraclePrice, oracle_price_digest
 from asyncdex.oracle.publisher import OraclePublisher
+from asyncdex.signing.eip712 import LocalSigner, checksum_address, recover_address
+from asyncdex.signing.intents import asyncdex_domain
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.numeric import median_low
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import websocket
 
-from asyncdex.gateway.intents import asyncdex_domain
+from asyncdex.signing.intents import asyncdex_domain
 from asyncdex.types.hashing import keccak256
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asyncdex.client import Client, Wallet
-from asyncdex.gateway.eip712 import LocalSigner
-from asyncdex.gateway.intents import asyncdex_domain, signed_intent_to_json
+from asyncdex.signing.eip712 import LocalSigner
+from asyncdex.signing.intents import asyncdex_domain, signed_intent_to_json
 from asyncdex.types.hashing import keccak256
 
 if TYPE_CHECKING:

@@ -44,8 +44,8 @@ from asyncdex.client import (
     Wallet,
 )
 from asyncdex.client.markets import Markets
-from asyncdex.gateway.eip712 import SECP256K1_N, LocalSigner
-from asyncdex.gateway.intents import asyncdex_domain, signed_intent_to_json
+from asyncdex.signing.eip712 import SECP256K1_N, LocalSigner
+from asyncdex.signing.intents import asyncdex_domain, signed_intent_to_json
 from asyncdex.types.hashing import keccak256
 
 if TYPE_CHECKING:

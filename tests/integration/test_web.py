@@ -42,9 +42,9 @@ from eth_typing import HexStr
 from web3.types import RPCEndpoint
 
 from asyncdex.client import Client, Wallet
-from asyncdex.gateway.eip712 import LocalSigner
 from asyncdex.settlement.chain import Chain, RpcChain, SettlementClient
 from asyncdex.settlement.devchain import DEV_KEYS
+from asyncdex.signing.eip712 import LocalSigner
 from asyncdex.types.hashing import keccak256
 
 if TYPE_CHECKING:

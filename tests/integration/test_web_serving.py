@@ -19,9 +19,9 @@ import aiohttp
 import pytest
 
 from asyncdex.cli.node_cmd import default_extensions, load_config
-from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.gateway.node import Node, NodeSettings
 from asyncdex.settlement.chain import ContractReverted
+from asyncdex.signing.intents import asyncdex_domain
 from asyncdex.types.hashing import keccak256
 from asyncdex.web import FAUCET_MAX_AMOUNT, claim_refusal_words, load_page, parse_faucet_request
 

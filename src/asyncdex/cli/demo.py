@@ -73,10 +73,7 @@ from asyncdex.client import AsyncClient, IntakeRefused, NodeUnavailable, Receipt
 from asyncdex.client.markets import Markets
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
-from asyncdex.gateway.eip712 import address_of_private_key
-from asyncdex.gateway.intents import Intent, asyncdex_domain
 from asyncdex.gateway.node import JOURNAL_SUBDIR, Node, NodeSettings, serve
-from asyncdex.gateway.settlement_service import SettlementSettings, deploy_embedded
 from asyncdex.messages.commands import Signed
 from asyncdex.messages.events import (
     Event,
@@ -92,6 +89,9 @@ from asyncdex.sequencer.journal import FileJournal
 from asyncdex.sequencer.records import Record
 from asyncdex.sequencer.recovery import replay
 from asyncdex.settlement.chain import RpcChain, SettlementClient
+from asyncdex.settlement.service import SettlementSettings, deploy_embedded
+from asyncdex.signing.eip712 import address_of_private_key
+from asyncdex.signing.intents import Intent, asyncdex_domain
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.market import EngineConfig, MarketSpec
 from asyncdex.types.numeric import USDC_DECIMALS, format_scaled, format_usdc, parse_scaled

@@ -42,10 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from asyncdex.engine.compiled import compiled_env, is_compiled
-from asyncdex.gateway.eip712 import parse_address
 from asyncdex.gateway.fanout import DEFAULT_CONNECTION_CAPS, ConnectionCaps
 from asyncdex.gateway.hyperliquid import hyperliquid_extension
-from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.gateway.metrics import Metrics
 from asyncdex.gateway.node import (
     DEFAULT_SNAPSHOT_EVERY,
@@ -58,7 +56,11 @@ from asyncdex.gateway.node import (
 )
 from asyncdex.gateway.oracle_feed import OracleFeed
 from asyncdex.gateway.ratelimit import DEFAULT_RATE_LIMITS, RateLimits
-from asyncdex.gateway.settlement_service import (
+from asyncdex.gateway.streams import NativeStreams
+from asyncdex.logs import FORMATS, configure_logging
+from asyncdex.sequencer.journal import JournalCorruption
+from asyncdex.sequencer.recovery import JournalLoss
+from asyncdex.settlement.service import (
     DEFAULT_BATCH_INTERVAL_MS,
     DEFAULT_BATCH_MAX_RECORDS,
     DEFAULT_CONFIRMATIONS,
@@ -70,10 +72,8 @@ from asyncdex.gateway.settlement_service import (
     deploy_embedded,
     read_key_file,
 )
-from asyncdex.gateway.streams import NativeStreams
-from asyncdex.logs import FORMATS, configure_logging
-from asyncdex.sequencer.journal import JournalCorruption
-from asyncdex.sequencer.recovery import JournalLoss
+from asyncdex.signing.eip712 import parse_address
+from asyncdex.signing.intents import asyncdex_domain
 from asyncdex.types.config_file import ConfigFileError, parse_engine_config
 from asyncdex.types.market import EngineConfig
 from asyncdex.web import WebPage

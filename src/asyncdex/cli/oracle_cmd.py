@@ -28,7 +28,6 @@ from typing import Any
 import aiohttp
 
 from asyncdex.client.keys import InvalidKey, read_private_key
-from asyncdex.gateway.eip712 import address_of_private_key, checksum_address
 from asyncdex.oracle.publisher import (
     DEFAULT_INTERVAL_MS,
     FeedMarket,
@@ -36,6 +35,7 @@ from asyncdex.oracle.publisher import (
     PublisherError,
     fetch_feed_info,
 )
+from asyncdex.signing.eip712 import address_of_private_key, checksum_address
 from asyncdex.types.numeric import USDC_DECIMALS, parse_scaled
 
 EXIT_USAGE = 2

@@ -36,8 +36,8 @@ from asyncdex.client.markets import (
     usdc_units,
 )
 from asyncdex.client.nonces import NonceSource, wall_clock_ms
-from asyncdex.gateway.eip712 import parse_address
-from asyncdex.gateway.intents import (
+from asyncdex.signing.eip712 import parse_address
+from asyncdex.signing.intents import (
     ALL_MARKETS,
     NO_CLIENT_ID,
     ApproveAgent,

@@ -65,8 +65,8 @@ from asyncdex.client.nonces import NonceSource, shared_nonce_source
 from asyncdex.client.status import EXECUTED, IntentStatus, Receipt, parse_receipts, status_rank
 from asyncdex.client.streams import Stream
 from asyncdex.client.venue import Venue, check_domain
-from asyncdex.gateway.eip712 import Domain, parse_address
-from asyncdex.gateway.intents import (
+from asyncdex.signing.eip712 import Domain, parse_address
+from asyncdex.signing.intents import (
     Intent,
     SignedIntent,
     asyncdex_domain,

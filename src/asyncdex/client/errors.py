@@ -28,7 +28,7 @@ from asyncdex.client.markets import AmountError, UnknownMarket
 
 if TYPE_CHECKING:
     from asyncdex.client.status import IntentStatus, Receipt
-    from asyncdex.gateway.intents import SignedIntent
+    from asyncdex.signing.intents import SignedIntent
 
 __all__ = [
     "AgentNotAllowed",

@@ -20,8 +20,8 @@ import os
 import secrets
 from pathlib import Path
 
-from asyncdex.gateway.eip712 import Domain, LocalSigner, checksum_address, parse_address
-from asyncdex.gateway.intents import ApproveAgent, Intent, SignedIntent, sign_intent
+from asyncdex.signing.eip712 import Domain, LocalSigner, checksum_address, parse_address
+from asyncdex.signing.intents import ApproveAgent, Intent, SignedIntent, sign_intent
 
 
 class InvalidKey(ValueError):

@@ -25,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple, TypeAlias
 
-from asyncdex.gateway.eip712 import parse_address
+from asyncdex.signing.eip712 import parse_address
 from asyncdex.types.config_file import ConfigFileError, parse_engine_config
 from asyncdex.types.market import EngineConfig, MarketSpec
 from asyncdex.types.numeric import USDC_DECIMALS, DecimalFormatError, format_scaled, parse_scaled

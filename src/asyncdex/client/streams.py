@@ -38,7 +38,7 @@ import aiohttp
 
 from asyncdex.client.errors import ClientError, DomainMismatch, IntakeRefused, NodeError
 from asyncdex.client.status import Receipt, parse_receipts
-from asyncdex.gateway.intents import Intent, SignedIntent, signed_intent_to_json
+from asyncdex.signing.intents import Intent, SignedIntent, signed_intent_to_json
 
 if TYPE_CHECKING:
     from asyncdex.client.client import AsyncClient

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from asyncdex.client.markets import MarketInfo, Markets
-from asyncdex.gateway.eip712 import Domain, parse_address
-from asyncdex.gateway.intents import DOMAIN_NAME, DOMAIN_VERSION
+from asyncdex.signing.eip712 import Domain, parse_address
+from asyncdex.signing.intents import DOMAIN_NAME, DOMAIN_VERSION
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """The state root: one keccak256 commitment to the whole engine state.
 
 Invariants:
-- The root is the Merkle root (``asyncdex.settlement.merkle``) over one leaf per account,
+- The root is the Merkle root (``asyncdex.commitment.merkle``) over one leaf per account,
   accounts sorted by address, followed by one global leaf (markets, books, protocol funds).
 - An account leaf is ``leaves.exit_leaf(address, exitValue, accountStateHash)``: the
   settlement contract pays ``exitValue`` on an escape-hatch exit against a proof of this leaf.
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from asyncdex.commitment.leaves import exit_leaf
+from asyncdex.commitment.merkle import merkle_root
 from asyncdex.engine.state import Account, MarketState, State
-from asyncdex.settlement.leaves import exit_leaf
-from asyncdex.settlement.merkle import merkle_root
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.packing import pack
 

@@ -6,7 +6,7 @@ Invariants:
   that are durable in the journal: the handler returns after ``Sequencer.submit``, which
   resolves only after fsync. A crash at any moment loses nothing that was acknowledged.
 - Bad input is refused with a 4xx and ``{"error", "code", ...}`` before the sequencer is
-  called (see :mod:`asyncdex.gateway.intake`): it takes no seq and leaves no journal record.
+  called (see :mod:`asyncdex.signing.intake`): it takes no seq and leaves no journal record.
   So is a signed intent the engine's authorization would certainly refuse — unknown agent or
   foreign domain, agent acting for another account, replayed or out-of-window nonce, passed
   deadline (:mod:`asyncdex.gateway.precheck`); the engine still checks when it executes.
@@ -38,7 +38,7 @@ Invariants:
   on disk, or serve a state that diverged from the journal.
 - Listens on loopback only: there is no TLS, rate limiting or account-level auth yet.
 - With settlement on (``NodeSettings.settlement``, see
-  :mod:`asyncdex.gateway.settlement_service`) the engine is rebuilt at start by replaying the
+  :mod:`asyncdex.settlement.service`) the engine is rebuilt at start by replaying the
   journal from seq 1 through the batcher, so the batches cut are the ones posted before; the
   L1 watcher, the poster, time ticks and protective mode run beside the executor. Deposits
   then come only from the chain: the ``deposit`` system command is refused.
@@ -51,7 +51,7 @@ Invariants:
 Endpoints (JSON; errors are ``{"error": message, "code": ..., "index"?, "field"?}``):
 
 - ``POST /v1/intents``: one signed intent or ``{"intents": [...]}`` (JSON), or the msgpack
-  form (``Content-Type: application/msgpack``), see :mod:`asyncdex.gateway.intake`. 200
+  form (``Content-Type: application/msgpack``), see :mod:`asyncdex.signing.intake`. 200
   ``{"receipts": [{"intentId": "0x<EIP-712 digest>", "seq": n, "timestamp": ms}, ...]}`` in
   request order; 400/413/415 for bad input, 503 while shutting down or after a journal
   failure, 500 on an internal fault (none of these acknowledge anything; only a 503
@@ -91,7 +91,7 @@ Endpoints (JSON; errors are ``{"error": message, "code": ..., "index"?, "field"?
 
 Threads and processes: the event loop runs HTTP, decoding, sequencing, the engine and batch
 cuts; intent decoding and signature recovery run in ``verify_workers`` worker processes
-(:mod:`asyncdex.gateway.verify_pool`), or in the loop when that is 0; the journal's
+(:mod:`asyncdex.signing.verify_pool`), or in the loop when that is 0; the journal's
 group-commit thread writes and fsyncs; one settlement thread makes every chain call.
 """
 
@@ -118,26 +118,13 @@ from asyncdex.engine.orderbook import Order
 from asyncdex.engine.state import MarketState, State
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import NONCE_PAST_MS
-from asyncdex.gateway import intents as wire
-from asyncdex.gateway import jsonbody
 from asyncdex.gateway.collector import FullCollections
-from asyncdex.gateway.eip712 import Domain, SignatureError, parse_address, recover_address
 from asyncdex.gateway.fanout import DEFAULT_CONNECTION_CAPS, ConnectionCaps
-from asyncdex.gateway.intake import (
-    DEFAULT_LIMITS,
-    BodyTooLarge,
-    Intake,
-    IntakeError,
-    IntakeLimits,
-    MalformedBody,
-)
 from asyncdex.gateway.market_data import INTERVALS_MS, MarketData, account_view
 from asyncdex.gateway.openapi import openapi_document
 from asyncdex.gateway.precheck import Precheck, PrecheckRefused
 from asyncdex.gateway.ratelimit import RateLimited, RateLimiter, RateLimits, address_requests
-from asyncdex.gateway.settlement_service import SettlementService, SettlementSettings
 from asyncdex.gateway.venue import venue_json
-from asyncdex.gateway.verify_pool import VerifierPool
 from asyncdex.messages import commands as engine_commands
 from asyncdex.messages.codec import EVENT_TAG
 from asyncdex.messages.commands import (
@@ -166,6 +153,19 @@ from asyncdex.sequencer.sequencer import (
     SequencerClosed,
     Submission,
 )
+from asyncdex.settlement.service import SettlementService, SettlementSettings
+from asyncdex.signing import intents as wire
+from asyncdex.signing import jsonbody
+from asyncdex.signing.eip712 import Domain, SignatureError, parse_address, recover_address
+from asyncdex.signing.intake import (
+    DEFAULT_LIMITS,
+    BodyTooLarge,
+    Intake,
+    IntakeError,
+    IntakeLimits,
+    MalformedBody,
+)
+from asyncdex.signing.verify_pool import VerifierPool
 from asyncdex.types.market import EngineConfig, MarketSpec
 from asyncdex.types.numeric import MAX_COLLATERAL, MAX_MARKET_BOUND, format_scaled, format_usdc
 from asyncdex.types.packing import new_packer, unpack
@@ -399,7 +399,7 @@ def parse_system_commands(document: Any) -> list[Command]:
 
 
 def wire_intent_of(signed: Signed) -> wire.Intent | None:
-    """The wire intent a journaled envelope was made from (:mod:`asyncdex.gateway.mapping`
+    """The wire intent a journaled envelope was made from (:mod:`asyncdex.signing.mapping`
     inverted), so its intent id can be recomputed from the journal. None for an
     ``ApproveAgent``, whose agent name the engine command does not keep."""
     nonce, expires = signed.nonce, signed.expires_after

@@ -5,7 +5,7 @@ Invariants:
 - Every route :class:`asyncdex.gateway.node.Node` registers is described here, with each
   status it can answer; a test compares the two lists.
 - Signed intent schemas are generated from the wire tables of
-  :mod:`asyncdex.gateway.intents` (``INTENT_KINDS``, ``FIELD_TYPES``), so a new field or kind
+  :mod:`asyncdex.signing.intents` (``INTENT_KINDS``, ``FIELD_TYPES``), so a new field or kind
   appears here without editing this module. Request bodies and query parameters the node
   parses strictly are ``additionalProperties: false``; responses are described as they are
   built, and are not closed, so adding a response field is not a breaking change.
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from asyncdex.gateway import intents as wire
 from asyncdex.gateway.market_data import INTERVALS_MS
 from asyncdex.gateway.ratelimit import EXEMPT_PATHS
+from asyncdex.signing import intents as wire
 from asyncdex.types.numeric import MAX_COLLATERAL, MAX_MARKET_BOUND
 from asyncdex.web import FAUCET_MAX_AMOUNT
 
@@ -64,7 +64,7 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def abi_type_schema(abi_type: str) -> dict[str, Any]:
-    """The JSON schema of one intent field, as :mod:`asyncdex.gateway.intents` parses it."""
+    """The JSON schema of one intent field, as :mod:`asyncdex.signing.intents` parses it."""
     if abi_type == "address":
         return {"type": "string", "pattern": _HEX_ADDRESS}
     if abi_type == "bool":

@@ -41,12 +41,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from asyncdex.gateway import jsonbody
-from asyncdex.gateway.eip712 import EIP712EncodingError, SignatureError, recover_address
-from asyncdex.gateway.intake import BodyTooLarge
 from asyncdex.gateway.node import SubmitRefused, read_body
 from asyncdex.messages.commands import PublishOraclePrice
 from asyncdex.oracle import ORACLE_PRICE, OraclePrice, oracle_price_digest
+from asyncdex.signing import jsonbody
+from asyncdex.signing.eip712 import EIP712EncodingError, SignatureError, recover_address
+from asyncdex.signing.intake import BodyTooLarge
 
 if TYPE_CHECKING:
     from asyncdex.gateway.node import Node

@@ -37,10 +37,10 @@ from typing import Any
 
 from aiohttp import web
 
-from asyncdex.gateway import jsonbody
 from asyncdex.gateway.fanout import client_address
 from asyncdex.messages.commands import Batch, CancelAll, CancelByClientId, CancelOrder, Signed
 from asyncdex.messages.events import Event, TradeExecuted
+from asyncdex.signing import jsonbody
 
 MINUTE_MS = 60_000
 USDC = 10**6  # micro-USDC in one USDC

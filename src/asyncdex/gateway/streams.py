@@ -58,10 +58,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from asyncdex.engine.orderbook import Book, Order
-from asyncdex.gateway import jsonbody
-from asyncdex.gateway.eip712 import parse_address
 from asyncdex.gateway.fanout import FanOut, Outbox, SocketLimits
-from asyncdex.gateway.intake import IntakeError
 from asyncdex.gateway.node import SubmitRefused, event_json
 from asyncdex.gateway.ratelimit import BATCH_PER_WEIGHT, RateLimited
 from asyncdex.messages.commands import Signed
@@ -90,6 +87,9 @@ from asyncdex.messages.events import (
     Withdrawn,
 )
 from asyncdex.sequencer.sequencer import Receipt, Sequenced
+from asyncdex.signing import jsonbody
+from asyncdex.signing.eip712 import parse_address
+from asyncdex.signing.intake import IntakeError
 from asyncdex.types.market import MarketSpec
 from asyncdex.types.numeric import format_scaled
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from asyncdex.gateway.eip712 import Domain
+from asyncdex.signing.eip712 import Domain
 from asyncdex.types.market import EngineConfig, MarketSpec
 from asyncdex.types.numeric import format_scaled, format_usdc
 

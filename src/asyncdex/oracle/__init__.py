@@ -3,12 +3,12 @@
 Invariants of a signed price:
 
 - A publisher signs the EIP-712 struct ``OraclePrice(uint32 market, uint64 price, uint64
-  timestamp)`` in the venue's signing domain (:func:`asyncdex.gateway.intents.asyncdex_domain`:
+  timestamp)`` in the venue's signing domain (:func:`asyncdex.signing.intents.asyncdex_domain`:
   one settlement contract on one chain), so a price signed for one venue is worthless on
   another. ``price`` is in the market's engine price units (10^-(6 - szDecimals) USDC),
   ``timestamp`` in ms since the epoch, as the publisher's clock read it.
 - The publisher is not on the wire: the node recovers it from the signature (canonical
-  low-s signatures only, see :func:`asyncdex.gateway.eip712.recover_address`).
+  low-s signatures only, see :func:`asyncdex.signing.eip712.recover_address`).
 - The JSON form of one update is ``{"market": n, "price": n, "timestamp": n, "signature":
   "0x" + 130 hex digits}``; ``POST /v1/oracle`` takes ``{"updates": [...]}`` (see
   :mod:`asyncdex.gateway.oracle_feed`).
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from asyncdex.gateway.eip712 import (
+from asyncdex.signing.eip712 import (
     Domain,
     LocalSigner,
     StructType,

@@ -27,9 +27,9 @@ from typing import Any
 
 import aiohttp
 
-from asyncdex.gateway.eip712 import Domain, LocalSigner, parse_address
 from asyncdex.oracle import OraclePrice, sign_price, signed_price_to_json
 from asyncdex.oracle.random_walk import RandomWalk
+from asyncdex.signing.eip712 import Domain, LocalSigner, parse_address
 
 _log = logging.getLogger(__name__)
 

@@ -35,6 +35,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from asyncdex.commitment.leaves import exit_leaf, withdrawal_leaf
+from asyncdex.commitment.merkle import merkle_proof, merkle_root
 from asyncdex.engine.state import State
 from asyncdex.engine.state_root import (
     account_preimage,
@@ -43,8 +45,6 @@ from asyncdex.engine.state_root import (
     preimage_hash,
 )
 from asyncdex.messages.events import Withdrawn
-from asyncdex.settlement.leaves import exit_leaf, withdrawal_leaf
-from asyncdex.settlement.merkle import merkle_proof, merkle_root
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.packing import pack, unpack
 

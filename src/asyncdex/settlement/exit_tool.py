@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from web3 import Web3
 from web3.types import TxReceipt
 
+from asyncdex.commitment.leaves import exit_leaf
+from asyncdex.commitment.merkle import verify_proof
 from asyncdex.settlement.batch import BatchDataError, LeafSet, decode_batch_data
 from asyncdex.settlement.chain import BatchCommit, PrivateKey, SettlementClient
-from asyncdex.settlement.leaves import exit_leaf
-from asyncdex.settlement.merkle import verify_proof
 from asyncdex.types.hashing import keccak256
 
 

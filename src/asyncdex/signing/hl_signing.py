@@ -16,7 +16,7 @@ Invariants:
   ``{name: "HyperliquidSignTransaction", version: "1", chainId: signatureChainId,
   verifyingContract: 0x0…0}``. Its ``hyperliquidChain`` must equal the venue's
   (``"Mainnet"``/``"Testnet"``); a mismatch is refused rather than recovered to a stranger.
-- Recovery goes through :func:`asyncdex.gateway.eip712.recover_address`: low-s only, v 27/28.
+- Recovery goes through :func:`asyncdex.signing.eip712.recover_address`: low-s only, v 27/28.
   These functions return the signer; mapping it to an account (itself or the master of an
   approved agent) is stateful and belongs to the engine.
 """
@@ -29,7 +29,7 @@ from typing import Any
 
 import msgpack
 
-from asyncdex.gateway.eip712 import (
+from asyncdex.signing.eip712 import (
     Domain,
     EIP712EncodingError,
     StructType,

@@ -31,7 +31,7 @@ Accepted bodies (``content_type`` picks the decoder):
   "signature": "0x..."}`` or ``{"intents": [<signed intent object>, ...]}``. Duplicate keys,
   ``NaN``/``Infinity`` and non-UTF-8 bytes are refused.
 - ``application/msgpack`` (or ``application/x-msgpack``): one binary signed intent as
-  :func:`~asyncdex.gateway.intents.encode_signed_intent` writes it, or a msgpack array of
+  :func:`~asyncdex.signing.intents.encode_signed_intent` writes it, or a msgpack array of
   such encodings, each a ``bin`` item.
 
 Cost: parsing is cheap (~20 us per intent); public-key recovery (~60 us) dominates. The
@@ -48,13 +48,13 @@ from typing import Any, NamedTuple
 
 import msgpack
 
-from asyncdex.gateway import eip712, jsonbody
-from asyncdex.gateway import intents as wire
-from asyncdex.gateway.eip712 import Domain, SignatureError, recover_address
-from asyncdex.gateway.mapping import UnsupportedIntent, envelope
 from asyncdex.messages.commands import Command
 from asyncdex.sequencer.records import encode_record
 from asyncdex.sequencer.sequencer import Submission
+from asyncdex.signing import eip712, jsonbody
+from asyncdex.signing import intents as wire
+from asyncdex.signing.eip712 import Domain, SignatureError, recover_address
+from asyncdex.signing.mapping import UnsupportedIntent, envelope
 
 DEFAULT_MAX_BODY_BYTES = 128 * 1024
 """The largest JSON intent is under 1 KiB, so this fits the default batch with room to spare."""

@@ -46,7 +46,7 @@ from typing import Any, NamedTuple, TypeAlias
 
 import msgpack
 
-from asyncdex.gateway.eip712 import (
+from asyncdex.signing.eip712 import (
     Domain,
     EIP712EncodingError,
     LocalSigner,

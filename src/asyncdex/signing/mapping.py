@@ -10,9 +10,9 @@ Invariants:
 
 from __future__ import annotations
 
-from asyncdex.gateway import intents as wire
 from asyncdex.messages import commands as engine
 from asyncdex.messages.commands import Command, Signed
+from asyncdex.signing import intents as wire
 
 
 class UnsupportedIntent(ValueError):

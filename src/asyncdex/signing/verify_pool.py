@@ -35,10 +35,10 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
 
-from asyncdex.gateway.eip712 import Domain
-from asyncdex.gateway.intake import DEFAULT_LIMITS, Intake, IntakeError, IntakeLimits
 from asyncdex.sequencer.records import decode_trusted_record, encode_record
 from asyncdex.sequencer.sequencer import Submission
+from asyncdex.signing.eip712 import Domain
+from asyncdex.signing.intake import DEFAULT_LIMITS, Intake, IntakeError, IntakeLimits
 
 _intake: Intake | None = None  # set in each worker by ``_init``
 ORPHAN_CHECK_SECONDS = 0.5

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from asyncdex.gateway.eip712 import parse_address
 from asyncdex.settlement.chain import ContractReverted
+from asyncdex.signing.eip712 import parse_address
 
 if TYPE_CHECKING:
     from asyncdex.gateway.node import Node

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from asyncdex.gateway.eip712 import Domain
-from asyncdex.gateway.intake import Intake, IntakeError
-from asyncdex.gateway.intents import asyncdex_domain
+from asyncdex.signing.eip712 import Domain
+from asyncdex.signing.intake import Intake, IntakeError
+from asyncdex.signing.intents import asyncdex_domain
 
 CHAIN_ID = 31337
 CONTRACT = "0x5fbdb2315678afecb367f032d93f642f64180aa3"

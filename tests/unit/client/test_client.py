@@ -32,8 +32,10 @@ from asyncdex.client import (
 from asyncdex.client.builder import client_id_bytes, time_ms
 from asyncdex.client.markets import MarketInfo, price_units, size_units, usdc_units
 from asyncdex.client.nonces import NonceSource
-from asyncdex.gateway.intake import decode_body, verify_batch
-from asyncdex.gateway.intents import (
+from asyncdex.messages import commands as engine
+from asyncdex.sequencer.sequencer import Submission
+from asyncdex.signing.intake import decode_body, verify_batch
+from asyncdex.signing.intents import (
     ALL_MARKETS,
     Intent,
     MalformedIntent,
@@ -45,8 +47,6 @@ from asyncdex.gateway.intents import (
     asyncdex_domain,
     signed_intent_to_json,
 )
-from asyncdex.messages import commands as engine
-from asyncdex.sequencer.sequencer import Submission
 from asyncdex.types.market import MarketSpec
 
 CHAIN_ID = 31337

@@ -29,8 +29,8 @@ from asyncdex.client import (
     Wallet,
 )
 from asyncdex.client.nonces import NonceSource
-from asyncdex.gateway.intents import Intent, asyncdex_domain
 from asyncdex.messages.reasons import Reject
+from asyncdex.signing.intents import Intent, asyncdex_domain
 from asyncdex.types.market import MarketSpec
 
 from .conftest import CHAIN_ID, CONTRACT, DROP, NO_ROUTE, SLOW, FakeNode

@@ -10,10 +10,10 @@ import pytest
 
 from asyncdex.client import AsyncClient, Client, Markets, Wallet
 from asyncdex.client.venue import Venue, check_domain
-from asyncdex.gateway.eip712 import Domain
-from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.gateway.openapi import openapi_document
 from asyncdex.gateway.venue import venue_json
+from asyncdex.signing.eip712 import Domain
+from asyncdex.signing.intents import asyncdex_domain
 from asyncdex.types.market import EngineConfig, MarketSpec
 
 CONTRACT = bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3")

@@ -9,8 +9,8 @@ from eth_account import Account
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asyncdex.commitment.merkle import ZERO_HASH, merkle_proof, merkle_root, verify_proof
 from asyncdex.settlement.chain import EthTesterChain, SettlementClient
-from asyncdex.settlement.merkle import ZERO_HASH, merkle_proof, merkle_root, verify_proof
 from asyncdex.types.hashing import keccak256
 
 hashes = st.binary(min_size=32, max_size=32)

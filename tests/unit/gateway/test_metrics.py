@@ -21,8 +21,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from asyncdex.gateway.eip712 import LocalSigner
-from asyncdex.gateway.intents import (
+from asyncdex.gateway.metrics import CONTENT_TYPE, Exposition, Histogram, Metrics
+from asyncdex.gateway.node import Node, NodeSettings
+from asyncdex.sequencer.journal import FileJournal, GroupCommitStats, GroupCommitter
+from asyncdex.signing.eip712 import LocalSigner
+from asyncdex.signing.intents import (
     NO_CLIENT_ID,
     Cancel,
     Intent,
@@ -34,9 +37,6 @@ from asyncdex.gateway.intents import (
     sign_intent,
     signed_intent_to_json,
 )
-from asyncdex.gateway.metrics import CONTENT_TYPE, Exposition, Histogram, Metrics
-from asyncdex.gateway.node import Node, NodeSettings
-from asyncdex.sequencer.journal import FileJournal, GroupCommitStats, GroupCommitter
 from asyncdex.types.config_file import parse_engine_config
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.market import EngineConfig

@@ -13,8 +13,9 @@ from typing import Any
 
 import aiohttp
 
-from asyncdex.gateway.eip712 import LocalSigner
-from asyncdex.gateway.intents import (
+from asyncdex.gateway.node import Node, NodeSettings
+from asyncdex.signing.eip712 import LocalSigner
+from asyncdex.signing.intents import (
     NO_CLIENT_ID,
     OrderType,
     PlaceOrder,
@@ -24,7 +25,6 @@ from asyncdex.gateway.intents import (
     sign_intent,
     signed_intent_to_json,
 )
-from asyncdex.gateway.node import Node, NodeSettings
 from asyncdex.types.config_file import parse_engine_config
 from asyncdex.types.hashing import keccak256
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import aiohttp
 
-from asyncdex.gateway.eip712 import SECP256K1_N, LocalSigner
-from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.gateway.node import Node, NodeSettings
 from asyncdex.gateway.oracle_feed import MAX_BODY_BYTES, MAX_UPDATES, OracleFeed
 from asyncdex.oracle import OraclePrice, sign_price, signed_price_to_json
+from asyncdex.signing.eip712 import SECP256K1_N, LocalSigner
+from asyncdex.signing.intents import asyncdex_domain
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.market import EngineConfig, MarketSpec
 

@@ -21,7 +21,6 @@ import pytest
 
 from asyncdex.client import BookMirror, StaleBook
 from asyncdex.engine.transition import Engine
-from asyncdex.gateway.intents import asyncdex_domain
 from asyncdex.gateway.node import Node, NodeSettings
 from asyncdex.gateway.streams import (
     _ACCOUNT_FIELDS,
@@ -52,6 +51,7 @@ from asyncdex.messages.events import (
     OrderRested,
     TradeExecuted,
 )
+from asyncdex.signing.intents import asyncdex_domain
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.market import EngineConfig, MarketSpec
 

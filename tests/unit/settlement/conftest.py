@@ -11,8 +11,8 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from asyncdex.commitment.merkle import ZERO_HASH
 from asyncdex.settlement.chain import ContractReverted, EthTesterChain, SettlementClient
-from asyncdex.settlement.merkle import ZERO_HASH
 
 FINALITY_BLOCKS = 5
 FORCED_DEADLINE_BLOCKS = 10

@@ -13,6 +13,8 @@ import msgpack
 import pytest
 
 from asyncdex.cli.demo import PUBLISHERS, DemoSession, demo_config
+from asyncdex.commitment.leaves import exit_leaf, withdrawal_leaf
+from asyncdex.commitment.merkle import ZERO_HASH, verify_proof
 from asyncdex.engine.state_root import exit_value, preimage_hash, state_root
 from asyncdex.engine.transition import Engine
 from asyncdex.messages.commands import (
@@ -38,8 +40,6 @@ from asyncdex.settlement.batch import (
     withdrawals_root,
 )
 from asyncdex.settlement.batcher import Batcher
-from asyncdex.settlement.leaves import exit_leaf, withdrawal_leaf
-from asyncdex.settlement.merkle import ZERO_HASH, verify_proof
 
 ALICE = b"\xa1" * 20
 BOB = b"\xb0" * 20

@@ -14,6 +14,8 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.types import TxReceipt
 
+from asyncdex.commitment.leaves import exit_leaf, withdrawal_leaf
+from asyncdex.commitment.merkle import ZERO_HASH, merkle_proof, merkle_root
 from asyncdex.consensus.crypto import Secp256k1Signer
 from asyncdex.consensus.messages import proposal_digest, vote_digest
 from asyncdex.settlement.certificate import (
@@ -35,8 +37,6 @@ from asyncdex.settlement.chain import (
     MessageKind,
     SettlementClient,
 )
-from asyncdex.settlement.leaves import exit_leaf, withdrawal_leaf
-from asyncdex.settlement.merkle import ZERO_HASH, merkle_proof, merkle_root
 from asyncdex.types.hashing import keccak256
 
 from .conftest import reverts

@@ -9,6 +9,8 @@ from eth_abi import encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
+from asyncdex.commitment.leaves import exit_leaf, withdrawal_leaf
+from asyncdex.commitment.merkle import ZERO_HASH, merkle_proof, merkle_root
 from asyncdex.settlement.chain import (
     ContractReverted,
     EthTesterChain,
@@ -17,8 +19,6 @@ from asyncdex.settlement.chain import (
     batch_digest,
     sign_digest,
 )
-from asyncdex.settlement.leaves import exit_leaf, withdrawal_leaf
-from asyncdex.settlement.merkle import ZERO_HASH, merkle_proof, merkle_root
 from asyncdex.types.hashing import keccak256
 
 from .conftest import FINALITY_BLOCKS, FORCED_DEADLINE_BLOCKS, GENESIS_ROOT, Venue, reverts

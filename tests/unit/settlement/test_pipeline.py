@@ -22,6 +22,7 @@ from web3 import EthereumTesterProvider, Web3
 
 from asyncdex.cli import exit_cmd
 from asyncdex.cli.demo import PUBLISHERS, demo_config
+from asyncdex.commitment.merkle import ZERO_HASH
 from asyncdex.engine.state_root import exit_value, state_root
 from asyncdex.engine.transition import Engine
 from asyncdex.messages.commands import (
@@ -41,7 +42,6 @@ from asyncdex.settlement.batch import CutBatch, withdrawal_proof
 from asyncdex.settlement.batcher import Batcher
 from asyncdex.settlement.chain import Chain, EthTesterChain, MessageKind, SettlementClient
 from asyncdex.settlement.exit_tool import ExitError, plan_exit, rebuild_leaf_set, submit_exit
-from asyncdex.settlement.merkle import ZERO_HASH
 from asyncdex.settlement.poster import Poster, PosterHalted
 from asyncdex.settlement.watcher import L1Watcher, l1_command
 from asyncdex.types.hashing import keccak256

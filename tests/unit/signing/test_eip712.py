@@ -11,7 +11,7 @@ from eth_utils import to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asyncdex.gateway.eip712 import (
+from asyncdex.signing.eip712 import (
     SECP256K1_N,
     Domain,
     EIP712EncodingError,

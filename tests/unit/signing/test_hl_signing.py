@@ -10,8 +10,8 @@ from eth_account import Account
 from hyperliquid.utils import signing as sdk
 from hyperliquid.utils.types import Cloid
 
-from asyncdex.gateway.eip712 import MalleableSignature, SignatureError
-from asyncdex.gateway.hl_signing import (
+from asyncdex.signing.eip712 import MalleableSignature, SignatureError
+from asyncdex.signing.hl_signing import (
     AGENT_DOMAIN,
     USER_SIGNED_TYPES,
     MalformedAction,

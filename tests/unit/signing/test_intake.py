@@ -10,16 +10,19 @@ from typing import Any
 import msgpack
 import pytest
 
-from asyncdex.gateway import intake
-from asyncdex.gateway.eip712 import SECP256K1_N, LocalSigner
-from asyncdex.gateway.intake import (
+from asyncdex.messages import commands as engine
+from asyncdex.sequencer.records import decode_record, encode_record
+from asyncdex.sequencer.sequencer import Submission
+from asyncdex.signing import intake
+from asyncdex.signing.eip712 import SECP256K1_N, LocalSigner
+from asyncdex.signing.intake import (
     DEFAULT_MAX_BODY_BYTES,
     Intake,
     IntakeError,
     IntakeLimits,
     verify_batch,
 )
-from asyncdex.gateway.intents import (
+from asyncdex.signing.intents import (
     ALL_MARKETS,
     ApproveAgent,
     Cancel,
@@ -39,9 +42,6 @@ from asyncdex.gateway.intents import (
     sign_intent,
     signed_intent_to_json,
 )
-from asyncdex.messages import commands as engine
-from asyncdex.sequencer.records import decode_record, encode_record
-from asyncdex.sequencer.sequencer import Submission
 
 ALICE = LocalSigner(
     bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")

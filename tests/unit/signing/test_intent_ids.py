@@ -3,11 +3,11 @@ an envelope the native intake did not sign (the Hyperliquid API's withdrawal) ge
 
 from __future__ import annotations
 
-from asyncdex.gateway.eip712 import LocalSigner
-from asyncdex.gateway.intake import ParsedIntent, verify_batch
-from asyncdex.gateway.intents import Withdraw, asyncdex_domain, intent_digest, sign_intent
 from asyncdex.gateway.node import intent_id_of
 from asyncdex.sequencer.records import Record
+from asyncdex.signing.eip712 import LocalSigner
+from asyncdex.signing.intake import ParsedIntent, verify_batch
+from asyncdex.signing.intents import Withdraw, asyncdex_domain, intent_digest, sign_intent
 from asyncdex.types.hashing import keccak256
 
 DOMAIN = asyncdex_domain(31337, bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3"))

@@ -13,7 +13,7 @@ from eth_utils import to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asyncdex.gateway.eip712 import (
+from asyncdex.signing.eip712 import (
     SECP256K1_N,
     Domain,
     LocalSigner,
@@ -21,7 +21,7 @@ from asyncdex.gateway.eip712 import (
     SignatureLengthError,
     address_of_private_key,
 )
-from asyncdex.gateway.intents import (
+from asyncdex.signing.intents import (
     ALL_MARKETS,
     FIELD_TYPES,
     INTENT_KINDS,

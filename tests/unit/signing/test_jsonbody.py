@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from asyncdex.gateway.jsonbody import MAX_JSON_DEPTH, JsonTooDeep, exceeds_depth, loads
+from asyncdex.signing.jsonbody import MAX_JSON_DEPTH, JsonTooDeep, exceeds_depth, loads
 
 # strings full of what could fool a bracket count: brackets, quotes and backslashes
 tricky = st.text(alphabet='[]{}"\\ab', max_size=6)

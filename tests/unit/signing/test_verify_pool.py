@@ -11,9 +11,9 @@ from typing import TypeVar
 
 import pytest
 
-from asyncdex.gateway.eip712 import LocalSigner
-from asyncdex.gateway.intake import DEFAULT_MAX_BODY_BYTES, Intake, IntakeError
-from asyncdex.gateway.intents import (
+from asyncdex.signing.eip712 import LocalSigner
+from asyncdex.signing.intake import DEFAULT_MAX_BODY_BYTES, Intake, IntakeError
+from asyncdex.signing.intents import (
     NO_CLIENT_ID,
     OrderType,
     PlaceOrder,
@@ -23,7 +23,7 @@ from asyncdex.gateway.intents import (
     sign_intent,
     signed_intent_to_json,
 )
-from asyncdex.gateway.verify_pool import VerifierPool
+from asyncdex.signing.verify_pool import VerifierPool
 from asyncdex.types.hashing import keccak256
 
 DOMAIN = asyncdex_domain(31337, bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3"))

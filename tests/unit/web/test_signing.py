@@ -2,7 +2,7 @@
 
 ``src/asyncdex/web/src/signing.js`` (the module the page bundles) runs in node on one intent
 of every kind, at the edges of each field's range, and its digests, signatures, JSON and
-``eth_signTypedData_v4`` documents are compared with :mod:`asyncdex.gateway.intents`.
+``eth_signTypedData_v4`` documents are compared with :mod:`asyncdex.signing.intents`.
 Needs node and the page's npm packages, as ``test_build.py``.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 from eth_account.messages import encode_typed_data
 
-from asyncdex.gateway.eip712 import LocalSigner
-from asyncdex.gateway.intents import (
+from asyncdex.signing.eip712 import LocalSigner
+from asyncdex.signing.intents import (
     ApproveAgent,
     Cancel,
     CancelAll,

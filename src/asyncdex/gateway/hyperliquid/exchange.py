@@ -14,7 +14,7 @@ Invariants:
   not approved ``b`` for at least ``f``, or ``f`` is above the 0.1% perp cap. A modify keeps
   the order's builder (``batchModify`` carries none, as on Hyperliquid).
 - A signature is verified over exactly the bytes received (see
-  :mod:`asyncdex.gateway.hl_signing`) with the venue's network flag (``self.mainnet``), never
+  :mod:`asyncdex.signing.hl_signing`) with the venue's network flag (``self.mainnet``), never
   the client's. A wrong flag recovers a stranger, refused as an unknown user.
 - The signer acts for itself, or for its master when it is an approved agent, or for
   ``vaultAddress`` when given (then it must be that account or its agent). Withdrawals and
@@ -45,8 +45,6 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from asyncdex.engine.state import MarketState, State
-from asyncdex.gateway import hl_signing, jsonbody
-from asyncdex.gateway.eip712 import SignatureError, recover_address
 from asyncdex.gateway.hyperliquid.common import (
     ACTION_EXPIRED,
     AGENT_NOT_ALLOWED,
@@ -109,6 +107,8 @@ from asyncdex.messages.events import (
 from asyncdex.messages.reasons import CancelReason, Reject
 from asyncdex.sequencer.records import encode_record
 from asyncdex.sequencer.sequencer import SequencerClosed, Submission
+from asyncdex.signing import hl_signing, jsonbody
+from asyncdex.signing.eip712 import SignatureError, recover_address
 from asyncdex.types.numeric import (
     MAX_COLLATERAL,
     DecimalFormatError,

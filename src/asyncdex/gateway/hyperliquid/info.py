@@ -33,7 +33,6 @@ from aiohttp import web
 
 from asyncdex.engine.margin import funding_payment
 from asyncdex.engine.state import MarketState, State
-from asyncdex.gateway import jsonbody
 from asyncdex.gateway.market_data import Candle, account_view
 from asyncdex.messages.commands import (
     Batch,
@@ -58,6 +57,7 @@ from asyncdex.messages.events import (
     TriggerArmed,
 )
 from asyncdex.messages.reasons import CancelReason
+from asyncdex.signing import jsonbody
 from asyncdex.types.market import MarketSpec
 from asyncdex.types.numeric import PPM, format_scaled, format_usdc
 

@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import WSMsgType, web
 
 from asyncdex.engine.state import MarketState
-from asyncdex.gateway import jsonbody
 from asyncdex.gateway.fanout import FanOut, Outbox, SocketLimits
 from asyncdex.gateway.hyperliquid.info import (
     CANDLE_INTERVALS_MS,
@@ -60,6 +59,7 @@ from asyncdex.gateway.hyperliquid.info import (
 from asyncdex.gateway.ratelimit import RateLimited, action_weight, info_weight
 from asyncdex.messages.events import LiquidationStarted, OrderCancelled, TradeExecuted
 from asyncdex.messages.reasons import CancelReason
+from asyncdex.signing import jsonbody
 from asyncdex.types.numeric import format_usdc
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 // EIP-712 signing of asyncdex intents in the browser.
 //
 // Invariants:
-// - The struct types are those of asyncdex.gateway.intents: each kind's fields in order, with
+// - The struct types are those of asyncdex.signing.intents: each kind's fields in order, with
 //   the one type FIELD_TYPES gives every field name, under the domain {name: "asyncdex",
 //   version: "1", chainId, verifyingContract} that GET /v1/venue announces. A test
 //   (tests/unit/web/test_signing.py) signs the same intents here and with the SDK and
