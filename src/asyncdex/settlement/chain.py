@@ -887,19 +887,17 @@ class CommitteeSettlementClient(SettlementClient):
 
     def slash_vote_equivocation(self, reporter_key: PrivateKey, evidence: Any) -> TxReceipt:
         """Submit a ``VoteEquivocation``; the reporter's share goes to ``reporter_key``."""
-        function = self.contract.functions.slashVoteEquivocation(
-            _address(evidence.member),
-            evidence.view,
-            evidence.block_hash_a,
-            evidence.signature_a,
-            evidence.block_hash_b,
-            evidence.signature_b,
-        )
-        return self.chain.transact(reporter_key, function)
+        return self._slash_view_equivocation("slashVoteEquivocation", reporter_key, evidence)
 
     def slash_proposal_equivocation(self, reporter_key: PrivateKey, evidence: Any) -> TxReceipt:
         """Submit a ``ProposalEquivocation`` (an equivocating leader)."""
-        function = self.contract.functions.slashProposalEquivocation(
+        return self._slash_view_equivocation("slashProposalEquivocation", reporter_key, evidence)
+
+    def _slash_view_equivocation(
+        self, name: str, reporter_key: PrivateKey, evidence: Any
+    ) -> TxReceipt:
+        """Votes and proposals are both two signed block hashes for one view."""
+        function = getattr(self.contract.functions, name)(
             _address(evidence.member),
             evidence.view,
             evidence.block_hash_a,
