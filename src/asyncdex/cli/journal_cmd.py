@@ -10,6 +10,9 @@ Invariants:
   decoder. Damage is reported with its segment file and byte offset and exit status 1; a
   torn tail at the end of the last segment, which the next open cuts, is reported but is
   not damage (or, on a live journal, it is a write in progress).
+- ``verify --snapshots`` also reports, as damage and with the node's own message, a journal
+  that ends below the newest valid snapshot's seq: acknowledged records are missing and the
+  node refuses to start on it (``asyncdex.sequencer.recovery.open_journal``).
 - Exit status: 0 success, 1 damage found, 2 bad usage or an unloadable config.
 
 The record format read here is the one documented in ``asyncdex.sequencer.journal``.
@@ -40,13 +43,16 @@ from asyncdex.sequencer.journal import (
     RECORD_HEADER_BYTES,
     SEGMENT_HEADER_BYTES,
     SEGMENT_MAGIC,
+    JournalBehind,
     JournalCorruption,
 )
 from asyncdex.sequencer.records import decode_record
 from asyncdex.sequencer.recovery import (
+    JournalLoss,
     ReplayGap,
     SnapshotInvalid,
     SnapshotStore,
+    proven_seq,
     read_snapshot_header,
     replay,
 )
@@ -387,8 +393,30 @@ def verify_journal(
         print(f"  {_describe_torn(reader.torn_tail)}", file=out)
     status = EXIT_OK
     if snapshot_dir is not None:
-        status = _verify_snapshots(snapshot_dir, config, last, out)
+        loss = _journal_loss(reader, last, snapshot_dir)
+        if loss is not None:
+            # The message the node gives when it refuses to start on this journal.
+            print(
+                f"DAMAGED: {loss} (restore them, or start the node with --accept-journal-loss)",
+                file=out,
+            )
+            status = EXIT_DAMAGED
+        status = max(status, _verify_snapshots(snapshot_dir, config, last, out))
     return status
+
+
+def _journal_loss(reader: JournalReader, last: int, snapshot_dir: Path) -> JournalLoss | None:
+    """What recovery would refuse (:func:`~asyncdex.sequencer.recovery.open_journal`): the
+    journal ends below the newest valid snapshot's seq. None when it does not."""
+    required, snapshot = proven_seq(snapshot_dir)
+    if snapshot is None or last >= required:
+        return None
+    if not reader.segments:
+        return JournalLoss(JournalBehind(None, 0, last, required), snapshot)
+    segment = reader.segments[-1][1]
+    torn = reader.torn_tail
+    end = torn.offset if torn is not None and torn.segment == segment else segment.stat().st_size
+    return JournalLoss(JournalBehind(segment, end, last, required), snapshot)
 
 
 def _verify_snapshots(

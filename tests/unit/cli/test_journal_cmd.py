@@ -26,7 +26,7 @@ from asyncdex.messages.commands import (
 )
 from asyncdex.sequencer.journal import SEGMENT_HEADER_BYTES, FileJournal
 from asyncdex.sequencer.records import encode_record
-from asyncdex.sequencer.recovery import SnapshotStore
+from asyncdex.sequencer.recovery import JournalLoss, SnapshotStore, open_journal
 from asyncdex.types.config_file import NODE_TABLES
 from asyncdex.types.market import EngineConfig
 
@@ -335,3 +335,26 @@ def test_reader_refuses_a_gap_between_segments(journal_dir: Path) -> None:
     middle.unlink()
     with pytest.raises(Exception, match="segment starts at seq"):
         list(JournalReader(journal_dir).read())
+
+
+def test_verify_reports_a_journal_below_a_snapshot_as_the_node_does(
+    journal_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A damaged last record is a torn tail the node would cut, but a snapshot at the last
+    # seq proves it was durable: the node refuses to start, and verify must say so too.
+    last_seq = JournalReader(journal_dir).last_seq()
+    engine = Engine(CONFIG)
+    for timestamp, command in stream(last_seq):
+        engine.apply(command, timestamp)
+    snapshots = tmp_path / "snapshots"
+    SnapshotStore(snapshots).save(last_seq, engine.state)
+    segment = sorted(journal_dir.glob("*.seg"))[-1]
+    flip_byte(segment, segment.stat().st_size - 1)
+    with pytest.raises(JournalLoss) as refused:
+        open_journal(journal_dir, snapshots)
+    argv = ["journal", "verify", str(journal_dir), "--snapshots", str(snapshots)]
+    assert run(*argv) == 1
+    out = capsys.readouterr().out
+    assert f"DAMAGED: {refused.value} (restore them" in out
+    assert f"records {last_seq}..{last_seq} are missing" in out
+    assert run("journal", "verify", str(journal_dir)) == 0  # no snapshots: only a torn tail
