@@ -7,6 +7,10 @@
   ("nothing of the request was sequenced") is in the journal, every intent answered
   ``outcome_unknown`` is either in it with the seq the answer named or absent, and every
   acknowledged one is in it. Resending the same bytes then resolves every one of them.
+- The other doors name the intents whose outcome is unknown in their own shape: a
+  ``/v1/ws`` submit lists them as ``POST /v1/intents`` does, ``/exchange`` names the intent
+  and tells the client to resend the same signed action (refused after the restart as a
+  spent nonce, since it was journaled).
 - A journal that ends below a snapshot's seq (damaged last record, lost last segment) stops
   ``asyncdex node`` with exit code 66 and one line naming the segment, the byte offset and the
   snapshot, leaving the files as they were, unless ``--accept-journal-loss``; damage in the
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import time
@@ -26,9 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
+from eth_account import Account
+from hyperliquid.utils.signing import sign_l1_action
 
 from asyncdex.cli.node_cmd import EXIT_JOURNAL_CORRUPT, EXIT_JOURNAL_LOSS, load_config
 from asyncdex.engine.transition import Engine
+from asyncdex.gateway.hyperliquid.common import DUPLICATE_NONCE
 from asyncdex.gateway.node import EXIT_JOURNAL_FAILED, JOURNAL_SUBDIR, SNAPSHOT_SUBDIR
 from asyncdex.messages.commands import Deposit, PublishOraclePrice
 from asyncdex.sequencer.journal import FileJournal
@@ -342,3 +350,87 @@ def test_invalid_damage_in_the_middle_of_the_journal_refuses_to_start(
         line = refusal_line(result)
         assert str(segments[1]) in line and "at byte" in line, line
     assert segments[1].read_bytes() == bytes(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every door names the intents whose outcome is unknown
+
+
+HL_TRADER = Account.from_key(keccak256(b"journal-fault hyperliquid trader"))
+HL_INTENT = re.compile(r"intent (0x[0-9a-f]{64}) \(seq (\d+) if journaled\)")
+
+
+async def ws_submit(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One ``submit`` op on ``/v1/ws``: its ``receipts`` or ``error`` frame."""
+    async with aiohttp.ClientSession() as session, session.ws_connect(url + "/v1/ws") as ws:
+        await ws.send_json({"op": "submit", "id": 1, **body})
+        while True:
+            frame = await ws.receive_json(timeout=30)
+            if frame.get("id") == 1 and frame["op"] in ("receipts", "error"):
+                return dict(frame)
+
+
+def test_outcome_unknown_on_the_stream_and_hyperliquid_doors(
+    venue: tuple[Path, Path, EngineConfig], node_launcher: Callable[..., NodeLauncher]
+) -> None:
+    # A dying disk from the first write on: the first request's batch reaches the page cache
+    # but its fsync fails, so the node cannot say whether it is durable.
+    data_dir, config_path, _config = venue
+    healthy = node_launcher(data_dir, config_path, operator_token=OPERATOR_TOKEN)
+    healthy.start().system(
+        OPERATOR_TOKEN,
+        *(
+            {"type": "deposit", "account": "0x" + t.address.hex(), "amount": DEPOSIT,
+             "l1Index": i}
+            for i, t in enumerate(TRADERS)
+        ),
+        {"type": "deposit", "account": HL_TRADER.address, "amount": DEPOSIT,
+         "l1Index": len(TRADERS)},
+        {"type": "oraclePrice", "publisher": "0x" + PUBLISHER.hex(), "market": 0, "price": PRICE},
+    )  # fmt: skip
+    assert healthy.terminate() == 0, healthy.stderr_tail()
+
+    faulty = with_fault(node_launcher(data_dir, config_path), "eio:1")
+    ((body, ids),) = order_requests(1)
+    answer = asyncio.run(ws_submit(faulty.start().url, json.loads(body)))
+    assert faulty.node is not None
+    assert faulty.node.process.wait(timeout=30) == EXIT_JOURNAL_FAILED, faulty.stderr_tail()
+    assert (answer["op"], answer["code"], answer["status"]) == ("error", "outcome_unknown", 503)
+    listed = {item["intentId"]: item["seq"] for item in answer["unknown"]}
+    assert [item["index"] for item in answer["unknown"]] == list(range(len(ids)))
+    assert list(listed) == ids
+
+    nonce = time.time_ns() // 1_000_000
+    wire = {
+        "a": 0,
+        "b": True,
+        "p": "59000",
+        "s": "0.01",
+        "r": False,
+        "t": {"limit": {"tif": "Gtc"}},
+    }
+    action = {"type": "order", "orders": [wire], "grouping": "na"}
+    signature = sign_l1_action(HL_TRADER, action, None, nonce, None, False)
+    payload = {"action": action, "nonce": nonce, "signature": signature, "vaultAddress": None}
+    node = faulty.start()
+    refused = node.post_json("/exchange", payload)
+    assert refused.status == 200 and refused.json()["status"] == "err", refused.body
+    text = refused.json()["response"]
+    assert "outcome of the action is unknown" in text, text
+    assert node.process.wait(timeout=30) == EXIT_JOURNAL_FAILED, faulty.stderr_tail()
+    assert text.endswith("resend the same signed action to learn its outcome")
+    named = HL_INTENT.search(text)
+    assert named is not None, text
+    hl_seq = int(named.group(2))
+
+    # The dying disk's batches stayed in the page cache: the restart keeps them, at the
+    # seqs the answers named.
+    restarted = node_launcher(data_dir, config_path).start()
+    for intent_id, seq in listed.items():
+        found = restarted.get(f"/v1/intents/{intent_id}")
+        assert found.status == 200, (intent_id, found.body)
+        assert found.json()["seq"] == seq, (intent_id, found.body)
+    assert restarted.status()["lastSeq"] == hl_seq == seq + 1
+    # the same signed action again learns its outcome: it ran, its nonce is spent
+    again = restarted.post_json("/exchange", payload).json()
+    assert again == {"status": "err", "response": DUPLICATE_NONCE}, again

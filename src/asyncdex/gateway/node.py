@@ -303,11 +303,13 @@ class OutcomeUnknown(SubmitRefused):
     def reindexed(self, positions: Sequence[int]) -> SubmitRefused:
         return OutcomeUnknown([(positions[index], receipt) for index, receipt in self.unknown])
 
+    def unknown_json(self) -> list[dict[str, Any]]:
+        """``unknown`` as every door lists it: ``{index, intentId, seq, timestamp}`` each."""
+        return [{"index": index, **_receipt_json(receipt)} for index, receipt in self.unknown]
+
     def to_json(self) -> dict[str, Any]:
         body = super().to_json()
-        body["unknown"] = [
-            {"index": index, **_receipt_json(receipt)} for index, receipt in self.unknown
-        ]
+        body["unknown"] = self.unknown_json()
         return body
 
 

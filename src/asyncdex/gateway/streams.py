@@ -59,7 +59,7 @@ from aiohttp import WSMsgType, web
 
 from asyncdex.engine.orderbook import Book, Order
 from asyncdex.gateway.fanout import FanOut, Outbox, SocketLimits
-from asyncdex.gateway.node import SubmitRefused, event_json
+from asyncdex.gateway.node import OutcomeUnknown, SubmitRefused, event_json
 from asyncdex.gateway.ratelimit import BATCH_PER_WEIGHT, RateLimited
 from asyncdex.messages.commands import Signed
 from asyncdex.messages.events import (
@@ -151,6 +151,7 @@ class OpError(Exception):
         index: int | None = None,
         status: int | None = None,
         retry_after_ms: int | None = None,
+        unknown: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -158,6 +159,7 @@ class OpError(Exception):
         self.index = index
         self.status = status
         self.retry_after_ms = retry_after_ms
+        self.unknown = unknown  # outcome_unknown: the intents that may be in the journal
 
     def to_json(self, op_id: Any) -> dict[str, Any]:
         out: dict[str, Any] = {"op": "error", "id": op_id, "code": self.code, "error": str(self)}
@@ -169,6 +171,8 @@ class OpError(Exception):
             out["status"] = self.status
         if self.retry_after_ms is not None:
             out["retryAfterMs"] = self.retry_after_ms
+        if self.unknown is not None:
+            out["unknown"] = self.unknown
         return out
 
 
@@ -950,8 +954,9 @@ class NativeStreams:
             for intent_id in followed:
                 if conn.followed.get(intent_id) == -1:
                     self._unfollow(conn, intent_id)  # never sequenced: nothing to follow
+            unknown = refusal.unknown_json() if isinstance(refusal, OutcomeUnknown) else None
             error = OpError(refusal.code, str(refusal), index=refusal.index, status=refusal.status,
-                            retry_after_ms=refusal.retry_after_ms)  # fmt: skip
+                            retry_after_ms=refusal.retry_after_ms, unknown=unknown)  # fmt: skip
             conn.send(error.to_json(op_id))
             return
         except Exception:

@@ -23,7 +23,9 @@ Invariants:
   deadline refused, an agent withdrawing) answer ``{"status": "err", "response": text}``
   with HTTP 200 and sequence nothing; per-order failures (Hyperliquid's price and size
   rules, the engine's rejections) are ``{"error": text}`` in their own slot. A body that is
-  not JSON is answered 422 with a plain-text reason, as Hyperliquid does.
+  not JSON is answered 422 with a plain-text reason, as Hyperliquid does. A journal failure
+  that may have left the action journaled is such a text too: it names the intent and says
+  its outcome is unknown (resend the same signed action to learn it).
 - Order ids are the engine's order ids; a cloid is the engine's 128-bit client id.
 - A modify is the engine's ``ModifyOrder``: it keeps the order id and may change price and
   size only (anything else is refused for that order). The tp/sl of a ``normalTpsl`` or
@@ -68,7 +70,7 @@ from asyncdex.gateway.hyperliquid.common import (
     reject_text,
     unknown_user_text,
 )
-from asyncdex.gateway.node import SubmitRefused
+from asyncdex.gateway.node import OutcomeUnknown, SubmitRefused
 from asyncdex.gateway.ratelimit import RateLimited
 from asyncdex.messages.commands import (
     ApproveAgent,
@@ -843,6 +845,17 @@ class ExchangeApi:
         return events
 
     def submit_refusal_text(self, refusal: SubmitRefused, signer: bytes) -> str:
+        if isinstance(refusal, OutcomeUnknown):
+            # Hyperliquid clients resend by the same signed action: after the node is back,
+            # a resend is either refused as a spent nonce (it was journaled) or runs once.
+            intents = ", ".join(
+                f"intent {entry['intentId']} (seq {entry['seq']} if journaled)"
+                for entry in refusal.unknown_json()
+            )
+            return (
+                f"journal failure: the outcome of the action is unknown ({intents}); resend "
+                "the same signed action to learn its outcome"
+            )
         try:
             reason = Reject[refusal.code.upper()]
         except KeyError:
