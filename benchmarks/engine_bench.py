@@ -37,6 +37,7 @@ from asyncdex.messages.commands import (
     TimeInForce,
 )
 from asyncdex.types.market import EngineConfig, MarketSpec
+from asyncdex.types.numeric import MAX_COLLATERAL
 
 PUBLISHER = b"\x0f" * 20
 MID = 600_000  # $60,000.0 with sz_decimals 5 (price in 0.1 USDC)
@@ -55,7 +56,10 @@ def _address(i: int) -> bytes:
 
 
 def _genesis(markets: int, accounts: int) -> list[Command]:
-    cmds: list[Command] = [Deposit(_address(i), 10**15, i) for i in range(accounts)]
+    # Generous collateral, within the venue-wide cap (MAX_COLLATERAL): a deposit past it is
+    # refused, and an account without collateral would see every order refused, fast.
+    amount = min(10**15, MAX_COLLATERAL // accounts)
+    cmds: list[Command] = [Deposit(_address(i), amount, i) for i in range(accounts)]
     cmds += [PublishOraclePrice(PUBLISHER, m, MID) for m in range(markets)]
     return cmds
 
@@ -70,7 +74,9 @@ def generate(
     setup = _genesis(markets, accounts)
     clock = 0
     for cmd in setup:
-        shadow.apply(cmd, clock)
+        refused = [e for e in shadow.apply(cmd, clock) if type(e).__name__ == "Rejected"]
+        if refused:
+            raise RuntimeError(f"the workload's genesis was refused: {cmd} -> {refused}")
     live: list[int] = []
 
     def place(cmd: PlaceOrder, out: list[Command]) -> None:
