@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from functools import cache
 from importlib.resources import files
-from typing import Any, cast
+from typing import Any, Self, cast
 
 from eth_abi import decode, encode
 from eth_account import Account
@@ -429,6 +429,8 @@ class RpcChain(Chain):
 class SettlementClient:
     """The settlement contract and its collateral token on one chain."""
 
+    ARTIFACT = "Settlement"  # the compiled contract whose ABI ``at`` binds
+
     def __init__(self, chain: Chain, settlement: Contract, token: Contract) -> None:
         self.chain = chain
         self.contract = settlement
@@ -463,10 +465,10 @@ class SettlementClient:
         return cls(chain, settlement, token)
 
     @classmethod
-    def at(cls, chain: Chain, address: str) -> SettlementClient:
+    def at(cls, chain: Chain, address: str) -> Self:
         """The settlement contract already deployed at ``address``, and its token."""
         settlement = chain.w3.eth.contract(
-            address=_checksum(address), abi=load_artifact("Settlement")["abi"]
+            address=_checksum(address), abi=load_artifact(cls.ARTIFACT)["abi"]
         )
         token_address = chain.call(settlement.functions.token())
         token = chain.w3.eth.contract(
@@ -750,6 +752,8 @@ class CommitteeSettlementClient(SettlementClient):
     certificate (the ABI is the same), which is how the node's poster can post either mode.
     """
 
+    ARTIFACT = "CommitteeSettlement"
+
     @classmethod
     def deploy_committee(
         cls,
@@ -787,17 +791,6 @@ class CommitteeSettlementClient(SettlementClient):
             reporter_share_bps,
             _checksum(insurance_account),
             consensus_domain,
-        )
-        return cls(chain, settlement, token)
-
-    @classmethod
-    def at(cls, chain: Chain, address: str) -> CommitteeSettlementClient:
-        settlement = chain.w3.eth.contract(
-            address=_checksum(address), abi=load_artifact("CommitteeSettlement")["abi"]
-        )
-        token_address = chain.call(settlement.functions.token())
-        token = chain.w3.eth.contract(
-            address=_checksum(token_address), abi=load_artifact("TestToken")["abi"]
         )
         return cls(chain, settlement, token)
 
