@@ -19,7 +19,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from eth_abi import encode
@@ -246,14 +246,10 @@ def vote_equivocation(
 ) -> VoteEquivocation:
     """Evidence for ``slashVoteEquivocation`` from two consensus votes of ``member`` (signed
     over ``vote_digest(domain, view, block_hash)``, the committee's own vote encoding)."""
-    if not 0 <= view < 1 << 64:
-        raise ValueError("a view the contract takes is below 2**64")
-    if block_hash_a == block_hash_b:
-        raise ValueError("votes for the same block are not equivocation")
-    digest_a = vote_digest(domain, view, block_hash_a)
-    digest_b = vote_digest(domain, view, block_hash_b)
-    if not (_verify(member, digest_a, signature_a) and _verify(member, digest_b, signature_b)):
-        raise ValueError(f"the votes are not both signed by 0x{member.hex()}")
+    _check_view_equivocation(
+        vote_digest, "votes for", "votes", domain, member, view, block_hash_a, signature_a,
+        block_hash_b, signature_b,
+    )  # fmt: skip
     return VoteEquivocation(member, view, block_hash_a, signature_a, block_hash_b, signature_b)
 
 
@@ -268,12 +264,32 @@ def proposal_equivocation(
 ) -> ProposalEquivocation:
     """Evidence for ``slashProposalEquivocation`` from two proposals signed by ``member``
     (over ``proposal_digest(domain, view, block_hash)``): an equivocating leader."""
+    _check_view_equivocation(
+        proposal_digest, "proposals of", "proposals", domain, member, view, block_hash_a,
+        signature_a, block_hash_b, signature_b,
+    )  # fmt: skip
+    return ProposalEquivocation(member, view, block_hash_a, signature_a, block_hash_b, signature_b)
+
+
+def _check_view_equivocation(
+    digest_of: Callable[[bytes, int, bytes], bytes],
+    same_block: str,
+    what: str,
+    domain: bytes,
+    member: bytes,
+    view: int,
+    block_hash_a: bytes,
+    signature_a: bytes,
+    block_hash_b: bytes,
+    signature_b: bytes,
+) -> None:
+    """Votes and proposals alike: two different block hashes for one view, both signed by
+    ``member`` over ``digest_of(domain, view, block_hash)``."""
     if not 0 <= view < 1 << 64:
         raise ValueError("a view the contract takes is below 2**64")
     if block_hash_a == block_hash_b:
-        raise ValueError("proposals of the same block are not equivocation")
-    digest_a = proposal_digest(domain, view, block_hash_a)
-    digest_b = proposal_digest(domain, view, block_hash_b)
+        raise ValueError(f"{same_block} the same block are not equivocation")
+    digest_a = digest_of(domain, view, block_hash_a)
+    digest_b = digest_of(domain, view, block_hash_b)
     if not (_verify(member, digest_a, signature_a) and _verify(member, digest_b, signature_b)):
-        raise ValueError(f"the proposals are not both signed by 0x{member.hex()}")
-    return ProposalEquivocation(member, view, block_hash_a, signature_a, block_hash_b, signature_b)
+        raise ValueError(f"the {what} are not both signed by 0x{member.hex()}")
