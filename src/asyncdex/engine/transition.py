@@ -83,6 +83,7 @@ from asyncdex.messages.commands import (
     CancelByClientId,
     CancelOrder,
     Command,
+    CommitteeBlock,
     Deposit,
     ForceCancelAll,
     ForceWithdraw,
@@ -183,6 +184,7 @@ class Engine:
             UpdateIsolatedMargin: self.process_update_isolated_margin,
             PublishOraclePrice: self.process_oracle_price,
             AdvanceTime: self.process_advance_time,
+            CommitteeBlock: self.process_committee_block,
             ApproveAgent: self.process_approve_agent,
             Signed: self.process_signed,
             ForceWithdraw: self.process_force_withdraw,
@@ -1649,6 +1651,10 @@ class Engine:
     def process_advance_time(self, cmd: AdvanceTime, now: int, events: list[Event]) -> None:
         self.process_refresh_prices(self.state.markets, now, events)
 
+    def process_committee_block(self, cmd: CommitteeBlock, now: int, events: list[Event]) -> None:
+        # a block's start is a time tick at the block's timestamp, like AdvanceTime
+        self.process_refresh_prices(self.state.markets, now, events)
+
     def calculate_index(self, market: MarketState, now: int) -> int:
         """Median of the fresh publishers' prices; 0 when none is fresh."""
         oldest = now - market.spec.oracle_staleness_ms
@@ -1796,6 +1802,7 @@ _SYSTEM_COMMANDS = frozenset(
         Deposit,
         PublishOraclePrice,
         AdvanceTime,
+        CommitteeBlock,
         Signed,
         ForceWithdraw,
         ForceCancelAll,

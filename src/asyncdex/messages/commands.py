@@ -214,6 +214,23 @@ class PlaceBuilderOrder(NamedTuple):
     trigger_kind: int = TriggerKind.NONE
 
 
+class CommitteeBlock(NamedTuple):
+    """The start of a committed block of a sequencer committee, written by every member before
+    the block's items: ``height`` of the block, the member index of its ``proposer`` and the
+    ``signers`` (bit i = member index i) of the certificate its justification carries, all
+    covered by the block's hash, so every member journals the same command.
+
+    It is a time tick at the block's timestamp (as ``AdvanceTime``), marks where each block's
+    records begin (a restarted member resumes from the last one it journaled), and is what
+    committee incentives are paid by. Only a committee member's node writes it: it never comes
+    from a client.
+    """
+
+    height: int
+    proposer: int
+    signers: int
+
+
 class Batch(NamedTuple):
     """Several commands of one account under one signature and nonce: a Hyperliquid action
     holding many orders, cancels or modifies.
@@ -250,6 +267,7 @@ Command = (
     | Batch
     | ApproveBuilderFee
     | PlaceBuilderOrder
+    | CommitteeBlock
 )
 
 COMMAND_TYPES: tuple[type, ...] = (
@@ -273,6 +291,7 @@ COMMAND_TYPES: tuple[type, ...] = (
     Batch,
     ApproveBuilderFee,
     PlaceBuilderOrder,
+    CommitteeBlock,
 )
 
 # What a Batch may hold: an account's trading commands (no money moves, no agent approvals).
