@@ -2,8 +2,14 @@
 
 Invariants:
 - A block's hash is keccak256 of the canonical packing of everything in it except the
-  signatures of its justifying certificate (view, height, parent, justify view, proposer,
-  payload); so a block fetched from any peer is authenticated by the hash a certificate names.
+  signatures of its justifying certificate (view, height, parent, justify view, the
+  justify's signer indices, proposer, timestamp, payload); so a block fetched from any peer is
+  authenticated by the hash a certificate names, and which members certified its parent is
+  fixed by the block itself (members may hold different valid signature sets for one
+  certificate; the block settles which one counts, e.g. for paying signers).
+- A block's ``timestamp`` (ms) is its proposer's clock, never below its parent's: the time
+  line every member executes with is the committed blocks' timestamps (see ``Replica``'s
+  "Block time" rule for the bounds a member checks before voting).
 - A block's parent is the block its justifying certificate certifies, and its height is the
   parent's height + 1: the chain is fixed by the certificates.
 - Every message carries its sender's index and a signature over ``signing_digest(domain)``,
@@ -78,6 +84,7 @@ class Block:
     justify: QuorumCertificate
     proposer: int
     payload: tuple[bytes, ...]
+    timestamp: int = 0  # ms; set by the proposer (max(parent's, its clock)), covered by hash
     hash: bytes = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -97,7 +104,9 @@ def calculate_block_hash(block: Block) -> bytes:
                 block.height,
                 block.justify.block_hash,
                 block.justify.view,
+                list(block.justify.signers),
                 block.proposer,
+                block.timestamp,
                 list(block.payload),
             ]
         )
@@ -221,7 +230,7 @@ def _tc_fields(tc: TimeoutCertificate | None) -> list[Any] | None:
 
 def _block_fields(block: Block) -> list[Any]:
     justify = _qc_fields(block.justify)
-    return [block.view, block.height, justify, block.proposer, list(block.payload)]
+    return [block.view, block.height, justify, block.proposer, block.timestamp, list(block.payload)]
 
 
 def encode(message: Message) -> bytes:
@@ -284,10 +293,11 @@ def _decode_tc(value: Any) -> TimeoutCertificate | None:
 
 
 def _decode_block(value: Any) -> Block:
-    if type(value) is not list or len(value) != 5 or type(value[4]) is not list:
-        raise MalformedMessage("a block is [view, height, justify, proposer, payload]")
-    payload = tuple(_bytes(item) for item in value[4])
-    return Block(_int(value[0]), _int(value[1]), _decode_qc(value[2]), _int(value[3]), payload)
+    if type(value) is not list or len(value) != 6 or type(value[5]) is not list:
+        raise MalformedMessage("a block is [view, height, justify, proposer, timestamp, payload]")
+    payload = tuple(_bytes(item) for item in value[5])
+    justify = _decode_qc(value[2])
+    return Block(_int(value[0]), _int(value[1]), justify, _int(value[3]), payload, _int(value[4]))
 
 
 def decode(data: bytes) -> Message:

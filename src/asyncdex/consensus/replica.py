@@ -67,6 +67,7 @@ class ReplicaConfig:
     max_pending_items: int = 100_000
     fetch_retry_ms: int = 200
     max_fetch_blocks: int = 64
+    max_clock_drift_ms: int = 1_000  # Block time: how far ahead of our clock a block may be
 
     def __post_init__(self) -> None:
         if self.idle_block_ms + self.proposal_wait_ms >= self.base_timeout_ms:
@@ -102,9 +103,13 @@ class PersistBlock:
 
 @dataclass(frozen=True, slots=True)
 class Commit:
-    """Blocks committed, in height order; the first extends the previous commit."""
+    """Blocks committed, in height order; the first extends the previous commit.
+
+    ``certificate`` made them committed: it certifies the child, in the next view, of the
+    last block (so a node can show each block's ``ordered`` step with its proof)."""
 
     blocks: tuple[Block, ...]
+    certificate: QuorumCertificate
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +202,7 @@ class Replica:
         self._first_vote: dict[tuple[int, int], Vote] = {}
         self._first_proposal: dict[int, Proposal] = {}
         self._waiting_for_parent: dict[bytes, list[Proposal]] = {}
+        self._early_block: Block | None = None  # this view's proposal, ahead of our clock
         self._fetching: dict[bytes, _Fetch] = {}
         self._commit_candidates: list[QuorumCertificate] = []
         self._valid_qcs: set[QuorumCertificate] = {GENESIS_QC}
@@ -242,6 +248,10 @@ class Replica:
     def on_tick(self, now_ms: int) -> list[Action]:
         """Advance time; fires the view timer, resends, retries fetches, paces proposals."""
         self.now_ms = max(self.now_ms, now_ms)
+        early = self._early_block
+        if early is not None and self._may_vote_at_time(early):
+            self._early_block = None
+            self._vote(early)
         if self._my_timeout is None and self.now_ms >= self._deadline_ms:
             self._local_timeout()
         elif self._my_timeout is not None and (
@@ -419,7 +429,9 @@ class Replica:
             and self.now_ms - self._view_entered_ms < self.config.idle_block_ms
         ):
             return  # nothing to order: pace empty blocks instead of spinning
-        block = Block(view, parent.height + 1, high_qc, self.index, payload)
+        # Block time: never before the parent's, so the committed time line never goes back
+        timestamp = max(parent.timestamp, self.now_ms)
+        block = Block(view, parent.height + 1, high_qc, self.index, payload, timestamp)
         proposal = self.safety.sign_proposal(block, tc)
         self._persist()
         self._broadcast(proposal)
@@ -473,9 +485,32 @@ class Replica:
         if block.height != parent.height + 1:
             self.stats.reject("height does not follow the parent")
             return
+        if block.timestamp < parent.timestamp:
+            self.stats.reject("block time before its parent's")
+            return
         self._store(block)
         if block.view != self.view:
             return  # a late proposal: its certificate counted, but a vote would be useless
+        if not self._may_vote_at_time(block):
+            # kept, and voted on by on_tick once our clock is within the drift bound (if
+            # still in this view): an honest proposer with a slightly fast clock still gets
+            # its block certified, a proposer far ahead times out
+            if self._early_block is None:
+                self._early_block = block
+            self.stats.reject("block time ahead of our clock (vote deferred)")
+            return
+        self._vote(block)
+
+    def _may_vote_at_time(self, block: Block) -> bool:
+        """Block time (after CometBFT's BFT time): a member votes only for a block stamped
+        no later than its own clock plus ``max_clock_drift_ms``. With f+1 honest voters in
+        every certificate, a faulty proposer can push time at most the drift ahead of an
+        honest clock, and never backwards (the parent rule in ``_process_proposal``)."""
+        return block.timestamp <= self.now_ms + self.config.max_clock_drift_ms
+
+    def _vote(self, block: Block) -> None:
+        if block.view != self.view or self._my_timeout is not None:
+            return
         try:
             vote = self.safety.sign_vote(block)
         except UnsafeToSign as refusal:
@@ -550,12 +585,12 @@ class Replica:
                 continue
             if parent.view + 1 != child.view or parent.height <= self.committed_height:
                 continue
-            if not self._commit_chain(parent):
+            if not self._commit_chain(parent, qc):
                 remaining.append(qc)
         # bounded: a candidate waits for missing blocks, never forever
         self._commit_candidates = remaining[-64:]
 
-    def _commit_chain(self, target: Block) -> bool:
+    def _commit_chain(self, target: Block, certificate: QuorumCertificate) -> bool:
         chain = []
         block: Block | None = target
         while block is not None and block.height > self.committed_height:
@@ -576,7 +611,7 @@ class Replica:
                 digest = keccak256(item)
                 self._committed_items.add(digest)
                 self._pending.pop(digest, None)
-        self._out.append(Commit(tuple(chain)))
+        self._out.append(Commit(tuple(chain), certificate))
         self._prune_forks()
         return True
 
@@ -605,6 +640,7 @@ class Replica:
         self._view_entered_ms = self.now_ms
         self._deadline_ms = self.now_ms + self._timeout_ms()
         self._my_timeout = None
+        self._early_block = None
         for key in [key for key in self._votes if key[0] < view - 1]:
             del self._votes[key]
         for old in [v for v in self._timeouts if v < view - 1]:
@@ -715,7 +751,11 @@ class Replica:
             self.stats.reject("unrequested blocks")
             return
         for upper, lower in itertools.pairwise(blocks):
-            if lower.hash != upper.parent or lower.height + 1 != upper.height:
+            if (
+                lower.hash != upper.parent
+                or lower.height + 1 != upper.height
+                or lower.timestamp > upper.timestamp
+            ):
                 self.stats.reject("blocks do not form a chain")
                 return
         for block in blocks:

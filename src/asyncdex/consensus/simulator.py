@@ -223,6 +223,7 @@ class _Byzantine:
                     block.justify,
                     self.index,
                     (b"equivocation-" + rng.randbytes(4),),
+                    block.timestamp,
                 )
                 twin_proposal = self.sign(Proposal(twin, message.tc, self.index))
                 members = [i for i in range(self.committee.size) if i != self.index]
@@ -241,7 +242,12 @@ class _Byzantine:
                 old = known[0] if rng.random() < 0.5 else rng.choice(known)
                 parent_height = replica.block_height(old.block_hash)
                 stale = Block(
-                    block.view, parent_height + 1, old, self.index, (b"stale-" + rng.randbytes(4),)
+                    block.view,
+                    parent_height + 1,
+                    old,
+                    self.index,
+                    (b"stale-" + rng.randbytes(4),),
+                    block.timestamp,
                 )
                 stale_proposal = self.sign(Proposal(stale, message.tc, self.index))
                 if rng.random() < 0.7:
@@ -400,6 +406,8 @@ class Simulation:
                 expected_parent is not None and block.parent != expected_parent
             ):
                 raise self._fail(f"member {index} committed a block that does not extend its log")
+            if member.log and block.timestamp < member.log[-1].timestamp:
+                raise self._fail(f"member {index} committed a block whose time goes back")
             member.log.append(block)
             if index in self.byzantine:
                 continue

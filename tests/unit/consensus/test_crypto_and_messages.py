@@ -75,6 +75,19 @@ def test_block_hash_covers_its_content() -> None:
     assert a.parent == GENESIS_QC.block_hash
 
 
+def test_block_hash_covers_timestamp_and_justify_signers_not_signatures() -> None:
+    assert Block(1, 1, GENESIS_QC, 1, (), 5).hash != Block(1, 1, GENESIS_QC, 1, (), 6).hash
+    parent = keccak256(b"parent")
+    by_0_1 = QuorumCertificate(3, parent, ((0, b"s" * 65), (1, b"t" * 65)))
+    by_0_2 = QuorumCertificate(3, parent, ((0, b"s" * 65), (2, b"t" * 65)))
+    same_signers = QuorumCertificate(3, parent, ((0, b"x" * 65), (1, b"y" * 65)))
+    block = Block(4, 2, by_0_1, 0, (b"x",), 7)
+    # which members certified the parent is fixed by the block (fees pay those signers)
+    assert block.hash != Block(4, 2, by_0_2, 0, (b"x",), 7).hash
+    # another valid signature set by the same members names the same block
+    assert block.hash == Block(4, 2, same_signers, 0, (b"x",), 7).hash
+
+
 def _messages() -> list[object]:
     qc = QuorumCertificate(4, keccak256(b"b4"), ((0, b"s" * 65), (2, b"t" * 65)))
     tc = TimeoutCertificate(5, ((1, b"u" * 65),))

@@ -9,6 +9,7 @@ from asyncdex.consensus import (
     Proposal,
     QuorumCertificate,
     Replica,
+    ReplicaConfig,
     SafetyState,
     Send,
     TimeoutCertificate,
@@ -229,6 +230,71 @@ def test_commit_needs_consecutive_views() -> None:
     assert replica.committed_height == 1
     b7 = make_block(7, qc_for(b6), b6)
     assert commits_in(replica.on_message(propose(b7))) == [b2, b5]
+
+
+def test_commit_names_the_certificate_of_the_child_that_committed_it() -> None:
+    replica = fresh()
+    b1 = make_block(1, GENESIS_QC, None, b"one")
+    b2 = make_block(2, qc_for(b1), b1, b"two")
+    certificate = qc_for(b2)
+    replica.on_message(propose(b1))
+    replica.on_message(propose(b2))
+    actions = replica.on_message(propose(make_block(3, certificate, b2)))
+    [commit] = [a for a in actions if isinstance(a, Commit)]
+    assert commit.blocks == (b1,) and commit.certificate == certificate
+
+
+# --- Block time -----------------------------------------------------------------------------
+
+
+def slow_timer_replica() -> Replica:
+    config = ReplicaConfig(max_clock_drift_ms=50)  # view timers far longer than the test
+    return Replica(COMMITTEE, ME, SIGNERS[ME], VERIFIER, config)
+
+
+def stamped(view: int, justify: QuorumCertificate, parent: Block | None, ms: int) -> Block:
+    return replace(make_block(view, justify, parent, b"t%d" % view), timestamp=ms)
+
+
+def test_a_leader_stamps_its_block_with_its_clock_never_below_the_parent() -> None:
+    net = Network(4)
+    net.tick(200)
+    net.submit(1, b"x")
+    submitted_ms = net.now_ms
+    net.tick(200)
+    times = [block.timestamp for block in net.logs[1]]
+    assert times == sorted(times) and times[-1] <= net.now_ms
+    [carrier] = [block for block in net.logs[1] if b"x" in block.payload]
+    assert carrier.timestamp >= submitted_ms
+
+
+def test_refuses_a_block_stamped_before_its_parent() -> None:
+    replica = slow_timer_replica()
+    b1 = stamped(1, GENESIS_QC, None, 500)
+    replica.on_tick(600)
+    assert votes_in(replica.on_message(propose(b1)))
+    b2 = stamped(2, qc_for(b1), b1, 499)
+    assert votes_in(replica.on_message(propose(b2))) == []
+    assert replica.stats.rejected["block time before its parent's"] == 1
+
+
+def test_a_block_ahead_of_the_clock_is_voted_on_once_the_clock_is_there() -> None:
+    replica = slow_timer_replica()
+    replica.on_tick(100)
+    b1 = stamped(1, GENESIS_QC, None, 100 + 50 + 1)
+    assert votes_in(replica.on_message(propose(b1))) == []
+    assert votes_in(replica.on_tick(100)) == []
+    [vote] = votes_in(replica.on_tick(101))
+    assert vote.block_hash == b1.hash
+
+
+def test_a_block_too_far_ahead_is_never_voted_on_after_the_view_ends() -> None:
+    replica = slow_timer_replica()
+    timer = replica.config.base_timeout_ms
+    b1 = stamped(1, GENESIS_QC, None, 2 * timer)
+    assert votes_in(replica.on_message(propose(b1))) == []
+    for now in range(0, 2 * timer + 1, 100):
+        assert votes_in(replica.on_tick(now)) == []
 
 
 # --- a whole committee ----------------------------------------------------------------------
