@@ -37,6 +37,7 @@ from asyncdex.types.hashing import keccak256
 EPOCH_TYPE = b"Epoch(uint256 epoch,address[] members)"
 MAX_MEMBERS = 256
 BITMAP_SIZE = 32
+EMPTY_SLOT = bytes(20)  # a slashed member's slot until the next epoch replaces the set
 
 _verify = Secp256k1Verifier()
 
@@ -46,6 +47,22 @@ def quorum(members: int) -> int:
     if members < 1:
         raise ValueError("a committee has at least one member")
     return members - (members - 1) // 3
+
+
+def is_empty_slot(member: bytes) -> bool:
+    """True for the slot of a member slashed out of the current set (the zero address)."""
+    return member == EMPTY_SLOT
+
+
+def active_members(members: Sequence[bytes]) -> int:
+    """Members of a set (the contract's ``members()``) still holding their seat."""
+    return sum(1 for member in members if not is_empty_slot(member))
+
+
+def active_quorum(members: Sequence[bytes]) -> int:
+    """Signatures a certificate needs from ``members``, the contract's slots in index order:
+    a quorum of the members still seated, as ``CommitteeSettlement.quorum`` counts it."""
+    return quorum(active_members(members))
 
 
 @dataclass(frozen=True, slots=True)

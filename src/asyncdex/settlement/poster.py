@@ -449,8 +449,13 @@ class Poster:
             batch.l1_consumed,
             batch.data,
             data_hash,
-            sign_digest(self.sequencer_key, digest),
+            self._authorization(batch.number, digest),
         )
+
+    def _authorization(self, batch_number: int, digest: bytes) -> bytes:
+        """What ``commitBatch`` takes as proof the batch is the venue's: here the sequencer's
+        signature over the header digest (a committee poster gives a quorum certificate)."""
+        return sign_digest(self.sequencer_key, digest)
 
     def _modelled_gas(self, batch: CutBatch) -> int:
         # The calldata is the ABI encoding: the data plus ~11 words of fixed arguments and
