@@ -1,0 +1,392 @@
+"""Sealed intents: the public header, the hybrid ciphertext, sealing and opening.
+
+A sealed intent is a signed intent (its canonical binary form, exactly the bytes
+``encode_signed_intent`` gives) encrypted to the committee for one epoch:
+
+- IBE part (Boneh-Franklin): the client draws ``r``, sends ``U = r·g1`` and derives the
+  session secret ``e(r·P, H(id))``; a holder of the epoch key ``d = s·H(id)`` gets the same
+  secret as ``e(U, d)``.
+- AEAD part: ChaCha20-Poly1305 under ``HKDF-SHA256(gt_bytes(secret), info = tag ‖ U)`` with a
+  zero nonce (the key is fresh for every intent, so a nonce is never reused). The associated
+  data is the venue id and the encoded public header, so a header cannot be changed or moved
+  to another ciphertext without the AEAD failing.
+- The header (account, nonce, expiry, market, target epoch, fee cap) is public so that the
+  committee can order, deduplicate and rate-limit without seeing the body; the envelope is
+  signed by the same key that signed the body (65-byte ECDSA over :func:`envelope_digest`), so
+  the gateway knows the signer before anything is revealed and nobody can submit a sealed
+  intent in another trader's name.
+
+Invariants:
+
+- Wire form: msgpack ``[1, account, nonce, expires_after, market, epoch, fee_cap, U,
+  ciphertext, signature]``. Exactly one byte string encodes an envelope; decoding refuses any
+  other (wrong types, sizes or counts, non-minimal integers, trailing bytes, oversize input)
+  with :class:`MalformedSealedIntent` naming the field. Points are checked when opened.
+- :func:`open_sealed_intent` is a pure function of (venue domain, epoch key, envelope): every
+  member gets the same :class:`Opened` or the same :class:`Rejected` reason. It rejects,
+  checked in this order: an envelope for another epoch, an envelope signature that does not
+  recover, an ephemeral point that is not a point of G1, a ciphertext that fails
+  authentication, a body that is not a well-formed signed intent, a body signature that does
+  not recover, a body signed by another key than the envelope, and a body whose account,
+  nonce, expiry or market differ from the header.
+- Randomness only in :func:`seal_intent`, which takes an RNG or uses ``secrets``. No clock,
+  no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import msgpack
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from py_arkworks_bls12381 import G1Point
+
+from asyncdex.fairness.bls import (
+    G1_BYTES,
+    PointError,
+    RandomBits,
+    decode_g1,
+    encode_g1,
+    g1_generator,
+    g1_mul,
+    gt_bytes,
+    pairing,
+    random_scalar,
+)
+from asyncdex.fairness.threshold import MAX_EPOCH, EpochKey, identity_point
+from asyncdex.signing.eip712 import (
+    Domain,
+    LocalSigner,
+    SignatureError,
+    domain_separator,
+    recover_address,
+)
+from asyncdex.signing.intents import (
+    ALL_MARKETS,
+    MAX_ENCODED_INTENT_BYTES,
+    SIGNATURE_BYTES,
+    MalformedIntent,
+    SignedIntent,
+    decode_intent_payload,
+    encode_signed_intent,
+    verify_intent,
+)
+from asyncdex.types.hashing import keccak256
+
+ENVELOPE_VERSION = 1
+TAG_BYTES = 16
+MAX_CIPHERTEXT_BYTES = MAX_ENCODED_INTENT_BYTES + TAG_BYTES
+MAX_ENVELOPE_BYTES = 1024
+"""Decoding limit; the largest legal envelope (a 512-byte body) is 724 bytes."""
+
+_KDF_INFO = b"asyncdex/sealed-intents/v1/aead-key"
+_AAD_TAG = b"asyncdex/sealed-intents/v1/header"
+_DIGEST_TAG = b"\x19asyncdex sealed intent v1"
+_ZERO_NONCE = bytes(12)
+_U64 = (1 << 64) - 1
+_U32 = (1 << 32) - 1
+
+
+class MalformedSealedIntent(ValueError):
+    """A sealed-intent envelope that is not well formed; ``field`` names the culprit."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class SealedHeader:
+    """What the committee sees of a sealed intent before its epoch key is released."""
+
+    account: bytes  # the account acted for (20 bytes)
+    nonce: int  # the body's nonce (per signer)
+    expires_after: int  # the body's expires_after (ms, 0 = none)
+    market: int  # the body's market, ALL_MARKETS for an intent without one
+    epoch: int  # the sealing epoch whose key opens the body
+    fee_cap: int  # the most the signer pays for inclusion, USDC 10^-6 (0 = none)
+
+    def items(self) -> list[Any]:
+        return [
+            ENVELOPE_VERSION,
+            self.account,
+            self.nonce,
+            self.expires_after,
+            self.market,
+            self.epoch,
+            self.fee_cap,
+        ]
+
+    def encode(self) -> bytes:
+        return _pack(self.items())
+
+
+@dataclass(frozen=True, slots=True)
+class SealedIntent:
+    header: SealedHeader
+    ephemeral: bytes  # U = r·g1, compressed (48 bytes)
+    ciphertext: bytes  # ChaCha20-Poly1305 of the signed intent bytes, tag included
+    signature: bytes  # the signer's 65-byte signature over envelope_digest
+
+    def encode(self) -> bytes:
+        """The canonical wire form."""
+        return _pack([*self.header.items(), self.ephemeral, self.ciphertext, self.signature])
+
+
+def _pack(items: list[Any]) -> bytes:
+    packed = msgpack.packb(items, use_bin_type=True)
+    assert isinstance(packed, bytes)
+    return packed
+
+
+def header_for(signed: SignedIntent, epoch: int, fee_cap: int = 0) -> SealedHeader:
+    """The public header of ``signed`` sealed for ``epoch``."""
+    intent = signed.intent
+    market = getattr(intent, "market", ALL_MARKETS)
+    header = SealedHeader(
+        intent.account, intent.nonce, intent.expires_after, market, epoch, fee_cap
+    )
+    _check_header(header)
+    return header
+
+
+def _check_header(header: SealedHeader) -> None:
+    for name, value, bound in (
+        ("nonce", header.nonce, _U64),
+        ("expires_after", header.expires_after, _U64),
+        ("market", header.market, _U32),
+        ("epoch", header.epoch, MAX_EPOCH),
+        ("fee_cap", header.fee_cap, _U64),
+    ):
+        if type(value) is not int or not 0 <= value <= bound:
+            raise MalformedSealedIntent(
+                f"{name}: expected an integer from 0 to {bound}", field=name
+            )
+    if type(header.account) is not bytes or len(header.account) != 20:
+        raise MalformedSealedIntent("account: expected 20 bytes", field="account")
+
+
+def associated_data(venue: bytes, header: SealedHeader) -> bytes:
+    return _AAD_TAG + venue + header.encode()
+
+
+def envelope_digest(
+    venue: bytes, header: SealedHeader, ephemeral: bytes, ciphertext: bytes
+) -> bytes:
+    """The 32-byte digest the signer signs: venue, header and ciphertext, under a tag that no
+    EIP-712 digest (``0x19 0x01 ...``) can share."""
+    return keccak256(
+        _DIGEST_TAG + venue + keccak256(header.encode()) + keccak256(ephemeral + ciphertext)
+    )
+
+
+def venue_id(domain: Domain) -> bytes:
+    """The venue's 32-byte id in identities and digests: its EIP-712 domain separator."""
+    return domain_separator(domain)
+
+
+def _aead_key(secret: bytes, ephemeral: bytes) -> ChaCha20Poly1305:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KDF_INFO + ephemeral)
+    return ChaCha20Poly1305(key.derive(secret))
+
+
+# ---------------------------------------------------------------------------------------------
+# Sealing (client side)
+
+
+class SealingKey:
+    """The committee's public key for sealing, with the epoch identities it has hashed.
+
+    Hashing an identity to G2 is a third of the cost of sealing one intent; a client sealing
+    many intents for one epoch pays it once.
+    """
+
+    __slots__ = ("_identities", "point", "public_key", "venue")
+
+    def __init__(self, domain: Domain, public_key: bytes):
+        self.venue = venue_id(domain)
+        self.public_key = public_key
+        self.point: G1Point = decode_g1(public_key, "sealing public key")
+        self._identities: dict[int, Any] = {}
+
+    def identity(self, epoch: int) -> Any:
+        point = self._identities.get(epoch)
+        if point is None:
+            if len(self._identities) > 64:
+                self._identities.clear()
+            point = self._identities[epoch] = identity_point(self.venue, epoch)
+        return point
+
+
+def seal_intent(
+    key: SealingKey,
+    signer: LocalSigner,
+    signed: SignedIntent,
+    epoch: int,
+    *,
+    fee_cap: int = 0,
+    rng: RandomBits | None = None,
+) -> SealedIntent:
+    """Encrypt ``signed`` (signed by ``signer``) to the committee's key for ``epoch``.
+
+    ``rng`` (a ``getrandbits``) makes the ephemeral key reproducible in tests; without it the
+    OS's CSPRNG draws it. The body is the intent's canonical binary form.
+    """
+    if signed.signer != signer.address:
+        raise ValueError("the envelope must be signed by the key that signed the intent")
+    header = header_for(signed, epoch, fee_cap)
+    body = encode_signed_intent(signed)
+    r = random_scalar(rng)
+    ephemeral = encode_g1(g1_mul(g1_generator(), r))
+    secret = gt_bytes(pairing(g1_mul(key.point, r), key.identity(epoch)))
+    ciphertext = _aead_key(secret, ephemeral).encrypt(
+        _ZERO_NONCE, body, associated_data(key.venue, header)
+    )
+    signature = signer.sign(envelope_digest(key.venue, header, ephemeral, ciphertext))
+    return SealedIntent(header, ephemeral, ciphertext, signature)
+
+
+# ---------------------------------------------------------------------------------------------
+# Strict decoding
+
+
+def decode_sealed_intent(data: bytes) -> SealedIntent:
+    """Decode the wire form strictly; raises :class:`MalformedSealedIntent`."""
+    if type(data) is not bytes:
+        raise MalformedSealedIntent(f"expected bytes, got {type(data).__name__}")
+    if len(data) > MAX_ENVELOPE_BYTES:
+        raise MalformedSealedIntent(
+            f"sealed intent of {len(data)} bytes exceeds {MAX_ENVELOPE_BYTES}"
+        )
+    try:
+        items = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            max_str_len=0,
+            max_bin_len=MAX_CIPHERTEXT_BYTES,
+            max_array_len=16,
+            max_map_len=0,
+            max_ext_len=0,
+        )
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise MalformedSealedIntent(f"not a valid msgpack document: {exc}") from None
+    if type(items) is not list or len(items) != 10:
+        raise MalformedSealedIntent("expected an array of 10 items")
+    version, account, nonce, expires_after, market, epoch, fee_cap, ephemeral, ct, sig = items
+    if version != ENVELOPE_VERSION or type(version) is not int:
+        raise MalformedSealedIntent(f"unknown envelope version {version!r}", field="version")
+    _check_bytes("account", account, 20, 20)
+    header = SealedHeader(account, nonce, expires_after, market, epoch, fee_cap)
+    _check_header(header)
+    _check_bytes("ephemeral", ephemeral, G1_BYTES, G1_BYTES)
+    _check_bytes("ciphertext", ct, TAG_BYTES + 1, MAX_CIPHERTEXT_BYTES)
+    _check_bytes("signature", sig, SIGNATURE_BYTES, SIGNATURE_BYTES)
+    envelope = SealedIntent(header, ephemeral, ct, sig)
+    # Every value now has its exact type and range, so re-packing gives the canonical bytes.
+    if envelope.encode() != data:
+        raise MalformedSealedIntent("non-canonical msgpack encoding")
+    return envelope
+
+
+def _check_bytes(name: str, value: Any, least: int, most: int) -> None:
+    if type(value) is not bytes:
+        raise MalformedSealedIntent(f"{name}: expected bytes", field=name)
+    if not least <= len(value) <= most:
+        size = str(least) if least == most else f"{least} to {most}"
+        raise MalformedSealedIntent(f"{name}: expected {size} bytes, got {len(value)}", field=name)
+
+
+def sealed_intent_id(data: bytes) -> bytes:
+    """The id of a sealed intent before it is opened: keccak256 of its wire form."""
+    return keccak256(data)
+
+
+def envelope_signer(venue: bytes, envelope: SealedIntent) -> bytes:
+    """The address that signed the envelope; raises ``SignatureError`` if none does."""
+    digest = envelope_digest(venue, envelope.header, envelope.ephemeral, envelope.ciphertext)
+    return recover_address(digest, envelope.signature)
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening (every member, after the epoch key is combined)
+
+
+class Rejection(Enum):
+    """Why a sealed intent did not open; deterministic, the same on every member."""
+
+    WRONG_EPOCH = "wrong_epoch"
+    BAD_ENVELOPE_SIGNATURE = "bad_envelope_signature"
+    BAD_EPHEMERAL = "bad_ephemeral"
+    DECRYPTION_FAILED = "decryption_failed"
+    MALFORMED_BODY = "malformed_body"
+    BAD_BODY_SIGNATURE = "bad_body_signature"
+    SIGNER_MISMATCH = "signer_mismatch"
+    HEADER_MISMATCH = "header_mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    signed: SignedIntent
+    body: bytes  # the signed intent's canonical bytes, as the client encoded them
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: Rejection
+    detail: str
+
+
+def open_sealed_intent(domain: Domain, key: EpochKey, envelope: SealedIntent) -> Opened | Rejected:
+    """Open ``envelope`` with the epoch key: the signed intent, or why it is rejected."""
+    header = envelope.header
+    if header.epoch != key.epoch:
+        return Rejected(
+            Rejection.WRONG_EPOCH, f"sealed for epoch {header.epoch}, key of epoch {key.epoch}"
+        )
+    venue = venue_id(domain)
+    try:
+        envelope_by = envelope_signer(venue, envelope)
+    except SignatureError as exc:
+        return Rejected(Rejection.BAD_ENVELOPE_SIGNATURE, str(exc))
+    try:
+        ephemeral = decode_g1(envelope.ephemeral, "ephemeral")
+    except PointError as exc:
+        return Rejected(Rejection.BAD_EPHEMERAL, str(exc))
+    secret = gt_bytes(pairing(ephemeral, key.point))
+    try:
+        body = _aead_key(secret, envelope.ephemeral).decrypt(
+            _ZERO_NONCE, envelope.ciphertext, associated_data(venue, header)
+        )
+    except InvalidTag:
+        return Rejected(
+            Rejection.DECRYPTION_FAILED, "the ciphertext or its header fails authentication"
+        )
+    try:
+        intent, signature = decode_intent_payload(body)
+    except MalformedIntent as exc:
+        return Rejected(Rejection.MALFORMED_BODY, str(exc))
+    try:
+        signer = verify_intent(domain, intent, signature)
+    except (SignatureError, MalformedIntent) as exc:
+        return Rejected(Rejection.BAD_BODY_SIGNATURE, str(exc))
+    if signer != envelope_by:
+        return Rejected(
+            Rejection.SIGNER_MISMATCH,
+            f"body signed by 0x{signer.hex()}, envelope by 0x{envelope_by.hex()}",
+        )
+    market = getattr(intent, "market", ALL_MARKETS)
+    for name, inside, outside in (
+        ("account", intent.account, header.account),
+        ("nonce", intent.nonce, header.nonce),
+        ("expires_after", intent.expires_after, header.expires_after),
+        ("market", market, header.market),
+    ):
+        if inside != outside:
+            return Rejected(Rejection.HEADER_MISMATCH, f"{name} differs from the header")
+    return Opened(SignedIntent(intent, signature, signer), body)
