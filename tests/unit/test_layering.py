@@ -7,7 +7,8 @@ a function counts too):
   be read, tested and reused without the ones above it.
 - Nothing below the gateway imports ``asyncdex.gateway``, ``asyncdex.cli`` or
   ``asyncdex.web``: the pure core (types, messages, commitment, engine), the sequencer,
-  signing, the oracle and the consensus core run without the HTTP node.
+  signing, the oracle, sealed-intent cryptography and the consensus core run without the
+  HTTP node.
 - The engine imports no settlement module: the state root's Merkle tree and leaves live in
   ``asyncdex.commitment``, which the settlement package shares.
 
@@ -23,9 +24,11 @@ engine             types, messages, commitment
 sequencer          ... engine
 signing            ... sequencer
 oracle             ... signing
-consensus          ... oracle
+fairness           ... oracle (sealed intents: threshold keys, DKG, envelopes)
+consensus          ... fairness
 settlement         ... consensus
-client             ... settlement
+committee          ... settlement (the asyncio host of a consensus member: network, storage)
+client             ... committee
 gateway, web       ... client, and each other (the node serves the page; the page's relay is
                    handed the node)
 cli                everything
@@ -53,8 +56,10 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"sequencer"}),
     frozenset({"signing"}),
     frozenset({"oracle"}),
+    frozenset({"fairness"}),
     frozenset({"consensus"}),
     frozenset({"settlement"}),
+    frozenset({"committee"}),
     frozenset({"client"}),
     frozenset({"gateway", "web"}),
     frozenset({"cli"}),
@@ -69,6 +74,7 @@ BELOW_THE_GATEWAY = (
     "sequencer",
     "signing",
     "oracle",
+    "fairness",
     "consensus",
 )
 ABOVE = ("gateway", "cli", "web")
