@@ -336,3 +336,33 @@ def decode(data: bytes) -> Message:
         case _:
             raise MalformedMessage(f"unknown message kind {kind!r} with {len(body)} fields")
     return message
+
+
+# --- storage encoding (blocks and certificates on their own, for a member's logs) -------------
+
+
+def encode_block(block: Block) -> bytes:
+    """The canonical bytes of one block (with its justify's signatures)."""
+    return pack(_block_fields(block))
+
+
+def decode_block(data: bytes) -> Block:
+    """Parse ``encode_block``'s bytes; anything else raises ``MalformedMessage``."""
+    try:
+        fields = unpack(data)
+    except Exception as error:  # msgpack's ExtraData/FormatError and friends
+        raise MalformedMessage(f"not a packed block: {error}") from None
+    return _decode_block(fields)
+
+
+def encode_certificate(qc: QuorumCertificate) -> bytes:
+    return pack(_qc_fields(qc))
+
+
+def decode_certificate(data: bytes) -> QuorumCertificate:
+    """Parse ``encode_certificate``'s bytes; anything else raises ``MalformedMessage``."""
+    try:
+        fields = unpack(data)
+    except Exception as error:
+        raise MalformedMessage(f"not a packed certificate: {error}") from None
+    return _decode_qc(fields)

@@ -1,0 +1,386 @@
+"""``CommitteeMember``: one consensus replica hosted on an asyncio loop, with its network
+links and its durable store.
+
+Invariants:
+- The replica is called (``on_message``, ``on_tick``, ``submit``) under one lock, and the
+  actions of each call are performed in the order returned before the next call's are:
+  ``PersistBlock``/``PersistSafety`` are durable before any later ``Send``/``Broadcast``
+  leaves, so a vote, timeout or proposal never leaves ahead of the state that guards it.
+- ``on_commit`` is called in height order, exactly once per block per process lifetime, only
+  after the committed log holding the block is durable. Blocks committed before a restart are
+  read with ``committed_blocks``.
+- ``submit`` returns only once every item is durable in the intake log (many concurrent
+  submits share one fsync) and handed to the replica: an acknowledged item is resubmitted
+  after any restart until a committed block holds it.
+- Time enters the core only through the tick task (``replica.on_tick(clock())``).
+- A message from a peer is attributed to the member its link authenticated; one claiming
+  another sender closes the link. Signatures are checked by the replica (cached, so a
+  certificate seen twice is verified once); messages are handled in short batches so the
+  loop it shares (the node's HTTP intake) stays responsive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from asyncdex.committee.store import MemberStore, Recovered
+from asyncdex.committee.transport import CHANNEL_CONSENSUS, InvalidFrame, Transport
+from asyncdex.consensus.committee import Committee
+from asyncdex.consensus.crypto import CachingVerifier, Signer
+from asyncdex.consensus.messages import (
+    Block,
+    MalformedMessage,
+    Message,
+    QuorumCertificate,
+    decode,
+    encode,
+)
+from asyncdex.consensus.replica import (
+    Action,
+    Broadcast,
+    Commit,
+    PersistBlock,
+    PersistSafety,
+    Replica,
+    ReplicaConfig,
+    ReportEquivocation,
+    Send,
+)
+from asyncdex.consensus.safety import SafetyState
+
+_log = logging.getLogger(__name__)
+
+# messages handled per turn before the loop gets a chance to run other work
+_MESSAGES_PER_TURN = 32
+_INBOUND_QUEUE = 16_384
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class MemberStopped(RuntimeError):
+    """The member is not running (not started yet, stopping or stopped)."""
+
+
+class IntakeFull(RuntimeError):
+    """The member already holds as many unordered items as its replica may keep."""
+
+
+class CommitteeMember:
+    def __init__(
+        self,
+        committee: Committee,
+        index: int,
+        signer: Signer,
+        peers: Sequence[tuple[str, int]],
+        data_dir: Path,
+        config: ReplicaConfig | None = None,
+        *,
+        clock: Callable[[], int] = wall_clock_ms,
+        on_commit: Callable[[Sequence[Block], QuorumCertificate], None],
+        on_equivocation: Callable[[ReportEquivocation], None] | None = None,
+        tick_ms: int = 10,
+    ) -> None:
+        if signer.address != committee.members[index]:
+            raise ValueError(f"the signer is not member {index} of the committee")
+        self.committee = committee
+        self.index = index
+        self.config = config or ReplicaConfig()
+        self._signer = signer
+        self._peer_addresses = tuple(peers)
+        self._data_dir = Path(data_dir)
+        self._clock = clock
+        self._on_commit = on_commit
+        self._on_equivocation = on_equivocation
+        self._tick_s = tick_ms / 1000
+        self._verify = CachingVerifier()
+        self._transport = Transport(committee, index, signer, peers, verify=self._verify)
+        self._transport.register(CHANNEL_CONSENSUS, self._on_consensus_frame)
+        self._store: MemberStore | None = None
+        self._replica: Replica | None = None
+        self._lock = asyncio.Lock()
+        self._inbound: collections.deque[Message] = collections.deque()
+        self._inbound_ready = asyncio.Event()
+        self._backlog: collections.deque[bytes] = collections.deque()
+        self._intake_flush: asyncio.Future[int] | None = None
+        self._intake_in_flight = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
+        self.recovered: Recovered | None = None
+        self.dropped_messages = 0
+        self.equivocations = 0
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open and recover the store, rebuild the replica, listen, dial, start ticking."""
+        if self._store is not None:
+            raise RuntimeError("a member starts once")
+        store, recovered = await asyncio.to_thread(MemberStore.open, self._data_dir)
+        self._store, self.recovered = store, recovered
+        for repair in recovered.repairs:
+            _log.warning(
+                "member %d: cut a torn tail of %d bytes in %s (%s)",
+                self.index,
+                repair.truncated_bytes,
+                repair.truncated_segment,
+                repair.reason,
+            )
+        try:
+            self._replica = Replica(
+                self.committee,
+                self.index,
+                self._signer,
+                self._verify,
+                self.config,
+                safety_state=recovered.safety,
+                committed=recovered.committed,
+                journaled=recovered.journaled,
+                now_ms=self._clock(),
+            )
+            await self._transport.start()
+        except BaseException:
+            store.close()
+            raise
+        self._running = True
+        self._backlog.extend(recovered.unordered_intake)
+        self._tasks = [
+            asyncio.ensure_future(self._drive()),
+            asyncio.ensure_future(self._tick_loop()),
+        ]
+        async with self._lock:
+            await self._perform(self._take_backlog())
+
+    async def stop(self) -> None:
+        """Stop cleanly: no new submits, performed actions finished, every log flushed."""
+        if not self._running:
+            return
+        self._running = False
+        async with self._lock:
+            for task in self._tasks:
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._intake_flush is not None:
+            await asyncio.gather(self._intake_flush, return_exceptions=True)
+        await self._transport.stop()
+        if self._store is not None:
+            await asyncio.to_thread(self._store.close)
+
+    # --- client items -----------------------------------------------------------------------
+
+    async def submit(self, items: Sequence[bytes]) -> None:
+        """Make ``items`` durable in the intake log, then hand them to the replica.
+
+        Raises ``MemberStopped`` when the member is not running, ``IntakeFull`` when the
+        replica would hold too many unordered items, ``ValueError`` for an item of bad size;
+        in all three cases nothing was stored.
+        """
+        if not self._running or self._store is None:
+            raise MemberStopped(f"committee member {self.index} is not running")
+        limit = self.config.max_item_bytes
+        for item in items:
+            if type(item) is not bytes or not 0 < len(item) <= limit:
+                size = len(item) if isinstance(item, bytes | bytearray) else type(item).__name__
+                raise ValueError(f"an item is 1..{limit} bytes, got {size}")
+        held = self.replica.pending_items + len(self._backlog) + self._intake_in_flight
+        if held + len(items) > self.config.max_pending_items:
+            raise IntakeFull(
+                f"member {self.index} holds {held} unordered items "
+                f"(limit {self.config.max_pending_items})"
+            )
+        if not items:
+            return
+        self._intake_in_flight += len(items)
+        try:
+            last = self._store.append_intake(items)
+            await self._intake_durable(last)
+        finally:
+            self._intake_in_flight -= len(items)
+        self._backlog.extend(items)
+        async with self._lock:
+            if self._running:  # else durable already: resubmitted from the intake at restart
+                await self._perform(self._take_backlog())
+
+    async def _intake_durable(self, seq: int) -> None:
+        """Group commit: one fsync runs at a time and takes everything appended before it."""
+        store = self._store
+        assert store is not None
+        while store.intake_durable_seq < seq:
+            flush = self._intake_flush
+            if flush is None:
+                flush = self._intake_flush = asyncio.ensure_future(self._flush_intake(store))
+            await asyncio.shield(flush)
+
+    async def _flush_intake(self, store: MemberStore) -> int:
+        try:
+            return await asyncio.to_thread(store.flush_intake)
+        finally:
+            self._intake_flush = None
+
+    def _take_backlog(self) -> list[Action]:
+        """Hand waiting intake items to the replica, as far as it has room."""
+        replica = self.replica
+        actions: list[Action] = []
+        while self._backlog and replica.pending_items < self.config.max_pending_items:
+            actions += replica.submit(self._backlog.popleft())
+        return actions
+
+    # --- the replica's inputs ---------------------------------------------------------------
+
+    def _on_consensus_frame(self, member: int, payload: bytes) -> None:
+        try:
+            message = decode(payload)
+        except MalformedMessage as error:
+            raise InvalidFrame(str(error)) from None
+        if message.sender != member:
+            raise InvalidFrame(f"message names member {message.sender} as its sender")
+        if len(self._inbound) >= _INBOUND_QUEUE:
+            self.dropped_messages += 1  # overloaded: the protocol resends what matters
+            return
+        self._inbound.append(message)
+        self._inbound_ready.set()
+
+    async def _drive(self) -> None:
+        replica = self.replica
+        while True:
+            if not self._inbound:
+                self._inbound_ready.clear()
+                await self._inbound_ready.wait()
+            async with self._lock:
+                actions: list[Action] = []
+                for _ in range(min(_MESSAGES_PER_TURN, len(self._inbound))):
+                    actions += replica.on_message(self._inbound.popleft())
+                if self._backlog:
+                    actions += self._take_backlog()
+                await self._perform(actions)
+            await asyncio.sleep(0)
+
+    async def _tick_loop(self) -> None:
+        replica = self.replica
+        while True:
+            await asyncio.sleep(self._tick_s)
+            async with self._lock:
+                await self._perform(replica.on_tick(self._clock()))
+
+    # --- the replica's outputs --------------------------------------------------------------
+
+    async def _perform(self, actions: list[Action]) -> None:
+        """Perform actions in order; persists are batched up to the next message or commit,
+        then made durable before it (one fsync per file however many actions asked)."""
+        store = self.store
+        safety: SafetyState | None = None
+        blocks: list[Block] = []
+        for action in actions:
+            if isinstance(action, PersistSafety):
+                safety = action.state
+            elif isinstance(action, PersistBlock):
+                blocks.append(action.block)
+            else:
+                if safety is not None or blocks:
+                    await self._persist(store, safety, blocks)
+                    safety, blocks = None, []
+                if isinstance(action, Commit):
+                    await self._commit(store, action)
+                else:
+                    self._perform_one(action)
+        if safety is not None or blocks:
+            await self._persist(store, safety, blocks)
+
+    async def _persist(
+        self, store: MemberStore, safety: SafetyState | None, blocks: list[Block]
+    ) -> None:
+        store.append_blocks(blocks)
+        writes = []
+        if safety is not None:
+            writes.append(asyncio.to_thread(store.write_safety, safety))
+        if blocks:
+            writes.append(asyncio.to_thread(store.flush_blocks))
+        await asyncio.gather(*writes)
+
+    def _perform_one(self, action: Action) -> None:
+        if isinstance(action, Send):
+            self._transport.send(action.to, CHANNEL_CONSENSUS, encode(action.message))
+        elif isinstance(action, Broadcast):
+            self._transport.broadcast(CHANNEL_CONSENSUS, encode(action.message))
+        elif isinstance(action, ReportEquivocation):
+            self.equivocations += 1
+            _log.warning("member %d: equivocation by member %d", self.index, action.first.sender)
+            if self._on_equivocation is not None:
+                self._on_equivocation(action)
+
+    async def _commit(self, store: MemberStore, commit: Commit) -> None:
+        store.append_committed(commit.blocks, commit.certificate)
+        await asyncio.to_thread(store.flush_committed)
+        try:
+            self._on_commit(commit.blocks, commit.certificate)
+        except Exception:
+            _log.exception("member %d: on_commit failed", self.index)
+
+    # --- views ----------------------------------------------------------------------------
+
+    @property
+    def replica(self) -> Replica:
+        if self._replica is None:
+            raise MemberStopped(f"committee member {self.index} has not started")
+        return self._replica
+
+    @property
+    def store(self) -> MemberStore:
+        if self._store is None:
+            raise MemberStopped(f"committee member {self.index} has not started")
+        return self._store
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    @property
+    def port(self) -> int:
+        return self._transport.port
+
+    @property
+    def view(self) -> int:
+        return self.replica.view
+
+    @property
+    def leader(self) -> int:
+        return self.committee.leader(self.replica.view)
+
+    @property
+    def committed_height(self) -> int:
+        return self.replica.committed_height
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def committed_blocks(self, from_height: int = 1) -> Iterator[Block]:
+        """Durable committed blocks from ``from_height`` on (a node replaying after restart)."""
+        for entry in self.store.committed_entries(from_height):
+            yield entry.block
+
+    def status_json(self) -> dict[str, Any]:
+        replica = self.replica
+        transport = self._transport
+        return {
+            "member": self.index,
+            "members": self.committee.size,
+            "view": replica.view,
+            "leader": self.committee.leader(replica.view),
+            "committed_height": replica.committed_height,
+            "high_qc_view": replica.high_qc.view,
+            "pending_items": replica.pending_items + len(self._backlog),
+            "peers_connected": transport.connected_peers,
+            "rejected": dict(replica.stats.rejected),
+            "links_rejected": dict(transport.stats.rejected),
+            "frames_dropped": transport.stats.dropped_frames,
+            "messages_dropped": self.dropped_messages,
+            "equivocations": self.equivocations,
+        }

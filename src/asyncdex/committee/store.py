@@ -1,0 +1,298 @@
+"""A committee member's durable state: safety state, block journal, committed log, intake log.
+
+Invariants:
+- The safety state is replaced atomically (temp file, fsync, rename, fsync of the directory):
+  after a crash the file holds the old state or the new one, never a mix. The runtime makes
+  it durable before any message it guards leaves.
+- The block journal, the committed log and the intake log are ``FileJournal`` directories
+  (``asyncdex.sequencer.journal``): checksummed records, a torn tail is cut at open, and any
+  other damage raises :class:`StoreCorruption` naming the file and the byte offset. Nothing is
+  skipped silently.
+- The committed log's record ``h`` is the block at height ``h`` with the certificate that
+  committed it, and each block extends the one before: a chain from genesis, checked at open.
+- The intake log holds every item a client handed to this member, durable before the client's
+  receipt (the ``sequenced`` step). At open, every intake item not in a committed block is
+  returned for resubmission, so nothing acknowledged is lost.
+- A missing safety file means no signed message ever left this member (the file is written
+  before the first one). Blocks found in the journal without one (a crash between the two
+  writes) only make the recovered state stricter: it counts their views as voted and locks on
+  their highest certificate, so it can never vote twice.
+
+Layout of a data directory: ``safety.state``, ``blocks/``, ``committed/``, ``intake/``.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asyncdex.consensus.messages import (
+    Block,
+    MalformedMessage,
+    QuorumCertificate,
+    decode_block,
+    decode_certificate,
+    encode_block,
+    encode_certificate,
+)
+from asyncdex.consensus.safety import SafetyState
+from asyncdex.sequencer.journal import (
+    FileJournal,
+    JournalCorruption,
+    RecoveryReport,
+    sync_directory,
+)
+from asyncdex.types.hashing import keccak256
+from asyncdex.types.packing import pack, unpack
+
+SAFETY_FILE = "safety.state"
+BLOCKS_DIR = "blocks"
+COMMITTED_DIR = "committed"
+INTAKE_DIR = "intake"
+
+_SAFETY_MAGIC = b"ADXSAFE1"
+_SAFETY_HEADER = struct.Struct("<8sII")  # magic, crc32 of the payload, payload length
+
+
+class StoreError(Exception):
+    """Base of the errors of a member's store."""
+
+
+class StoreCorruption(StoreError):
+    """Damage that is not a torn tail: the member refuses to guess what was lost."""
+
+    def __init__(
+        self, path: Path, offset: int | None, reason: str, record: int | None = None
+    ) -> None:
+        where = f"at byte {offset}" if offset is not None else f"in record {record}"
+        super().__init__(f"corrupt member store file {path} {where}: {reason}")
+        self.path = path
+        self.offset = offset
+        self.record = record
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedEntry:
+    block: Block
+    certificate: QuorumCertificate
+
+
+@dataclass(slots=True)
+class Recovered:
+    """What a member finds in its data directory at open."""
+
+    safety: SafetyState | None
+    committed: list[Block]
+    journaled: list[Block]
+    unordered_intake: list[bytes]
+    """Intake items in no committed block, in the order they were received."""
+    repairs: list[RecoveryReport] = field(default_factory=list)
+    """Torn tails that were cut (one report per log that needed it)."""
+
+
+def _open_log(directory: Path) -> tuple[FileJournal, RecoveryReport]:
+    try:
+        return FileJournal.open(directory)
+    except JournalCorruption as error:
+        raise StoreCorruption(error.segment, error.offset, error.reason) from None
+
+
+def _records(journal: FileJournal, from_seq: int = 1) -> Iterator[tuple[int, bytes]]:
+    try:
+        yield from journal.read(max(from_seq, journal.first_seq))
+    except JournalCorruption as error:
+        raise StoreCorruption(error.segment, error.offset, error.reason) from None
+
+
+def _encode_committed(block: Block, certificate: QuorumCertificate) -> bytes:
+    return pack([encode_block(block), encode_certificate(certificate)])
+
+
+def _decode_committed(directory: Path, seq: int, payload: bytes) -> CommittedEntry:
+    try:
+        block_bytes, certificate_bytes = unpack(payload)
+        entry = CommittedEntry(decode_block(block_bytes), decode_certificate(certificate_bytes))
+    except (MalformedMessage, ValueError, TypeError) as error:
+        raise StoreCorruption(directory, None, f"not a committed block: {error}", seq) from None
+    if entry.block.height != seq:
+        raise StoreCorruption(
+            directory, None, f"holds the block of height {entry.block.height}", seq
+        )
+    return entry
+
+
+class MemberStore:
+    """The files of one member; single writer (the member's event loop and its threads)."""
+
+    def __init__(
+        self, directory: Path, blocks: FileJournal, committed: FileJournal, intake: FileJournal
+    ) -> None:
+        """Internal: use :meth:`open`."""
+        self.directory = directory
+        self._blocks = blocks
+        self._committed = committed
+        self._intake = intake
+
+    @classmethod
+    def open(cls, directory: Path) -> tuple[MemberStore, Recovered]:
+        """Open (creating if needed) and recover the store in ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        opened: list[FileJournal] = []
+        try:
+            repairs = []
+            for name in (BLOCKS_DIR, COMMITTED_DIR, INTAKE_DIR):
+                journal, report = _open_log(directory / name)
+                opened.append(journal)
+                if report.truncated:
+                    repairs.append(report)
+            store = cls(directory, *opened)
+            recovered = store._recover()
+        except BaseException:
+            for journal in opened:
+                journal.close()
+            raise
+        recovered.repairs = repairs
+        return store, recovered
+
+    def _recover(self) -> Recovered:
+        committed = [entry.block for entry in self.committed_entries(1)]
+        for lower, upper in zip([None, *committed], committed, strict=False):
+            if lower is not None and upper.parent != lower.hash:
+                raise StoreCorruption(
+                    self._committed.directory,
+                    None,
+                    f"the block at height {upper.height} does not extend the one before",
+                    upper.height,
+                )
+        height = len(committed)
+        journaled = []
+        for seq, payload in _records(self._blocks):
+            try:
+                block = decode_block(payload)
+            except MalformedMessage as error:
+                raise StoreCorruption(
+                    self._blocks.directory, None, f"not a block: {error}", seq
+                ) from None
+            if block.height > height:
+                journaled.append(block)
+        ordered = {keccak256(item) for block in committed for item in block.payload}
+        unordered: list[bytes] = []
+        for _, item in _records(self._intake):
+            digest = keccak256(item)
+            if digest not in ordered:
+                ordered.add(digest)  # an item sent twice is ordered once
+                unordered.append(item)
+        safety = self._read_safety()
+        if safety is None and journaled:
+            safety = _stricter_than(journaled)
+        return Recovered(safety, committed, journaled, unordered)
+
+    # --- safety state ---------------------------------------------------------------------
+
+    @property
+    def safety_path(self) -> Path:
+        return self.directory / SAFETY_FILE
+
+    def _read_safety(self) -> SafetyState | None:
+        path = self.safety_path
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        if len(data) < _SAFETY_HEADER.size:
+            raise StoreCorruption(path, 0, "shorter than its header")
+        magic, checksum, length = _SAFETY_HEADER.unpack_from(data)
+        payload = data[_SAFETY_HEADER.size :]
+        if magic != _SAFETY_MAGIC:
+            raise StoreCorruption(path, 0, "not a safety state file")
+        if length != len(payload) or zlib.crc32(payload) != checksum:
+            raise StoreCorruption(path, _SAFETY_HEADER.size, "checksum mismatch")
+        try:
+            return SafetyState.from_bytes(payload)
+        except Exception as error:
+            raise StoreCorruption(path, _SAFETY_HEADER.size, f"undecodable: {error}") from None
+
+    def write_safety(self, state: SafetyState) -> None:
+        """Replace the safety state atomically and durably (blocking: run it off the loop)."""
+        payload = state.to_bytes()
+        data = _SAFETY_HEADER.pack(_SAFETY_MAGIC, zlib.crc32(payload), len(payload)) + payload
+        temporary = self.directory / (SAFETY_FILE + ".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, self.safety_path)
+        sync_directory(self.directory)
+
+    # --- block journal ---------------------------------------------------------------------
+
+    def append_blocks(self, blocks: Sequence[Block]) -> None:
+        if blocks:
+            self._blocks.append_many(self._blocks.last_seq + 1, [encode_block(b) for b in blocks])
+
+    def flush_blocks(self) -> None:
+        """Make appended blocks durable (blocking)."""
+        self._blocks.flush()
+
+    # --- committed log ---------------------------------------------------------------------
+
+    @property
+    def committed_height(self) -> int:
+        return self._committed.last_seq
+
+    def append_committed(self, blocks: Sequence[Block], certificate: QuorumCertificate) -> None:
+        if not blocks:
+            return
+        if blocks[0].height != self._committed.last_seq + 1:
+            raise ValueError(
+                f"committed log at height {self._committed.last_seq}, "
+                f"got a block of height {blocks[0].height}"
+            )
+        records = [_encode_committed(block, certificate) for block in blocks]
+        self._committed.append_many(blocks[0].height, records)
+
+    def flush_committed(self) -> None:
+        self._committed.flush()
+
+    def committed_entries(self, from_height: int) -> Iterator[CommittedEntry]:
+        """Durable committed blocks from ``from_height`` on, with their certificates."""
+        directory = self._committed.directory
+        for seq, payload in _records(self._committed, from_height):
+            yield _decode_committed(directory, seq, payload)
+
+    # --- intake log ------------------------------------------------------------------------
+
+    def append_intake(self, items: Sequence[bytes]) -> int:
+        """Buffer items; returns the seq that must be durable before they are acknowledged."""
+        return self._intake.append_many(self._intake.last_seq + 1, items)
+
+    @property
+    def intake_durable_seq(self) -> int:
+        return self._intake.durable_seq
+
+    def flush_intake(self) -> int:
+        """Write and fsync everything appended so far (blocking); returns the durable seq."""
+        return self._intake.flush()
+
+    def close(self) -> None:
+        """Flush what is buffered and release the directories."""
+        for journal in (self._intake, self._blocks, self._committed):
+            journal.close()
+
+
+def _stricter_than(journaled: Sequence[Block]) -> SafetyState:
+    """A safety state at least as strict as any that could have been lost with these blocks
+    journaled: every view up to the highest journaled block counts as voted (and proposed),
+    and the lock is the highest certificate those blocks carry."""
+    highest_view = max(block.view for block in journaled)
+    lock = max((block.justify for block in journaled), key=lambda qc: qc.view)
+    return SafetyState(highest_view, highest_view, lock)
