@@ -239,8 +239,22 @@ def seal_intent(
     """
     if signed.signer != signer.address:
         raise ValueError("the envelope must be signed by the key that signed the intent")
-    header = header_for(signed, epoch, fee_cap)
-    body = encode_signed_intent(signed)
+    return seal_body(
+        key, signer, header_for(signed, epoch, fee_cap), encode_signed_intent(signed), rng
+    )
+
+
+def seal_body(
+    key: SealingKey,
+    signer: LocalSigner,
+    header: SealedHeader,
+    body: bytes,
+    rng: RandomBits | None = None,
+) -> SealedIntent:
+    """Encrypt any ``body`` under ``header`` and sign the envelope; :func:`seal_intent` is the
+    way to seal an intent (this one lets tests build envelopes a faulty client would send)."""
+    _check_header(header)
+    epoch = header.epoch
     r = random_scalar(rng)
     ephemeral = encode_g1(g1_mul(g1_generator(), r))
     secret = gt_bytes(pairing(g1_mul(key.point, r), key.identity(epoch)))
@@ -268,7 +282,7 @@ def decode_sealed_intent(data: bytes) -> SealedIntent:
             data,
             raw=False,
             use_list=True,
-            max_str_len=0,
+            max_str_len=64,  # no field is a string, but say which one held it
             max_bin_len=MAX_CIPHERTEXT_BYTES,
             max_array_len=16,
             max_map_len=0,
