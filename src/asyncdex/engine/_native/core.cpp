@@ -1,0 +1,1713 @@
+// The native engine core: the reference engine (asyncdex/engine/transition.py) in C++17.
+//
+// Invariants:
+// - The interpreted engine is the specification. Every function here is a port of the
+//   reference function of the same name (process_*, check_*, calculate_*), with the same
+//   order of checks, the same events in the same order and the same rounding; reading the
+//   two side by side is how this file is reviewed. Differential tests compare the events and
+//   the state root after every command.
+// - Pure and deterministic: no clock, no randomness, no float, no I/O in the transition.
+//   (The stream runner used by benchmarks reads a clock around each command, never inside.)
+// - Dense state: accounts, positions and orders live in arrays indexed by small integer ids;
+//   a price level is an intrusive doubly linked list of order slots; each book side is a
+//   vector of levels sorted so that the best price is at the back (bids ascending, asks
+//   descending), so the common insert and remove near the top of the book moves little.
+//   There is no Python object per order.
+// - Integers: prices and sizes are int64 (the market bounds are at most 10^15); every
+//   notional, balance and fund is __int128 (price * size <= 10^30; a risk term
+//   exposure * mark * fraction <= 10^36). The reference's integers are unbounded; values
+//   beyond these widths are refused loudly (NativeUnsupported), never wrapped.
+// - What the core does not implement yet is refused before the command changes anything
+//   (NativeUnsupported): triggers, batch-auction markets, isolated margin, builder fees,
+//   signed envelopes, batches, agents, dead-man switches, forced L1 requests. A liquidation
+//   cannot be foreseen before the mark moves: when one becomes due the core raises
+//   NativeUnsupported and refuses every later command (the engine is then unusable).
+
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <queue>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace py = pybind11;
+
+namespace {
+
+using i64 = int64_t;
+using i128 = __int128;
+
+constexpr i64 PPM = 1000000;
+constexpr i64 PPB = 1000000000;
+constexpr i64 MAX_COLLATERAL = 1000000000000000000LL;  // 10^18, asyncdex.types.numeric
+constexpr i64 NO_TIME = i64(1) << 62;
+constexpr i64 ALL_MARKETS = -1;
+
+// command tags (asyncdex.messages.codec COMMAND_TAG), checked against Python at start-up
+enum Tag : int {
+    T_DEPOSIT = 0,
+    T_WITHDRAW = 1,
+    T_PLACE = 2,
+    T_CANCEL = 3,
+    T_CANCEL_CLIENT = 4,
+    T_CANCEL_ALL = 5,
+    T_MODIFY = 6,
+    T_SCHEDULE = 7,
+    T_LEVERAGE = 8,
+    T_ISOLATED = 9,
+    T_ORACLE = 10,
+    T_ADVANCE = 11,
+    T_APPROVE_AGENT = 12,
+    T_SIGNED = 13,
+    T_FORCE_WITHDRAW = 14,
+    T_FORCE_CANCEL = 15,
+    T_PROTECTIVE = 16,
+    T_BATCH = 17,
+    T_APPROVE_BUILDER = 18,
+    T_BUILDER_ORDER = 19,
+    T_COMMITTEE_BLOCK = 20,
+    N_TAGS = 21
+};
+
+// event classes, in asyncdex.messages.events EVENT_TYPES order
+enum Ev : int {
+    E_REJECTED = 0,
+    E_ACCEPTED,
+    E_TRADE,
+    E_RESTED,
+    E_CANCELLED,
+    E_MODIFIED,
+    E_TRIGGER_ARMED,
+    E_TRIGGERED,
+    E_DEPOSITED,
+    E_WITHDRAWN,
+    E_LEVERAGE_SET,
+    E_ISO_MOVED,
+    E_SCHEDULED_SET,
+    E_ORACLE_ACCEPTED,
+    E_MARK_UPDATED,
+    E_FUNDING_PAID,
+    E_LIQ_STARTED,
+    E_LIQ_SETTLED,
+    E_DELEVERAGED,
+    E_AGENT_APPROVED,
+    E_PROTECTIVE_SET,
+    E_L1_CONSUMED,
+    N_EVENTS_USED
+};
+
+enum Reject : int {
+    UNKNOWN_MARKET = 100,
+    INVALID_SIZE = 101,
+    INVALID_PRICE = 102,
+    PRICE_OFF_TICK = 103,
+    SIZE_OFF_LOT = 104,
+    BELOW_MIN_VALUE = 105,
+    SIZE_TOO_LARGE = 106,
+    PRICE_TOO_LARGE = 107,
+    INVALID_ORDER_TYPE = 108,
+    INVALID_TRIGGER = 109,
+    INVALID_LEVERAGE = 110,
+    INVALID_AMOUNT = 111,
+    ALREADY_EXPIRED = 112,
+    UNKNOWN_PUBLISHER = 113,
+    UNKNOWN_ORDER = 200,
+    NOT_ORDER_OWNER = 201,
+    DUPLICATE_CLIENT_ID = 202,
+    UNKNOWN_CLIENT_ID = 203,
+    UNKNOWN_ACCOUNT = 204,
+    TOO_MANY_ORDERS = 205,
+    NO_MARK_PRICE = 206,
+    OUT_OF_ORDER_L1_MESSAGE = 207,
+    MODE_CHANGE_WITH_POSITION = 208,
+    INSUFFICIENT_MARGIN = 300,
+    REDUCE_ONLY_WOULD_INCREASE = 301,
+    INSUFFICIENT_COLLATERAL = 302,
+    WITHDRAWALS_PAUSED = 303,
+    COLLATERAL_CAP_EXCEEDED = 304,
+    POST_ONLY_WOULD_CROSS = 400,
+    FOK_NOT_FILLED = 401,
+};
+
+enum CancelReason : int {
+    C_USER = 1,
+    C_IOC_REMAINDER = 2,
+    C_SELF_TRADE = 3,
+    C_EXPIRED = 4,
+    C_REDUCE_ONLY = 5,
+};
+
+constexpr int GTC = 0, IOC = 1, FOK = 2, ALO = 3;
+constexpr int LIMIT = 0, MARKET = 1;
+
+struct Unsupported : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Python's floor division and its ceiling twin, on __int128
+inline i128 floordiv(i128 a, i128 b) {
+    i128 q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+    return q;
+}
+inline i128 ceildiv(i128 a, i128 b) { return -floordiv(-a, b); }
+inline i128 abs128(i128 v) { return v < 0 ? -v : v; }
+inline i64 abs64(i64 v) { return v < 0 ? -v : v; }
+
+PyObject* to_py(i128 v) {
+    if (v >= INT64_MIN && v <= INT64_MAX) return PyLong_FromLongLong((long long)v);
+    bool neg = v < 0;
+    unsigned __int128 u = neg ? (unsigned __int128)(-(v + 1)) + 1 : (unsigned __int128)v;
+    PyObject* hi = PyLong_FromUnsignedLongLong((unsigned long long)(u >> 64));
+    PyObject* lo = PyLong_FromUnsignedLongLong((unsigned long long)u);
+    PyObject* shift = PyLong_FromLong(64);
+    PyObject* shifted = PyNumber_Lshift(hi, shift);
+    PyObject* out = PyNumber_Or(shifted, lo);
+    Py_DECREF(hi);
+    Py_DECREF(lo);
+    Py_DECREF(shift);
+    Py_DECREF(shifted);
+    if (neg) {
+        PyObject* n = PyNumber_Negative(out);
+        Py_DECREF(out);
+        out = n;
+    }
+    return out;
+}
+
+i128 from_py128(PyObject* o) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (!overflow) return v;
+    // beyond int64: through the decimal text (only snapshots and exports come here)
+    PyObject* text = PyObject_Str(o);
+    const char* s = PyUnicode_AsUTF8(text);
+    bool neg = *s == '-';
+    if (neg) ++s;
+    unsigned __int128 acc = 0;
+    for (; *s; ++s) {
+        unsigned __int128 next = acc * 10 + unsigned(*s - '0');
+        if (next / 10 != acc) {
+            Py_DECREF(text);
+            throw Unsupported("an integer beyond 128 bits");
+        }
+        acc = next;
+    }
+    Py_DECREF(text);
+    if (acc > (unsigned __int128)(((unsigned __int128)1 << 127) - 1))
+        throw Unsupported("an integer beyond 128 bits");
+    return neg ? -(i128)acc : (i128)acc;
+}
+
+using Key = std::array<uint8_t, 20>;
+struct KeyHash {
+    size_t operator()(const Key& k) const noexcept {
+        uint64_t a, b, c = 0;
+        std::memcpy(&a, k.data(), 8);
+        std::memcpy(&b, k.data() + 8, 8);
+        std::memcpy(&c, k.data() + 16, 4);
+        uint64_t h = a * 0x9E3779B97F4A7C15ULL ^ (b + 0x632BE59BD9B4E019ULL) * 0xC2B2AE3D27D4EB4FULL;
+        h ^= c * 0x165667B19E3779F9ULL;
+        return h ^ (h >> 29);
+    }
+};
+
+struct MarketSpecN {
+    i64 market_id, tick, lot, min_order_value, initial_margin_ppm, maintenance_margin_ppm,
+        max_leverage, maker_fee_ppm, taker_fee_ppm, funding_interval_ms, premium_sample_ms,
+        funding_cap_ppb, interest_ppb, oracle_staleness_ms, mark_band_ppm, market_slippage_ppm,
+        max_order_size, max_price;
+};
+
+struct Order {
+    i64 order_id, price, size, orig_size, client_id, expiry, timestamp;
+    int32_t account;
+    int32_t prev, next;    // the price level's list
+    int32_t pprev, pnext;  // the position's list
+    int16_t market;
+    uint8_t is_buy, reduce_only, tif, order_type;
+};
+
+struct Level {
+    i64 price;
+    int32_t head, tail;
+};
+
+struct Side {
+    std::vector<Level> levels;  // best at the back
+    bool bids;
+    // position of the level at ``price``, or where it would be inserted
+    size_t lower(i64 price) const {
+        size_t lo = 0, hi = levels.size();
+        while (lo < hi) {
+            size_t mid = (lo + hi) >> 1;
+            bool before = bids ? levels[mid].price < price : levels[mid].price > price;
+            if (before)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        return lo;
+    }
+    bool empty() const { return levels.empty(); }
+    i64 best() const { return levels.back().price; }
+};
+
+struct Oracle {
+    std::string publisher;
+    PyObject* obj;
+    i64 price, time;
+};
+
+struct Market {
+    MarketSpecN spec;
+    Side bids{{}, true}, asks{{}, false};
+    std::vector<Oracle> oracle;  // insertion order, as the reference's dict
+    i64 index_price = 0, mark_price = 0, premium_count = 0, next_sample = 0, next_funding = 0,
+        funding_rate_ppb = 0;
+    i128 premium_sum = 0, cumulative_funding = 0;
+    std::vector<int32_t> holders;  // accounts with a non-zero position (order is not committed)
+};
+
+struct Position {
+    i64 size = 0, open_buy = 0, open_sell = 0, leverage = 0, imf = 0;
+    i128 entry_notional = 0, iso_margin = 0, cum_funding = 0;
+    int32_t ohead = -1, norders = 0, holder_at = -1;
+    bool exists = false, isolated = false;
+};
+
+struct Account {
+    Key key;
+    PyObject* address;  // the bytes object events carry
+    i128 collateral = 0;
+    i64 scheduled_cancel = 0;
+    int32_t open_orders = 0;
+};
+
+// A decoded command: the int fields as int64 with a bit per field telling whether the
+// Python value was an exact int that fits (else the handler treats it as the reference does
+// an out-of-range or ill-typed value); ``src`` is the command object when there is one
+// (rejections echo its fields, as the reference does).
+struct Cmd {
+    int tag = -1;
+    i64 v[12] = {0};
+    uint32_t exact = 0;  // bit i: field i is an exact int within int64
+    uint32_t intlike = 0;  // bit i: an int (or a bool or IntEnum, which compare as ints)
+    uint32_t overflow = 0;  // bit i: an int beyond int64
+    uint32_t truthy = 0;  // bit i: field i is true
+    Key key{};
+    bool key_ok = false;  // the account (field 0) is a 20-byte bytes
+    PyObject* src = nullptr;
+    bool is_exact(int i) const { return exact >> i & 1; }
+    bool is_true(int i) const { return truthy >> i & 1; }
+    bool is_int(int i) const { return (intlike >> i & 1) && !(overflow >> i & 1); }
+    bool is_big(int i) const { return overflow >> i & 1; }
+};
+
+class Core {
+public:
+    // ---------------------------------------------------------------- set-up
+    std::vector<Market> markets;
+    std::vector<std::string> publishers;
+    i64 max_open_orders = 0;
+    std::vector<Account> accounts;
+    std::unordered_map<Key, int32_t, KeyHash> account_ids;
+    std::vector<Position> positions;  // accounts.size() * markets.size(), dense
+    std::vector<Order> orders;
+    std::vector<int32_t> free_slots;
+    std::vector<int32_t> id_slot;  // order id -> slot, -1 when not live
+    std::unordered_map<uint64_t, i64> client_ids;  // (account, client id) hash -> order id
+    std::priority_queue<std::pair<i64, i64>, std::vector<std::pair<i64, i64>>,
+                        std::greater<std::pair<i64, i64>>>
+        expiries;
+    i64 time = 0, next_due = 0, next_order_id = 1, next_withdrawal_id = 1, l1_consumed = 0;
+    i128 insurance_fund = 0, fee_pool = 0, total_deposited = 0, total_withdrawn = 0;
+    bool protective = false;
+    bool poisoned = false;
+    int32_t live_orders = 0;
+
+    PyObject* event_types[N_EVENTS_USED] = {nullptr};
+    PyObject* command_types[N_TAGS] = {nullptr};
+    PyObject* py_true = Py_True;
+    PyObject* py_false = Py_False;
+    PyObject* small[8] = {nullptr};
+
+    // events: Python objects (``apply``) or a count (``run_stream``)
+    PyObject* out = nullptr;
+    i64 event_count = 0;
+
+    Core(py::list market_specs, py::list publisher_list, i64 max_open, py::tuple events,
+         py::tuple commands) {
+        for (py::handle s : market_specs) {
+            py::tuple t = py::reinterpret_borrow<py::tuple>(s);
+            Market m;
+            i64* f = &m.spec.market_id;
+            if (t.size() != 18) throw std::invalid_argument("a market spec has 18 fields");
+            for (size_t i = 0; i < 18; ++i) f[i] = t[i].cast<i64>();
+            markets.push_back(std::move(m));
+        }
+        for (py::handle p : publisher_list) publishers.push_back(p.cast<std::string>());
+        max_open_orders = max_open;
+        if (events.size() < N_EVENTS_USED || commands.size() != N_TAGS)
+            throw std::invalid_argument("event or command types out of step with the codec");
+        for (int i = 0; i < N_EVENTS_USED; ++i) {
+            event_types[i] = events[i].ptr();
+            Py_INCREF(event_types[i]);
+        }
+        for (int i = 0; i < N_TAGS; ++i) {
+            command_types[i] = commands[i].ptr();
+            Py_INCREF(command_types[i]);
+        }
+        for (int i = 0; i < 8; ++i) small[i] = PyLong_FromLong(i - 1);
+    }
+
+    // ---------------------------------------------------------------- events
+
+    PyObject* obj(i64 v) {
+        if (v >= -1 && v < 7) {
+            PyObject* o = small[v + 1];
+            Py_INCREF(o);
+            return o;
+        }
+        return PyLong_FromLongLong(v);
+    }
+    PyObject* obj128(i128 v) { return to_py(v); }
+    PyObject* objb(bool b) {
+        PyObject* o = b ? Py_True : Py_False;
+        Py_INCREF(o);
+        return o;
+    }
+    PyObject* objo(PyObject* o) {
+        Py_INCREF(o);
+        return o;
+    }
+
+    // one event from new references (stolen)
+    template <typename... Items>
+    void emit(int kind, Items... items) {
+        if (!out) {
+            ++event_count;
+            return;
+        }
+        PyObject* values[] = {items()...};
+        constexpr size_t n = sizeof...(Items);
+        PyTypeObject* type = (PyTypeObject*)event_types[kind];
+        // as tuple.__new__(cls, values) does for a tuple subclass (a NamedTuple)
+        PyObject* ev = type->tp_alloc(type, (Py_ssize_t)n);
+        if (!ev) throw py::error_already_set();
+        for (size_t i = 0; i < n; ++i) PyTuple_SET_ITEM(ev, i, values[i]);
+        PyList_Append(out, ev);
+        Py_DECREF(ev);
+    }
+
+    // the command's field ``field`` as the reference echoes it, else ``value``
+    PyObject* echo(const Cmd& c, int field, i64 value) {
+        if (field >= 0 && c.src) return objo(PyTuple_GET_ITEM(c.src, field));
+        return obj(value);
+    }
+    PyObject* account_obj(const Cmd& c) {
+        if (c.src) return objo(PyTuple_GET_ITEM(c.src, 0));
+        return PyBytes_FromStringAndSize((const char*)c.key.data(), 20);
+    }
+
+    void reject(const Cmd& c, int tag, int mfield, i64 market, int rfield, i64 ref, int reason) {
+        if (!out) {
+            ++event_count;
+            return;
+        }
+        emit(E_REJECTED, [&] { return account_obj(c); }, [&] { return obj(tag); },
+             [&] { return echo(c, mfield, market); }, [&] { return echo(c, rfield, ref); },
+             [&] { return obj(reason); });
+    }
+
+    PyObject* addr(int32_t account) { return objo(accounts[account].address); }
+
+    void emit_cancelled(const Order& o, int reason) {
+        emit(E_CANCELLED, [&] { return obj(o.order_id); }, [&] { return addr(o.account); },
+             [&] { return obj(o.market); }, [&] { return obj(o.size); },
+             [&] { return obj(reason); });
+    }
+
+    // ---------------------------------------------------------------- lookups
+
+    int32_t find_account(const Cmd& c) const {
+        if (!c.key_ok) return -1;
+        auto it = account_ids.find(c.key);
+        return it == account_ids.end() ? -1 : it->second;
+    }
+
+    int32_t create_account(const Key& key, PyObject* address) {
+        int32_t id = (int32_t)accounts.size();
+        Account a;
+        a.key = key;
+        a.address = address;
+        Py_INCREF(address);
+        accounts.push_back(a);
+        account_ids.emplace(key, id);
+        size_t M = markets.size();
+        positions.resize(accounts.size() * M);
+        for (size_t m = 0; m < M; ++m) reset_position(positions[id * M + m], markets[m]);
+        return id;
+    }
+
+    void reset_position(Position& p, const Market& m) {
+        p = Position();
+        p.leverage = m.spec.max_leverage;
+        p.imf = initial_fraction(m.spec.initial_margin_ppm, m.spec.max_leverage);
+    }
+
+    static i64 initial_fraction(i64 market_ppm, i64 leverage) {
+        i64 by_leverage = (PPM + leverage - 1) / leverage;
+        return by_leverage > market_ppm ? by_leverage : market_ppm;
+    }
+
+    Position& pos(int32_t account, size_t market) {
+        return positions[(size_t)account * markets.size() + market];
+    }
+
+    Order* live_order(i64 order_id) {
+        if (order_id <= 0 || order_id >= (i64)id_slot.size()) return nullptr;
+        int32_t slot = id_slot[order_id];
+        return slot < 0 ? nullptr : &orders[slot];
+    }
+
+    static uint64_t client_key(int32_t account, i64 client_id) {
+        return (uint64_t)client_id * 0x9E3779B97F4A7C15ULL ^ ((uint64_t)account << 1);
+    }
+    // client ids are kept per (account, client id); a collision of two keys is checked
+    i64 find_client(int32_t account, i64 client_id) {
+        auto it = client_ids.find(client_key(account, client_id));
+        if (it == client_ids.end()) return 0;
+        Order* o = live_order(it->second);
+        if (!o || o->account != account || o->client_id != client_id)
+            throw Unsupported("client id index collision");
+        return it->second;
+    }
+
+    // ---------------------------------------------------------------- positions
+
+    void maybe_drop_position(int32_t account, size_t market, Position& p) {
+        if (p.size == 0 && p.norders == 0 && p.iso_margin == 0 && !p.isolated &&
+            p.leverage == markets[market].spec.max_leverage)
+            p.exists = false;
+    }
+
+    // (equity, initial, maintenance) of the cross account; ``changed`` names the market
+    // whose resting totals are taken as ``ob``/``os`` instead
+    void cross_risk(int32_t account, i128& equity, i128& initial, i128& maintenance,
+                    int changed = -1, i64 ob = 0, i64 os = 0) {
+        const Account& a = accounts[account];
+        equity = a.collateral;
+        i128 init = 0, maint = 0;
+        size_t M = markets.size();
+        const Position* ps = &positions[(size_t)account * M];
+        for (size_t m = 0; m < M; ++m) {
+            const Position& p = ps[m];
+            if (!p.exists) continue;
+            i64 mark = markets[m].mark_price;
+            i64 size = p.size;
+            i128 long_case, short_case;
+            if ((int)m == changed) {
+                long_case = (i128)size + ob;
+                short_case = (i128)os - size;
+            } else {
+                long_case = (i128)size + p.open_buy;
+                short_case = (i128)p.open_sell - size;
+            }
+            if (long_case < 0) long_case = -long_case;
+            if (short_case < 0) short_case = -short_case;
+            i128 exposure = long_case > short_case ? long_case : short_case;
+            i128 held = size >= 0 ? size : -(i128)size;
+            if (p.isolated) {
+                init += (exposure - held) * mark * p.imf;
+                continue;
+            }
+            equity += (i128)size * mark;
+            init += exposure * mark * p.imf;
+            maint += held * mark * markets[m].spec.maintenance_margin_ppm;
+        }
+        initial = ceildiv(init, PPM);
+        maintenance = ceildiv(maint, PPM);
+    }
+
+    static i128 worst_exposure(i128 size, i128 ob, i128 os) {
+        i128 l = size + ob, s = os - size;
+        if (l < 0) l = -l;
+        if (s < 0) s = -s;
+        return l > s ? l : s;
+    }
+
+    static i128 fee_charged(i128 notional, i64 fee_ppm) {
+        if (fee_ppm >= 0) return ceildiv(notional * fee_ppm, PPM);
+        return -floordiv(notional * -fee_ppm, PPM);
+    }
+
+    // ---------------------------------------------------------------- book
+
+    Side& side_of(Market& m, bool is_buy) { return is_buy ? m.bids : m.asks; }
+
+    int32_t alloc_order(const Order& o) {
+        int32_t slot;
+        if (!free_slots.empty()) {
+            slot = free_slots.back();
+            free_slots.pop_back();
+            orders[slot] = o;
+        } else {
+            slot = (int32_t)orders.size();
+            orders.push_back(o);
+        }
+        if (o.order_id >= (i64)id_slot.size()) {
+            size_t want = std::max<size_t>(id_slot.size() * 2, (size_t)o.order_id + 1);
+            id_slot.resize(want, -1);
+        }
+        id_slot[o.order_id] = slot;
+        return slot;
+    }
+
+    void free_order(int32_t slot) {
+        id_slot[orders[slot].order_id] = -1;
+        free_slots.push_back(slot);
+    }
+
+    void book_add(Market& m, int32_t slot) {
+        Order& o = orders[slot];
+        Side& s = side_of(m, o.is_buy);
+        size_t at = s.lower(o.price);
+        o.next = -1;
+        if (at < s.levels.size() && s.levels[at].price == o.price) {
+            Level& l = s.levels[at];
+            o.prev = l.tail;
+            orders[l.tail].next = slot;
+            l.tail = slot;
+        } else {
+            o.prev = -1;
+            s.levels.insert(s.levels.begin() + at, Level{o.price, slot, slot});
+        }
+    }
+
+    void book_remove(Market& m, int32_t slot) {
+        Order& o = orders[slot];
+        Side& s = side_of(m, o.is_buy);
+        if (o.prev >= 0 && o.next >= 0) {
+            orders[o.prev].next = o.next;
+            orders[o.next].prev = o.prev;
+            return;
+        }
+        size_t at;
+        if (!s.levels.empty() && s.levels.back().price == o.price)
+            at = s.levels.size() - 1;
+        else
+            at = s.lower(o.price);
+        Level& l = s.levels[at];
+        if (o.prev >= 0)
+            orders[o.prev].next = o.next;
+        else
+            l.head = o.next;
+        if (o.next >= 0)
+            orders[o.next].prev = o.prev;
+        else
+            l.tail = o.prev;
+        if (l.head < 0) s.levels.erase(s.levels.begin() + at);
+    }
+
+    void position_link(Position& p, int32_t slot) {
+        Order& o = orders[slot];
+        o.pprev = -1;
+        o.pnext = p.ohead;
+        if (p.ohead >= 0) orders[p.ohead].pprev = slot;
+        p.ohead = slot;
+        ++p.norders;
+    }
+    void position_unlink(Position& p, int32_t slot) {
+        Order& o = orders[slot];
+        if (o.pprev >= 0)
+            orders[o.pprev].pnext = o.pnext;
+        else
+            p.ohead = o.pnext;
+        if (o.pnext >= 0) orders[o.pnext].pprev = o.pprev;
+        --p.norders;
+    }
+
+    // ---------------------------------------------------------------- apply
+
+    void apply(const Cmd& c, i64 timestamp) {
+        if (poisoned)
+            throw Unsupported("this native engine met a liquidation it cannot run; it is unusable");
+        check_supported(c);
+        if (timestamp > time) time = timestamp;
+        if (time >= next_due) process_due();
+        switch (c.tag) {
+            case T_PLACE: process_place_order(c, time); break;
+            case T_CANCEL: process_cancel_order(c); break;
+            case T_CANCEL_CLIENT: process_cancel_by_client_id(c); break;
+            case T_CANCEL_ALL: process_cancel_all(c); break;
+            case T_MODIFY: process_modify_order(c, time); break;
+            case T_DEPOSIT: process_deposit(c); break;
+            case T_WITHDRAW: process_withdraw(c); break;
+            case T_LEVERAGE: process_set_leverage(c); break;
+            case T_ORACLE: process_oracle_price(c, time); break;
+            case T_ADVANCE: process_refresh_prices_all(time); break;
+            case T_PROTECTIVE: process_set_protective_mode(c); break;
+            default: throw Unsupported("command not implemented by the native core");
+        }
+    }
+
+    // refuses, before anything changes, what the core does not implement
+    void check_supported(const Cmd& c) {
+        switch (c.tag) {
+            case T_PLACE:
+                if (c.is_true(11))
+                    throw Unsupported("trigger orders are not implemented by the native core");
+                if (c.is_big(8) || c.is_big(9) || (c.is_true(8) && !c.is_int(8)))
+                    throw Unsupported("a client id or expiry beyond int64");
+                return;
+            case T_CANCEL_CLIENT:
+                if (c.is_big(2)) throw Unsupported("a client id beyond int64");
+                return;
+            case T_DEPOSIT:
+                if (c.src && !PyBytes_Check(PyTuple_GET_ITEM(c.src, 0)))
+                    throw Unsupported("a deposit to an account that is not bytes");
+                return;
+            case T_LEVERAGE:
+                if (c.is_true(3))
+                    throw Unsupported("isolated margin is not implemented by the native core");
+                return;
+            case T_CANCEL:
+            case T_CANCEL_ALL:
+            case T_MODIFY:
+            case T_WITHDRAW:
+            case T_ORACLE:
+            case T_ADVANCE:
+            case T_PROTECTIVE:
+                return;
+            default:
+                throw Unsupported("command not implemented by the native core");
+        }
+    }
+
+    // ---------------------------------------------------------------- orders
+
+    int validate_order_numbers(const Market& m, bool price_ok, i64 price, bool size_ok, i64 size) {
+        if (!size_ok || size <= 0) return INVALID_SIZE;
+        if (size > m.spec.max_order_size) return SIZE_TOO_LARGE;
+        if (size % m.spec.lot) return SIZE_OFF_LOT;
+        if (!price_ok || price <= 0) return INVALID_PRICE;
+        if (price > m.spec.max_price) return PRICE_TOO_LARGE;
+        if (price % m.spec.tick) return PRICE_OFF_TICK;
+        return 0;
+    }
+
+    i64 market_order_bound(const Market& m, bool is_buy) {
+        i64 mark = m.mark_price;
+        i64 band = (i64)((i128)mark * m.spec.market_slippage_ppm / PPM);
+        i64 tick = m.spec.tick;
+        if (is_buy) return (i64)floordiv((i128)mark + band, tick) * tick;
+        return (i64)(-floordiv(-((i128)mark - band), tick)) * tick;
+    }
+
+    // (filled, notional) an order would take from the book now, others' orders only
+    void calculate_sweep(Market& m, int32_t account, bool is_buy, i64 limit, i64 size,
+                         i64& filled, i128& notional) {
+        Side& s = side_of(m, !is_buy);
+        filled = 0;
+        notional = 0;
+        for (size_t i = s.levels.size(); i-- > 0;) {
+            const Level& l = s.levels[i];
+            if (is_buy ? l.price > limit : l.price < limit) break;
+            for (int32_t slot = l.head; slot >= 0; slot = orders[slot].next) {
+                const Order& o = orders[slot];
+                if (o.account != account) {
+                    i64 take = std::min(o.size, size - filled);
+                    filled += take;
+                    notional += (i128)take * l.price;
+                    if (filled == size) return;
+                }
+            }
+        }
+    }
+
+    bool check_order_margin(int32_t account, size_t market, bool is_buy, i64 price, i64 size,
+                            bool reduce_only, int tif, i64 released) {
+        Market& m = markets[market];
+        Position& p = pos(account, market);
+        i64 mark = m.mark_price;
+        Side& opposite = side_of(m, !is_buy);
+        i64 filled = 0;
+        i128 notional = 0;
+        if (!opposite.empty()) {
+            i64 best = opposite.best();
+            if (is_buy ? price >= best : price <= best)
+                calculate_sweep(m, account, is_buy, price, size, filled, notional);
+        }
+        if (tif == IOC || tif == FOK) size = filled;
+        i64 resting = size - filled;
+        i128 cost = fee_charged(notional + (i128)price * resting, m.spec.taker_fee_ppm);
+        i128 loss = is_buy ? notional - (i128)mark * filled : (i128)mark * filled - notional;
+        i128 diff = is_buy ? (i128)price - mark : (i128)mark - price;
+        if (diff > 0) loss += diff * resting;
+        if (loss > 0) cost += loss;
+        i64 held = p.size;
+        i128 ob = p.open_buy, os = p.open_sell;
+        i128 before = worst_exposure(held, ob, os);
+        if (!reduce_only) {
+            if (is_buy)
+                ob += (i128)size - released;
+            else
+                os += (i128)size - released;
+        }
+        bool increases = worst_exposure(held, ob, os) > before;
+        i128 equity, initial, maintenance;
+        cross_risk(account, equity, initial, maintenance, (int)market, (i64)ob, (i64)os);
+        if (increases) return equity - cost >= (protective ? initial * 2 : initial);
+        return equity - cost >= maintenance;
+    }
+
+    int check_matching(Market& m, int32_t account, bool is_buy, i64 price, i64 size, int tif) {
+        Side& s = side_of(m, !is_buy);
+        if (tif == ALO) {
+            if (!s.empty()) {
+                i64 best = s.best();
+                if (is_buy ? price >= best : price <= best) return POST_ONLY_WOULD_CROSS;
+            }
+        } else if (tif == FOK) {
+            i128 available = 0;
+            for (size_t i = s.levels.size(); i-- > 0;) {
+                const Level& l = s.levels[i];
+                if (is_buy ? price < l.price : price > l.price) break;
+                for (int32_t slot = l.head; slot >= 0; slot = orders[slot].next)
+                    if (orders[slot].account != account) available += orders[slot].size;
+                if (available >= size) return 0;
+            }
+            return FOK_NOT_FILLED;
+        }
+        return 0;
+    }
+
+    void process_place_order(const Cmd& c, i64 now) {
+        const int tag = T_PLACE;
+        i64 market_id = c.v[1];
+        bool is_buy = c.is_true(2);
+        i64 price = c.v[3], size = c.v[4], tif = c.v[5], order_type = c.v[6];
+        bool reduce_only = c.is_true(7);
+        i64 client_id = c.v[8], expiry = c.v[9], trigger_price = c.v[10];
+        bool price_ok = c.is_exact(3), size_ok = c.is_exact(4);
+        if (!c.is_exact(1) || market_id < 0 || market_id >= (i64)markets.size())
+            return reject(c, tag, 1, market_id, 8, client_id, UNKNOWN_MARKET);
+        Market& m = markets[market_id];
+        int reason = 0;
+        bool is_market = order_type == MARKET;
+        // tif and order type compare as Python ints (``in`` a tuple of ints)
+        bool types_ok = c.is_int(5) && c.is_int(6);
+        if (!types_ok || (order_type != LIMIT && order_type != MARKET) || tif < GTC || tif > ALO ||
+            (is_market && tif == ALO)) {
+            reason = INVALID_ORDER_TYPE;
+        } else {
+            bool use_tick = is_market && price_ok && price == 0;
+            reason = validate_order_numbers(m, use_tick || price_ok, use_tick ? m.spec.tick : price,
+                                            size_ok, size);
+        }
+        if (reason == 0 && (c.is_true(10)))  // a trigger price without a trigger kind
+            reason = INVALID_TRIGGER;
+        if (reason == 0 && c.is_true(9) && (!c.is_exact(9) || expiry <= now))
+            reason = ALREADY_EXPIRED;
+        if (reason) return reject(c, tag, 1, market_id, 8, client_id, reason);
+        (void)trigger_price;
+        int32_t account = find_account(c);
+        if (account < 0)
+            reason = UNKNOWN_ACCOUNT;
+        else if (client_id && find_client(account, client_id))
+            reason = DUPLICATE_CLIENT_ID;
+        else if (m.mark_price == 0)
+            reason = NO_MARK_PRICE;
+        else if (accounts[account].open_orders >= max_open_orders)
+            reason = TOO_MANY_ORDERS;
+        if (reason) return reject(c, tag, 1, market_id, 8, client_id, reason);
+        if (is_market) {
+            if (tif != FOK) tif = IOC;
+            i64 bound = market_order_bound(m, is_buy);
+            if (price == 0 || (is_buy ? price > bound : price < bound)) price = bound;
+        }
+        Position& p = pos(account, market_id);
+        if (reduce_only) {
+            i64 held = p.exists ? p.size : 0;
+            if (held == 0 || (held > 0) == is_buy)
+                return reject(c, tag, 1, market_id, 8, client_id, REDUCE_ONLY_WOULD_INCREASE);
+            size = std::min(size, abs64(held));
+        } else if ((i128)price * size < m.spec.min_order_value) {
+            return reject(c, tag, 1, market_id, 8, client_id, BELOW_MIN_VALUE);
+        }
+        bool created = !p.exists;
+        if (created) {
+            reset_position(p, m);
+            p.exists = true;
+        }
+        reason = check_matching(m, account, is_buy, price, size, (int)tif);
+        if (!reason &&
+            !check_order_margin(account, market_id, is_buy, price, size, reduce_only, (int)tif, 0))
+            reason = INSUFFICIENT_MARGIN;
+        if (reason) {
+            if (created) p.exists = false;
+            return reject(c, tag, 1, market_id, 8, client_id, reason);
+        }
+        i64 order_id = next_order_id++;
+        Order o;
+        o.order_id = order_id;
+        o.price = price;
+        o.size = size;
+        o.orig_size = size;
+        o.client_id = client_id;
+        o.expiry = c.is_true(9) ? expiry : 0;
+        o.timestamp = now;
+        o.account = account;
+        o.market = (int16_t)market_id;
+        o.is_buy = is_buy;
+        o.reduce_only = reduce_only;
+        o.tif = (uint8_t)tif;
+        o.order_type = (uint8_t)order_type;
+        o.prev = o.next = o.pprev = o.pnext = -1;
+        emit(E_ACCEPTED, [&] { return obj(order_id); }, [&] { return addr(account); },
+             [&] { return obj(market_id); }, [&] { return objb(is_buy); },
+             [&] { return obj(price); }, [&] { return obj(size); },
+             [&] { return echo(c, 8, client_id); });
+        process_execute(account, market_id, o);
+    }
+
+    void process_execute(int32_t account, size_t market, Order& o) {
+        Market& m = markets[market];
+        Position& p = pos(account, market);
+        Side& opposite = side_of(m, !o.is_buy);
+        if (!opposite.empty() && (o.is_buy ? o.price >= opposite.best() : o.price <= opposite.best())) {
+            process_match(account, market, o);
+            // a self-trade cancel may have dropped the (then empty) position: put it back
+            p.exists = true;
+        }
+        if (o.size == 0) {
+            maybe_drop_position(account, market, p);
+            return;
+        }
+        if (o.tif == GTC || o.tif == ALO) {
+            process_rest(account, market, o);
+        } else {
+            emit_cancelled(o, C_IOC_REMAINDER);
+            maybe_drop_position(account, market, p);
+        }
+    }
+
+    void process_rest(int32_t account, size_t market, const Order& o) {
+        Market& m = markets[market];
+        Position& p = pos(account, market);
+        if (o.reduce_only) {
+            i64 held = p.size;
+            if (held == 0 || (held > 0) == (bool)o.is_buy) {
+                emit_cancelled(o, C_REDUCE_ONLY);
+                maybe_drop_position(account, market, p);
+                return;
+            }
+        } else if (o.is_buy) {
+            p.open_buy += o.size;
+        } else {
+            p.open_sell += o.size;
+        }
+        int32_t slot = alloc_order(o);
+        book_add(m, slot);
+        position_link(p, slot);
+        ++accounts[account].open_orders;
+        ++live_orders;
+        if (o.client_id) client_ids[client_key(account, o.client_id)] = o.order_id;
+        if (o.expiry) {
+            expiries.emplace(o.expiry, o.order_id);
+            if (o.expiry < next_due) next_due = o.expiry;
+        }
+        const Order& r = orders[slot];
+        emit(E_RESTED, [&] { return obj(r.order_id); }, [&] { return obj(r.price); },
+             [&] { return obj(r.size); });
+    }
+
+    void process_match(int32_t taker_account, size_t market, Order& taker) {
+        Market& m = markets[market];
+        bool is_buy = taker.is_buy;
+        Side& s = side_of(m, !is_buy);
+        i64 limit = taker.price;
+        while (taker.size && !s.empty()) {
+            i64 best = s.best();
+            if (is_buy ? best > limit : best < limit) break;
+            while (taker.size && !s.empty() && s.levels.back().price == best) {
+                int32_t slot = s.levels.back().head;
+                Order& maker = orders[slot];
+                if (maker.account == taker_account) {
+                    process_remove_order(slot, C_SELF_TRADE);
+                    continue;
+                }
+                i64 quantity = taker.size < maker.size ? taker.size : maker.size;
+                int32_t maker_account = maker.account;
+                if (maker.reduce_only) {
+                    i64 held = pos(maker_account, market).size;
+                    if (held == 0 || (held > 0) == (bool)maker.is_buy) {
+                        process_remove_order(slot, C_REDUCE_ONLY);
+                        continue;
+                    }
+                    if (abs64(held) < quantity) quantity = abs64(held);
+                }
+                process_fill(market, maker_account, slot, taker_account, taker, quantity, best);
+                if (orders[slot].size == 0) {
+                    process_retire_order(slot);
+                } else if (orders[slot].reduce_only) {
+                    i64 held = pos(maker_account, market).size;
+                    if (held == 0 || (held > 0) == (bool)orders[slot].is_buy)
+                        process_remove_order(slot, C_REDUCE_ONLY);
+                }
+            }
+        }
+    }
+
+    void process_fill(size_t market, int32_t maker_account, int32_t maker_slot,
+                      int32_t taker_account, Order& taker, i64 quantity, i64 price) {
+        Market& m = markets[market];
+        Order& maker = orders[maker_slot];
+        i128 notional = (i128)price * quantity;
+        i128 maker_fee = fee_charged(notional, m.spec.maker_fee_ppm);
+        i128 taker_fee = fee_charged(notional, m.spec.taker_fee_ppm);
+        Position& mp = pos(maker_account, market);
+        if (!maker.reduce_only) {
+            if (maker.is_buy)
+                mp.open_buy -= quantity;
+            else
+                mp.open_sell -= quantity;
+        }
+        process_trade(maker_account, market, maker.is_buy, quantity, price, maker_fee);
+        process_trade(taker_account, market, taker.is_buy, quantity, price, taker_fee);
+        fee_pool += maker_fee + taker_fee;
+        maker.size -= quantity;
+        taker.size -= quantity;
+        emit(E_TRADE, [&] { return obj((i64)m.spec.market_id); }, [&] { return obj(price); },
+             [&] { return obj(quantity); }, [&] { return objb(taker.is_buy); },
+             [&] { return obj(maker.order_id); }, [&] { return obj(taker.order_id); },
+             [&] { return addr(maker_account); }, [&] { return addr(taker_account); },
+             [&] { return obj128(maker_fee); }, [&] { return obj128(taker_fee); });
+    }
+
+    void process_trade(int32_t account, size_t market, bool is_buy, i64 quantity, i64 price,
+                       i128 fee) {
+        Market& m = markets[market];
+        Position& p = pos(account, market);
+        i64 old = p.size;
+        i64 delta = is_buy ? quantity : -quantity;
+        i64 now_size = old + delta;
+        i128 flow = -(i128)price * delta - fee;
+        accounts[account].collateral += flow;
+        if (old == 0 || (old > 0) == (delta > 0))
+            p.entry_notional += (i128)price * delta;
+        else if (abs64(delta) <= abs64(old))
+            p.entry_notional = now_size ? floordiv(p.entry_notional * now_size, old) : 0;
+        else
+            p.entry_notional = (i128)price * now_size;
+        p.size = now_size;
+        if (now_size == 0) {
+            remove_holder(m, p);
+            p.cum_funding = 0;
+        } else if (old == 0) {
+            p.holder_at = (int32_t)m.holders.size();
+            m.holders.push_back(account);
+        }
+    }
+
+    void remove_holder(Market& m, Position& p) {
+        int32_t at = p.holder_at;
+        int32_t last = m.holders.back();
+        m.holders[at] = last;
+        m.holders.pop_back();
+        size_t market = &m - markets.data();
+        pos(last, market).holder_at = at;
+        p.holder_at = -1;
+    }
+
+    // take a live order off its book and out of every index (the slot stays allocated)
+    void process_take_off(int32_t slot) {
+        Order& o = orders[slot];
+        Market& m = markets[o.market];
+        Position& p = pos(o.account, o.market);
+        book_remove(m, slot);
+        if (!o.reduce_only) {
+            if (o.is_buy)
+                p.open_buy -= o.size;
+            else
+                p.open_sell -= o.size;
+        }
+        position_unlink(p, slot);
+        --accounts[o.account].open_orders;
+        --live_orders;
+        if (o.client_id) client_ids.erase(client_key(o.account, o.client_id));
+    }
+
+    void process_retire_order(int32_t slot) {
+        int32_t account = orders[slot].account;
+        size_t market = orders[slot].market;
+        process_take_off(slot);
+        free_order(slot);
+        maybe_drop_position(account, market, pos(account, market));
+    }
+
+    void process_remove_order(int32_t slot, int reason) {
+        int32_t account = orders[slot].account;
+        size_t market = orders[slot].market;
+        process_take_off(slot);
+        emit_cancelled(orders[slot], reason);
+        free_order(slot);
+        maybe_drop_position(account, market, pos(account, market));
+    }
+
+    // the live order ``order_id`` of ``market`` owned by the command's account, else a reject
+    int32_t owned_order(const Cmd& c, int tag, int32_t account) {
+        Order* o = live_order(c.is_int(2) ? c.v[2] : -1);
+        if (!o || !c.is_int(1) || o->market != c.v[1]) {
+            reject(c, tag, 1, c.v[1], 2, c.v[2], UNKNOWN_ORDER);
+            return -1;
+        }
+        if (o->account != account) {
+            reject(c, tag, 1, c.v[1], 2, c.v[2], NOT_ORDER_OWNER);
+            return -1;
+        }
+        return id_slot[o->order_id];
+    }
+
+    void process_cancel_order(const Cmd& c) {
+        int32_t slot = owned_order(c, T_CANCEL, find_account(c));
+        if (slot >= 0) process_remove_order(slot, C_USER);
+    }
+
+    void process_cancel_by_client_id(const Cmd& c) {
+        int32_t account = find_account(c);
+        i64 order_id = 0;
+        if (account >= 0 && c.is_true(2) && c.is_int(2)) order_id = find_client(account, c.v[2]);
+        Order* o = order_id ? live_order(order_id) : nullptr;
+        if (!o || !c.is_int(1) || o->market != c.v[1])
+            return reject(c, T_CANCEL_CLIENT, 1, c.v[1], 2, c.v[2], UNKNOWN_CLIENT_ID);
+        process_remove_order(id_slot[order_id], C_USER);
+    }
+
+    void process_cancel_all(const Cmd& c) {
+        i64 market = c.v[1];
+        bool all = c.is_int(1) && market == ALL_MARKETS;
+        if (!all && (!c.is_exact(1) || market < 0 || market >= (i64)markets.size()))
+            return reject(c, T_CANCEL_ALL, 1, market, -1, 0, UNKNOWN_MARKET);
+        int32_t account = find_account(c);
+        if (account < 0) return reject(c, T_CANCEL_ALL, 1, market, -1, 0, UNKNOWN_ACCOUNT);
+        process_cancel_account_orders(account, all ? ALL_MARKETS : market, C_USER);
+    }
+
+    void process_cancel_account_orders(int32_t account, i64 market, int reason) {
+        std::vector<std::pair<i64, int32_t>> ids;
+        for (size_t m = 0; m < markets.size(); ++m) {
+            if (market != ALL_MARKETS && market != (i64)m) continue;
+            Position& p = pos(account, m);
+            if (!p.exists) continue;
+            ids.clear();
+            for (int32_t slot = p.ohead; slot >= 0; slot = orders[slot].pnext)
+                ids.emplace_back(orders[slot].order_id, slot);
+            std::sort(ids.begin(), ids.end());
+            for (auto& item : ids) process_remove_order(item.second, reason);
+        }
+    }
+
+    void process_modify_order(const Cmd& c, i64 now) {
+        const int tag = T_MODIFY;
+        i64 market_id = c.v[1], order_id = c.v[2], price = c.v[3], size = c.v[4];
+        Order* o = live_order(c.is_int(2) ? order_id : -1);
+        int reason = 0;
+        int32_t account = find_account(c);
+        if (!o || !c.is_int(1) || o->market != market_id) {
+            bool unknown_market =
+                !c.is_exact(1) || market_id < 0 || market_id >= (i64)markets.size();
+            reason = unknown_market ? UNKNOWN_MARKET : UNKNOWN_ORDER;
+        } else if (o->account != account) {
+            reason = NOT_ORDER_OWNER;
+        } else {
+            reason = validate_order_numbers(markets[market_id], c.is_exact(3), price, c.is_exact(4),
+                                            size);
+            if (!reason && !o->reduce_only &&
+                (i128)price * size < markets[market_id].spec.min_order_value)
+                reason = BELOW_MIN_VALUE;
+        }
+        if (reason) return reject(c, tag, 1, market_id, 2, order_id, reason);
+        Market& m = markets[market_id];
+        Position& p = pos(account, market_id);
+        int32_t slot = id_slot[order_id];
+        if (price == o->price && size <= o->size) {
+            // shrinking in place keeps time priority
+            if (!o->reduce_only) {
+                if (o->is_buy)
+                    p.open_buy -= o->size - size;
+                else
+                    p.open_sell -= o->size - size;
+            }
+            o->price = price;
+            o->size = size;
+            emit(E_MODIFIED, [&] { return obj(order_id); }, [&] { return obj(price); },
+                 [&] { return obj(size); }, [&] { return objb(true); });
+            return;
+        }
+        if (o->tif == ALO || o->tif == FOK)
+            reason = check_matching(m, account, o->is_buy, price, size, o->tif);
+        if (!reason && !check_order_margin(account, market_id, o->is_buy, price, size,
+                                           o->reduce_only, o->tif, o->reduce_only ? 0 : o->size))
+            reason = INSUFFICIENT_MARGIN;
+        if (reason) return reject(c, tag, 1, market_id, 2, order_id, reason);
+        process_take_off(slot);
+        Order moved = orders[slot];
+        free_order(slot);
+        moved.price = price;
+        moved.size = size;
+        moved.orig_size = size;
+        moved.timestamp = now;
+        emit(E_MODIFIED, [&] { return obj(order_id); }, [&] { return obj(price); },
+             [&] { return obj(size); }, [&] { return objb(false); });
+        process_execute(account, market_id, moved);
+    }
+
+    // ---------------------------------------------------------------- collateral
+
+    bool check_l1_index(const Cmd& c, int field) {
+        return c.is_exact(field) && c.v[field] == l1_consumed;
+    }
+
+    void process_deposit(const Cmd& c) {
+        const int tag = T_DEPOSIT;
+        if (!check_l1_index(c, 2)) return reject(c, tag, -1, -1, 2, c.v[2], OUT_OF_ORDER_L1_MESSAGE);
+        i64 amount = c.v[1];
+        int reason = 0;
+        bool amount_int = c.src ? PyLong_CheckExact(PyTuple_GET_ITEM(c.src, 1)) : true;
+        // an int beyond int64 reads as INT64_MAX (past the cap) or INT64_MIN (not positive)
+        if (!amount_int || amount <= 0 || !c.key_ok) {
+            reason = INVALID_AMOUNT;
+        } else if ((i128)amount > (i128)MAX_COLLATERAL - (total_deposited - total_withdrawn)) {
+            reason = COLLATERAL_CAP_EXCEEDED;
+        }
+        if (reason) {
+            ++l1_consumed;
+            emit(E_L1_CONSUMED, [&] { return echo(c, 2, c.v[2]); },
+                 [&] { return account_obj(c); }, [&] { return obj(tag); });
+            return reject(c, tag, -1, -1, 2, c.v[2], reason);
+        }
+        int32_t account = find_account(c);
+        if (account < 0) {
+            if (c.src) {
+                account = create_account(c.key, PyTuple_GET_ITEM(c.src, 0));
+            } else {
+                PyObject* address = PyBytes_FromStringAndSize((const char*)c.key.data(), 20);
+                account = create_account(c.key, address);
+                Py_DECREF(address);
+            }
+        }
+        accounts[account].collateral += amount;
+        total_deposited += amount;
+        ++l1_consumed;
+        emit(E_DEPOSITED, [&] { return account_obj(c); }, [&] { return echo(c, 1, amount); },
+             [&] { return echo(c, 2, c.v[2]); });
+    }
+
+    void process_withdraw(const Cmd& c) {
+        if (protective) return reject(c, T_WITHDRAW, -1, -1, -1, 0, WITHDRAWALS_PAUSED);
+        const int tag = T_WITHDRAW;
+        i64 amount = c.v[1];
+        if (!c.is_exact(1) || amount <= 0 || amount > MAX_COLLATERAL)
+            return reject(c, tag, -1, -1, -1, 0, INVALID_AMOUNT);
+        int32_t account = find_account(c);
+        if (account < 0) return reject(c, tag, -1, -1, -1, 0, UNKNOWN_ACCOUNT);
+        i128 equity, initial, maintenance;
+        cross_risk(account, equity, initial, maintenance);
+        if (equity - amount < initial) return reject(c, tag, -1, -1, -1, 0, INSUFFICIENT_COLLATERAL);
+        accounts[account].collateral -= amount;
+        total_withdrawn += amount;
+        i64 withdrawal_id = next_withdrawal_id++;
+        emit(E_WITHDRAWN, [&] { return account_obj(c); }, [&] { return obj(amount); },
+             [&] { return obj(withdrawal_id); });
+    }
+
+    void process_set_protective_mode(const Cmd& c) {
+        // ``type(enabled) is bool``: the decoder marks a real bool as exact
+        if (c.is_exact(0) && c.is_true(0) != protective) {
+            protective = c.is_true(0);
+            emit(E_PROTECTIVE_SET, [&] { return objb(protective); });
+        }
+    }
+
+    void process_set_leverage(const Cmd& c) {
+        const int tag = T_LEVERAGE;
+        i64 market_id = c.v[1];
+        if (!c.is_exact(1) || market_id < 0 || market_id >= (i64)markets.size())
+            return reject(c, tag, 1, market_id, -1, 0, UNKNOWN_MARKET);
+        Market& m = markets[market_id];
+        i64 leverage = c.v[2];
+        if (!c.is_exact(2) || leverage < 1 || leverage > m.spec.max_leverage)
+            return reject(c, tag, 1, market_id, -1, 0, INVALID_LEVERAGE);
+        int32_t account = find_account(c);
+        if (account < 0) return reject(c, tag, 1, market_id, -1, 0, UNKNOWN_ACCOUNT);
+        Position& p = pos(account, market_id);
+        // cross only here (isolated refused before): ``existing.isolated != cmd.isolated``
+        // cannot hold, the positions being all cross
+        if (!p.exists) {
+            reset_position(p, m);
+            p.exists = true;
+        }
+        i64 old_leverage = p.leverage;
+        p.leverage = leverage;
+        p.imf = initial_fraction(m.spec.initial_margin_ppm, leverage);
+        i128 equity, initial, maintenance;
+        cross_risk(account, equity, initial, maintenance);
+        bool ok = equity >= initial;
+        if (!ok && leverage < old_leverage) {
+            p.leverage = old_leverage;
+            p.imf = initial_fraction(m.spec.initial_margin_ppm, old_leverage);
+            maybe_drop_position(account, market_id, p);
+            return reject(c, tag, 1, market_id, -1, 0, INSUFFICIENT_MARGIN);
+        }
+        maybe_drop_position(account, market_id, p);
+        emit(E_LEVERAGE_SET, [&] { return account_obj(c); }, [&] { return echo(c, 1, market_id); },
+             [&] { return echo(c, 2, leverage); }, [&] { return echo(c, 3, 0); });
+    }
+
+    // ---------------------------------------------------------------- prices and time
+
+    void process_oracle_price(const Cmd& c, i64 now) {
+        const int tag = T_ORACLE;
+        i64 market_id = c.v[1];
+        if (!c.is_exact(1) || market_id < 0 || market_id >= (i64)markets.size())
+            return reject(c, tag, 1, market_id, -1, 0, UNKNOWN_MARKET);
+        Market& m = markets[market_id];
+        PyObject* publisher = c.src ? PyTuple_GET_ITEM(c.src, 0) : nullptr;
+        std::string name;
+        if (publisher && PyBytes_Check(publisher))
+            name.assign(PyBytes_AS_STRING(publisher), PyBytes_GET_SIZE(publisher));
+        else if (!publisher)
+            name.assign((const char*)c.key.data(), 20);
+        bool known = (publisher == nullptr || PyBytes_Check(publisher)) &&
+                     std::find(publishers.begin(), publishers.end(), name) != publishers.end();
+        if (!known) return reject(c, tag, 1, market_id, -1, 0, 113 /* UNKNOWN_PUBLISHER */);
+        i64 price = c.v[2];
+        if (!c.is_exact(2) || price <= 0 || price > m.spec.max_price)
+            return reject(c, tag, 1, market_id, -1, 0, INVALID_PRICE);
+        bool found = false;
+        for (Oracle& o : m.oracle) {
+            if (o.publisher == name) {
+                o.price = price;
+                o.time = now;
+                found = true;
+                break;
+            }
+        }
+        if (!found) {
+            PyObject* pobj = publisher ? publisher
+                                       : PyBytes_FromStringAndSize(name.data(), name.size());
+            if (publisher) Py_INCREF(pobj);
+            m.oracle.push_back(Oracle{name, pobj, price, now});
+        }
+        emit(E_ORACLE_ACCEPTED, [&] { return account_obj(c); }, [&] { return obj(market_id); },
+             [&] { return obj(price); });
+        size_t one[1] = {(size_t)market_id};
+        process_refresh_prices(one, 1, now);
+    }
+
+    void process_refresh_prices_all(i64 now) {
+        std::vector<size_t> all(markets.size());
+        for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+        process_refresh_prices(all.data(), all.size(), now);
+    }
+
+    i64 calculate_index(const Market& m, i64 now) {
+        i64 oldest = now - m.spec.oracle_staleness_ms;
+        i64 fresh[64];
+        std::vector<i64> many;
+        size_t n = 0;
+        for (const Oracle& o : m.oracle) {
+            if (o.time >= oldest) {
+                if (n < 64)
+                    fresh[n] = o.price;
+                else {
+                    if (many.empty()) many.assign(fresh, fresh + 64);
+                    many.push_back(o.price);
+                }
+                ++n;
+            }
+        }
+        if (n == 0) return 0;
+        i64* values = many.empty() ? fresh : many.data();
+        std::sort(values, values + n);
+        return values[(n - 1) / 2];
+    }
+
+    i64 calculate_mark(const Market& m, i64 index) {
+        if (index == 0) return 0;
+        i64 bid = m.bids.empty() ? index : m.bids.best();
+        i64 ask = m.asks.empty() ? index : m.asks.best();
+        i64 v[3] = {index, bid, ask};
+        std::sort(v, v + 3);
+        i64 mark = v[1];
+        i64 band = (i64)((i128)index * m.spec.mark_band_ppm / PPM);
+        return std::min(std::max(mark, index - band), index + band);
+    }
+
+    void process_refresh_prices(const size_t* which, size_t n, i64 now) {
+        std::vector<size_t> changed;
+        for (size_t i = 0; i < n; ++i) {
+            Market& m = markets[which[i]];
+            i64 index = calculate_index(m, now);
+            i64 mark = calculate_mark(m, index);
+            if (index != m.index_price || mark != m.mark_price) {
+                m.index_price = index;
+                m.mark_price = mark;
+                emit(E_MARK_UPDATED, [&] { return obj(m.spec.market_id); },
+                     [&] { return obj(index); }, [&] { return obj(mark); });
+                changed.push_back(which[i]);
+            }
+        }
+        check_liquidations(changed);
+    }
+
+    // A liquidation is not implemented: when a holder of a market whose mark just changed
+    // (or that just paid funding) is below maintenance, the core stops here, loudly.
+    void check_liquidations(const std::vector<size_t>& changed) {
+        for (size_t market : changed) {
+            if (markets[market].mark_price == 0) continue;
+            for (int32_t account : markets[market].holders) {
+                bool any_zero = false;
+                for (size_t m = 0; m < markets.size(); ++m) {
+                    const Position& p = pos(account, m);
+                    if (p.exists && p.size && markets[m].mark_price == 0) any_zero = true;
+                }
+                if (any_zero) continue;
+                i128 equity, initial, maintenance;
+                cross_risk(account, equity, initial, maintenance);
+                if (equity < maintenance) {
+                    poisoned = true;
+                    throw Unsupported(
+                        "a liquidation became due: liquidations are not implemented by the native "
+                        "core (this engine is now unusable)");
+                }
+            }
+        }
+    }
+
+    void process_due() {
+        i64 now = time;
+        while (!expiries.empty() && expiries.top().first <= now) {
+            auto [expiry, order_id] = expiries.top();
+            expiries.pop();
+            Order* o = live_order(order_id);
+            if (o && o->expiry == expiry) process_remove_order(id_slot[order_id], C_EXPIRED);
+        }
+        std::vector<size_t> funded;
+        for (size_t i = 0; i < markets.size(); ++i) {
+            Market& m = markets[i];
+            const MarketSpecN& s = m.spec;
+            if (m.next_sample == 0) {
+                m.next_sample = (now / s.premium_sample_ms + 1) * s.premium_sample_ms;
+                m.next_funding = (now / s.funding_interval_ms + 1) * s.funding_interval_ms;
+            }
+            if (now >= m.next_sample) process_premium_sample(m, now);
+            if (now >= m.next_funding) {
+                process_funding(m, now);
+                funded.push_back(i);
+            }
+        }
+        check_liquidations(funded);
+        i64 due = NO_TIME;
+        if (!expiries.empty()) due = expiries.top().first;
+        for (const Market& m : markets) due = std::min({due, m.next_sample, m.next_funding});
+        next_due = due;
+    }
+
+    void process_premium_sample(Market& m, i64 now) {
+        const MarketSpecN& s = m.spec;
+        i64 index = m.index_price;
+        if (index && !m.bids.empty() && !m.asks.empty()) {
+            i128 mid = floordiv((i128)m.bids.best() + m.asks.best(), 2);
+            i128 premium = floordiv((mid - index) * PPB, index);
+            i128 cap = s.funding_cap_ppb;
+            m.premium_sum += std::min(std::max(premium, -cap), cap);
+            m.premium_count += 1;
+        }
+        m.next_sample = (now / s.premium_sample_ms + 1) * s.premium_sample_ms;
+    }
+
+    void process_funding(Market& m, i64 now) {
+        const MarketSpecN& s = m.spec;
+        i128 average = m.premium_count ? floordiv(m.premium_sum, m.premium_count) : 0;
+        i128 cap = s.funding_cap_ppb;
+        i128 rate = std::min(std::max(average + s.interest_ppb, -cap), cap);
+        m.premium_sum = 0;
+        m.premium_count = 0;
+        m.next_funding = (now / s.funding_interval_ms + 1) * s.funding_interval_ms;
+        i64 index = m.index_price;
+        if (index == 0) return;
+        m.funding_rate_ppb = (i64)rate;
+        m.cumulative_funding += rate * index;
+        i128 dust = 0;
+        size_t market = &m - markets.data();
+        for (int32_t account : m.holders) {
+            Position& p = pos(account, market);
+            i128 payment = ceildiv((i128)p.size * rate * index, PPB);
+            dust += payment;
+            p.cum_funding += payment;
+            accounts[account].collateral -= payment;
+        }
+        insurance_fund += dust;
+        emit(E_FUNDING_PAID, [&] { return obj(s.market_id); }, [&] { return obj128(rate); },
+             [&] { return obj(index); }, [&] { return obj128(m.cumulative_funding); },
+             [&] { return obj128(dust); });
+    }
+};
+
+// ------------------------------------------------------------------ decoding
+
+// how many int fields each command tag has after the account (the layout of Cmd.v)
+void decode_int(Cmd& c, int i, PyObject* item) {
+    c.v[i] = 0;
+    if (PyLong_Check(item)) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(item, &overflow);
+        c.intlike |= 1u << i;
+        if (overflow) {
+            // beyond int64: compares like a value past every bound, in its direction
+            c.v[i] = overflow > 0 ? INT64_MAX : INT64_MIN;
+            c.overflow |= 1u << i;
+            c.truthy |= 1u << i;
+            return;
+        }
+        c.v[i] = v;
+        if (v) c.truthy |= 1u << i;
+        // ``type(x) is int`` refuses bools and IntEnum members
+        if (PyLong_CheckExact(item)) c.exact |= 1u << i;
+        return;
+    }
+    if (PyObject_IsTrue(item) == 1) c.truthy |= 1u << i;
+}
+
+class PyCore {
+public:
+    Core core;
+    PyCore(py::list specs, py::list publishers, i64 max_open, py::tuple events,
+           py::tuple commands)
+        : core(specs, publishers, max_open, events, commands) {}
+
+    int tag_of(PyObject* cmd) {
+        PyObject* type = (PyObject*)Py_TYPE(cmd);
+        for (int i = 0; i < N_TAGS; ++i)
+            if (core.command_types[i] == type) return i;
+        return -1;
+    }
+
+    void decode(PyObject* cmd, Cmd& c) {
+        c.src = cmd;
+        c.tag = tag_of(cmd);
+        if (c.tag < 0) throw Unsupported("not a command");
+        Py_ssize_t n = PyTuple_GET_SIZE(cmd);
+        PyObject* first = n ? PyTuple_GET_ITEM(cmd, 0) : nullptr;
+        if (first && PyBytes_Check(first) && PyBytes_GET_SIZE(first) == 20) {
+            std::memcpy(c.key.data(), PyBytes_AS_STRING(first), 20);
+            c.key_ok = true;
+        }
+        if (c.tag == T_PROTECTIVE) {
+            PyObject* item = PyTuple_GET_ITEM(cmd, 0);
+            if (PyBool_Check(item)) c.exact |= 1;
+            if (item == Py_True) c.truthy |= 1;
+            return;
+        }
+        for (Py_ssize_t i = 1; i < n && i < 12; ++i) decode_int(c, (int)i, PyTuple_GET_ITEM(cmd, i));
+    }
+
+    py::list apply(py::handle command, py::handle timestamp) {
+        Cmd c;
+        decode(command.ptr(), c);
+        int overflow = 0;
+        long long ts = PyLong_AsLongLongAndOverflow(timestamp.ptr(), &overflow);
+        if (overflow || ts < 0) throw Unsupported("a timestamp beyond int64");
+        py::list events;
+        core.out = events.ptr();
+        try {
+            core.apply(c, ts);
+        } catch (...) {
+            core.out = nullptr;
+            throw;
+        }
+        core.out = nullptr;
+        return events;
+    }
+
+    // Apply a list of commands at ``clock >> 6``, ``clock`` counting up from ``clock_start``
+    // (the benchmark's timestamps), building no event objects: the batch entry point.
+    // Returns (events, elapsed ns); with ``samples`` each command's ns are appended to it.
+    py::tuple run_stream(py::list commands, i64 clock_start, bool latency) {
+        std::vector<Cmd> decoded(commands.size());
+        for (size_t i = 0; i < decoded.size(); ++i) {
+            decode(commands[i].ptr(), decoded[i]);
+            decoded[i].src = nullptr;
+        }
+        core.out = nullptr;
+        core.event_count = 0;
+        i64 clock = clock_start;
+        std::vector<int64_t> samples;
+        auto start = std::chrono::steady_clock::now();
+        if (latency) {
+            samples.reserve(decoded.size());
+            for (const Cmd& c : decoded) {
+                ++clock;
+                auto t0 = std::chrono::steady_clock::now();
+                core.apply(c, clock >> 6);
+                samples.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::steady_clock::now() - t0)
+                                      .count());
+            }
+        } else {
+            for (const Cmd& c : decoded) {
+                ++clock;
+                core.apply(c, clock >> 6);
+            }
+        }
+        auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+        py::list out;
+        if (latency) {
+            std::sort(samples.begin(), samples.end());
+            for (int64_t s : samples) out.append(s);
+        }
+        return py::make_tuple(core.event_count, elapsed, out);
+    }
+
+    // ---------------------------------------------------------------- export
+
+    // The whole state as plain Python values, for building the reference's State (and so
+    // its state root and snapshots): see asyncdex.engine.native.to_reference_state.
+    py::dict export_state() {
+        Core& k = core;
+        py::dict d;
+        auto i128o = [](i128 v) { return py::reinterpret_steal<py::object>(to_py(v)); };
+        d["time"] = k.time;
+        d["next_due"] = k.next_due;
+        d["next_order_id"] = k.next_order_id;
+        d["next_withdrawal_id"] = k.next_withdrawal_id;
+        d["l1_consumed"] = k.l1_consumed;
+        d["insurance_fund"] = i128o(k.insurance_fund);
+        d["fee_pool"] = i128o(k.fee_pool);
+        d["total_deposited"] = i128o(k.total_deposited);
+        d["total_withdrawn"] = i128o(k.total_withdrawn);
+        d["protective"] = k.protective;
+        auto order_list = [&](const Order& o) {
+            py::list l;
+            l.append(o.order_id);
+            l.append(py::reinterpret_borrow<py::object>(k.accounts[o.account].address));
+            l.append((int)o.market);
+            l.append((bool)o.is_buy);
+            l.append(o.price);
+            l.append(o.size);
+            l.append(o.orig_size);
+            l.append((int)o.tif);
+            l.append((bool)o.reduce_only);
+            l.append(o.client_id);
+            l.append(o.expiry);
+            l.append(o.timestamp);
+            l.append(0);
+            l.append(0);
+            l.append((int)o.order_type);
+            return l;
+        };
+        py::list markets;
+        for (const Market& m : k.markets) {
+            py::dict md;
+            py::list scalars;
+            scalars.append(m.index_price);
+            scalars.append(m.mark_price);
+            scalars.append(i128o(m.premium_sum));
+            scalars.append(m.premium_count);
+            scalars.append(m.next_sample);
+            scalars.append(m.next_funding);
+            scalars.append(i128o(m.cumulative_funding));
+            scalars.append(m.funding_rate_ppb);
+            md["scalars"] = scalars;
+            py::list oracle;
+            for (const Oracle& o : m.oracle)
+                oracle.append(py::make_tuple(py::reinterpret_borrow<py::object>(o.obj), o.price,
+                                             o.time));
+            md["oracle"] = oracle;
+            py::list book;  // bids best first, then asks best first, time order in a level
+            for (const Side* s : {&m.bids, &m.asks})
+                for (size_t i = s->levels.size(); i-- > 0;)
+                    for (int32_t slot = s->levels[i].head; slot >= 0; slot = k.orders[slot].next)
+                        book.append(order_list(k.orders[slot]));
+            md["book"] = book;
+            markets.append(md);
+        }
+        d["markets"] = markets;
+        py::list accounts;
+        size_t M = k.markets.size();
+        for (size_t a = 0; a < k.accounts.size(); ++a) {
+            const Account& acc = k.accounts[a];
+            py::list positions;
+            for (size_t m = 0; m < M; ++m) {
+                const Position& p = k.positions[a * M + m];
+                if (!p.exists) continue;
+                py::list scalars;
+                scalars.append(p.size);
+                scalars.append(i128o(p.entry_notional));
+                scalars.append(i128o(p.iso_margin));
+                scalars.append(p.open_buy);
+                scalars.append(p.open_sell);
+                scalars.append(p.leverage);
+                scalars.append(p.isolated);
+                scalars.append(i128o(p.cum_funding));
+                py::list ids;
+                for (int32_t slot = p.ohead; slot >= 0; slot = k.orders[slot].pnext)
+                    ids.append(k.orders[slot].order_id);
+                positions.append(py::make_tuple(m, scalars, ids));
+            }
+            accounts.append(py::make_tuple(py::reinterpret_borrow<py::object>(acc.address),
+                                           i128o(acc.collateral), acc.scheduled_cancel,
+                                           positions));
+        }
+        d["accounts"] = accounts;
+        py::list heap;
+        auto copy = k.expiries;
+        while (!copy.empty()) {
+            heap.append(py::make_tuple(copy.top().first, copy.top().second));
+            copy.pop();
+        }
+        d["expiries"] = heap;
+        return d;
+    }
+
+    // Native bytes held for resting orders and the book (for the memory benchmark)
+    py::dict memory() {
+        Core& k = core;
+        size_t levels = 0;
+        for (const Market& m : k.markets)
+            levels += (m.bids.levels.capacity() + m.asks.levels.capacity()) * sizeof(Level);
+        py::dict d;
+        d["orders"] = k.orders.capacity() * sizeof(Order);
+        d["id_index"] = k.id_slot.capacity() * sizeof(int32_t);
+        d["levels"] = levels;
+        d["client_ids"] = k.client_ids.size() * (sizeof(uint64_t) + sizeof(i64) + 16);
+        d["live_orders"] = k.live_orders;
+        d["order_size"] = sizeof(Order);
+        return d;
+    }
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_native_core, m) {
+    m.doc() = "The native engine core (see asyncdex.engine.native).";
+    py::register_exception<Unsupported>(m, "NativeUnsupported", PyExc_NotImplementedError);
+    py::class_<PyCore>(m, "Core")
+        .def(py::init<py::list, py::list, i64, py::tuple, py::tuple>())
+        .def("apply", &PyCore::apply)
+        .def("run_stream", &PyCore::run_stream, py::arg("commands"), py::arg("clock_start"),
+             py::arg("latency") = false)
+        .def("export_state", &PyCore::export_state)
+        .def("memory", &PyCore::memory);
+}

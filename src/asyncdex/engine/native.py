@@ -1,0 +1,245 @@
+"""The native engine core: ``NativeEngine.apply(command, timestamp) -> events``, in C++.
+
+Invariants:
+- The interpreted engine (``asyncdex.engine.transition``) is the specification. The native
+  core (``_native/core.cpp``, built by ``pip install`` when a C++17 compiler is present)
+  produces the same events, as the same event classes, and the same state root for every
+  command it implements; the differential tests compare both after every command.
+- What the native core does not implement is refused loudly with ``NativeUnsupported``
+  (see ``NATIVE_COMMANDS`` and ``NATIVE_LIMITS``), before the command changes anything.
+  The one exception is a liquidation, which only shows once the mark has moved: the core
+  raises ``NativeUnsupported`` then and refuses every later command. Nothing falls back to
+  the reference silently.
+- The state root is computed by exporting the native state into the reference's structures
+  (``to_reference_state``) and committing those with ``asyncdex.engine.state_root``: one
+  commitment code, so the two cannot disagree on encoding. It costs a full export, so it is
+  for tests, batches and snapshots, not for every command.
+- Without the compiled extension, ``native_available()`` is false and
+  ``native_unavailable_reason()`` says why; callers run the reference and warn.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+from asyncdex.engine.margin import initial_fraction_ppm
+from asyncdex.engine.orderbook import Order
+from asyncdex.engine.state import Account, Position, State
+from asyncdex.engine.state_root import state_root
+from asyncdex.messages.commands import (
+    COMMAND_TYPES,
+    AdvanceTime,
+    CancelAll,
+    CancelByClientId,
+    CancelOrder,
+    Command,
+    Deposit,
+    ModifyOrder,
+    PlaceOrder,
+    PublishOraclePrice,
+    SetLeverage,
+    SetProtectiveMode,
+    Withdraw,
+)
+from asyncdex.messages.events import EVENT_TYPES, Event
+from asyncdex.types.market import EngineConfig, MarketSpec
+
+try:
+    from asyncdex.engine import _native_core  # type: ignore[attr-defined]
+except ImportError as error:  # no compiler at install time: the reference runs instead
+    _native_core = None
+    _UNAVAILABLE = f"the native engine core is not built ({error})"
+else:
+    _UNAVAILABLE = ""
+
+
+if _native_core is not None:
+    NativeUnsupported: type[NotImplementedError] = _native_core.NativeUnsupported
+else:
+
+    class NativeUnsupported(NotImplementedError):  # type: ignore[no-redef]
+        """A command or state the native core does not implement (yet)."""
+
+
+# The commands the native core runs, each fully (every reject reason and event).
+NATIVE_COMMANDS: frozenset[type] = frozenset(
+    {
+        Deposit,
+        Withdraw,
+        PlaceOrder,
+        CancelOrder,
+        CancelByClientId,
+        CancelAll,
+        ModifyOrder,
+        SetLeverage,
+        PublishOraclePrice,
+        AdvanceTime,
+        SetProtectiveMode,
+    }
+)
+# What it refuses within those commands (NativeUnsupported), and what it never runs.
+NATIVE_LIMITS: tuple[str, ...] = (
+    "trigger orders (PlaceOrder with a trigger kind)",
+    "isolated margin (SetLeverage with isolated=True, UpdateIsolatedMargin)",
+    "liquidation and auto-deleveraging (raised when one becomes due; the engine is then unusable)",
+    "batch-auction markets (refused at construction)",
+    "Signed envelopes, Batch, ApproveAgent, ApproveBuilderFee, PlaceBuilderOrder, "
+    "ScheduleCancel, ForceWithdraw, ForceCancelAll",
+    "client ids and expiries beyond int64",
+)
+
+
+def native_available() -> bool:
+    return _native_core is not None
+
+
+def native_unavailable_reason() -> str:
+    return _UNAVAILABLE
+
+
+def _spec_fields(spec: MarketSpec) -> tuple[int, ...]:
+    """The spec in the native core's field order (``MarketSpecN`` in core.cpp)."""
+    return (
+        spec.market_id,
+        spec.tick,
+        spec.lot,
+        spec.min_order_value,
+        spec.initial_margin_ppm,
+        spec.maintenance_margin_ppm,
+        spec.max_leverage,
+        spec.maker_fee_ppm,
+        spec.taker_fee_ppm,
+        spec.funding_interval_ms,
+        spec.premium_sample_ms,
+        spec.funding_cap_ppb,
+        spec.interest_ppb,
+        spec.oracle_staleness_ms,
+        spec.mark_band_ppm,
+        spec.market_slippage_ppm,
+        spec.max_order_size,
+        spec.max_price,
+    )
+
+
+_INT64_MAX = (1 << 63) - 1
+# the codec's tags as core.cpp numbers them (``enum Tag``) and the event classes it emits
+# (``enum Ev``): a renumbering in messages/ must be mirrored there
+_CORE_COMMAND_ORDER = (
+    "Deposit Withdraw PlaceOrder CancelOrder CancelByClientId CancelAll ModifyOrder "
+    "ScheduleCancel SetLeverage UpdateIsolatedMargin PublishOraclePrice AdvanceTime "
+    "ApproveAgent Signed ForceWithdraw ForceCancelAll SetProtectiveMode Batch "
+    "ApproveBuilderFee PlaceBuilderOrder CommitteeBlock"
+).split()
+_CORE_EVENT_ORDER = (
+    "Rejected OrderAccepted TradeExecuted OrderRested OrderCancelled OrderModified "
+    "TriggerArmed OrderTriggered Deposited Withdrawn LeverageSet IsolatedMarginMoved "
+    "ScheduledCancelSet OraclePriceAccepted MarkPriceUpdated FundingPaid LiquidationStarted "
+    "LiquidationSettled PositionDeleveraged AgentApproved ProtectiveModeSet L1MessageConsumed"
+).split()
+
+
+class NativeEngine:
+    """The native core behind the reference's entry point (``apply``)."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        if _native_core is None:
+            raise NativeUnsupported(_UNAVAILABLE)
+        config.validate()
+        for spec in config.markets:
+            if spec.auction_interval_ms:
+                raise NativeUnsupported(
+                    f"market {spec.market_id} clears in batch auctions: not implemented natively"
+                )
+            if spec.market_id != config.markets.index(spec):
+                raise NativeUnsupported("market ids must be their positions in the config")
+            if spec.max_price > 10**15 or spec.max_order_size > 10**15:
+                raise NativeUnsupported("market bounds beyond 10^15")
+        if config.max_open_orders_per_account > _INT64_MAX:
+            raise NativeUnsupported("max_open_orders_per_account beyond int64")
+        if [c.__name__ for c in COMMAND_TYPES] != _CORE_COMMAND_ORDER or [
+            e.__name__ for e in EVENT_TYPES[: len(_CORE_EVENT_ORDER)]
+        ] != _CORE_EVENT_ORDER:
+            raise NativeUnsupported("the codec's numbering moved: update core.cpp to match")
+        self.config = config
+        self._core = _native_core.Core(
+            [_spec_fields(spec) for spec in config.markets],
+            list(config.oracle_publishers),
+            config.max_open_orders_per_account,
+            EVENT_TYPES,
+            COMMAND_TYPES,
+        )
+        self.apply_native = self._core.apply
+
+    def apply(self, command: Command, timestamp: int) -> list[Event]:
+        """Apply one sequenced command at ``timestamp`` (ms) and return what happened."""
+        events: list[Event] = self._core.apply(command, timestamp)
+        return events
+
+    def run_stream(
+        self, commands: list[Command], clock_start: int, latency: bool = False
+    ) -> tuple[int, int, list[int]]:
+        """Apply ``commands`` at ``clock >> 6`` (the engine benchmark's timestamps) without
+        building event objects: (events emitted, elapsed ns, sorted per-command ns when
+        ``latency``). The batch entry point: one call for the whole stream."""
+        result: tuple[int, int, list[int]] = self._core.run_stream(commands, clock_start, latency)
+        return result
+
+    def memory(self) -> dict[str, int]:
+        """Bytes the native core holds for orders and books (capacities, not just sizes)."""
+        figures: dict[str, int] = self._core.memory()
+        return figures
+
+    def to_reference_state(self) -> State:
+        """The native state as the reference's ``State`` (for roots and snapshots)."""
+        return build_reference_state(self.config, self._core.export_state())
+
+    def state_root(self) -> bytes:
+        return state_root(self.to_reference_state())
+
+
+def build_reference_state(config: EngineConfig, exported: dict[str, Any]) -> State:
+    state = State(config)
+    for name in (
+        "time",
+        "next_due",
+        "next_order_id",
+        "next_withdrawal_id",
+        "l1_consumed",
+        "insurance_fund",
+        "fee_pool",
+        "total_deposited",
+        "total_withdrawn",
+        "protective",
+    ):
+        setattr(state, name, exported[name])
+    orders: dict[int, Order] = {}
+    for market, data in zip(state.markets, exported["markets"], strict=True):
+        market.set_scalars(list(data["scalars"]))
+        market.oracle = {publisher: (price, at) for publisher, price, at in data["oracle"]}
+        for items in data["book"]:
+            order = Order.from_list(list(items))
+            market.book.add(order)
+            orders[order.order_id] = order
+    for address, collateral, scheduled_cancel, positions in exported["accounts"]:
+        account = Account(address)
+        account.collateral = collateral
+        account.scheduled_cancel = scheduled_cancel
+        for market_id, scalars, order_ids in positions:
+            spec = config.markets[market_id]
+            position = Position(spec.max_leverage, spec.initial_margin_ppm)
+            position.set_scalars(list(scalars))
+            position.imf = initial_fraction_ppm(spec.initial_margin_ppm, position.leverage)
+            for order_id in sorted(order_ids):
+                order = orders[order_id]
+                position.orders[order_id] = order
+                if order.client_id:
+                    account.client_ids[order.client_id] = order_id
+            account.positions[market_id] = position
+            if position.size:
+                state.markets[market_id].holders[address] = None
+        state.accounts[address] = account
+    state.orders = dict(sorted(orders.items()))
+    state.expiries = list(exported["expiries"])
+    heapq.heapify(state.expiries)
+    return state
