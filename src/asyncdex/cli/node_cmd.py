@@ -41,6 +41,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from asyncdex.cli.committee_config import COMMITTEE_TABLE, CommitteeConfigError, load_committee
 from asyncdex.engine.compiled import compiled_env, is_compiled
 from asyncdex.gateway.fanout import DEFAULT_CONNECTION_CAPS, ConnectionCaps
 from asyncdex.gateway.hyperliquid import hyperliquid_extension
@@ -180,6 +181,7 @@ def load_node_file(
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     venue = _node_table(document, path, VENUE_TABLE, VENUE_KEYS)
+    document.pop(COMMITTEE_TABLE, None)  # the node's seat in a committee: load_committee
     settlement = _node_table(document, path, SETTLEMENT_TABLE, SETTLEMENT_KEYS)
     _typed_table(path, SETTLEMENT_TABLE, settlement, SETTLEMENT_KEYS)
     node = _node_table(document, path, NODE_TABLE, NODE_KEYS)
@@ -363,6 +365,15 @@ def _node_settings(
     if args.snapshot_every < 0:
         raise ConfigError("--snapshot-every must not be negative")
     token = args.operator_token or os.environ.get(TOKEN_ENV) or None
+    try:
+        committee = load_committee(Path(args.config))
+    except CommitteeConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    if committee is not None and settlement_args is not None:
+        raise ConfigError(
+            "a committee member does not settle on its own: leave [settlement] out (committee "
+            "settlement posts quorum-signed batches; see docs/consensus.md)"
+        )
     settlement = None
     if settlement_args is not None:
         rpc_contract = contract if embedded is None else None
@@ -389,6 +400,7 @@ def _node_settings(
         accept_journal_loss=args.accept_journal_loss,
         rate_limits=_rate_limits(args),
         connection_caps=ConnectionCaps(args.max_sockets, args.max_sockets_per_address),
+        committee=committee,
     )
 
 

@@ -6,10 +6,12 @@ Invariants:
   ``intent_id`` is the EIP-712 digest the client signed (``0x`` + 64 hex digits), its
   ``seq`` the journal position, its ``timestamp`` the sequencer's time (ms).
 - Statuses only move forward, in the order of :data:`STATUSES`: ``sequenced`` (durable,
-  not yet applied) → ``executed`` (the engine applied it: filled, resting, cancelled or
-  rejected, the events say which) → ``committed`` (in a batch posted on-chain, ``tx_hash``
-  set) → ``finalized`` (that batch is final on the base chain). Asking to wait for a status
-  is satisfied by it or any later one.
+  not yet applied) → ``ordered`` (on a sequencer committee only: in a block with a commit
+  certificate, ``ordered`` says which; no seq until executed) → ``executed`` (the engine
+  applied it: filled, resting, cancelled or rejected, the events say which) →
+  ``committed`` (in a batch posted on-chain, ``tx_hash`` set) → ``finalized`` (that batch
+  is final on the base chain). Asking to wait for a status is satisfied by it or any later
+  one. On a committee member a receipt's ``seq`` is 0: the seq is known once executed.
 - A rejection is an outcome, not an error: :attr:`IntentStatus.rejection` names the
   numbered reason (``asyncdex.messages.reasons.Reject``).
 - Events are kept as the node sent them (JSON objects). The readers here accept the event
@@ -25,10 +27,11 @@ from typing import Any, Final, NamedTuple
 from asyncdex.messages.reasons import CancelReason, Reject
 
 SEQUENCED: Final = "sequenced"
+ORDERED: Final = "ordered"
 EXECUTED: Final = "executed"
 COMMITTED: Final = "committed"
 FINALIZED: Final = "finalized"
-STATUSES: Final = (SEQUENCED, EXECUTED, COMMITTED, FINALIZED)
+STATUSES: Final = (SEQUENCED, ORDERED, EXECUTED, COMMITTED, FINALIZED)
 _RANK: Final = {name: rank for rank, name in enumerate(STATUSES)}
 _CANCEL_REASONS: Final = frozenset(int(reason) for reason in CancelReason)
 
@@ -110,13 +113,16 @@ class IntentStatus(NamedTuple):
     """What the node knows of one intent (``GET /v1/intents/{id}`` or ``/v1/seq/{seq}``)."""
 
     intent_id: str | None
-    seq: int
+    seq: int | None  # None until executed on a committee member (its seq comes with execution)
     status: str
     events: tuple[Mapping[str, Any], ...]
     batch: int | None
     tx_hash: str | None
     events_known: bool = True
     """False when the node no longer holds this record's events (older than its index)."""
+    ordered: Mapping[str, Any] | None = None
+    """On a committee member: the block (height, view, hash) and the certificate that
+    committed it (view, block hash, signers)."""
 
     @classmethod
     def from_json(cls, document: Any) -> IntentStatus:
@@ -125,9 +131,12 @@ class IntentStatus(NamedTuple):
             raise ValueError(f"expected a JSON object, got {type(document).__name__}")
         seq = document.get("seq")
         status = document.get("status")
-        if type(seq) is not int or not isinstance(status, str):
-            raise ValueError("a status needs an integer seq and a string status")
+        if not isinstance(status, str) or not (
+            type(seq) is int or (seq is None and status_rank(status) < status_rank(EXECUTED))
+        ):
+            raise ValueError("a status needs an integer seq (once executed) and a string status")
         status_rank(status)
+        ordered = document.get("ordered")
         events = document.get("events")
         events_known = events is not None
         events = [] if events is None else events
@@ -144,6 +153,7 @@ class IntentStatus(NamedTuple):
             batch if type(batch) is int else None,
             tx_hash if isinstance(tx_hash, str) else None,
             events_known,
+            ordered if isinstance(ordered, dict) else None,
         )
 
     def reached(self, status: str) -> bool:

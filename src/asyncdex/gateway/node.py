@@ -113,6 +113,8 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from asyncdex.committee.items import intent_item
+from asyncdex.committee.venue import CommitteeSettings, CommitteeVenue, ordered_json
 from asyncdex.engine.compiled import is_compiled
 from asyncdex.engine.orderbook import Order
 from asyncdex.engine.state import MarketState, State
@@ -213,6 +215,9 @@ class NodeSettings:
     # Start even when the journal ends below a snapshot's seq (acknowledged records lost);
     # otherwise recovery refuses with JournalLoss (see asyncdex.sequencer.recovery).
     accept_journal_loss: bool = False
+    # A seat in a sequencer committee: intents are ordered by the committee's consensus and
+    # executed from its committed blocks (None: this node orders alone).
+    committee: CommitteeSettings | None = None
 
 
 class NodeExtension(Protocol):
@@ -748,6 +753,10 @@ class Node:
         self._collector: FullCollections | None = None
         self._collector_task: asyncio.Task[None] | None = None
         self._venue_extras: dict[str, Any] = {}  # what extensions add to GET /v1/venue
+        self.committee: CommitteeVenue | None = None
+        # committee mode: intent id -> its item (the signed intent's bytes), from verification
+        # until the intent is handed to the committee
+        self._committee_items: OrderedDict[bytes, bytes] = OrderedDict()
         self.port = 0
 
     @property
@@ -822,7 +831,21 @@ class Node:
                 on_events=self._on_events,
             )
             self._sequencer.add_consumer(self._consume)
-            self.precheck = Precheck(recovered.engine)
+            if settings.committee is None:
+                self.precheck = Precheck(recovered.engine)
+            else:
+                # Every member executes what the committee ordered, from any member: a local
+                # precheck of in-flight intents would see only this member's share of them.
+                self.committee = CommitteeVenue(
+                    settings.committee,
+                    settings.domain,
+                    self._sequencer,
+                    recovered.journal,
+                    data,
+                    settings.clock,
+                )
+                self.committee.executor.on_failure = lambda _: self.request_stop(EXIT_FAULT)
+                await self.committee.start()
             # long-lived state recovered: out of the collector's sight from now on
             gc.collect()
             gc.freeze()
@@ -870,6 +893,8 @@ class Node:
             if self._settlement is not None:
                 await self._settlement.start(self._submit_commands)
         except BaseException:
+            if self.committee is not None:
+                await self.committee.stop()
             if self._collector_task is not None:
                 self._collector_task.cancel()
             if self._collector is not None:
@@ -1044,6 +1069,10 @@ class Node:
         #    start re-cuts it identically.
         if self._settlement is not None:
             await self._settlement.stop()
+        # 0b. A committee member stops ordering: its intake log holds every acknowledged
+        #     intent, which it proposes again after a restart if no block has it yet.
+        if self.committee is not None:
+            await self.committee.stop()
         # 1. No new connections; requests on open connections now get 503.
         if self._site is not None:
             await self._site.stop()
@@ -1226,8 +1255,20 @@ class Node:
         ``BrokenProcessPool`` if a worker died)."""
         verifier = self.verifier
         if verifier is None:
-            return self.intake.process(body, content_type)
-        return await verifier.process(body, content_type)
+            submissions = self.intake.process(body, content_type)
+        else:
+            submissions = await verifier.process(body, content_type)
+        if self.committee is not None:
+            # the committee orders the signed bytes themselves: every member verifies them
+            items = self._committee_items
+            parsed = self.intake.decode(body, content_type)
+            for (intent, signature), submission in zip(parsed, submissions, strict=True):
+                signed = wire.SignedIntent(intent, signature, b"")
+                items[submission.intent_id] = intent_item(wire.encode_signed_intent(signed))
+                items.move_to_end(submission.intent_id)
+            while len(items) > self.settings.index_capacity:
+                items.popitem(last=False)
+        return submissions
 
     async def submit_intents(self, submissions: list[Submission]) -> list[Receipt]:
         """Acknowledge verified intents: the first receipts for a retry, else precheck and
@@ -1321,6 +1362,8 @@ class Node:
 
     async def _sequence(self, submissions: list[Submission]) -> list[Receipt]:
         """``_sequence_or_stop`` with its failures as the ``SubmitRefused`` clients are shown."""
+        if self.committee is not None:
+            return await self._order(submissions)
         try:
             return await self._sequence_or_stop(submissions)
         except SequencerClosed:
@@ -1338,6 +1381,38 @@ class Node:
             ) from None
         except Exception:
             raise SubmitRefused(500, "internal_error", "internal error: not acknowledged") from None
+
+    async def _order(self, submissions: list[Submission]) -> list[Receipt]:
+        """Committee mode: hand the submissions to the committee; the receipt says they are
+        durable on this member (``sequenced``), with no seq yet: the seq comes when the
+        block holding them is committed and executed (``GET /v1/intents/{id}``)."""
+        committee = self.committee
+        assert committee is not None
+        items = []
+        for index, submission in enumerate(submissions):
+            if submission.intent_id:
+                item = self._committee_items.pop(submission.intent_id, None)
+                if item is None:
+                    raise SubmitRefused(
+                        400,
+                        "not_orderable",
+                        "this door's intents are not ordered by the committee yet: use "
+                        "POST /v1/intents or /v1/ws",
+                        index,
+                    )
+                items.append(item)
+            else:
+                try:
+                    items.append(committee.system_item(submission.command))
+                except ValueError as exc:
+                    raise SubmitRefused(400, "not_orderable", str(exc), index) from None
+        try:
+            await committee.submit(items)
+        except Exception as exc:
+            _log.warning("committee intake refused %d items: %s", len(items), exc)
+            raise SubmitRefused(503, "not_sequenced", f"not sequenced: {exc}") from None
+        now = self.settings.clock()
+        return [Receipt(submission.intent_id, 0, now) for submission in submissions]
 
     async def _submit_commands(self, commands: Sequence[Command]) -> list[Receipt]:
         """Sequence the node's own commands (time ticks, L1 messages, protective mode)."""
@@ -1482,9 +1557,45 @@ class Node:
                 status=400,
             )
         seq = self.index.seq_of(intent_id)
+        committee = self.committee
+        if committee is not None:
+            return self._committee_intent_json(committee, intent_id, seq)
         if seq is None:
             return _not_found("unknown intent (or older than the index keeps)", "unknown_intent")
         return web.json_response(self._record_json(seq))
+
+    def _committee_intent_json(
+        self, committee: CommitteeVenue, intent_id: bytes, seq: int | None
+    ) -> web.Response:
+        """An intent's life on a committee member: ``sequenced`` (in this member's intake),
+        ``ordered`` (in a committed block, with its certificate), then ``executed``."""
+        ordered = committee.ordered(intent_id)
+        if seq is not None:
+            document = self._record_json(seq)
+        elif ordered is not None:
+            document = {
+                "seq": None,
+                "intentId": "0x" + intent_id.hex(),
+                "status": "ordered",
+                "events": None,
+                "batch": None,
+                "txHash": None,
+            }
+        elif intent_id in self._acknowledged:
+            first = self._acknowledged[intent_id]
+            document = {
+                "seq": None,
+                "intentId": "0x" + intent_id.hex(),
+                "status": "sequenced",
+                "timestamp": first[1],
+                "events": None,
+                "batch": None,
+                "txHash": None,
+            }
+        else:
+            return _not_found("unknown intent (or older than the index keeps)", "unknown_intent")
+        document["ordered"] = None if ordered is None else ordered_json(ordered)
+        return web.json_response(document)
 
     async def handle_seq_status(self, request: web.Request) -> web.Response:
         assert self._sequencer is not None
@@ -1537,6 +1648,7 @@ class Node:
                 "protectiveMode": executor.engine.state.protective,
                 "settlement": None if self._settlement is None else self._settlement.status_json(),
                 "engine": "compiled" if is_compiled() else "interpreted",
+                "committee": None if self.committee is None else self.committee.status_json(),
             }
         )
 

@@ -112,15 +112,23 @@ class Sequencer:
             self.last_timestamp = now
         return self.last_timestamp
 
-    async def submit(self, submissions: Sequence[Submission]) -> list[Receipt]:
-        """Sequence ``submissions`` and return their receipts once they are all durable."""
+    async def submit(
+        self, submissions: Sequence[Submission], timestamp: int | None = None
+    ) -> list[Receipt]:
+        """Sequence ``submissions`` and return their receipts once they are all durable.
+
+        ``timestamp`` stamps them with a time decided elsewhere (a committee's block time)
+        instead of the clock's; time still never goes backwards."""
         if self._closed:
             raise SequencerClosed("sequencer is closed")
         loop = asyncio.get_running_loop()
         if self._waiter is None:
             self._waiter = self._committer.async_waiter(loop)
         call = _Call(len(submissions))
-        now = self._now()
+        if timestamp is None:
+            now = self._now()
+        else:
+            now = self.last_timestamp = max(self.last_timestamp, timestamp)
         if self._fcfs:
             # first come, first served holds nothing: sequence the call as it stands
             self._sequence([(call, i, s) for i, s in enumerate(submissions)], now)

@@ -1,0 +1,267 @@
+"""``asyncdex committee``: a local sequencer committee, one ``asyncdex node`` process per member.
+
+Invariants:
+- Each member has its own data directory ``DATA/member-I`` holding its member key (created
+  once, mode 0600, reused on every later start), its node config (the venue config given, with
+  the ``[committee]`` table appended) and its journal, snapshots and consensus store. Started
+  again on the same ``DATA``, the committee resumes where it stopped.
+- Members are separate processes talking over loopback: the native API of member I is on
+  ``--port + I`` and its consensus port on ``--consensus-port + I``.
+- ``CommitteeProcesses`` is what the demo, the benchmarks and the tests use to start, kill
+  and restart members; the command itself starts them all, prints one JSON line per member
+  and stops them on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from asyncdex.consensus.crypto import Secp256k1Signer
+
+DEFAULT_PORT = 8100
+DEFAULT_CONSENSUS_PORT = 9100
+READY_TIMEOUT_S = 60.0
+
+
+def member_dir(data: Path, index: int) -> Path:
+    return data / f"member-{index}"
+
+
+def _member_key(directory: Path) -> bytes:
+    path = directory / "member.key"
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip().removeprefix("0x"))
+    directory.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(secret.hex() + "\n")
+        file.flush()
+        os.fsync(file.fileno())
+    return secret
+
+
+def write_member_configs(
+    data: Path,
+    base_config: Path,
+    nodes: int,
+    consensus_port: int,
+    extra: str = "",
+) -> list[Path]:
+    """Keys (kept if present) and one node config per member; returns the config paths."""
+    base = base_config.read_text()
+    if any(line.strip().startswith("[committee]") for line in base.splitlines()):
+        raise ValueError(f"{base_config} already has a [committee] table")
+    addresses = []
+    for index in range(nodes):
+        secret = _member_key(member_dir(data, index))
+        addresses.append(Secp256k1Signer(secret).address)
+    members = ",\n".join(
+        f'    {{ address = "0x{address.hex()}", consensus = "127.0.0.1:{consensus_port + index}" }}'
+        for index, address in enumerate(addresses)
+    )
+    paths = []
+    for index in range(nodes):
+        path = member_dir(data, index) / "node.toml"
+        table = (
+            f'\n\n[committee]\nindex = {index}\nkey_file = "member.key"\n{extra}'
+            f"members = [\n{members},\n]\n"
+        )
+        path.write_text(base.rstrip() + table)
+        paths.append(path)
+    return paths
+
+
+class CommitteeProcesses:
+    """Start, kill and restart the member processes of a local committee."""
+
+    def __init__(
+        self,
+        data: Path,
+        base_config: Path,
+        nodes: int,
+        *,
+        port: int = DEFAULT_PORT,
+        consensus_port: int = DEFAULT_CONSENSUS_PORT,
+        node_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        log: TextIO | None = None,
+        extra_committee: str = "",
+    ) -> None:
+        self.data = data
+        self.nodes = nodes
+        self.port = port
+        self.node_args = node_args
+        self.env = env
+        self.log = log
+        self.configs = write_member_configs(
+            data, base_config, nodes, consensus_port, extra_committee
+        )
+        self.processes: list[subprocess.Popen[str] | None] = [None] * nodes
+        self.ready: list[dict[str, Any] | None] = [None] * nodes
+
+    def url(self, index: int) -> str:
+        return f"http://127.0.0.1:{self.port + index}"
+
+    def start(self, index: int) -> None:
+        """Start member ``index`` (without waiting for it: see ``wait_ready``)."""
+        command = [
+            sys.executable, "-m", "asyncdex.cli.main", "node",
+            "--data", str(member_dir(self.data, index)),
+            "--config", str(self.configs[index]),
+            "--port", str(self.port + index),
+            *self.node_args,
+        ]  # fmt: skip
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=self.log if self.log is not None else subprocess.DEVNULL,
+            text=True,
+            env=self.env,
+        )
+        self.processes[index] = process
+        self.ready[index] = None
+
+    def wait_ready(self, index: int, timeout: float = READY_TIMEOUT_S) -> dict[str, Any]:
+        """The member's ``listening`` line (its node prints it once it serves)."""
+        process = self.processes[index]
+        assert process is not None and process.stdout is not None
+        result: list[dict[str, Any]] = []
+        stdout = process.stdout
+
+        def read() -> None:
+            for line in stdout:
+                try:
+                    document = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(document, dict) and document.get("event") == "listening":
+                    result.append(document)
+                    return
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if not result:
+            code = process.poll()
+            raise RuntimeError(
+                f"member {index} did not start within {timeout:.0f} s"
+                + (f" (exit code {code})" if code is not None else "")
+            )
+        # keep draining its stdout so the member never blocks on a full pipe
+        threading.Thread(target=lambda: stdout.read(), daemon=True).start()
+        self.ready[index] = result[0]
+        return result[0]
+
+    def start_all(self) -> list[dict[str, Any]]:
+        for index in range(self.nodes):
+            self.start(index)
+        return [self.wait_ready(index) for index in range(self.nodes)]
+
+    def kill(self, index: int) -> None:
+        """SIGKILL: the member dies at whatever point it is, as in a crash."""
+        process = self.processes[index]
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
+    def restart(self, index: int) -> dict[str, Any]:
+        self.kill(index)
+        self.start(index)
+        return self.wait_ready(index)
+
+    def stop_all(self, timeout: float = 30.0) -> list[int | None]:
+        """SIGTERM every live member and wait; returns the exit codes."""
+        for process in self.processes:
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        codes: list[int | None] = []
+        for process in self.processes:
+            if process is None:
+                codes.append(None)
+                continue
+            try:
+                codes.append(process.wait(max(0.1, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes.append(process.wait())
+        return codes
+
+
+def cmd_committee(args: argparse.Namespace) -> int:
+    if args.nodes < 1:
+        print("asyncdex committee: --nodes must be at least 1", file=sys.stderr)
+        return 2
+    node_args: tuple[str, ...] = ()
+    if args.operator_token:
+        node_args = ("--operator-token", args.operator_token)
+    committee = CommitteeProcesses(
+        Path(args.data),
+        Path(args.config),
+        args.nodes,
+        port=args.port,
+        consensus_port=args.consensus_port,
+        node_args=node_args,
+        log=sys.stderr,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        for index, ready in enumerate(committee.start_all()):
+            line = {"event": "member", "index": index, "url": committee.url(index)}
+            line["stateRoot"] = ready.get("stateRoot")
+            sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            for index, process in enumerate(committee.processes):
+                if process is not None and process.poll() is not None:
+                    print(
+                        f"asyncdex committee: member {index} exited ({process.returncode})",
+                        file=sys.stderr,
+                    )
+                    committee.processes[index] = None
+    finally:
+        codes = committee.stop_all()
+    return 0 if all(code in (0, None) for code in codes) else 1
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "committee",
+        help="run a local sequencer committee: one node process per member, on loopback",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--nodes", type=int, default=4, help="members (default 4: f = 1)")
+    parser.add_argument("--data", required=True, help="directory of the members' data")
+    parser.add_argument(
+        "--config",
+        default="examples/committee.toml",
+        help="the venue config every member runs (no [settlement], no [committee])",
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="member 0's API port")
+    parser.add_argument(
+        "--consensus-port",
+        type=int,
+        default=DEFAULT_CONSENSUS_PORT,
+        help="member 0's consensus port (member I listens on this + I)",
+    )
+    parser.add_argument(
+        "--operator-token",
+        default=os.environ.get("ASYNCDEX_OPERATOR_TOKEN"),
+        help="enables POST /v1/system on every member (oracle prices, deposits)",
+    )
+    parser.set_defaults(func=cmd_committee)
+    return parser

@@ -1,0 +1,147 @@
+"""A venue node as one member of a sequencer committee: what the node hands the committee and
+what it gets back.
+
+Invariants:
+- A client's intent is acknowledged (``sequenced``) once it is durable in this member's intake
+  log (``CommitteeMember.submit``); from then on the member proposes it whenever it leads and
+  shares it with every member, until a block holding it commits. Nothing is executed before
+  its block is committed: the engine only sees committed blocks, in height order, through
+  ``BlockExecutor``.
+- The node's own commands (relayed oracle prices, operator commands) enter as system items
+  signed by this member, so every member can tell who put them in.
+- ``ordered`` (in a block with a commit certificate) is known for every intent of a committed
+  block; ``executed`` comes from the node's index once the engine applied it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from asyncdex.committee.execution import BlockExecutor, Ordered
+from asyncdex.committee.items import ItemDecoder, system_item
+from asyncdex.committee.runtime import CommitteeMember
+from asyncdex.consensus.committee import Committee
+from asyncdex.consensus.crypto import CachingVerifier, Secp256k1Signer
+from asyncdex.consensus.replica import ReplicaConfig
+from asyncdex.messages.commands import Command
+from asyncdex.sequencer.journal import FileJournal
+from asyncdex.sequencer.sequencer import Sequencer
+from asyncdex.signing.eip712 import Domain
+
+COMMITTEE_SUBDIR = "committee"
+
+
+@dataclass(frozen=True, slots=True)
+class CommitteeSettings:
+    """This node's seat in a committee (the ``[committee]`` table of the node config)."""
+
+    index: int
+    members: tuple[bytes, ...]  # addresses, in index order
+    peers: tuple[tuple[str, int], ...]  # each member's consensus host and port, in index order
+    secret: bytes = field(repr=False)  # this member's secp256k1 key
+    domain: bytes = b"asyncdex/consensus/v1"
+    replica: ReplicaConfig = field(default_factory=ReplicaConfig)
+
+    def __post_init__(self) -> None:
+        if len(self.peers) != len(self.members):
+            raise ValueError(
+                f"{len(self.members)} members but {len(self.peers)} consensus addresses"
+            )
+        if not 0 <= self.index < len(self.members):
+            raise ValueError(f"member index {self.index} is not in 0..{len(self.members) - 1}")
+        if Secp256k1Signer(self.secret).address != self.members[self.index]:
+            raise ValueError(
+                f"the member key is not member {self.index}'s (0x{self.members[self.index].hex()})"
+            )
+
+    @property
+    def committee(self) -> Committee:
+        return Committee(self.members, self.domain)
+
+
+class CommitteeVenue:
+    """The committee side of one venue node."""
+
+    def __init__(
+        self,
+        settings: CommitteeSettings,
+        domain: Domain,
+        sequencer: Sequencer,
+        journal: FileJournal,
+        data_dir: Path,
+        clock: Callable[[], int],
+    ) -> None:
+        self.settings = settings
+        self.committee = settings.committee
+        self._signer = Secp256k1Signer(settings.secret)
+        self._clock = clock
+        verify = CachingVerifier()
+        self.decoder = ItemDecoder(domain, self.committee, verify)
+        self.member = CommitteeMember(
+            self.committee,
+            settings.index,
+            self._signer,
+            settings.peers,
+            data_dir / COMMITTEE_SUBDIR,
+            settings.replica,
+            clock=clock,
+            on_commit=self._on_commit,
+        )
+        self.executor = BlockExecutor(
+            sequencer, self.decoder, journal, self.member.committed_blocks
+        )
+        self._nonces = itertools.count()
+        self._nonce_base = 0
+
+    def _on_commit(self, blocks: Any, certificate: Any) -> None:
+        self.executor.on_commit(blocks, certificate)
+
+    async def start(self) -> None:
+        # a system item's nonce: the start time and a counter, unique across restarts
+        self._nonce_base = self._clock() << 20
+        await self.member.start()
+        self.executor.start()
+
+    async def stop(self) -> None:
+        await self.executor.stop()
+        await self.member.stop()
+
+    async def submit(self, items: Sequence[bytes]) -> None:
+        """Durable in this member's intake (the receipt's promise), then ordered by the
+        committee."""
+        await self.member.submit(items)
+
+    def system_item(self, command: Command) -> bytes:
+        nonce = self._nonce_base + next(self._nonces)
+        return system_item(self.committee, self.settings.index, self._signer, nonce, command)
+
+    def ordered(self, intent_id: bytes) -> Ordered | None:
+        return self.executor.ordered(intent_id)
+
+    def status_json(self) -> dict[str, Any]:
+        status = self.member.status_json()
+        status["member"] = self.settings.index
+        status["members"] = ["0x" + address.hex() for address in self.committee.members]
+        status["executedHeight"] = self.executor.next_height - 1
+        status["refusedItems"] = dict(self.decoder.refused)
+        return status
+
+
+def ordered_json(ordered: Ordered) -> dict[str, Any]:
+    certificate = ordered.certificate
+    return {
+        "height": ordered.height,
+        "view": ordered.view,
+        "blockHash": "0x" + ordered.block_hash.hex(),
+        "certificate": None
+        if certificate is None
+        else {
+            "view": certificate.view,
+            "blockHash": "0x" + certificate.block_hash.hex(),
+            "signers": list(certificate.signers),
+        },
+    }
