@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from asyncdex.engine.compiled import compiled_env, is_compiled
@@ -79,6 +80,21 @@ def run(orders: int, repeat: int) -> dict[str, Any]:
     }
 
 
+def run_both(orders: int, repeat: int) -> list[dict[str, Any]]:
+    """``run`` in a fresh process per implementation: the compiled build, then the
+    interpreted reference (one process cannot hold both)."""
+    root = Path(__file__).resolve().parents[1]
+    results = []
+    for env in (compiled_env(), dict(os.environ)):
+        command = [sys.executable, "-m", "benchmarks.auction_bench", "--one"]
+        command += ["--orders", str(orders), "--repeat", str(repeat)]
+        proc = subprocess.run(
+            command, env=env, cwd=root, capture_output=True, text=True, check=True
+        )
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=10_000)
@@ -89,12 +105,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(run(args.orders, args.repeat)))
         return
-    results = []
-    for env in (compiled_env(), dict(os.environ)):
-        command = [sys.executable, "-m", "benchmarks.auction_bench", "--one"]
-        command += ["--orders", str(args.orders), "--repeat", str(args.repeat)]
-        proc = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    results = run_both(args.orders, args.repeat)
     if args.json:
         print(json.dumps(results, indent=2))
         return

@@ -1,0 +1,81 @@
+"""Fairness benchmark: the figures of front-running protection, one section each.
+
+Sections (each a function ``(quick) -> dict`` in ``SECTIONS``; a new figure is one more
+function there, and its figures land under its name in the JSON object):
+
+- ``auction_clearing``: one batch auction over 10,000 waiting orders (the engine's
+  ``AdvanceTime`` that clears it), compiled build and interpreted reference, each in its own
+  process (``benchmarks.auction_bench``); target on the 2-core machine: <= 50 ms.
+- ``front_running``: the sandwich simulation (``asyncdex simulate fairness``): a leader that
+  reorders and inserts, on a continuous market, a batch-auction market, and a batch auction
+  with sealed intents; its profit in micro-USDC marked to the oracle, and the victims' cost
+  with and without it. Not a timing: a table of outcomes, deterministic for its seeds.
+
+Prints figures and never asserts a duration. Run: ``asyncdex bench fairness [--quick]
+[--json]`` or ``python -m benchmarks.fairness_bench``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from asyncdex.cli.simulate_fairness import BLOCKS, format_table, summarize_venues
+from benchmarks.auction_bench import run_both
+
+CLEARING_TARGET_MS = 50
+AUCTION_ORDERS = 10_000
+
+
+def auction_clearing(quick: bool) -> dict[str, Any]:
+    results = run_both(AUCTION_ORDERS, 1 if quick else 5)
+    by_name = {item["implementation"]: item for item in results}
+    for item in results:
+        print(
+            f"auction clearing, {item['implementation']:>11}: {item['orders']:,} orders "
+            f"({item['trades']:,} trades) median {item['median_ms']} ms, max {item['max_ms']} ms"
+        )
+    best = min(item["median_ms"] for item in results)
+    return {
+        "orders": AUCTION_ORDERS,
+        "compiled_median_ms": by_name.get("compiled", {}).get("median_ms"),
+        "interpreted_median_ms": by_name.get("interpreted", {}).get("median_ms"),
+        "target_ms": CLEARING_TARGET_MS,
+        "meets_target": best <= CLEARING_TARGET_MS,
+        "runs": results,
+    }
+
+
+def front_running(quick: bool) -> dict[str, Any]:
+    seeds = range(5 if quick else 50)
+    started = time.perf_counter()
+    summaries = summarize_venues(seeds)
+    print(f"front-running simulation: {len(seeds)} seeds x {BLOCKS} blocks")
+    for line in format_table(summaries):
+        print("  " + line)
+    return {
+        "seeds": len(seeds),
+        "blocks": BLOCKS,
+        "seconds": round(time.perf_counter() - started, 1),
+        "venues": [summary.as_json() for summary in summaries],
+    }
+
+
+SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
+    "auction_clearing": auction_clearing,
+    "front_running": front_running,
+}
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Every section's figures under its name."""
+    return {name: section(quick) for name, section in SECTIONS.items()}
+
+
+if __name__ == "__main__":
+    figures = run(quick="--quick" in sys.argv)
+    if "--json" in sys.argv:
+        print(json.dumps({"benchmark": "fairness", **figures}))
