@@ -99,9 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     # each tool's options live beside its code
-    from asyncdex.cli import exit_cmd, journal_cmd, node_cmd, oracle_cmd, simulate_cmd
+    from asyncdex.cli import (
+        committee_cmd,
+        exit_cmd,
+        journal_cmd,
+        node_cmd,
+        oracle_cmd,
+        simulate_cmd,
+    )
 
     node_cmd.add_parser(sub)
+    committee_cmd.add_parser(sub)
     oracle_cmd.add_parser(sub)
     journal_cmd.add_parser(sub)
     exit_cmd.add_parser(sub)
