@@ -27,6 +27,7 @@ from asyncdex.commitment.leaves import exit_leaf, withdrawal_leaf
 from asyncdex.commitment.merkle import ZERO_HASH, merkle_proof, merkle_root
 from asyncdex.consensus.crypto import Secp256k1Signer
 from asyncdex.settlement.certificate import (
+    EMPTY_SLOT,
     BatchHeader,
     batch_equivocation,
     certify,
@@ -179,6 +180,10 @@ def test_committee_settlement_on_anvil(
         conflicting,
         culprit.sign(conflicting.digest(chain.chain_id, settlement.address)),
     )
+    # the other members certify batch 2 by index before the slash
+    second_digest = second.digest(chain.chain_id, settlement.address)
+    signed_before = certify(second_digest, members, signers[:3])
+    with_culprit = certify(second_digest, members, signers[1:])
     reporter_before = settlement.token_balance(reporter.address)
     settlement.slash_batch_equivocation(reporter.key, evidence)
     reward = MIN_BOND * REPORTER_BPS // 10_000
@@ -189,8 +194,17 @@ def test_committee_settlement_on_anvil(
         (MessageKind.DEPOSIT, MIN_BOND - reward)
     ]
     _refused("NotSlashable", lambda: settlement.slash_batch_equivocation(reporter.key, evidence))
-    remaining = members[:3]
+    # its slot is emptied, no index moves: the certificate signed before the slash still
+    # verifies, one carrying the slashed member's bit is refused
+    remaining = [*members[:3], EMPTY_SLOT]
     assert settlement.members() == remaining and settlement.quorum() == 3
+    chain.call(settlement.contract.functions.verifyCertificate(second_digest, signed_before))
+    _refused(
+        "EmptySlot",
+        lambda: chain.call(
+            settlement.contract.functions.verifyCertificate(second_digest, with_culprit)
+        ),
+    )
 
     # ---- an epoch change drops member 2; its bond returns after the unbonding period
     new_set = members[:2]

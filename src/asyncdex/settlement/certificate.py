@@ -4,8 +4,11 @@ Invariants:
 - A certificate is ``bitmap (32 bytes, big-endian) || signature_i (65 bytes)`` for every set
   bit i in increasing order, bit i naming member index i of the contract's current set: exactly
   what ``CommitteeSettlement._verifyCertificate`` reads, so each member counts once.
+- Slashing empties a member's slot (``EMPTY_SLOT``, the zero address) instead of shifting the
+  others, so indexes hold for a whole epoch; a bit naming an empty slot is refused.
 - ``quorum(n) = n - (n - 1) // 3`` (2f + 1 when n = 3f + 1), the same rule as
-  ``asyncdex.consensus.Committee.quorum`` and ``CommitteeSettlement.quorum``.
+  ``asyncdex.consensus.Committee.quorum`` and ``CommitteeSettlement.quorum``, applied to the
+  members still seated (``active_quorum``).
 - Members sign the contract's own digests: a batch header is signed over ``batch_digest``
   (EIP-712, the same digest the single-operator contract checks), an epoch change over
   ``epoch_digest`` (EIP-712 ``Epoch(uint256 epoch,address[] members)``), and a consensus vote
@@ -164,9 +167,10 @@ def certify(
     digest: bytes, members: Sequence[bytes], signers: Sequence[Signer], count: int | None = None
 ) -> bytes:
     """A certificate over ``digest`` from ``signers`` (each must be one of ``members``, the
-    contract's current set in index order); by default exactly a quorum of them signs, the
-    lowest member indexes first, which is the cheapest certificate the contract accepts."""
-    wanted = quorum(len(members)) if count is None else count
+    contract's current set in index order); by default exactly a quorum of the seated members
+    signs, the lowest member indexes first, which is the cheapest certificate the contract
+    accepts."""
+    wanted = active_quorum(members) if count is None else count
     by_index: dict[int, Signer] = {}
     for signer in signers:
         if signer.address not in members:
@@ -184,9 +188,9 @@ def verify_certificate(digest: bytes, members: Sequence[bytes], certificate: byt
         signatures = unpack_certificate(certificate)
     except ValueError:
         return False
-    if any(index >= len(members) for index in signatures):
+    if any(index >= len(members) or is_empty_slot(members[index]) for index in signatures):
         return False
-    if len(signatures) < quorum(len(members)):
+    if active_members(members) == 0 or len(signatures) < active_quorum(members):
         return False
     return all(
         _verify(members[index], digest, signature) for index, signature in signatures.items()

@@ -19,6 +19,7 @@ from asyncdex.commitment.merkle import ZERO_HASH, merkle_proof, merkle_root
 from asyncdex.consensus.crypto import Secp256k1Signer
 from asyncdex.consensus.messages import proposal_digest, vote_digest
 from asyncdex.settlement.certificate import (
+    EMPTY_SLOT,
     BatchHeader,
     batch_equivocation,
     certify,
@@ -534,6 +535,10 @@ def test_batch_equivocation_slashes_and_pays_the_reporter(bonded: Committee) -> 
     culprit = bonded.signers[2]
     header_a = bonded.header(1, GENESIS_ROOT, ROOT_1)
     header_b = replace(header_a, new_state_root=ROOT_2)
+    # the honest members certified header_a by index before the slash
+    honest = [s for s in bonded.signers if s is not culprit]
+    signed_before = certify(bonded.digest(header_a), bonded.addresses, honest)
+    with_culprit = certify(bonded.digest(header_a), bonded.addresses, bonded.signers[1:])
     evidence = batch_equivocation(
         chain.chain_id,
         settlement.address,
@@ -557,19 +562,80 @@ def test_batch_equivocation_slashes_and_pays_the_reporter(bonded: Committee) -> 
         MIN_BOND - reward,
     )
     assert settlement.available_funds() == MIN_BOND - reward
-    # removed; the others keep their order and the quorum follows the remaining set
-    remaining = [a for a in bonded.addresses if a != culprit.address]
+    # its slot is emptied in place: nobody else's index moves, and the quorum counts the
+    # three members still seated
+    remaining = [EMPTY_SLOT if a == culprit.address else a for a in bonded.addresses]
     assert settlement.members() == remaining
     assert settlement.quorum() == 3
+    assert settlement.contract.functions.activeMemberCount().call() == 3
+    assert settlement.contract.functions.memberCount().call() == 4
     with reverts("NotSlashable"):
         settlement.slash_batch_equivocation(bonded.reporter.key, evidence)
     culprit_key = bonded.keys[culprit.address]
     bonded.fund(culprit_key, MIN_BOND)
     with reverts("BondUnavailable"):
         settlement.bond(culprit_key, MIN_BOND)
-    header = bonded.header(1, GENESIS_ROOT, ROOT_1)
-    signers = [s for s in bonded.signers if s is not culprit]
-    bonded.commit(header, certify(bonded.digest(header), remaining, signers))
+    # a certificate with the slashed member's bit is refused, even with a quorum besides it
+    with reverts("EmptySlot") as refused:
+        bonded.commit(header_a, with_culprit)
+    assert refused.value.arguments == (2,)
+    assert not verify_certificate(bonded.digest(header_a), remaining, with_culprit)
+    with pytest.raises(ValueError, match="not a member"):
+        certify(bonded.digest(header_a), remaining, bonded.signers)
+    # the certificate signed before the slash still verifies and lands
+    assert verify_certificate(bonded.digest(header_a), remaining, signed_before)
+    assert certify(bonded.digest(header_a), remaining, honest) == signed_before
+    bonded.commit(header_a, signed_before)
+    assert settlement.last_batch_number() == 1
+
+
+def test_a_slashed_slot_stays_empty_until_the_next_epoch(bonded: Committee) -> None:
+    settlement, chain = bonded.settlement, bonded.chain
+    culprit = bonded.signers[0]
+    view, block_a, block_b = 9, b"\x0a" * 32, b"\x0b" * 32
+    settlement.slash_vote_equivocation(
+        bonded.reporter.key,
+        vote_equivocation(
+            DOMAIN,
+            culprit.address,
+            view,
+            block_a,
+            culprit.sign(vote_digest(DOMAIN, view, block_a)),
+            block_b,
+            culprit.sign(vote_digest(DOMAIN, view, block_b)),
+        ),
+    )
+    slotted = [EMPTY_SLOT, *bonded.addresses[1:]]
+    assert settlement.members() == slotted
+    # a second slash leaves two seated of four slots: quorum(2) = 2
+    second = bonded.signers[3]
+    settlement.slash_vote_equivocation(
+        bonded.reporter.key,
+        vote_equivocation(
+            DOMAIN,
+            second.address,
+            view,
+            block_a,
+            second.sign(vote_digest(DOMAIN, view, block_a)),
+            block_b,
+            second.sign(vote_digest(DOMAIN, view, block_b)),
+        ),
+    )
+    slotted[3] = EMPTY_SLOT
+    assert settlement.members() == slotted and settlement.quorum() == 2
+    # the next epoch replaces the set; the slashed members stay slashed, none unbonds
+    candidate_key = bonded.keys[bonded.candidate.address]
+    bonded.fund(candidate_key, MIN_BOND)
+    settlement.bond(candidate_key, MIN_BOND)
+    new_members = [*bonded.addresses[1:3], bonded.candidate.address]
+    digest = epoch_digest(chain.chain_id, settlement.address, 1, new_members)
+    certificate = certify(digest, slotted, bonded.signers[1:3])
+    settlement.change_epoch(bonded.operator.key, 1, new_members, certificate)
+    assert settlement.members() == new_members and settlement.quorum() == 3
+    for slashed in (culprit, second):
+        assert settlement.stake(slashed.address).status is CommitteeStatus.SLASHED
+    for kept in bonded.signers[1:3]:
+        assert settlement.stake(kept.address).status is CommitteeStatus.ACTIVE
 
 
 def test_batch_evidence_guards(bonded: Committee) -> None:
@@ -649,7 +715,9 @@ def test_proposal_equivocation_slashes_the_leader(bonded: Committee) -> None:
     )
     settlement.slash_proposal_equivocation(key, evidence)
     assert settlement.stake(leader.address).status is CommitteeStatus.SLASHED
-    assert settlement.members() == [a for a in bonded.addresses if a != leader.address]
+    assert settlement.members() == [
+        EMPTY_SLOT if a == leader.address else a for a in bonded.addresses
+    ]
     assert settlement.token_balance(bonded.reporter.address) == MIN_BOND * REPORTER_BPS // 10_000
 
 
@@ -729,7 +797,7 @@ def test_vote_evidence_guards(bonded: Committee) -> None:
     settlement.slash_vote_equivocation(
         key, vote_equivocation(DOMAIN, culprit.address, view, block_a, vote_a, block_b, vote_b)
     )
-    assert settlement.members() == bonded.addresses[1:]
+    assert settlement.members() == [EMPTY_SLOT, *bonded.addresses[1:]]
 
 
 def test_slashing_down_to_an_empty_committee_certifies_nothing() -> None:
@@ -755,7 +823,7 @@ def test_slashing_down_to_an_empty_committee_certifies_nothing() -> None:
             solo.sign(vote_digest(DOMAIN, view, block_b)),
         ),
     )
-    assert settlement.members() == []
+    assert settlement.members() == [EMPTY_SLOT] and settlement.quorum() == 0
     with reverts("InvalidCommittee"):
         settlement.commit_certified(
             operator.key, 1, GENESIS_ROOT, ROOT_1, ZERO_HASH, 0, b"", pack_certificate({})

@@ -9,17 +9,20 @@ import {Settlement, IERC20} from "./Settlement.sol";
 ///         members bond collateral in the venue's token, and provable equivocation costs a
 ///         member its bond and its seat.
 /// @dev Invariants (on top of Settlement's):
-///      - A batch is accepted only with signatures of at least quorum(n) = n - floor((n-1)/3)
-///        distinct current members over its EIP-712 digest; a certificate is
-///        `bitmap (32 bytes) || sig_i (65 bytes each)` with bit i of the bitmap set for member
-///        index i and the signatures in increasing index order, so each member counts once.
+///      - A batch is accepted only with signatures of at least quorum(a) = a - floor((a-1)/3)
+///        distinct current members over its EIP-712 digest, a being the members still seated;
+///        a certificate is `bitmap (32 bytes) || sig_i (65 bytes each)` with bit i of the
+///        bitmap set for member index i and the signatures in increasing index order, so each
+///        member counts once. A bit naming an empty (slashed) slot is refused.
 ///      - Every signature has one encoding (v in {27, 28}, s in the lower half order): a
 ///        malleated twin is refused, never counted.
 ///      - Every current member holds a bond >= minBond; no batch or epoch change is accepted
 ///        until every genesis member has bonded.
 ///      - The member set changes only by an epoch change certified by a quorum of the current
-///        set (epoch numbers consecutive), or by slashing, which removes the member at once;
-///        remaining members keep their relative order.
+///        set (epoch numbers consecutive), or by slashing, which empties the member's slot at
+///        once. Indexes never shift within an epoch: a certificate the others signed by index
+///        before a slash still names the same members after it, as do the consensus
+///        committee's own indexes; the next epoch change replaces the whole set.
 ///      - A member's bond stays slashable until it is withdrawn: leaving the set starts an
 ///        unbonding period (block timestamp), after which the bond can be withdrawn.
 ///      - Bonds never mix with user collateral: `availableFunds` counts deposits only; the
@@ -78,6 +81,8 @@ contract CommitteeSettlement is Settlement {
     uint256 public genesisUnbonded;
     mapping(address => Stake) public stakes;
     uint256 public totalBonded;
+    /// @notice Members of the current set whose slot is not emptied by slashing.
+    uint256 public activeMemberCount;
 
     // ---------------------------------------------------------------- events
 
@@ -100,6 +105,7 @@ contract CommitteeSettlement is Settlement {
     error CommitteeNotBonded(uint256 genesisMembersWithoutBond);
     error MalformedCertificate(uint256 length);
     error SignerNotMember(uint256 index, uint256 memberCount);
+    error EmptySlot(uint256 index);
     error MalformedSignature(uint256 index);
     error DuplicateSigner(uint256 index, address signer);
     error WrongSigner(uint256 index, address expected, address recovered);
@@ -154,23 +160,27 @@ contract CommitteeSettlement is Settlement {
         insuranceAccount = insuranceAccount_;
         consensusDomain = consensusDomain_;
         genesisUnbonded = n;
+        activeMemberCount = n;
         emit EpochChanged(0, genesisMembers);
     }
 
     // ---------------------------------------------------------------- committee views
 
+    /// @notice The current set in index order; a slashed member's slot reads address(0).
     function members() external view returns (address[] memory) {
         return _members;
     }
 
+    /// @notice Slots of the current set, emptied ones included (certificate bits range over
+    ///         them); activeMemberCount counts the seated members.
     function memberCount() external view returns (uint256) {
         return _members.length;
     }
 
-    /// @notice Signatures a certificate needs from the current set: n - floor((n-1)/3).
+    /// @notice Signatures a certificate needs from the seated members: a - floor((a-1)/3).
     function quorum() public view returns (uint256) {
-        uint256 n = _members.length;
-        return n - (n == 0 ? 0 : (n - 1) / 3);
+        uint256 a = activeMemberCount;
+        return a - (a == 0 ? 0 : (a - 1) / 3);
     }
 
     /// @notice The EIP-712 digest the current members sign to install `members_` as epoch
@@ -259,7 +269,10 @@ contract CommitteeSettlement is Settlement {
         // three passes: demote the old set, promote the new one (catching duplicates and
         // unbonded members), then send whoever is still demoted into unbonding
         address[] memory old = _members;
-        for (uint256 i = 0; i < old.length; ++i) stakes[old[i]].status = Status.Bonded;
+        // an emptied slot's member is Slashed already and stays so
+        for (uint256 i = 0; i < old.length; ++i) {
+            if (old[i] != address(0)) stakes[old[i]].status = Status.Bonded;
+        }
         for (uint256 i = 0; i < n; ++i) {
             address member = newMembers[i];
             Stake storage stake = stakes[member];
@@ -270,6 +283,7 @@ contract CommitteeSettlement is Settlement {
         }
         uint64 ends = uint64(block.timestamp + unbondingPeriod);
         for (uint256 i = 0; i < old.length; ++i) {
+            if (old[i] == address(0)) continue;
             Stake storage stake = stakes[old[i]];
             if (stake.status == Status.Bonded) {
                 stake.status = Status.Unbonding;
@@ -278,6 +292,7 @@ contract CommitteeSettlement is Settlement {
             }
         }
         _members = newMembers;
+        activeMemberCount = n;
         epoch = newEpoch;
         emit EpochChanged(newEpoch, newMembers);
     }
@@ -385,23 +400,24 @@ contract CommitteeSettlement is Settlement {
     }
 
     /// @dev One pass over the bitmap: each set bit i takes the next 65-byte signature, which
-    ///      must recover to member i. Bits past the member count, malformed signatures, a
-    ///      signature of someone else, a length that does not match the bitmap and fewer than
-    ///      quorum signers are each refused with their own error.
+    ///      must recover to member i. Bits past the member count, bits naming an emptied slot,
+    ///      malformed signatures, a signature of someone else, a length that does not match the
+    ///      bitmap and fewer than quorum signers are each refused with their own error.
     function _verifyCertificate(bytes32 digest, bytes calldata certificate) internal view {
         if (certificate.length < 32) revert MalformedCertificate(certificate.length);
         uint256 bitmap = uint256(bytes32(certificate[0:32]));
         uint256 n = _members.length;
         // a committee emptied by slashing certifies nothing (the escape hatch remains)
-        if (n == 0) revert InvalidCommittee();
+        if (activeMemberCount == 0) revert InvalidCommittee();
         uint256 offset = 32;
         uint256 count = 0;
         for (uint256 i = 0; bitmap >> i != 0; ++i) {
             if ((bitmap >> i) & 1 == 0) continue;
             if (i >= n) revert SignerNotMember(i, n);
             if (certificate.length < offset + 65) revert MalformedCertificate(certificate.length);
-            address recovered = _recoverStrict(digest, certificate[offset:offset + 65], i);
             address member = _members[i];
+            if (member == address(0)) revert EmptySlot(i);
+            address recovered = _recoverStrict(digest, certificate[offset:offset + 65], i);
             if (recovered != member) _refuseSigner(i, recovered, member, bitmap);
             offset += 65;
             ++count;
@@ -461,7 +477,8 @@ contract CommitteeSettlement is Settlement {
     }
 
     /// @dev Takes the whole bond: the reporter's share to the caller, the rest deposited to the
-    ///      insurance account; an active member leaves the set, the others keep their order.
+    ///      insurance account; an active member's slot is emptied in place (address(0)), so no
+    ///      other member's index moves and the quorum counts the members still seated.
     function _slash(address member) private {
         Stake storage stake = stakes[member];
         Status status = stake.status;
@@ -475,11 +492,10 @@ contract CommitteeSettlement is Settlement {
         totalBonded -= amount;
         if (status == Status.Active) {
             if (amount == 0) --genesisUnbonded;
-            uint256 n = _members.length;
             uint256 i = 0;
             while (_members[i] != member) ++i;
-            for (; i + 1 < n; ++i) _members[i] = _members[i + 1];
-            _members.pop();
+            delete _members[i];
+            --activeMemberCount;
         }
         uint256 reward = (amount * reporterShareBps) / BPS;
         uint256 insurance = amount - reward;
