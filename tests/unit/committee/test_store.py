@@ -1,0 +1,180 @@
+"""The member store on real fsync'd files: recovery, torn tails, damage, intake resubmission."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from asyncdex.committee.store import (
+    BLOCKS_DIR,
+    COMMITTED_DIR,
+    INTAKE_DIR,
+    SAFETY_FILE,
+    MemberStore,
+    StoreCorruption,
+)
+from asyncdex.consensus import Committee, QuorumCertificate, SafetyState, Secp256k1Signer
+from asyncdex.consensus.messages import GENESIS_QC, Block, vote_digest
+
+SIGNERS = [Secp256k1Signer.from_seed(b"store-member-%d" % i) for i in range(4)]
+COMMITTEE = Committee(tuple(signer.address for signer in SIGNERS))
+
+
+def certify(block: Block) -> QuorumCertificate:
+    digest = vote_digest(COMMITTEE.domain, block.view, block.hash)
+    return QuorumCertificate(
+        block.view, block.hash, tuple((i, SIGNERS[i].sign(digest)) for i in (0, 1, 2))
+    )
+
+
+def chain(length: int, items_per_block: int = 1) -> list[Block]:
+    blocks: list[Block] = []
+    justify = GENESIS_QC
+    for height in range(1, length + 1):
+        payload = tuple(b"item-%d-%d" % (height, i) for i in range(items_per_block))
+        block = Block(height, height, justify, COMMITTEE.leader(height), payload, 1_000 + height)
+        blocks.append(block)
+        justify = certify(block)
+    return blocks
+
+
+def segment(directory: Path) -> Path:
+    [path] = sorted(directory.glob("*.seg"))
+    return path
+
+
+def test_everything_written_comes_back_after_reopening(tmp_path: Path) -> None:
+    blocks = chain(4)
+    store, recovered = MemberStore.open(tmp_path)
+    assert (recovered.safety, recovered.committed, recovered.journaled) == (None, [], [])
+    state = SafetyState(4, 3, certify(blocks[3]))
+    store.write_safety(state)
+    store.append_blocks(blocks)
+    store.flush_blocks()
+    store.append_committed(blocks[:2], certify(blocks[2]))
+    store.flush_committed()
+    store.append_intake([b"item-1-0", b"late item"])
+    store.flush_intake()
+    store.close()
+
+    store, recovered = MemberStore.open(tmp_path)
+    assert recovered.safety == state
+    assert recovered.committed == blocks[:2]
+    assert recovered.journaled == blocks[2:]  # committed ones are not journaled again
+    assert recovered.unordered_intake == [b"late item"]
+    [first, _] = list(store.committed_entries(1))
+    assert (first.block, first.certificate) == (blocks[0], certify(blocks[2]))
+    assert [e.block.height for e in store.committed_entries(2)] == [2]
+    store.close()
+
+
+def test_intake_items_not_in_a_committed_block_are_returned_once_in_order(
+    tmp_path: Path,
+) -> None:
+    store, _ = MemberStore.open(tmp_path)
+    store.append_intake([b"b", b"item-1-0", b"a", b"b", b"c"])
+    store.flush_intake()
+    [block] = chain(1)
+    store.append_committed([block], certify(block))
+    store.flush_committed()
+    store.close()
+    _, recovered = MemberStore.open(tmp_path)
+    assert recovered.unordered_intake == [b"b", b"a", b"c"]
+
+
+@pytest.mark.parametrize("log", [COMMITTED_DIR, INTAKE_DIR, BLOCKS_DIR])
+def test_a_torn_tail_is_cut_and_reported(tmp_path: Path, log: str) -> None:
+    blocks = chain(3)
+    store, _ = MemberStore.open(tmp_path)
+    store.append_committed(blocks, certify(blocks[2]))
+    store.append_blocks(blocks)
+    store.append_intake([b"x", b"y"])
+    store.flush_committed()
+    store.flush_blocks()
+    store.flush_intake()
+    store.close()
+    path = segment(tmp_path / log)
+    data = path.read_bytes()
+    path.write_bytes(data[:-5])  # the last record's write never finished
+
+    store, recovered = MemberStore.open(tmp_path)
+    [repair] = recovered.repairs
+    assert repair.truncated_segment == path and repair.truncated_bytes > 0
+    expected = {
+        COMMITTED_DIR: (blocks[:2], blocks[2:], [b"x", b"y"]),
+        BLOCKS_DIR: (blocks, [], [b"x", b"y"]),
+        INTAKE_DIR: (blocks, [], [b"x"]),
+    }[log]
+    assert (recovered.committed, recovered.journaled, recovered.unordered_intake) == expected
+    store.close()
+
+
+@pytest.mark.parametrize("log", [COMMITTED_DIR, INTAKE_DIR, BLOCKS_DIR])
+def test_a_damaged_record_in_the_middle_is_refused_naming_file_and_offset(
+    tmp_path: Path, log: str
+) -> None:
+    blocks = chain(3)
+    store, _ = MemberStore.open(tmp_path)
+    store.append_committed(blocks, certify(blocks[2]))
+    store.append_blocks(blocks)
+    store.append_intake([b"x" * 50, b"y" * 50, b"z" * 50])
+    store.flush_committed()
+    store.flush_blocks()
+    store.flush_intake()
+    store.close()
+    path = segment(tmp_path / log)
+    data = bytearray(path.read_bytes())
+    offset = 16 + 16 + 10  # segment header, first record's header, into its payload
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(StoreCorruption) as refused:
+        MemberStore.open(tmp_path)
+    assert refused.value.path == path and refused.value.offset == 16
+    assert str(path) in str(refused.value)
+    assert path.read_bytes() == bytes(data)  # nothing was cut or changed
+    # the directory is released: a later open (after repair) is not locked out
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    MemberStore.open(tmp_path)[0].close()
+
+
+def test_a_damaged_safety_state_is_refused(tmp_path: Path) -> None:
+    store, _ = MemberStore.open(tmp_path)
+    store.write_safety(SafetyState(7, 5, GENESIS_QC))
+    store.close()
+    path = tmp_path / SAFETY_FILE
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreCorruption, match="checksum mismatch") as refused:
+        MemberStore.open(tmp_path)
+    assert refused.value.path == path
+
+
+def test_journaled_blocks_without_a_safety_file_give_a_state_that_cannot_vote_again(
+    tmp_path: Path,
+) -> None:
+    blocks = chain(3)
+    store, _ = MemberStore.open(tmp_path)
+    store.append_blocks(blocks)  # a crash after the block journal, before the safety file
+    store.flush_blocks()
+    store.close()
+    _, recovered = MemberStore.open(tmp_path)
+    assert recovered.safety is not None
+    assert recovered.safety.last_voted_view == 3
+    assert recovered.safety.locked_qc == certify(blocks[1])
+
+
+def test_a_committed_log_that_is_not_a_chain_is_refused(tmp_path: Path) -> None:
+    blocks = chain(2)
+    stranger = replace(blocks[1], payload=(b"another",), justify=certify(chain(1, 2)[0]))
+    store, _ = MemberStore.open(tmp_path)
+    store.append_committed([blocks[0], stranger], certify(blocks[1]))
+    store.flush_committed()
+    store.close()
+    with pytest.raises(StoreCorruption, match="does not extend") as refused:
+        MemberStore.open(tmp_path)
+    assert refused.value.record == 2
