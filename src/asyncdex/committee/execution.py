@@ -82,13 +82,13 @@ class BlockExecutor:
         sequencer: Sequencer,
         decoder: ItemDecoder,
         journal: FileJournal,
-        committed_blocks: Callable[[int], Iterable[Block]],
+        committed: Callable[[int], Iterable[tuple[Block, QuorumCertificate | None]]],
         *,
         remember: int = 100_000,
     ) -> None:
         self._sequencer = sequencer
         self._decoder = decoder
-        self._committed_blocks = committed_blocks
+        self._committed = committed
         self._resume_height, self._resume_items = resume_point(journal)
         # the next height to journal (blocks below it are in the journal): the block the
         # journal ends in, to finish it, or the first block of an empty journal
@@ -114,11 +114,21 @@ class BlockExecutor:
     def _note_ordered(self, block: Block, certificate: QuorumCertificate | None) -> None:
         where = Ordered(block.height, block.view, block.hash, certificate)
         ordered = self._ordered
-        for submission in self._decoder.submissions_of(block.payload):
-            if submission.intent_id:
-                ordered[submission.intent_id] = where
+        intent_id_of = self._decoder.intent_id_of
+        for item in block.payload:
+            intent_id = intent_id_of(item)
+            if intent_id is not None:
+                ordered[intent_id] = where
         while len(ordered) > self._remember:
             ordered.popitem(last=False)
+
+    def note_history(self, blocks: int, committed_height: int) -> None:
+        """Where the intents of the last ``blocks`` committed blocks were ordered (a restarted
+        member answers for intents it executed before it stopped)."""
+        for block, certificate in self._committed(max(1, committed_height - blocks + 1)):
+            if block.height >= self.next_height:
+                break  # journaled below, noted there
+            self._note_ordered(block, certificate)
 
     # ----------------------------------------------------------------- journaling
 
@@ -135,7 +145,8 @@ class BlockExecutor:
     async def _run(self) -> None:
         try:
             # what was committed before this process started (or while it was down)
-            for block in self._committed_blocks(self.next_height):
+            for block, certificate in self._committed(self.next_height):
+                self._note_ordered(block, certificate)
                 await self._journal_block(block)
             while True:
                 block, _ = await self._queue.get()

@@ -39,7 +39,7 @@ from asyncdex.messages.commands import (
 from asyncdex.sequencer.sequencer import Submission
 from asyncdex.signing.eip712 import Domain
 from asyncdex.signing.intake import IntakeError, ParsedIntent, verify_batch
-from asyncdex.signing.intents import MalformedIntent, decode_intent_payload
+from asyncdex.signing.intents import MalformedIntent, decode_intent_payload, intent_digest
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.packing import pack, unpack
 
@@ -102,6 +102,17 @@ class ItemDecoder:
             except ItemRefused as refusal:
                 self.refused[refusal.reason] = self.refused.get(refusal.reason, 0) + 1
         return out
+
+    def intent_id_of(self, item: bytes) -> bytes | None:
+        """The intent id (EIP-712 digest) a trader's item claims, without recovering its
+        signer: for showing where an intent was ordered, never for executing it."""
+        if not item or item[0] != KIND_INTENT:
+            return None
+        try:
+            intent, _ = decode_intent_payload(item[1:])
+            return intent_digest(self.domain, intent)
+        except MalformedIntent:
+            return None
 
     def decode(self, item: bytes) -> Submission:
         if not item:

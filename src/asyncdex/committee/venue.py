@@ -16,7 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from asyncdex.committee.items import ItemDecoder, system_item
 from asyncdex.committee.runtime import CommitteeMember
 from asyncdex.consensus.committee import Committee
 from asyncdex.consensus.crypto import CachingVerifier, Secp256k1Signer
+from asyncdex.consensus.messages import Block, QuorumCertificate
 from asyncdex.consensus.replica import ReplicaConfig
 from asyncdex.messages.commands import Command
 from asyncdex.sequencer.journal import FileJournal
@@ -33,6 +34,12 @@ from asyncdex.sequencer.sequencer import Sequencer
 from asyncdex.signing.eip712 import Domain
 
 COMMITTEE_SUBDIR = "committee"
+NOTED_BLOCKS = 1_000  # at start: where the intents of this many last blocks were ordered
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,19 +98,22 @@ class CommitteeVenue:
             clock=clock,
             on_commit=self._on_commit,
         )
-        self.executor = BlockExecutor(
-            sequencer, self.decoder, journal, self.member.committed_blocks
-        )
+        self.executor = BlockExecutor(sequencer, self.decoder, journal, self._committed)
         self._nonces = itertools.count()
         self._nonce_base = 0
 
-    def _on_commit(self, blocks: Any, certificate: Any) -> None:
+    def _on_commit(self, blocks: Sequence[Block], certificate: QuorumCertificate) -> None:
         self.executor.on_commit(blocks, certificate)
+
+    def _committed(self, from_height: int) -> Iterator[tuple[Block, QuorumCertificate | None]]:
+        for entry in self.member.store.committed_entries(from_height):
+            yield entry.block, entry.certificate
 
     async def start(self) -> None:
         # a system item's nonce: the start time and a counter, unique across restarts
         self._nonce_base = self._clock() << 20
         await self.member.start()
+        self.executor.note_history(NOTED_BLOCKS, self.member.committed_height)
         self.executor.start()
 
     async def stop(self) -> None:
@@ -123,7 +133,7 @@ class CommitteeVenue:
         return self.executor.ordered(intent_id)
 
     def status_json(self) -> dict[str, Any]:
-        status = self.member.status_json()
+        status = {_camel(key): value for key, value in self.member.status_json().items()}
         status["member"] = self.settings.index
         status["members"] = ["0x" + address.hex() for address in self.committee.members]
         status["executedHeight"] = self.executor.next_height - 1

@@ -132,7 +132,9 @@ async def journal_blocks(directory: Path, blocks: list[Block], stop_after: int) 
     sequencer = Sequencer(committer, lambda: 0)
     seen: list[Sequenced] = []
     sequencer.add_consumer(seen.extend)
-    executor = BlockExecutor(sequencer, decoder(), journal, lambda height: blocks[height - 1 :])
+    executor = BlockExecutor(
+        sequencer, decoder(), journal, lambda height: [(b, None) for b in blocks[height - 1 :]]
+    )
     executor.start()
     while len(seen) < stop_after:
         await asyncio.sleep(0.01)
