@@ -116,7 +116,7 @@ class Transport:
         queue_frames: int = DEFAULT_QUEUE_FRAMES,
         hello_timeout: float = 5.0,
         min_backoff: float = 0.05,
-        max_backoff: float = 2.0,
+        max_backoff: float = 1.0,
     ) -> None:
         if len(peers) != committee.size:
             raise ValueError(f"{len(peers)} addresses for a committee of {committee.size}")
