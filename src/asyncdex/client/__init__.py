@@ -3,7 +3,8 @@
 ``Client.connect(url, wallet)`` (or ``await AsyncClient.connect(...)``) asks the node for its
 signing domain and markets. ``AsyncClient`` / ``Client`` sign intents with a ``Wallet`` (or
 an ``AgentWallet`` trading for a master account), send them to a node and follow them by
-intent id to execution, commitment and finality.
+intent id to execution, commitment and finality. On a committee venue, ``seal=True`` (or
+``submit_sealed``) encrypts them to the committee first (``docs/fairness.md``).
 """
 
 from asyncdex.client.builder import IntentBuilder, Trigger
@@ -24,6 +25,7 @@ from asyncdex.client.errors import (
 from asyncdex.client.keys import AgentWallet, Wallet
 from asyncdex.client.markets import MarketInfo, Markets
 from asyncdex.client.nonces import NonceSource
+from asyncdex.client.sealing import SealingInfo, seal_signed_intent
 from asyncdex.client.status import Fill, IntentStatus, Receipt, Rejection
 from asyncdex.client.streams import BookMirror, StaleBook, Stream, StreamClosed, StreamError
 from asyncdex.client.venue import Venue
@@ -50,6 +52,7 @@ __all__ = [
     "Receipt",
     "Rejection",
     "RetryPolicy",
+    "SealingInfo",
     "StaleBook",
     "StatusTimeout",
     "Stream",
@@ -60,4 +63,5 @@ __all__ = [
     "UnknownMarket",
     "Venue",
     "Wallet",
+    "seal_signed_intent",
 ]

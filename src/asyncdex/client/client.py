@@ -41,6 +41,7 @@ import inspect
 import json
 import random
 import threading
+import time
 from collections.abc import Callable, Coroutine, Generator, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ import aiohttp
 
 from asyncdex.client.builder import IntentBuilder
 from asyncdex.client.errors import (
+    ClientError,
     DomainMismatch,
     IntakeRefused,
     NodeError,
@@ -62,9 +64,18 @@ from asyncdex.client.errors import (
 from asyncdex.client.keys import BaseWallet
 from asyncdex.client.markets import MarketInfo, Markets, load_venue_file
 from asyncdex.client.nonces import NonceSource, shared_nonce_source
-from asyncdex.client.status import EXECUTED, IntentStatus, Receipt, parse_receipts, status_rank
+from asyncdex.client.sealing import SealingInfo, seal_signed_intent, sealing_key
+from asyncdex.client.status import (
+    EXECUTED,
+    IntentStatus,
+    Receipt,
+    parse_receipts,
+    parse_sealed_receipts,
+    status_rank,
+)
 from asyncdex.client.streams import Stream
 from asyncdex.client.venue import Venue, check_domain
+from asyncdex.fairness.sealing import SealedIntent, SealingKey, sealed_intent_id
 from asyncdex.signing.eip712 import Domain, parse_address
 from asyncdex.signing.intents import (
     Intent,
@@ -217,6 +228,7 @@ class AsyncClient:
         request_timeout: float = 10.0,
         intent_ttl: float | None = None,
         session: aiohttp.ClientSession | None = None,
+        seal: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.wallet = wallet
@@ -234,6 +246,9 @@ class AsyncClient:
         self.request_timeout = request_timeout
         self._session = session
         self._owns_session = session is None
+        self.seal_intents = seal
+        self.sealing: SealingInfo | None = None
+        self._sealing_key: SealingKey | None = None
 
     @classmethod
     def connect(cls, base_url: str, wallet: BaseWallet, **options: Any) -> Connecting:
@@ -271,6 +286,8 @@ class AsyncClient:
             raise NodeError(f"{exc}: use an SDK of the node's version") from None
         self.domain = venue.domain
         self.markets = self.build.markets = venue.markets
+        self.sealing = venue.sealing
+        self._sealing_key = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -311,7 +328,12 @@ class AsyncClient:
         return "0x" + intent_digest(self.domain, bare).hex()
 
     async def submit(self, intents: Sequence[Intent | SignedIntent]) -> list[Receipt]:
-        """Sign what is not signed yet and send all in one request; receipts in order."""
+        """Sign what is not signed yet and send all in one request; receipts in order.
+
+        A client made with ``seal=True`` seals them first (:meth:`submit_sealed`).
+        """
+        if self.seal_intents:
+            return await self.submit_sealed(intents)
         signed = [i if isinstance(i, SignedIntent) else self.sign(i) for i in intents]
         if not signed:
             raise ValueError("nothing to submit")
@@ -336,6 +358,65 @@ class AsyncClient:
         return receipts
 
     batch = submit
+
+    def seal(
+        self, intent: Intent | SignedIntent, *, epoch: int | None = None, fee_cap: int = 0
+    ) -> SealedIntent:
+        """Sign ``intent`` if needed and seal it for ``epoch`` (default: the current one, see
+        :meth:`SealingInfo.target_epoch`) to the committee key the node announced."""
+        if self.sealing is None:
+            raise ClientError(
+                'the node announces no sealing key (GET /v1/venue has no "sealing"): it '
+                "is not a committee venue with sealed intents, or the client was not made "
+                "with connect()"
+            )
+        if self._sealing_key is None:
+            self._sealing_key = sealing_key(self.domain, self.sealing)
+        signed = intent if isinstance(intent, SignedIntent) else self.sign(intent)
+        if epoch is None:
+            epoch = self.sealing.target_epoch(int(time.time() * 1000))
+        return seal_signed_intent(self.wallet, self._sealing_key, signed, epoch, fee_cap=fee_cap)
+
+    async def submit_sealed(
+        self,
+        intents: Sequence[Intent | SignedIntent],
+        *,
+        epoch: int | None = None,
+        fee_cap: int = 0,
+    ) -> list[Receipt]:
+        """Seal and send intents in one ``POST /v1/sealed``; receipts in order.
+
+        The node answers ``{"receipts": [{"sealedId", "seq", "timestamp"}]}``; each receipt
+        here also carries the ``intent_id`` the intent will have once revealed, so
+        :meth:`wait_for` follows it to ``revealed`` and ``executed``.
+        """
+        signed = [i if isinstance(i, SignedIntent) else self.sign(i) for i in intents]
+        if not signed:
+            raise ValueError("nothing to submit")
+        sealed = [self.seal(one, epoch=epoch, fee_cap=fee_cap).encode() for one in signed]
+        body = json.dumps(
+            {"sealed": ["0x" + envelope.hex() for envelope in sealed]}, separators=(",", ":")
+        ).encode()
+        status, document = await self._request("POST", "/v1/sealed", body, signed=signed)
+        if status != 200:
+            raise _error_of(status, document)
+        try:
+            acknowledged = parse_sealed_receipts(document, len(signed))
+        except ValueError as exc:
+            raise NodeError(f"unexpected receipts: {exc}", status=status, body=document) from None
+        receipts = []
+        for envelope, one, (sealed_id, seq, timestamp) in zip(
+            sealed, signed, acknowledged, strict=True
+        ):
+            expected = "0x" + sealed_intent_id(envelope).hex()
+            if sealed_id != expected:
+                raise NodeError(
+                    f"the node acknowledged sealed id {sealed_id}, sent {expected}",
+                    status=status,
+                    body=document,
+                )
+            receipts.append(Receipt(self.intent_id(one), seq, timestamp, sealed_id))
+        return receipts
 
     async def submit_one(self, intent: Intent | SignedIntent) -> Receipt:
         (receipt,) = await self.submit([intent])
@@ -721,6 +802,20 @@ class Client:
         return self._call(self._client.submit(intents))
 
     batch = submit
+
+    def seal(
+        self, intent: Intent | SignedIntent, *, epoch: int | None = None, fee_cap: int = 0
+    ) -> SealedIntent:
+        return self._client.seal(intent, epoch=epoch, fee_cap=fee_cap)
+
+    def submit_sealed(
+        self,
+        intents: Sequence[Intent | SignedIntent],
+        *,
+        epoch: int | None = None,
+        fee_cap: int = 0,
+    ) -> list[Receipt]:
+        return self._call(self._client.submit_sealed(intents, epoch=epoch, fee_cap=fee_cap))
 
     def submit_one(self, intent: Intent | SignedIntent) -> Receipt:
         return self._call(self._client.submit_one(intent))

@@ -20,6 +20,7 @@ import os
 import secrets
 from pathlib import Path
 
+from asyncdex.fairness.sealing import SealedIntent, SealingKey, seal_intent
 from asyncdex.signing.eip712 import Domain, LocalSigner, checksum_address, parse_address
 from asyncdex.signing.intents import ApproveAgent, Intent, SignedIntent, sign_intent
 
@@ -95,6 +96,12 @@ class BaseWallet:
                 f"{checksum_address(self.account)}"
             )
         return sign_intent(self._signer, domain, intent)
+
+    def seal(
+        self, key: SealingKey, signed: SignedIntent, epoch: int, *, fee_cap: int = 0
+    ) -> SealedIntent:
+        """Seal an intent this wallet signed for ``epoch`` of the committee key ``key``."""
+        return seal_intent(key, self._signer, signed, epoch, fee_cap=fee_cap)
 
 
 class Wallet(BaseWallet):

@@ -45,11 +45,17 @@ def status_rank(status: str) -> int:
 
 
 class Receipt(NamedTuple):
-    """The node's acknowledgement: the intent is durable at ``seq``."""
+    """The node's acknowledgement: the intent is durable at ``seq``.
+
+    For a sealed intent ``sealed_id`` is the envelope's id (what the node knows until the
+    epoch key is released) and ``intent_id`` the id the intent will have once revealed,
+    computed by the client that signed it.
+    """
 
     intent_id: str
     seq: int
     timestamp: int
+    sealed_id: str | None = None
 
 
 class Rejection(NamedTuple):
@@ -242,4 +248,23 @@ def parse_receipts(document: Any, expected: int) -> list[Receipt]:
         if not isinstance(intent_id, str) or type(seq) is not int or type(timestamp) is not int:
             raise ValueError(f"malformed receipt {item!r}")
         receipts.append(Receipt(intent_id.lower(), seq, timestamp))
+    return receipts
+
+
+def parse_sealed_receipts(document: Any, expected: int) -> list[tuple[str, int, int]]:
+    """``(sealedId, seq, timestamp)`` of a ``POST /v1/sealed`` answer; ``ValueError`` if not
+    that shape."""
+    if not isinstance(document, dict) or not isinstance(document.get("receipts"), list):
+        raise ValueError('expected {"receipts": [...]}')
+    items: Sequence[Any] = document["receipts"]
+    if len(items) != expected:
+        raise ValueError(f"expected {expected} receipts, got {len(items)}")
+    receipts = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise ValueError("a receipt is a JSON object")
+        sealed_id, seq, timestamp = item.get("sealedId"), item.get("seq"), item.get("timestamp")
+        if not isinstance(sealed_id, str) or type(seq) is not int or type(timestamp) is not int:
+            raise ValueError(f"malformed receipt {item!r}")
+        receipts.append((sealed_id.lower(), seq, timestamp))
     return receipts

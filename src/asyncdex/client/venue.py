@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asyncdex.client.markets import MarketInfo, Markets
+from asyncdex.client.sealing import SealingInfo
 from asyncdex.signing.eip712 import Domain, parse_address
 from asyncdex.signing.intents import DOMAIN_NAME, DOMAIN_VERSION
 
@@ -28,6 +29,7 @@ class Venue:
     settlement_contract: bytes | None  # None: the node does not settle
     settlement_chain: str | None  # "embedded", "rpc" or None
     hyperliquid_network: str | None  # "mainnet", "testnet" or None (no Hyperliquid API)
+    sealing: SealingInfo | None = None  # committee mode: the key sealed intents go to
 
     @property
     def chain_id(self) -> int:
@@ -72,7 +74,9 @@ class Venue:
         chain = venue.get("settlementChain")
         if chain is not None and not isinstance(chain, str):
             raise ValueError("settlementChain: expected a string or null")
+        sealing = venue.get("sealing")
         return cls(
+            sealing=None if sealing is None else SealingInfo.from_json(sealing),
             domain=domain,
             markets=Markets(markets),
             settlement_contract=(

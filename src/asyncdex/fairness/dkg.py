@@ -435,3 +435,32 @@ def key_share(
     if missing:
         raise DkgFailed(f"member {member} has no share from qualified dealer(s) {missing}")
     return KeyShare(member, sum(shares[d] for d in outcome.qualified) % R)
+
+
+def run_local_dkg(
+    members: int, threshold: int, session: bytes, rng: RandomBits | None = None
+) -> tuple[CommitteeKey, tuple[KeyShare, ...]]:
+    """Run the whole protocol for ``members`` honest members in one process.
+
+    For tests, benchmarks and a local committee on one machine, where one process holds every
+    member's key anyway; it runs the same deals, checks and sums as the distributed protocol,
+    not a trusted dealer.
+    """
+    pairs = [dkg_keypair(rng) for _ in range(members)]
+    setup = DkgSetup(session, threshold, tuple(public for _, public in pairs))
+    deals = [deal(setup, dealer, rng) for dealer in range(1, members + 1)]
+    checked = [validate_deal(setup, one) for one in deals]
+    received: list[dict[int, int]] = [{} for _ in range(members)]
+    complaints = []
+    for member in range(1, members + 1):
+        for one in checked:
+            got = receive_deal(setup, member, pairs[member - 1][0], one)
+            if isinstance(got, Complaint):
+                complaints.append(got)
+            else:
+                received[member - 1][one.deal.dealer] = got
+    outcome = decide_qualified(setup, deals, complaints)
+    shares = tuple(
+        key_share(setup, member, outcome, received[member - 1]) for member in range(1, members + 1)
+    )
+    return committee_key(setup, outcome), shares

@@ -4,7 +4,9 @@
 its own thread. ``POST /v1/intents`` runs the real intake (so receipts carry the real intent
 ids, and bad intents get the node's 4xx) unless ``post_script`` says otherwise for the next
 request; ``GET /v1/intents/{id}`` answers from ``statuses[id]``, one entry per request (the
-last repeats). Every request body and path is recorded.
+last repeats). Every request body and path is recorded. ``GET /v1/venue`` answers ``venue``
+when one is set; ``POST /v1/sealed`` decodes each envelope strictly, records it in
+``sealed`` and answers its sealed id, as a committee node does before the epoch key exists.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from asyncdex.fairness.sealing import (
+    MalformedSealedIntent,
+    SealedIntent,
+    decode_sealed_intent,
+    sealed_intent_id,
+)
 from asyncdex.signing.eip712 import Domain
 from asyncdex.signing.intake import Intake, IntakeError
 from asyncdex.signing.intents import asyncdex_domain
@@ -41,6 +49,33 @@ class FakeNode:
     gets: list[str] = field(default_factory=list)
     next_seq: int = 1
     url: str = ""
+    venue: dict[str, Any] | None = None
+    sealed: list[SealedIntent] = field(default_factory=list)
+
+    async def handle_venue(self, request: web.Request) -> web.StreamResponse:
+        if self.venue is None:
+            return web.Response(status=404, text="404: Not Found")
+        return web.json_response(self.venue)
+
+    async def handle_sealed(self, request: web.Request) -> web.StreamResponse:
+        document = await request.json()
+        self.posts.append(await request.read())
+        receipts = []
+        for text in document["sealed"]:
+            data = bytes.fromhex(text.removeprefix("0x"))
+            try:
+                self.sealed.append(decode_sealed_intent(data))
+            except MalformedSealedIntent as exc:
+                return web.json_response({"error": str(exc), "code": "malformed"}, status=400)
+            receipts.append(
+                {
+                    "sealedId": "0x" + sealed_intent_id(data).hex(),
+                    "seq": self.next_seq,
+                    "timestamp": 1_767_225_600_000 + self.next_seq,
+                }
+            )
+            self.next_seq += 1
+        return web.json_response({"receipts": receipts})
 
     async def handle_post(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -98,6 +133,8 @@ def fake_node() -> Iterator[FakeNode]:
     app = web.Application()
     app.router.add_post("/v1/intents", node.handle_post)
     app.router.add_get("/v1/intents/{intent_id}", node.handle_status)
+    app.router.add_get("/v1/venue", node.handle_venue)
+    app.router.add_post("/v1/sealed", node.handle_sealed)
     runner = web.AppRunner(app, access_log=None)
 
     async def start() -> None:

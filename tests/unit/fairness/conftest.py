@@ -7,15 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from asyncdex.fairness.dkg import (
-    DkgSetup,
-    committee_key,
-    deal,
-    decide_qualified,
-    dkg_keypair,
-    key_share,
-    receive_deal,
-)
+from asyncdex.fairness.dkg import run_local_dkg
 from asyncdex.fairness.sealing import SealingKey, venue_id
 from asyncdex.fairness.threshold import CommitteeKey, KeyShare
 from asyncdex.signing.eip712 import Domain, LocalSigner
@@ -39,20 +31,8 @@ class Committee:
 
 def run_dkg(seed: int, n: int = N_MEMBERS, t: int = THRESHOLD) -> Committee:
     rng = random.Random(seed)
-    pairs = [dkg_keypair(rng.getrandbits) for _ in range(n)]
-    setup = DkgSetup(rng.randbytes(32), t, tuple(public for _, public in pairs))
-    outcome = decide_qualified(
-        setup, [deal(setup, d, rng.getrandbits) for d in range(1, n + 1)], []
-    )
-    shares = []
-    for member in range(1, n + 1):
-        received = {}
-        for dealer in outcome.qualified:
-            share = receive_deal(setup, member, pairs[member - 1][0], outcome.deals[dealer])
-            assert isinstance(share, int)
-            received[dealer] = share
-        shares.append(key_share(setup, member, outcome, received))
-    return Committee(committee_key(setup, outcome), tuple(shares))
+    key, shares = run_local_dkg(n, t, rng.randbytes(32), rng.getrandbits)
+    return Committee(key, shares)
 
 
 @pytest.fixture(scope="session")
