@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+from collections.abc import Callable
 
 import pytest
 
@@ -45,12 +46,13 @@ def test_frames_reach_the_handler_of_their_channel_attributed_to_their_sender() 
         peers = free_ports(3)
         links = [Transport(COMMITTEE, i, SIGNERS[i], peers) for i in range(3)]
         received: list[tuple[int, int, bytes]] = []
+
+        def recorder(receiver: int, channel: int) -> Callable[[int, bytes], None]:
+            return lambda member, payload: received.append((receiver, channel, payload))
+
         for i, link in enumerate(links):
             for channel in (CHANNEL_CONSENSUS, CHANNEL_SETTLEMENT):
-                link.register(
-                    channel,
-                    lambda member, payload, i=i, c=channel: received.append((i, c, payload)),
-                )
+                link.register(channel, recorder(i, channel))
         for link in links:
             await link.start()
         links[0].send(2, CHANNEL_SETTLEMENT, b"header signature")
