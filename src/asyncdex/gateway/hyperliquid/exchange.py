@@ -36,16 +36,26 @@ Invariants:
   answers a resubmission with its first receipt).
 - Statuses are built from the record's own events once the engine applied it; the
   post-only ``bbo`` is read from the book after that record.
+- On a batch-auction market nothing fills on arrival, so an IOC (or market) order's record
+  shows it waiting in the book. Hyperliquid's answer to an IOC is final (filled, or the
+  could-not-match error), so the answer waits for the market's next auction and is built from
+  the fills and the cancellation of the remainder in the records applied up to it. If the
+  auction has not run within ``AUCTION_WAIT_S`` past the interval (an idle node without
+  time ticks), the answer is Hyperliquid's plain ``"waitingForFill"`` (the order is live:
+  ``orderStatus`` and ``openOrders`` find it, by cloid too), never ``resting``. A GTC or
+  ALO order waiting for the auction is ``resting``, as it rests in the book after it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
+from asyncdex.committee.items import SCHEME_HL_L1, SCHEME_HL_USER
 from asyncdex.engine.state import MarketState, State
 from asyncdex.gateway.hyperliquid.common import (
     ACTION_EXPIRED,
@@ -124,6 +134,7 @@ if TYPE_CHECKING:
 MAX_ITEMS: Final = 1_000  # orders, cancels or modifies in one action
 SCHEDULE_CANCEL_MIN_DELAY_MS: Final = 5_000  # Hyperliquid's: at least 5 s ahead
 AVG_PX_EXTRA_DECIMALS: Final = 4  # an average fill price may fall between ticks
+AUCTION_WAIT_S: Final = 5.0  # past the auction interval: time ticks are well inside this
 
 _TIFS: Mapping[str, int] = {
     "Gtc": TimeInForce.GTC,
@@ -566,6 +577,53 @@ def order_status(state: State, slot: Slot, events: Sequence[Event]) -> Any:
     return {"error": order_error(IOC_CANCEL, slot.asset)}
 
 
+def waits_for_auction(state: State, command: Command | None, status: Any) -> int:
+    """The order id of a ``resting`` status whose order is an IOC (or market order) that
+    ``command`` placed on a batch-auction market, where it waits for the next auction (it may
+    already be out of the book by now), else 0."""
+    if not isinstance(status, dict) or "resting" not in status:
+        return 0
+    if type(command) is not PlaceOrder and type(command) is not PlaceBuilderOrder:
+        return 0
+    if not state.markets[command.market].auction_interval:
+        return 0
+    if command.trigger_kind != TriggerKind.NONE:
+        return 0  # an armed trigger waits for its price, not for the auction
+    if command.tif != TimeInForce.IOC and command.order_type != OrderType.MARKET:
+        return 0
+    order_id: int = status["resting"]["oid"]
+    return order_id
+
+
+def plan_command(plan: Plan, slot: Slot) -> Command | None:
+    return None if slot.item is None else plan.commands[slot.item]
+
+
+def auction_status(state: State, slot: Slot, order_id: int, events: Sequence[Event]) -> Any:
+    """The final status of an IOC that waited for an auction, from the events of the records
+    applied after it (its fills, at one price, as maker or taker, and its remainder's
+    cancellation)."""
+    market = state.markets[slot.asset]
+    filled = notional = 0
+    for event in events:
+        if type(event) is TradeExecuted:
+            assert isinstance(event, TradeExecuted)
+            if event.taker_order == order_id or event.maker_order == order_id:
+                filled += event.size
+                notional += event.size * event.price
+    if not filled:
+        return {"error": order_error(IOC_CANCEL, slot.asset)}
+    ids: dict[str, Any] = {"oid": order_id}
+    cloid = format_cloid(slot.client_id)
+    if cloid is not None:
+        ids["cloid"] = cloid
+    totals = {
+        "totalSz": format_sz(market.spec, filled),
+        "avgPx": _avg_px(market, notional, filled),
+    }
+    return {"filled": {**totals, **ids}}
+
+
 def cancel_status(slot: Slot, events: Sequence[Event]) -> Any:
     for event in events:
         if type(event) is Rejected:
@@ -686,7 +744,11 @@ class ExchangeApi:
             envelope.expires_after or 0,
             Batch(account, tuple(plan.commands)),
         )
-        events = await self.execute(Submission(command, signature, intent_id), signer)
+        relay = [envelope.action, envelope.nonce, envelope.vault_address,
+                 envelope.expires_after, self.mainnet]  # fmt: skip
+        seq, events = await self.execute_seq(
+            Submission(command, signature, intent_id), signer, (SCHEME_HL_L1, relay)
+        )
         refusal = whole_request_refusal(events, signer)
         if refusal is not None:
             raise ActionRefused(self.refusal_text(refusal.reason, signer))
@@ -708,7 +770,57 @@ class ExchangeApi:
             else:
                 assert slot.item is not None
                 statuses.append(order_status(state, slot, items[slot.item]))
+        waiting = {
+            index: order_id
+            for index, status in enumerate(statuses)
+            if (order_id := waits_for_auction(state, plan_command(plan, plan.slots[index]), status))
+        }
+        if waiting:
+            await self.answer_after_auction(seq, plan.slots, statuses, waiting)
         return ok_statuses(plan.response_type, statuses)
+
+    async def answer_after_auction(
+        self, seq: int, slots: Sequence[Slot], statuses: list[Any], waiting: dict[int, int]
+    ) -> None:
+        """Replace the statuses of the IOC orders in ``waiting`` (status index -> order id),
+        placed by record ``seq``, with their outcome once their auction ran: by then each is
+        out of the book (filled, or its remainder cancelled). Until then, or if the records
+        after ``seq`` are no longer kept, ``"waitingForFill"``."""
+        node = self.node
+        state = node.state
+        intervals = [state.markets[slots[index].asset].auction_interval for index in waiting]
+        later: list[Event] = []
+
+        async def read_until_out_of_book() -> bool:
+            current = seq
+            while any(order_id in node.state.orders for order_id in waiting.values()):
+                current += 1
+                events = await node.wait_applied(current)
+                if events is None:
+                    return False
+                later.extend(events)
+            # gone from the book by the applied seq: its last events are at or before it
+            while current < node.applied_seq:
+                current += 1
+                events = await node.wait_applied(current)
+                if events is None:
+                    return False
+                later.extend(events)
+            return True
+
+        try:
+            complete = await asyncio.wait_for(
+                read_until_out_of_book(), max(intervals) / 1000 + AUCTION_WAIT_S
+            )
+        except TimeoutError:
+            complete = False
+        except SequencerClosed:
+            complete = False
+        for index, order_id in waiting.items():
+            if complete:
+                statuses[index] = auction_status(node.state, slots[index], order_id, later)
+            else:
+                statuses[index] = "waitingForFill"
 
     # -- user-signed (transfer-type) actions
 
@@ -747,7 +859,7 @@ class ExchangeApi:
                 "withdraw, then deposit)"
             )
         submission = Submission(Signed(signer, envelope.nonce, 0, command), signature, digest)
-        events = await self.execute(submission, signer)
+        events = await self.execute(submission, signer, (SCHEME_HL_USER, [action, self.mainnet]))
         for event in events:
             if type(event) is Rejected:
                 raise ActionRefused(self.refusal_text(event.reason, signer))
@@ -806,8 +918,18 @@ class ExchangeApi:
 
     # -- submission
 
-    async def execute(self, submission: Submission, signer: bytes) -> list[Event]:
-        """Sequence one verified envelope and return its events once applied."""
+    async def execute(
+        self, submission: Submission, signer: bytes, relay: tuple[str, list[Any]]
+    ) -> list[Event]:
+        """Sequence one verified envelope and return its events once applied; ``relay`` is
+        what the client signed, for a committee to check (``Node.relay``)."""
+        _, events = await self.execute_seq(submission, signer, relay)
+        return events
+
+    async def execute_seq(
+        self, submission: Submission, signer: bytes, relay: tuple[str, list[Any]]
+    ) -> tuple[int, list[Event]]:
+        """``execute``, with the seq the envelope was sequenced at."""
         node = self.node
         command = submission.command
         assert type(command) is Signed
@@ -822,6 +944,7 @@ class ExchangeApi:
             encode_record(0, command, submission.signature)
         except (OverflowError, TypeError, ValueError) as exc:
             raise ActionRefused(f"the action cannot be journaled: {exc}") from None
+        node.relay(submission, *relay)
         try:
             (receipt,) = await node.submit_intents([submission])
         except SubmitRefused as refusal:
@@ -830,19 +953,19 @@ class ExchangeApi:
                 raise RateLimited("address", str(refusal), refusal.retry_after_ms or 1) from None
             raise ActionRefused(self.submit_refusal_text(refusal, signer)) from None
         try:
-            events = await node.wait_applied(receipt.seq)
+            seq, events = await node.wait_outcome(receipt)
         except SequencerClosed:
             # durable, so it is not lost: say so rather than guess its outcome
             raise ActionRefused(
-                f"the node stopped before the action's outcome was known (seq {receipt.seq}, "
-                "durable); read it from /info once the node is back"
+                "the node stopped before the action's outcome was known (it is durable); "
+                "read it from /info once the node is back"
             ) from None
         if events is None:
             raise ActionRefused(
-                f"the action was sequenced (seq {receipt.seq}) but its outcome is no longer "
+                f"the action was sequenced (seq {seq}) but its outcome is no longer "
                 "kept; read it from /info"
             )
-        return events
+        return seq, events
 
     def submit_refusal_text(self, refusal: SubmitRefused, signer: bytes) -> str:
         if isinstance(refusal, OutcomeUnknown):
