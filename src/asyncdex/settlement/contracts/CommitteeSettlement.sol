@@ -75,14 +75,22 @@ contract CommitteeSettlement is Settlement {
 
     // ---------------------------------------------------------------- state
 
-    address[] private _members;
+    /// @dev The current set's size, in slots (emptied ones included) and seated members, in
+    ///      one word: a certificate check reads both with one storage load.
+    struct Seats {
+        uint128 slots;
+        uint128 active;
+    }
+
+    /// @dev Member by index; entries at or past `_seats.slots` are left from a larger earlier
+    ///      set and never read.
+    mapping(uint256 => address) private _memberAt;
+    Seats private _seats;
     uint256 public epoch;
     /// @notice Genesis members that have not bonded yet; batches wait for 0.
     uint256 public genesisUnbonded;
     mapping(address => Stake) public stakes;
     uint256 public totalBonded;
-    /// @notice Members of the current set whose slot is not emptied by slashing.
-    uint256 public activeMemberCount;
 
     // ---------------------------------------------------------------- events
 
@@ -152,7 +160,7 @@ contract CommitteeSettlement is Settlement {
             if (member == address(0)) revert ZeroAddress();
             if (stakes[member].status != Status.None) revert DuplicateMember(member);
             stakes[member].status = Status.Active;
-            _members.push(member);
+            _memberAt[i] = member;
         }
         minBond = minBond_;
         unbondingPeriod = unbondingPeriod_;
@@ -160,27 +168,33 @@ contract CommitteeSettlement is Settlement {
         insuranceAccount = insuranceAccount_;
         consensusDomain = consensusDomain_;
         genesisUnbonded = n;
-        activeMemberCount = n;
+        _seats = Seats(uint128(n), uint128(n));
         emit EpochChanged(0, genesisMembers);
     }
 
     // ---------------------------------------------------------------- committee views
 
     /// @notice The current set in index order; a slashed member's slot reads address(0).
-    function members() external view returns (address[] memory) {
-        return _members;
+    function members() public view returns (address[] memory current) {
+        uint256 n = _seats.slots;
+        current = new address[](n);
+        for (uint256 i = 0; i < n; ++i) current[i] = _memberAt[i];
     }
 
     /// @notice Slots of the current set, emptied ones included (certificate bits range over
     ///         them); activeMemberCount counts the seated members.
     function memberCount() external view returns (uint256) {
-        return _members.length;
+        return _seats.slots;
+    }
+
+    /// @notice Members of the current set whose slot is not emptied by slashing.
+    function activeMemberCount() external view returns (uint256) {
+        return _seats.active;
     }
 
     /// @notice Signatures a certificate needs from the seated members: a - floor((a-1)/3).
     function quorum() public view returns (uint256) {
-        uint256 a = activeMemberCount;
-        return a - (a == 0 ? 0 : (a - 1) / 3);
+        return _quorumOf(_seats.active);
     }
 
     /// @notice The EIP-712 digest the current members sign to install `members_` as epoch
@@ -268,7 +282,7 @@ contract CommitteeSettlement is Settlement {
 
         // three passes: demote the old set, promote the new one (catching duplicates and
         // unbonded members), then send whoever is still demoted into unbonding
-        address[] memory old = _members;
+        address[] memory old = members();
         // an emptied slot's member is Slashed already and stays so
         for (uint256 i = 0; i < old.length; ++i) {
             if (old[i] != address(0)) stakes[old[i]].status = Status.Bonded;
@@ -280,6 +294,7 @@ contract CommitteeSettlement is Settlement {
             if (stake.status != Status.Bonded) revert NotBonded(member);
             if (stake.bond < minBond) revert BondTooSmall(stake.bond, minBond);
             stake.status = Status.Active;
+            _memberAt[i] = member;
         }
         uint64 ends = uint64(block.timestamp + unbondingPeriod);
         for (uint256 i = 0; i < old.length; ++i) {
@@ -291,8 +306,7 @@ contract CommitteeSettlement is Settlement {
                 emit UnbondingStarted(old[i], ends);
             }
         }
-        _members = newMembers;
-        activeMemberCount = n;
+        _seats = Seats(uint128(n), uint128(n));
         epoch = newEpoch;
         emit EpochChanged(newEpoch, newMembers);
     }
@@ -406,16 +420,17 @@ contract CommitteeSettlement is Settlement {
     function _verifyCertificate(bytes32 digest, bytes calldata certificate) internal view {
         if (certificate.length < 32) revert MalformedCertificate(certificate.length);
         uint256 bitmap = uint256(bytes32(certificate[0:32]));
-        uint256 n = _members.length;
+        Seats memory seats = _seats;
+        uint256 n = seats.slots;
         // a committee emptied by slashing certifies nothing (the escape hatch remains)
-        if (activeMemberCount == 0) revert InvalidCommittee();
+        if (seats.active == 0) revert InvalidCommittee();
         uint256 offset = 32;
         uint256 count = 0;
         for (uint256 i = 0; bitmap >> i != 0; ++i) {
             if ((bitmap >> i) & 1 == 0) continue;
             if (i >= n) revert SignerNotMember(i, n);
             if (certificate.length < offset + 65) revert MalformedCertificate(certificate.length);
-            address member = _members[i];
+            address member = _memberAt[i];
             if (member == address(0)) revert EmptySlot(i);
             address recovered = _recoverStrict(digest, certificate[offset:offset + 65], i);
             if (recovered != member) _refuseSigner(i, recovered, member, bitmap);
@@ -423,7 +438,7 @@ contract CommitteeSettlement is Settlement {
             ++count;
         }
         if (offset != certificate.length) revert MalformedCertificate(certificate.length);
-        uint256 needed = quorum();
+        uint256 needed = _quorumOf(seats.active);
         if (count < needed) revert TooFewSignatures(count, needed);
     }
 
@@ -433,8 +448,9 @@ contract CommitteeSettlement is Settlement {
         private
         view
     {
-        for (uint256 j = 0; j < _members.length; ++j) {
-            if (_members[j] == recovered && (bitmap >> j) & 1 == 1) {
+        uint256 n = _seats.slots;
+        for (uint256 j = 0; j < n; ++j) {
+            if (_memberAt[j] == recovered && (bitmap >> j) & 1 == 1) {
                 revert DuplicateSigner(index, recovered);
             }
         }
@@ -493,9 +509,9 @@ contract CommitteeSettlement is Settlement {
         if (status == Status.Active) {
             if (amount == 0) --genesisUnbonded;
             uint256 i = 0;
-            while (_members[i] != member) ++i;
-            delete _members[i];
-            --activeMemberCount;
+            while (_memberAt[i] != member) ++i;
+            delete _memberAt[i];
+            --_seats.active;
         }
         uint256 reward = (amount * reporterShareBps) / BPS;
         uint256 insurance = amount - reward;
@@ -505,6 +521,10 @@ contract CommitteeSettlement is Settlement {
         }
         emit MemberSlashed(member, msg.sender, amount, reward, insurance);
         _safeTransfer(msg.sender, reward);
+    }
+
+    function _quorumOf(uint256 active) private pure returns (uint256) {
+        return active - (active == 0 ? 0 : (active - 1) / 3);
     }
 
     /// @dev msgpack's shortest encoding of a non-negative integer below 2^64.
