@@ -7,8 +7,9 @@ Invariants:
   ``PersistBlock``/``PersistSafety`` are durable before any later ``Send``/``Broadcast``
   leaves, so a vote, timeout or proposal never leaves ahead of the state that guards it.
 - ``on_commit`` is called in height order, exactly once per block per process lifetime, only
-  after the committed log holding the block is durable. Blocks committed before a restart are
-  read with ``committed_blocks``.
+  after the committed log holding the block is durable. That fsync runs in its own task,
+  since no message depends on it, so votes and proposals do not wait for it. Blocks
+  committed before a restart are read with ``committed_blocks``.
 - ``submit`` returns only once every item is durable in the intake log (many concurrent
   submits share one fsync) and handed to the replica: an acknowledged item is resubmitted
   after any restart until a committed block holds it.
@@ -112,6 +113,9 @@ class CommitteeMember:
         self._intake_flush: asyncio.Future[int] | None = None
         self._intake_in_flight = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._commits: collections.deque[Commit] = collections.deque()
+        self._commits_ready = asyncio.Event()
+        self._reporter: asyncio.Task[None] | None = None
         self._running = False
         self.recovered: Recovered | None = None
         self.dropped_messages = 0
@@ -155,6 +159,7 @@ class CommitteeMember:
             asyncio.ensure_future(self._drive()),
             asyncio.ensure_future(self._tick_loop()),
         ]
+        self._reporter = asyncio.ensure_future(self._report_commits())
         async with self._lock:
             await self._perform(self._take_backlog())
 
@@ -167,6 +172,11 @@ class CommitteeMember:
             for task in self._tasks:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._reporter is not None:
+            self._reporter.cancel()
+            await asyncio.gather(self._reporter, return_exceptions=True)
+            if self._commits:
+                await self._flush_commits(self.store)  # report what was committed, once
         if self._intake_flush is not None:
             await asyncio.gather(self._intake_flush, return_exceptions=True)
         await self._transport.stop()
@@ -272,8 +282,8 @@ class CommitteeMember:
     # --- the replica's outputs --------------------------------------------------------------
 
     async def _perform(self, actions: list[Action]) -> None:
-        """Perform actions in order; persists are batched up to the next message or commit,
-        then made durable before it (one fsync per file however many actions asked)."""
+        """Perform actions in order. Persists are gathered up to the next outgoing message
+        and made durable before it leaves (one fsync per file however many asked)."""
         store = self.store
         safety: SafetyState | None = None
         blocks: list[Block] = []
@@ -282,14 +292,13 @@ class CommitteeMember:
                 safety = action.state
             elif isinstance(action, PersistBlock):
                 blocks.append(action.block)
+            elif isinstance(action, Commit):
+                self._commit(store, action)
             else:
                 if safety is not None or blocks:
                     await self._persist(store, safety, blocks)
                     safety, blocks = None, []
-                if isinstance(action, Commit):
-                    await self._commit(store, action)
-                else:
-                    self._perform_one(action)
+                self._perform_one(action)
         if safety is not None or blocks:
             await self._persist(store, safety, blocks)
 
@@ -315,13 +324,32 @@ class CommitteeMember:
             if self._on_equivocation is not None:
                 self._on_equivocation(action)
 
-    async def _commit(self, store: MemberStore, commit: Commit) -> None:
+    def _commit(self, store: MemberStore, commit: Commit) -> None:
+        # the committed log guards no message: it is made durable by the committer task,
+        # off the path of the votes and proposals that follow in these actions
         store.append_committed(commit.blocks, commit.certificate)
+        self._commits.append(commit)
+        self._commits_ready.set()
+
+    async def _report_commits(self) -> None:
+        """Make appended commits durable (one fsync for all waiting), then report them in
+        height order."""
+        store = self.store
+        while True:
+            if not self._commits:
+                self._commits_ready.clear()
+                await self._commits_ready.wait()
+            await self._flush_commits(store)
+
+    async def _flush_commits(self, store: MemberStore) -> None:
+        commits = list(self._commits)
+        self._commits.clear()
         await asyncio.to_thread(store.flush_committed)
-        try:
-            self._on_commit(commit.blocks, commit.certificate)
-        except Exception:
-            _log.exception("member %d: on_commit failed", self.index)
+        for commit in commits:
+            try:
+                self._on_commit(commit.blocks, commit.certificate)
+            except Exception:
+                _log.exception("member %d: on_commit failed", self.index)
 
     # --- views ----------------------------------------------------------------------------
 

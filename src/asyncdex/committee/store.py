@@ -1,9 +1,15 @@
 """A committee member's durable state: safety state, block journal, committed log, intake log.
 
 Invariants:
-- The safety state is replaced atomically (temp file, fsync, rename, fsync of the directory):
-  after a crash the file holds the old state or the new one, never a mix. The runtime makes
-  it durable before any message it guards leaves.
+- The safety state is replaced atomically: after a crash the file holds the old state or the
+  new one, never a mix. The runtime makes it durable before any message it guards leaves.
+  It sits on every vote's path, so it is not a temp file + rename (two fsyncs, the file's and
+  the directory's: ~9 ms measured here against ~4 ms for one) but two checksummed slots in
+  one preallocated file, written in turn with one ``pwrite`` + ``fdatasync`` (the way LMDB's
+  meta pages and TigerBeetle's superblock copies work): a torn write damages only the slot
+  being written, whose state no message depended on yet, and the other slot still holds the
+  previous state. The file itself is created (and, if a state outgrows its slots, replaced by
+  a bigger one) by temp file, fsync, rename and fsync of the directory.
 - The block journal, the committed log and the intake log are ``FileJournal`` directories
   (``asyncdex.sequencer.journal``): checksummed records, a torn tail is cut at open, and any
   other damage raises :class:`StoreCorruption` naming the file and the byte offset. Nothing is
@@ -54,8 +60,10 @@ BLOCKS_DIR = "blocks"
 COMMITTED_DIR = "committed"
 INTAKE_DIR = "intake"
 
-_SAFETY_MAGIC = b"ADXSAFE1"
-_SAFETY_HEADER = struct.Struct("<8sII")  # magic, crc32 of the payload, payload length
+_SAFETY_MAGIC = b"ADXSAFE2"
+# magic, write counter, crc32 of (counter, length, payload), payload length
+_SAFETY_HEADER = struct.Struct("<8sQII")
+SAFETY_SLOT_BYTES = 16 << 10  # a lock certificate of ~200 signatures; bigger files grow
 
 
 class StoreError(Exception):
@@ -137,6 +145,9 @@ class MemberStore:
         self._blocks = blocks
         self._committed = committed
         self._intake = intake
+        self._safety_fd: int | None = None
+        self._safety_counter = 0
+        self._safety_slot_bytes = 0
 
     @classmethod
     def open(cls, directory: Path) -> tuple[MemberStore, Recovered]:
@@ -188,6 +199,8 @@ class MemberStore:
                 ordered.add(digest)  # an item sent twice is ordered once
                 unordered.append(item)
         safety = self._read_safety()
+        if safety is not None:
+            self._safety_fd = os.open(self.safety_path, os.O_WRONLY)
         if safety is None and journaled:
             safety = _stricter_than(journaled)
         return Recovered(safety, committed, journaled, unordered)
@@ -204,27 +217,67 @@ class MemberStore:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
-        if len(data) < _SAFETY_HEADER.size:
-            raise StoreCorruption(path, 0, "shorter than its header")
-        magic, checksum, length = _SAFETY_HEADER.unpack_from(data)
-        payload = data[_SAFETY_HEADER.size :]
-        if magic != _SAFETY_MAGIC:
-            raise StoreCorruption(path, 0, "not a safety state file")
-        if length != len(payload) or zlib.crc32(payload) != checksum:
-            raise StoreCorruption(path, _SAFETY_HEADER.size, "checksum mismatch")
-        try:
-            return SafetyState.from_bytes(payload)
-        except Exception as error:
-            raise StoreCorruption(path, _SAFETY_HEADER.size, f"undecodable: {error}") from None
+        slot_bytes = len(data) // 2
+        if slot_bytes < _SAFETY_HEADER.size or len(data) % 2:
+            raise StoreCorruption(path, 0, f"a safety file of {len(data)} bytes has no two slots")
+        newest: tuple[int, SafetyState] | None = None
+        problems = []
+        for offset in (0, slot_bytes):
+            slot = data[offset : offset + slot_bytes]
+            magic, counter, checksum, length = _SAFETY_HEADER.unpack_from(slot)
+            if magic == bytes(8) and counter == 0:
+                continue  # never written
+            payload = slot[_SAFETY_HEADER.size : _SAFETY_HEADER.size + length]
+            if (
+                magic != _SAFETY_MAGIC
+                or len(payload) != length
+                or zlib.crc32(slot[8:16] + slot[20:24] + payload) != checksum
+            ):
+                problems.append(offset)
+                continue
+            try:
+                state = SafetyState.from_bytes(payload)
+            except Exception:
+                problems.append(offset)
+                continue
+            if newest is None or counter > newest[0]:
+                newest = (counter, state)
+        if newest is None:
+            raise StoreCorruption(path, problems[0] if problems else 0, "no valid safety slot")
+        # one bad slot is a write torn by a crash: its state guarded nothing yet
+        self._safety_counter = newest[0]
+        self._safety_slot_bytes = slot_bytes
+        return newest[1]
 
     def write_safety(self, state: SafetyState) -> None:
-        """Replace the safety state atomically and durably (blocking: run it off the loop)."""
+        """Make ``state`` the durable safety state (blocking: run it off the loop)."""
         payload = state.to_bytes()
-        data = _SAFETY_HEADER.pack(_SAFETY_MAGIC, zlib.crc32(payload), len(payload)) + payload
+        counter = self._safety_counter + 1
+        slot = _SAFETY_HEADER.size + len(payload)
+        header = _SAFETY_HEADER.pack(_SAFETY_MAGIC, counter, 0, len(payload))
+        checksum = zlib.crc32(header[8:16] + header[20:24] + payload)
+        record = _SAFETY_HEADER.pack(_SAFETY_MAGIC, counter, checksum, len(payload)) + payload
+        if self._safety_fd is None or slot > self._safety_slot_bytes:
+            self._create_safety_file(record, max(SAFETY_SLOT_BYTES, 2 * slot))
+        else:
+            offset = (counter % 2) * self._safety_slot_bytes
+            view = memoryview(record)
+            while view:
+                written = os.pwrite(self._safety_fd, view, offset)
+                view, offset = view[written:], offset + written
+            _datasync(self._safety_fd)
+        self._safety_counter = counter
+
+    def _create_safety_file(self, record: bytes, slot_bytes: int) -> None:
+        """A new file holding ``record`` in its slot, swapped in atomically."""
+        counter = self._safety_counter + 1
+        image = bytearray(2 * slot_bytes)
+        offset = (counter % 2) * slot_bytes
+        image[offset : offset + len(record)] = record
         temporary = self.directory / (SAFETY_FILE + ".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            view = memoryview(data)
+            view = memoryview(bytes(image))
             while view:
                 view = view[os.write(fd, view) :]
             os.fsync(fd)
@@ -232,6 +285,10 @@ class MemberStore:
             os.close(fd)
         os.replace(temporary, self.safety_path)
         sync_directory(self.directory)
+        if self._safety_fd is not None:
+            os.close(self._safety_fd)
+        self._safety_fd = os.open(self.safety_path, os.O_WRONLY)
+        self._safety_slot_bytes = slot_bytes
 
     # --- block journal ---------------------------------------------------------------------
 
@@ -287,6 +344,14 @@ class MemberStore:
         """Flush what is buffered and release the directories."""
         for journal in (self._intake, self._blocks, self._committed):
             journal.close()
+        if self._safety_fd is not None:
+            os.close(self._safety_fd)
+            self._safety_fd = None
+
+
+def _datasync(fd: int) -> None:
+    # the file's size never changes after creation, so its data is all fdatasync must flush
+    getattr(os, "fdatasync", os.fsync)(fd)
 
 
 def _stricter_than(journaled: Sequence[Block]) -> SafetyState:

@@ -141,17 +141,58 @@ def test_a_damaged_record_in_the_middle_is_refused_naming_file_and_offset(
     MemberStore.open(tmp_path)[0].close()
 
 
-def test_a_damaged_safety_state_is_refused(tmp_path: Path) -> None:
+def test_the_newest_safety_state_survives_reopening_and_further_writes(tmp_path: Path) -> None:
+    store, _ = MemberStore.open(tmp_path)
+    for view in range(1, 6):
+        store.write_safety(SafetyState(view, view, GENESIS_QC))
+    store.close()
+    store, recovered = MemberStore.open(tmp_path)
+    assert recovered.safety == SafetyState(5, 5, GENESIS_QC)
+    store.write_safety(SafetyState(6, 5, GENESIS_QC))  # into the older slot, not the newest
+    store.close()
+    assert MemberStore.open(tmp_path)[1].safety == SafetyState(6, 5, GENESIS_QC)
+
+
+def test_a_torn_safety_write_leaves_the_previous_state(tmp_path: Path) -> None:
     store, _ = MemberStore.open(tmp_path)
     store.write_safety(SafetyState(7, 5, GENESIS_QC))
+    store.write_safety(SafetyState(8, 5, GENESIS_QC))
     store.close()
     path = tmp_path / SAFETY_FILE
     data = bytearray(path.read_bytes())
-    data[-1] ^= 0x01
+    newest = 0  # the second write went to slot 0 (the first, creating the file, to slot 1)
+    data[newest + 30] ^= 0xFF  # a write that never completed: the vote it guarded never left
     path.write_bytes(bytes(data))
-    with pytest.raises(StoreCorruption, match="checksum mismatch") as refused:
+    store, recovered = MemberStore.open(tmp_path)
+    assert recovered.safety == SafetyState(7, 5, GENESIS_QC)
+    store.close()
+
+
+def test_a_safety_file_with_no_valid_slot_is_refused(tmp_path: Path) -> None:
+    store, _ = MemberStore.open(tmp_path)
+    store.write_safety(SafetyState(7, 5, GENESIS_QC))
+    store.write_safety(SafetyState(8, 5, GENESIS_QC))
+    store.close()
+    path = tmp_path / SAFETY_FILE
+    data = bytearray(path.read_bytes())
+    for slot in (0, len(data) // 2):
+        data[slot + 30] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreCorruption, match="no valid safety slot") as refused:
         MemberStore.open(tmp_path)
     assert refused.value.path == path
+
+
+def test_a_safety_state_larger_than_its_slots_moves_to_a_bigger_file(tmp_path: Path) -> None:
+    store, _ = MemberStore.open(tmp_path)
+    store.write_safety(SafetyState(1, 1, GENESIS_QC))
+    size = (tmp_path / SAFETY_FILE).stat().st_size
+    huge = QuorumCertificate(9, bytes(32), tuple((i, bytes(65)) for i in range(400)))
+    store.write_safety(SafetyState(9, 9, huge))
+    assert (tmp_path / SAFETY_FILE).stat().st_size > size
+    store.write_safety(SafetyState(10, 9, huge))
+    store.close()
+    assert MemberStore.open(tmp_path)[1].safety == SafetyState(10, 9, huge)
 
 
 def test_journaled_blocks_without_a_safety_file_give_a_state_that_cannot_vote_again(
