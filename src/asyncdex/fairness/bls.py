@@ -94,7 +94,8 @@ def decode_g1(data: bytes, what: str) -> G1Point:
     if type(data) is not bytes or len(data) != G1_BYTES:
         raise PointError(f"{what}: expected {G1_BYTES} bytes, got {_length(data)}")
     try:
-        point = G1Point.from_compressed_bytes(data)
+        # the unchecked read still solves the curve equation; the subgroup is checked below
+        point = G1Point.from_compressed_bytes_unchecked(data)
     except ValueError:
         raise PointError(f"{what}: not a point of G1") from None
     _check_point(point, point.to_compressed_bytes() == data, point == G1Point.identity(), what)
@@ -106,7 +107,7 @@ def decode_g2(data: bytes, what: str) -> G2Point:
     if type(data) is not bytes or len(data) != G2_BYTES:
         raise PointError(f"{what}: expected {G2_BYTES} bytes, got {_length(data)}")
     try:
-        point = G2Point.from_compressed_bytes(data)
+        point = G2Point.from_compressed_bytes_unchecked(data)
     except ValueError:
         raise PointError(f"{what}: not a point of G2") from None
     _check_point(point, point.to_compressed_bytes() == data, point == G2Point.identity(), what)

@@ -56,7 +56,8 @@ def test_points_round_trip() -> None:
         (b"\x01" * 47, "expected 48 bytes, got 47"),
         (bytes([0xC0]) + bytes(47), "identity"),
         (b"\xff" * 48, "not the canonical"),  # the library reads this as the identity
-        (bytes([0x80]) + bytes(46) + b"\x05", "not a point of G1"),
+        (bytes([0x80]) + bytes(46) + b"\x01", "not a point of G1"),  # x = 1: no y
+        (bytes([0x80]) + bytes(46) + b"\x05", "not in the prime-order subgroup"),
     ],
 )
 def test_decode_g1_refuses(data: bytes, message: str) -> None:

@@ -19,6 +19,7 @@ from asyncdex.fairness.sealing import (
     SealedHeader,
     SealedIntent,
     SealingKey,
+    Sessions,
     decode_sealed_intent,
     envelope_digest,
     envelope_signer,
@@ -75,16 +76,60 @@ def test_round_trip_yields_the_exact_signed_intent_bytes(
     assert envelope.header == SealedHeader(trader.address, signed.intent.nonce, 0, 1, EPOCH, 250)
 
 
-def test_the_body_is_hidden_and_fresh_each_time(
-    domain: Domain, sealing_key: SealingKey, trader: LocalSigner
+def test_the_body_is_hidden_and_each_envelope_has_its_own_nonce(
+    domain: Domain, committee: Committee, trader: LocalSigner
 ) -> None:
+    sealing_key = SealingKey(domain, committee.key.public_key)
     signed = place_order(trader, domain)
     first = seal_intent(sealing_key, trader, signed, EPOCH)
     second = seal_intent(sealing_key, trader, signed, EPOCH)
     body = encode_signed_intent(signed)
-    assert first.ciphertext != second.ciphertext and first.ephemeral != second.ephemeral
+    # one client session per epoch: the same U, but never the same AEAD nonce
+    assert first.ephemeral == second.ephemeral
+    assert first.aead_nonce != second.aead_nonce and first.ciphertext != second.ciphertext
     assert body not in first.encode() and signed.signature not in first.encode()
     assert sealed_intent_id(first.encode()) != sealed_intent_id(second.encode())
+    later = seal_intent(sealing_key, trader, signed, EPOCH + 1)
+    assert later.ephemeral != first.ephemeral
+
+
+def test_sessions_can_be_fresh_per_intent(
+    committee: Committee, domain: Domain, venue: bytes, trader: LocalSigner
+) -> None:
+    unlinkable = SealingKey(domain, committee.key.public_key, reuse_sessions=False)
+    envelopes = [
+        seal_intent(unlinkable, trader, place_order(trader, domain, nonce=n), EPOCH) for n in (1, 2)
+    ]
+    assert envelopes[0].ephemeral != envelopes[1].ephemeral
+    key = _key(committee, venue)
+    assert all(isinstance(open_sealed_intent(domain, key, e), Opened) for e in envelopes)
+
+
+def test_the_session_cache_changes_no_outcome(
+    committee: Committee, domain: Domain, venue: bytes, sealing_key: SealingKey, trader: LocalSigner
+) -> None:
+    key = _key(committee, venue)
+    good = [
+        seal_intent(sealing_key, trader, place_order(trader, domain, nonce=n), EPOCH)
+        for n in range(3)
+    ]
+    bad_point = _resign(dataclasses.replace(good[0], ephemeral=b"\xff" * 48), trader, venue)
+    flipped = _resign(
+        dataclasses.replace(good[1], ciphertext=bytes(len(good[1].ciphertext))), trader, venue
+    )
+    block = [good[0], bad_point, flipped, good[2], bad_point]
+    sessions: Sessions = {}
+    cached = [open_sealed_intent(domain, key, e, sessions) for e in block]
+    plain = [open_sealed_intent(domain, key, e) for e in block]
+    assert cached == plain
+    assert len(sessions) == 2  # the client's session and the bad point, one entry each
+    assert [type(r).__name__ for r in plain] == [
+        "Opened",
+        "Rejected",
+        "Rejected",
+        "Opened",
+        "Rejected",
+    ]
 
 
 def test_an_intent_without_a_market_seals_with_all_markets(
@@ -130,7 +175,9 @@ def test_another_venue_cannot_open_it(
 
 
 def _resign(envelope: SealedIntent, signer: LocalSigner, venue: bytes) -> SealedIntent:
-    digest = envelope_digest(venue, envelope.header, envelope.ephemeral, envelope.ciphertext)
+    digest = envelope_digest(
+        venue, envelope.header, envelope.ephemeral, envelope.aead_nonce, envelope.ciphertext
+    )
     return dataclasses.replace(envelope, signature=signer.sign(digest))
 
 
@@ -289,9 +336,10 @@ def _with(wire: bytes, index: int, value: object) -> bytes:
         (5, "1", "epoch"),
         (6, 1.5, "fee_cap"),
         (7, b"\x01" * 47, "ephemeral"),
-        (8, b"\x01" * 16, "ciphertext"),
-        (8, None, "ciphertext"),
-        (9, b"\x01" * 64, "signature"),
+        (8, b"\x01" * 11, "aead_nonce"),
+        (9, b"\x01" * 16, "ciphertext"),
+        (9, None, "ciphertext"),
+        (10, b"\x01" * 64, "signature"),
     ],
 )
 def test_invalid_fields_are_named(wire: bytes, index: int, value: object, field: str) -> None:
@@ -305,7 +353,7 @@ def test_invalid_shapes_are_refused(wire: bytes) -> None:
     items = _items(wire)
     cases = {
         "trailing bytes": wire + b"\x00",
-        "an array of 9": msgpack.packb(items[:-1], use_bin_type=True),
+        "an array of 10": msgpack.packb(items[:-1], use_bin_type=True),
         "a map": msgpack.packb({"a": 1}),
         "oversize": wire + bytes(MAX_ENVELOPE_BYTES),
         "empty": b"",
@@ -321,8 +369,8 @@ def test_a_non_minimal_integer_is_refused(wire: bytes) -> None:
     market = items[4]
     assert market == 1 and parts[4] == b"\x01"
     parts[4] = b"\xcf" + bytes(7) + b"\x01"  # the same 1 as a uint64
-    forged = b"\x9a" + b"".join(parts)
-    assert b"\x9a" + b"".join(msgpack.packb(i, use_bin_type=True) for i in items) == wire
+    forged = b"\x9b" + b"".join(parts)
+    assert b"\x9b" + b"".join(msgpack.packb(i, use_bin_type=True) for i in items) == wire
     assert msgpack.unpackb(forged, raw=False) == items
     with pytest.raises(MalformedSealedIntent, match="non-canonical"):
         decode_sealed_intent(forged)
