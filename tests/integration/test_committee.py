@@ -1,7 +1,8 @@
 """A venue on a committee of 4 member processes on loopback, the leader killed mid-load.
 
-Traders send signed intents through the SDK to different members while the leader of the
-moment is SIGKILLed. Checked: a new leader commits within the timeout; every acknowledged
+Traders send signed intents through the SDK, and Hyperliquid actions through the
+Hyperliquid-compatible API, to different members while the leader of the moment is
+SIGKILLed. Checked: a new leader commits within the timeout; every acknowledged
 intent executes (none is lost, none twice); every member, the killed one restarted, ends at
 the same seq with the same state root; each intent's status shows ``ordered`` with the
 certificate that committed it.
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
+from hyperliquid.exchange import Exchange
 
 from asyncdex.cli.committee_cmd import CommitteeProcesses
 from asyncdex.client import Client, Wallet
@@ -115,11 +118,13 @@ def committee(tmp_path: Path) -> Any:
 def test_the_committee_trades_through_a_leader_crash(committee: CommitteeProcesses) -> None:
     urls = [committee.url(index) for index in range(4)]
     wallets = [Wallet(secrets.token_bytes(32)) for _ in range(3)]
+    hl_wallet = Account.from_key(secrets.token_bytes(32))
+    accounts = ["0x" + w.address.hex() for w in wallets] + [hl_wallet.address.lower()]
     operator(
         urls[0],
         [
-            {"type": "deposit", "account": "0x" + w.address.hex(), "amount": 10**11, "l1Index": i}
-            for i, w in enumerate(wallets)
+            {"type": "deposit", "account": account, "amount": 10**11, "l1Index": i}
+            for i, account in enumerate(accounts)
         ],
     )
     stop_prices = threading.Event()
@@ -139,8 +144,7 @@ def test_the_committee_trades_through_a_leader_crash(committee: CommitteeProcess
 
     prices = threading.Thread(target=keep_prices_fresh, daemon=True)
     prices.start()
-    for wallet in wallets:
-        account = "0x" + wallet.address.hex()
+    for account in accounts:
         wait_until(
             lambda account=account: all(_has_account(url, account) for url in urls),
             30,
@@ -171,7 +175,34 @@ def test_the_committee_trades_through_a_leader_crash(committee: CommitteeProcess
                     receipts.append((member, receipt))
                 time.sleep(0.02)
 
+    hl_answers: list[Any] = []
+
+    def trade_hyperliquid() -> None:
+        # a Hyperliquid client on member 0, moving on to the next member if its member dies
+        member = 0
+        exchange = Exchange(hl_wallet, base_url=urls[member])
+        for step in range(20):
+            is_buy = step % 2 == 0
+            try:
+                answer = exchange.order(
+                    "BTC",
+                    is_buy,
+                    0.001,
+                    59_800.0 if is_buy else 60_200.0,
+                    {"limit": {"tif": "Gtc"}},
+                )
+            except Exception as exc:
+                with lock:
+                    failures.append(f"hyperliquid: {exc}")
+                member = (member + 1) % 4
+                exchange = Exchange(hl_wallet, base_url=urls[member])
+                continue
+            with lock:
+                hl_answers.append(answer)
+            time.sleep(0.02)
+
     traders = [threading.Thread(target=trade, args=(t,)) for t in range(3)]
+    traders.append(threading.Thread(target=trade_hyperliquid))
     for thread in traders:
         thread.start()
     # kill the leader of the moment while the traders trade
@@ -219,6 +250,16 @@ def test_the_committee_trades_through_a_leader_crash(committee: CommitteeProcess
         assert len(document["ordered"]["certificate"]["signers"]) >= 3
         seqs.add(document["seq"])
     assert len(seqs) == len(receipts)
+    # the Hyperliquid actions were ordered by the committee too: each answer is the engine's
+    resting = [
+        answer["response"]["data"]["statuses"][0]["resting"]["oid"]
+        for answer in hl_answers
+        if answer.get("status") == "ok"
+    ]
+    assert len(resting) >= 10, (hl_answers, failures)
+    for url in urls:
+        orders = get(f"{url}/v1/accounts/{hl_wallet.address.lower()}/orders")["orders"]
+        assert {order["orderId"] for order in orders} >= set(resting)
 
 
 def _has_account(url: str, account: str) -> bool:

@@ -44,6 +44,7 @@ class Ordered(NamedTuple):
     view: int
     block_hash: bytes
     certificate: QuorumCertificate | None
+    at_ms: int | None  # this member's clock when it saw the commit (None: before a restart)
 
 
 def signer_bitmap(qc: QuorumCertificate) -> int:
@@ -84,8 +85,10 @@ class BlockExecutor:
         journal: FileJournal,
         committed: Callable[[int], Iterable[tuple[Block, QuorumCertificate | None]]],
         *,
+        clock: Callable[[], int] | None = None,
         remember: int = 100_000,
     ) -> None:
+        self._clock = clock
         self._sequencer = sequencer
         self._decoder = decoder
         self._committed = committed
@@ -104,15 +107,18 @@ class BlockExecutor:
 
     def on_commit(self, blocks: Sequence[Block], certificate: QuorumCertificate) -> None:
         """The member's commit callback: blocks in height order, each exactly once."""
+        now = None if self._clock is None else self._clock()
         for block in blocks:
-            self._note_ordered(block, certificate)
+            self._note_ordered(block, certificate, now)
             self._queue.put_nowait((block, certificate))
 
     def ordered(self, intent_id: bytes) -> Ordered | None:
         return self._ordered.get(intent_id)
 
-    def _note_ordered(self, block: Block, certificate: QuorumCertificate | None) -> None:
-        where = Ordered(block.height, block.view, block.hash, certificate)
+    def _note_ordered(
+        self, block: Block, certificate: QuorumCertificate | None, at_ms: int | None = None
+    ) -> None:
+        where = Ordered(block.height, block.view, block.hash, certificate, at_ms)
         ordered = self._ordered
         intent_id_of = self._decoder.intent_id_of
         for item in block.payload:

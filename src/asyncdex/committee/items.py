@@ -15,6 +15,13 @@ Invariants:
   in and that member's signature over the committee domain: only members can add system
   commands, each one is attributable to its member, and a member cannot sign in another's
   name. The block marker ``CommitteeBlock`` is never an item: members derive it from the block.
+- A relayed item (``KIND_RELAYED``: an action of the Hyperliquid-compatible API) carries what
+  the client signed (the action, its nonce and options) and the engine command the receiving
+  member made of it, signed by that member. Every member recomputes the signed digest and
+  recovers the signer, which must be the command's signer under the same nonce: nobody can
+  forge a trader. The translation of the action into engine commands (asset and client-id
+  lookups against that member's state) is the relaying member's, attributable to it by its
+  signature.
 - Each system item carries a ``nonce`` (the member's clock and a counter), so two equal
   commands put in by one member are two items: the consensus core treats equal item bytes as
   one (that is how a client's resent intent is ordered once).
@@ -22,6 +29,7 @@ Invariants:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,9 +43,11 @@ from asyncdex.messages.commands import (
     ForceWithdraw,
     PublishOraclePrice,
     SetProtectiveMode,
+    Signed,
 )
 from asyncdex.sequencer.sequencer import Submission
-from asyncdex.signing.eip712 import Domain
+from asyncdex.signing import hl_signing, jsonbody
+from asyncdex.signing.eip712 import Domain, SignatureError, recover_address
 from asyncdex.signing.intake import IntakeError, ParsedIntent, verify_batch
 from asyncdex.signing.intents import MalformedIntent, decode_intent_payload, intent_digest
 from asyncdex.types.hashing import keccak256
@@ -45,6 +55,11 @@ from asyncdex.types.packing import pack, unpack
 
 KIND_INTENT = 1
 KIND_SYSTEM = 2
+KIND_RELAYED = 3
+
+# how a relayed item's client signature is checked: the digest of its signed inputs
+SCHEME_HL_L1 = "hl-l1"  # a trading action: [action, nonce, vault address, expires after, mainnet]
+SCHEME_HL_USER = "hl-user"  # a user-signed action: [action, mainnet]
 
 # what a member may put in for the venue (the node's own commands); anything else is dropped
 SYSTEM_COMMANDS: frozenset[type] = frozenset(
@@ -80,6 +95,45 @@ def system_item(
     return bytes((KIND_SYSTEM,)) + pack([member, nonce, encoded, signature])
 
 
+def relayed_digest(domain: bytes, member: int, nonce: int, body: bytes) -> bytes:
+    return keccak256(pack([domain, "relayed", member, nonce, body]))
+
+
+def _client_digest(scheme: Any, inputs: Any) -> bytes:
+    """The digest the client signed, recomputed from its signed inputs."""
+    if scheme == SCHEME_HL_L1 and isinstance(inputs, list) and len(inputs) == 5:
+        action, nonce, vault, expires_after, mainnet = inputs
+        if type(nonce) is not int or type(mainnet) is not bool:
+            raise ItemRefused("malformed_relayed", "nonce and network must be int and bool")
+        return hl_signing.l1_action_digest(action, nonce, vault, expires_after, is_mainnet=mainnet)
+    if scheme == SCHEME_HL_USER and isinstance(inputs, list) and len(inputs) == 2:
+        action, mainnet = inputs
+        if not isinstance(action, dict) or type(mainnet) is not bool:
+            raise ItemRefused("malformed_relayed", "a user-signed action is an object")
+        return hl_signing.user_signed_digest(action, is_mainnet=mainnet)
+    raise ItemRefused("malformed_relayed", f"unknown signing scheme {scheme!r}")
+
+
+def relayed_item(
+    committee: Committee,
+    member: int,
+    signer: Signer,
+    nonce: int,
+    scheme: str,
+    inputs: list[Any],
+    command: Command,
+    signature: bytes,
+) -> bytes:
+    """The item of an action the client signed in another scheme than the native intents',
+    with the envelope ``command`` (a ``Signed``) this member made of it."""
+    if type(command) is not Signed:
+        raise ValueError("a relayed action is a Signed envelope")
+    body = pack([scheme, json.dumps(inputs, separators=(",", ":")).encode(),
+                 encode_command(command), signature])  # fmt: skip
+    member_signature = signer.sign(relayed_digest(committee.domain, member, nonce, body))
+    return bytes((KIND_RELAYED,)) + pack([member, nonce, body, member_signature])
+
+
 class ItemDecoder:
     """Turns certified items into journal submissions, the same way on every member."""
 
@@ -91,6 +145,7 @@ class ItemDecoder:
         self._decoders: dict[int, Callable[[bytes], Submission]] = {
             KIND_INTENT: self._intent,
             KIND_SYSTEM: self._system,
+            KIND_RELAYED: self._relayed,
         }
 
     def submissions_of(self, items: Sequence[bytes]) -> list[Submission]:
@@ -104,9 +159,16 @@ class ItemDecoder:
         return out
 
     def intent_id_of(self, item: bytes) -> bytes | None:
-        """The intent id (EIP-712 digest) a trader's item claims, without recovering its
-        signer: for showing where an intent was ordered, never for executing it."""
-        if not item or item[0] != KIND_INTENT:
+        """The intent id (the digest the client signed) an item claims, without recovering
+        its signer: for showing where an intent was ordered, never for executing it."""
+        if not item:
+            return None
+        if item[0] == KIND_RELAYED:
+            try:
+                return self._relayed(item[1:], recover=False).intent_id
+            except (ItemRefused, hl_signing.MalformedAction, ValueError):
+                return None
+        if item[0] != KIND_INTENT:
             return None
         try:
             intent, _ = decode_intent_payload(item[1:])
@@ -133,26 +195,34 @@ class ItemDecoder:
             raise ItemRefused("bad_signature", str(exc)) from None
         return submission
 
-    def _system(self, payload: bytes) -> Submission:
+    def _member_signed(
+        self, payload: bytes, kind: str, digest_of: Callable[[bytes, int, int, bytes], bytes]
+    ) -> tuple[int, int, bytes]:
+        """(member, nonce, body) of ``[member, nonce, body, member signature]``, checked."""
+        reason = f"malformed_{kind}"
         try:
             fields: Any = unpack(payload)
         except Exception as exc:
-            raise ItemRefused("malformed_system", f"not msgpack: {exc}") from None
+            raise ItemRefused(reason, f"not msgpack: {exc}") from None
         if not isinstance(fields, list) or len(fields) != 4:
-            raise ItemRefused("malformed_system", "a system item is [member, nonce, command, sig]")
-        member, nonce, encoded, signature = fields
+            raise ItemRefused(reason, f"a {kind} item is [member, nonce, body, signature]")
+        member, nonce, body, signature = fields
         if (
             type(member) is not int
             or type(nonce) is not int
-            or type(encoded) is not bytes
+            or type(body) is not bytes
             or type(signature) is not bytes
         ):
-            raise ItemRefused("malformed_system", "system item fields are int, int, bytes, bytes")
+            raise ItemRefused(reason, f"{kind} item fields are int, int, bytes, bytes")
         if not 0 <= member < self.committee.size:
             raise ItemRefused("not_a_member", f"member index {member} is not in the committee")
-        digest = system_digest(self.committee.domain, member, nonce, encoded)
+        digest = digest_of(self.committee.domain, member, nonce, body)
         if not self._verify(self.committee.members[member], digest, signature):
             raise ItemRefused("bad_member_signature", f"not signed by member {member}")
+        return member, nonce, body
+
+    def _system(self, payload: bytes) -> Submission:
+        _, _, encoded = self._member_signed(payload, "system", system_digest)
         try:
             command = decode_command(encoded)
         except CodecError as exc:
@@ -160,3 +230,33 @@ class ItemDecoder:
         if type(command) not in SYSTEM_COMMANDS:
             raise ItemRefused("not_a_system_command", f"{type(command).__name__} from a member")
         return Submission(command)
+
+    def _relayed(self, payload: bytes, recover: bool = True) -> Submission:
+        _, _, body = self._member_signed(payload, "relayed", relayed_digest)
+        try:
+            fields: Any = unpack(body)
+        except Exception as exc:
+            raise ItemRefused("malformed_relayed", f"not msgpack: {exc}") from None
+        if not isinstance(fields, list) or len(fields) != 4:
+            raise ItemRefused("malformed_relayed", "a relayed body has 4 fields")
+        scheme, inputs_json, encoded, signature = fields
+        if type(inputs_json) is not bytes or type(encoded) is not bytes:
+            raise ItemRefused("malformed_relayed", "inputs and command are bytes")
+        if type(signature) is not bytes or len(signature) != 65:
+            raise ItemRefused("malformed_relayed", "a client signature is 65 bytes")
+        try:
+            inputs = jsonbody.loads(inputs_json)
+            command = decode_command(encoded)
+        except (ValueError, RecursionError, CodecError) as exc:
+            raise ItemRefused("malformed_relayed", str(exc)) from None
+        if type(command) is not Signed:
+            raise ItemRefused("malformed_relayed", "a relayed command is a Signed envelope")
+        try:
+            digest = _client_digest(scheme, inputs)
+            if recover and recover_address(digest, signature) != command.signer:
+                raise ItemRefused("bad_signature", "the client's signature is not the signer's")
+        except (hl_signing.MalformedAction, SignatureError) as exc:
+            raise ItemRefused("bad_signature", str(exc)) from None
+        if scheme == SCHEME_HL_L1 and inputs[1] != command.nonce:
+            raise ItemRefused("malformed_relayed", "the envelope's nonce is not the signed one")
+        return Submission(command, signature, digest)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from asyncdex.committee.execution import BlockExecutor, Ordered
-from asyncdex.committee.items import ItemDecoder, system_item
+from asyncdex.committee.items import ItemDecoder, relayed_item, system_item
 from asyncdex.committee.runtime import CommitteeMember
 from asyncdex.consensus.committee import Committee
 from asyncdex.consensus.crypto import CachingVerifier, Secp256k1Signer
@@ -98,7 +98,9 @@ class CommitteeVenue:
             clock=clock,
             on_commit=self._on_commit,
         )
-        self.executor = BlockExecutor(sequencer, self.decoder, journal, self._committed)
+        self.executor = BlockExecutor(
+            sequencer, self.decoder, journal, self._committed, clock=clock
+        )
         self._nonces = itertools.count()
         self._nonce_base = 0
 
@@ -129,6 +131,15 @@ class CommitteeVenue:
         nonce = self._nonce_base + next(self._nonces)
         return system_item(self.committee, self.settings.index, self._signer, nonce, command)
 
+    def relayed_item(
+        self, scheme: str, inputs: list[Any], command: Command, signature: bytes
+    ) -> bytes:
+        nonce = self._nonce_base + next(self._nonces)
+        return relayed_item(
+            self.committee, self.settings.index, self._signer, nonce, scheme, inputs, command,
+            signature,
+        )  # fmt: skip
+
     def ordered(self, intent_id: bytes) -> Ordered | None:
         return self.executor.ordered(intent_id)
 
@@ -147,6 +158,7 @@ def ordered_json(ordered: Ordered) -> dict[str, Any]:
         "height": ordered.height,
         "view": ordered.view,
         "blockHash": "0x" + ordered.block_hash.hex(),
+        "atMs": ordered.at_ms,
         "certificate": None
         if certificate is None
         else {

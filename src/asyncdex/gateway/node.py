@@ -166,6 +166,7 @@ from asyncdex.signing.intake import (
     IntakeError,
     IntakeLimits,
     MalformedBody,
+    ParsedIntent,
 )
 from asyncdex.signing.verify_pool import VerifierPool
 from asyncdex.types.market import EngineConfig, MarketSpec
@@ -757,6 +758,8 @@ class Node:
         # committee mode: intent id -> its item (the signed intent's bytes), from verification
         # until the intent is handed to the committee
         self._committee_items: OrderedDict[bytes, bytes] = OrderedDict()
+        # committee mode: intent id -> futures of ``wait_outcome`` callers (its seq comes late)
+        self._intent_waiters: dict[bytes, list[asyncio.Future[tuple[int, list[Event]]]]] = {}
         self.port = 0
 
     @property
@@ -1123,6 +1126,11 @@ class Node:
         )
 
     def _fail_waiters(self) -> None:
+        intent_waiters, self._intent_waiters = self._intent_waiters, {}
+        for intent_futures in intent_waiters.values():
+            for intent_future in intent_futures:
+                if not intent_future.done():
+                    intent_future.set_exception(SequencerClosed("the node stopped"))
         waiters, self._applied_waiters = self._applied_waiters, {}
         for futures in waiters.values():
             for future in futures:
@@ -1186,6 +1194,10 @@ class Node:
             for future in waiters:
                 if not future.done():
                     future.set_result(events)
+        if self._intent_waiters and record.intent_id:
+            for intent_future in self._intent_waiters.pop(record.intent_id, ()):
+                if not intent_future.done():
+                    intent_future.set_result((record.seq, events))
 
     # ----------------------------------------------------------------- for extensions
 
@@ -1249,6 +1261,33 @@ class Node:
         self._applied_waiters.setdefault(seq, []).append(future)
         return await future
 
+    async def wait_outcome(self, receipt: Receipt) -> tuple[int, list[Event] | None]:
+        """The seq an acknowledged intent executed at, and its events (None if the index no
+        longer keeps them), once the engine applied it: on a committee member the receipt
+        has no seq yet, so the intent is waited for by its id. Raises ``SequencerClosed``
+        if the node stops first."""
+        if self.committee is None or receipt.seq:
+            return receipt.seq, await self.wait_applied(receipt.seq)
+        seq = self.index.seq_of(receipt.intent_id)
+        if seq is not None:
+            return seq, self.index.record(seq)[1]
+        if self._stopped:
+            raise SequencerClosed("the node is stopping")
+        future: asyncio.Future[tuple[int, list[Event]]] = asyncio.get_running_loop().create_future()
+        self._intent_waiters.setdefault(receipt.intent_id, []).append(future)
+        return await future
+
+    def relay(self, submission: Submission, scheme: str, inputs: list[Any]) -> None:
+        """Committee mode: what the client signed for ``submission`` in another signing scheme
+        than native intents' (``asyncdex.committee.items`` SCHEME_*), so every member can check
+        the signer; call before ``submit_intents``. Nothing to do on a single node."""
+        committee = self.committee
+        if committee is None:
+            return
+        command = submission.command
+        item = committee.relayed_item(scheme, inputs, command, submission.signature)
+        self._committee_items[submission.intent_id] = item
+
     async def verify_body(self, body: bytes, content_type: str) -> list[Submission]:
         """Decode and verify a native intents body (``POST /v1/intents``'s forms): in the
         worker processes when the node has them. Raises ``IntakeError`` (and
@@ -1259,16 +1298,23 @@ class Node:
         else:
             submissions = await verifier.process(body, content_type)
         if self.committee is not None:
-            # the committee orders the signed bytes themselves: every member verifies them
-            items = self._committee_items
-            parsed = self.intake.decode(body, content_type)
-            for (intent, signature), submission in zip(parsed, submissions, strict=True):
-                signed = wire.SignedIntent(intent, signature, b"")
-                items[submission.intent_id] = intent_item(wire.encode_signed_intent(signed))
-                items.move_to_end(submission.intent_id)
-            while len(items) > self.settings.index_capacity:
-                items.popitem(last=False)
+            self.note_signed_intents(self.intake.decode(body, content_type), submissions)
         return submissions
+
+    def note_signed_intents(
+        self, parsed: Sequence[ParsedIntent], submissions: Sequence[Submission]
+    ) -> None:
+        """Committee mode: keep the signed bytes of verified native intents, which the
+        committee orders (every member verifies them itself); nothing on a single node."""
+        if self.committee is None:
+            return
+        items = self._committee_items
+        for (intent, signature), submission in zip(parsed, submissions, strict=True):
+            signed = wire.SignedIntent(intent, signature, b"")
+            items[submission.intent_id] = intent_item(wire.encode_signed_intent(signed))
+            items.move_to_end(submission.intent_id)
+        while len(items) > self.settings.index_capacity:
+            items.popitem(last=False)
 
     async def submit_intents(self, submissions: list[Submission]) -> list[Receipt]:
         """Acknowledge verified intents: the first receipts for a retry, else precheck and

@@ -926,7 +926,9 @@ class NativeStreams:
         body = _dumps({"intents": document["intents"]} if has_list else document["intent"])
         intake = self.node.intake
         try:
-            submissions = intake.verify(intake.decode(body.encode(), "application/json"))
+            parsed = intake.decode(body.encode(), "application/json")
+            submissions = intake.verify(parsed)
+            self.node.note_signed_intents(parsed, submissions)
         except IntakeError as error:
             raise OpError(error.code, error.message, field=error.field, index=error.index,
                           status=error.status) from None  # fmt: skip

@@ -11,9 +11,11 @@ import pytest
 from asyncdex.committee.execution import BlockExecutor, block_marker, resume_point
 from asyncdex.committee.items import (
     KIND_INTENT,
+    SCHEME_HL_L1,
     ItemDecoder,
     ItemRefused,
     intent_item,
+    relayed_item,
     system_item,
 )
 from asyncdex.consensus.committee import Committee
@@ -21,6 +23,8 @@ from asyncdex.consensus.crypto import CachingVerifier, Secp256k1Signer
 from asyncdex.consensus.messages import GENESIS_QC, Block, QuorumCertificate
 from asyncdex.messages.commands import (
     AdvanceTime,
+    Batch,
+    CancelOrder,
     CommitteeBlock,
     Deposit,
     PublishOraclePrice,
@@ -29,6 +33,7 @@ from asyncdex.messages.commands import (
 from asyncdex.sequencer.journal import FileJournal, GroupCommitter
 from asyncdex.sequencer.records import decode_record
 from asyncdex.sequencer.sequencer import Sequenced, Sequencer
+from asyncdex.signing import hl_signing
 from asyncdex.signing.eip712 import LocalSigner
 from asyncdex.signing.intents import (
     OrderType,
@@ -94,6 +99,48 @@ def test_system_items_are_attributed_to_a_member_and_cannot_be_forged() -> None:
     outsider = Secp256k1Signer.from_seed(b"outsider")
     with pytest.raises(ItemRefused):
         decoder().decode(system_item(COMMITTEE, 0, outsider, 7, command))
+
+
+def cancel_batch(account: bytes) -> Batch:
+    return Batch(account, (CancelOrder(account, 0, 7),))
+
+
+def hyperliquid_item(relayer: int, signer: Secp256k1Signer, trader: Secp256k1Signer) -> bytes:
+    action = {"type": "cancel", "cancels": [{"a": 0, "o": 7}]}
+    nonce = NOW + 9
+    signature = trader.sign(hl_signing.l1_action_digest(action, nonce, None, None))
+    command = Signed(
+        trader.address, nonce, 0, Batch(trader.address, (CancelOrder(trader.address, 0, 7),))
+    )
+    return relayed_item(
+        COMMITTEE, relayer, signer, 1, SCHEME_HL_L1, [action, nonce, None, None, False],
+        command, signature,
+    )  # fmt: skip
+
+
+def test_a_relayed_action_is_checked_against_what_the_client_signed() -> None:
+    trader = Secp256k1Signer.from_seed(b"hyperliquid trader")
+    (submission,) = decoder().submissions_of([hyperliquid_item(1, MEMBERS[1], trader)])
+    assert submission.command.signer == trader.address  # type: ignore[union-attr]
+    assert decoder().intent_id_of(hyperliquid_item(1, MEMBERS[1], trader)) == submission.intent_id
+    # a member that claims another trader signed it: the signature says otherwise
+    other = Secp256k1Signer.from_seed(b"someone else")
+    action = {"type": "cancel", "cancels": [{"a": 0, "o": 7}]}
+    signature = other.sign(hl_signing.l1_action_digest(action, NOW + 9, None, None))
+    command = Signed(
+        trader.address, NOW + 9, 0, Batch(trader.address, (CancelOrder(trader.address, 0, 7),))
+    )
+    forged = relayed_item(
+        COMMITTEE, 1, MEMBERS[1], 2, SCHEME_HL_L1, [action, NOW + 9, None, None, False],
+        command, signature,
+    )  # fmt: skip
+    with pytest.raises(ItemRefused) as refused:
+        decoder().decode(forged)
+    assert refused.value.reason == "bad_signature"
+    # relayed in the name of member 1 by member 2
+    with pytest.raises(ItemRefused) as refused:
+        decoder().decode(hyperliquid_item(1, MEMBERS[2], trader))
+    assert refused.value.reason == "bad_member_signature"
 
 
 def test_block_markers_and_time_ticks_are_never_items() -> None:
