@@ -10,6 +10,9 @@ function there, and its figures land under its name in the JSON object):
   reorders and inserts, on a continuous market, a batch-auction market, and a batch auction
   with sealed intents; its profit in micro-USDC marked to the oracle, and the victims' cost
   with and without it. Not a timing: a table of outcomes, deterministic for its seeds.
+- ``sealing_crypto``: what sealed intents cost in cryptography (``benchmarks.
+  fairness_crypto_bench``): sealing per intent on the client, a member's decryption share,
+  combining the epoch key and opening a block of 1,000 sealed intents (200 with --quick).
 
 Prints figures and never asserts a duration. Run: ``asyncdex bench fairness [--quick]
 [--json]`` or ``python -m benchmarks.fairness_bench``.
@@ -24,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from asyncdex.cli.simulate_fairness import BLOCKS, format_table, summarize_venues
+from benchmarks import fairness_crypto_bench
 from benchmarks.auction_bench import run_both
 
 CLEARING_TARGET_MS = 50
@@ -64,9 +68,18 @@ def front_running(quick: bool) -> dict[str, Any]:
     }
 
 
+def sealing_crypto(quick: bool) -> dict[str, Any]:
+    figures = fairness_crypto_bench.measure(
+        members=4, intents=200 if quick else 1000, traders_n=16, threads=1
+    )
+    fairness_crypto_bench.report(figures)
+    return figures
+
+
 SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "auction_clearing": auction_clearing,
     "front_running": front_running,
+    "sealing_crypto": sealing_crypto,
 }
 
 

@@ -179,7 +179,7 @@ def measure(members: int, intents: int, traders_n: int, threads: int) -> dict[st
     return figures
 
 
-def _report(f: dict[str, Any]) -> None:
+def report(f: dict[str, Any]) -> None:
     n, t, b, c = f["members"], f["threshold"], f["intents"], f["traders"]
     print(f"sealed intents: {n} members, threshold {t}, block of {b} from {c} clients")
     rows = [
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = measure(args.members, args.intents, args.traders, args.threads)
     figures = {k: round(v, 1) if isinstance(v, float) else v for k, v in figures.items()}
     if not args.json:
-        _report(figures)
+        report(figures)
     print(json.dumps({"bench": "fairness_crypto", **figures}, separators=(",", ":")))
     return 0
 
