@@ -237,10 +237,10 @@ class CommitteeMember:
     def _take_backlog(self) -> list[Action]:
         """Hand waiting intake items to the replica, as far as it has room."""
         replica = self.replica
-        actions: list[Action] = []
-        while self._backlog and replica.pending_items < self.config.max_pending_items:
-            actions += replica.submit(self._backlog.popleft())
-        return actions
+        room = self.config.max_pending_items - replica.pending_items
+        batch = [self._backlog.popleft() for _ in range(min(room, len(self._backlog)))]
+        # one ForwardItem (one signature, one check per peer) for everything waiting
+        return replica.submit_many(batch) if batch else []
 
     # --- the replica's inputs ---------------------------------------------------------------
 

@@ -204,14 +204,14 @@ class BlockResponse:
 
 @dataclass(frozen=True, slots=True)
 class ForwardItem:
-    """A payload item a member received from a client, shared so any leader can propose it."""
+    """Payload items a member received from clients, shared so any leader can propose them."""
 
-    item: bytes
+    items: tuple[bytes, ...]
     sender: int
     signature: bytes = b""
 
     def signing_digest(self, domain: bytes) -> bytes:
-        return _digest(domain, "item", keccak256(self.item))
+        return _digest(domain, "items", keccak256(pack(list(self.items))))
 
 
 Message = Proposal | Vote | TimeoutMessage | NewView | BlockRequest | BlockResponse | ForwardItem
@@ -251,7 +251,7 @@ def encode(message: Message) -> bytes:
         case BlockResponse():
             body = ["block-response", [_block_fields(block) for block in message.blocks]]
         case ForwardItem():
-            body = ["item", message.item]
+            body = ["items", list(message.items)]
     return pack([*body, message.sender, message.signature])
 
 
@@ -331,8 +331,10 @@ def decode(data: bytes) -> Message:
                 raise MalformedMessage("a block response carries a list of blocks")
             blocks = tuple(_decode_block(block) for block in body[0])
             message = BlockResponse(blocks, sender, signature)
-        case "item", 1:
-            message = ForwardItem(_bytes(body[0]), sender, signature)
+        case "items", 1:
+            if type(body[0]) is not list or not body[0]:
+                raise MalformedMessage("forwarded items are a non-empty list of byte strings")
+            message = ForwardItem(tuple(_bytes(item) for item in body[0]), sender, signature)
         case _:
             raise MalformedMessage(f"unknown message kind {kind!r} with {len(body)} fields")
     return message

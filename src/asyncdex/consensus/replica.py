@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from asyncdex.consensus.committee import Committee
@@ -274,12 +275,25 @@ class Replica:
 
     def submit(self, item: bytes) -> list[Action]:
         """Order ``item``: it stays pending here until committed, and is shared with peers."""
-        if not item or len(item) > self.config.max_item_bytes:
-            raise ValueError(f"an item is 1..{self.config.max_item_bytes} bytes, got {len(item)}")
-        if len(self._pending) >= self.config.max_pending_items:
+        return self.submit_many((item,))
+
+    def submit_many(self, items: Sequence[bytes]) -> list[Action]:
+        """Order ``items`` (all or none): pending here until committed, shared with peers in
+        one signed message per ``max_block_items`` of them (a host gathers concurrent client
+        submissions, so one signature and one check per peer cover many items)."""
+        for item in items:
+            if not item or len(item) > self.config.max_item_bytes:
+                raise ValueError(
+                    f"an item is 1..{self.config.max_item_bytes} bytes, got {len(item)}"
+                )
+        if len(self._pending) + len(items) > self.config.max_pending_items:
             raise OverflowError(f"{len(self._pending)} items already pending")
-        if self._add_pending(item):
-            self._broadcast(self._sign(ForwardItem(item, self.index)), deliver_locally=False)
+        added = [item for item in items if self._add_pending(item)]
+        step = self.config.max_block_items
+        for start in range(0, len(added), step):
+            forward = ForwardItem(tuple(added[start : start + step]), self.index)
+            self._broadcast(self._sign(forward), deliver_locally=False)
+        if added:
             self._try_propose()
         return self._drain()
 
@@ -790,9 +804,16 @@ class Replica:
         return True
 
     def _process_forward(self, message: ForwardItem) -> None:
-        item = message.item
-        if not item or len(item) > self.config.max_item_bytes:
+        items = message.items
+        if len(items) > self.config.max_block_items or any(
+            not item or len(item) > self.config.max_item_bytes for item in items
+        ):
             self.stats.reject("item size out of range")
             return
-        if len(self._pending) < self.config.max_pending_items and self._add_pending(item):
+        added = False
+        for item in items:
+            if len(self._pending) >= self.config.max_pending_items:
+                break
+            added = self._add_pending(item) or added
+        if added:
             self._try_propose()

@@ -101,7 +101,7 @@ def _messages() -> list[object]:
         NewView(7, qc, 0, b"n" * 65),
         BlockRequest(block.hash, 2, 1, b"r" * 65),
         BlockResponse((block,), 1, b"q" * 65),
-        ForwardItem(b"\x00raw intent", 3, b"f" * 65),
+        ForwardItem((b"\x00raw intent", b"another"), 3, b"f" * 65),
     ]
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from asyncdex.consensus import (
     Block,
+    Broadcast,
+    ForwardItem,
     Proposal,
     QuorumCertificate,
     Replica,
@@ -373,3 +377,26 @@ def test_items_left_out_by_a_leader_are_proposed_by_their_member() -> None:
     net.queue = type(net.queue)((to, m) for to, m in net.queue if to == 0)
     net.tick(400)
     assert all(b"censored" in net.committed_items(i) for i in range(4))
+
+
+def test_many_items_are_shared_in_one_signed_message_and_all_commit() -> None:
+    net = Network(4)
+    items = [b"batch-%d" % i for i in range(30)]
+    actions = net.replicas[2].submit_many(items)
+    forwards = [
+        a.message
+        for a in actions
+        if isinstance(a, Broadcast) and isinstance(a.message, ForwardItem)
+    ]
+    assert len(forwards) == 1 and forwards[0].items == tuple(items)
+    net.perform(2, actions)
+    net.tick(400)
+    for index in range(4):
+        assert sorted(net.committed_items(index)) == sorted(items)
+
+
+def test_submit_many_takes_all_or_none() -> None:
+    replica = fresh()
+    with pytest.raises(ValueError, match="an item is"):
+        replica.submit_many([b"fine", b""])
+    assert replica.pending_items == 0
