@@ -25,13 +25,13 @@ class OptionalBuildExt(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as error:  # noqa: BLE001 - any build failure leaves the reference
+        except Exception as error:
             print(f"warning: the native engine core was not built ({error})", file=sys.stderr)
 
     def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
         try:
             super().build_extension(ext)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             print(f"warning: {ext.name} was not built ({error})", file=sys.stderr)
 
 

@@ -6,10 +6,12 @@ Invariants:
   produces the same events, as the same event classes, and the same state root for every
   command it implements; the differential tests compare both after every command.
 - What the native core does not implement is refused loudly with ``NativeUnsupported``
-  (see ``NATIVE_COMMANDS`` and ``NATIVE_LIMITS``), before the command changes anything.
-  The one exception is a liquidation, which only shows once the mark has moved: the core
-  raises ``NativeUnsupported`` then and refuses every later command. Nothing falls back to
-  the reference silently.
+  (see ``NATIVE_COMMANDS`` and ``NATIVE_LIMITS``). A command type it does not run is refused
+  before anything changes. What only shows inside a command (a liquidation once the mark has
+  moved, a trigger order or an isolated switch that passed every check) is refused at the
+  point the reference would change state; the command's due work (expiries, funding) has
+  run by then, so the engine refuses every later command too. Nothing falls back to the
+  reference silently.
 - The state root is computed by exporting the native state into the reference's structures
   (``to_reference_state``) and committing those with ``asyncdex.engine.state_root``: one
   commitment code, so the two cannot disagree on encoding. It costs a full export, so it is
@@ -35,11 +37,15 @@ from asyncdex.messages.commands import (
     CancelOrder,
     Command,
     Deposit,
+    ForceCancelAll,
+    ForceWithdraw,
     ModifyOrder,
     PlaceOrder,
     PublishOraclePrice,
+    ScheduleCancel,
     SetLeverage,
     SetProtectiveMode,
+    UpdateIsolatedMargin,
     Withdraw,
 )
 from asyncdex.messages.events import EVENT_TYPES, Event
@@ -73,6 +79,10 @@ NATIVE_COMMANDS: frozenset[type] = frozenset(
         CancelAll,
         ModifyOrder,
         SetLeverage,
+        UpdateIsolatedMargin,
+        ScheduleCancel,
+        ForceWithdraw,
+        ForceCancelAll,
         PublishOraclePrice,
         AdvanceTime,
         SetProtectiveMode,
@@ -80,12 +90,11 @@ NATIVE_COMMANDS: frozenset[type] = frozenset(
 )
 # What it refuses within those commands (NativeUnsupported), and what it never runs.
 NATIVE_LIMITS: tuple[str, ...] = (
-    "trigger orders (PlaceOrder with a trigger kind)",
-    "isolated margin (SetLeverage with isolated=True, UpdateIsolatedMargin)",
-    "liquidation and auto-deleveraging (raised when one becomes due; the engine is then unusable)",
+    "isolated margin: a SetLeverage to isolated that the reference would accept (so "
+    "UpdateIsolatedMargin always finds no isolated position, as the reference would)",
+    "liquidation and auto-deleveraging",
     "batch-auction markets (refused at construction)",
-    "Signed envelopes, Batch, ApproveAgent, ApproveBuilderFee, PlaceBuilderOrder, "
-    "ScheduleCancel, ForceWithdraw, ForceCancelAll",
+    "Signed envelopes, Batch, ApproveAgent, ApproveBuilderFee, PlaceBuilderOrder, CommitteeBlock",
     "client ids and expiries beyond int64",
 )
 
@@ -125,18 +134,53 @@ def _spec_fields(spec: MarketSpec) -> tuple[int, ...]:
 _INT64_MAX = (1 << 63) - 1
 # the codec's tags as core.cpp numbers them (``enum Tag``) and the event classes it emits
 # (``enum Ev``): a renumbering in messages/ must be mirrored there
-_CORE_COMMAND_ORDER = (
-    "Deposit Withdraw PlaceOrder CancelOrder CancelByClientId CancelAll ModifyOrder "
-    "ScheduleCancel SetLeverage UpdateIsolatedMargin PublishOraclePrice AdvanceTime "
-    "ApproveAgent Signed ForceWithdraw ForceCancelAll SetProtectiveMode Batch "
-    "ApproveBuilderFee PlaceBuilderOrder CommitteeBlock"
-).split()
-_CORE_EVENT_ORDER = (
-    "Rejected OrderAccepted TradeExecuted OrderRested OrderCancelled OrderModified "
-    "TriggerArmed OrderTriggered Deposited Withdrawn LeverageSet IsolatedMarginMoved "
-    "ScheduledCancelSet OraclePriceAccepted MarkPriceUpdated FundingPaid LiquidationStarted "
-    "LiquidationSettled PositionDeleveraged AgentApproved ProtectiveModeSet L1MessageConsumed"
-).split()
+_CORE_COMMAND_ORDER = [
+    "Deposit",
+    "Withdraw",
+    "PlaceOrder",
+    "CancelOrder",
+    "CancelByClientId",
+    "CancelAll",
+    "ModifyOrder",
+    "ScheduleCancel",
+    "SetLeverage",
+    "UpdateIsolatedMargin",
+    "PublishOraclePrice",
+    "AdvanceTime",
+    "ApproveAgent",
+    "Signed",
+    "ForceWithdraw",
+    "ForceCancelAll",
+    "SetProtectiveMode",
+    "Batch",
+    "ApproveBuilderFee",
+    "PlaceBuilderOrder",
+    "CommitteeBlock",
+]
+_CORE_EVENT_ORDER = [
+    "Rejected",
+    "OrderAccepted",
+    "TradeExecuted",
+    "OrderRested",
+    "OrderCancelled",
+    "OrderModified",
+    "TriggerArmed",
+    "OrderTriggered",
+    "Deposited",
+    "Withdrawn",
+    "LeverageSet",
+    "IsolatedMarginMoved",
+    "ScheduledCancelSet",
+    "OraclePriceAccepted",
+    "MarkPriceUpdated",
+    "FundingPaid",
+    "LiquidationStarted",
+    "LiquidationSettled",
+    "PositionDeleveraged",
+    "AgentApproved",
+    "ProtectiveModeSet",
+    "L1MessageConsumed",
+]
 
 
 class NativeEngine:
@@ -221,6 +265,10 @@ def build_reference_state(config: EngineConfig, exported: dict[str, Any]) -> Sta
             order = Order.from_list(list(items))
             market.book.add(order)
             orders[order.order_id] = order
+        for items in data["triggers"]:
+            order = Order.from_list(list(items))
+            market.triggers[order.order_id] = order
+            orders[order.order_id] = order
     for address, collateral, scheduled_cancel, positions in exported["accounts"]:
         account = Account(address)
         account.collateral = collateral
@@ -242,4 +290,6 @@ def build_reference_state(config: EngineConfig, exported: dict[str, Any]) -> Sta
     state.orders = dict(sorted(orders.items()))
     state.expiries = list(exported["expiries"])
     heapq.heapify(state.expiries)
+    state.scheduled = list(exported["scheduled"])
+    heapq.heapify(state.scheduled)
     return state

@@ -117,6 +117,7 @@ enum Reject : int {
     INVALID_AMOUNT = 111,
     ALREADY_EXPIRED = 112,
     UNKNOWN_PUBLISHER = 113,
+    INVALID_TIME = 114,
     UNKNOWN_ORDER = 200,
     NOT_ORDER_OWNER = 201,
     DUPLICATE_CLIENT_ID = 202,
@@ -126,6 +127,7 @@ enum Reject : int {
     NO_MARK_PRICE = 206,
     OUT_OF_ORDER_L1_MESSAGE = 207,
     MODE_CHANGE_WITH_POSITION = 208,
+    NOT_ISOLATED = 209,
     INSUFFICIENT_MARGIN = 300,
     REDUCE_ONLY_WOULD_INCREASE = 301,
     INSUFFICIENT_COLLATERAL = 302,
@@ -141,6 +143,7 @@ enum CancelReason : int {
     C_SELF_TRADE = 3,
     C_EXPIRED = 4,
     C_REDUCE_ONLY = 5,
+    C_SCHEDULED = 7,
 };
 
 constexpr int GTC = 0, IOC = 1, FOK = 2, ALO = 3;
@@ -226,12 +229,13 @@ struct MarketSpecN {
 };
 
 struct Order {
-    i64 order_id, price, size, orig_size, client_id, expiry, timestamp;
+    i64 order_id, price, size, orig_size, client_id, expiry, timestamp, trigger_price;
     int32_t account;
     int32_t prev, next;    // the price level's list
     int32_t pprev, pnext;  // the position's list
     int16_t market;
     uint8_t is_buy, reduce_only, tif, order_type;
+    uint8_t trigger_kind;  // 1 stop, 2 take-profit while armed; 0 once fired (or never)
 };
 
 struct Level {
@@ -273,13 +277,15 @@ struct Market {
         funding_rate_ppb = 0;
     i128 premium_sum = 0, cumulative_funding = 0;
     std::vector<int32_t> holders;  // accounts with a non-zero position (order is not committed)
+    std::vector<int32_t> triggers;  // armed trigger orders' slots, in arming order (committed)
 };
 
 struct Position {
-    i64 size = 0, open_buy = 0, open_sell = 0, leverage = 0, imf = 0;
-    i128 entry_notional = 0, iso_margin = 0, cum_funding = 0;
-    int32_t ohead = -1, norders = 0, holder_at = -1;
+    // what the risk sums read first, in one cache line with the list and flags
+    i64 size = 0, open_buy = 0, open_sell = 0, imf = 0, leverage = 0;
     bool exists = false, isolated = false;
+    int32_t ohead = -1, norders = 0, holder_at = -1;
+    i128 entry_notional = 0, iso_margin = 0, cum_funding = 0;
 };
 
 struct Account {
@@ -288,6 +294,9 @@ struct Account {
     i128 collateral = 0;
     i64 scheduled_cancel = 0;
     int32_t open_orders = 0;
+    // bit m: a position exists in market m (venues of at most 64 markets; with more, the
+    // risk loops visit every market): the risk sums touch only the positions held
+    uint64_t held_mask = 0;
 };
 
 // A decoded command: the int fields as int64 with a bit per field telling whether the
@@ -326,10 +335,17 @@ public:
     std::priority_queue<std::pair<i64, i64>, std::vector<std::pair<i64, i64>>,
                         std::greater<std::pair<i64, i64>>>
         expiries;
+    // dead-man switches: (time, account address), ties in address order as the reference's heap
+    std::priority_queue<std::pair<i64, Key>, std::vector<std::pair<i64, Key>>,
+                        std::greater<std::pair<i64, Key>>>
+        scheduled;
     i64 time = 0, next_due = 0, next_order_id = 1, next_withdrawal_id = 1, l1_consumed = 0;
     i128 insurance_fund = 0, fee_pool = 0, total_deposited = 0, total_withdrawn = 0;
     bool protective = false;
     bool poisoned = false;
+    // the markets' mark prices and maintenance fractions, packed: the risk sums read them
+    // for every position, and a Market is several cache lines
+    std::vector<i64> marks, maint_ppm;
     int32_t live_orders = 0;
 
     PyObject* event_types[N_EVENTS_USED] = {nullptr};
@@ -351,6 +367,10 @@ public:
             if (t.size() != 18) throw std::invalid_argument("a market spec has 18 fields");
             for (size_t i = 0; i < 18; ++i) f[i] = t[i].cast<i64>();
             markets.push_back(std::move(m));
+        }
+        for (const Market& m : markets) {
+            marks.push_back(0);
+            maint_ppm.push_back(m.spec.maintenance_margin_ppm);
         }
         for (py::handle p : publisher_list) publishers.push_back(p.cast<std::string>());
         max_open_orders = max_open;
@@ -495,7 +515,18 @@ public:
     void maybe_drop_position(int32_t account, size_t market, Position& p) {
         if (p.size == 0 && p.norders == 0 && p.iso_margin == 0 && !p.isolated &&
             p.leverage == markets[market].spec.max_leverage)
-            p.exists = false;
+            set_exists(account, market, p, false);
+    }
+
+    void set_exists(int32_t account, size_t market, Position& p, bool exists) {
+        p.exists = exists;
+        if (market < 64) {
+            uint64_t bit = uint64_t(1) << market;
+            if (exists)
+                accounts[account].held_mask |= bit;
+            else
+                accounts[account].held_mask &= ~bit;
+        }
     }
 
     // (equity, initial, maintenance) of the cross account; ``changed`` names the market
@@ -507,10 +538,9 @@ public:
         i128 init = 0, maint = 0;
         size_t M = markets.size();
         const Position* ps = &positions[(size_t)account * M];
-        for (size_t m = 0; m < M; ++m) {
+        auto add = [&](size_t m) {
             const Position& p = ps[m];
-            if (!p.exists) continue;
-            i64 mark = markets[m].mark_price;
+            i64 mark = marks[m];
             i64 size = p.size;
             i128 long_case, short_case;
             if ((int)m == changed) {
@@ -526,11 +556,18 @@ public:
             i128 held = size >= 0 ? size : -(i128)size;
             if (p.isolated) {
                 init += (exposure - held) * mark * p.imf;
-                continue;
+                return;
             }
             equity += (i128)size * mark;
             init += exposure * mark * p.imf;
-            maint += held * mark * markets[m].spec.maintenance_margin_ppm;
+            maint += held * mark * maint_ppm[m];
+        };
+        if (M <= 64) {
+            for (uint64_t mask = a.held_mask; mask; mask &= mask - 1)
+                add((size_t)__builtin_ctzll(mask));
+        } else {
+            for (size_t m = 0; m < M; ++m)
+                if (ps[m].exists) add(m);
         }
         initial = ceildiv(init, PPM);
         maintenance = ceildiv(maint, PPM);
@@ -651,6 +688,10 @@ public:
             case T_DEPOSIT: process_deposit(c); break;
             case T_WITHDRAW: process_withdraw(c); break;
             case T_LEVERAGE: process_set_leverage(c); break;
+            case T_ISOLATED: process_update_isolated_margin(c); break;
+            case T_SCHEDULE: process_schedule_cancel(c, time); break;
+            case T_FORCE_WITHDRAW: process_force_withdraw(c); break;
+            case T_FORCE_CANCEL: process_force_cancel_all(c); break;
             case T_ORACLE: process_oracle_price(c, time); break;
             case T_ADVANCE: process_refresh_prices_all(time); break;
             case T_PROTECTIVE: process_set_protective_mode(c); break;
@@ -662,8 +703,6 @@ public:
     void check_supported(const Cmd& c) {
         switch (c.tag) {
             case T_PLACE:
-                if (c.is_true(11))
-                    throw Unsupported("trigger orders are not implemented by the native core");
                 if (c.is_big(8) || c.is_big(9) || (c.is_true(8) && !c.is_int(8)))
                     throw Unsupported("a client id or expiry beyond int64");
                 return;
@@ -675,9 +714,10 @@ public:
                     throw Unsupported("a deposit to an account that is not bytes");
                 return;
             case T_LEVERAGE:
-                if (c.is_true(3))
-                    throw Unsupported("isolated margin is not implemented by the native core");
-                return;
+            case T_ISOLATED:
+            case T_SCHEDULE:
+            case T_FORCE_WITHDRAW:
+            case T_FORCE_CANCEL:
             case T_CANCEL:
             case T_CANCEL_ALL:
             case T_MODIFY:
@@ -812,12 +852,19 @@ public:
             reason = validate_order_numbers(m, use_tick || price_ok, use_tick ? m.spec.tick : price,
                                             size_ok, size);
         }
-        if (reason == 0 && (c.is_true(10)))  // a trigger price without a trigger kind
-            reason = INVALID_TRIGGER;
+        bool trigger = c.is_true(11);
+        if (reason == 0 && trigger) {
+            // a trigger order is validated as the reference does; arming one is not implemented
+            bool bad_price = validate_order_numbers(m, c.is_exact(10), trigger_price, size_ok,
+                                                    size) != 0;
+            if (bad_price || !c.is_int(11) || (c.v[11] != 1 && c.v[11] != 2))
+                reason = INVALID_TRIGGER;
+        } else if (reason == 0 && c.is_true(10)) {
+            reason = INVALID_TRIGGER;  // a trigger price without a trigger kind
+        }
         if (reason == 0 && c.is_true(9) && (!c.is_exact(9) || expiry <= now))
             reason = ALREADY_EXPIRED;
         if (reason) return reject(c, tag, 1, market_id, 8, client_id, reason);
-        (void)trigger_price;
         int32_t account = find_account(c);
         if (account < 0)
             reason = UNKNOWN_ACCOUNT;
@@ -830,8 +877,10 @@ public:
         if (reason) return reject(c, tag, 1, market_id, 8, client_id, reason);
         if (is_market) {
             if (tif != FOK) tif = IOC;
-            i64 bound = market_order_bound(m, is_buy);
-            if (price == 0 || (is_buy ? price > bound : price < bound)) price = bound;
+            if (!trigger) {
+                i64 bound = market_order_bound(m, is_buy);
+                if (price == 0 || (is_buy ? price > bound : price < bound)) price = bound;
+            }
         }
         Position& p = pos(account, market_id);
         if (reduce_only) {
@@ -839,21 +888,23 @@ public:
             if (held == 0 || (held > 0) == is_buy)
                 return reject(c, tag, 1, market_id, 8, client_id, REDUCE_ONLY_WOULD_INCREASE);
             size = std::min(size, abs64(held));
-        } else if ((i128)price * size < m.spec.min_order_value) {
+        } else if ((i128)(price ? price : trigger_price) * size < m.spec.min_order_value) {
             return reject(c, tag, 1, market_id, 8, client_id, BELOW_MIN_VALUE);
         }
         bool created = !p.exists;
         if (created) {
             reset_position(p, m);
-            p.exists = true;
+            set_exists(account, market_id, p, true);
         }
-        reason = check_matching(m, account, is_buy, price, size, (int)tif);
-        if (!reason &&
-            !check_order_margin(account, market_id, is_buy, price, size, reduce_only, (int)tif, 0))
-            reason = INSUFFICIENT_MARGIN;
-        if (reason) {
-            if (created) p.exists = false;
-            return reject(c, tag, 1, market_id, 8, client_id, reason);
+        if (!trigger) {
+            reason = check_matching(m, account, is_buy, price, size, (int)tif);
+            if (!reason && !check_order_margin(account, market_id, is_buy, price, size,
+                                               reduce_only, (int)tif, 0))
+                reason = INSUFFICIENT_MARGIN;
+            if (reason) {
+                if (created) set_exists(account, market_id, p, false);
+                return reject(c, tag, 1, market_id, 8, client_id, reason);
+            }
         }
         i64 order_id = next_order_id++;
         Order o;
@@ -871,11 +922,84 @@ public:
         o.tif = (uint8_t)tif;
         o.order_type = (uint8_t)order_type;
         o.prev = o.next = o.pprev = o.pnext = -1;
+        o.trigger_price = trigger_price;
+        o.trigger_kind = trigger ? (uint8_t)c.v[11] : 0;
         emit(E_ACCEPTED, [&] { return obj(order_id); }, [&] { return addr(account); },
              [&] { return obj(market_id); }, [&] { return objb(is_buy); },
              [&] { return obj(price); }, [&] { return obj(size); },
              [&] { return echo(c, 8, client_id); });
-        process_execute(account, market_id, o);
+        if (trigger)
+            process_arm_trigger(account, market_id, o);
+        else
+            process_execute(account, market_id, o);
+    }
+
+    // ---------------------------------------------------------------- triggers
+
+    static bool trigger_fires(const Order& o, i64 mark) {
+        bool above = mark >= o.trigger_price, below = mark <= o.trigger_price;
+        if (o.trigger_kind == 1) return o.is_buy ? above : below;
+        return o.is_buy ? below : above;
+    }
+
+    void process_arm_trigger(int32_t account, size_t market, const Order& o) {
+        Market& m = markets[market];
+        Position& p = pos(account, market);
+        int32_t slot = alloc_order(o);
+        m.triggers.push_back(slot);
+        position_link(p, slot);
+        ++accounts[account].open_orders;
+        ++live_orders;
+        if (o.client_id) client_ids[client_key(account, o.client_id)] = o.order_id;
+        if (o.expiry) {
+            expiries.emplace(o.expiry, o.order_id);
+            next_due = std::min(next_due, o.expiry);
+        }
+        emit(E_TRIGGER_ARMED, [&] { return obj(o.order_id); },
+             [&] { return obj(o.trigger_price); });
+        if (trigger_fires(orders[slot], m.mark_price)) process_fire_triggers(market);
+    }
+
+    void process_fire_triggers(size_t market) {
+        Market& m = markets[market];
+        i64 mark = m.mark_price;
+        std::vector<int32_t> fired;
+        for (int32_t slot : m.triggers)
+            if (trigger_fires(orders[slot], mark)) fired.push_back(slot);
+        for (int32_t slot : fired) {
+            int32_t account = orders[slot].account;
+            Position& p = pos(account, market);
+            process_take_off(slot);
+            Order o = orders[slot];
+            free_order(slot);
+            emit(E_TRIGGERED, [&] { return obj(o.order_id); }, [&] { return obj(mark); });
+            o.trigger_kind = 0;
+            if (o.order_type == MARKET) {
+                i64 bound = market_order_bound(m, o.is_buy);
+                if (o.price == 0 || (o.is_buy ? o.price > bound : o.price < bound)) o.price = bound;
+                o.tif = IOC;
+            }
+            int reason = 0;
+            if (o.reduce_only) {
+                i64 held = p.size;
+                if (held == 0 || (held > 0) == (bool)o.is_buy)
+                    reason = C_REDUCE_ONLY;
+                else
+                    o.size = std::min(o.size, abs64(held));
+            }
+            if (!reason && !check_order_margin(account, market, o.is_buy, o.price, o.size,
+                                               o.reduce_only, o.tif, 0))
+                reason = 8;  // CancelReason.MARGIN
+            if (!reason && o.tif == ALO &&
+                check_matching(m, account, o.is_buy, o.price, o.size, o.tif))
+                o.tif = GTC;  // a post-only trigger that would cross now takes liquidity
+            if (reason) {
+                emit_cancelled(o, reason);
+                maybe_drop_position(account, market, p);
+                continue;
+            }
+            process_execute(account, market, o);
+        }
     }
 
     void process_execute(int32_t account, size_t market, Order& o) {
@@ -885,7 +1009,7 @@ public:
         if (!opposite.empty() && (o.is_buy ? o.price >= opposite.best() : o.price <= opposite.best())) {
             process_match(account, market, o);
             // a self-trade cancel may have dropped the (then empty) position: put it back
-            p.exists = true;
+            set_exists(account, market, p, true);
         }
         if (o.size == 0) {
             maybe_drop_position(account, market, p);
@@ -1032,12 +1156,16 @@ public:
         Order& o = orders[slot];
         Market& m = markets[o.market];
         Position& p = pos(o.account, o.market);
-        book_remove(m, slot);
-        if (!o.reduce_only) {
-            if (o.is_buy)
-                p.open_buy -= o.size;
-            else
-                p.open_sell -= o.size;
+        if (o.trigger_kind) {
+            m.triggers.erase(std::find(m.triggers.begin(), m.triggers.end(), slot));
+        } else {
+            book_remove(m, slot);
+            if (!o.reduce_only) {
+                if (o.is_buy)
+                    p.open_buy -= o.size;
+                else
+                    p.open_sell -= o.size;
+            }
         }
         position_unlink(p, slot);
         --accounts[o.account].open_orders;
@@ -1138,9 +1266,10 @@ public:
         Market& m = markets[market_id];
         Position& p = pos(account, market_id);
         int32_t slot = id_slot[order_id];
-        if (price == o->price && size <= o->size) {
-            // shrinking in place keeps time priority
-            if (!o->reduce_only) {
+        bool armed = o->trigger_kind != 0;
+        if (armed || (price == o->price && size <= o->size)) {
+            // shrinking in place keeps time priority; an armed trigger has no priority yet
+            if (!armed && !o->reduce_only) {
                 if (o->is_buy)
                     p.open_buy -= o->size - size;
                 else
@@ -1149,7 +1278,7 @@ public:
             o->price = price;
             o->size = size;
             emit(E_MODIFIED, [&] { return obj(order_id); }, [&] { return obj(price); },
-                 [&] { return obj(size); }, [&] { return objb(true); });
+                 [&] { return obj(size); }, [&] { return objb(!armed); });
             return;
         }
         if (o->tif == ALO || o->tif == FOK)
@@ -1213,15 +1342,22 @@ public:
 
     void process_withdraw(const Cmd& c) {
         if (protective) return reject(c, T_WITHDRAW, -1, -1, -1, 0, WITHDRAWALS_PAUSED);
-        const int tag = T_WITHDRAW;
+        process_withdrawal(c, T_WITHDRAW, -1);
+    }
+
+    // ``ref_field``: the command's field echoed as the rejection's ref (the L1 index of a
+    // forced withdrawal), -1 for 0
+    void process_withdrawal(const Cmd& c, int tag, int ref_field) {
+        i64 ref = ref_field >= 0 ? c.v[ref_field] : 0;
         i64 amount = c.v[1];
         if (!c.is_exact(1) || amount <= 0 || amount > MAX_COLLATERAL)
-            return reject(c, tag, -1, -1, -1, 0, INVALID_AMOUNT);
+            return reject(c, tag, -1, -1, ref_field, ref, INVALID_AMOUNT);
         int32_t account = find_account(c);
-        if (account < 0) return reject(c, tag, -1, -1, -1, 0, UNKNOWN_ACCOUNT);
+        if (account < 0) return reject(c, tag, -1, -1, ref_field, ref, UNKNOWN_ACCOUNT);
         i128 equity, initial, maintenance;
         cross_risk(account, equity, initial, maintenance);
-        if (equity - amount < initial) return reject(c, tag, -1, -1, -1, 0, INSUFFICIENT_COLLATERAL);
+        if (equity - amount < initial)
+            return reject(c, tag, -1, -1, ref_field, ref, INSUFFICIENT_COLLATERAL);
         accounts[account].collateral -= amount;
         total_withdrawn += amount;
         i64 withdrawal_id = next_withdrawal_id++;
@@ -1237,6 +1373,61 @@ public:
         }
     }
 
+    // Refuse what is not implemented at a point where the reference would change state: the
+    // due work of this command (expiries, funding) has run already, so the engine cannot
+    // be trusted afterwards and refuses every later command.
+    [[noreturn]] void unsupported_now(const char* what) {
+        poisoned = true;
+        throw Unsupported(std::string(what) +
+                          " is not implemented by the native core (this engine is now unusable)");
+    }
+
+    void process_update_isolated_margin(const Cmd& c) {
+        const int tag = T_ISOLATED;
+        i64 market_id = c.v[1];
+        if (!c.is_exact(1) || market_id < 0 || market_id >= (i64)markets.size())
+            return reject(c, tag, 1, market_id, -1, 0, UNKNOWN_MARKET);
+        i64 delta = c.v[2];
+        if (!c.is_exact(2) || delta == 0 || abs64(delta) > MAX_COLLATERAL)
+            return reject(c, tag, 1, market_id, -1, 0, INVALID_AMOUNT);
+        // no position here is isolated (isolated mode is refused before it exists)
+        return reject(c, tag, 1, market_id, -1, 0, NOT_ISOLATED);
+    }
+
+    void process_schedule_cancel(const Cmd& c, i64 now) {
+        const int tag = T_SCHEDULE;
+        int32_t account = find_account(c);
+        if (account < 0) return reject(c, tag, -1, -1, -1, 0, UNKNOWN_ACCOUNT);
+        i64 at_time = c.v[1];
+        if (!c.is_exact(1) || at_time < 0 || (0 < at_time && at_time <= now))
+            return reject(c, tag, -1, -1, -1, 0, INVALID_TIME);
+        accounts[account].scheduled_cancel = at_time;
+        if (at_time) {
+            scheduled.emplace(at_time, accounts[account].key);
+            if (at_time < next_due) next_due = at_time;
+        }
+        emit(E_SCHEDULED_SET, [&] { return account_obj(c); }, [&] { return obj(at_time); });
+    }
+
+    void process_force_withdraw(const Cmd& c) {
+        const int tag = T_FORCE_WITHDRAW;
+        if (!check_l1_index(c, 2)) return reject(c, tag, -1, -1, 2, c.v[2], OUT_OF_ORDER_L1_MESSAGE);
+        ++l1_consumed;
+        emit(E_L1_CONSUMED, [&] { return echo(c, 2, c.v[2]); }, [&] { return account_obj(c); },
+             [&] { return obj(tag); });
+        process_withdrawal(c, tag, 2);
+    }
+
+    void process_force_cancel_all(const Cmd& c) {
+        const int tag = T_FORCE_CANCEL;
+        if (!check_l1_index(c, 1)) return reject(c, tag, -1, -1, 1, c.v[1], OUT_OF_ORDER_L1_MESSAGE);
+        ++l1_consumed;
+        emit(E_L1_CONSUMED, [&] { return echo(c, 1, c.v[1]); }, [&] { return account_obj(c); },
+             [&] { return obj(tag); });
+        int32_t account = find_account(c);
+        if (account >= 0) process_cancel_account_orders(account, ALL_MARKETS, C_USER);
+    }
+
     void process_set_leverage(const Cmd& c) {
         const int tag = T_LEVERAGE;
         i64 market_id = c.v[1];
@@ -1249,11 +1440,16 @@ public:
         int32_t account = find_account(c);
         if (account < 0) return reject(c, tag, 1, market_id, -1, 0, UNKNOWN_ACCOUNT);
         Position& p = pos(account, market_id);
-        // cross only here (isolated refused before): ``existing.isolated != cmd.isolated``
-        // cannot hold, the positions being all cross
+        if (c.is_true(3)) {
+            // every position here is cross: switching one with a position or orders is refused
+            // as the reference refuses it; any other switch to isolated is not implemented
+            if (p.exists && (p.size || p.norders))
+                return reject(c, tag, 1, market_id, -1, 0, MODE_CHANGE_WITH_POSITION);
+            unsupported_now("isolated margin");
+        }
         if (!p.exists) {
             reset_position(p, m);
-            p.exists = true;
+            set_exists(account, market_id, p, true);
         }
         i64 old_leverage = p.leverage;
         p.leverage = leverage;
@@ -1361,11 +1557,15 @@ public:
             if (index != m.index_price || mark != m.mark_price) {
                 m.index_price = index;
                 m.mark_price = mark;
+                marks[which[i]] = mark;
                 emit(E_MARK_UPDATED, [&] { return obj(m.spec.market_id); },
                      [&] { return obj(index); }, [&] { return obj(mark); });
                 changed.push_back(which[i]);
             }
         }
+        for (size_t market : changed)
+            if (markets[market].mark_price && !markets[market].triggers.empty())
+                process_fire_triggers(market);
         check_liquidations(changed);
     }
 
@@ -1401,6 +1601,15 @@ public:
             Order* o = live_order(order_id);
             if (o && o->expiry == expiry) process_remove_order(id_slot[order_id], C_EXPIRED);
         }
+        while (!scheduled.empty() && scheduled.top().first <= now) {
+            auto [at_time, key] = scheduled.top();
+            scheduled.pop();
+            auto it = account_ids.find(key);
+            if (it != account_ids.end() && accounts[it->second].scheduled_cancel == at_time) {
+                accounts[it->second].scheduled_cancel = 0;
+                process_cancel_account_orders(it->second, ALL_MARKETS, C_SCHEDULED);
+            }
+        }
         std::vector<size_t> funded;
         for (size_t i = 0; i < markets.size(); ++i) {
             Market& m = markets[i];
@@ -1418,6 +1627,7 @@ public:
         check_liquidations(funded);
         i64 due = NO_TIME;
         if (!expiries.empty()) due = expiries.top().first;
+        if (!scheduled.empty() && scheduled.top().first < due) due = scheduled.top().first;
         for (const Market& m : markets) due = std::min({due, m.next_sample, m.next_funding});
         next_due = due;
     }
@@ -1612,8 +1822,8 @@ public:
             l.append(o.client_id);
             l.append(o.expiry);
             l.append(o.timestamp);
-            l.append(0);
-            l.append(0);
+            l.append((int)o.trigger_kind);
+            l.append(o.trigger_price);
             l.append((int)o.order_type);
             return l;
         };
@@ -1641,6 +1851,9 @@ public:
                     for (int32_t slot = s->levels[i].head; slot >= 0; slot = k.orders[slot].next)
                         book.append(order_list(k.orders[slot]));
             md["book"] = book;
+            py::list triggers;
+            for (int32_t slot : m.triggers) triggers.append(order_list(k.orders[slot]));
+            md["triggers"] = triggers;
             markets.append(md);
         }
         d["markets"] = markets;
@@ -1678,6 +1891,15 @@ public:
             copy.pop();
         }
         d["expiries"] = heap;
+        py::list dead_man;
+        auto pending = k.scheduled;
+        while (!pending.empty()) {
+            const Key& key = pending.top().second;
+            dead_man.append(py::make_tuple(
+                pending.top().first, py::bytes((const char*)key.data(), key.size())));
+            pending.pop();
+        }
+        d["scheduled"] = dead_man;
         return d;
     }
 
