@@ -12,7 +12,10 @@ Invariants:
   committed before a restart are read with ``committed_blocks``.
 - ``submit`` returns only once every item is durable in the intake log (many concurrent
   submits share one fsync) and handed to the replica: an acknowledged item is resubmitted
-  after any restart until a committed block holds it.
+  after any restart until a committed block holds it. Ordering does not wait for that
+  fsync (the items go to the replica while it runs), so an item whose fsync fails may still
+  be ordered: its client got an error, not a receipt, and must treat the outcome as unknown,
+  as after any lost reply.
 - Time enters the core only through the tick task (``replica.on_tick(clock())``).
 - A message from a peer is attributed to the member its link authenticated; one claiming
   another sender closes the link. Signatures are checked by the replica (cached, so a
@@ -111,7 +114,6 @@ class CommitteeMember:
         self._inbound_ready = asyncio.Event()
         self._backlog: collections.deque[bytes] = collections.deque()
         self._intake_flush: asyncio.Future[int] | None = None
-        self._intake_in_flight = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._commits: collections.deque[Commit] = collections.deque()
         self._commits_ready = asyncio.Event()
@@ -186,7 +188,8 @@ class CommitteeMember:
     # --- client items -----------------------------------------------------------------------
 
     async def submit(self, items: Sequence[bytes]) -> None:
-        """Make ``items`` durable in the intake log, then hand them to the replica.
+        """Make ``items`` durable in the intake log and hand them to the replica; returns once
+        both are done (the receipt's promise: from then on they are ordered eventually).
 
         Raises ``MemberStopped`` when the member is not running, ``IntakeFull`` when the
         replica would hold too many unordered items, ``ValueError`` for an item of bad size;
@@ -199,7 +202,7 @@ class CommitteeMember:
             if type(item) is not bytes or not 0 < len(item) <= limit:
                 size = len(item) if isinstance(item, bytes | bytearray) else type(item).__name__
                 raise ValueError(f"an item is 1..{limit} bytes, got {size}")
-        held = self.replica.pending_items + len(self._backlog) + self._intake_in_flight
+        held = self.replica.pending_items + len(self._backlog)
         if held + len(items) > self.config.max_pending_items:
             raise IntakeFull(
                 f"member {self.index} holds {held} unordered items "
@@ -207,16 +210,12 @@ class CommitteeMember:
             )
         if not items:
             return
-        self._intake_in_flight += len(items)
-        try:
-            last = self._store.append_intake(items)
-            await self._intake_durable(last)
-        finally:
-            self._intake_in_flight -= len(items)
+        last = self._store.append_intake(items)
+        # ordering starts while the fsync runs: the driver hands everything waiting to the
+        # replica in one batch (one signed ForwardItem for all concurrent submissions)
         self._backlog.extend(items)
-        async with self._lock:
-            if self._running:  # else durable already: resubmitted from the intake at restart
-                await self._perform(self._take_backlog())
+        self._inbound_ready.set()
+        await self._intake_durable(last)
 
     async def _intake_durable(self, seq: int) -> None:
         """Group commit: one fsync runs at a time and takes everything appended before it."""
@@ -233,6 +232,9 @@ class CommitteeMember:
             return await asyncio.to_thread(store.flush_intake)
         finally:
             self._intake_flush = None
+
+    def _backlog_ready(self) -> bool:
+        return bool(self._backlog) and (self.replica.pending_items < self.config.max_pending_items)
 
     def _take_backlog(self) -> list[Action]:
         """Hand waiting intake items to the replica, as far as it has room."""
@@ -260,15 +262,14 @@ class CommitteeMember:
     async def _drive(self) -> None:
         replica = self.replica
         while True:
-            if not self._inbound:
+            if not self._inbound and not self._backlog_ready():
                 self._inbound_ready.clear()
                 await self._inbound_ready.wait()
             async with self._lock:
                 actions: list[Action] = []
                 for _ in range(min(_MESSAGES_PER_TURN, len(self._inbound))):
                     actions += replica.on_message(self._inbound.popleft())
-                if self._backlog:
-                    actions += self._take_backlog()
+                actions += self._take_backlog()
                 await self._perform(actions)
             await asyncio.sleep(0)
 
@@ -277,7 +278,9 @@ class CommitteeMember:
         while True:
             await asyncio.sleep(self._tick_s)
             async with self._lock:
-                await self._perform(replica.on_tick(self._clock()))
+                actions = replica.on_tick(self._clock())
+                # items that found no room earlier (commits make room)
+                await self._perform(actions + self._take_backlog())
 
     # --- the replica's outputs --------------------------------------------------------------
 
