@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -50,8 +52,6 @@ def _signers(n: int) -> list[Secp256k1Signer]:
 
 
 def _free_ports(count: int) -> list[int]:
-    import socket
-
     sockets = [socket.socket() for _ in range(count)]
     for sock in sockets:
         sock.bind(("127.0.0.1", 0))
@@ -149,10 +149,8 @@ async def _member_main(args: argparse.Namespace) -> None:
     generating = False
     if not submitted:
         all_done.set()
-    try:
+    with contextlib.suppress(TimeoutError):  # what is still unordered is reported as such
         await asyncio.wait_for(all_done.wait(), timeout=args.drain)
-    except TimeoutError:
-        pass
     result = {
         "member": args.member,
         "offered": counter,
