@@ -1,0 +1,275 @@
+"""Differential fuzzing: the native core against the reference engine on random streams.
+
+Long random multi-market streams (orders of every type and time in force, reduce-only,
+client ids, expiries, triggers, modifies, cancels of every kind, deposits, withdrawals,
+leverage, oracle moves, time jumps across funding hours, dead-man switches, malformed
+values) go through both engines. Events are compared after every command, state roots
+regularly and at the end. The first divergence stops the run, and the stream is shrunk
+(delta debugging) to a minimal reproduction printed as Python, ready to paste into a test.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from asyncdex.engine.native import NativeEngine, native_available
+from asyncdex.engine.state_root import state_root
+from asyncdex.engine.transition import Engine
+from asyncdex.messages.commands import (
+    AdvanceTime,
+    CancelAll,
+    CancelByClientId,
+    CancelOrder,
+    Command,
+    Deposit,
+    ForceCancelAll,
+    ForceWithdraw,
+    ModifyOrder,
+    PlaceOrder,
+    PublishOraclePrice,
+    ScheduleCancel,
+    SetLeverage,
+    UpdateIsolatedMargin,
+    Withdraw,
+)
+from asyncdex.types.market import EngineConfig, MarketSpec
+
+pytestmark = pytest.mark.skipif(
+    not native_available(), reason="the native engine core is not built (no C++ compiler)"
+)
+
+PUBLISHERS = (b"\x0a" * 20, b"\x0b" * 20, b"\x0c" * 20)
+MIDS = (600_000, 30_000, 1_500)  # three markets of different scales
+ACCOUNTS = [bytes([0x10 + i]) * 20 for i in range(6)]
+
+Stream = list[tuple[Command, int]]
+
+
+def fuzz_config() -> EngineConfig:
+    specs = (
+        MarketSpec(0, "BTC", 5, 1, 1, min_order_value=1_000_000, oracle_staleness_ms=60_000),
+        MarketSpec(1, "ETH", 4, 5, 10, min_order_value=1_000_000, oracle_staleness_ms=60_000),
+        MarketSpec(
+            2,
+            "SOL",
+            2,
+            1,
+            1,
+            min_order_value=1_000_000,
+            initial_margin_ppm=100_000,
+            max_leverage=10,
+        ),
+    )
+    return EngineConfig(specs, oracle_publishers=PUBLISHERS, max_open_orders_per_account=40)
+
+
+def genesis() -> Stream:
+    stream: Stream = []
+    for i, account in enumerate(ACCOUNTS):
+        stream.append((Deposit(account, 5 * 10**12, i), 0))
+    for market, mid in enumerate(MIDS):
+        for publisher in PUBLISHERS[:2]:
+            stream.append((PublishOraclePrice(publisher, market, mid), 0))
+    return stream
+
+
+def random_stream(seed: int, length: int) -> Stream:
+    """A seeded random stream: genesis, then ``length`` commands of every kind the native core
+    runs (and some it refuses as the reference does: malformed numbers, unknown ids)."""
+    rng = random.Random(seed)
+    stream = genesis()
+    # a shadow reference engine tells which orders are live, so modifies and cancels mostly
+    # name real orders (of the right account and market, or not: both are tested)
+    shadow = Engine(fuzz_config())
+    for command, timestamp in stream:
+        shadow.apply(command, timestamp)
+    now = 0
+    l1 = len(ACCOUNTS)
+    mids = list(MIDS)
+
+    def live_order() -> tuple[bytes, int, int]:
+        orders = shadow.state.orders
+        if orders and rng.random() < 0.9:
+            order = orders[rng.choice(list(orders))]
+            return order.account, order.market, order.order_id
+        return account, market, rng.randint(1, shadow.state.next_order_id)
+
+    for _ in range(length):
+        now += rng.choice((0, 1, 7, 50, 400, 3_000)) if rng.random() < 0.99 else 3_600_000
+        account = rng.choice(ACCOUNTS)
+        market = rng.randrange(len(MIDS))
+        mid = mids[market]
+        tick = (1, 5, 1)[market]
+        lot = (1, 10, 1)[market]
+        roll = rng.random()
+        command: Command
+        if roll < 0.40:
+            is_buy = rng.random() < 0.5
+            offset = rng.randint(-30, 60) * tick
+            price = mid - offset if is_buy else mid + offset
+            size = rng.randint(1, 40) * lot * (10 if market == 2 else 1) * 20
+            tif = rng.choice((0, 0, 0, 1, 1, 2, 3))
+            order_type = 1 if rng.random() < 0.08 else 0
+            trigger_kind, trigger_price = 0, 0
+            if rng.random() < 0.08:
+                trigger_kind = rng.choice((1, 2))
+                trigger_price = mid + rng.randint(-20, 20) * tick
+            command = PlaceOrder(
+                account,
+                market,
+                is_buy,
+                0 if order_type and rng.random() < 0.5 else price,
+                size,
+                tif if not order_type else rng.choice((1, 2)),
+                order_type,
+                rng.random() < 0.1,
+                rng.choice((0, 0, 0, rng.randint(1, 5))),
+                now + rng.randint(1, 5_000) if rng.random() < 0.1 else 0,
+                trigger_price,
+                trigger_kind,
+            )
+        elif roll < 0.62:
+            owner, order_market, order_id = live_order()
+            order_mid, order_tick = mids[order_market], (1, 5, 1)[order_market]
+            step = rng.randint(-40, 40) * order_tick
+            size = rng.randint(1, 40) * (1, 10, 1)[order_market] * 20
+            command = ModifyOrder(owner, order_market, order_id, order_mid + step, size)
+        elif roll < 0.72:
+            command = CancelOrder(*live_order())
+        elif roll < 0.75:
+            command = CancelByClientId(account, market, rng.randint(1, 5))
+        elif roll < 0.77:
+            command = CancelAll(account, rng.choice((-1, market)))
+        elif roll < 0.85:
+            # the index moves by at most 1% a step: generous collateral keeps liquidation away
+            mids[market] = max(
+                tick * 100, mid + rng.randint(-mid // 100, mid // 100) // tick * tick
+            )
+            command = PublishOraclePrice(rng.choice(PUBLISHERS), market, mids[market])
+        elif roll < 0.87:
+            command = AdvanceTime()
+        elif roll < 0.89:
+            command = Withdraw(account, rng.choice((10**6, 10**9, 10**13)))
+        elif roll < 0.91:
+            command = Deposit(account, rng.randint(1, 10**9), l1 + rng.choice((0, 0, 0, 1)))
+            l1 += 1 if command.l1_index == l1 else 0
+        elif roll < 0.93:
+            command = SetLeverage(account, market, rng.choice((1, 2, 5, 10, 20, 50)))
+        elif roll < 0.945:
+            command = ScheduleCancel(account, rng.choice((0, now + rng.randint(1, 10_000), 1)))
+        elif roll < 0.955:
+            command = ForceCancelAll(account, l1)
+            l1 += 1
+        elif roll < 0.965:
+            command = ForceWithdraw(account, 10**8, l1)
+            l1 += 1
+        elif roll < 0.975:
+            command = UpdateIsolatedMargin(account, market, rng.choice((0, 5, -5)))
+        else:
+            # malformed: refused by both with the same reason
+            command = rng.choice(
+                (
+                    PlaceOrder(account, 7, True, mid, 100),
+                    PlaceOrder(account, market, True, -5, 100),
+                    PlaceOrder(account, market, False, mid, 0),
+                    PlaceOrder(account, market, True, mid + 1, 1_000),
+                    PlaceOrder(account, market, True, mid, 10**16),
+                    PlaceOrder(account, market, True, mid, 100, 9),
+                    PlaceOrder(account, market, True, mid, 100, 0, 0, False, 0, 0, 5),
+                    PlaceOrder(b"\x99" * 20, market, True, mid, 100),
+                    ModifyOrder(account, 9, 1, mid, 100),
+                    CancelOrder(account, market, 10**6),
+                    Withdraw(account, -1),
+                    Deposit(account, 0, l1),
+                )
+            )
+            if isinstance(command, Deposit):
+                l1 += 1
+        stream.append((command, now))
+        shadow.apply(command, now)
+    return stream
+
+
+def first_divergence(stream: Stream, root_every: int = 1) -> str | None:
+    """Run both engines; describe the first command where they differ, else None."""
+    config = fuzz_config()
+    reference = Engine(config)
+    native = NativeEngine(config)
+    for index, (command, timestamp) in enumerate(stream):
+        expected = reference.apply(command, timestamp)
+        actual = native.apply(command, timestamp)
+        if [type(e) for e in actual] != [type(e) for e in expected] or actual != expected:
+            return f"command {index} {command!r}: events {actual!r} != {expected!r}"
+        last = index == len(stream) - 1
+        if (index % root_every == 0 or last) and native.state_root() != state_root(reference.state):
+            return f"command {index} {command!r}: state roots differ"
+    return None
+
+
+def shrink(stream: Stream, diverges: Callable[[Stream], bool]) -> Stream:
+    """Delta debugging: drop chunks of the stream, halving their size, while it diverges."""
+    chunk = max(1, len(stream) // 2)
+    while chunk >= 1:
+        start = 0
+        while start < len(stream):
+            candidate = stream[:start] + stream[start + chunk :]
+            if candidate and diverges(candidate):
+                stream = candidate
+            else:
+                start += chunk
+        chunk //= 2
+    return stream
+
+
+def reproduction(stream: Stream) -> str:
+    lines = ["stream = ["] + [f"    ({command!r}, {ts})," for command, ts in stream] + ["]"]
+    return "\n".join(lines)
+
+
+def check_stream(stream: Stream, root_every: int) -> None:
+    problem = first_divergence(stream, root_every)
+    if problem is None:
+        return
+    # cut after the divergence, then shrink what is left (roots after every command)
+    minimal = shrink(stream, lambda s: first_divergence(s) is not None)
+    pytest.fail(
+        f"native core diverged: {problem}\n"
+        f"minimal reproduction ({len(minimal)} commands): {first_divergence(minimal)}\n"
+        f"{reproduction(minimal)}"
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_long_random_streams_agree(seed: int) -> None:
+    stream = random_stream(seed, 4_000)
+    kinds = {type(command) for command, _ in stream}
+    assert len(kinds) >= 14  # the stream really mixes every kind of command
+    check_stream(stream, root_every=97)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(seed=st.integers(0, 2**32 - 1), length=st.integers(1, 300))
+def test_short_random_streams_agree_root_by_root(seed: int, length: int) -> None:
+    check_stream(random_stream(seed, length), root_every=1)
+
+
+def test_the_shrinker_finds_a_minimal_reproduction() -> None:
+    """The shrinker keeps only what the failure needs (here: a planted 'divergence')."""
+    stream = random_stream(5, 300)
+    planted = stream[150]
+
+    def diverges(candidate: Stream) -> bool:
+        return planted in candidate and any(isinstance(c, Deposit) for c, _ in candidate)
+
+    minimal = shrink(stream, diverges)
+    assert planted in minimal and len(minimal) == 2
+    assert "stream = [" in reproduction(minimal)
