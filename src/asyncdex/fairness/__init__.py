@@ -31,6 +31,15 @@ from asyncdex.fairness.dkg import (
     receive_deal,
     validate_deal,
 )
+from asyncdex.fairness.reveal import (
+    BlockEffects,
+    InvalidBlockKey,
+    KeyAssembler,
+    SealedLog,
+    SealedOutcome,
+    SealedPlace,
+    SealedRejection,
+)
 from asyncdex.fairness.sealing import (
     MalformedSealedIntent,
     Opened,
@@ -62,6 +71,13 @@ from asyncdex.fairness.threshold import (
 )
 
 __all__ = [
+    "BlockEffects",
+    "InvalidBlockKey",
+    "KeyAssembler",
+    "SealedLog",
+    "SealedOutcome",
+    "SealedPlace",
+    "SealedRejection",
     "Combination",
     "CommitteeKey",
     "Complaint",
