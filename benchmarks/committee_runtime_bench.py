@@ -1,4 +1,5 @@
-"""Committee runtime benchmark: members in separate processes on loopback ordering opaque items.
+"""Committee runtime benchmark: members in separate processes on loopback ordering opaque items
+(the consensus runtime alone; ``benchmarks.committee_bench`` runs whole venue nodes).
 
 Each member is a real ``asyncdex.committee.CommitteeMember`` in its own process (real TCP
 links, real fsync'd stores, real secp256k1 signatures), with a load generator on the same
@@ -16,7 +17,7 @@ Scenarios, all in one run:
   share the machine's cores, so the printed ratio is committee max / (baseline / members).
 
 Prints a table and returns the figures; never asserts a time. Run:
-``python -m benchmarks.committee_bench [--quick] [--json]``.
+``python -m benchmarks.committee_runtime_bench [--quick] [--json]``.
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ def run_scenario(
         processes = []
         for index in range(members):
             command = [
-                sys.executable, "-m", "benchmarks.committee_bench", "--member", str(index),
+                sys.executable, "-m", "benchmarks.committee_runtime_bench", "--member", str(index),
                 "--ports", ports, "--work", str(work), "--rate", str(per_member),
                 "--seconds", str(seconds), "--drain", str(drain),
             ]  # fmt: skip
