@@ -113,8 +113,7 @@ async def _member_main(args: argparse.Namespace) -> None:
 
     async def submit_one(item: bytes) -> None:
         nonlocal refused
-        started = time.perf_counter()
-        submitted[item] = started
+        started = submitted[item] = time.perf_counter()
         try:
             await member.submit([item])
         except IntakeFull:
@@ -130,7 +129,9 @@ async def _member_main(args: argparse.Namespace) -> None:
         return head + filler[: ITEM_BYTES - len(head)]
 
     def launch() -> None:
-        task = loop.create_task(submit_one(next_item()))
+        item = next_item()
+        submitted[item] = time.perf_counter()  # in flight from now (the window counts it)
+        task = loop.create_task(submit_one(item))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
