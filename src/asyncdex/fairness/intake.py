@@ -1,0 +1,132 @@
+"""Intake of sealed intents at a node's edge: ``POST /v1/sealed`` bodies, checked statelessly.
+
+Invariants:
+
+- The body is ``{"sealed": ["0x<envelope hex>", ...]}`` with 1 to ``MAX_SEALED_PER_REQUEST``
+  envelopes and no other key; each envelope is decoded strictly and its envelope signature
+  recovered, so the node knows every signer before sequencing anything and can rate-limit
+  per signer. Any flaw refuses the whole request with :class:`SealedIntakeError`, whose
+  ``code`` is machine-readable and ``index`` names the envelope: nothing of it is sequenced.
+- The target epoch must be the node's current epoch or the next (a client whose clock is a
+  little ahead, or that seals at an epoch's end): an earlier epoch may already have its key
+  out, and a later one would wait for long in the node's memory. Whether a block includes it
+  in time is decided later, deterministically (:class:`~asyncdex.fairness.reveal.SealedLog`).
+- Pure: the current epoch is the caller's argument. No clock, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from asyncdex.fairness.sealing import (
+    MAX_ENVELOPE_BYTES,
+    MalformedSealedIntent,
+    SealedIntent,
+    decode_sealed_intent,
+    envelope_signer,
+    sealed_intent_id,
+    venue_id,
+)
+from asyncdex.signing.eip712 import Domain, SignatureError
+
+MAX_SEALED_PER_REQUEST = 64
+MAX_BODY_BYTES = MAX_SEALED_PER_REQUEST * (2 * MAX_ENVELOPE_BYTES + 8) + 64
+_HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})+")
+
+
+class SealedIntakeError(ValueError):
+    """A refused ``POST /v1/sealed``: ``code`` for programs, ``index`` of the envelope."""
+
+    status = 400
+
+    def __init__(
+        self, code: str, message: str, *, index: int | None = None, field: str | None = None
+    ):
+        super().__init__(message if index is None else f"sealed[{index}]: {message}")
+        self.code = code
+        self.index = index
+        self.field = field
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": str(self), "code": self.code}
+        if self.index is not None:
+            out["index"] = self.index
+        if self.field is not None:
+            out["field"] = self.field
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SealedSubmission:
+    """One accepted envelope: its bytes (what blocks carry), id, decoded form and signer."""
+
+    data: bytes
+    sealed_id: bytes
+    envelope: SealedIntent
+    signer: bytes
+
+
+def parse_sealed_body(body: bytes) -> list[bytes]:
+    """The envelopes of a ``POST /v1/sealed`` body, as bytes; refuses any other shape."""
+    if len(body) > MAX_BODY_BYTES:
+        raise SealedIntakeError("too_large", f"body of {len(body)} bytes exceeds {MAX_BODY_BYTES}")
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SealedIntakeError("malformed_json", f"not JSON: {exc}") from None
+    if not isinstance(document, dict) or set(document) != {"sealed"}:
+        raise SealedIntakeError("malformed_body", 'expected {"sealed": ["0x...", ...]}')
+    items = document["sealed"]
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_SEALED_PER_REQUEST:
+        raise SealedIntakeError(
+            "malformed_body", f"sealed: expected a list of 1 to {MAX_SEALED_PER_REQUEST} envelopes"
+        )
+    envelopes = []
+    for index, item in enumerate(items):
+        if not isinstance(item, str) or not _HEX.fullmatch(item):
+            raise SealedIntakeError(
+                "malformed_sealed_intent", "expected 0x followed by hex digits", index=index
+            )
+        envelopes.append(bytes.fromhex(item[2:]))
+    return envelopes
+
+
+def check_sealed_submissions(
+    domain: Domain, envelopes: list[bytes], current_epoch: int
+) -> list[SealedSubmission]:
+    """Decode, authenticate and epoch-check each envelope; all or nothing."""
+    venue = venue_id(domain)
+    accepted = []
+    for index, data in enumerate(envelopes):
+        try:
+            envelope = decode_sealed_intent(data)
+        except MalformedSealedIntent as exc:
+            raise SealedIntakeError(
+                "malformed_sealed_intent", str(exc), index=index, field=exc.field
+            ) from None
+        try:
+            signer = envelope_signer(venue, envelope)
+        except SignatureError as exc:
+            raise SealedIntakeError(
+                "bad_envelope_signature", str(exc), index=index, field="signature"
+            ) from None
+        epoch = envelope.header.epoch
+        if epoch < current_epoch:
+            raise SealedIntakeError(
+                "epoch_closed",
+                f"sealed for epoch {epoch}; the current epoch is {current_epoch}",
+                index=index,
+                field="epoch",
+            )
+        if epoch > current_epoch + 1:
+            raise SealedIntakeError(
+                "epoch_not_open",
+                f"sealed for epoch {epoch}; the node takes {current_epoch} and {current_epoch + 1}",
+                index=index,
+                field="epoch",
+            )
+        accepted.append(SealedSubmission(data, sealed_intent_id(data), envelope, signer))
+    return accepted
