@@ -122,6 +122,7 @@ class CommitteeMember:
         self.recovered: Recovered | None = None
         self.dropped_messages = 0
         self.equivocations = 0
+        self.committed_view = 0  # of the last block this process committed (its leader: view % n)
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -331,6 +332,7 @@ class CommitteeMember:
         # the committed log guards no message: it is made durable by the committer task,
         # off the path of the votes and proposals that follow in these actions
         store.append_committed(commit.blocks, commit.certificate)
+        self.committed_view = commit.blocks[-1].view
         self._commits.append(commit)
         self._commits_ready.set()
 
@@ -406,6 +408,7 @@ class CommitteeMember:
             "view": replica.view,
             "leader": self.committee.leader(replica.view),
             "committed_height": replica.committed_height,
+            "committed_view": self.committed_view,
             "high_qc_view": replica.high_qc.view,
             "pending_items": replica.pending_items + len(self._backlog),
             "peers_connected": transport.connected_peers,
