@@ -182,6 +182,10 @@ def build_config(data: dict[str, Any]) -> tuple[EngineConfig, dict[str, int]]:
         max_open_orders_per_account=parse_int(
             data.get("max_open_orders_per_account", 1_000), "max_open_orders_per_account"
         ),
+        committee_fee_share_ppm=parse_int(
+            data.get("committee_fee_share_ppm", 0), "committee_fee_share_ppm"
+        ),
+        committee_members=tuple(address(name) for name in data.get("committee_members", [])),
     )
     config.validate()
     return config, market_ids
@@ -360,10 +364,10 @@ def _check_value(problems: list[str], where: str, expected: Any, actual: Any) ->
 
 def check_post(state: State, post: dict[str, Any], scenario: Scenario) -> list[str]:
     problems: list[str] = []
-    unknown = set(post) - {"accounts", "markets", "insurance_fund", "fee_pool"}
+    unknown = set(post) - {"accounts", "markets", "insurance_fund", "fee_pool", "committee_pool"}
     if unknown:
         raise ScenarioFormatError(f"unknown post-state keys {sorted(unknown)}")
-    for key in ("insurance_fund", "fee_pool"):
+    for key in ("insurance_fund", "fee_pool", "committee_pool"):
         if key in post:
             _check_value(problems, key, post[key], getattr(state, key))
     for name, wants in post.get("accounts", {}).items():

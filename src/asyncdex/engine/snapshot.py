@@ -11,6 +11,10 @@ Invariants:
   restores, with none. A batch-auction market writes its next auction time after its
   other scalars (the pending orders of the interval are in its book, with their time in
   force); a continuous market writes exactly what it did before batch auctions.
+  Version 4 added the committee incentive counters (pool, fee mark, last proposer) after the
+  other counters; versions 2 and 3 restore with their initial values (nothing accrued).
+- The config fingerprint covers the committee's fee share and members only when the share
+  is non-zero, so every other venue's fingerprint is what it was before incentives existed.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from asyncdex.types.hashing import keccak256
 from asyncdex.types.market import EngineConfig
 from asyncdex.types.packing import pack, unpack
 
-SNAPSHOT_VERSION = 3
-_READABLE_VERSIONS = (2, 3)
+SNAPSHOT_VERSION = 4
+_READABLE_VERSIONS = (2, 3, 4)
+_COUNTERS = 13
+_COMMITTEE_COUNTERS = 3  # written from version 4 on
 
 
 class SnapshotError(ValueError):
@@ -43,9 +49,14 @@ def config_hash(config: EngineConfig) -> bytes:
             # their fingerprints are unchanged
             del fields[-2:]
         specs.append(fields)
-    return keccak256(
-        pack([specs, list(config.oracle_publishers), config.max_open_orders_per_account])
-    )
+    identity: list[object] = [
+        specs,
+        list(config.oracle_publishers),
+        config.max_open_orders_per_account,
+    ]
+    if config.committee_fee_share_ppm:
+        identity.append([config.committee_fee_share_ppm, list(config.committee_members)])
+    return keccak256(pack(identity))
 
 
 def snapshot(state: State) -> bytes:
@@ -90,6 +101,9 @@ def snapshot(state: State) -> bytes:
             state.total_withdrawn,
             state.next_due,
             state.protective,
+            state.committee_pool,
+            state.committee_fee_mark,
+            state.committee_proposer,
         ],
         [order.to_list() for order in state.orders.values()],
         accounts,
@@ -122,6 +136,8 @@ def restore(config: EngineConfig, data: bytes) -> State:
     if fingerprint != config_hash(config):
         raise SnapshotError("snapshot was taken under a different config")
     try:
+        if len(counters) != (_COUNTERS if version >= 4 else _COUNTERS - _COMMITTEE_COUNTERS):
+            raise ValueError(f"{len(counters)} counters in a version {version} snapshot")
         return _rebuild(config, counters, orders, accounts, markets, expiries, scheduled, nonces)
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         raise SnapshotError(f"snapshot body is malformed: {exc!r}") from exc
@@ -149,7 +165,10 @@ def _rebuild(
         state.total_withdrawn,
         state.next_due,
         state.protective,
+        *committee,
     ) = counters
+    if committee:  # version 4 on
+        (state.committee_pool, state.committee_fee_mark, state.committee_proposer) = committee
     for items in orders:
         order = Order.from_list(items)
         state.orders[order.order_id] = order

@@ -7,9 +7,10 @@ Invariants:
   (insertion-ordered, preserved by snapshots) or sorted before use. No ``set`` of bytes.
 - A ``Position`` exists for an (account, market) pair only while it carries something: a
   non-zero size, resting orders, isolated margin, or a non-default leverage or mode.
-- Money lives in exactly four places: ``Account.collateral`` (cross balance),
-  ``Position.iso_margin`` (isolated balances), ``State.insurance_fund`` and
-  ``State.fee_pool``. Their sum changes only with deposits and withdrawals.
+- Money lives in exactly five places: ``Account.collateral`` (cross balance),
+  ``Position.iso_margin`` (isolated balances), ``State.insurance_fund``, ``State.fee_pool``
+  and ``State.committee_pool`` (fees owed to committee members, 0 unless the venue pays a
+  committee share). Their sum changes only with deposits and withdrawals.
 """
 
 from __future__ import annotations
@@ -189,6 +190,9 @@ class State:
     __slots__ = (
         "accounts",
         "agent_master",
+        "committee_fee_mark",
+        "committee_pool",
+        "committee_proposer",
         "config",
         "expiries",
         "fee_pool",
@@ -229,10 +233,15 @@ class State:
         self.nonces: dict[bytes, list[int]] = {}  # signer -> its highest nonces, ascending
         self.agent_master: dict[bytes, bytes] = {}  # agent -> the account it signs for
         self.protective = False  # settlement lags: withdrawals paused, stricter margin
+        # committee incentives (engine.incentives), untouched while the share is 0
+        self.committee_pool = 0  # the committee's share of fees, not yet paid out
+        self.committee_fee_mark = 0  # fee_pool after the last block marker's payout
+        self.committee_proposer = -1  # member index of the last block's proposer; -1: none
 
     def total_money(self) -> int:
-        """Collateral + isolated margins + insurance fund + fee pool (the conserved sum)."""
-        total = self.insurance_fund + self.fee_pool
+        """Collateral + isolated margins + insurance fund + fee pool + committee pool (the
+        conserved sum)."""
+        total = self.insurance_fund + self.fee_pool + self.committee_pool
         for account in self.accounts.values():
             total += account.collateral
             for position in account.positions.values():

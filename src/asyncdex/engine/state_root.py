@@ -76,23 +76,23 @@ def _market_commitment(market: MarketState) -> list[object]:
 
 
 def global_leaf(state: State) -> bytes:
-    return keccak256(
-        pack(
-            [
-                state.time,
-                state.next_order_id,
-                state.next_withdrawal_id,
-                state.l1_consumed,
-                state.insurance_fund,
-                state.fee_pool,
-                state.total_deposited,
-                state.total_withdrawn,
-                state.protective,
-                [_market_commitment(m) for m in state.markets],
-                sorted(state.nonces.items()),
-            ]
-        )
-    )
+    values = [
+        state.time,
+        state.next_order_id,
+        state.next_withdrawal_id,
+        state.l1_consumed,
+        state.insurance_fund,
+        state.fee_pool,
+        state.total_deposited,
+        state.total_withdrawn,
+        state.protective,
+        [_market_commitment(m) for m in state.markets],
+        sorted(state.nonces.items()),
+    ]
+    if state.config.committee_fee_share_ppm:
+        # only a venue that pays its committee commits to it: every other root is unchanged
+        values.append([state.committee_pool, state.committee_fee_mark, state.committee_proposer])
+    return keccak256(pack(values))
 
 
 def account_leaves(state: State) -> list[tuple[bytes, int, bytes]]:

@@ -59,6 +59,11 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from asyncdex.engine import auction, liquidation
+from asyncdex.engine.incentives import (
+    calculate_block_weights,
+    calculate_fee_share,
+    calculate_rewards,
+)
 from asyncdex.engine.margin import (
     MAX_BUILDER_APPROVAL,
     MAX_BUILDER_FEE,
@@ -107,6 +112,8 @@ from asyncdex.messages.events import (
     BatchItem,
     BuilderFeeApproved,
     BuilderFeePaid,
+    CommitteeFeesAccrued,
+    CommitteeRewardPaid,
     Deposited,
     Event,
     FundingPaid,
@@ -1652,8 +1659,39 @@ class Engine:
         self.process_refresh_prices(self.state.markets, now, events)
 
     def process_committee_block(self, cmd: CommitteeBlock, now: int, events: list[Event]) -> None:
+        if self.state.config.committee_fee_share_ppm:
+            # before the tick: this pays for the fees of the block that just ended
+            self.process_committee_rewards(cmd, events)
         # a block's start is a time tick at the block's timestamp, like AdvanceTime
         self.process_refresh_prices(self.state.markets, now, events)
+
+    def process_committee_rewards(self, cmd: CommitteeBlock, events: list[Event]) -> None:
+        """Move the committee's share of the fees collected since the previous marker (the
+        previous block's) into the committee pool, then pay the pool to that block's proposer
+        and to the signers of its certificate, which this block carries (engine.incentives)."""
+        state = self.state
+        config = state.config
+        share = calculate_fee_share(
+            state.fee_pool - state.committee_fee_mark, config.committee_fee_share_ppm
+        )
+        if share:
+            state.fee_pool -= share
+            state.committee_pool += share
+            events.append(CommitteeFeesAccrued(cmd.height, share))
+        members = config.committee_members
+        weights = calculate_block_weights(state.committee_proposer, cmd.signers, len(members))
+        accounts = state.accounts
+        for index, amount in calculate_rewards(state.committee_pool, weights):
+            address = members[index]
+            account = accounts.get(address)
+            if account is None:
+                account = accounts[address] = Account(address)
+            account.collateral += amount
+            state.committee_pool -= amount
+            events.append(CommitteeRewardPaid(cmd.height, address, amount))
+        state.committee_fee_mark = state.fee_pool
+        proposer = cmd.proposer
+        state.committee_proposer = proposer if 0 <= proposer < len(members) else -1
 
     def calculate_index(self, market: MarketState, now: int) -> int:
         """Median of the fresh publishers' prices; 0 when none is fresh."""

@@ -200,6 +200,23 @@ class AuctionCleared(NamedTuple):
     supply: int  # ask size at or below ``price``
 
 
+class CommitteeFeesAccrued(NamedTuple):
+    """At block ``height``'s marker: ``amount`` of the fees collected since the previous marker
+    moved from the fee pool to the committee pool (the configured share)."""
+
+    height: int
+    amount: int
+
+
+class CommitteeRewardPaid(NamedTuple):
+    """At block ``height``'s marker: ``amount`` from the committee pool credited to the
+    collateral of ``member``, for leading or certifying the block before it."""
+
+    height: int
+    member: bytes
+    amount: int
+
+
 class BatchItem(NamedTuple):
     """The events that follow, up to the next ``BatchItem``, are inner command ``item``'s
     (its position in the ``Batch``)."""
@@ -234,6 +251,8 @@ Event = (
     | BuilderFeeApproved
     | BuilderFeePaid
     | AuctionCleared
+    | CommitteeFeesAccrued
+    | CommitteeRewardPaid
 )
 
 EVENT_TYPES: tuple[type, ...] = (
@@ -263,4 +282,6 @@ EVENT_TYPES: tuple[type, ...] = (
     BuilderFeeApproved,
     BuilderFeePaid,
     AuctionCleared,
+    CommitteeFeesAccrued,
+    CommitteeRewardPaid,
 )

@@ -20,6 +20,8 @@ Format::
 
     oracle_publishers = ["0x<40 hex digits>", ...]
     max_open_orders_per_account = 1000          # optional
+    committee_fee_share_ppm = 200000            # optional: committee incentives
+    committee_members = ["0x<40 hex digits>", ...]  # in member-index order (docs/engine.md)
 
     [[markets]]                                 # market ids are positions, from 0
     symbol = "BTC"
@@ -48,7 +50,13 @@ NODE_TABLES = ("node", "settlement", "venue")
 """The tables of a node's config file that configure the process, not the engine (see
 ``asyncdex.cli.node_cmd``): its port and logs, settlement, the signing domain."""
 
-_TOP_LEVEL = ("markets", "oracle_publishers", "max_open_orders_per_account")
+_TOP_LEVEL = (
+    "markets",
+    "oracle_publishers",
+    "max_open_orders_per_account",
+    "committee_fee_share_ppm",
+    "committee_members",
+)
 _MARKET_FIELDS = {f.name: f for f in dataclasses.fields(MarketSpec)}
 _REQUIRED_MARKET_FIELDS = tuple(
     name
@@ -88,11 +96,15 @@ def parse_engine_config(document: dict[str, Any], origin: str = "<config>") -> E
     markets = tuple(
         _market(raw, index, f"{origin}: markets[{index}]") for index, raw in enumerate(raw_markets)
     )
-    publishers = _publishers(document.get("oracle_publishers", []), origin)
+    publishers = _addresses(document.get("oracle_publishers", []), "oracle_publishers", origin)
     limit = document.get("max_open_orders_per_account", 1_000)
     if type(limit) is not int or limit < 1:
         raise ConfigFileError(f"{origin}: max_open_orders_per_account must be a positive integer")
-    config = EngineConfig(markets, publishers, limit)
+    share = document.get("committee_fee_share_ppm", 0)
+    if type(share) is not int:
+        raise ConfigFileError(f"{origin}: committee_fee_share_ppm must be an integer")
+    members = _addresses(document.get("committee_members", []), "committee_members", origin)
+    config = EngineConfig(markets, publishers, limit, share, members)
     try:
         config.validate()
     except ValueError as exc:
@@ -133,18 +145,18 @@ def _market(raw: Any, index: int, where: str) -> MarketSpec:
     return MarketSpec(**values)
 
 
-def _publishers(raw: Any, origin: str) -> tuple[bytes, ...]:
+def _addresses(raw: Any, key: str, origin: str) -> tuple[bytes, ...]:
     if not isinstance(raw, list):
-        raise ConfigFileError(f"{origin}: oracle_publishers must be a list of addresses")
-    publishers = []
+        raise ConfigFileError(f"{origin}: {key} must be a list of addresses")
+    addresses = []
     for index, item in enumerate(raw):
-        where = f"{origin}: oracle_publishers[{index}]"
+        where = f"{origin}: {key}[{index}]"
         if type(item) is not str or not item.startswith("0x") or len(item) != 42:
             raise ConfigFileError(f"{where}: must be a 0x-prefixed 20-byte hex address")
         try:
-            publishers.append(bytes.fromhex(item[2:]))
+            addresses.append(bytes.fromhex(item[2:]))
         except ValueError:
             raise ConfigFileError(f"{where}: {item!r} is not hex") from None
-    if len(set(publishers)) != len(publishers):
-        raise ConfigFileError(f"{origin}: oracle_publishers lists an address twice")
-    return tuple(publishers)
+    if len(set(addresses)) != len(addresses):
+        raise ConfigFileError(f"{origin}: {key} lists an address twice")
+    return tuple(addresses)

@@ -90,13 +90,23 @@ class MarketSpec:
             raise ValueError(f"market {self.symbol}: " + "; ".join(problems))
 
 
+MAX_COMMITTEE_MEMBERS = 256  # a signer bitmap is one 256-bit word, as on chain
+
+
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    """Everything the engine needs that is not a command: markets and oracle publishers."""
+    """Everything the engine needs that is not a command: markets, oracle publishers and the
+    committee's fee share."""
 
     markets: tuple[MarketSpec, ...]
     oracle_publishers: tuple[bytes, ...] = ()
     max_open_orders_per_account: int = 1_000
+    # Committee incentives (docs/engine.md, "Committee incentives"): this share of every
+    # trading fee, in ppm, goes to the committee members, by member index in
+    # ``committee_members`` (the consensus committee's order). 0: a single-node venue, and a
+    # committee that pays nothing; the state then commits nothing about it.
+    committee_fee_share_ppm: int = 0
+    committee_members: tuple[bytes, ...] = ()
 
     def validate(self) -> None:
         for index, spec in enumerate(self.markets):
@@ -105,3 +115,15 @@ class EngineConfig:
                 raise ValueError(f"market {spec.symbol}: id {spec.market_id} != position {index}")
         if len({m.symbol for m in self.markets}) != len(self.markets):
             raise ValueError("market symbols must be unique")
+        share = self.committee_fee_share_ppm
+        if type(share) is not int or not 0 <= share <= 1_000_000:
+            raise ValueError("committee_fee_share_ppm must be an integer in 0..1000000")
+        members = self.committee_members
+        if len(members) > MAX_COMMITTEE_MEMBERS:
+            raise ValueError(f"at most {MAX_COMMITTEE_MEMBERS} committee members")
+        if any(type(member) is not bytes or len(member) != 20 for member in members):
+            raise ValueError("committee members must be 20-byte addresses")
+        if len(set(members)) != len(members):
+            raise ValueError("committee members must be distinct")
+        if share and not members:
+            raise ValueError("committee_fee_share_ppm needs committee_members to pay")
