@@ -27,19 +27,29 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "front-running leader on continuous, batch-auction and sealed-intent venues)",
     )
     simulate.add_argument("target", choices=["consensus", "fairness"])
-    simulate.add_argument("--seeds", type=int, default=100, help="how many seeds (default 100)")
+    simulate.add_argument(
+        "--seeds", type=int, default=None, help="how many seeds (default 100; fairness: 20)"
+    )
     simulate.add_argument("--start", type=int, default=0, help="first seed (default 0)")
     simulate.add_argument("--nodes", type=int, default=4, help="committee size (default 4)")
     simulate.add_argument(
         "--progress", type=int, default=0, help="print a progress line every N seeds"
     )
     simulate.add_argument("--json", action="store_true", help="last line: the summary as JSON")
+    simulate.add_argument(
+        "--headers-only",
+        action="store_true",
+        help="fairness: show the leader the sealed intents' headers without sealing them "
+        "(the same view, without the cryptography's cost)",
+    )
     simulate.set_defaults(func=cmd_simulate)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     if args.target == "fairness":
         return cmd_simulate_fairness(args)
+    if args.seeds is None:
+        args.seeds = 100
     if args.seeds < 1 or args.nodes < 1 or args.start < 0:
         print(
             "asyncdex simulate: --seeds and --nodes are at least 1, --start at least 0",
@@ -113,16 +123,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_simulate_fairness(args: argparse.Namespace) -> int:
     from asyncdex.cli.simulate_fairness import BLOCKS, format_table, summarize_venues
 
+    if args.seeds is None:
+        args.seeds = 20
     if args.seeds < 1 or args.start < 0:
         print("asyncdex simulate: --seeds is at least 1, --start at least 0", file=sys.stderr)
         return 2
     started = time.perf_counter()
     seeds = range(args.start, args.start + args.seeds)
-    summaries = summarize_venues(seeds)
+    summaries = summarize_venues(seeds, real_sealing=not args.headers_only)
     elapsed = time.perf_counter() - started
     print(
         f"fairness simulation: {args.seeds} seeds from {args.start}, {BLOCKS} blocks each, "
-        f"a leader that reorders and inserts ({elapsed:.1f} s)"
+        f"a leader that reorders and inserts; "
+        f"{'headers only' if args.headers_only else 'real sealed intents'} ({elapsed:.1f} s)"
     )
     for line in format_table(summaries):
         print("  " + line)
@@ -135,6 +148,7 @@ def cmd_simulate_fairness(args: argparse.Namespace) -> int:
                     "first_seed": args.start,
                     "seeds": args.seeds,
                     "blocks": BLOCKS,
+                    "real_sealing": not args.headers_only,
                     "seconds": round(elapsed, 1),
                     "venues": [s.as_json() for s in summaries],
                 }

@@ -28,12 +28,30 @@ The venues:
 from __future__ import annotations
 
 import copy
+import functools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from asyncdex.engine.transition import Engine
+from asyncdex.fairness.dkg import run_local_dkg
+from asyncdex.fairness.sealing import (
+    Opened,
+    SealingKey,
+    Sessions,
+    decode_sealed_intent,
+    open_sealed_intent,
+    seal_intent,
+    venue_id,
+)
+from asyncdex.fairness.threshold import (
+    CommitteeKey,
+    KeyShare,
+    combine_decryption_shares,
+    create_decryption_share,
+    epoch_of,
+)
 from asyncdex.messages.commands import (
     AdvanceTime,
     CancelAll,
@@ -44,8 +62,14 @@ from asyncdex.messages.commands import (
     TimeInForce,
 )
 from asyncdex.messages.events import Event, TradeExecuted
+from asyncdex.signing import intents as wire
+from asyncdex.signing.eip712 import LocalSigner
+from asyncdex.signing.intents import asyncdex_domain, sign_intent
+from asyncdex.signing.mapping import command_from_intent
 from asyncdex.types.hashing import keccak256
 from asyncdex.types.market import EngineConfig, MarketSpec
+
+_T = TypeVar("_T")
 
 VENUES = ("continuous", "batch", "sealed")
 BLOCK_MS = 200  # one block per auction interval on the batch venues
@@ -59,11 +83,16 @@ MAKER_LEVELS = 6
 MAX_TAKE_LEVELS = 8  # how deep the leader looks when it buys ahead of a victim
 
 
+SIGNERS: dict[bytes, LocalSigner] = {}  # every trader's key: sealed intents are signed
+
+
 def _address(name: str) -> bytes:
-    return keccak256(f"fairness-sim/{name}".encode())[-20:]
+    signer = LocalSigner(keccak256(f"fairness-sim/{name}".encode()))
+    SIGNERS[signer.address] = signer
+    return signer.address
 
 
-ORACLE = _address("oracle")
+ORACLE = _address("oracle")  # a publisher: its prices are sequenced in plaintext on every venue
 ATTACKER = _address("leader")
 MAKERS = tuple(_address(f"maker-{i}") for i in range(2))
 VICTIMS = tuple(_address(f"victim-{i}") for i in range(4))
@@ -289,12 +318,13 @@ def candidate_plans(view: Sequence[Visible], target: PlaceOrder) -> list[Plan]:
 
 
 def choose_plan(
-    engine: Engine, number: int, block: Sequence[Intent], view: Sequence[Visible], oracle: int
+    engine: Engine, number: int, view: Sequence[Visible], oracle: int
 ) -> tuple[Plan, int, int] | None:
     """The most profitable plan on the visible block, as (plan, target index, profit), or
     None when no plan gains. Each plan is tried on a copy of the engine: the block as the
-    leader would order it, closed as ``run_block`` closes it, the leader marked to the oracle.
-    Only visible bodies can be targeted or tried: a sealed intent is neither."""
+    leader sees it, in the order it would give it, closed as ``run_block`` closes it, the
+    leader marked to the oracle. A sealed intent can be neither targeted nor simulated: the
+    leader does not know what it would do."""
     targets = [
         (item.command.size, index)
         for index, item in enumerate(view)
@@ -308,22 +338,108 @@ def choose_plan(
     target = view[target_index].command
     assert type(target) is PlaceOrder
     before = value_of(engine, ATTACKER, oracle)
-    commands = [intent.command for intent in block]
     best: tuple[Plan, int, int] | None = None
     for plan in candidate_plans(view, target):
         trial = Engine(state=copy.deepcopy(engine.state))
         ordered = [
-            *commands[:target_index],
-            *plan.before,
-            commands[target_index],
-            *plan.after,
-            *commands[target_index + 1 :],
+            command
+            for command in insert_plan([item.command for item in view], target_index, plan)
+            if command is not None
         ]
         run_block(trial, number, ordered)
         gain = value_of(trial, ATTACKER, oracle) - before
         if gain > 0 and (best is None or gain > best[2]):
             best = (plan, target_index, gain)
     return best
+
+
+def insert_plan(items: list[_T], index: int, plan: Plan) -> list[_T | Command]:
+    """``items`` with the plan's orders right before and right after item ``index``."""
+    return [*items[:index], *plan.before, items[index], *plan.after, *items[index + 1 :]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Sealing: the real envelopes of asyncdex.fairness
+
+
+class Sealer:
+    """The sealed venue's cryptography, end to end: a committee of ``MEMBERS`` whose key
+    comes from the distributed key generation (run in-process, seeded), every trader's intent
+    signed and sealed for the epoch of its block, the leader handed the envelopes' wire bytes,
+    and, once the block's order is fixed, ``THRESHOLD`` members' decryption shares combined
+    into the epoch key that opens every envelope of the block."""
+
+    MEMBERS = 4
+    THRESHOLD = 2
+    DOMAIN = asyncdex_domain(31337, keccak256(b"fairness-sim/venue")[-20:])
+
+    def __init__(self, seed: int) -> None:
+        self.random = random.Random(f"sealing-{seed}")  # the clients' draws, reproducible
+        self.committee, self.shares = _committee()
+        self.venue = venue_id(self.DOMAIN)
+        self.key = SealingKey(self.DOMAIN, self.committee.public_key)
+
+    def seal(self, number: int, intent: Intent) -> bytes:
+        """What the trader sends: its intent signed, sealed for the block's epoch, encoded."""
+        signer = SIGNERS[intent.account]
+        signed = sign_intent(signer, self.DOMAIN, wire_intent(intent))
+        epoch = epoch_of(block_start(number), BLOCK_MS)
+        envelope = seal_intent(self.key, signer, signed, epoch, rng=self.random.getrandbits)
+        return envelope.encode()
+
+    @staticmethod
+    def header_of(data: bytes) -> Visible:
+        """What the leader can read of an envelope: its public header."""
+        header = decode_sealed_intent(data).header
+        return Visible(header.account, header.nonce, header.market, None)
+
+    def reveal(self, number: int, ordered: Sequence[bytes | Command]) -> list[Command]:
+        """The block's commands once its order is fixed: the epoch key from ``THRESHOLD``
+        members' shares, then every envelope opened in the fixed order. An envelope that
+        does not open is a bug here (every trader is honest), so it raises."""
+        epoch = epoch_of(block_start(number), BLOCK_MS)
+        shares = [
+            create_decryption_share(share, self.venue, epoch)
+            for share in self.shares[: self.THRESHOLD]
+        ]
+        combined = combine_decryption_shares(self.committee, self.venue, epoch, shares)
+        if combined.key is None:
+            raise RuntimeError(f"epoch {epoch}: the key did not combine")
+        sessions: Sessions = {}
+        commands: list[Command] = []
+        for item in ordered:
+            if not isinstance(item, bytes):
+                commands.append(item)
+                continue
+            opened = open_sealed_intent(
+                self.DOMAIN, combined.key, decode_sealed_intent(item), sessions
+            )
+            if not isinstance(opened, Opened):
+                raise RuntimeError(f"an envelope did not open: {opened.reason.value}")
+            commands.append(command_from_intent(opened.signed.intent))
+        return commands
+
+
+@functools.cache
+def _committee() -> tuple[CommitteeKey, tuple[KeyShare, ...]]:
+    draws = random.Random("fairness-sim/committee")
+    return run_local_dkg(
+        Sealer.MEMBERS, Sealer.THRESHOLD, keccak256(b"fairness-sim/dkg"), draws.getrandbits
+    )
+
+
+def wire_intent(intent: Intent) -> wire.Intent:
+    """The signed form of a scenario's command (the simulation's traders send only these)."""
+    command = intent.command
+    if type(command) is PlaceOrder:
+        return wire.PlaceOrder(
+            intent.account, intent.nonce, 0, command.market, command.is_buy, command.price,
+            command.size, command.order_type, command.tif, command.reduce_only,
+            wire.NO_CLIENT_ID, command.expiry, command.trigger_price, command.trigger_kind,
+        )  # fmt: skip
+    if type(command) is CancelAll:
+        return wire.CancelAll(intent.account, intent.nonce, 0, command.market)
+    raise ValueError(f"no signed form for {type(command).__name__} here")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,26 +458,56 @@ class SeedResult:
     victim_filled: int = 0  # victims' filled size, in size units
 
 
-def run_seed(seed: int, venue: str, attacker: bool = True, blocks: int = BLOCKS) -> SeedResult:
-    """One seed on one venue, with or without the front-running leader."""
+def run_seed(
+    seed: int,
+    venue: str,
+    attacker: bool = True,
+    blocks: int = BLOCKS,
+    *,
+    real_sealing: bool = True,
+) -> SeedResult:
+    """One seed on one venue, with or without the front-running leader.
+
+    On the sealed venue every trader's intent travels as a real envelope
+    (``real_sealing``, see :class:`Sealer`); ``real_sealing=False`` hands the leader the
+    same headers without the cryptography (``leader_view``), for many seeds quickly.
+    """
     scenario = build_scenario(seed, blocks)
     oracle = scenario.oracle_price
     engine = new_engine(venue, oracle)
     start_value = value_of(engine, ATTACKER, oracle)
     result = SeedResult(seed, venue, attacker)
     victims = set(VICTIMS)
+    sealer = Sealer(seed) if venue == "sealed" and real_sealing else None
     for number, block in enumerate(scenario.blocks):
-        commands = [intent.command for intent in block]
-        if attacker:
+        # what reaches the leader: plaintext commands, or envelopes on the sealed venue
+        sent: list[bytes | Command] = [
+            sealer.seal(number, intent) if sealer is not None and intent.account != ORACLE
+            else intent.command
+            for intent in block
+        ]  # fmt: skip
+        if sealer is not None:
+            view = [
+                sealer.header_of(item) if isinstance(item, bytes) else Visible(
+                    intent.account, intent.nonce, MARKET, item
+                )
+                for item, intent in zip(sent, block, strict=True)
+            ]  # fmt: skip
+        else:
             view = leader_view(venue, block)
-            chosen = choose_plan(engine, number, block, view, oracle)
+        if attacker:
+            chosen = choose_plan(engine, number, view, oracle)
             if chosen is not None:
                 plan, index, _ = chosen
-                commands[index : index + 1] = [*plan.before, commands[index], *plan.after]
+                sent = insert_plan(sent, index, plan)
                 result.attacks[plan.kind] = result.attacks.get(plan.kind, 0) + 1
                 result.attacker_orders += sum(
                     type(c) is PlaceOrder for c in (*plan.before, *plan.after)
                 )
+        if sealer is not None:
+            commands = sealer.reveal(number, sent)  # the order is fixed: now it opens
+        else:
+            commands = [item for item in sent if not isinstance(item, bytes)]
         for event in run_block(engine, number, commands):
             if type(event) is TradeExecuted:
                 assert isinstance(event, TradeExecuted)
@@ -420,9 +566,12 @@ def _mean(values: Sequence[int]) -> int:
     return whole if total >= 0 else -whole
 
 
-def summarize(venue: str, seeds: Sequence[int], blocks: int = BLOCKS) -> VenueSummary:
-    attacked = [run_seed(seed, venue, True, blocks) for seed in seeds]
-    baseline = [run_seed(seed, venue, False, blocks) for seed in seeds]
+def summarize(
+    venue: str, seeds: Sequence[int], blocks: int = BLOCKS, *, real_sealing: bool = True
+) -> VenueSummary:
+    attacked = [run_seed(seed, venue, True, blocks, real_sealing=real_sealing) for seed in seeds]
+    # without a leader nobody reads the envelopes: the outcome is the same without them
+    baseline = [run_seed(seed, venue, False, blocks, real_sealing=False) for seed in seeds]
     profits = [r.profit for r in attacked]
     attacks: dict[str, int] = {}
     for r in attacked:
@@ -444,9 +593,13 @@ def summarize(venue: str, seeds: Sequence[int], blocks: int = BLOCKS) -> VenueSu
 
 
 def summarize_venues(
-    seeds: Sequence[int], venues: Sequence[str] = VENUES, blocks: int = BLOCKS
+    seeds: Sequence[int],
+    venues: Sequence[str] = VENUES,
+    blocks: int = BLOCKS,
+    *,
+    real_sealing: bool = True,
 ) -> list[VenueSummary]:
-    return [summarize(venue, seeds, blocks) for venue in venues]
+    return [summarize(venue, seeds, blocks, real_sealing=real_sealing) for venue in venues]
 
 
 def format_usd(micro: int) -> str:
