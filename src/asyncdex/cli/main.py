@@ -21,6 +21,7 @@ BENCHMARKS = {
     "settlement": "settlement_bench",
     "contract-gas": "settlement_gas",
     "certificate-gas": "certificate_gas",
+    "committee": "committee_bench",
     "e2e": "e2e_bench",
     "fanout": "fanout_bench",
     "web": "web_bench",
