@@ -10,14 +10,20 @@ consensus continues. Timing bounds are generous deadlines for progress, never me
 from __future__ import annotations
 
 import asyncio
+import random
+import signal
 import socket
 import struct
-from collections.abc import Sequence
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from asyncdex.committee import CommitteeMember, MemberStopped
+from asyncdex.committee.store import MemberStore
 from asyncdex.committee.transport import CHANNEL_HELLO, hello_digest
 from asyncdex.consensus import Block, Committee, QuorumCertificate, ReplicaConfig
 from asyncdex.consensus.crypto import Secp256k1Signer
@@ -214,6 +220,33 @@ def test_a_stopped_leader_is_replaced_and_catches_up_from_its_data_dir_after_res
     run(scenario())
 
 
+def test_items_acknowledged_but_never_shared_commit_after_their_member_restarts(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        cluster = Cluster(tmp_path)
+        alone = await cluster.start(0)  # no peer is up: nothing can be shared or ordered
+        await alone.submit([b"acked-1", b"acked-2"])
+        await alone.submit([b"acked-3"])
+        await cluster.stop(0)  # its send queues die with it
+        for index in range(1, N):
+            await cluster.start(index)
+        restarted = await cluster.start(0)
+        assert restarted.recovered is not None
+        assert restarted.recovered.unordered_intake == [b"acked-1", b"acked-2", b"acked-3"]
+        await cluster.wait_for(
+            lambda: all(
+                {b"acked-1", b"acked-2", b"acked-3"} <= set(cluster.committed_items(i))
+                for i in range(N)
+            ),
+            "the resubmitted items commit",
+        )
+        for index in range(N):
+            await cluster.stop(index)
+
+    run(scenario())
+
+
 async def _raw_link(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     (length,) = struct.unpack(">I", await reader.readexactly(4))
@@ -295,3 +328,113 @@ def test_submit_refuses_bad_items_and_a_stopped_member(tmp_path: Path, bad: byte
         await cluster.stop(0)
 
     run(scenario())
+
+
+# --- one process-level test: SIGKILL a member mid-load --------------------------------------
+
+MEMBER_PROCESS = r"""
+import asyncio, signal, sys, time
+from pathlib import Path
+from asyncdex.committee import CommitteeMember
+from asyncdex.consensus import Committee, ReplicaConfig
+from asyncdex.consensus.crypto import Secp256k1Signer
+
+index, ports, work, tag = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
+rate = float(sys.argv[5])
+signers = [Secp256k1Signer.from_seed(b"runtime-member-%d" % i) for i in range(4)]
+committee = Committee(tuple(s.address for s in signers))
+config = ReplicaConfig(
+    base_timeout_ms=250, max_timeout_ms=1_000, proposal_wait_ms=50, idle_block_ms=40
+)
+
+async def main():
+    unordered = set()
+    done = asyncio.Event()
+    def on_commit(blocks, certificate):
+        for block in blocks:
+            unordered.difference_update(block.payload)
+    member = CommitteeMember(committee, index, signers[index],
+                             [("127.0.0.1", int(p)) for p in ports.split(",")],
+                             work / f"member-{index}", config, on_commit=on_commit)
+    await member.start()
+    acked = open(work / f"acked-{index}-{tag}", "a")
+    count = 0
+    while not (work / "stop-submitting").exists():
+        count += 1
+        item = b"%d%s-%d" % (index, tag.encode(), count)
+        unordered.add(item)
+        await member.submit([item])
+        acked.write(item.decode() + "\n")  # the receipt reached the client
+        acked.flush()
+        await asyncio.sleep(1 / rate)
+    while unordered:
+        await asyncio.sleep(0.02)
+    (work / f"done-{index}").write_text(str(member.committed_height))
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await member.stop()
+
+asyncio.run(main())
+"""
+
+
+def test_a_member_killed_mid_load_loses_no_acknowledged_item(tmp_path: Path) -> None:
+    rng = random.Random(11)  # seeded: which member dies and when
+    victim = rng.randrange(N)
+    ports = ",".join(str(port) for port in free_ports(N))
+
+    def launch(index: int, tag: str) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-c", MEMBER_PROCESS, str(index), ports, str(tmp_path), tag]
+        return subprocess.Popen([*command, "40"])
+
+    def acked_by(index: int, tag: str) -> int:
+        path = tmp_path / f"acked-{index}-{tag}"
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
+    def wait_until(condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert time.monotonic() < deadline, what
+            assert all(p.poll() is None for p in processes.values()), "a member died"
+            time.sleep(0.05)
+
+    processes = {index: launch(index, "a") for index in range(N)}
+    try:
+        wait_until(lambda: all(acked_by(i, "a") >= 10 for i in range(N)), "members serving")
+        time.sleep(rng.random())
+        processes[victim].send_signal(signal.SIGKILL)  # no clean stop: whatever was in flight
+        processes[victim].wait()
+        time.sleep(0.5 + rng.random())
+        processes[victim] = launch(victim, "b")
+        wait_until(lambda: acked_by(victim, "b") >= 10, "the restarted member serving")
+        (tmp_path / "stop-submitting").write_text("")
+        wait_until(
+            lambda: all((tmp_path / f"done-{i}").exists() for i in range(N)),
+            "acknowledged items were not all ordered",
+        )
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    acked = {
+        line.encode() for path in tmp_path.glob("acked-*") for line in path.read_text().splitlines()
+    }
+    assert any(item.startswith(b"%da-" % victim) for item in acked)  # it acked before dying
+    logs = []
+    for index in range(N):
+        store, recovered = MemberStore.open(tmp_path / f"member-{index}")
+        store.close()
+        logs.append(recovered.committed)
+    height = min(len(log) for log in logs)
+    assert all([b.hash for b in log[:height]] == [b.hash for b in logs[0][:height]] for log in logs)
+    longest = max(logs, key=len)
+    ordered = [item for block in longest for item in block.payload]
+    assert acked <= set(ordered)  # every receipt's item, the victim's included, was ordered
+    assert len(ordered) == len(set(ordered))  # and ordered once
