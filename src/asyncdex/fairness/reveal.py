@@ -3,9 +3,9 @@
 A member's shares arrive when the network delivers them, which differs from member to
 member; opening intents "when the key is ready" would execute them at different points of
 each member's log. So the epoch key itself travels in a block, as Aptos does with its
-block's key: the leader includes the first valid key it has assembled, every member checks
-it (:meth:`SealedLog.check_block`) before voting, and executing that block opens the epoch's
-sealed intents, in their certified order, at that point of the log on every member.
+block's key: the leader includes the first valid key it has assembled (checked with
+:meth:`SealedLog.check_block`), and executing that block opens the epoch's sealed intents, in
+their certified order, at that point of the log on every member.
 
 Invariants (for :class:`SealedLog`, a pure function of the committed blocks):
 
@@ -15,9 +15,12 @@ Invariants (for :class:`SealedLog`, a pure function of the committed blocks):
   past epoch ``e``, no later block adds to ``e``: the epoch is *closed*, and only then
   does a member release its share (:meth:`SealedLog.epochs_to_release`). No share, and so no
   key, exists for an epoch some certified block could still extend.
-- A block may carry keys only for closed epochs with sealed intents waiting, each verifying
-  against the committee key (``e(g1, key) = e(P, H(id))``); anything else makes the block
-  invalid. Executing it opens each such epoch's intents in (height, position) order.
+- A key in a block opens its epoch only if the epoch is closed, has sealed intents waiting,
+  has no other key earlier in the block, and the key verifies against the committee key
+  (``e(g1, key) = e(P, H(id))``); executing the block then opens the epoch's intents in
+  (height, position) order. Any other key is skipped and reported, identically on every
+  member: the consensus core certifies payloads without judging them, so a faulty leader's
+  bad key must not split the members.
 - When a block's timestamp reaches the end of epoch ``e`` plus ``reveal_timeout_ms`` and no
   key of ``e`` has been in a block, that block rejects ``e``'s sealed intents as
   ``key_unavailable``. Every sealed intent in a committed block therefore ends opened or
@@ -106,6 +109,7 @@ class BlockEffects:
     outcomes: tuple[SealedOutcome, ...]
     revealed_epochs: tuple[int, ...]
     expired_epochs: tuple[int, ...]
+    refused_keys: tuple[tuple[int, str], ...] = ()  # (epoch, why) of keys a faulty leader put
 
 
 class InvalidBlockKey(ValueError):
@@ -156,7 +160,8 @@ class SealedLog:
     # ------------------------------------------------------------------ validation
 
     def check_block(self, timestamp_ms: int, keys: Sequence[EpochKey]) -> None:
-        """Refuse (``InvalidBlockKey``) a block whose keys a member must not accept.
+        """Refuse (``InvalidBlockKey``) keys a leader must not propose (and a host that
+        validates payloads before voting must not vote for).
 
         A key is acceptable for an epoch that lies before the block's epoch (closed by it at
         the latest), has intents waiting, appears once in the block, and verifies.
@@ -166,15 +171,21 @@ class SealedLog:
         block_epoch = epoch_of(timestamp_ms, self.epoch_ms)
         seen: set[int] = set()
         for key in keys:
-            if key.epoch in seen:
-                raise InvalidBlockKey(f"two keys for epoch {key.epoch}")
+            fault = self._key_fault(block_epoch, key, seen)
+            if fault is not None:
+                raise InvalidBlockKey(fault)
             seen.add(key.epoch)
-            if key.epoch >= block_epoch:
-                raise InvalidBlockKey(f"key of epoch {key.epoch}, which is not closed")
-            if key.epoch not in self._pending:
-                raise InvalidBlockKey(f"key of epoch {key.epoch}, which has nothing waiting")
-            if not verify_epoch_key(self.committee, self._venue, key):
-                raise InvalidBlockKey(f"key of epoch {key.epoch} fails e(g1, key) = e(P, Q)")
+
+    def _key_fault(self, block_epoch: int, key: EpochKey, seen: set[int]) -> str | None:
+        if key.epoch in seen:
+            return f"two keys for epoch {key.epoch}"
+        if key.epoch >= block_epoch:
+            return f"key of epoch {key.epoch}, which is not closed"
+        if key.epoch not in self._pending:
+            return f"key of epoch {key.epoch}, which has nothing waiting"
+        if not verify_epoch_key(self.committee, self._venue, key):
+            return f"key of epoch {key.epoch} fails e(g1, key) = e(P, Q)"
+        return None
 
     # ------------------------------------------------------------------ execution
 
@@ -185,13 +196,26 @@ class SealedLog:
         sealed: Sequence[bytes],
         keys: Sequence[EpochKey] = (),
     ) -> BlockEffects:
-        """Execute one committed block's sealed part; the caller checked it with
-        :meth:`check_block` before voting, so a bad key here is a bug (it raises)."""
-        self.check_block(timestamp_ms, keys)
+        """Execute one committed block's sealed part.
+
+        The consensus core certifies payloads without judging them, so a faulty leader's
+        block may carry keys that :meth:`check_block` refuses: such a key is skipped, the
+        same way on every member, and reported in ``refused_keys``; it opens nothing.
+        """
+        if timestamp_ms < self.last_timestamp_ms:
+            raise ValueError("committed block timestamps never decrease")
         self.last_timestamp_ms = timestamp_ms
+        block_epoch = epoch_of(timestamp_ms, self.epoch_ms)
         outcomes: list[SealedOutcome] = []
         revealed = []
-        for key in sorted(keys, key=lambda k: k.epoch):
+        refused_keys = []
+        seen: set[int] = set()
+        for key in keys:
+            fault = self._key_fault(block_epoch, key, seen)
+            if fault is not None:
+                refused_keys.append((key.epoch, fault))
+                continue
+            seen.add(key.epoch)
             outcomes.extend(self._reveal(key))
             revealed.append(key.epoch)
         expired = []
@@ -204,7 +228,6 @@ class SealedLog:
                     )
                     for p in self._pending.pop(epoch)
                 )
-        block_epoch = epoch_of(timestamp_ms, self.epoch_ms)
         ordered = []
         for index, data in enumerate(sealed):
             sealed_id = sealed_intent_id(data)
@@ -232,7 +255,9 @@ class SealedLog:
             except SignatureError:
                 signer = b""  # opening will reject it as bad_envelope_signature
             ordered.append(SealedPlace(sealed_id, height, index, target, signer))
-        return BlockEffects(tuple(ordered), tuple(outcomes), tuple(revealed), tuple(expired))
+        return BlockEffects(
+            tuple(ordered), tuple(outcomes), tuple(revealed), tuple(expired), tuple(refused_keys)
+        )
 
     def _reveal(self, key: EpochKey) -> list[SealedOutcome]:
         sessions: Sessions = {}

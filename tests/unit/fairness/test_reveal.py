@@ -171,3 +171,34 @@ def test_the_assembler_refuses_and_attributes_faulty_shares(
     assert assembler.add(honest[2]) is None  # complete already
     assembler.forget(E)
     assert assembler.key(E) is None
+
+
+def test_a_faulty_leaders_bad_keys_are_skipped_alike_and_a_good_one_still_opens(
+    committee: Committee, domain: Domain, venue: bytes, sealing_key: SealingKey, trader: LocalSigner
+) -> None:
+    logs = _members(committee, domain)[:2]
+    wire, body = _sealed(sealing_key, domain, trader, nonce=5)
+    assembler = KeyAssembler(committee.key, domain)
+    (good,) = assembler.add_all(
+        create_decryption_share(s, venue, E) for s in committee.shares[:THRESHOLD]
+    )
+    (other,) = assembler.add_all(
+        create_decryption_share(s, venue, E + 3) for s in committee.shares[:THRESHOLD]
+    )
+    for log in logs:
+        log.apply_block(1, T0 + 1, [wire])
+    early = [log.apply_block(2, T0 + 2, [], [good]) for log in logs]
+    assert early[0] == early[1]
+    assert early[0].refused_keys == ((E, f"key of epoch {E}, which is not closed"),)
+    assert early[0].outcomes == () and logs[0].waiting(E) == 1
+    # a forged key, then the real one, then the real one again
+    effects = [
+        log.apply_block(3, T0 + EPOCH_MS, [], [EpochKey(E, other.key), good, good]) for log in logs
+    ]
+    assert effects[0] == effects[1]
+    assert [why for _, why in effects[0].refused_keys] == [
+        f"key of epoch {E} fails e(g1, key) = e(P, Q)",
+        f"two keys for epoch {E}",
+    ]
+    (outcome,) = effects[0].outcomes
+    assert isinstance(outcome.result, Opened) and outcome.result.body == body
