@@ -244,6 +244,27 @@ class EpochKey:
     def point(self) -> G2Point:
         return self._point
 
+    def encode(self) -> bytes:
+        """Canonical msgpack ``[epoch, key]``: how a key travels in a block."""
+        packed = msgpack.packb([self.epoch, self.key], use_bin_type=True)
+        assert isinstance(packed, bytes)
+        return packed
+
+    @classmethod
+    def decode(cls, data: bytes) -> EpochKey:
+        """Strictly decode :meth:`encode`'s form; the point must be a usable G2 point
+        (``PointError``, a ``ValueError``, otherwise). Whether it is *the* key is
+        :func:`verify_epoch_key`'s question."""
+        epoch, key = _unpack(data, "epoch key", 2)
+        if type(epoch) is not int or not 0 <= epoch <= MAX_EPOCH:
+            raise ValueError("epoch key: epoch must be a uint64")
+        if type(key) is not bytes:
+            raise ValueError("epoch key: key must be bytes")
+        decoded = cls(epoch, key)
+        if decoded.encode() != data:
+            raise ValueError("epoch key: non-canonical encoding")
+        return decoded
+
 
 @dataclass(frozen=True, slots=True)
 class Combination:
