@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import multiprocessing
 import os
 import pstats
 import shutil
@@ -54,7 +53,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from queue import Empty
 from typing import Any
 
 import msgpack
@@ -71,7 +69,7 @@ from asyncdex.signing.intents import (
     sign_intent,
 )
 from asyncdex.types.hashing import keccak256
-from benchmarks.e2e_load import GeneratorSpec, Phase, PhaseResult, generator_main, trader_key
+from benchmarks.e2e_load import GeneratorPool, GeneratorSpec, Phase, PhaseResult, trader_key
 from benchmarks.journal_bench import load_average
 
 CHAIN_ID = 31337
@@ -107,14 +105,22 @@ LOOPBACK_BUDGETS = (
 
 
 class NodeProcess:
-    def __init__(self, workdir: Path, node_args: Sequence[str], profile: Path | None) -> None:
-        config = workdir / "venue.toml"
-        config.write_text(
-            f'oracle_publishers = ["0x{PUBLISHER.hex()}"]\n\n'
-            f'[venue]\nchain_id = {CHAIN_ID}\nsettlement_contract = "0x{CONTRACT.hex()}"\n\n'
-            '[[markets]]\nsymbol = "BTC"\nsz_decimals = 5\ntick = 10\nlot = 10\n'
-            "oracle_staleness_ms = 86400000\n"  # one price for the whole run
-        )
+    def __init__(
+        self,
+        workdir: Path,
+        node_args: Sequence[str],
+        profile: Path | None,
+        config: Path | None = None,
+    ) -> None:
+        """A node on ``config``, by default a one-market venue of this bench's own."""
+        if config is None:
+            config = workdir / "venue.toml"
+            config.write_text(
+                f'oracle_publishers = ["0x{PUBLISHER.hex()}"]\n\n'
+                f'[venue]\nchain_id = {CHAIN_ID}\nsettlement_contract = "0x{CONTRACT.hex()}"\n\n'
+                '[[markets]]\nsymbol = "BTC"\nsz_decimals = 5\ntick = 10\nlot = 10\n'
+                "oracle_staleness_ms = 86400000\n"  # one price for the whole run
+            )
         command = [sys.executable]
         if profile is not None:
             command += ["-m", "cProfile", "-o", str(profile)]
@@ -180,6 +186,19 @@ class NodeProcess:
 
 def setup_venue(node: NodeProcess, domain_contract: bytes) -> None:
     """Collateral for every trader and maker, the mid, and the makers' depth."""
+    deposits, price, depth = setup_requests(domain_contract, PUBLISHER, CHAIN_ID)
+    for commands in deposits:
+        node.system(commands)
+    node.system(price)
+    answer = node.request("POST", "/v1/intents", depth, **{"Content-Type": "application/msgpack"})
+    node.wait_applied(answer["receipts"][-1]["seq"])
+
+
+def setup_requests(
+    domain_contract: bytes, publisher_address: bytes, chain_id: int
+) -> tuple[list[list[dict[str, Any]]], list[dict[str, Any]], bytes]:
+    """``POST /v1/system`` bodies' commands for the deposits (in chunks) and the mid, and the
+    msgpack body of the makers' depth for ``POST /v1/intents``."""
     makers = [LocalSigner(keccak256(f"e2e bench maker {i}".encode())) for i in range(MAKERS)]
     deposits = [("0x" + LocalSigner(trader_key(i)).address.hex(), TRADER_DEPOSIT)
                 for i in range(ACCOUNTS)]  # fmt: skip
@@ -188,11 +207,10 @@ def setup_venue(node: NodeProcess, domain_contract: bytes) -> None:
         {"type": "deposit", "account": account, "amount": amount, "l1Index": index}
         for index, (account, amount) in enumerate(deposits)
     ]
-    for first in range(0, len(commands), 1_000):
-        node.system(commands[first : first + 1_000])
-    publisher = "0x" + PUBLISHER.hex()
-    node.system([{"type": "oraclePrice", "publisher": publisher, "market": 0, "price": MID}])
-    domain = asyncdex_domain(CHAIN_ID, domain_contract)
+    chunks = [commands[first : first + 1_000] for first in range(0, len(commands), 1_000)]
+    publisher = "0x" + publisher_address.hex()
+    mid = [{"type": "oraclePrice", "publisher": publisher, "market": 0, "price": MID}]
+    domain = asyncdex_domain(chain_id, domain_contract)
     nonce = time.time_ns() // 1_000_000
     depth = []
     for maker in makers:
@@ -206,10 +224,7 @@ def setup_venue(node: NodeProcess, domain_contract: bytes) -> None:
                     TriggerKind.NONE,
                 )  # fmt: skip
                 depth.append(encode_signed_intent(sign_intent(maker, domain, order)))
-    answer = node.request(
-        "POST", "/v1/intents", msgpack.packb(depth), **{"Content-Type": "application/msgpack"}
-    )
-    node.wait_applied(answer["receipts"][-1]["seq"])
+    return chunks, mid, msgpack.packb(depth)
 
 
 # ------------------------------------------------------------------------------- figures
@@ -394,26 +409,17 @@ def run(
 
 
 def drive(node: NodeProcess, plan: list[Phase], spy: Path | None = None) -> dict[str, Any]:
-    context = multiprocessing.get_context("spawn")
-    ready: Any = context.Queue()
-    results: Any = context.Queue()
-    starts = [context.Queue() for _ in range(GENERATORS)]
     nonce_base = time.time_ns() // 1_000_000
-    processes = []
+    specs = []
     for index in range(GENERATORS):
-        spec = GeneratorSpec(
-            "127.0.0.1", node.port, CHAIN_ID, CONTRACT, tuple(range(index, ACCOUNTS, GENERATORS)),
-            nonce_base, MID, tuple(plan), POOL_RATE, seed=index * 1_000,
+        accounts = tuple(range(index, ACCOUNTS, GENERATORS))
+        specs.append(
+            GeneratorSpec("127.0.0.1", node.port, CHAIN_ID, CONTRACT, accounts, nonce_base, MID,
+                          tuple(plan), POOL_RATE, seed=index * 1_000)
         )  # fmt: skip
-        process = context.Process(
-            target=generator_main, args=(spec, ready, starts[index], results), daemon=True
-        )
-        process.start()
-        processes.append(process)
-    generator_pids = [process.pid for process in processes if process.pid is not None]
-    signing = [_take(ready, processes, 600) for _ in processes]
-    signed = sum(item["intents"] for item in signing)
-    signing_s = max(item["signing_s"] for item in signing)
+    generators = GeneratorPool(specs)
+    generator_pids = generators.pids
+    signed, signing_s = generators.wait_signed()
     print(
         f"e2e benchmark: {GENERATORS} generator processes signed {signed:,} intents "
         f"in {signing_s:.1f} s (before any timing), {ACCOUNTS} accounts, {os.cpu_count()} CPUs"
@@ -437,10 +443,8 @@ def drive(node: NodeProcess, plan: list[Phase], spy: Path | None = None) -> dict
                  "--output", str(spy), "--duration", str(int(phase.duration_s) + 1)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
-        start_at = time.monotonic() + 0.5
-        for queue in starts:
-            queue.put(start_at)
-        phase_results = [_take(results, processes, phase.duration_s + 300) for _ in processes]
+        generators.start_phase(time.monotonic() + 0.5)
+        phase_results = generators.phase_results(phase.duration_s + 300)
         if sampler is not None:
             sampler.wait(timeout=60)
         node_after, workers_after = node.cpu_seconds()
@@ -459,8 +463,7 @@ def drive(node: NodeProcess, plan: list[Phase], spy: Path | None = None) -> dict
         row["outcomes_sampled"] = outcome_sample(node, seqs[:100])
         rows.append(row)
         print_row(row)
-    for process in processes:
-        process.join(timeout=30)
+    generators.join()
     for row in rows:
         if row["errors"] or row["pool_exhausted"]:
             print(f"  {row['phase']}: errors {row['errors']}, pool exhausted "
@@ -468,18 +471,6 @@ def drive(node: NodeProcess, plan: list[Phase], spy: Path | None = None) -> dict
         print(f"  {row['phase']}: sampled outcomes {row['outcomes_sampled']}")
         print(f"  {row['phase']}: acknowledged per second {row['acked_per_second']}")
     return {"signed_intents": signed, "signing_s": round(signing_s, 1), "phases": rows}
-
-
-def _take(queue: Any, processes: list[Any], timeout: float) -> Any:
-    """The next item a generator reports; fails at once if a generator died."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return queue.get(timeout=1.0)
-        except Empty:
-            dead = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
-            if dead or time.monotonic() > deadline:
-                raise RuntimeError(f"a generator failed (exit codes {dead})") from None
 
 
 def _stat_fields(pid: int) -> list[str] | None:

@@ -18,19 +18,28 @@ Invariants:
 - Closed loop (the maximum): each connection sends its next request as soon as the
   previous one is answered; latency runs from the send.
 - A request counts as acknowledged only with HTTP 200 and one receipt per intent, each with
-  a seq; anything else is counted as an error with its code and never as throughput.
+  a seq; anything else is counted as an error with its code and never as throughput. On a
+  committee member (``GeneratorSpec.committee``) a receipt's seq is 0 (durable on that member,
+  the seq comes when its block executes): there a receipt counts with its intent id, and the
+  sampled requests keep their ids, the member they went to and the wall-clock time they were
+  due, so the bench can read back when each was ordered.
+- A phase may spread its requests over several ports (``Phase.ports``, the members of a
+  committee): request ``i`` of an open loop, and closed-loop connection ``i``, go to port
+  ``i mod len(ports)``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import random
 import time
 from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.queues import Queue
+from queue import Empty
 from typing import Any
 
 import msgpack
@@ -68,6 +77,8 @@ class Phase:
     duration_s: float
     batch: int  # intents per request (even: units of two)
     connections: int  # closed loop: requests in flight
+    ports: tuple[int, ...] = ()  # where the requests go, in turn (empty: the spec's port)
+    sampled_requests: int = SAMPLED_SEQS  # answers kept for reading back outcomes
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ class GeneratorSpec:
     phases: tuple[Phase, ...]
     pool_rate: float  # closed loop: intents/s it may need at most (signed in advance)
     seed: int
+    committee: bool = False  # receipts say "sequenced" (seq 0): count them by intent id
 
 
 @dataclass
@@ -99,6 +111,8 @@ class PhaseResult:
     max_seq: int = 0
     sampled_seqs: list[int] = field(default_factory=list)
     pool_exhausted: bool = False
+    # committee: (port, wall-clock time the request was due or sent, its intents' ids)
+    sampled_intents: list[tuple[int, float, list[str]]] = field(default_factory=list)
     acked_by_second: dict[int, int] = field(default_factory=dict)  # since the phase start
 
 
@@ -157,8 +171,10 @@ class StreamBuilder:
         return out
 
 
-def _check_answer(status: int, raw: bytes, count: int, result: PhaseResult) -> int:
-    """The highest seq of a good answer, or 0 after counting the error."""
+def _check_answer(
+    status: int, raw: bytes, count: int, result: PhaseResult, committee: bool = False
+) -> list[Any] | None:
+    """The receipts of a good answer, or None after counting the error."""
     try:
         document = json.loads(raw)
     except ValueError:
@@ -167,18 +183,24 @@ def _check_answer(status: int, raw: bytes, count: int, result: PhaseResult) -> i
         code = document.get("code") if isinstance(document, dict) else None
         key = f"{status} {code or 'no code'}"
         result.errors[key] = result.errors.get(key, 0) + 1
-        return 0
+        return None
     receipts = document.get("receipts") if isinstance(document, dict) else None
     if not isinstance(receipts, list) or len(receipts) != count:
         result.errors["200 without a receipt per intent"] = (
             result.errors.get("200 without a receipt per intent", 0) + 1
         )
-        return 0
+        return None
+    if committee:
+        if not all(isinstance(receipt.get("intentId"), str) for receipt in receipts):
+            key = "receipt without intent id"
+            result.errors[key] = result.errors.get(key, 0) + 1
+            return None
+        return receipts
     seqs = [receipt.get("seq") for receipt in receipts]
     if not all(type(seq) is int and seq > 0 for seq in seqs):
         result.errors["receipt without seq"] = result.errors.get("receipt without seq", 0) + 1
-        return 0
-    return max(seqs)
+        return None
+    return receipts
 
 
 class HttpError(Exception):
@@ -269,6 +291,7 @@ async def _send(
     started: float,
     result: PhaseResult,
     sample: bool,
+    committee: bool = False,
 ) -> None:
     try:
         status, raw = await pool.exchange(request)
@@ -277,9 +300,10 @@ async def _send(
         result.errors[key] = result.errors.get(key, 0) + 1
         return
     answered = time.monotonic()
-    max_seq = _check_answer(status, raw, count, result)
-    if not max_seq:
+    receipts = _check_answer(status, raw, count, result, committee)
+    if receipts is None:
         return
+    max_seq = max(receipt["seq"] or 0 for receipt in receipts)
     result.intents_acked += count
     second = int(answered - result.first_due)
     result.acked_by_second[second] = result.acked_by_second.get(second, 0) + count
@@ -287,44 +311,52 @@ async def _send(
     result.sizes.append(count)
     result.last_answer = max(result.last_answer, answered)
     result.max_seq = max(result.max_seq, max_seq)
-    if sample:
+    if sample and committee:
+        wall = started + time.time() - time.monotonic()
+        ids = [receipt["intentId"] for receipt in receipts]
+        result.sampled_intents.append((pool.port, wall, ids))
+    elif sample:
         result.sampled_seqs.append(max_seq)
 
 
 async def run_phase(
     host: str, port: int, phase: Phase, requests: list[tuple[bytes, int]], start_at: float,
-    seed: int,
+    seed: int, committee: bool = False,
 ) -> PhaseResult:  # fmt: skip
     result = PhaseResult(phase.name)
     rng = random.Random(seed)
-    sampled = set(rng.sample(range(len(requests)), min(SAMPLED_SEQS, len(requests))))
+    sampled = set(rng.sample(range(len(requests)), min(phase.sampled_requests, len(requests))))
     # Open loop: enough connections for any sane backlog; beyond that a due request waits
     # for a free connection, and that wait counts in its latency.
     limit = phase.connections if phase.closed else OPEN_LOOP_CONNECTIONS
-    pool = ConnectionPool(host, port, limit)
+    ports = phase.ports or (port,)
+    pools = [ConnectionPool(host, each, limit) for each in ports]
     # Open connections before the clock starts: a TCP handshake is not the node's work.
-    warm = [await pool.acquire() for _ in range(min(limit, 16))]
-    for connection in warm:
-        pool.release(connection)
+    for pool in pools:
+        warm = [await pool.acquire() for _ in range(min(limit, 16))]
+        for connection in warm:
+            pool.release(connection)
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
     result.first_due = start_at
     try:
         if phase.closed:
-            await _closed_loop(pool, phase, requests, result, sampled)
+            await _closed_loop(pools, phase, requests, result, sampled, committee)
         else:
-            await _open_loop(pool, phase, requests, start_at, result, sampled)
+            await _open_loop(pools, phase, requests, start_at, result, sampled, committee)
     finally:
-        pool.close()
+        for pool in pools:
+            pool.close()
     return result
 
 
 async def _open_loop(
-    pool: ConnectionPool,
+    pools: list[ConnectionPool],
     phase: Phase,
     requests: list[tuple[bytes, int]],
     start_at: float,
     result: PhaseResult,
     sampled: set[int],
+    committee: bool,
 ) -> None:
     interval = phase.batch / phase.rate
     tasks = []
@@ -336,33 +368,37 @@ async def _open_loop(
         result.lateness_us_total += max(0.0, time.monotonic() - due) * 1e6
         result.requests += 1
         result.intents_sent += count
-        send = _send(pool, request, count, due, result, index in sampled)
+        pool = pools[index % len(pools)]
+        send = _send(pool, request, count, due, result, index in sampled, committee)
         tasks.append(asyncio.create_task(send))
     await asyncio.gather(*tasks)
 
 
 async def _closed_loop(
-    pool: ConnectionPool,
+    pools: list[ConnectionPool],
     phase: Phase,
     requests: list[tuple[bytes, int]],
     result: PhaseResult,
     sampled: set[int],
+    committee: bool,
 ) -> None:
     end = result.first_due + phase.duration_s
     pending = iter(enumerate(requests))
 
-    async def connection() -> None:
+    async def connection(pool: ConnectionPool) -> None:
         for index, (request, count) in pending:
             now = time.monotonic()
             if now >= end:
                 return
             result.requests += 1
             result.intents_sent += count
-            await _send(pool, request, count, now, result, index in sampled)
+            await _send(pool, request, count, now, result, index in sampled, committee)
         if time.monotonic() < end:
             result.pool_exhausted = True
 
-    await asyncio.gather(*(connection() for _ in range(phase.connections)))
+    await asyncio.gather(
+        *(connection(pools[number % len(pools)]) for number in range(phase.connections))
+    )
 
 
 def generator_main(
@@ -384,5 +420,58 @@ def generator_main(
     for index, (phase, requests) in enumerate(zip(spec.phases, streams, strict=True)):
         start_at = start.get()
         seed = spec.seed + index
-        result = asyncio.run(run_phase(spec.host, spec.port, phase, requests, start_at, seed))
+        result = asyncio.run(
+            run_phase(spec.host, spec.port, phase, requests, start_at, seed, spec.committee)
+        )
         results.put(result)
+
+
+class GeneratorPool:
+    """The parent's side: one generator process per spec, each signing every phase's
+    requests up front; ``run_phase`` starts the next phase in all of them at once."""
+
+    def __init__(self, specs: list[GeneratorSpec]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.ready: Any = context.Queue()
+        self.results: Any = context.Queue()
+        self.starts = [context.Queue() for _ in specs]
+        self.processes = []
+        for spec, start in zip(specs, self.starts, strict=True):
+            process = context.Process(
+                target=generator_main, args=(spec, self.ready, start, self.results), daemon=True
+            )
+            process.start()
+            self.processes.append(process)
+        self.pids = [process.pid for process in self.processes if process.pid is not None]
+
+    def wait_signed(self, timeout: float = 600) -> tuple[int, float]:
+        """(intents signed in all, seconds the slowest generator took)."""
+        signing = [self.take(self.ready, timeout) for _ in self.processes]
+        return (
+            sum(item["intents"] for item in signing),
+            max(item["signing_s"] for item in signing),
+        )
+
+    def start_phase(self, start_at: float) -> None:
+        for queue in self.starts:
+            queue.put(start_at)
+
+    def phase_results(self, timeout: float) -> list[PhaseResult]:
+        return [self.take(self.results, timeout) for _ in self.processes]
+
+    def join(self) -> None:
+        for process in self.processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+
+    def take(self, queue: Any, timeout: float) -> Any:
+        """The next item a generator reports; fails at once if a generator died."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return queue.get(timeout=1.0)
+            except Empty:
+                dead = [p.exitcode for p in self.processes if p.exitcode not in (None, 0)]
+                if dead or time.monotonic() > deadline:
+                    raise RuntimeError(f"a generator failed (exit codes {dead})") from None

@@ -1,0 +1,731 @@
+"""Committee benchmark: signed intents into four committee member processes on loopback,
+against one plain node on the same venue config, all in one run.
+
+What runs: ``asyncdex node`` processes on ``examples/committee.toml`` (file journals with
+fsync, signature checks in each node's event loop as that config says, ``--snapshot-every
+0``). The load is the end-to-end bench's (:mod:`benchmarks.e2e_load`): generator processes
+sending pre-signed intents, two per request from one account, as msgpack bodies on keep-alive
+HTTP/1.1, with the same setup (1,000 funded traders, an oracle mid, the makers' depth) and
+the same stream (90% place-and-cancel 20% off the mid, 10% crossing IOCs). An oracle price is
+refreshed every 2 s through ``POST /v1/system`` (the config's prices go stale after 10 s).
+
+Scenarios, in this order:
+1. ``single_max``: one node without a ``[committee]`` table (the single sequencer), closed
+   loop: intents/s acknowledged, and executed (the node's ``appliedSeq`` over the phase).
+2. ``committee_1000``: four members (``asyncdex.cli.committee_cmd.CommitteeProcesses``),
+   open loop at 1,000 intents/s in all, requests spread over the members in turn. Executed
+   intents/s (a member's ``appliedSeq``), and the latency from submission to ``ordered``: a
+   request's due time (client wall clock; the generator sends it then unless it is late) to
+   ``ordered.atMs`` on the member it was sent to (that member's wall clock when it saw the
+   commit), read back for every request of the phase from ``GET /v1/intents/{id}``.
+3. ``committee_max``: closed loop on the four members; executed intents/s, and
+   ``ratio = committee max / (single-node max / 4)`` (the members share the machine's cores).
+4. ``committee_1000_one_killed``: member 3 SIGKILLed (while another member leads) before an
+   open loop at 1,000/s over the other three; then member 3 restarts and the time until its
+   committed height reaches the others' is measured.
+5. ``leader_crash``: open loop at 1,000/s over members 1-3; member 0 is SIGKILLed in a view it
+   leads, the survivors' ``/v1/status`` is polled every few ms: the time from the kill until
+   they commit a block of a view after the dead leader's (the view change is done and a new
+   leader's block is committed), and the longest time without a commit; member 0 restarts
+   and the time until it catches up is measured.
+6. The gas of a 4-member certificate (:func:`benchmarks.certificate_gas.measure_committee`).
+
+Latency percentiles are per request (two intents each). Prints a table and returns the
+figures; never asserts a time. Run: ``asyncdex bench committee [--quick] [--json]`` or
+``python -m benchmarks.committee_bench [--quick] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from asyncdex.cli.committee_cmd import CommitteeProcesses
+from asyncdex.settlement.chain import EthTesterChain
+from benchmarks.certificate_gas import measure_committee
+from benchmarks.e2e_bench import (
+    ACCOUNTS,
+    LOOPBACK_BUDGETS,
+    MID,
+    OPERATOR_TOKEN,
+    NodeProcess,
+    _process_cpu,
+    setup_requests,
+    summarize,
+)
+from benchmarks.e2e_load import GeneratorPool, GeneratorSpec, Phase, PhaseResult
+from benchmarks.journal_bench import load_average
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "examples" / "committee.toml"
+MEMBERS = 4
+RATE = 1_000
+GENERATORS = 2
+OPEN_BATCH = 2  # intents per open-loop request: 250 requests/s per generator at 1,000/s
+MAX_BATCH = 100
+MAX_CONNECTIONS = 4  # per generator, closed loop (spread over the members)
+SINGLE_POOL_RATE = 12_000  # intents/s per generator signed in advance for the single node
+COMMITTEE_POOL_RATE = 4_000  # ... and for the committee's closed loop
+ALL = 1_000_000  # sampled requests: every request of the phase
+NODE_ARGS = (*LOOPBACK_BUDGETS, "--snapshot-every", "0")
+PRICE_EVERY_S = 2.0
+POLL_S = 0.05  # appliedSeq while the load runs
+CRASH_POLL_S = 0.004  # survivors' status around a leader crash
+DRAIN_TIMEOUT_S = 60.0
+
+
+def _venue() -> tuple[int, bytes, bytes]:
+    """(chain id, settlement contract, first oracle publisher) of the config."""
+    document = tomllib.loads(CONFIG.read_text())
+    venue = document["venue"]
+    contract = bytes.fromhex(venue["settlement_contract"].removeprefix("0x"))
+    publisher = bytes.fromhex(document["oracle_publishers"][0].removeprefix("0x"))
+    return int(venue["chain_id"]), contract, publisher
+
+
+CHAIN_ID, CONTRACT, PUBLISHER = _venue()
+
+
+# ------------------------------------------------------------------------------- HTTP
+
+
+class Api:
+    """One keep-alive connection to one node; reconnects after a failure."""
+
+    def __init__(self, port: int, timeout: float = 10.0) -> None:
+        self.port = port
+        self.timeout = timeout
+        self.connection: http.client.HTTPConnection | None = None
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        if self.connection is None:
+            self.connection = http.client.HTTPConnection(
+                "127.0.0.1", self.port, timeout=self.timeout
+            )
+        try:
+            self.connection.request(method, path, body=body, headers=headers or {})
+            response = self.connection.getresponse()
+            raw = response.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+        return response.status, json.loads(raw) if raw else None
+
+    def get(self, path: str) -> Any:
+        status, document = self.call("GET", path)
+        if status != 200:
+            raise RuntimeError(f"GET {path}: {status} {document}")
+        return document
+
+    def status(self) -> dict[str, Any] | None:
+        try:
+            document: dict[str, Any] = self.get("/v1/status")
+            return document
+        except (OSError, http.client.HTTPException, RuntimeError, ValueError):
+            return None
+
+    def system(self, commands: list[dict[str, Any]]) -> Any:
+        body = json.dumps({"commands": commands}).encode()
+        headers = {"Authorization": f"Bearer {OPERATOR_TOKEN}", "Content-Type": "application/json"}
+        status, document = self.call("POST", "/v1/system", body, headers)
+        if status != 200:
+            raise RuntimeError(f"POST /v1/system: {status} {document}")
+        return document
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str, every: float = 0.05) -> float:
+    """Seconds until ``predicate`` held; raises after ``timeout``."""
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(every)
+    return time.monotonic() - started
+
+
+class PriceKeeper:
+    """Keeps the oracle price fresh through whichever listed node answers first."""
+
+    def __init__(self, ports: Sequence[int]) -> None:
+        self.apis = [Api(port, timeout=2.0) for port in ports]
+        self.stop_event = threading.Event()
+        publisher = "0x" + PUBLISHER.hex()
+        self.command = [{"type": "oraclePrice", "publisher": publisher, "market": 0, "price": MID}]
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        turn = 0
+        while not self.stop_event.wait(PRICE_EVERY_S):
+            for api in self.apis[turn % len(self.apis) :] + self.apis[: turn % len(self.apis)]:
+                try:
+                    api.system(self.command)
+                    break
+                except (OSError, http.client.HTTPException, RuntimeError, ValueError):
+                    continue
+            turn += 1
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(10)
+
+
+class StatusPoller:
+    """``GET /v1/status`` of some nodes every ``every`` seconds, in a thread of its own:
+    ``samples[port]`` is a list of (monotonic time, status document)."""
+
+    def __init__(self, ports: Sequence[int], every: float) -> None:
+        self.apis = [Api(port, timeout=1.0) for port in ports]
+        self.every = every
+        self.samples: dict[int, list[tuple[float, dict[str, Any]]]] = {p: [] for p in ports}
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            for api in self.apis:
+                document = api.status()
+                if document is not None:
+                    self.samples[api.port].append((time.monotonic(), document))
+            self.stop_event.wait(self.every)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(10)
+
+
+def applied_at(samples: list[tuple[float, dict[str, Any]]], when: float) -> float:
+    """A node's ``appliedSeq`` at ``when``, interpolated between the polls around it."""
+    before = [(t, s["appliedSeq"]) for t, s in samples if t <= when]
+    after = [(t, s["appliedSeq"]) for t, s in samples if t > when]
+    if not before:
+        return float(after[0][1]) if after else 0.0
+    if not after:
+        return float(before[-1][1])
+    (t0, a0), (t1, a1) = before[-1], after[0]
+    return a0 + (a1 - a0) * (when - t0) / (t1 - t0)
+
+
+def executed_figures(
+    samples: list[tuple[float, dict[str, Any]]], start: float, seconds: float, final: int
+) -> dict[str, Any]:
+    """Records executed per second during the load, and how long until all were executed."""
+    first = applied_at(samples, start)
+    during = applied_at(samples, start + seconds) - first
+    drained = next((t for t, s in samples if s["appliedSeq"] >= final), None)
+    return {
+        "executed_per_s": round(during / seconds),
+        "executed": final - round(first),
+        "all_executed_after_s": None if drained is None else round(drained - start, 2),
+    }
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+# ------------------------------------------------------------------------------- the single node
+
+
+def _open(name: str, seconds: float, ports: tuple[int, ...]) -> Phase:
+    return Phase(name, False, RATE / GENERATORS, seconds, OPEN_BATCH, 0, ports, ALL)
+
+
+def _closed(name: str, seconds: float, ports: tuple[int, ...] = ()) -> Phase:
+    return Phase(name, True, 0.0, seconds, MAX_BATCH, MAX_CONNECTIONS, ports)
+
+
+def _specs(
+    port: int, phases: Sequence[Phase], pool_rate: float, committee: bool
+) -> list[GeneratorSpec]:
+    nonce_base = time.time_ns() // 1_000_000
+    specs = []
+    for index in range(GENERATORS):
+        accounts = tuple(range(index, ACCOUNTS, GENERATORS))
+        specs.append(
+            GeneratorSpec("127.0.0.1", port, CHAIN_ID, CONTRACT, accounts, nonce_base, MID,
+                          tuple(phases), pool_rate, seed=index * 1_000, committee=committee)
+        )  # fmt: skip
+    return specs
+
+
+def single_node_max(workdir: Path, seconds: float) -> dict[str, Any]:
+    """The plain node's closed-loop maximum: acknowledged and executed intents/s."""
+    node = NodeProcess(workdir, NODE_ARGS, None, config=CONFIG)
+    prices: PriceKeeper | None = None
+    try:
+        deposits, price, depth = setup_requests(CONTRACT, PUBLISHER, CHAIN_ID)
+        for commands in deposits:
+            node.system(commands)
+        node.system(price)
+        answer = node.request(
+            "POST", "/v1/intents", depth, **{"Content-Type": "application/msgpack"}
+        )
+        node.wait_applied(answer["receipts"][-1]["seq"])
+        prices = PriceKeeper([node.port])
+        phase = _closed("single max", seconds)
+        generators = GeneratorPool(_specs(node.port, [phase], SINGLE_POOL_RATE, False))
+        signed, signing_s = generators.wait_signed()
+        poller = StatusPoller([node.port], POLL_S)
+        cpu_before = _process_cpu(node.process.pid)
+        generator_cpu = sum(_process_cpu(pid) for pid in generators.pids)
+        start_at = time.monotonic() + 0.5
+        generators.start_phase(start_at)
+        results = generators.phase_results(seconds + 300)
+        node_cpu = _process_cpu(node.process.pid) - cpu_before
+        generator_cpu = sum(_process_cpu(pid) for pid in generators.pids) - generator_cpu
+        generators.join()
+        row = summarize(phase, None, results, node_cpu, 0.0, generator_cpu)
+        final = node.wait_applied(row["max_seq"])["appliedSeq"]
+        time.sleep(2 * POLL_S)
+        poller.stop()
+        row.update(executed_figures(poller.samples[node.port], start_at, seconds, final))
+        row["signed"] = signed
+        row["signing_s"] = round(signing_s, 1)
+        return row
+    finally:
+        if prices is not None:
+            prices.stop()
+        node.stop()
+
+
+# ------------------------------------------------------------------------------- the committee
+
+
+def free_base_port(span: int) -> int:
+    """A base port with ``span`` free ports above it (each bound once to check)."""
+    for base in range(21_000, 60_000, 97):
+        sockets = []
+        try:
+            for port in range(base, base + span):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free port range")
+
+
+@dataclass
+class Committee:
+    processes: CommitteeProcesses
+    ports: list[int]
+    apis: list[Api]
+
+    def committee_status(self, index: int) -> dict[str, Any] | None:
+        status = self.apis[index].status()
+        return None if status is None else status["committee"]
+
+    def alive(self, index: int) -> bool:
+        process = self.processes.processes[index]
+        return process is not None and process.poll() is None
+
+    def cpu(self) -> float:
+        return sum(
+            _process_cpu(process.pid) for process in self.processes.processes if process is not None
+        )
+
+
+def setup_committee(committee: Committee) -> None:
+    """The e2e bench's venue, entered through member 0 and executed by every member."""
+    api = committee.apis[0]
+    deposits, price, depth = setup_requests(CONTRACT, PUBLISHER, CHAIN_ID)
+    for commands in deposits:
+        api.system(commands)
+    api.system(price)
+    status, answer = api.call("POST", "/v1/intents", depth, {"Content-Type": "application/msgpack"})
+    if status != 200:
+        raise RuntimeError(f"the makers' depth was refused: {status} {answer}")
+    last = answer["receipts"][-1]["intentId"]
+
+    def executed_everywhere() -> bool:
+        for member in committee.apis:
+            try:
+                document = member.get(f"/v1/intents/{last}")
+            except (OSError, http.client.HTTPException, RuntimeError, ValueError):
+                return False
+            if document["status"] != "executed":
+                return False
+        return True
+
+    _wait(executed_everywhere, DRAIN_TIMEOUT_S, "the venue's setup on every member", 0.1)
+
+
+def wait_drained(committee: Committee, live: Sequence[int]) -> None:
+    """Until nothing waits to be ordered on the live members and they applied the same seq."""
+
+    def drained() -> bool:
+        states = [committee.apis[index].status() for index in live]
+        if any(state is None for state in states):
+            return False
+        pending = sum(state["committee"]["pendingItems"] for state in states if state)
+        applied = {state["appliedSeq"] for state in states if state}
+        return pending == 0 and len(applied) == 1
+
+    _wait(drained, DRAIN_TIMEOUT_S, "the members to order and execute everything", 0.1)
+
+
+def read_back(committee: Committee, results: list[PhaseResult]) -> dict[str, Any]:
+    """Submission -> ``ordered`` per sampled request, from the member it was sent to."""
+    by_port: dict[int, list[tuple[float, str]]] = {}
+    for result in results:
+        for port, wall, ids in result.sampled_intents:
+            by_port.setdefault(port, []).append((wall, ids[-1]))
+    latencies: list[float] = []
+    outcomes: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def read(port: int, samples: list[tuple[float, str]]) -> None:
+        api = Api(port)
+        mine: list[float] = []
+        counts: dict[str, int] = {}
+        for wall, intent_id in samples:
+            try:
+                document = api.get(f"/v1/intents/{intent_id}")
+            except (OSError, http.client.HTTPException, RuntimeError, ValueError):
+                counts["unreadable"] = counts.get("unreadable", 0) + 1
+                continue
+            ordered = document.get("ordered")
+            if ordered is not None:
+                mine.append(ordered["atMs"] - wall * 1e3)
+            key = document["status"]
+            rejected = [e for e in document.get("events") or () if e["type"] == "Rejected"]
+            if rejected:
+                key = "rejected " + rejected[0]["reasonName"]
+            counts[key] = counts.get(key, 0) + 1
+        api.close()
+        with lock:
+            latencies.extend(mine)
+            for key, count in counts.items():
+                outcomes[key] = outcomes.get(key, 0) + count
+
+    threads = [threading.Thread(target=read, args=item) for item in by_port.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {
+        "ordered_samples": len(latencies),
+        "ordered_p50_ms": _round(percentile(latencies, 0.50)),
+        "ordered_p99_ms": _round(percentile(latencies, 0.99)),
+        "ordered_max_ms": _round(max(latencies) if latencies else None),
+        "outcomes": outcomes,
+        "latencies": latencies,
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def run_committee_phase(
+    committee: Committee,
+    generators: GeneratorPool,
+    phase: Phase,
+    live: Sequence[int],
+    during: Callable[[float], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One phase on the committee; ``during(start_at)`` runs in this thread meanwhile."""
+    poller = StatusPoller([committee.ports[live[0]]], POLL_S)
+    cpu_before = committee.cpu()
+    generator_cpu = sum(_process_cpu(pid) for pid in generators.pids)
+    start_at = time.monotonic() + 0.5
+    generators.start_phase(start_at)
+    extra = during(start_at) if during is not None else {}
+    results = generators.phase_results(phase.duration_s + 300)
+    members_cpu = committee.cpu() - cpu_before
+    generator_cpu = sum(_process_cpu(pid) for pid in generators.pids) - generator_cpu
+    row = summarize(phase, None if phase.closed else RATE, results, members_cpu, 0.0, generator_cpu)
+    row["members_cpu_cores"] = row.pop("node_cpu_cores")
+    row["members_cpu_us_per_intent"] = row.pop("node_cpu_us_per_intent")
+    for key in ("verify_workers_cpu_cores", "verify_workers_cpu_us_per_intent", "max_seq"):
+        row.pop(key)
+    row["receipt_p50_ms"] = row.pop("p50_ms")
+    row["receipt_p99_ms"] = row.pop("p99_ms")
+    row["receipt_p999_ms"] = row.pop("p999_ms")
+    wait_drained(committee, [index for index in live if committee.alive(index)])
+    final = committee.apis[live[0]].get("/v1/status")["appliedSeq"]
+    time.sleep(2 * POLL_S)
+    poller.stop()
+    row.update(
+        executed_figures(
+            poller.samples[committee.ports[live[0]]], start_at, phase.duration_s, final
+        )
+    )
+    row.update(read_back(committee, results))
+    row.update(extra)
+    return row
+
+
+def kill_when(committee: Committee, victim: int, leading: bool, watch: int) -> tuple[float, int]:
+    """SIGKILL ``victim`` as soon as member ``watch`` says it leads (``leading``) or does not
+    lead the current view; (monotonic time of the kill, that view)."""
+    deadline = time.monotonic() + 30
+    while True:
+        status = committee.committee_status(watch)
+        if status is not None and (status["leader"] == victim) == leading:
+            committee.processes.kill(victim)
+            return time.monotonic(), status["view"]
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"member {victim} never {'led' if leading else 'stopped leading'}")
+        time.sleep(0.001)
+
+
+def restart_and_catch_up(
+    committee: Committee, index: int, survivors: Sequence[int]
+) -> dict[str, Any]:
+    """Restart ``index``; seconds until it serves, then until its committed height reaches
+    the highest the survivors had when it started serving."""
+    started = time.monotonic()
+    committee.processes.restart(index)
+    serving = time.monotonic() - started
+    heights = [committee.committee_status(i) for i in survivors]
+    target = max(status["committedHeight"] for status in heights if status is not None)
+
+    def caught_up() -> bool:
+        status = committee.committee_status(index)
+        return status is not None and status["committedHeight"] >= target
+
+    catch_up = _wait(caught_up, DRAIN_TIMEOUT_S, f"member {index} to catch up", 0.005)
+    return {
+        "restart_to_serving_s": round(serving, 2),
+        "catch_up_after_serving_s": round(catch_up, 3),
+        "caught_up_to_height": target,
+    }
+
+
+def crash_figures(
+    samples: dict[int, list[tuple[float, dict[str, Any]]]],
+    killed_at: float,
+    view_at_kill: int,
+    victim: int,
+) -> dict[str, Any]:
+    """From the survivors' polls: when a block of a view after the dead leader's committed,
+    and the longest time any survivor went without a new commit after the kill."""
+    dead_view = view_at_kill
+    while dead_view % MEMBERS != victim:
+        dead_view += 1
+    new_leader = None
+    longest_gap = 0.0
+    for polls in samples.values():
+        last_change = killed_at
+        height = None
+        for t, status in polls:
+            state = status["committee"]
+            later = t >= killed_at and state["committedView"] > dead_view
+            if later and (new_leader is None or t < new_leader):
+                new_leader = t
+            if height is not None and state["committedHeight"] != height and t >= killed_at:
+                longest_gap = max(longest_gap, t - last_change)
+                last_change = t
+            height = state["committedHeight"]
+    return {
+        "killed_leader": victim,
+        "view_at_kill": view_at_kill,
+        "dead_leaders_view": dead_view,
+        "new_leader_commit_after_s": None
+        if new_leader is None
+        else round(new_leader - killed_at, 3),
+        "longest_commit_gap_s": round(longest_gap, 3),
+        "polls": sum(len(polls) for polls in samples.values()),
+    }
+
+
+def committee_scenarios(workdir: Path, seconds: float, crash_seconds: float) -> dict[str, Any]:
+    base = free_base_port(2 * MEMBERS)
+    ports = [base + index for index in range(MEMBERS)]
+    all_ports = tuple(ports)
+    phases = [
+        _open("committee 1000/s", seconds, all_ports),
+        _closed("committee max", seconds, all_ports),
+        _open("committee 1000/s, one killed", seconds, tuple(ports[:3])),
+        _open("leader crash", crash_seconds, tuple(ports[1:])),
+    ]
+    # sign while the members start: both are done before any timing
+    generators = GeneratorPool(_specs(ports[0], phases, COMMITTEE_POOL_RATE, True))
+    log = (workdir / "members.log").open("w")
+    processes = CommitteeProcesses(
+        workdir / "committee", CONFIG, MEMBERS, port=base, consensus_port=base + MEMBERS,
+        node_args=("--operator-token", OPERATOR_TOKEN, *NODE_ARGS), log=log,
+    )  # fmt: skip
+    committee = Committee(processes, ports, [Api(port) for port in ports])
+    prices: PriceKeeper | None = None
+    figures: dict[str, Any] = {}
+    try:
+        processes.start_all()
+        setup_committee(committee)
+        prices = PriceKeeper(ports)
+        signed, signing_s = generators.wait_signed()
+        figures["signed"] = signed
+        figures["signing_s"] = round(signing_s, 1)
+        members = list(range(MEMBERS))
+        figures["committee_1000"] = run_committee_phase(committee, generators, phases[0], members)
+        figures["committee_max"] = run_committee_phase(committee, generators, phases[1], members)
+
+        # one member down for a whole phase: killed while another member leads
+        killed = MEMBERS - 1
+        kill_when(committee, killed, False, 0)
+        row = run_committee_phase(committee, generators, phases[2], members[:killed])
+        row.update(restart_and_catch_up(committee, killed, members[:killed]))
+        figures["committee_1000_one_killed"] = row
+
+        # the leader of the moment crashes under load
+        victim = 0
+        survivors = members[1:]
+        crash_poller: list[StatusPoller] = []
+
+        def crash(start_at: float) -> dict[str, Any]:
+            time.sleep(max(0.0, start_at + crash_seconds / 4 - time.monotonic()))
+            crash_poller.append(StatusPoller([ports[i] for i in survivors], CRASH_POLL_S))
+            killed_at, view = kill_when(committee, victim, True, survivors[0])
+            time.sleep(max(0.0, killed_at + crash_seconds / 2 - time.monotonic()))
+            crash_poller[0].stop()
+            out = crash_figures(crash_poller[0].samples, killed_at, view, victim)
+            out.update(restart_and_catch_up(committee, victim, survivors))
+            return out
+
+        figures["leader_crash"] = run_committee_phase(
+            committee, generators, phases[3], survivors, crash
+        )
+        generators.join()
+    finally:
+        if prices is not None:
+            prices.stop()
+        for api in committee.apis:
+            api.close()
+        figures["member_exit_codes"] = processes.stop_all()
+        log.close()
+    return figures
+
+
+# ------------------------------------------------------------------------------- the run
+
+
+def _print(name: str, row: dict[str, Any]) -> None:
+    offered = "max" if row["offered_per_s"] is None else f"{row['offered_per_s']:,}"
+    errors = sum(row["errors"].values())
+
+    def cell(key: str) -> str:
+        value = row.get(key)
+        return "-" if value is None else f"{value:,.1f}"
+
+    print(
+        f"{name:<28s}{offered:>8s}{row['sustained_per_s']:>10,}{row['executed_per_s']:>10,}"
+        f"{cell('ordered_p50_ms'):>10s}{cell('ordered_p99_ms'):>10s}"
+        f"{cell('receipt_p50_ms'):>10s}{cell('receipt_p99_ms'):>10s}{errors:>8,}",
+        flush=True,
+    )
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """All the scenarios; prints a table and returns the figures."""
+    seconds = 3.0 if quick else 8.0
+    crash_seconds = 4.0 if quick else 6.0
+    load_before = load_average()
+    print(
+        f"committee bench: {MEMBERS} members vs one node on {CONFIG.name}, {os.cpu_count()} CPUs, "
+        f"load average {load_before}",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="asyncdex-committee-bench-") as tmp:
+        workdir = Path(tmp)
+        (workdir / "single").mkdir()
+        single = single_node_max(workdir / "single", seconds)
+        committee = committee_scenarios(workdir, seconds, crash_seconds)
+    chain = EthTesterChain("prague")
+    gas = measure_committee(chain, MEMBERS)
+    scenarios = {"single_max": single}
+    for key in ("committee_1000", "committee_max", "committee_1000_one_killed", "leader_crash"):
+        scenarios[key] = committee[key]
+    ratio = committee["committee_max"]["executed_per_s"] / max(
+        1, single["executed_per_s"] / MEMBERS
+    )
+    print(
+        f"{'scenario':<28s}{'offered':>8s}{'acked/s':>10s}{'exec/s':>10s}{'ord p50':>10s}"
+        f"{'ord p99':>10s}{'rcpt p50':>10s}{'rcpt p99':>10s}{'errors':>8s}   (ms)"
+    )
+    for name, row in scenarios.items():
+        _print(name, row)
+    for name, row in scenarios.items():
+        if row["errors"]:
+            print(f"  {name}: errors {row['errors']}")
+        if "outcomes" in row:
+            print(f"  {name}: outcomes of the requests read back {row['outcomes']}")
+    crash = committee["leader_crash"]
+    killed = committee["committee_1000_one_killed"]
+    print(
+        f"committee max / (single-node max / {MEMBERS}) = "
+        f"{committee['committee_max']['executed_per_s']:,} / "
+        f"({single['executed_per_s']:,} / {MEMBERS}) = {ratio:.2f}  (target >= 0.70)"
+    )
+    print(
+        f"leader crash (member {crash['killed_leader']} killed in view {crash['view_at_kill']}): "
+        f"a block of a later view committed after {crash['new_leader_commit_after_s']} s "
+        f"(target <= 1 s); longest gap between commits {crash['longest_commit_gap_s']} s; "
+        f"restarted: serving after {crash['restart_to_serving_s']} s, caught up "
+        f"{crash['catch_up_after_serving_s']} s later"
+    )
+    print(
+        f"one member killed: restarted, serving after {killed['restart_to_serving_s']} s, "
+        f"caught up {killed['catch_up_after_serving_s']} s later"
+    )
+    print(
+        f"certificate for {MEMBERS} members: verify {gas['verify_gas']:,} gas + calldata "
+        f"{gas['certificate_calldata_gas']:,} gas (target <= 30,000 for the check)"
+    )
+    for row in scenarios.values():
+        row.pop("latencies", None)
+    return {
+        "scenarios": scenarios,
+        "max_ratio_to_single_over_members": round(ratio, 3),
+        "certificate_gas": gas,
+        "member_exit_codes": committee["member_exit_codes"],
+        "cpus": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "config": str(CONFIG.relative_to(ROOT)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true", help="last line: the figures as JSON")
+    args = parser.parse_args()
+    figures = run(args.quick)
+    if args.json:
+        print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
