@@ -11,9 +11,7 @@ certificate that committed it.
 from __future__ import annotations
 
 import json
-import random
 import secrets
-import socket
 import threading
 import time
 import urllib.error
@@ -40,26 +38,6 @@ NODE_ARGS = (
     "--ip-weight-per-minute", "1000000000",
     "--address-initial-requests", "1000000000",
 )  # fmt: skip
-
-
-def free_base_port(span: int) -> int:
-    """A base port with ``span`` free ports above it (bound once to check)."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20_000, 60_000 - span)
-        sockets = []
-        try:
-            for port in range(base, base + span):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free port range")
 
 
 def get(url: str) -> Any:
@@ -95,8 +73,8 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
 
 
 @pytest.fixture
-def committee(tmp_path: Path) -> Any:
-    base = free_base_port(8)
+def committee(tmp_path: Path, free_port_base: int) -> Any:
+    base = free_port_base
     log = (tmp_path / "members.log").open("w")
     processes = CommitteeProcesses(
         tmp_path / "committee",

@@ -10,6 +10,10 @@ Invariants:
 - ``CommitteeProcesses`` is what the demo, the benchmarks and the tests use to start, kill
   and restart members; the command itself starts them all, prints one JSON line per member
   and stops them on SIGINT/SIGTERM.
+- With ``--settle``, the committee settles on a development chain of its own: the embedded
+  chain (py-evm in a process, kept in ``DATA/chain``) with a ``CommitteeSettlement`` contract
+  deployed once for the members (recorded in ``DATA/deployment.json``), every member bonded.
+  Members then use the chain's funded development keys as member keys: never for real stake.
 """
 
 from __future__ import annotations
@@ -23,26 +27,43 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from eth_account import Account
+
+from asyncdex.cli.committee_config import load_committee
+from asyncdex.cli.node_cmd import load_config
 from asyncdex.consensus.crypto import Secp256k1Signer
+from asyncdex.engine.state_root import state_root
+from asyncdex.engine.transition import Engine
+from asyncdex.settlement.chain import CommitteeSettlementClient, RpcChain
+from asyncdex.settlement.devchain import DEV_KEYS, DevChainProcess
 
 DEFAULT_PORT = 8100
 DEFAULT_CONSENSUS_PORT = 9100
 READY_TIMEOUT_S = 60.0
+# the development chain of ``--settle``
+FIRST_MEMBER_KEY = 2  # dev key 0 deploys, dev key 1 is the insurance account
+DEV_BLOCK_TIME_MS = 1_000
+DEV_FINALITY_BLOCKS = 5
+DEV_FORCED_DEADLINE_BLOCKS = 100
+DEV_MIN_BOND = 1_000 * 10**6  # 1,000 test USDC
+DEV_UNBONDING_S = 3_600
+DEV_REPORTER_SHARE_BPS = 1_000  # 10% of a slashed bond to whoever proved the misbehaviour
 
 
 def member_dir(data: Path, index: int) -> Path:
     return data / f"member-{index}"
 
 
-def _member_key(directory: Path) -> bytes:
+def _member_key(directory: Path, given: bytes | None = None) -> bytes:
     path = directory / "member.key"
     if path.exists():
         return bytes.fromhex(path.read_text().strip().removeprefix("0x"))
     directory.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_bytes(32)
+    secret = secrets.token_bytes(32) if given is None else given
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as file:
         file.write(secret.hex() + "\n")
@@ -57,14 +78,16 @@ def write_member_configs(
     nodes: int,
     consensus_port: int,
     extra: str = "",
+    keys: Sequence[bytes] | None = None,
 ) -> list[Path]:
-    """Keys (kept if present) and one node config per member; returns the config paths."""
+    """Keys (kept if present; ``keys`` if given, else fresh) and one node config per member;
+    returns the config paths."""
     base = base_config.read_text()
     if any(line.strip().startswith("[committee]") for line in base.splitlines()):
         raise ValueError(f"{base_config} already has a [committee] table")
     addresses = []
     for index in range(nodes):
-        secret = _member_key(member_dir(data, index))
+        secret = _member_key(member_dir(data, index), None if keys is None else keys[index])
         addresses.append(Secp256k1Signer(secret).address)
     members = ",\n".join(
         f'    {{ address = "0x{address.hex()}", consensus = "127.0.0.1:{consensus_port + index}" }}'
@@ -97,6 +120,7 @@ class CommitteeProcesses:
         env: dict[str, str] | None = None,
         log: TextIO | None = None,
         extra_committee: str = "",
+        settle: bool = False,
     ) -> None:
         self.data = data
         self.nodes = nodes
@@ -104,24 +128,48 @@ class CommitteeProcesses:
         self.node_args = node_args
         self.env = env
         self.log = log
+        self.chain: DevChainProcess | None = None
+        self.deployment: dict[str, Any] | None = None
+        keys = None
+        if settle:
+            if nodes > len(DEV_KEYS) - FIRST_MEMBER_KEY:
+                raise ValueError(
+                    f"--settle runs at most {len(DEV_KEYS) - FIRST_MEMBER_KEY} members"
+                )
+            keys = DEV_KEYS[FIRST_MEMBER_KEY : FIRST_MEMBER_KEY + nodes]
         self.configs = write_member_configs(
-            data, base_config, nodes, consensus_port, extra_committee
+            data, base_config, nodes, consensus_port, extra_committee, keys
         )
+        if settle:
+            self.chain, self.deployment = start_dev_chain(data, base_config, self.configs[0])
+            self.node_args = (*node_args, *self.settlement_args())
         self.processes: list[subprocess.Popen[str] | None] = [None] * nodes
         self.ready: list[dict[str, Any] | None] = [None] * nodes
+
+    def settlement_args(self) -> tuple[str, ...]:
+        assert self.chain is not None and self.deployment is not None
+        return (
+            "--chain-rpc", self.chain.url,
+            "--chain-id", str(self.deployment["chainId"]),
+            "--contract", self.deployment["settlement"],
+            "--from-block", str(self.deployment["deployBlock"]),
+        )  # fmt: skip
 
     def url(self, index: int) -> str:
         return f"http://127.0.0.1:{self.port + index}"
 
     def start(self, index: int) -> None:
         """Start member ``index`` (without waiting for it: see ``wait_ready``)."""
+        directory = member_dir(self.data, index)
         command = [
             sys.executable, "-m", "asyncdex.cli.main", "node",
-            "--data", str(member_dir(self.data, index)),
+            "--data", str(directory),
             "--config", str(self.configs[index]),
             "--port", str(self.port + index),
             *self.node_args,
         ]  # fmt: skip
+        if self.chain is not None:
+            command += ["--sequencer-key-file", str(directory / "member.key")]
         process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
@@ -196,7 +244,56 @@ class CommitteeProcesses:
             except subprocess.TimeoutExpired:
                 process.kill()
                 codes.append(process.wait())
+        if self.chain is not None:
+            self.chain.close()
         return codes
+
+
+def start_dev_chain(
+    data: Path, base_config: Path, member_config: Path
+) -> tuple[DevChainProcess, dict[str, Any]]:
+    """The committee's development chain, with its contract deployed and every member bonded
+    on the first start (recorded in ``DATA/deployment.json``; later starts reuse it)."""
+    chain_process = DevChainProcess.start(data / "chain", block_time_ms=DEV_BLOCK_TIME_MS)
+    record_path = data / "deployment.json"
+    try:
+        if record_path.exists():
+            return chain_process, json.loads(record_path.read_text())
+        engine_config, _ = load_config(base_config)
+        seat = load_committee(member_config)
+        assert seat is not None
+        chain = RpcChain(chain_process.url, DEV_KEYS)
+        deployer, insurance = DEV_KEYS[0], Account.from_key(DEV_KEYS[1]).address
+        deploy_block = chain.block_number
+        client = CommitteeSettlementClient.deploy_committee(
+            chain,
+            deployer,
+            seat.members,
+            DEV_FINALITY_BLOCKS,
+            DEV_FORCED_DEADLINE_BLOCKS,
+            state_root(Engine(engine_config).state),
+            min_bond=DEV_MIN_BOND,
+            unbonding_period_s=DEV_UNBONDING_S,
+            reporter_share_bps=DEV_REPORTER_SHARE_BPS,
+            insurance_account=insurance,
+            consensus_domain=seat.domain,
+        )
+        for key in DEV_KEYS[FIRST_MEMBER_KEY : FIRST_MEMBER_KEY + len(seat.members)]:
+            client.mint(key, Account.from_key(key).address, DEV_MIN_BOND)
+            client.approve(key, DEV_MIN_BOND)
+            client.bond(key, DEV_MIN_BOND)
+        record = {
+            "settlement": client.address,
+            "token": client.token.address,
+            "deployBlock": deploy_block,
+            "chainId": chain_process.chain_id,
+            "members": ["0x" + member.hex() for member in seat.members],
+        }
+        record_path.write_text(json.dumps(record, indent=2) + "\n")
+        return chain_process, record
+    except BaseException:
+        chain_process.close()
+        raise
 
 
 def cmd_committee(args: argparse.Namespace) -> int:
@@ -214,6 +311,7 @@ def cmd_committee(args: argparse.Namespace) -> int:
         consensus_port=args.consensus_port,
         node_args=node_args,
         log=sys.stderr,
+        settle=args.settle,
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -262,6 +360,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--operator-token",
         default=os.environ.get("ASYNCDEX_OPERATOR_TOKEN"),
         help="enables POST /v1/system on every member (oracle prices, deposits)",
+    )
+    parser.add_argument(
+        "--settle",
+        action="store_true",
+        help="settle on a development chain of the committee's own (CommitteeSettlement, "
+        "members bonded; members use the chain's funded development keys)",
     )
     parser.set_defaults(func=cmd_committee)
     return parser

@@ -370,10 +370,13 @@ def _node_settings(
     except CommitteeConfigError as exc:
         raise ConfigError(str(exc)) from None
     if committee is not None and settlement_args is not None:
-        raise ConfigError(
-            "a committee member does not settle on its own: leave [settlement] out (committee "
-            "settlement posts quorum-signed batches; see docs/consensus.md)"
-        )
+        if embedded is not None:
+            raise ConfigError(
+                "a committee member settles on a shared chain (--chain-rpc, --contract of a "
+                "CommitteeSettlement), never on an embedded chain of its own"
+            )
+        # batches are signed by the member key and posted with a quorum's certificate
+        settlement_args["member_secret"] = committee.secret
     settlement = None
     if settlement_args is not None:
         rpc_contract = contract if embedded is None else None

@@ -24,6 +24,7 @@ from typing import Any
 from asyncdex.committee.execution import BlockExecutor, Ordered
 from asyncdex.committee.items import ItemDecoder, relayed_item, system_item
 from asyncdex.committee.runtime import CommitteeMember
+from asyncdex.committee.transport import CHANNEL_SETTLEMENT
 from asyncdex.consensus.committee import Committee
 from asyncdex.consensus.crypto import CachingVerifier, Secp256k1Signer
 from asyncdex.consensus.messages import Block, QuorumCertificate
@@ -31,6 +32,7 @@ from asyncdex.consensus.replica import ReplicaConfig
 from asyncdex.messages.commands import Command
 from asyncdex.sequencer.journal import FileJournal
 from asyncdex.sequencer.sequencer import Sequencer
+from asyncdex.settlement.service import SettlementService
 from asyncdex.signing.eip712 import Domain
 
 COMMITTEE_SUBDIR = "committee"
@@ -110,6 +112,17 @@ class CommitteeVenue:
     def _committed(self, from_height: int) -> Iterator[tuple[Block, QuorumCertificate | None]]:
         for entry in self.member.store.committed_entries(from_height):
             yield entry.block, entry.certificate
+
+    def connect_settlement(self, settlement: SettlementService) -> None:
+        """Carry the settlement's batch signatures to and from the other members (before
+        ``start``: a frame on a channel nobody handles closes its link)."""
+        transport = self.member.transport
+        settlement.attach_broadcast(
+            lambda payload: transport.broadcast(CHANNEL_SETTLEMENT, payload)
+        )
+        transport.register(
+            CHANNEL_SETTLEMENT, lambda member, payload: settlement.on_peer_signature(payload)
+        )
 
     async def start(self) -> None:
         # a system item's nonce: the start time and a counter, unique across restarts

@@ -848,6 +848,9 @@ class Node:
                     settings.clock,
                 )
                 self.committee.executor.on_failure = lambda _: self.request_stop(EXIT_FAULT)
+                if self._settlement is not None:
+                    # batch signatures travel on the committee's own authenticated links
+                    self.committee.connect_settlement(self._settlement)
                 await self.committee.start()
             # long-lived state recovered: out of the collector's sight from now on
             gc.collect()
@@ -1462,6 +1465,11 @@ class Node:
 
     async def _submit_commands(self, commands: Sequence[Command]) -> list[Receipt]:
         """Sequence the node's own commands (time ticks, L1 messages, protective mode)."""
+        if self.committee is not None:
+            # a committee's time is its blocks' (each block starts with a tick); the rest is
+            # ordered like any system command, attributed to this member
+            ordered = [Submission(c) for c in commands if type(c) is not AdvanceTime]
+            return await self._order(ordered) if ordered else []
         return await self._sequence_or_stop([Submission(command) for command in commands])
 
     # ----------------------------------------------------------------- HTTP handlers

@@ -54,6 +54,7 @@ from eth_account import Account
 from web3 import Web3
 from web3.logs import DISCARD
 
+from asyncdex.consensus.crypto import Secp256k1Signer
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
 from asyncdex.messages.commands import (
@@ -69,8 +70,10 @@ from asyncdex.sequencer.records import Record, decode_trusted_record
 from asyncdex.sequencer.recovery import Recovered, ReplayGap
 from asyncdex.settlement.batch import CutBatch, withdrawal_proof
 from asyncdex.settlement.batcher import Batcher, BatchSpan
-from asyncdex.settlement.chain import RpcChain, SettlementClient
+from asyncdex.settlement.chain import CommitteeSettlementClient, RpcChain, SettlementClient
+from asyncdex.settlement.committee_poster import CommitteePoster
 from asyncdex.settlement.devchain import DEV_KEYS, DevChainError, DevChainProcess
+from asyncdex.settlement.header_guard import SignedHeaderLog
 from asyncdex.settlement.poster import Offload, Poster, PosterHalted, thread_offload
 from asyncdex.settlement.watcher import L1Watcher
 from asyncdex.types.market import EngineConfig
@@ -90,6 +93,8 @@ FORCED_KINDS = (ForceWithdraw, ForceCancelAll)
 TEST_MODE_ENV = "ASYNCDEX_TEST_MODE"
 SWITCH_INTERVAL_S = 0.0005
 EMBEDDED_CHAIN_SUBDIR = "chain"  # under the node's data directory
+SIGNED_HEADERS_FILE = "signed-headers.log"  # a committee member's batch signatures, fsync'd
+MAX_EARLY_SIGNATURES = 10_000  # peers' signatures kept until this member's poster exists
 DEPLOYMENT_FILE = "deployment.json"  # the embedded contract's address and deployment block
 
 
@@ -214,6 +219,10 @@ class SettlementSettings:
     rpc_timeout_s: float = 5.0
     max_in_flight: int = 4
     censor_forced_requests: bool = False
+    # A committee member's key (secp256k1 secret): the contract is then CommitteeSettlement,
+    # batches are signed by this key and posted with a quorum's certificate
+    # (``committee_poster``); ``sequencer_key`` only pays for the transactions.
+    member_secret: bytes | None = None
 
     def __post_init__(self) -> None:
         if (self.rpc_url is None) == (self.embedded is None):
@@ -275,6 +284,11 @@ class SettlementService:
         # thread-safe), and none of them ever runs on the event loop.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="asyncdex-chain")
         self._offload: Offload = thread_offload(self._executor)
+        self._data_dir: Path | None = None
+        # committee mode: how this member's batch signatures reach the others, and peers'
+        # signatures that arrived before the poster existed
+        self._broadcast: Callable[[bytes], None] | None = None
+        self._early_signatures: list[bytes] = []
 
     # ------------------------------------------------------------------ start: replay
 
@@ -290,6 +304,7 @@ class SettlementService:
         the poster, which skips those the chain already has. ``on_record`` sees the last
         ``tail`` records replayed, with their events.
         """
+        self._data_dir = Path(journal_dir).parent
         journal, report = FileJournal.open(journal_dir)
         try:
             last_seq = journal.last_seq
@@ -445,16 +460,7 @@ class SettlementService:
         self.connect_error = ""
         client = self.client
         settings = self.settings
-        poster = Poster(
-            client,
-            settings.sequencer_key,
-            genesis_root=self.genesis_root,
-            max_in_flight=settings.max_in_flight,
-            backoff_max_s=settings.backoff_max_s,
-            poll_interval_s=settings.poll_interval_s,
-            from_block=settings.from_block,
-            offload=self._offload,
-        )
+        poster = await self._new_poster(client)
         for batch in self._unposted:
             poster.enqueue(batch)
         self._unposted = []
@@ -482,6 +488,50 @@ class SettlementService:
         finally:
             await watching
 
+    async def _new_poster(self, client: SettlementClient) -> Poster:
+        settings = self.settings
+        options: dict[str, Any] = {
+            "genesis_root": self.genesis_root,
+            "max_in_flight": settings.max_in_flight,
+            "backoff_max_s": settings.backoff_max_s,
+            "poll_interval_s": settings.poll_interval_s,
+            "from_block": settings.from_block,
+            "offload": self._offload,
+        }
+        if settings.member_secret is None:
+            return Poster(client, settings.sequencer_key, **options)
+        assert isinstance(client, CommitteeSettlementClient) and self._data_dir is not None
+        members = await self._offload(client.members)
+        poster = CommitteePoster(
+            client,
+            Secp256k1Signer(settings.member_secret),
+            members,
+            self._broadcast_signature,
+            SignedHeaderLog(self._data_dir / SIGNED_HEADERS_FILE),
+            settings.sequencer_key,
+            **options,
+        )
+        for payload in self._early_signatures:
+            poster.on_signature(payload)
+        self._early_signatures = []
+        return poster
+
+    def attach_broadcast(self, broadcast: Callable[[bytes], None]) -> None:
+        """Committee mode: how this member's batch signatures reach the other members."""
+        self._broadcast = broadcast
+
+    def on_peer_signature(self, payload: bytes) -> None:
+        """Committee mode: a batch signature from another member (checked by the poster)."""
+        poster = self.poster
+        if isinstance(poster, CommitteePoster):
+            poster.on_signature(payload)
+        elif len(self._early_signatures) < MAX_EARLY_SIGNATURES:
+            self._early_signatures.append(payload)
+
+    def _broadcast_signature(self, payload: bytes) -> None:
+        if self._broadcast is not None:
+            self._broadcast(payload)
+
     def _connect(self) -> None:
         """On the chain thread: the client, checked against the node's configuration."""
         settings = self.settings
@@ -491,17 +541,27 @@ class SettlementService:
             assert settings.rpc_url is not None and settings.contract is not None
             url, address = settings.rpc_url, "0x" + settings.contract.hex()
         chain = RpcChain(url, timeout_s=settings.rpc_timeout_s, retry=False)
-        client = SettlementClient.at(chain, address)
+        client: SettlementClient
+        if settings.member_secret is None:
+            client = SettlementClient.at(chain, address)
+        else:
+            client = CommitteeSettlementClient.at(chain, address)
         chain_id = client.chain.chain_id
         if settings.expected_chain_id is not None and chain_id != settings.expected_chain_id:
             raise SettlementError(
                 f"the chain's id is {chain_id}, the venue's signing domain says "
                 f"{settings.expected_chain_id}"
             )
-        ours = Account.from_key(settings.sequencer_key).address
-        theirs = client.sequencer_address()
-        if theirs != ours:
-            raise SettlementError(f"the contract's sequencer is {theirs}, our key is {ours}")
+        if isinstance(client, CommitteeSettlementClient):
+            assert settings.member_secret is not None
+            member = Secp256k1Signer(settings.member_secret).address
+            if member not in client.members():
+                raise SettlementError(f"0x{member.hex()} is not a member of the contract's set")
+        else:
+            ours = Account.from_key(settings.sequencer_key).address
+            theirs = client.sequencer_address()
+            if theirs != ours:
+                raise SettlementError(f"the contract's sequencer is {theirs}, our key is {ours}")
         self.finality_blocks = client.finality_blocks()
         self.chain_id = chain_id
         self.client = client
