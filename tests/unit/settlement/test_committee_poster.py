@@ -300,3 +300,25 @@ def test_the_signed_header_log_survives_a_torn_tail_and_refuses_a_damaged_record
     reopened.check_and_record(4, b"\x04" * 32)
     reopened.close()
     assert SignedHeaderLog(path).signed[4] == b"\x04" * 32
+
+
+def test_a_member_that_missed_the_signatures_gets_them_again_and_posts(
+    network: Network,
+) -> None:
+    # batch 1's designated poster, member 1, is down while the others sign
+    others = {index: network.start(index) for index in (0, 2, 3)}
+    network.cut(cut_batch(1))
+    late = network.start(1)  # back up, after the broadcasts went out
+    late.enqueue(cut_batch(1))
+    assert late.certificate(1) is None
+
+    network.advance(2.0)  # the others' re-broadcast period, before member 2's turn
+    for index in (0, 2, 3):
+        run(others[index].run_once())
+    assert late.certificate(1) is not None and network.client.last_batch_number() == 0
+    run(late.run_once())  # its turn as the designated poster
+    assert network.client.last_batch_number() == 1
+    [commit] = network.commits()
+    assert network.sender_of(commit) == network.signers[1].address
+    network.run_all()
+    assert all(p.committed_number == 1 for p in [*others.values(), late])
