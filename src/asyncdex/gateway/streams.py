@@ -66,6 +66,7 @@ from asyncdex.messages.events import (
     AgentApproved,
     BuilderFeeApproved,
     BuilderFeePaid,
+    CommitteeRewardPaid,
     Deposited,
     Event,
     FundingPaid,
@@ -328,6 +329,7 @@ _ACCOUNT_FIELDS: dict[type, tuple[str, ...]] = {
     AgentApproved: ("account",),  # the agent is a key acting for the account, not one
     BuilderFeeApproved: ("account", "builder"),  # the builder is an account: it may watch
     BuilderFeePaid: ("account", "builder"),  # money leaves one account for the other
+    CommitteeRewardPaid: ("member",),  # a committee member's earnings land in its collateral
 }
 _ORDER_ONLY = (OrderRested, OrderModified, OrderTriggered, TriggerArmed)
 
