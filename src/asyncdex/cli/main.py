@@ -40,6 +40,10 @@ def _benchmark_module(name: str) -> object:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.fair:
+        from asyncdex.cli.demo_fair import cmd_demo_fair
+
+        return cmd_demo_fair(args)
     from asyncdex.cli.demo import cmd_demo as run
 
     return run(args)
@@ -83,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--hours", type=float, default=3.0, help="with --engine-only: simulated hours (default 3)"
+    )
+    demo.add_argument(
+        "--fair",
+        action="store_true",
+        help="instead: a scripted front-running leader on a continuous market, a batch "
+        "auction and a batch auction with sealed intents, and what it gained on each",
     )
     demo.set_defaults(func=cmd_demo)
 

@@ -456,6 +456,18 @@ class SeedResult:
     attacker_orders: int = 0
     victim_cost: int = 0  # victims' slippage vs. the oracle plus their fees, micro-USDC
     victim_filled: int = 0  # victims' filled size, in size units
+    blocks: list[BlockOutcome] = field(default_factory=list)  # the blocks with a victim
+
+
+class BlockOutcome(NamedTuple):
+    """What happened around one victim: its order, what the leader saw of it and did, and
+    the block's change in the leader's worth (marked to the oracle, fees included)."""
+
+    number: int
+    victim: Intent
+    seen: Visible
+    plan: Plan | None
+    gain: int
 
 
 def run_seed(
@@ -495,6 +507,8 @@ def run_seed(
             ]  # fmt: skip
         else:
             view = leader_view(venue, block)
+        worth_before = value_of(engine, ATTACKER, oracle)
+        chosen = None
         if attacker:
             chosen = choose_plan(engine, number, view, oracle)
             if chosen is not None:
@@ -519,6 +533,17 @@ def run_seed(
                         slippage = (event.price - oracle) * event.size
                         result.victim_cost += (slippage if is_buy else -slippage) + fee
                         result.victim_filled += event.size
+        for index, intent in enumerate(block):
+            if intent.account in victims:
+                result.blocks.append(
+                    BlockOutcome(
+                        number,
+                        intent,
+                        view[index],
+                        None if chosen is None else chosen[0],
+                        value_of(engine, ATTACKER, oracle) - worth_before,
+                    )
+                )
     result.profit = value_of(engine, ATTACKER, oracle) - start_value
     return result
 
@@ -572,6 +597,13 @@ def summarize(
     attacked = [run_seed(seed, venue, True, blocks, real_sealing=real_sealing) for seed in seeds]
     # without a leader nobody reads the envelopes: the outcome is the same without them
     baseline = [run_seed(seed, venue, False, blocks, real_sealing=False) for seed in seeds]
+    return summarize_results(venue, attacked, baseline)
+
+
+def summarize_results(
+    venue: str, attacked: Sequence[SeedResult], baseline: Sequence[SeedResult]
+) -> VenueSummary:
+    """One venue's figures from its seeds' runs with and without the leader."""
     profits = [r.profit for r in attacked]
     attacks: dict[str, int] = {}
     for r in attacked:
@@ -579,7 +611,7 @@ def summarize(
             attacks[kind] = attacks.get(kind, 0) + count
     return VenueSummary(
         venue,
-        len(seeds),
+        len(attacked),
         _mean(profits),
         max(profits, default=0),
         min(profits, default=0),

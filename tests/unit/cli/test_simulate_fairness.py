@@ -125,3 +125,16 @@ def test_command_prints_the_table_and_json(capsys: pytest.CaptureFixture[str]) -
 def test_command_refuses_no_seeds(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "fairness", "--seeds", "0"]) == 2
     assert "--seeds is at least 1" in capsys.readouterr().err
+
+
+def test_demo_fair_narrates_the_leader_and_sums_up(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--fair", "--seed", "1", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "sees a sealed envelope" in out and "reads the order and inserts" in out
+    venues = {v["venue"]: v for v in json.loads(out.strip().splitlines()[-1])["venues"]}
+    assert venues["continuous"]["attacker_profit_max_micro_usdc"] > 0
+    assert venues["sealed"]["attacker_profit_max_micro_usdc"] == 0
+    assert (
+        venues["sealed"]["victim_cost_micro_usdc"]
+        == (venues["sealed"]["victim_cost_without_attacker_micro_usdc"])
+    )
