@@ -13,13 +13,17 @@ Invariants:
   signatures over the digest of the header it cut itself; it packs the lowest member indexes,
   the cheapest certificate the contract accepts. Signatures over any other header never make
   a certificate here; two valid signatures of one member over different headers for one batch
-  number become ``BatchEquivocation`` evidence in ``evidence``.
+  number become ``BatchEquivocation`` evidence in ``evidence`` (one piece per member: one
+  takes its whole bond).
 - Who posts: the designated poster of batch k is member k mod n, at once; the member r places
   after it (cyclically) posts the same certificate r grace periods after its certificate
   formed, so a dead poster delays settlement by one grace period and never stalls it. Before
   each pass with an uncommitted batch the member re-reads the chain, so a batch already posted
   by another member is marked committed rather than sent again; a duplicate that races anyway
   reverts ``UnexpectedBatchNumber``, which the base poster treats as "re-read the chain".
+- A revert that says the member set changed under a certificate (an epoch change, a slash)
+  makes the member re-read the set and rebuild its certificates from the signatures still
+  valid; a member no longer in the set halts (``PosterHalted``).
 - Ordering, retries, gas, receipts and finality are the single-operator ``Poster``'s: this
   class only replaces the sequencer's signature by the certificate and gates when a batch is
   ready to send.
@@ -178,7 +182,12 @@ class CommitteePoster(Poster):
             self._try_certify(number)
 
     async def refresh_members(self) -> None:
-        self.set_members(await self._call(self.client.members))
+        members = await self._call(self.client.members)
+        if self.signer.address not in members:
+            # slashed, or left out by an epoch change: this member certifies nothing more
+            number = self.committed_number + 1
+            raise PosterHalted(number, f"0x{self.signer.address.hex()} left the committee")
+        self.set_members(members)
         self._members_stale = False
 
     # ------------------------------------------------------------------ intake
@@ -248,7 +257,11 @@ class CommitteePoster(Poster):
 
     async def run_once(self) -> None:
         if self._members_stale:
-            await self.refresh_members()
+            try:
+                await self.refresh_members()
+            except PosterHalted as halted:
+                self.halted = halted
+                raise
         if self.committed_number < len(self._postings):
             # Another member may have posted: read the chain before deciding to send.
             self._needs_sync = True
@@ -314,12 +327,15 @@ class CommitteePoster(Poster):
         self, index: int, first: tuple[BatchHeader, bytes], header: BatchHeader, signature: bytes
     ) -> None:
         self.refused["equivocation"] += 1
+        member = self.members[index]
+        if any(evidence.member == member for evidence in self.evidence):
+            return  # one piece of evidence takes the whole bond; more only cost memory
         chain = self.client.chain
         self.evidence.append(
             batch_equivocation(
                 chain.chain_id,
                 self.client.address,
-                self.members[index],
+                member,
                 first[0],
                 first[1],
                 header,

@@ -21,8 +21,13 @@ from hexbytes import HexBytes
 
 from asyncdex.commitment.merkle import ZERO_HASH
 from asyncdex.consensus.crypto import Secp256k1Signer
+from asyncdex.consensus.messages import vote_digest
 from asyncdex.settlement.batch import CutBatch
-from asyncdex.settlement.certificate import unpack_certificate, verify_certificate
+from asyncdex.settlement.certificate import (
+    unpack_certificate,
+    verify_certificate,
+    vote_equivocation,
+)
 from asyncdex.settlement.chain import (
     BatchCommit,
     CommitteeSettlementClient,
@@ -36,6 +41,7 @@ from asyncdex.settlement.committee_poster import (
     header_of,
 )
 from asyncdex.settlement.header_guard import ConflictingHeader, SignedHeaderLog
+from asyncdex.settlement.poster import PosterHalted
 from asyncdex.types.hashing import keccak256
 
 GENESIS_ROOT = b"\x01" * 32
@@ -246,8 +252,12 @@ def test_a_member_signing_two_headers_becomes_slashing_evidence(network: Network
     assert not poster.on_signature(
         encode_signature(forked, 3, cheat.sign(forked.digest(chain_id, address)))
     )
-    assert poster.refused["equivocation"] == 1
-    [evidence] = poster.evidence
+    third = replace(header, new_state_root=b"\xcc" * 32)
+    assert not poster.on_signature(
+        encode_signature(third, 3, cheat.sign(third.digest(chain_id, address)))
+    )
+    assert poster.refused["equivocation"] == 2
+    [evidence] = poster.evidence  # one piece per member is enough to take its bond
     network.client.slash_batch_equivocation(network.keys[0], evidence)
     assert network.client.stake(cheat.address).status is CommitteeStatus.SLASHED
 
@@ -322,3 +332,45 @@ def test_a_member_that_missed_the_signatures_gets_them_again_and_posts(
     assert network.sender_of(commit) == network.signers[1].address
     network.run_all()
     assert all(p.committed_number == 1 for p in [*others.values(), late])
+
+
+def test_a_slash_before_posting_rebuilds_the_certificate_without_the_empty_slot(
+    network: Network,
+) -> None:
+    posters = [network.start(index) for index in range(4)]
+    batch = cut_batch(1)
+    network.cut(batch)
+    assert sorted(unpack_certificate(posters[1].certificate(1) or b"")) == [0, 1, 2]
+    # member 2 is slashed for a double vote after the certificates formed
+    culprit = network.signers[2]
+    domain = network.client.consensus_domain()
+    view, block_a, block_b = 5, b"\x0a" * 32, b"\x0b" * 32
+    network.client.slash_vote_equivocation(
+        network.keys[0],
+        vote_equivocation(
+            domain,
+            culprit.address,
+            view,
+            block_a,
+            culprit.sign(vote_digest(domain, view, block_a)),
+            block_b,
+            culprit.sign(vote_digest(domain, view, block_b)),
+        ),
+    )
+
+    network.run_all()  # the designated poster's estimate reverts EmptySlot(2)
+    assert network.client.last_batch_number() == 0
+    network.run_all()  # it re-reads the set and posts a certificate of members 0, 1, 3
+    assert network.client.last_batch_number() == 1
+    assert posters[1].halted is None
+    digest = header_of(batch).digest(network.chain.chain_id, network.client.address)
+    [commit] = network.commits()
+    certificate = network.client.commit_batch_call(commit.tx_hash).signature
+    assert sorted(unpack_certificate(certificate)) == [0, 1, 3]
+    assert verify_certificate(digest, network.client.members(), certificate)
+
+    # the slashed member, once it re-reads the set, stops
+    posters[2]._members_stale = True
+    with pytest.raises(PosterHalted, match="left the committee"):
+        run(posters[2].run_once())
+    assert posters[2].halted is not None
