@@ -59,7 +59,7 @@ FUTURE_VIEW_WINDOW = 1_000
 
 @dataclass(frozen=True, slots=True)
 class ReplicaConfig:
-    base_timeout_ms: int = 1_000  # a view's timer; doubled per consecutive timeout
+    base_timeout_ms: int = 1_000  # a view's timer; doubled per timeout beyond f + 1 in a row
     max_timeout_ms: int = 8_000
     proposal_wait_ms: int = 100  # after a timeout certificate: wait for every member's lock
     idle_block_ms: int = 200  # an empty block at most this often when nothing is pending
@@ -343,8 +343,14 @@ class Replica:
         self._out.append(PersistSafety(self.safety.state))
 
     def _timeout_ms(self) -> int:
-        doubled = self.config.base_timeout_ms << min(self._consecutive_timeouts, 16)
-        return min(doubled, self.config.max_timeout_ms)
+        # A crashed leader costs two timeouts in a row (the view before it, whose votes went
+        # to it, and its own), f crashed leaders in a row f + 1: those are not a sign that the
+        # timer is too short, so doubling (which reaches any unknown bound Δ after GST)
+        # starts only beyond them. Liveness is unchanged, as the timer still grows without
+        # bound while views keep failing; a crashed leader now costs two base timers, not 3x.
+        grace = self.committee.max_faulty + 1
+        doublings = min(max(self._consecutive_timeouts - grace, 0), 16)
+        return min(self.config.base_timeout_ms << doublings, self.config.max_timeout_ms)
 
     def _next_peer(self, peer: int) -> int:
         peer = (peer + 1) % self.committee.size

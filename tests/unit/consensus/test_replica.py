@@ -400,3 +400,19 @@ def test_submit_many_takes_all_or_none() -> None:
     with pytest.raises(ValueError, match="an item is"):
         replica.submit_many([b"fine", b""])
     assert replica.pending_items == 0
+
+
+def test_a_crashed_leader_costs_two_base_timers_not_a_doubled_one() -> None:
+    net = Network(4)
+    net.down = {1}  # leads views 1, 5, 9, ...
+    entered: dict[int, int] = {}
+    for _ in range(400):
+        net.tick(5)
+        entered.setdefault(net.replicas[0].view, net.now_ms)
+        if 10 in entered:
+            break
+    base = CONFIG.base_timeout_ms
+    # view 8's votes go to the dead leader of view 9: views 8 and 9 both time out, each on
+    # the base timer (doubling would make it base + 2 * base)
+    assert entered[10] - entered[8] <= 2 * base + 4 * CONFIG.proposal_wait_ms
+    assert net.replicas[0].committed_height >= 3
