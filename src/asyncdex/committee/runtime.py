@@ -120,6 +120,8 @@ class CommitteeMember:
         self._reporter: asyncio.Task[None] | None = None
         self._running = False
         self.recovered: Recovered | None = None
+        self.failure: BaseException | None = None  # why the member stopped by itself
+        self._stopped = False
         self.dropped_messages = 0
         self.equivocations = 0
         self.committed_view = 0  # of the last block this process committed (its leader: view % n)
@@ -163,14 +165,29 @@ class CommitteeMember:
             asyncio.ensure_future(self._tick_loop()),
         ]
         self._reporter = asyncio.ensure_future(self._report_commits())
+        for task in (*self._tasks, self._reporter):
+            task.add_done_callback(self._on_task_done)
         async with self._lock:
             await self._perform(self._take_backlog())
 
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        """Fail-stop: a failed write or fsync (the logs refuse to go on, see FileJournal) or a
+        safety violation ends the member; it takes no more items and says why."""
+        if task.cancelled() or task.exception() is None or self.failure is not None:
+            return
+        self.failure = task.exception()
+        self._running = False
+        for other in (*self._tasks, self._reporter):
+            if other is not None:
+                other.cancel()
+        _log.critical("committee member %d failed: %r", self.index, self.failure)
+
     async def stop(self) -> None:
         """Stop cleanly: no new submits, performed actions finished, every log flushed."""
-        if not self._running:
+        if self._store is None or self._stopped:
             return
         self._running = False
+        self._stopped = True
         async with self._lock:
             for task in self._tasks:
                 task.cancel()
@@ -178,7 +195,7 @@ class CommitteeMember:
         if self._reporter is not None:
             self._reporter.cancel()
             await asyncio.gather(self._reporter, return_exceptions=True)
-            if self._commits:
+            if self._commits and self.failure is None:
                 await self._flush_commits(self.store)  # report what was committed, once
         if self._intake_flush is not None:
             await asyncio.gather(self._intake_flush, return_exceptions=True)
@@ -197,7 +214,8 @@ class CommitteeMember:
         in all three cases nothing was stored.
         """
         if not self._running or self._store is None:
-            raise MemberStopped(f"committee member {self.index} is not running")
+            reason = f" (failed: {self.failure!r})" if self.failure is not None else ""
+            raise MemberStopped(f"committee member {self.index} is not running{reason}")
         limit = self.config.max_item_bytes
         for item in items:
             if type(item) is not bytes or not 0 < len(item) <= limit:
@@ -417,4 +435,5 @@ class CommitteeMember:
             "frames_dropped": transport.stats.dropped_frames,
             "messages_dropped": self.dropped_messages,
             "equivocations": self.equivocations,
+            "failure": None if self.failure is None else repr(self.failure),
         }
