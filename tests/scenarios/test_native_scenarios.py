@@ -34,6 +34,7 @@ NATIVE_UNSUPPORTED: dict[str, str] = {
     "batch_auction_pro_rata_lot_remainder": "batch auctions",
     "batch_auction_self_trade_prevention_on_arrival": "batch auctions",
     "builder_fee_approved_then_paid_on_fills": "builder fees",
+    "committee_fee_share_paid_to_leaders_and_signers": "committee incentives, signed envelopes",
     "isolated_margin_add_and_remove": "isolated margin",
     "isolated_position_liquidated_cross_untouched": "isolated margin, liquidation",
     "liquidation_shortfall_covered_by_insurance": "liquidation",

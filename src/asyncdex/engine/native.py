@@ -36,6 +36,7 @@ from asyncdex.messages.commands import (
     CancelByClientId,
     CancelOrder,
     Command,
+    CommitteeBlock,
     Deposit,
     ForceCancelAll,
     ForceWithdraw,
@@ -85,6 +86,7 @@ NATIVE_COMMANDS: frozenset[type] = frozenset(
         ForceCancelAll,
         PublishOraclePrice,
         AdvanceTime,
+        CommitteeBlock,
         SetProtectiveMode,
     }
 )
@@ -93,7 +95,7 @@ NATIVE_LIMITS: tuple[str, ...] = (
     "isolated margin: a SetLeverage to isolated that the reference would accept (so "
     "UpdateIsolatedMargin always finds no isolated position, as the reference would)",
     "liquidation and auto-deleveraging",
-    "batch-auction markets (refused at construction)",
+    "batch-auction markets and committee incentives (refused at construction)",
     "Signed envelopes, Batch, ApproveAgent, ApproveBuilderFee, PlaceBuilderOrder, CommitteeBlock",
     "client ids and expiries beyond int64",
 )
@@ -199,6 +201,8 @@ class NativeEngine:
                 raise NativeUnsupported("market ids must be their positions in the config")
             if spec.max_price > 10**15 or spec.max_order_size > 10**15:
                 raise NativeUnsupported("market bounds beyond 10^15")
+        if config.committee_fee_share_ppm:
+            raise NativeUnsupported("committee incentives are not implemented natively")
         if config.max_open_orders_per_account > _INT64_MAX:
             raise NativeUnsupported("max_open_orders_per_account beyond int64")
         if [c.__name__ for c in COMMAND_TYPES] != _CORE_COMMAND_ORDER or [
@@ -222,11 +226,13 @@ class NativeEngine:
 
     def run_stream(
         self, commands: list[Command], clock_start: int, latency: bool = False
-    ) -> tuple[int, int, list[int]]:
+    ) -> tuple[int, int, list[int], int]:
         """Apply ``commands`` at ``clock >> 6`` (the engine benchmark's timestamps) without
         building event objects: (events emitted, elapsed ns, sorted per-command ns when
-        ``latency``). The batch entry point: one call for the whole stream."""
-        result: tuple[int, int, list[int]] = self._core.run_stream(commands, clock_start, latency)
+        ``latency``, this thread's CPU ns). The batch entry point: one call for the stream."""
+        result: tuple[int, int, list[int], int] = self._core.run_stream(
+            commands, clock_start, latency
+        )
         return result
 
     def memory(self) -> dict[str, int]:
