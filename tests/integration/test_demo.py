@@ -188,3 +188,17 @@ def test_a_non_positive_duration_is_refused() -> None:
     result = run_cli("demo", "--duration", "0")
     assert result.returncode == 2
     assert "--duration must be positive" in result.stderr
+
+
+def test_the_committee_demo_survives_killing_its_leader() -> None:
+    result = run_cli("demo", "--committee", "4", "--duration", "9", "--json")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["ok"] is True and summary["members"] == 4
+    assert summary["trades"] > 0 and summary["intents"] > 0
+    assert summary["killed_member"] is not None
+    assert summary["no_commit_after_kill_ms"] is not None  # a new leader committed
+    assert summary["rejoin_ms"] is not None  # the restarted member caught up
+    assert summary["batches_committed"] >= 1
+    assert len(set(summary["state_roots"])) == 1 and len(summary["state_roots"]) == 4
+    assert "killed member" in result.stdout and "caught up" in result.stdout

@@ -44,6 +44,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from asyncdex.cli.demo_fair import cmd_demo_fair
 
         return cmd_demo_fair(args)
+    if args.committee is not None:
+        from asyncdex.cli.demo_committee import cmd_demo_committee
+
+        return cmd_demo_committee(args)
     from asyncdex.cli.demo import cmd_demo as run
 
     return run(args)
@@ -93,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead: a scripted front-running leader on a continuous market, a batch "
         "auction and a batch auction with sealed intents, and what it gained on each",
+    )
+    demo.add_argument(
+        "--committee",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead: the venue on a committee of N member processes settling on the "
+        "embedded chain; the leader is killed and restarted during trading",
     )
     demo.set_defaults(func=cmd_demo)
 
