@@ -18,9 +18,10 @@ Invariants:
   as after any lost reply.
 - Time enters the core only through the tick task (``replica.on_tick(clock())``).
 - A message from a peer is attributed to the member its link authenticated; one claiming
-  another sender closes the link. Signatures are checked by the replica (cached, so a
-  certificate seen twice is verified once); messages are handled in short batches so the
-  loop it shares (the node's HTTP intake) stays responsive.
+  another sender closes the link. Signatures are checked by the replica through a cache (a
+  certificate seen twice is verified once); when a batch of messages carries many (block
+  fetches, certificates), a worker thread fills the cache first, so the loop the member
+  shares with the node's HTTP intake stays responsive. Messages are handled in short batches.
 """
 
 from __future__ import annotations
@@ -39,11 +40,18 @@ from asyncdex.consensus.committee import Committee
 from asyncdex.consensus.crypto import CachingVerifier, Signer
 from asyncdex.consensus.messages import (
     Block,
+    BlockResponse,
     MalformedMessage,
     Message,
+    NewView,
+    Proposal,
     QuorumCertificate,
+    TimeoutCertificate,
+    TimeoutMessage,
     decode,
     encode,
+    timeout_digest,
+    vote_digest,
 )
 from asyncdex.consensus.replica import (
     Action,
@@ -63,6 +71,8 @@ _log = logging.getLogger(__name__)
 # messages handled per turn before the loop gets a chance to run other work
 _MESSAGES_PER_TURN = 32
 _INBOUND_QUEUE = 16_384
+# signature checks in one turn worth a thread hop (~0.15 ms each; the hop costs about one)
+_CHECKS_OFF_LOOP = 16
 
 
 def wall_clock_ms() -> int:
@@ -284,13 +294,51 @@ class CommitteeMember:
             if not self._inbound and not self._backlog_ready():
                 self._inbound_ready.clear()
                 await self._inbound_ready.wait()
+            batch = [
+                self._inbound.popleft() for _ in range(min(_MESSAGES_PER_TURN, len(self._inbound)))
+            ]
+            checks = [check for message in batch for check in self._signature_checks(message)]
+            if len(checks) >= _CHECKS_OFF_LOOP:
+                # libsecp256k1 runs without the GIL: the loop (and the node's HTTP intake on
+                # it) keeps serving while a thread fills the cache the replica then reads
+                await asyncio.to_thread(self._check_signatures, checks)
             async with self._lock:
                 actions: list[Action] = []
-                for _ in range(min(_MESSAGES_PER_TURN, len(self._inbound))):
-                    actions += replica.on_message(self._inbound.popleft())
+                for message in batch:
+                    actions += replica.on_message(message)
                 actions += self._take_backlog()
                 await self._perform(actions)
             await asyncio.sleep(0)
+
+    def _signature_checks(self, message: Message) -> list[tuple[bytes, bytes, bytes]]:
+        """Every (address, digest, signature) the replica will verify for ``message``."""
+        members, domain = self.committee.members, self.committee.domain
+        if not 0 <= message.sender < len(members):
+            return []
+        checks = [(members[message.sender], message.signing_digest(domain), message.signature)]
+        certificates: list[QuorumCertificate] = []
+        timeouts: list[TimeoutCertificate] = []
+        if isinstance(message, Proposal):
+            certificates.append(message.block.justify)
+            timeouts.extend(tc for tc in (message.tc,) if tc is not None)
+        elif isinstance(message, TimeoutMessage):
+            certificates.append(message.high_qc)
+            timeouts.extend(tc for tc in (message.last_tc,) if tc is not None)
+        elif isinstance(message, NewView):
+            certificates.append(message.high_qc)
+        elif isinstance(message, BlockResponse):
+            certificates.extend(block.justify for block in message.blocks)
+        for qc in certificates:
+            digest = vote_digest(domain, qc.view, qc.block_hash)
+            checks += [(members[i], digest, sig) for i, sig in qc.signatures if i < len(members)]
+        for tc in timeouts:
+            digest = timeout_digest(domain, tc.view)
+            checks += [(members[i], digest, sig) for i, sig in tc.signatures if i < len(members)]
+        return checks
+
+    def _check_signatures(self, checks: list[tuple[bytes, bytes, bytes]]) -> None:
+        for address, digest, signature in checks:
+            self._verify(address, digest, signature)
 
     async def _tick_loop(self) -> None:
         replica = self.replica
