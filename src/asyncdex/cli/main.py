@@ -22,6 +22,7 @@ BENCHMARKS = {
     "contract-gas": "settlement_gas",
     "certificate-gas": "certificate_gas",
     "committee": "committee_bench",
+    "committee-runtime": "committee_runtime_bench",
     "e2e": "e2e_bench",
     "fanout": "fanout_bench",
     "web": "web_bench",
