@@ -16,6 +16,8 @@ Invariants:
   full (the peer is down or slow) the oldest frame is dropped and counted. The consensus
   protocol recovers what is lost through its timeouts and block fetches.
 - Dialing retries with exponential backoff (``min_backoff`` doubling to ``max_backoff``).
+- At most ``max_links`` accepted connections exist at once (authenticated or not): a flood of
+  connections is refused and counted instead of holding memory and tasks.
 
 Channels let other parts reuse the links: ``CHANNEL_CONSENSUS`` carries
 ``asyncdex.consensus.messages.encode`` bytes; settlement (batch-header signatures) and
@@ -117,6 +119,7 @@ class Transport:
         hello_timeout: float = 5.0,
         min_backoff: float = 0.05,
         max_backoff: float = 1.0,
+        max_links: int = 64,
     ) -> None:
         if len(peers) != committee.size:
             raise ValueError(f"{len(peers)} addresses for a committee of {committee.size}")
@@ -130,6 +133,7 @@ class Transport:
         self._hello_timeout = hello_timeout
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
+        self._max_links = max(max_links, 2 * committee.size)
         self._listen_address = peers[index]
         self._peers: dict[int, _Peer] = {
             i: _Peer(host, port, collections.deque(maxlen=queue_frames), asyncio.Event())
@@ -279,6 +283,11 @@ class Transport:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._closing:
+            writer.close()
+            return
+        if len(self._accepted) >= self._max_links:
+            # members hold one link each (a redial replaces it): the rest is a flood
+            self.stats.reject("too many connections")
             writer.close()
             return
         self._accepted[writer] = asyncio.current_task()

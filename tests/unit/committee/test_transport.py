@@ -159,3 +159,22 @@ def test_registering_a_channel_twice_or_the_hello_channel_is_refused() -> None:
         link.register(CHANNEL_CONSENSUS, lambda member, payload: None)
     with pytest.raises(ValueError, match="0 is the hello"):
         link.register(0, lambda member, payload: None)
+
+
+def test_connections_beyond_the_limit_are_refused_and_counted() -> None:
+    async def scenario() -> None:
+        peers = free_ports(3)
+        link = Transport(COMMITTEE, 0, SIGNERS[0], peers, max_links=6)
+        await link.start()
+        held = [await asyncio.open_connection(*peers[0]) for _ in range(6)]
+        for reader, _ in held:
+            await reader.readexactly(4 + 1 + 32)  # each got its challenge
+        reader, writer = await asyncio.open_connection(*peers[0])
+        assert await asyncio.wait_for(reader.read(1), DEADLINE_S) == b""
+        assert link.stats.rejected == {"too many connections": 1}
+        for _, held_writer in held:
+            held_writer.close()
+        writer.close()
+        await link.stop()
+
+    asyncio.run(scenario())
