@@ -307,7 +307,7 @@ struct Account {
 struct Cmd {
     int tag = -1;
     i64 v[12] = {0};
-    uint32_t exact = 0;  // bit i: field i is an exact int within int64
+    uint32_t exact = 0;  // bit i: field i is an exact int (``type(x) is int``; maybe big)
     uint32_t intlike = 0;  // bit i: an int (or a bool or IntEnum, which compare as ints)
     uint32_t overflow = 0;  // bit i: an int beyond int64
     uint32_t truthy = 0;  // bit i: field i is true
@@ -715,13 +715,15 @@ public:
             case T_CANCEL_CLIENT:
                 if (c.is_big(2)) throw Unsupported("a client id beyond int64");
                 return;
+            case T_SCHEDULE:
+                if (c.is_big(1)) throw Unsupported("a time beyond int64");
+                return;
             case T_DEPOSIT:
                 if (c.src && !PyBytes_Check(PyTuple_GET_ITEM(c.src, 0)))
                     throw Unsupported("a deposit to an account that is not bytes");
                 return;
             case T_LEVERAGE:
             case T_ISOLATED:
-            case T_SCHEDULE:
             case T_FORCE_WITHDRAW:
             case T_FORCE_CANCEL:
             case T_CANCEL:
@@ -869,7 +871,7 @@ public:
         } else if (reason == 0 && c.is_true(10)) {
             reason = INVALID_TRIGGER;  // a trigger price without a trigger kind
         }
-        if (reason == 0 && c.is_true(9) && (!c.is_exact(9) || expiry <= now))
+        if (reason == 0 && c.is_true(9) && (!c.is_int(9) || expiry <= now))
             reason = ALREADY_EXPIRED;
         if (reason) return reject(c, tag, 1, market_id, 8, client_id, reason);
         int32_t account = find_account(c);
@@ -1689,6 +1691,8 @@ void decode_int(Cmd& c, int i, PyObject* item) {
         int overflow = 0;
         long long v = PyLong_AsLongLongAndOverflow(item, &overflow);
         c.intlike |= 1u << i;
+        // ``type(x) is int`` refuses bools and IntEnum members
+        if (PyLong_CheckExact(item)) c.exact |= 1u << i;
         if (overflow) {
             // beyond int64: compares like a value past every bound, in its direction
             c.v[i] = overflow > 0 ? INT64_MAX : INT64_MIN;
@@ -1698,8 +1702,6 @@ void decode_int(Cmd& c, int i, PyObject* item) {
         }
         c.v[i] = v;
         if (v) c.truthy |= 1u << i;
-        // ``type(x) is int`` refuses bools and IntEnum members
-        if (PyLong_CheckExact(item)) c.exact |= 1u << i;
         return;
     }
     if (PyObject_IsTrue(item) == 1) c.truthy |= 1u << i;
