@@ -11,37 +11,48 @@ refreshed every 2 s through ``POST /v1/system`` (the config's prices go stale af
 
 Scenarios, in this order:
 1. ``single_max``: one node without a ``[committee]`` table (the single sequencer), closed
-   loop: intents/s acknowledged, and executed (the node's ``appliedSeq`` over the phase).
+   loop: intents/s acknowledged, and executed (its applied seq over the phase, read from
+   ``GET /metrics`` every 50 ms: ``/v1/status`` hashes every account for its state root).
 2. ``committee_1000``: four members (``asyncdex.cli.committee_cmd.CommitteeProcesses``),
    open loop at 1,000 intents/s in all, requests spread over the members in turn. Executed
-   intents/s (a member's ``appliedSeq``), and the latency from submission to ``ordered``: a
+   intents/s (a member's applied seq), and the latency from submission to ``ordered``: a
    request's due time (client wall clock; the generator sends it then unless it is late) to
    ``ordered.atMs`` on the member it was sent to (that member's wall clock when it saw the
    commit), read back for every request of the phase from ``GET /v1/intents/{id}``.
-3. ``committee_max``: closed loop on the four members; executed intents/s, and
-   ``ratio = committee max / (single-node max / 4)`` (the members share the machine's cores).
+3. ``committee_max``: closed loop on the four members, each generator keeping at most
+   ``UNEXECUTED_WINDOW / GENERATORS`` acknowledged intents not yet executed (a receipt comes
+   before ordering, so a loop on receipts alone would only fill the intake); executed
+   intents/s, and ``ratio = committee max / (single-node max / 4)`` (the members share the
+   machine's cores).
 4. ``committee_1000_one_killed``: member 3 SIGKILLed (while another member leads) before an
    open loop at 1,000/s over the other three; then member 3 restarts and the time until its
    committed height reaches the others' is measured.
-5. ``leader_crash``: open loop at 1,000/s over members 1-3; member 0 is SIGKILLed in a view it
-   leads, the survivors' ``/v1/status`` is polled every few ms: the time from the kill until
-   they commit a block of a view after the dead leader's (the view change is done and a new
-   leader's block is committed), and the longest time without a commit; member 0 restarts
-   and the time until it catches up is measured.
+5. ``leader_crash``: open loop at 1,000/s over members 1-3; member 0 is SIGKILLed as soon as
+   member 1's ``/v1/status`` (polled every few ms) says it leads. From the ``ordered`` steps
+   read back (the view and commit time of every request's block): the time from the kill
+   until the survivors committed a block of a view after the dead leader's (the view change
+   is done and a new leader's block is committed), and the longest time after the kill in
+   which no request saw a commit. Member 0 restarts mid-phase; the time until it serves and
+   then until its committed height reaches the survivors' is measured.
 6. The gas of a 4-member certificate (:func:`benchmarks.certificate_gas.measure_committee`).
 
 Latency percentiles are per request (two intents each). Prints a table and returns the
 figures; never asserts a time. Run: ``asyncdex bench committee [--quick] [--json]`` or
-``python -m benchmarks.committee_bench [--quick] [--json]``.
+``python -m benchmarks.committee_bench [--quick] [--json] [--profile FILE]``; ``--profile``
+runs member 2 (never killed) under cProfile and prints where its time went.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import os
+import pstats
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -51,7 +62,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asyncdex.cli.committee_cmd import CommitteeProcesses
+from asyncdex.cli.committee_cmd import CommitteeProcesses, member_dir
 from asyncdex.settlement.chain import EthTesterChain
 from benchmarks.certificate_gas import measure_committee
 from benchmarks.e2e_bench import (
@@ -78,10 +89,10 @@ MAX_CONNECTIONS = 4  # per generator, closed loop (spread over the members)
 SINGLE_POOL_RATE = 12_000  # intents/s per generator signed in advance for the single node
 COMMITTEE_POOL_RATE = 4_000  # ... and for the committee's closed loop
 ALL = 1_000_000  # sampled requests: every request of the phase
+UNEXECUTED_WINDOW = 3_000  # committee closed loop: acknowledged intents not yet executed
 NODE_ARGS = (*LOOPBACK_BUDGETS, "--snapshot-every", "0")
 PRICE_EVERY_S = 2.0
-POLL_S = 0.05  # appliedSeq while the load runs
-CRASH_POLL_S = 0.004  # survivors' status around a leader crash
+POLL_S = 0.05  # the applied seq while the load runs
 DRAIN_TIMEOUT_S = 60.0
 
 
@@ -192,35 +203,48 @@ class PriceKeeper:
         self.thread.join(10)
 
 
-class StatusPoller:
-    """``GET /v1/status`` of some nodes every ``every`` seconds, in a thread of its own:
-    ``samples[port]`` is a list of (monotonic time, status document)."""
+class AppliedPoller:
+    """A node's applied seq every ``every`` seconds, from ``GET /metrics`` (``/v1/status``
+    would make the node hash every account for its state root on each poll), in a thread
+    of its own: ``samples`` is a list of (monotonic time, applied seq)."""
 
-    def __init__(self, ports: Sequence[int], every: float) -> None:
-        self.apis = [Api(port, timeout=1.0) for port in ports]
+    def __init__(self, port: int, every: float) -> None:
+        self.api = Api(port, timeout=2.0)
         self.every = every
-        self.samples: dict[int, list[tuple[float, dict[str, Any]]]] = {p: [] for p in ports}
+        self.samples: list[tuple[float, int]] = []
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
+        assert self.api.connection is None
         while not self.stop_event.is_set():
-            for api in self.apis:
-                document = api.status()
-                if document is not None:
-                    self.samples[api.port].append((time.monotonic(), document))
+            try:
+                connection = self.api.connection or http.client.HTTPConnection(
+                    "127.0.0.1", self.api.port, timeout=self.api.timeout
+                )
+                self.api.connection = connection
+                connection.request("GET", "/metrics")
+                text = connection.getresponse().read().decode()
+            except (OSError, http.client.HTTPException):
+                self.api.close()
+                text = ""
+            for line in text.splitlines():
+                if line.startswith("asyncdex_applied_seq "):
+                    self.samples.append((time.monotonic(), int(float(line.split()[1]))))
+                    break
             self.stop_event.wait(self.every)
 
     def stop(self) -> None:
         self.stop_event.set()
         self.thread.join(10)
+        self.api.close()
 
 
-def applied_at(samples: list[tuple[float, dict[str, Any]]], when: float) -> float:
-    """A node's ``appliedSeq`` at ``when``, interpolated between the polls around it."""
-    before = [(t, s["appliedSeq"]) for t, s in samples if t <= when]
-    after = [(t, s["appliedSeq"]) for t, s in samples if t > when]
+def applied_at(samples: list[tuple[float, int]], when: float) -> float:
+    """A node's applied seq at ``when``, interpolated between the polls around it."""
+    before = [(t, seq) for t, seq in samples if t <= when]
+    after = [(t, seq) for t, seq in samples if t > when]
     if not before:
         return float(after[0][1]) if after else 0.0
     if not after:
@@ -230,12 +254,12 @@ def applied_at(samples: list[tuple[float, dict[str, Any]]], when: float) -> floa
 
 
 def executed_figures(
-    samples: list[tuple[float, dict[str, Any]]], start: float, seconds: float, final: int
+    samples: list[tuple[float, int]], start: float, seconds: float, final: int
 ) -> dict[str, Any]:
     """Records executed per second during the load, and how long until all were executed."""
     first = applied_at(samples, start)
     during = applied_at(samples, start + seconds) - first
-    drained = next((t for t, s in samples if s["appliedSeq"] >= final), None)
+    drained = next((t for t, seq in samples if seq >= final), None)
     return {
         "executed_per_s": round(during / seconds),
         "executed": final - round(first),
@@ -258,7 +282,13 @@ def _open(name: str, seconds: float, ports: tuple[int, ...]) -> Phase:
 
 
 def _closed(name: str, seconds: float, ports: tuple[int, ...] = ()) -> Phase:
-    return Phase(name, True, 0.0, seconds, MAX_BATCH, MAX_CONNECTIONS, ports)
+    if not ports:  # the single node: its receipts come once its journal has the intents
+        return Phase(name, True, 0.0, seconds, MAX_BATCH, MAX_CONNECTIONS)
+    # a member's receipts come before ordering: keep a bounded window not yet executed
+    window = UNEXECUTED_WINDOW // GENERATORS
+    return Phase(
+        name, True, 0.0, seconds, MAX_BATCH, MAX_CONNECTIONS, ports, ALL, window, GENERATORS
+    )
 
 
 def _specs(
@@ -292,7 +322,7 @@ def single_node_max(workdir: Path, seconds: float) -> dict[str, Any]:
         phase = _closed("single max", seconds)
         generators = GeneratorPool(_specs(node.port, [phase], SINGLE_POOL_RATE, False))
         signed, signing_s = generators.wait_signed()
-        poller = StatusPoller([node.port], POLL_S)
+        poller = AppliedPoller(node.port, POLL_S)
         cpu_before = _process_cpu(node.process.pid)
         generator_cpu = sum(_process_cpu(pid) for pid in generators.pids)
         start_at = time.monotonic() + 0.5
@@ -305,7 +335,7 @@ def single_node_max(workdir: Path, seconds: float) -> dict[str, Any]:
         final = node.wait_applied(row["max_seq"])["appliedSeq"]
         time.sleep(2 * POLL_S)
         poller.stop()
-        row.update(executed_figures(poller.samples[node.port], start_at, seconds, final))
+        row.update(executed_figures(poller.samples, start_at, seconds, final))
         row["signed"] = signed
         row["signing_s"] = round(signing_s, 1)
         return row
@@ -336,6 +366,44 @@ def free_base_port(span: int) -> int:
     raise RuntimeError("no free port range")
 
 
+PROFILED_MEMBER = 2  # no scenario kills it
+# cProfile with a CPU clock (``python -m cProfile`` times the wall, idle waits included): the
+# CPU a member spends is what four members on two cores compete for
+_PROFILE_MAIN = (
+    "import cProfile, runpy, sys, time\n"
+    "out, sys.argv = sys.argv[1], ['asyncdex', *sys.argv[2:]]\n"
+    "profiler = cProfile.Profile(time.process_time)\n"
+    "try:\n"
+    "    profiler.runcall(runpy.run_module, 'asyncdex.cli.main', run_name='__main__')\n"
+    "finally:\n"
+    "    profiler.dump_stats(out)\n"
+)
+
+
+class ProfiledProcesses(CommitteeProcesses):
+    """The members, one of them run under cProfile (its profile is written when it stops)."""
+
+    profile: Path | None = None
+
+    def start(self, index: int) -> None:
+        if self.profile is None or index != PROFILED_MEMBER:
+            super().start(index)
+            return
+        command = [
+            sys.executable, "-c", _PROFILE_MAIN, str(self.profile), "node",
+            "--data", str(member_dir(self.data, index)),
+            "--config", str(self.configs[index]),
+            "--port", str(self.port + index),
+            *self.node_args,
+        ]  # fmt: skip
+        stderr = self.log if self.log is not None else subprocess.DEVNULL
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=self.env
+        )
+        self.processes[index] = process
+        self.ready[index] = None
+
+
 @dataclass
 class Committee:
     processes: CommitteeProcesses
@@ -350,10 +418,13 @@ class Committee:
         process = self.processes.processes[index]
         return process is not None and process.poll() is None
 
-    def cpu(self) -> float:
-        return sum(
-            _process_cpu(process.pid) for process in self.processes.processes if process is not None
-        )
+    def cpu(self) -> dict[int, float]:
+        """CPU seconds of each live member process, by pid."""
+        return {
+            process.pid: _process_cpu(process.pid)
+            for process in self.processes.processes
+            if process is not None and process.poll() is None
+        }
 
 
 def setup_committee(committee: Committee) -> None:
@@ -395,19 +466,32 @@ def wait_drained(committee: Committee, live: Sequence[int]) -> None:
     _wait(drained, DRAIN_TIMEOUT_S, "the members to order and execute everything", 0.1)
 
 
-def read_back(committee: Committee, results: list[PhaseResult]) -> dict[str, Any]:
-    """Submission -> ``ordered`` per sampled request, from the member it was sent to."""
+@dataclass(frozen=True)
+class OrderedRecord:
+    """One sampled request as read back from the member it was sent to."""
+
+    sent_ms: float  # client wall clock when it was due (sent then, unless the client ran late)
+    at_ms: int  # that member's wall clock when it saw the commit
+    view: int
+    height: int
+
+
+def read_back(
+    committee: Committee, results: list[PhaseResult]
+) -> tuple[list[OrderedRecord], dict[str, int]]:
+    """Each sampled request's ``ordered`` step (its last intent's), from the member it was
+    sent to, and the outcomes of those intents."""
     by_port: dict[int, list[tuple[float, str]]] = {}
     for result in results:
         for port, wall, ids in result.sampled_intents:
             by_port.setdefault(port, []).append((wall, ids[-1]))
-    latencies: list[float] = []
+    records: list[OrderedRecord] = []
     outcomes: dict[str, int] = {}
     lock = threading.Lock()
 
     def read(port: int, samples: list[tuple[float, str]]) -> None:
         api = Api(port)
-        mine: list[float] = []
+        mine: list[OrderedRecord] = []
         counts: dict[str, int] = {}
         for wall, intent_id in samples:
             try:
@@ -417,7 +501,9 @@ def read_back(committee: Committee, results: list[PhaseResult]) -> dict[str, Any
                 continue
             ordered = document.get("ordered")
             if ordered is not None:
-                mine.append(ordered["atMs"] - wall * 1e3)
+                mine.append(
+                    OrderedRecord(wall * 1e3, ordered["atMs"], ordered["view"], ordered["height"])
+                )
             key = document["status"]
             rejected = [e for e in document.get("events") or () if e["type"] == "Rejected"]
             if rejected:
@@ -425,7 +511,7 @@ def read_back(committee: Committee, results: list[PhaseResult]) -> dict[str, Any
             counts[key] = counts.get(key, 0) + 1
         api.close()
         with lock:
-            latencies.extend(mine)
+            records.extend(mine)
             for key, count in counts.items():
                 outcomes[key] = outcomes.get(key, 0) + count
 
@@ -434,13 +520,20 @@ def read_back(committee: Committee, results: list[PhaseResult]) -> dict[str, Any
         thread.start()
     for thread in threads:
         thread.join()
+    return records, outcomes
+
+
+def ordered_figures(records: list[OrderedRecord]) -> dict[str, Any]:
+    latencies = [record.at_ms - record.sent_ms for record in records]
+    heights = [record.height for record in records]
     return {
         "ordered_samples": len(latencies),
         "ordered_p50_ms": _round(percentile(latencies, 0.50)),
+        "ordered_p90_ms": _round(percentile(latencies, 0.90)),
         "ordered_p99_ms": _round(percentile(latencies, 0.99)),
         "ordered_max_ms": _round(max(latencies) if latencies else None),
-        "outcomes": outcomes,
-        "latencies": latencies,
+        "blocks": len(set(heights)),
+        "requests_per_block": round(len(heights) / max(1, len(set(heights))), 1),
     }
 
 
@@ -454,16 +547,18 @@ def run_committee_phase(
     phase: Phase,
     live: Sequence[int],
     during: Callable[[float], dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[OrderedRecord]]:
     """One phase on the committee; ``during(start_at)`` runs in this thread meanwhile."""
-    poller = StatusPoller([committee.ports[live[0]]], POLL_S)
+    poller = AppliedPoller(committee.ports[live[0]], POLL_S)
     cpu_before = committee.cpu()
     generator_cpu = sum(_process_cpu(pid) for pid in generators.pids)
     start_at = time.monotonic() + 0.5
     generators.start_phase(start_at)
     extra = during(start_at) if during is not None else {}
     results = generators.phase_results(phase.duration_s + 300)
-    members_cpu = committee.cpu() - cpu_before
+    # a member killed meanwhile is not counted (its /proc entry is gone), one started is
+    cpu_after = committee.cpu()
+    members_cpu = sum(used - cpu_before.get(pid, 0.0) for pid, used in cpu_after.items())
     generator_cpu = sum(_process_cpu(pid) for pid in generators.pids) - generator_cpu
     row = summarize(phase, None if phase.closed else RATE, results, members_cpu, 0.0, generator_cpu)
     row["members_cpu_cores"] = row.pop("node_cpu_cores")
@@ -474,28 +569,26 @@ def run_committee_phase(
     row["receipt_p99_ms"] = row.pop("p99_ms")
     row["receipt_p999_ms"] = row.pop("p999_ms")
     wait_drained(committee, [index for index in live if committee.alive(index)])
+    records, outcomes = read_back(committee, results)
     final = committee.apis[live[0]].get("/v1/status")["appliedSeq"]
     time.sleep(2 * POLL_S)
     poller.stop()
-    row.update(
-        executed_figures(
-            poller.samples[committee.ports[live[0]]], start_at, phase.duration_s, final
-        )
-    )
-    row.update(read_back(committee, results))
+    row.update(executed_figures(poller.samples, start_at, phase.duration_s, final))
+    row.update(ordered_figures(records))
+    row["outcomes"] = outcomes
     row.update(extra)
-    return row
+    return row, records
 
 
 def kill_when(committee: Committee, victim: int, leading: bool, watch: int) -> tuple[float, int]:
     """SIGKILL ``victim`` as soon as member ``watch`` says it leads (``leading``) or does not
-    lead the current view; (monotonic time of the kill, that view)."""
+    lead the current view; (wall-clock time of the kill, that view)."""
     deadline = time.monotonic() + 30
     while True:
         status = committee.committee_status(watch)
         if status is not None and (status["leader"] == victim) == leading:
             committee.processes.kill(victim)
-            return time.monotonic(), status["view"]
+            return time.time(), status["view"]
         if time.monotonic() > deadline:
             raise RuntimeError(f"member {victim} never {'led' if leading else 'stopped leading'}")
         time.sleep(0.001)
@@ -516,7 +609,7 @@ def restart_and_catch_up(
         status = committee.committee_status(index)
         return status is not None and status["committedHeight"] >= target
 
-    catch_up = _wait(caught_up, DRAIN_TIMEOUT_S, f"member {index} to catch up", 0.005)
+    catch_up = _wait(caught_up, DRAIN_TIMEOUT_S, f"member {index} to catch up", 0.02)
     return {
         "restart_to_serving_s": round(serving, 2),
         "catch_up_after_serving_s": round(catch_up, 3),
@@ -525,43 +618,29 @@ def restart_and_catch_up(
 
 
 def crash_figures(
-    samples: dict[int, list[tuple[float, dict[str, Any]]]],
-    killed_at: float,
-    view_at_kill: int,
-    victim: int,
+    records: list[OrderedRecord], killed_ms: float, view_at_kill: int, victim: int
 ) -> dict[str, Any]:
-    """From the survivors' polls: when a block of a view after the dead leader's committed,
-    and the longest time any survivor went without a new commit after the kill."""
+    """From the read-back ``ordered`` steps: when the survivors first committed a block of a
+    view after the dead leader's turn (view change done, a new leader's block committed),
+    and the longest time after the kill in which clients saw no commit."""
     dead_view = view_at_kill
     while dead_view % MEMBERS != victim:
         dead_view += 1
-    new_leader = None
-    longest_gap = 0.0
-    for polls in samples.values():
-        last_change = killed_at
-        height = None
-        for t, status in polls:
-            state = status["committee"]
-            later = t >= killed_at and state["committedView"] > dead_view
-            if later and (new_leader is None or t < new_leader):
-                new_leader = t
-            if height is not None and state["committedHeight"] != height and t >= killed_at:
-                longest_gap = max(longest_gap, t - last_change)
-                last_change = t
-            height = state["committedHeight"]
+    later = [record.at_ms for record in records if record.view > dead_view]
+    commits = sorted({record.at_ms for record in records if record.at_ms >= killed_ms})
+    gaps = [b - a for a, b in itertools.pairwise([killed_ms, *commits])]
     return {
         "killed_leader": victim,
         "view_at_kill": view_at_kill,
         "dead_leaders_view": dead_view,
-        "new_leader_commit_after_s": None
-        if new_leader is None
-        else round(new_leader - killed_at, 3),
-        "longest_commit_gap_s": round(longest_gap, 3),
-        "polls": sum(len(polls) for polls in samples.values()),
+        "new_leader_commit_after_s": round((min(later) - killed_ms) / 1e3, 3) if later else None,
+        "longest_commit_gap_s": round(max(gaps) / 1e3, 3) if gaps else None,
     }
 
 
-def committee_scenarios(workdir: Path, seconds: float, crash_seconds: float) -> dict[str, Any]:
+def committee_scenarios(
+    workdir: Path, seconds: float, crash_seconds: float, profile: Path | None = None
+) -> dict[str, Any]:
     base = free_base_port(2 * MEMBERS)
     ports = [base + index for index in range(MEMBERS)]
     all_ports = tuple(ports)
@@ -574,10 +653,11 @@ def committee_scenarios(workdir: Path, seconds: float, crash_seconds: float) -> 
     # sign while the members start: both are done before any timing
     generators = GeneratorPool(_specs(ports[0], phases, COMMITTEE_POOL_RATE, True))
     log = (workdir / "members.log").open("w")
-    processes = CommitteeProcesses(
+    processes = ProfiledProcesses(
         workdir / "committee", CONFIG, MEMBERS, port=base, consensus_port=base + MEMBERS,
         node_args=("--operator-token", OPERATOR_TOKEN, *NODE_ARGS), log=log,
     )  # fmt: skip
+    processes.profile = profile
     committee = Committee(processes, ports, [Api(port) for port in ports])
     prices: PriceKeeper | None = None
     figures: dict[str, Any] = {}
@@ -589,34 +669,32 @@ def committee_scenarios(workdir: Path, seconds: float, crash_seconds: float) -> 
         figures["signed"] = signed
         figures["signing_s"] = round(signing_s, 1)
         members = list(range(MEMBERS))
-        figures["committee_1000"] = run_committee_phase(committee, generators, phases[0], members)
-        figures["committee_max"] = run_committee_phase(committee, generators, phases[1], members)
+        figures["committee_1000"], _ = run_committee_phase(
+            committee, generators, phases[0], members
+        )
+        figures["committee_max"], _ = run_committee_phase(committee, generators, phases[1], members)
 
         # one member down for a whole phase: killed while another member leads
         killed = MEMBERS - 1
         kill_when(committee, killed, False, 0)
-        row = run_committee_phase(committee, generators, phases[2], members[:killed])
+        row, _ = run_committee_phase(committee, generators, phases[2], members[:killed])
         row.update(restart_and_catch_up(committee, killed, members[:killed]))
         figures["committee_1000_one_killed"] = row
 
         # the leader of the moment crashes under load
         victim = 0
         survivors = members[1:]
-        crash_poller: list[StatusPoller] = []
+        kill: dict[str, Any] = {}
 
         def crash(start_at: float) -> dict[str, Any]:
             time.sleep(max(0.0, start_at + crash_seconds / 4 - time.monotonic()))
-            crash_poller.append(StatusPoller([ports[i] for i in survivors], CRASH_POLL_S))
-            killed_at, view = kill_when(committee, victim, True, survivors[0])
-            time.sleep(max(0.0, killed_at + crash_seconds / 2 - time.monotonic()))
-            crash_poller[0].stop()
-            out = crash_figures(crash_poller[0].samples, killed_at, view, victim)
-            out.update(restart_and_catch_up(committee, victim, survivors))
-            return out
+            kill["at"], kill["view"] = kill_when(committee, victim, True, survivors[0])
+            time.sleep(max(0.0, kill["at"] + crash_seconds / 2 - time.time()))
+            return restart_and_catch_up(committee, victim, survivors)
 
-        figures["leader_crash"] = run_committee_phase(
-            committee, generators, phases[3], survivors, crash
-        )
+        row, records = run_committee_phase(committee, generators, phases[3], survivors, crash)
+        row.update(crash_figures(records, kill["at"] * 1e3, kill["view"], victim))
+        figures["leader_crash"] = row
         generators.join()
     finally:
         if prices is not None:
@@ -647,7 +725,7 @@ def _print(name: str, row: dict[str, Any]) -> None:
     )
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, profile: Path | None = None) -> dict[str, Any]:
     """All the scenarios; prints a table and returns the figures."""
     seconds = 3.0 if quick else 8.0
     crash_seconds = 4.0 if quick else 6.0
@@ -661,7 +739,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         workdir = Path(tmp)
         (workdir / "single").mkdir()
         single = single_node_max(workdir / "single", seconds)
-        committee = committee_scenarios(workdir, seconds, crash_seconds)
+        committee = committee_scenarios(workdir, seconds, crash_seconds, profile)
     chain = EthTesterChain("prague")
     gas = measure_committee(chain, MEMBERS)
     scenarios = {"single_max": single}
@@ -705,6 +783,11 @@ def run(quick: bool = False) -> dict[str, Any]:
     )
     for row in scenarios.values():
         row.pop("latencies", None)
+    if profile is not None:
+        print(f"member {PROFILED_MEMBER}'s CPU time (cProfile, all phases and its start):")
+        stats = pstats.Stats(str(profile))
+        stats.sort_stats("tottime").print_stats(30)
+        stats.sort_stats("cumulative").print_stats("asyncdex", 40)
     return {
         "scenarios": scenarios,
         "max_ratio_to_single_over_members": round(ratio, 3),
@@ -721,8 +804,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true", help="last line: the figures as JSON")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help=f"cProfile member {PROFILED_MEMBER} into FILE"
+    )
     args = parser.parse_args()
-    figures = run(args.quick)
+    figures = run(args.quick, args.profile)
     if args.json:
         print(json.dumps(figures))
 

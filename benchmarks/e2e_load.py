@@ -16,7 +16,11 @@ Invariants:
   omission). At most ``OPEN_LOOP_CONNECTIONS`` requests are in flight per process; a due
   request that waits for a connection has that wait in its latency.
 - Closed loop (the maximum): each connection sends its next request as soon as the
-  previous one is answered; latency runs from the send.
+  previous one is answered; latency runs from the send. With ``Phase.unexecuted_window``
+  (a committee, where a receipt comes long before execution) a connection also waits while
+  more than that many of the process's acknowledged intents are not executed yet, reading
+  the node's applied seq from ``GET /metrics`` every ``METRICS_EVERY_S`` (its share: the
+  records executed since the phase began, divided by ``Phase.generators``).
 - A request counts as acknowledged only with HTTP 200 and one receipt per intent, each with
   a seq; anything else is counted as an error with its code and never as throughput. On a
   committee member (``GeneratorSpec.committee``) a receipt's seq is 0 (durable on that member,
@@ -63,6 +67,7 @@ ORDER_SIZE = 100  # 0.001 BTC in 10^-5 BTC: $60 at the mid, above the $10 minimu
 CROSSING_EVERY = 10  # one unit in ten trades against the makers
 OPEN_LOOP_CONNECTIONS = 128  # per generator: the node's listen backlog is 128 too
 SAMPLED_SEQS = 200  # per phase and process: seqs whose engine outcome the bench reads back
+METRICS_EVERY_S = 0.01
 
 
 def trader_key(index: int) -> bytes:
@@ -79,6 +84,8 @@ class Phase:
     connections: int  # closed loop: requests in flight
     ports: tuple[int, ...] = ()  # where the requests go, in turn (empty: the spec's port)
     sampled_requests: int = SAMPLED_SEQS  # answers kept for reading back outcomes
+    unexecuted_window: int = 0  # closed loop: acknowledged, not yet executed (0: no limit)
+    generators: int = 1  # processes sharing the node's applied seq (for the window)
 
 
 @dataclass(frozen=True)
@@ -384,9 +391,20 @@ async def _closed_loop(
 ) -> None:
     end = result.first_due + phase.duration_s
     pending = iter(enumerate(requests))
+    executed = [0]  # records applied since the phase began, this process's share
+    watcher = None
+    if phase.unexecuted_window:
+        metrics = ConnectionPool(pools[0].host, pools[0].port, 1)
+        watcher = asyncio.create_task(_watch_applied(metrics, phase, executed, end))
 
     async def connection(pool: ConnectionPool) -> None:
         for index, (request, count) in pending:
+            while (
+                phase.unexecuted_window
+                and result.intents_acked - executed[0] > phase.unexecuted_window
+                and time.monotonic() < end
+            ):
+                await asyncio.sleep(METRICS_EVERY_S / 2)
             now = time.monotonic()
             if now >= end:
                 return
@@ -399,6 +417,30 @@ async def _closed_loop(
     await asyncio.gather(
         *(connection(pools[number % len(pools)]) for number in range(phase.connections))
     )
+    if watcher is not None:
+        watcher.cancel()
+        metrics.close()
+
+
+async def _watch_applied(
+    pool: ConnectionPool, phase: Phase, executed: list[int], end: float
+) -> None:
+    """Keep ``executed[0]`` at this process's share of the records applied since the start."""
+    host = f"{pool.host}:{pool.port}"
+    request = f"GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    first = None
+    while time.monotonic() < end:
+        try:
+            status, body = await pool.exchange(request)
+        except (OSError, EOFError, asyncio.IncompleteReadError, HttpError, ValueError):
+            status, body = 0, b""
+        marker = body.find(b"\nasyncdex_applied_seq ")
+        if status == 200 and marker >= 0:
+            line = body[marker + 1 : body.index(b"\n", marker + 1)]
+            applied = int(float(line.split()[1]))
+            first = applied if first is None else first
+            executed[0] = (applied - first) // phase.generators
+        await asyncio.sleep(METRICS_EVERY_S)
 
 
 def generator_main(
