@@ -298,6 +298,8 @@ class CommitteePoster(Poster):
             self._members_stale = True
             self._needs_sync = True
             return
+        if reverted.error == "CommitteeNotBonded":
+            raise reverted  # a genesis member has yet to bond: retried with backoff, not fatal
         super()._on_revert(batch_number, reverted)
 
     # ------------------------------------------------------------------ internals

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 from hexbytes import HexBytes
 
 from asyncdex.commitment.merkle import ZERO_HASH
@@ -128,6 +129,11 @@ class Network:
 
 @pytest.fixture
 def network(tmp_path: Path) -> Network:
+    return make_network(tmp_path)
+
+
+def make_network(data_dir: Path, bonded: range = range(4)) -> Network:
+    """Four members of a fresh committee contract; those in ``bonded`` have bonded."""
     chain = EthTesterChain()
     keys = list(chain.funded_keys[5:9])
     signers = [Secp256k1Signer(key) for key in keys]
@@ -144,12 +150,16 @@ def network(tmp_path: Path) -> Network:
         insurance_account="0x" + "ee" * 20,
         consensus_domain=b"asyncdex/consensus/test-committee",
     )
-    for key, signer in zip(keys, signers, strict=True):
-        address = "0x" + signer.address.hex()
-        client.mint(key, address, MIN_BOND)
-        client.approve(key, MIN_BOND)
-        client.bond(key, MIN_BOND)
-    return Network(chain, client, signers, keys, tmp_path)
+    for index in bonded:
+        bond(client, keys[index])
+    return Network(chain, client, signers, keys, data_dir)
+
+
+def bond(client: CommitteeSettlementClient, key: bytes) -> None:
+    address = Account.from_key(key).address
+    client.mint(key, address, MIN_BOND)
+    client.approve(key, MIN_BOND)
+    client.bond(key, MIN_BOND)
 
 
 def test_four_members_certify_and_the_designated_member_posts(network: Network) -> None:
@@ -374,3 +384,15 @@ def test_a_slash_before_posting_rebuilds_the_certificate_without_the_empty_slot(
     with pytest.raises(PosterHalted, match="left the committee"):
         run(posters[2].run_once())
     assert posters[2].halted is not None
+
+
+def test_a_committee_not_yet_bonded_delays_posting_without_halting(tmp_path: Path) -> None:
+    network = make_network(tmp_path, bonded=range(3))
+    posters = [network.start(index) for index in range(4)]
+    network.cut(cut_batch(1))
+    with pytest.raises(Exception, match="CommitteeNotBonded"):
+        run(posters[1].run_once())
+    assert posters[1].halted is None and network.client.last_batch_number() == 0
+    bond(network.client, network.keys[3])
+    network.run_all()
+    assert network.client.last_batch_number() == 1
