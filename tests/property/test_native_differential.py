@@ -22,18 +22,24 @@ from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
 from asyncdex.messages.commands import (
     AdvanceTime,
+    ApproveAgent,
+    ApproveBuilderFee,
+    Batch,
     CancelAll,
     CancelByClientId,
     CancelOrder,
     Command,
+    CommitteeBlock,
     Deposit,
     ForceCancelAll,
     ForceWithdraw,
     ModifyOrder,
+    PlaceBuilderOrder,
     PlaceOrder,
     PublishOraclePrice,
     ScheduleCancel,
     SetLeverage,
+    Signed,
     UpdateIsolatedMargin,
     Withdraw,
 )
@@ -151,25 +157,27 @@ def random_stream(seed: int, length: int) -> Stream:
                 tick * 100, mid + rng.randint(-mid // 100, mid // 100) // tick * tick
             )
             command = PublishOraclePrice(rng.choice(PUBLISHERS), market, mids[market])
-        elif roll < 0.87:
+        elif roll < 0.865:
             command = AdvanceTime()
-        elif roll < 0.89:
+        elif roll < 0.88:
             command = Withdraw(account, rng.choice((10**6, 10**9, 10**13)))
-        elif roll < 0.91:
+        elif roll < 0.895:
             command = Deposit(account, rng.randint(1, 10**9), l1 + rng.choice((0, 0, 0, 1)))
             l1 += 1 if command.l1_index == l1 else 0
-        elif roll < 0.93:
+        elif roll < 0.91:
             command = SetLeverage(account, market, rng.choice((1, 2, 5, 10, 20, 50)))
-        elif roll < 0.945:
+        elif roll < 0.92:
             command = ScheduleCancel(account, rng.choice((0, now + rng.randint(1, 10_000), 1)))
-        elif roll < 0.955:
+        elif roll < 0.925:
             command = ForceCancelAll(account, l1)
             l1 += 1
-        elif roll < 0.965:
+        elif roll < 0.93:
             command = ForceWithdraw(account, 10**8, l1)
             l1 += 1
-        elif roll < 0.975:
+        elif roll < 0.935:
             command = UpdateIsolatedMargin(account, market, rng.choice((0, 5, -5)))
+        elif roll < 0.99:
+            command = permissioned(rng, account, market, now, live_order)
         else:
             # malformed: refused by both with the same reason
             command = rng.choice(
@@ -193,6 +201,65 @@ def random_stream(seed: int, length: int) -> Stream:
         stream.append((command, now))
         shadow.apply(command, now)
     return stream
+
+
+AGENTS = [bytes([0x50 + i]) * 20 for i in range(3)]
+
+
+def permissioned(
+    rng: random.Random,
+    account: bytes,
+    market: int,
+    now: int,
+    live_order: Callable[[], tuple[bytes, int, int]],
+) -> Command:
+    """Signed envelopes (by the account or an agent, fresh, reused or stale nonces), agent
+    approvals, batches, builder approvals and builder orders, committee block markers."""
+    mid = MIDS[market]
+    size = (1, 10, 1)[market] * 200
+    builder = ACCOUNTS[0]  # one builder, so approvals and builder orders meet
+
+    def trading() -> Command:
+        roll = rng.random()
+        if roll < 0.4:
+            return PlaceOrder(account, market, rng.random() < 0.5, mid, size)
+        if roll < 0.6:
+            return CancelOrder(*live_order())
+        if roll < 0.7:
+            return PlaceBuilderOrder(
+                account, market, rng.random() < 0.5, mid, size, builder, rng.choice((0, 10, 100))
+            )
+        if roll < 0.8:
+            return Withdraw(account, 10**6)
+        if roll < 0.9:
+            return ApproveAgent(account, rng.choice(AGENTS), now + 60_000)
+        return Deposit(account, 1, 10**6)  # a system command: never signable
+
+    roll = rng.random()
+    if roll < 0.45:
+        signer = account if rng.random() < 0.5 else rng.choice(AGENTS)
+        nonce = now + rng.choice((0, 1, 2, -5, 10**9))
+        return Signed(signer, nonce, rng.choice((0, 0, now - 1, now + 10)), trading())
+    if roll < 0.6:
+        valid_until = rng.choice((0, now + 10_000, now, 1))
+        return ApproveAgent(account, rng.choice((*AGENTS, account, b"\x01")), valid_until)
+    if roll < 0.75:
+        return Batch(account, tuple(trading() for _ in range(rng.randint(1, 4))))
+    if roll < 0.8:
+        return ApproveBuilderFee(account, builder, rng.choice((0, 50, 100, 1_000, 2_000)))
+    if roll < 0.95:
+        is_buy = rng.random() < 0.5
+        crossing = 40 if rng.random() < 0.5 else rng.randint(-20, 20)
+        return PlaceBuilderOrder(
+            account,
+            market,
+            is_buy,
+            mid + (crossing if is_buy else -crossing) * (1, 5, 1)[market],
+            size,
+            builder if rng.random() < 0.9 else b"\x02" * 19,
+            rng.choice((0, 10, 50, 100, 100, 101)),
+        )
+    return CommitteeBlock(rng.randint(1, 100), rng.randrange(4), rng.randrange(16))
 
 
 def first_divergence(stream: Stream, root_every: int = 1) -> str | None:
@@ -248,7 +315,7 @@ def check_stream(stream: Stream, root_every: int) -> None:
 def test_long_random_streams_agree(seed: int) -> None:
     stream = random_stream(seed, 4_000)
     kinds = {type(command) for command, _ in stream}
-    assert len(kinds) >= 14  # the stream really mixes every kind of command
+    assert len(kinds) >= 18  # the stream really mixes (nearly) every kind of command
     check_stream(stream, root_every=97)
 
 

@@ -33,13 +33,11 @@ NATIVE_UNSUPPORTED: dict[str, str] = {
     "batch_auction_margin_checked_at_worst_case": "batch auctions",
     "batch_auction_pro_rata_lot_remainder": "batch auctions",
     "batch_auction_self_trade_prevention_on_arrival": "batch auctions",
-    "builder_fee_approved_then_paid_on_fills": "builder fees",
-    "committee_fee_share_paid_to_leaders_and_signers": "committee incentives, signed envelopes",
+    "committee_fee_share_paid_to_leaders_and_signers": "committee incentives",
     "isolated_margin_add_and_remove": "isolated margin",
     "isolated_position_liquidated_cross_untouched": "isolated margin, liquidation",
     "liquidation_shortfall_covered_by_insurance": "liquidation",
     "liquidation_through_book_fee_to_insurance": "liquidation",
-    "signed_intents_agents_and_nonces": "signed envelopes, agents",
 }
 
 PATHS = scenario_paths()

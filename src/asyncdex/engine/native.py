@@ -32,6 +32,9 @@ from asyncdex.engine.state_root import state_root
 from asyncdex.messages.commands import (
     COMMAND_TYPES,
     AdvanceTime,
+    ApproveAgent,
+    ApproveBuilderFee,
+    Batch,
     CancelAll,
     CancelByClientId,
     CancelOrder,
@@ -41,11 +44,13 @@ from asyncdex.messages.commands import (
     ForceCancelAll,
     ForceWithdraw,
     ModifyOrder,
+    PlaceBuilderOrder,
     PlaceOrder,
     PublishOraclePrice,
     ScheduleCancel,
     SetLeverage,
     SetProtectiveMode,
+    Signed,
     UpdateIsolatedMargin,
     Withdraw,
 )
@@ -88,6 +93,11 @@ NATIVE_COMMANDS: frozenset[type] = frozenset(
         AdvanceTime,
         CommitteeBlock,
         SetProtectiveMode,
+        Signed,
+        Batch,
+        ApproveAgent,
+        ApproveBuilderFee,
+        PlaceBuilderOrder,
     }
 )
 # What it refuses within those commands (NativeUnsupported), and what it never runs.
@@ -96,7 +106,6 @@ NATIVE_LIMITS: tuple[str, ...] = (
     "UpdateIsolatedMargin always finds no isolated position, as the reference would)",
     "liquidation and auto-deleveraging",
     "batch-auction markets and committee incentives (refused at construction)",
-    "Signed envelopes, Batch, ApproveAgent, ApproveBuilderFee, PlaceBuilderOrder, CommitteeBlock",
     "client ids and expiries beyond int64",
 )
 
@@ -182,6 +191,9 @@ _CORE_EVENT_ORDER = [
     "AgentApproved",
     "ProtectiveModeSet",
     "L1MessageConsumed",
+    "BatchItem",
+    "BuilderFeeApproved",
+    "BuilderFeePaid",
 ]
 
 
@@ -275,10 +287,14 @@ def build_reference_state(config: EngineConfig, exported: dict[str, Any]) -> Sta
             order = Order.from_list(list(items))
             market.triggers[order.order_id] = order
             orders[order.order_id] = order
-    for address, collateral, scheduled_cancel, positions in exported["accounts"]:
+    for address, collateral, scheduled_cancel, positions, agents, builders in exported["accounts"]:
         account = Account(address)
         account.collateral = collateral
         account.scheduled_cancel = scheduled_cancel
+        account.agents = dict(agents)
+        account.builders = dict(builders)
+        for agent in account.agents:
+            state.agent_master[agent] = address
         for market_id, scalars, order_ids in positions:
             spec = config.markets[market_id]
             position = Position(spec.max_leverage, spec.initial_margin_ppm)
@@ -294,6 +310,7 @@ def build_reference_state(config: EngineConfig, exported: dict[str, Any]) -> Sta
                 state.markets[market_id].holders[address] = None
         state.accounts[address] = account
     state.orders = dict(sorted(orders.items()))
+    state.nonces = {signer: list(kept) for signer, kept in exported["nonces"]}
     state.expiries = list(exported["expiries"])
     heapq.heapify(state.expiries)
     state.scheduled = list(exported["scheduled"])

@@ -30,6 +30,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <ctime>
 #include <queue>
 #include <stdexcept>
@@ -49,6 +50,13 @@ constexpr i64 PPB = 1000000000;
 constexpr i64 MAX_COLLATERAL = 1000000000000000000LL;  // 10^18, asyncdex.types.numeric
 constexpr i64 NO_TIME = i64(1) << 62;
 constexpr i64 ALL_MARKETS = -1;
+constexpr i64 NONCES_KEPT = 100;
+constexpr i64 NONCE_PAST_MS = 2 * 86400000LL;
+constexpr i64 NONCE_FUTURE_MS = 86400000LL;
+constexpr i64 MAX_BUILDER_FEE = 100;
+constexpr i64 MAX_BUILDER_APPROVAL = 1000;
+constexpr i64 MIN_BUILDER_ACCOUNT_VALUE = 100000000;
+constexpr i64 BUILDER_FEE_UNIT = 100000;
 
 // command tags (asyncdex.messages.codec COMMAND_TAG), checked against Python at start-up
 enum Tag : int {
@@ -100,6 +108,9 @@ enum Ev : int {
     E_AGENT_APPROVED,
     E_PROTECTIVE_SET,
     E_L1_CONSUMED,
+    E_BATCH_ITEM,
+    E_BUILDER_APPROVED,
+    E_BUILDER_PAID,
     N_EVENTS_USED
 };
 
@@ -121,6 +132,9 @@ enum Reject : int {
     INVALID_TIME = 114,
     UNKNOWN_ORDER = 200,
     NOT_ORDER_OWNER = 201,
+    INVALID_BUILDER_FEE = 117,
+    NOT_SIGNABLE = 115,
+    NOT_BATCHABLE = 116,
     DUPLICATE_CLIENT_ID = 202,
     UNKNOWN_CLIENT_ID = 203,
     UNKNOWN_ACCOUNT = 204,
@@ -129,6 +143,17 @@ enum Reject : int {
     OUT_OF_ORDER_L1_MESSAGE = 207,
     MODE_CHANGE_WITH_POSITION = 208,
     NOT_ISOLATED = 209,
+    BUILDER_NOT_APPROVED = 210,
+    BUILDER_FEE_ABOVE_APPROVED = 211,
+    BUILDER_BALANCE_TOO_LOW = 212,
+    UNKNOWN_AGENT = 250,
+    AGENT_EXPIRED = 251,
+    AGENT_NOT_ALLOWED = 252,
+    AGENT_TAKEN = 253,
+    NONCE_ALREADY_USED = 254,
+    NONCE_TOO_LOW = 255,
+    NONCE_OUT_OF_WINDOW = 256,
+    INTENT_EXPIRED = 257,
     INSUFFICIENT_MARGIN = 300,
     REDUCE_ONLY_WOULD_INCREASE = 301,
     INSUFFICIENT_COLLATERAL = 302,
@@ -232,6 +257,7 @@ struct MarketSpecN {
 struct Order {
     i64 order_id, price, size, orig_size, client_id, expiry, timestamp, trigger_price;
     int32_t account;
+    int32_t builder, builder_fee;  // the builder's account id (-1: none), tenths of a bp
     int32_t prev, next;    // the price level's list
     int32_t pprev, pnext;  // the position's list
     int16_t market;
@@ -295,6 +321,8 @@ struct Account {
     i128 collateral = 0;
     i64 scheduled_cancel = 0;
     int32_t open_orders = 0;
+    std::vector<std::pair<Key, i64>> agents;    // approved agent -> valid until, in order
+    std::vector<std::pair<Key, i64>> builders;  // approved builder -> max fee, in order
     // bit m: a position exists in market m (venues of at most 64 markets; with more, the
     // risk loops visit every market): the risk sums touch only the positions held
     uint64_t held_mask = 0;
@@ -306,15 +334,23 @@ struct Account {
 // (rejections echo its fields, as the reference does).
 struct Cmd {
     int tag = -1;
-    i64 v[12] = {0};
+    i64 v[14] = {0};
     uint32_t exact = 0;  // bit i: field i is an exact int (``type(x) is int``; maybe big)
     uint32_t intlike = 0;  // bit i: an int (or a bool or IntEnum, which compare as ints)
     uint32_t overflow = 0;  // bit i: an int beyond int64
     uint32_t truthy = 0;  // bit i: field i is true
+    int src_index(int i) const { return builder_layout && i >= 5 ? i + 2 : i; }
     Key key{};
     bool key_ok = false;  // the account (field 0) is a 20-byte bytes
     int32_t account_hint = -1;  // the account's id when the stream was decoded (checked)
     PyObject* src = nullptr;
+    // a PlaceBuilderOrder decoded in PlaceOrder's layout: its fields from 5 on sit two
+    // further in ``src``; the builder is ``key2``, its fee ``v[12]``
+    bool builder_layout = false;
+    Key key2{};  // the second address field (agent, builder)
+    bool key2_ok = false;
+    bool field1_bytes = false;  // field 1 is a bytes (an agent or builder address)
+    std::shared_ptr<std::vector<Cmd>> inner;  // Signed: its command; Batch: its commands
     bool is_exact(int i) const { return exact >> i & 1; }
     bool is_true(int i) const { return truthy >> i & 1; }
     bool is_int(int i) const { return (intlike >> i & 1) && !(overflow >> i & 1); }
@@ -345,6 +381,9 @@ public:
     i128 insurance_fund = 0, fee_pool = 0, total_deposited = 0, total_withdrawn = 0;
     bool protective = false;
     bool poisoned = false;
+    std::unordered_map<std::string, std::vector<i64>> nonces;  // signer -> highest, ascending
+    std::vector<std::string> nonce_order;  // signers in first-use order (the reference's dict)
+    std::unordered_map<Key, int32_t, KeyHash> agent_master;  // agent -> the account it signs for
     // the markets' mark prices and maintenance fractions, packed: the risk sums read them
     // for every position, and a Market is several cache lines
     std::vector<i64> marks, maint_ppm;
@@ -430,7 +469,7 @@ public:
 
     // the command's field ``field`` as the reference echoes it, else ``value``
     PyObject* echo(const Cmd& c, int field, i64 value) {
-        if (field >= 0 && c.src) return objo(PyTuple_GET_ITEM(c.src, field));
+        if (field >= 0 && c.src) return objo(PyTuple_GET_ITEM(c.src, c.src_index(field)));
         return obj(value);
     }
     PyObject* account_obj(const Cmd& c) {
@@ -584,6 +623,16 @@ public:
         return l > s ? l : s;
     }
 
+    static i128 builder_fee_charged(i128 notional, i64 fee) {
+        return ceildiv(notional * fee, BUILDER_FEE_UNIT);
+    }
+
+    const i64* find_builder(int32_t account, const Key& builder) const {
+        for (const auto& item : accounts[account].builders)
+            if (item.first == builder) return &item.second;
+        return nullptr;
+    }
+
     static i128 fee_charged(i128 notional, i64 fee_ppm) {
         if (fee_ppm >= 0) return ceildiv(notional * fee_ppm, PPM);
         return -floordiv(notional * -fee_ppm, PPM);
@@ -683,6 +732,10 @@ public:
         check_supported(c);
         if (timestamp > time) time = timestamp;
         if (time >= next_due) process_due();
+        dispatch(c, time);
+    }
+
+    void dispatch(const Cmd& c, i64 time) {
         switch (c.tag) {
             case T_PLACE: process_place_order(c, time); break;
             case T_CANCEL: process_cancel_order(c); break;
@@ -701,6 +754,11 @@ public:
             // a committee's block marker is a time tick (its fee share is refused at start-up)
             case T_COMMITTEE_BLOCK: process_refresh_prices_all(time); break;
             case T_PROTECTIVE: process_set_protective_mode(c); break;
+            case T_SIGNED: process_signed(c, time); break;
+            case T_BATCH: process_batch(c, time); break;
+            case T_APPROVE_AGENT: process_approve_agent(c, time); break;
+            case T_APPROVE_BUILDER: process_approve_builder_fee(c); break;
+            case T_BUILDER_ORDER: process_place_builder_order(c, time); break;
             default: throw Unsupported("command not implemented by the native core");
         }
     }
@@ -709,8 +767,23 @@ public:
     void check_supported(const Cmd& c) {
         switch (c.tag) {
             case T_PLACE:
+            case T_BUILDER_ORDER:
                 if (c.is_big(8) || c.is_big(9) || (c.is_true(8) && !c.is_int(8)))
                     throw Unsupported("a client id or expiry beyond int64");
+                return;
+            case T_SIGNED:
+                if (c.src ? !PyBytes_Check(PyTuple_GET_ITEM(c.src, 0)) : !c.key_ok)
+                    throw Unsupported("a signer that is not bytes");
+                if (c.inner && !c.inner->empty()) check_supported((*c.inner)[0]);
+                return;
+            case T_BATCH:
+                if (c.inner)
+                    for (const Cmd& item : *c.inner)
+                        if (batchable(item.tag)) check_supported(item);
+                return;
+            case T_APPROVE_AGENT:
+            case T_APPROVE_BUILDER:
+                if (!c.field1_bytes) throw Unsupported("an agent or builder that is not bytes");
                 return;
             case T_CANCEL_CLIENT:
                 if (c.is_big(2)) throw Unsupported("a client id beyond int64");
@@ -782,7 +855,7 @@ public:
     }
 
     bool check_order_margin(int32_t account, size_t market, bool is_buy, i64 price, i64 size,
-                            bool reduce_only, int tif, i64 released) {
+                            bool reduce_only, int tif, i64 released, i64 builder_fee) {
         Market& m = markets[market];
         Position& p = pos(account, market);
         i64 mark = m.mark_price;
@@ -797,6 +870,7 @@ public:
         if (tif == IOC || tif == FOK) size = filled;
         i64 resting = size - filled;
         i128 cost = fee_charged(notional + (i128)price * resting, m.spec.taker_fee_ppm);
+        if (builder_fee) cost += builder_fee_charged(notional + (i128)price * resting, builder_fee);
         i128 loss = is_buy ? notional - (i128)mark * filled : (i128)mark * filled - notional;
         i128 diff = is_buy ? (i128)price - mark : (i128)mark - price;
         if (diff > 0) loss += diff * resting;
@@ -838,8 +912,32 @@ public:
         return 0;
     }
 
-    void process_place_order(const Cmd& c, i64 now) {
-        const int tag = T_PLACE;
+    void process_place_builder_order(const Cmd& c, i64 now) {
+        // PlaceBuilderOrder: builder (key2) and fee (v[12], exact bit 12) checked here
+        if (!c.key2_ok || !c.is_exact(12) || c.v[12] < 0 || c.v[12] > MAX_BUILDER_FEE)
+            return reject(c, T_BUILDER_ORDER, 1, c.v[1], 8, c.v[8], INVALID_BUILDER_FEE);
+        process_place_order(c, now, T_BUILDER_ORDER);
+    }
+
+    static bool batchable(int tag) {
+        switch (tag) {
+            case T_PLACE:
+            case T_CANCEL:
+            case T_CANCEL_CLIENT:
+            case T_CANCEL_ALL:
+            case T_MODIFY:
+            case T_SCHEDULE:
+            case T_LEVERAGE:
+            case T_ISOLATED:
+            case T_BUILDER_ORDER:
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    void process_place_order(const Cmd& c, i64 now, int tag = T_PLACE) {
+        bool with_builder = tag == T_BUILDER_ORDER;
         i64 market_id = c.v[1];
         bool is_buy = c.is_true(2);
         i64 price = c.v[3], size = c.v[4], tif = c.v[5], order_type = c.v[6];
@@ -879,6 +977,10 @@ public:
             reason = UNKNOWN_ACCOUNT;
         else if (client_id && find_client(account, client_id))
             reason = DUPLICATE_CLIENT_ID;
+        else if (with_builder && !find_builder(account, c.key2))
+            reason = BUILDER_NOT_APPROVED;
+        else if (with_builder && c.v[12] > *find_builder(account, c.key2))
+            reason = BUILDER_FEE_ABOVE_APPROVED;
         else if (m.mark_price == 0)
             reason = NO_MARK_PRICE;
         else if (accounts[account].open_orders >= max_open_orders)
@@ -908,7 +1010,8 @@ public:
         if (!trigger) {
             reason = check_matching(m, account, is_buy, price, size, (int)tif);
             if (!reason && !check_order_margin(account, market_id, is_buy, price, size,
-                                               reduce_only, (int)tif, 0))
+                                               reduce_only, (int)tif, 0,
+                                               with_builder ? c.v[12] : 0))
                 reason = INSUFFICIENT_MARGIN;
             if (reason) {
                 if (created) set_exists(account, market_id, p, false);
@@ -933,6 +1036,8 @@ public:
         o.prev = o.next = o.pprev = o.pnext = -1;
         o.trigger_price = trigger_price;
         o.trigger_kind = trigger ? (uint8_t)c.v[11] : 0;
+        o.builder = with_builder ? account_ids.at(c.key2) : -1;
+        o.builder_fee = with_builder ? (int32_t)c.v[12] : 0;
         emit(E_ACCEPTED, [&] { return obj(order_id); }, [&] { return addr(account); },
              [&] { return obj(market_id); }, [&] { return objb(is_buy); },
              [&] { return obj(price); }, [&] { return obj(size); },
@@ -997,7 +1102,7 @@ public:
                     o.size = std::min(o.size, abs64(held));
             }
             if (!reason && !check_order_margin(account, market, o.is_buy, o.price, o.size,
-                                               o.reduce_only, o.tif, 0))
+                                               o.reduce_only, o.tif, 0, o.builder_fee))
                 reason = 8;  // CancelReason.MARGIN
             if (!reason && o.tif == ALO &&
                 check_matching(m, account, o.is_buy, o.price, o.size, o.tif))
@@ -1106,6 +1211,8 @@ public:
         i128 notional = (i128)price * quantity;
         i128 maker_fee = fee_charged(notional, m.spec.maker_fee_ppm);
         i128 taker_fee = fee_charged(notional, m.spec.taker_fee_ppm);
+        i128 maker_builder_fee = maker.builder >= 0 ? builder_fee_charged(notional, maker.builder_fee) : 0;
+        i128 taker_builder_fee = taker.builder >= 0 ? builder_fee_charged(notional, taker.builder_fee) : 0;
         Position& mp = pos(maker_account, market);
         if (!maker.reduce_only) {
             if (maker.is_buy)
@@ -1113,8 +1220,10 @@ public:
             else
                 mp.open_sell -= quantity;
         }
-        process_trade(maker_account, market, maker.is_buy, quantity, price, maker_fee);
-        process_trade(taker_account, market, taker.is_buy, quantity, price, taker_fee);
+        process_trade(maker_account, market, maker.is_buy, quantity, price,
+                      maker_fee + maker_builder_fee);
+        process_trade(taker_account, market, taker.is_buy, quantity, price,
+                      taker_fee + taker_builder_fee);
         fee_pool += maker_fee + taker_fee;
         maker.size -= quantity;
         taker.size -= quantity;
@@ -1123,6 +1232,15 @@ public:
              [&] { return obj(maker.order_id); }, [&] { return obj(taker.order_id); },
              [&] { return addr(maker_account); }, [&] { return addr(taker_account); },
              [&] { return obj128(maker_fee); }, [&] { return obj128(taker_fee); });
+        if (maker_builder_fee) process_pay_builder(market, maker, maker_builder_fee);
+        if (taker_builder_fee) process_pay_builder(market, taker, taker_builder_fee);
+    }
+
+    void process_pay_builder(size_t market, const Order& o, i128 amount) {
+        accounts[o.builder].collateral += amount;
+        emit(E_BUILDER_PAID, [&] { return obj((i64)market); }, [&] { return obj(o.order_id); },
+             [&] { return addr(o.account); }, [&] { return addr(o.builder); },
+             [&] { return obj128(amount); });
     }
 
     void process_trade(int32_t account, size_t market, bool is_buy, i64 quantity, i64 price,
@@ -1293,7 +1411,8 @@ public:
         if (o->tif == ALO || o->tif == FOK)
             reason = check_matching(m, account, o->is_buy, price, size, o->tif);
         if (!reason && !check_order_margin(account, market_id, o->is_buy, price, size,
-                                           o->reduce_only, o->tif, o->reduce_only ? 0 : o->size))
+                                           o->reduce_only, o->tif, o->reduce_only ? 0 : o->size,
+                                           o->builder_fee))
             reason = INSUFFICIENT_MARGIN;
         if (reason) return reject(c, tag, 1, market_id, 2, order_id, reason);
         process_take_off(slot);
@@ -1435,6 +1554,198 @@ public:
              [&] { return obj(tag); });
         int32_t account = find_account(c);
         if (account >= 0) process_cancel_account_orders(account, ALL_MARKETS, C_USER);
+    }
+
+    // ---------------------------------------------------------------- authorization
+
+    static bool is_system(int tag) {
+        switch (tag) {
+            case T_DEPOSIT:
+            case T_ORACLE:
+            case T_ADVANCE:
+            case T_COMMITTEE_BLOCK:
+            case T_SIGNED:
+            case T_FORCE_WITHDRAW:
+            case T_FORCE_CANCEL:
+            case T_PROTECTIVE:
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    // the inner command's ``market`` field, as ``getattr(inner, "market", -1)`` reads it
+    static int market_field(int tag) {
+        switch (tag) {
+            case T_PLACE:
+            case T_CANCEL:
+            case T_CANCEL_CLIENT:
+            case T_CANCEL_ALL:
+            case T_MODIFY:
+            case T_LEVERAGE:
+            case T_ISOLATED:
+            case T_ORACLE:
+            case T_BUILDER_ORDER:
+                return 1;
+            default:
+                return -1;
+        }
+    }
+
+    int check_authorization(const Cmd& c, const Cmd& inner, i64 now) {
+        if (is_system(inner.tag)) return NOT_SIGNABLE;
+        if (!same_address(c, inner)) {
+            auto it = c.key_ok ? agent_master.find(c.key) : agent_master.end();
+            if (it == agent_master.end() || !inner.key_ok || accounts[it->second].key != inner.key)
+                return UNKNOWN_AGENT;
+            if (inner.tag == T_WITHDRAW || inner.tag == T_APPROVE_AGENT ||
+                inner.tag == T_APPROVE_BUILDER)
+                return AGENT_NOT_ALLOWED;
+            i64 valid_until = 0;
+            for (const auto& item : accounts[it->second].agents)
+                if (item.first == c.key) valid_until = item.second;
+            if (valid_until && valid_until <= now) return AGENT_EXPIRED;
+        }
+        // an int beyond int64 reads as a value past either bound: the comparisons hold
+        if (c.is_true(2) && c.v[2] < now) return INTENT_EXPIRED;
+        i64 nonce = c.v[1];
+        bool nonce_int = c.intlike >> 1 & 1;
+        if (!nonce_int || !(now - NONCE_PAST_MS < nonce && nonce < now + NONCE_FUTURE_MS))
+            return NONCE_OUT_OF_WINDOW;
+        auto it = nonces.find(signer_name(c));
+        if (it != nonces.end() && !it->second.empty() && nonce <= it->second.back()) {
+            const std::vector<i64>& kept = it->second;
+            auto at = std::lower_bound(kept.begin(), kept.end(), nonce);
+            if (*at == nonce) return NONCE_ALREADY_USED;
+            if ((i64)kept.size() >= NONCES_KEPT && at == kept.begin()) return NONCE_TOO_LOW;
+        }
+        return 0;
+    }
+
+    static std::string signer_name(const Cmd& c) {
+        if (!c.src) return std::string((const char*)c.key.data(), 20);
+        PyObject* signer = PyTuple_GET_ITEM(c.src, 0);
+        return std::string(PyBytes_AS_STRING(signer), PyBytes_GET_SIZE(signer));
+    }
+
+    // the first fields of two commands are equal (as Python compares them)
+    static bool same_address(const Cmd& a, const Cmd& b) {
+        if (a.key_ok && b.key_ok) return a.key == b.key;
+        if (a.key_ok != b.key_ok || !a.src || !b.src) return false;
+        return PyObject_RichCompareBool(PyTuple_GET_ITEM(a.src, 0), PyTuple_GET_ITEM(b.src, 0),
+                                        Py_EQ) == 1;
+    }
+
+    // field 1 (an agent or builder address) as an object for events
+    static PyObject* field1_obj(const Cmd& c) {
+        if (c.src) {
+            PyObject* o = PyTuple_GET_ITEM(c.src, 1);
+            Py_INCREF(o);
+            return o;
+        }
+        return PyBytes_FromStringAndSize((const char*)c.key2.data(), 20);
+    }
+
+    void process_signed(const Cmd& c, i64 now) {
+        const Cmd& inner = (*c.inner)[0];
+        int reason = check_authorization(c, inner, now);
+        if (reason) {
+            int mf = market_field(inner.tag);
+            emit(E_REJECTED, [&] { return account_obj(c); }, [&] { return obj(inner.tag); },
+                 [&] { return mf >= 0 ? echo(inner, mf, inner.v[mf]) : obj(-1); },
+                 [&] { return echo(c, 1, c.v[1]); }, [&] { return obj(reason); });
+            return;
+        }
+        i64 nonce = c.v[1];
+        std::string name = signer_name(c);
+        auto it = nonces.find(name);
+        if (it == nonces.end()) {
+            nonces.emplace(name, std::vector<i64>{nonce});
+            nonce_order.push_back(name);
+        } else {
+            std::vector<i64>& kept = it->second;
+            if (kept.empty() || nonce > kept.back())
+                kept.push_back(nonce);
+            else
+                kept.insert(std::lower_bound(kept.begin(), kept.end(), nonce), nonce);
+            if ((i64)kept.size() > NONCES_KEPT) kept.erase(kept.begin());
+        }
+        dispatch(inner, now);
+    }
+
+    void process_batch(const Cmd& c, i64 now) {
+        if (!c.inner) return;
+        i64 index = 0;
+        for (const Cmd& item : *c.inner) {
+            emit(E_BATCH_ITEM, [&] { return obj(index); });
+            ++index;
+            if (!batchable(item.tag) || !same_address(item, c)) {
+                int mf = market_field(item.tag);
+                emit(E_REJECTED, [&] { return account_obj(c); }, [&] { return obj(item.tag); },
+                     [&] { return mf >= 0 ? echo(item, mf, item.v[mf]) : obj(-1); },
+                     [&] { return obj(0); }, [&] { return obj(NOT_BATCHABLE); });
+                continue;
+            }
+            dispatch(item, now);
+        }
+    }
+
+    void process_approve_agent(const Cmd& c, i64 now) {
+        const int tag = T_APPROVE_AGENT;
+        int32_t account = find_account(c);
+        if (account < 0) return reject(c, tag, -1, -1, -1, 0, UNKNOWN_ACCOUNT);
+        auto master = c.key2_ok ? agent_master.find(c.key2) : agent_master.end();
+        bool has_master = master != agent_master.end();
+        if (!c.key2_ok || c.key2 == c.key || (has_master && master->second != account))
+            return reject(c, tag, -1, -1, -1, 0, AGENT_TAKEN);
+        i64 valid_until = c.v[2];
+        std::vector<std::pair<Key, i64>>& agents = accounts[account].agents;
+        auto held = std::find_if(agents.begin(), agents.end(),
+                                 [&](const auto& item) { return item.first == c.key2; });
+        if (c.is_true(2) && valid_until <= now) {
+            if (has_master) {
+                agent_master.erase(master);
+                agents.erase(held);
+            }
+        } else {
+            agent_master[c.key2] = account;
+            if (held != agents.end())
+                held->second = valid_until;
+            else
+                agents.emplace_back(c.key2, valid_until);
+        }
+        emit(E_AGENT_APPROVED, [&] { return account_obj(c); },
+             [&] { return field1_obj(c); }, [&] { return echo(c, 2, valid_until); });
+    }
+
+    void process_approve_builder_fee(const Cmd& c) {
+        const int tag = T_APPROVE_BUILDER;
+        i64 max_fee = c.v[2];
+        if (!c.key2_ok || !c.is_exact(2) || max_fee < 0 || max_fee > MAX_BUILDER_APPROVAL)
+            return reject(c, tag, -1, -1, -1, 0, INVALID_BUILDER_FEE);
+        int32_t account = find_account(c);
+        if (account < 0) return reject(c, tag, -1, -1, -1, 0, UNKNOWN_ACCOUNT);
+        auto it = account_ids.find(c.key2);
+        i128 value = 0;
+        if (it != account_ids.end()) {
+            int32_t b = it->second;
+            value = accounts[b].collateral;
+            for (size_t m = 0; m < markets.size(); ++m) {
+                const Position& p = pos(b, m);
+                if (p.exists) value += p.iso_margin + (i128)p.size * markets[m].mark_price;
+            }
+        }
+        if (value < MIN_BUILDER_ACCOUNT_VALUE)
+            return reject(c, tag, -1, -1, -1, 0, BUILDER_BALANCE_TOO_LOW);
+        std::vector<std::pair<Key, i64>>& builders = accounts[account].builders;
+        auto held = std::find_if(builders.begin(), builders.end(),
+                                 [&](const auto& item) { return item.first == c.key2; });
+        if (held != builders.end())
+            held->second = max_fee;
+        else
+            builders.emplace_back(c.key2, max_fee);
+        emit(E_BUILDER_APPROVED, [&] { return account_obj(c); },
+             [&] { return field1_obj(c); }, [&] { return obj(max_fee); });
     }
 
     void process_set_leverage(const Cmd& c) {
@@ -1737,6 +2048,51 @@ public:
             if (item == Py_True) c.truthy |= 1;
             return;
         }
+        if (c.tag == T_SIGNED) {
+            decode_int(c, 1, PyTuple_GET_ITEM(cmd, 1));
+            decode_int(c, 2, PyTuple_GET_ITEM(cmd, 2));
+            c.inner = std::make_shared<std::vector<Cmd>>(1);
+            decode(PyTuple_GET_ITEM(cmd, 3), (*c.inner)[0]);
+            return;
+        }
+        if (c.tag == T_BATCH) {
+            PyObject* items = PyTuple_GET_ITEM(cmd, 1);
+            if (!PyTuple_Check(items)) throw Unsupported("a batch whose commands are not a tuple");
+            Py_ssize_t count = PyTuple_GET_SIZE(items);
+            c.inner = std::make_shared<std::vector<Cmd>>(count);
+            for (Py_ssize_t i = 0; i < count; ++i) decode(PyTuple_GET_ITEM(items, i), (*c.inner)[i]);
+            return;
+        }
+        if (n > 1) {
+            PyObject* second = PyTuple_GET_ITEM(cmd, 1);
+            if (PyBytes_Check(second)) {
+                c.field1_bytes = true;
+                if (PyBytes_GET_SIZE(second) == 20) {
+                    std::memcpy(c.key2.data(), PyBytes_AS_STRING(second), 20);
+                    c.key2_ok = true;
+                }
+            }
+        }
+        if (c.tag == T_BUILDER_ORDER) {
+            // into PlaceOrder's layout: fields 7.. move to 5..; the builder (5) is key2, its
+            // fee (6) v[12]
+            Cmd raw;
+            for (Py_ssize_t i = 1; i < n && i < 14; ++i) decode_int(raw, (int)i, PyTuple_GET_ITEM(cmd, i));
+            PyObject* builder = PyTuple_GET_ITEM(cmd, 5);
+            c.key2_ok = PyBytes_Check(builder) && PyBytes_GET_SIZE(builder) == 20;
+            if (c.key2_ok) std::memcpy(c.key2.data(), PyBytes_AS_STRING(builder), 20);
+            c.builder_layout = true;
+            for (int i = 1; i < 13; ++i) {
+                int from = i < 5 ? i : (i == 12 ? 6 : i + 2);
+                c.v[i] = raw.v[from];
+                uint32_t bit = 1u << from, to = 1u << i;
+                if (raw.exact & bit) c.exact |= to;
+                if (raw.intlike & bit) c.intlike |= to;
+                if (raw.overflow & bit) c.overflow |= to;
+                if (raw.truthy & bit) c.truthy |= to;
+            }
+            return;
+        }
         for (Py_ssize_t i = 1; i < n && i < 12; ++i) decode_int(c, (int)i, PyTuple_GET_ITEM(cmd, i));
     }
 
@@ -1766,7 +2122,6 @@ public:
         for (size_t i = 0; i < decoded.size(); ++i) {
             Cmd& c = decoded[i];
             decode(commands[i].ptr(), c);
-            c.src = nullptr;
             // pre-encoding: the account's id, if it exists now (re-checked when applied)
             if (c.key_ok) {
                 auto it = core.account_ids.find(c.key);
@@ -1878,6 +2233,10 @@ public:
             l.append((int)o.trigger_kind);
             l.append(o.trigger_price);
             l.append((int)o.order_type);
+            if (o.builder >= 0) {
+                l.append(py::reinterpret_borrow<py::object>(k.accounts[o.builder].address));
+                l.append(o.builder_fee);
+            }
             return l;
         };
         py::list markets;
@@ -1932,9 +2291,16 @@ public:
                     ids.append(k.orders[slot].order_id);
                 positions.append(py::make_tuple(m, scalars, ids));
             }
+            py::list agents, builders;
+            for (const auto& item : acc.agents)
+                agents.append(py::make_tuple(py::bytes((const char*)item.first.data(), 20),
+                                             item.second));
+            for (const auto& item : acc.builders)
+                builders.append(py::make_tuple(py::bytes((const char*)item.first.data(), 20),
+                                               item.second));
             accounts.append(py::make_tuple(py::reinterpret_borrow<py::object>(acc.address),
                                            i128o(acc.collateral), acc.scheduled_cancel,
-                                           positions));
+                                           positions, agents, builders));
         }
         d["accounts"] = accounts;
         py::list heap;
@@ -1944,6 +2310,13 @@ public:
             copy.pop();
         }
         d["expiries"] = heap;
+        py::list nonces;
+        for (const std::string& signer : k.nonce_order) {
+            py::list kept;
+            for (i64 n : k.nonces.at(signer)) kept.append(n);
+            nonces.append(py::make_tuple(py::bytes(signer), kept));
+        }
+        d["nonces"] = nonces;
         py::list dead_man;
         auto pending = k.scheduled;
         while (!pending.empty()) {
