@@ -75,7 +75,11 @@ from asyncdex.settlement.service import (
 )
 from asyncdex.signing.eip712 import parse_address
 from asyncdex.signing.intents import asyncdex_domain
-from asyncdex.types.config_file import ConfigFileError, parse_engine_config
+from asyncdex.types.config_file import (
+    ConfigFileError,
+    adopt_committee_members,
+    parse_engine_config,
+)
 from asyncdex.types.market import EngineConfig
 from asyncdex.web import WebPage
 
@@ -181,6 +185,10 @@ def load_node_file(
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     venue = _node_table(document, path, VENUE_TABLE, VENUE_KEYS)
+    try:
+        adopt_committee_members(document, str(path))  # a share paid to the [committee] members
+    except ConfigFileError as exc:
+        raise ConfigError(str(exc)) from None
     document.pop(COMMITTEE_TABLE, None)  # the node's seat in a committee: load_committee
     settlement = _node_table(document, path, SETTLEMENT_TABLE, SETTLEMENT_KEYS)
     _typed_table(path, SETTLEMENT_TABLE, settlement, SETTLEMENT_KEYS)

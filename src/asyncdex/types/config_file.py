@@ -44,11 +44,19 @@ from typing import Any
 
 from asyncdex.types.market import EngineConfig, MarketSpec
 
-__all__ = ["NODE_TABLES", "ConfigFileError", "load_engine_config", "parse_engine_config"]
+__all__ = [
+    "NODE_TABLES",
+    "ConfigFileError",
+    "adopt_committee_members",
+    "load_engine_config",
+    "parse_engine_config",
+]
 
-NODE_TABLES = ("node", "settlement", "venue")
+NODE_TABLES = ("node", "settlement", "venue", "committee")
 """The tables of a node's config file that configure the process, not the engine (see
-``asyncdex.cli.node_cmd``): its port and logs, settlement, the signing domain."""
+``asyncdex.cli.node_cmd``): its port and logs, settlement, the signing domain, its seat in a
+committee (whose member list a venue paying its committee also gives the engine, see
+:func:`adopt_committee_members`)."""
 
 _TOP_LEVEL = (
     "markets",
@@ -80,11 +88,33 @@ def load_engine_config(path: str | os.PathLike[str]) -> EngineConfig:
         raise ConfigFileError(f"{source}: cannot read: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigFileError(f"{source}: not valid TOML: {exc}") from exc
+    adopt_committee_members(document, str(source))
     for name in NODE_TABLES:
         # only as tables: ``venue = "x"`` is still refused as an unknown key
         if isinstance(document.get(name), dict):
             del document[name]
     return parse_engine_config(document, str(source))
+
+
+def adopt_committee_members(document: dict[str, Any], origin: str = "<config>") -> None:
+    """A committee member's config that pays the committee (``committee_fee_share_ppm``)
+    names its members once, in ``[committee]`` (``members = [{address = ...}, ...]``, index
+    order): the engine's ``committee_members`` are taken from there. Given at the top level
+    too, they must be the same list. Call before the node tables are taken out."""
+    table = document.get("committee")
+    if not isinstance(table, dict) or not document.get("committee_fee_share_ppm"):
+        return
+    seats = table.get("members")
+    if not isinstance(seats, list) or not all(isinstance(seat, dict) for seat in seats):
+        return  # malformed: the committee table's own loader says what is wrong
+    addresses = [seat.get("address") for seat in seats]
+    given = document.get("committee_members")
+    if given is None:
+        document["committee_members"] = addresses
+    elif [str(a).lower() for a in given] != [str(a).lower() for a in addresses]:
+        raise ConfigFileError(
+            f"{origin}: committee_members differs from the [committee] table's members"
+        )
 
 
 def parse_engine_config(document: dict[str, Any], origin: str = "<config>") -> EngineConfig:

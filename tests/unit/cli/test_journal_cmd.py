@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from asyncdex.cli.committee_config import COMMITTEE_TABLE
 from asyncdex.cli.demo import PUBLISHERS, demo_config
 from asyncdex.cli.journal_cmd import JournalReader, add_parser
 from asyncdex.cli.node_cmd import NODE_TABLE, SETTLEMENT_TABLE, VENUE_TABLE, load_node_file
@@ -27,7 +28,7 @@ from asyncdex.messages.commands import (
 from asyncdex.sequencer.journal import SEGMENT_HEADER_BYTES, FileJournal
 from asyncdex.sequencer.records import encode_record
 from asyncdex.sequencer.recovery import JournalLoss, SnapshotStore, open_journal
-from asyncdex.types.config_file import NODE_TABLES
+from asyncdex.types.config_file import NODE_TABLES, load_engine_config
 from asyncdex.types.market import EngineConfig
 
 VENUE_TOML = Path(__file__).resolve().parents[3] / "examples" / "venue.toml"
@@ -292,7 +293,7 @@ def test_replay_and_verify_take_the_node_config_file(
 
 
 def test_the_tables_the_journal_tools_skip_are_the_nodes() -> None:
-    assert set(NODE_TABLES) == {NODE_TABLE, SETTLEMENT_TABLE, VENUE_TABLE}
+    assert set(NODE_TABLES) == {NODE_TABLE, SETTLEMENT_TABLE, VENUE_TABLE, COMMITTEE_TABLE}
 
 
 def test_a_node_config_file_is_still_read_strictly(
@@ -358,3 +359,32 @@ def test_verify_reports_a_journal_below_a_snapshot_as_the_node_does(
     assert f"DAMAGED: {refused.value} (restore them" in out
     assert f"records {last_seq}..{last_seq} are missing" in out
     assert run("journal", "verify", str(journal_dir)) == 0  # no snapshots: only a torn tail
+
+
+def test_a_committee_share_is_paid_to_the_committee_tables_members(tmp_path: Path) -> None:
+    """The journal tools and the node read one engine config from a member's file: the
+    members of a committee share are those of its [committee] table, in index order."""
+    members = [f"0x{index + 1:040x}" for index in range(4)]
+    seats = ", ".join(
+        f'{{ address = "{address}", consensus = "127.0.0.1:{9100 + i}" }}'
+        for i, address in enumerate(members)
+    )
+    text = NODE_TOML.read_text()
+    member_file = tmp_path / "member.toml"
+    member_file.write_text(
+        "committee_fee_share_ppm = 200_000\n"
+        + text
+        + f'\n[committee]\nindex = 0\nkey_file = "member.key"\nmembers = [{seats}]\n'
+    )
+    expected = tuple(bytes.fromhex(address[2:]) for address in members)
+    config = load_engine_config(member_file)
+    assert config.committee_fee_share_ppm == 200_000 and config.committee_members == expected
+    assert load_node_file(member_file)[0] == config
+    # named at the top level as well, they must be the same list
+    member_file.write_text(
+        f'committee_fee_share_ppm = 200_000\ncommittee_members = ["{members[1]}"]\n'
+        + text
+        + f'\n[committee]\nindex = 0\nkey_file = "member.key"\nmembers = [{seats}]\n'
+    )
+    with pytest.raises(ValueError, match="differs from the \\[committee\\] table"):
+        load_engine_config(member_file)
