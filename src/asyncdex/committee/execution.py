@@ -12,6 +12,11 @@ Invariants:
   block and every later committed block are journaled again from the member's committed log.
   Nothing certified is skipped and nothing is journaled twice, whatever the moment of a crash.
 - Time is the block's: the engine never sees a member's own clock in committee mode.
+- With sealed intents (``sealed``, a :class:`~asyncdex.committee.sealed.SealedReveal`), a
+  block's submissions are its marker, then the intents the block reveals (in their certified
+  order), then its own items: a pure function of the committed log as well. The sealed log is
+  rebuilt from the committed blocks below the first one journaled at start, and the member's
+  shares go out after each block is journaled.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from asyncdex.committee.items import ItemDecoder
+from asyncdex.committee.sealed import SealedReveal
 from asyncdex.consensus.messages import Block, QuorumCertificate
 from asyncdex.messages.commands import CommitteeBlock
 from asyncdex.sequencer.journal import FileJournal
@@ -87,8 +93,10 @@ class BlockExecutor:
         *,
         clock: Callable[[], int] | None = None,
         remember: int = 100_000,
+        sealed: SealedReveal | None = None,
     ) -> None:
         self._clock = clock
+        self._sealed = sealed
         self._sequencer = sequencer
         self._decoder = decoder
         self._committed = committed
@@ -150,6 +158,13 @@ class BlockExecutor:
 
     async def _run(self) -> None:
         try:
+            if self._sealed is not None and self.next_height > 1:
+                # the sealed log of the blocks journaled before this start (pure, no I/O)
+                self._sealed.rebuild(
+                    (block.height, block.timestamp, block.payload)
+                    for block, _ in self._committed(1)
+                    if block.height < self.next_height
+                )
             # what was committed before this process started (or while it was down)
             for block, certificate in self._committed(self.next_height):
                 self._note_ordered(block, certificate)
@@ -173,7 +188,13 @@ class BlockExecutor:
                 f"committed block {block.height} arrived while block {self.next_height} is next"
             )
         submissions = [Submission(block_marker(block))]
-        submissions += self._decoder.submissions_of(block.payload)
+        if self._sealed is None:
+            submissions += self._decoder.submissions_of(block.payload)
+        else:
+            revealed, others, _ = self._sealed.execute_block(
+                block.height, block.timestamp, block.payload
+            )
+            submissions += self._decoder.submissions_of([*revealed, *others])
         if block.height == self._resume_height:
             # the journal ends inside this block: its marker and first items are there already
             submissions = submissions[1 + self._resume_items :]
@@ -181,3 +202,5 @@ class BlockExecutor:
         if submissions:
             await self._sequencer.submit(submissions, timestamp=block.timestamp)
         self.next_height = block.height + 1
+        if self._sealed is not None:
+            self._sealed.after_commit()

@@ -4,23 +4,33 @@ a faulty leader's garbage key skipped alike, and a restarted member rebuilt from
 
 from __future__ import annotations
 
+import asyncio
 import random
+from pathlib import Path
 
 import pytest
 
+from asyncdex.committee.execution import BlockExecutor, resume_point
 from asyncdex.committee.items import KIND_INTENT, ItemDecoder, intent_item
-from asyncdex.committee.sealed import KIND_EPOCH_KEY, SealedReveal, sealed_item
+from asyncdex.committee.sealed import KIND_EPOCH_KEY, SealedReveal, key_item, sealed_item
 from asyncdex.committee.transport import InvalidFrame
 from asyncdex.consensus.committee import Committee
 from asyncdex.consensus.crypto import CachingVerifier, Secp256k1Signer
+from asyncdex.consensus.messages import GENESIS_QC, Block, QuorumCertificate
 from asyncdex.fairness.dkg import run_local_dkg
-from asyncdex.fairness.sealing import SealingKey, seal_intent
-from asyncdex.fairness.threshold import DecryptionShare
+from asyncdex.fairness.reveal import KeyAssembler
+from asyncdex.fairness.sealing import SealingKey, seal_intent, venue_id
+from asyncdex.fairness.threshold import DecryptionShare, create_decryption_share
+from asyncdex.messages.commands import CommitteeBlock, Signed
+from asyncdex.sequencer.journal import FileJournal, GroupCommitter
+from asyncdex.sequencer.records import decode_record
+from asyncdex.sequencer.sequencer import Sequenced, Sequencer
 from asyncdex.signing.eip712 import LocalSigner
 from asyncdex.signing.intents import (
     NO_CLIENT_ID,
     PlaceOrder,
     asyncdex_domain,
+    decode_intent_payload,
     encode_signed_intent,
     intent_digest,
     sign_intent,
@@ -166,3 +176,98 @@ def test_a_restarted_member_rebuilds_and_sends_its_share_again() -> None:
     assert revealed == [bytes((KIND_INTENT,)) + body]
     restarted.reveal.after_commit()
     assert restarted.frames == sent_before  # nothing more once revealed
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the executor into a real journal
+
+
+SIGNERS = [Secp256k1Signer.from_seed(bytes([i])) for i in range(4)]
+CONSENSUS = Committee(tuple(s.address for s in SIGNERS))
+
+
+def _blocks() -> tuple[list[Block], bytes]:
+    sealed, body = _sealed_victim(nonce=21)
+    venue = venue_id(DOMAIN)
+    (key,) = KeyAssembler(KEY, DOMAIN).add_all(
+        create_decryption_share(s, venue, E) for s in SHARES[:2]
+    )
+    payloads = [
+        [sealed, intent_item(_order(20))],
+        [intent_item(_order(22))],
+        [key_item(key), intent_item(_order(23))],
+    ]
+    stamps = [T0 + 10, T0 + EPOCH_MS, T0 + EPOCH_MS + 5]
+    blocks, justify = [], GENESIS_QC
+    for height, (payload, stamp) in enumerate(zip(payloads, stamps, strict=True), start=1):
+        block = Block(height, height, justify, height % 4, tuple(payload), stamp)
+        blocks.append(block)
+        justify = QuorumCertificate(height, block.hash, ((0, b""), (1, b""), (2, b"")))
+    return blocks, body
+
+
+async def _journal(directory: Path, blocks: list[Block], stop_after: int) -> None:
+    journal, _ = FileJournal.open(directory)
+    committer = GroupCommitter(journal)
+    sequencer = Sequencer(committer, lambda: 0)
+    seen: list[Sequenced] = []
+    sequencer.add_consumer(seen.extend)
+    member = Member(0)
+    executor = BlockExecutor(
+        sequencer,
+        ItemDecoder(DOMAIN, CONSENSUS, CachingVerifier()),
+        journal,
+        lambda height: [(b, None) for b in blocks[height - 1 :]],
+        sealed=member.reveal,
+    )
+    executor.start()
+    for _ in range(6_000):  # only so that a lost record fails instead of hanging
+        if len(seen) >= stop_after or executor.failed is not None:
+            break
+        await asyncio.sleep(0.01)
+    await executor.stop()
+    await sequencer.close()
+    committer.close()
+    journal.close()
+    assert executor.failed is None
+    assert len(seen) == stop_after
+
+
+def _records(directory: Path) -> list[bytes]:
+    journal, _ = FileJournal.open(directory)
+    try:
+        return [payload for _, payload in journal.read(1)]
+    finally:
+        journal.close()
+
+
+def test_the_executor_journals_revealed_intents_after_the_marker_and_resumes_exactly(
+    tmp_path: Path,
+) -> None:
+    blocks, body = _blocks()
+    reference = tmp_path / "reference"
+    asyncio.run(_journal(reference, blocks, stop_after=7))
+    expected = _records(reference)
+    commands = [decode_record(payload).command for payload in expected]
+    kinds = [type(c).__name__ for c in commands]
+    # block 1: its own intent (the sealed one waits); block 2: its intent; block 3: the
+    # revealed intent first, then its own
+    assert kinds == ["CommitteeBlock", "Signed"] * 2 + ["CommitteeBlock", "Signed", "Signed"]
+    block3 = commands[4:]
+    assert type(block3[0]) is CommitteeBlock and block3[0].height == 3
+    revealed = block3[1]
+    assert isinstance(revealed, Signed)
+    victim, _ = decode_intent_payload(body)
+    assert (revealed.signer, revealed.nonce) == (TRADER.address, victim.nonce)
+    assert revealed.command.price == victim.price  # the body sealed in block 1, now in clear
+
+    # a crash right after block 3's marker and revealed intent: resumed from the journal
+    crashed = tmp_path / "crashed"
+    journal, _ = FileJournal.open(crashed)
+    for seq, payload in enumerate(expected[:6], start=1):
+        journal.append(seq, payload)
+    journal.flush()
+    assert resume_point(journal) == (3, 1)
+    journal.close()
+    asyncio.run(_journal(crashed, blocks, stop_after=1))
+    assert _records(crashed) == expected
