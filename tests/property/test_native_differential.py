@@ -74,21 +74,26 @@ def fuzz_config() -> EngineConfig:
     return EngineConfig(specs, oracle_publishers=PUBLISHERS, max_open_orders_per_account=40)
 
 
-def genesis() -> Stream:
+def genesis(stressed: bool = False) -> Stream:
+    """Deposits and first prices. ``stressed``: half the accounts hold little collateral, so
+    leverage, price moves and funding liquidate them (through the book, the insurance fund
+    and auto-deleveraging)."""
     stream: Stream = []
     for i, account in enumerate(ACCOUNTS):
-        stream.append((Deposit(account, 5 * 10**12, i), 0))
+        amount = 3 * 10**8 if stressed and i % 2 else 5 * 10**12
+        stream.append((Deposit(account, amount, i), 0))
     for market, mid in enumerate(MIDS):
         for publisher in PUBLISHERS[:2]:
             stream.append((PublishOraclePrice(publisher, market, mid), 0))
     return stream
 
 
-def random_stream(seed: int, length: int) -> Stream:
+def random_stream(seed: int, length: int, stressed: bool = False) -> Stream:
     """A seeded random stream: genesis, then ``length`` commands of every kind the native core
     runs (and some it refuses as the reference does: malformed numbers, unknown ids)."""
     rng = random.Random(seed)
-    stream = genesis()
+    stream = genesis(stressed)
+    move = 12 if stressed else 100  # the largest index step: 1/12 or 1/100 of the price
     # a shadow reference engine tells which orders are live, so modifies and cancels mostly
     # name real orders (of the right account and market, or not: both are tested)
     shadow = Engine(fuzz_config())
@@ -114,7 +119,16 @@ def random_stream(seed: int, length: int) -> Stream:
         lot = (1, 10, 1)[market]
         roll = rng.random()
         command: Command
-        if roll < 0.40:
+        if stressed and rng.random() < 0.04:
+            # a thin account takes a position near its maximum leverage from a rich one
+            poor, rich = rng.choice(ACCOUNTS[1::2]), rng.choice(ACCOUNTS[0::2])
+            is_buy = rng.random() < 0.5
+            size = max(lot, 3 * 10**8 * rng.randint(5, 18) // mid // lot * lot)
+            maker = PlaceOrder(rich, market, not is_buy, mid, size)
+            stream.append((maker, now))
+            shadow.apply(maker, now)
+            command = PlaceOrder(poor, market, is_buy, mid, size, 1)
+        elif roll < 0.40:
             is_buy = rng.random() < 0.5
             offset = rng.randint(-30, 60) * tick
             price = mid - offset if is_buy else mid + offset
@@ -152,9 +166,9 @@ def random_stream(seed: int, length: int) -> Stream:
         elif roll < 0.77:
             command = CancelAll(account, rng.choice((-1, market)))
         elif roll < 0.85:
-            # the index moves by at most 1% a step: generous collateral keeps liquidation away
+            # at most 1% a step keeps liquidations rare; a stressed stream jumps up to 8%
             mids[market] = max(
-                tick * 100, mid + rng.randint(-mid // 100, mid // 100) // tick * tick
+                tick * 100, mid + rng.randint(-mid // move, mid // move) // tick * tick
             )
             command = PublishOraclePrice(rng.choice(PUBLISHERS), market, mids[market])
         elif roll < 0.865:
@@ -319,14 +333,25 @@ def test_long_random_streams_agree(seed: int) -> None:
     check_stream(stream, root_every=97)
 
 
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_stressed_streams_with_liquidations_agree(seed: int) -> None:
+    stream = random_stream(seed, 3_000, stressed=True)
+    reference = Engine(fuzz_config())
+    kinds = set()
+    for command, timestamp in stream:
+        kinds.update(type(e).__name__ for e in reference.apply(command, timestamp))
+    assert "LiquidationSettled" in kinds  # the stream does liquidate someone
+    check_stream(stream, root_every=53)
+
+
 @settings(
     max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(seed=st.integers(0, 2**32 - 1), length=st.integers(1, 300))
-def test_short_random_streams_agree_root_by_root(seed: int, length: int) -> None:
-    check_stream(random_stream(seed, length), root_every=1)
+@given(seed=st.integers(0, 2**32 - 1), length=st.integers(1, 300), stressed=st.booleans())
+def test_short_random_streams_agree_root_by_root(seed: int, length: int, stressed: bool) -> None:
+    check_stream(random_stream(seed, length, stressed), root_every=1)
 
 
 def test_the_shrinker_finds_a_minimal_reproduction() -> None:

@@ -25,7 +25,6 @@ pytestmark = pytest.mark.skipif(
 
 # scenario -> what the native core lacks for it
 NATIVE_UNSUPPORTED: dict[str, str] = {
-    "adl_when_book_and_insurance_empty": "liquidation",
     "batch_auction_cancel_and_modify_before_auction": "batch auctions",
     "batch_auction_clearing_price_ties": "batch auctions",
     "batch_auction_ioc_market_fok_alo": "batch auctions",
@@ -36,8 +35,6 @@ NATIVE_UNSUPPORTED: dict[str, str] = {
     "committee_fee_share_paid_to_leaders_and_signers": "committee incentives",
     "isolated_margin_add_and_remove": "isolated margin",
     "isolated_position_liquidated_cross_untouched": "isolated margin, liquidation",
-    "liquidation_shortfall_covered_by_insurance": "liquidation",
-    "liquidation_through_book_fee_to_insurance": "liquidation",
 }
 
 PATHS = scenario_paths()

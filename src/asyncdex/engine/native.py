@@ -104,7 +104,7 @@ NATIVE_COMMANDS: frozenset[type] = frozenset(
 NATIVE_LIMITS: tuple[str, ...] = (
     "isolated margin: a SetLeverage to isolated that the reference would accept (so "
     "UpdateIsolatedMargin always finds no isolated position, as the reference would)",
-    "liquidation and auto-deleveraging",
+    "liquidation of isolated positions (isolated margin is not implemented)",
     "batch-auction markets and committee incentives (refused at construction)",
     "client ids and expiries beyond int64",
 )
@@ -139,6 +139,7 @@ def _spec_fields(spec: MarketSpec) -> tuple[int, ...]:
         spec.market_slippage_ppm,
         spec.max_order_size,
         spec.max_price,
+        spec.liquidation_fee_ppm,
     )
 
 

@@ -112,20 +112,21 @@ def test_isolated_margin_is_refused_and_the_engine_then_refuses_everything() -> 
         native.apply(PlaceOrder(ALICE, 0, True, MID - 10, 100), 11)
 
 
-def test_a_liquidation_is_refused_loudly_never_skipped() -> None:
-    """Alice goes long at 20x; a 4% drop puts her below maintenance: the reference
-    liquidates her, the native core must raise rather than go on without doing it."""
+def test_a_liquidation_runs_as_the_reference_runs_it() -> None:
+    """Alice goes long at 20x; a 4% drop puts her below maintenance: both engines liquidate
+    her through the book, event for event, to the same root."""
     commands = [
         *genesis(collateral=1_000_000_000),
         PlaceOrder(BOB, 0, False, MID, 30_000),
         PlaceOrder(ALICE, 0, True, MID, 30_000, TimeInForce.IOC),
+        PlaceOrder(BOB, 0, True, MID * 95 // 100, 10_000),
     ]
     reference, native = both(commands)
     crash = PublishOraclePrice(PUBLISHER, 0, MID * 96 // 100)
     events = reference.apply(crash, 100)
-    assert any(type(e).__name__ == "LiquidationStarted" for e in events)
-    with pytest.raises(NativeUnsupported, match="liquidation"):
-        native.apply(crash, 100)
+    assert any(type(e).__name__ == "LiquidationSettled" for e in events)
+    assert native.apply(crash, 100) == events
+    assert native.state_root() == state_root(reference.state)
 
 
 def test_run_stream_applies_what_apply_applies() -> None:

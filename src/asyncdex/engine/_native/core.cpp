@@ -251,7 +251,7 @@ struct MarketSpecN {
     i64 market_id, tick, lot, min_order_value, initial_margin_ppm, maintenance_margin_ppm,
         max_leverage, maker_fee_ppm, taker_fee_ppm, funding_interval_ms, premium_sample_ms,
         funding_cap_ppb, interest_ppb, oracle_staleness_ms, mark_band_ppm, market_slippage_ppm,
-        max_order_size, max_price;
+        max_order_size, max_price, liquidation_fee_ppm;
 };
 
 struct Order {
@@ -381,12 +381,13 @@ public:
     i128 insurance_fund = 0, fee_pool = 0, total_deposited = 0, total_withdrawn = 0;
     bool protective = false;
     bool poisoned = false;
+    bool protocol_taker = false;  // the taker matching now is a liquidation's (no fee)
     std::unordered_map<std::string, std::vector<i64>> nonces;  // signer -> highest, ascending
     std::vector<std::string> nonce_order;  // signers in first-use order (the reference's dict)
     std::unordered_map<Key, int32_t, KeyHash> agent_master;  // agent -> the account it signs for
     // the markets' mark prices and maintenance fractions, packed: the risk sums read them
     // for every position, and a Market is several cache lines
-    std::vector<i64> marks, maint_ppm;
+    std::vector<i64> marks, maint_ppm, liquidation_fee_ppm;
     int32_t live_orders = 0;
 
     PyObject* event_types[N_EVENTS_USED] = {nullptr};
@@ -405,13 +406,14 @@ public:
             py::tuple t = py::reinterpret_borrow<py::tuple>(s);
             Market m;
             i64* f = &m.spec.market_id;
-            if (t.size() != 18) throw std::invalid_argument("a market spec has 18 fields");
-            for (size_t i = 0; i < 18; ++i) f[i] = t[i].cast<i64>();
+            if (t.size() != 19) throw std::invalid_argument("a market spec has 19 fields");
+            for (size_t i = 0; i < 19; ++i) f[i] = t[i].cast<i64>();
             markets.push_back(std::move(m));
         }
         for (const Market& m : markets) {
             marks.push_back(0);
             maint_ppm.push_back(m.spec.maintenance_margin_ppm);
+            liquidation_fee_ppm.push_back(m.spec.liquidation_fee_ppm);
         }
         for (py::handle p : publisher_list) publishers.push_back(p.cast<std::string>());
         max_open_orders = max_open;
@@ -1210,7 +1212,13 @@ public:
         Order& maker = orders[maker_slot];
         i128 notional = (i128)price * quantity;
         i128 maker_fee = fee_charged(notional, m.spec.maker_fee_ppm);
-        i128 taker_fee = fee_charged(notional, m.spec.taker_fee_ppm);
+        i128 taker_fee = 0;
+        if (protocol_taker) {
+            // a liquidation's order pays no taker fee, so nothing funds a maker rebate
+            if (maker_fee < 0) maker_fee = 0;
+        } else {
+            taker_fee = fee_charged(notional, m.spec.taker_fee_ppm);
+        }
         i128 maker_builder_fee = maker.builder >= 0 ? builder_fee_charged(notional, maker.builder_fee) : 0;
         i128 taker_builder_fee = taker.builder >= 0 ? builder_fee_charged(notional, taker.builder_fee) : 0;
         Position& mp = pos(maker_account, market);
@@ -1886,29 +1894,206 @@ public:
         for (size_t market : changed)
             if (markets[market].mark_price && !markets[market].triggers.empty())
                 process_fire_triggers(market);
-        check_liquidations(changed);
+        process_liquidations(changed);
     }
 
-    // A liquidation is not implemented: when a holder of a market whose mark just changed
-    // (or that just paid funding) is below maintenance, the core stops here, loudly.
-    void check_liquidations(const std::vector<size_t>& changed) {
-        for (size_t market : changed) {
-            if (markets[market].mark_price == 0) continue;
-            for (int32_t account : markets[market].holders) {
-                bool any_zero = false;
-                for (size_t m = 0; m < markets.size(); ++m) {
-                    const Position& p = pos(account, m);
-                    if (p.exists && p.size && markets[m].mark_price == 0) any_zero = true;
+    // ---------------------------------------------------------------- liquidation
+    // (asyncdex/engine/liquidation.py; cross margin: isolated positions are never opened here)
+
+    void process_liquidations(const std::vector<size_t>& changed) {
+        std::vector<size_t> scope;
+        for (size_t market : changed)
+            if (markets[market].mark_price) scope.push_back(market);
+        if (scope.empty()) return;
+        while (liquidation_pass(scope)) {
+        }
+    }
+
+    bool liquidation_pass(const std::vector<size_t>& scope) {
+        std::vector<int32_t> candidates;
+        for (size_t market : scope)
+            for (int32_t account : markets[market].holders) candidates.push_back(account);
+        std::sort(candidates.begin(), candidates.end(), [&](int32_t a, int32_t b) {
+            return accounts[a].key < accounts[b].key;
+        });
+        candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+        bool liquidated = false;
+        for (int32_t account : candidates) {
+            bool any = false, any_zero = false;
+            for (size_t m = 0; m < markets.size(); ++m) {
+                const Position& p = pos(account, m);
+                if (p.exists && p.size && !p.isolated) {
+                    any = true;
+                    if (markets[m].mark_price == 0) any_zero = true;
                 }
-                if (any_zero) continue;
-                i128 equity, initial, maintenance;
-                cross_risk(account, equity, initial, maintenance);
-                if (equity < maintenance) {
-                    poisoned = true;
-                    throw Unsupported(
-                        "a liquidation became due: liquidations are not implemented by the native "
-                        "core (this engine is now unusable)");
-                }
+            }
+            if (!any || any_zero) continue;
+            i128 equity, initial, maintenance;
+            cross_risk(account, equity, initial, maintenance);
+            if (equity < maintenance) {
+                liquidate(account, equity, maintenance);
+                liquidated = true;
+            }
+        }
+        return liquidated;
+    }
+
+    i128 cross_equity(int32_t account) {
+        i128 equity, initial, maintenance;
+        cross_risk(account, equity, initial, maintenance);
+        return equity;
+    }
+
+    static i128 bankruptcy_price(i128 size, i128 mark, i128 equity) {
+        if (size > 0) return mark - floordiv(equity, size);
+        return mark + floordiv(equity, -size);
+    }
+
+    std::vector<size_t> open_cross_positions(int32_t account) {
+        std::vector<size_t> out;
+        for (size_t m = 0; m < markets.size(); ++m) {
+            const Position& p = pos(account, m);
+            if (p.exists && p.size && !p.isolated) out.push_back(m);
+        }
+        return out;
+    }
+
+    i128 cover_from_insurance(int32_t account) {
+        i128 shortfall = -cross_equity(account);
+        if (shortfall <= 0) return 0;
+        i128 cover = std::min(shortfall, insurance_fund);
+        if (cover > 0) {
+            insurance_fund -= cover;
+            accounts[account].collateral += cover;
+        }
+        return cover;
+    }
+
+    void liquidate(int32_t account, i128 equity, i128 maintenance) {
+        emit(E_LIQ_STARTED, [&] { return addr(account); }, [&] { return obj(-1); },
+             [&] { return obj128(equity); }, [&] { return obj128(maintenance); });
+        process_cancel_account_orders(account, ALL_MARKETS, 6 /* CancelReason.LIQUIDATION */);
+        i128 closed_notional = 0;
+        for (size_t market : open_cross_positions(account)) {
+            Market& m = markets[market];
+            Position& p = pos(account, market);
+            i64 size = p.size;
+            i64 mark = m.mark_price;
+            i64 tick = m.spec.tick;
+            i128 limit = bankruptcy_price(size, mark, cross_equity(account) + insurance_fund);
+            if (size > 0) {
+                limit = std::max(-floordiv(-limit, tick) * tick, (i128)tick);
+            } else {
+                limit = floordiv(limit, tick) * tick;
+                if (limit <= 0) continue;
+            }
+            if (limit > INT64_MAX) throw Unsupported("a liquidation limit beyond int64");
+            Order o;
+            o.order_id = next_order_id++;
+            o.price = (i64)limit;
+            o.size = abs64(size);
+            o.orig_size = o.size;
+            o.client_id = 0;
+            o.expiry = 0;
+            o.timestamp = time;
+            o.trigger_price = 0;
+            o.account = account;
+            o.builder = -1;
+            o.builder_fee = 0;
+            o.prev = o.next = o.pprev = o.pnext = -1;
+            o.market = (int16_t)market;
+            o.is_buy = size < 0;
+            o.reduce_only = true;
+            o.tif = IOC;
+            o.order_type = LIMIT;
+            o.trigger_kind = 0;
+            emit(E_ACCEPTED, [&] { return obj(o.order_id); }, [&] { return addr(account); },
+                 [&] { return obj((i64)market); }, [&] { return objb(size < 0); },
+                 [&] { return obj(o.price); }, [&] { return obj(o.size); },
+                 [&] { return obj(0); });
+            protocol_taker = true;
+            try {
+                process_execute(account, market, o);
+            } catch (...) {
+                protocol_taker = false;
+                throw;
+            }
+            protocol_taker = false;
+            closed_notional += (i128)(abs64(size) - abs64(pos(account, market).size)) * mark;
+        }
+        i128 insurance_paid = cover_from_insurance(account);
+        std::vector<size_t> remaining = open_cross_positions(account);
+        if (!remaining.empty()) {
+            i128 total = 0;
+            for (size_t market : remaining)
+                total += (i128)abs64(pos(account, market).size) * markets[market].mark_price;
+            i128 equity_left = cross_equity(account);
+            for (size_t market : remaining) {
+                Market& m = markets[market];
+                Position& p = pos(account, market);
+                i128 share = floordiv(equity_left * abs64(p.size) * m.mark_price, total);
+                i128 price = bankruptcy_price(p.size, m.mark_price, share);
+                closed_notional += (i128)abs64(p.size) * m.mark_price;
+                deleverage(account, market, price);
+            }
+        }
+        i128 fee = 0;
+        i128 equity_after = cross_equity(account);
+        if (equity_after > 0) {
+            i64 fee_ppm = 0;
+            for (const Market& m : markets) fee_ppm = std::max(fee_ppm, liquidation_fee_ppm[&m - markets.data()]);
+            fee = std::min(equity_after, ceildiv(closed_notional * fee_ppm, PPM));
+            accounts[account].collateral -= fee;
+            insurance_fund += fee;
+        }
+        insurance_paid += cover_from_insurance(account);
+        i128 left = cross_equity(account);
+        i128 bad_debt = left < 0 ? -left : 0;
+        for (size_t m = 0; m < markets.size(); ++m) {
+            Position& p = pos(account, m);
+            if (p.exists) maybe_drop_position(account, m, p);
+        }
+        emit(E_LIQ_SETTLED, [&] { return addr(account); }, [&] { return obj(-1); },
+             [&] { return obj128(fee); }, [&] { return obj128(insurance_paid); },
+             [&] { return obj128(bad_debt); });
+    }
+
+    // close the account's position at ``price`` against the most profitable opposite ones
+    void deleverage(int32_t account, size_t market, i128 price128) {
+        if (price128 > INT64_MAX || price128 < INT64_MIN)
+            throw Unsupported("a deleveraging price beyond int64");
+        i64 price = (i64)price128;
+        Market& m = markets[market];
+        Position& p = pos(account, market);
+        i64 mark = m.mark_price;
+        bool is_long = p.size > 0;
+        std::vector<std::pair<i128, int32_t>> ranked;
+        for (int32_t other : m.holders) {
+            if (other == account) continue;
+            const Position& q = pos(other, market);
+            if ((q.size > 0) != is_long) ranked.emplace_back(-((i128)q.size * mark - q.entry_notional), other);
+        }
+        std::sort(ranked.begin(), ranked.end(), [&](const auto& a, const auto& b) {
+            if (a.first != b.first) return a.first < b.first;
+            return accounts[a.second].key < accounts[b.second].key;
+        });
+        for (const auto& item : ranked) {
+            if (p.size == 0) break;
+            int32_t other = item.second;
+            Position& q = pos(other, market);
+            i64 quantity = std::min(abs64(p.size), abs64(q.size));
+            process_trade(account, market, !is_long, quantity, price, 0);
+            process_trade(other, market, is_long, quantity, price, 0);
+            emit(E_DELEVERAGED, [&] { return obj((i64)market); }, [&] { return addr(account); },
+                 [&] { return addr(other); }, [&] { return obj(quantity); },
+                 [&] { return obj(price); }, [&] { return objb(!is_long); });
+            if (q.size == 0) {
+                std::vector<std::pair<i64, int32_t>> ids;
+                for (int32_t slot = q.ohead; slot >= 0; slot = orders[slot].pnext)
+                    if (orders[slot].reduce_only) ids.emplace_back(orders[slot].order_id, slot);
+                std::sort(ids.begin(), ids.end());
+                for (auto& id : ids) process_remove_order(id.second, C_REDUCE_ONLY);
+                if (q.exists) maybe_drop_position(other, market, q);
             }
         }
     }
@@ -1944,7 +2129,7 @@ public:
                 funded.push_back(i);
             }
         }
-        check_liquidations(funded);
+        process_liquidations(funded);
         i64 due = NO_TIME;
         if (!expiries.empty()) due = expiries.top().first;
         if (!scheduled.empty() && scheduled.top().first < due) due = scheduled.top().first;
