@@ -11,11 +11,17 @@ Invariants:
   signed by this member, so every member can tell who put them in.
 - ``ordered`` (in a block with a commit certificate) is known for every intent of a committed
   block; ``executed`` comes from the node's index once the engine applied it.
+- With sealing configured (``CommitteeSettings.sealing``), sealed envelopes enter as
+  ``KIND_SEALED`` items (:meth:`CommitteeVenue.submit_sealed`), shares travel on
+  ``CHANNEL_FAIRNESS`` and the executor journals what each block reveals
+  (``asyncdex.committee.sealed``, docs/fairness.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,16 +30,20 @@ from typing import Any
 from asyncdex.committee.execution import BlockExecutor, Ordered
 from asyncdex.committee.items import ItemDecoder, relayed_item, system_item
 from asyncdex.committee.runtime import CommitteeMember
-from asyncdex.committee.transport import CHANNEL_SETTLEMENT
+from asyncdex.committee.sealed import SealedReveal, sealed_item
+from asyncdex.committee.transport import CHANNEL_FAIRNESS, CHANNEL_SETTLEMENT
 from asyncdex.consensus.committee import Committee
 from asyncdex.consensus.crypto import CachingVerifier, Secp256k1Signer
 from asyncdex.consensus.messages import Block, QuorumCertificate
 from asyncdex.consensus.replica import ReplicaConfig
+from asyncdex.fairness.threshold import CommitteeKey, KeyShare
 from asyncdex.messages.commands import Command
 from asyncdex.sequencer.journal import FileJournal
 from asyncdex.sequencer.sequencer import Sequencer
 from asyncdex.settlement.service import SettlementService
 from asyncdex.signing.eip712 import Domain
+
+_log = logging.getLogger(__name__)
 
 COMMITTEE_SUBDIR = "committee"
 NOTED_BLOCKS = 1_000  # at start: where the intents of this many last blocks were ordered
@@ -42,6 +52,20 @@ NOTED_BLOCKS = 1_000  # at start: where the intents of this many last blocks wer
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+@dataclass(frozen=True, slots=True)
+class SealingSettings:
+    """The committee's sealing key (from its DKG) and this member's share of it."""
+
+    key: CommitteeKey
+    share: KeyShare | None = field(repr=False)  # None: this node holds no share
+    epoch_ms: int = 1_000
+    reveal_timeout_ms: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.epoch_ms <= 0 or self.reveal_timeout_ms < 0:
+            raise ValueError("sealing epoch_ms must be positive, reveal_timeout_ms not negative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +78,7 @@ class CommitteeSettings:
     secret: bytes = field(repr=False)  # this member's secp256k1 key
     domain: bytes = b"asyncdex/consensus/v1"
     replica: ReplicaConfig = field(default_factory=ReplicaConfig)
+    sealing: SealingSettings | None = None
 
     def __post_init__(self) -> None:
         if len(self.peers) != len(self.members):
@@ -100,8 +125,23 @@ class CommitteeVenue:
             clock=clock,
             on_commit=self._on_commit,
         )
+        self.sealed: SealedReveal | None = None
+        self._item_tasks: set[asyncio.Task[None]] = set()
+        if settings.sealing is not None:
+            sealing = settings.sealing
+            transport = self.member.transport
+            self.sealed = SealedReveal(
+                domain,
+                sealing.key,
+                sealing.share,
+                epoch_ms=sealing.epoch_ms,
+                reveal_timeout_ms=sealing.reveal_timeout_ms,
+                broadcast=lambda payload: transport.broadcast(CHANNEL_FAIRNESS, payload),
+                submit_item=self._submit_soon,
+            )
+            transport.register(CHANNEL_FAIRNESS, self.sealed.on_share_frame)
         self.executor = BlockExecutor(
-            sequencer, self.decoder, journal, self._committed, clock=clock
+            sequencer, self.decoder, journal, self._committed, clock=clock, sealed=self.sealed
         )
         self._nonces = itertools.count()
         self._nonce_base = 0
@@ -139,6 +179,36 @@ class CommitteeVenue:
         """Durable in this member's intake (the receipt's promise), then ordered by the
         committee."""
         await self.member.submit(items)
+
+    async def submit_sealed(self, envelopes: Sequence[bytes]) -> None:
+        """Sealed envelopes (checked by ``asyncdex.fairness.intake``), durable in this member's
+        intake, then ordered by the committee still sealed."""
+        if self.sealed is None:
+            raise RuntimeError("this committee has no sealing key configured")
+        await self.member.submit([sealed_item(envelope) for envelope in envelopes])
+
+    def sealing_json(self) -> dict[str, Any] | None:
+        """The ``sealing`` object of ``GET /v1/venue`` (None without sealing)."""
+        sealing = self.settings.sealing
+        if sealing is None:
+            return None
+        return {
+            "epoch": self._clock() // sealing.epoch_ms,
+            "epoch_ms": sealing.epoch_ms,
+            "public_key": "0x" + sealing.key.public_key.hex(),
+        }
+
+    def _submit_soon(self, item: bytes) -> None:
+        # An epoch key this member assembled: proposed by whichever leader comes next. Called
+        # from the executor's task, which must not wait for the intake's fsync.
+        task = asyncio.get_running_loop().create_task(self.member.submit([item]))
+        self._item_tasks.add(task)
+        task.add_done_callback(self._item_done)
+
+    def _item_done(self, task: asyncio.Task[None]) -> None:
+        self._item_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.warning("an epoch key item was not submitted: %s", task.exception())
 
     def system_item(self, command: Command) -> bytes:
         nonce = self._nonce_base + next(self._nonces)
