@@ -14,6 +14,12 @@ Invariants:
   chain (py-evm in a process, kept in ``DATA/chain``) with a ``CommitteeSettlement`` contract
   deployed once for the members (recorded in ``DATA/deployment.json``), every member bonded.
   Members then use the chain's funded development keys as member keys: never for real stake.
+- With sealing (``--sealing-epoch-ms``, on by default), the members' sealing key comes from
+  one run of the DKG on this machine (``asyncdex.fairness.dkg.run_local_dkg``, threshold
+  f + 1) at the first start: each member's ``sealing.json`` (mode 0600) holds the committee
+  key and its share, and its config a ``[committee.sealing]`` table. Like the member keys,
+  they are kept for later starts. A local committee's one process knew every share: fine
+  for a demo, never for real use (docs/fairness.md).
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from asyncdex.cli.node_cmd import load_config
 from asyncdex.consensus.crypto import Secp256k1Signer
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
+from asyncdex.fairness.dkg import run_local_dkg
+from asyncdex.fairness.keyfile import sealing_key_document
 from asyncdex.settlement.chain import CommitteeSettlementClient, RpcChain
 from asyncdex.settlement.devchain import DEV_KEYS, DevChainProcess
 
@@ -72,6 +80,25 @@ def _member_key(directory: Path, given: bytes | None = None) -> bytes:
     return secret
 
 
+def _sealing_keys(data: Path, nodes: int) -> None:
+    """Each member's ``sealing.json`` from one local DKG run, unless all are there already."""
+    paths = [member_dir(data, index) / "sealing.json" for index in range(nodes)]
+    present = [path.exists() for path in paths]
+    if all(present):
+        return
+    if any(present):
+        raise ValueError(f"{data}: some members have a sealing.json and some do not")
+    key, shares = run_local_dkg(nodes, (nodes - 1) // 3 + 1, secrets.token_bytes(32))
+    for path, share in zip(paths, shares, strict=True):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            json.dump(sealing_key_document(key, share), file, indent=2)
+            file.write("\n")
+            file.flush()
+            os.fsync(file.fileno())
+
+
 def write_member_configs(
     data: Path,
     base_config: Path,
@@ -79,9 +106,10 @@ def write_member_configs(
     consensus_port: int,
     extra: str = "",
     keys: Sequence[bytes] | None = None,
+    sealing_epoch_ms: int | None = None,
 ) -> list[Path]:
     """Keys (kept if present; ``keys`` if given, else fresh) and one node config per member;
-    returns the config paths."""
+    returns the config paths. With ``sealing_epoch_ms``, sealing keys too (see above)."""
     base = base_config.read_text()
     if any(line.strip().startswith("[committee]") for line in base.splitlines()):
         raise ValueError(f"{base_config} already has a [committee] table")
@@ -93,12 +121,18 @@ def write_member_configs(
         f'    {{ address = "0x{address.hex()}", consensus = "127.0.0.1:{consensus_port + index}" }}'
         for index, address in enumerate(addresses)
     )
+    sealing = ""
+    if sealing_epoch_ms is not None:
+        _sealing_keys(data, nodes)
+        sealing = (
+            f'\n[committee.sealing]\nkey_file = "sealing.json"\nepoch_ms = {sealing_epoch_ms}\n'
+        )
     paths = []
     for index in range(nodes):
         path = member_dir(data, index) / "node.toml"
         table = (
             f'\n\n[committee]\nindex = {index}\nkey_file = "member.key"\n{extra}'
-            f"members = [\n{members},\n]\n"
+            f"members = [\n{members},\n]\n{sealing}"
         )
         path.write_text(base.rstrip() + table)
         paths.append(path)
@@ -121,6 +155,7 @@ class CommitteeProcesses:
         log: TextIO | None = None,
         extra_committee: str = "",
         settle: bool = False,
+        sealing_epoch_ms: int | None = None,
     ) -> None:
         self.data = data
         self.nodes = nodes
@@ -138,7 +173,7 @@ class CommitteeProcesses:
                 )
             keys = DEV_KEYS[FIRST_MEMBER_KEY : FIRST_MEMBER_KEY + nodes]
         self.configs = write_member_configs(
-            data, base_config, nodes, consensus_port, extra_committee, keys
+            data, base_config, nodes, consensus_port, extra_committee, keys, sealing_epoch_ms
         )
         if settle:
             self.chain, self.deployment = start_dev_chain(data, base_config, self.configs[0])
@@ -312,6 +347,7 @@ def cmd_committee(args: argparse.Namespace) -> int:
         node_args=node_args,
         log=sys.stderr,
         settle=args.settle,
+        sealing_epoch_ms=args.sealing_epoch_ms or None,
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -366,6 +402,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="settle on a development chain of the committee's own (CommitteeSettlement, "
         "members bonded; members use the chain's funded development keys)",
+    )
+    parser.add_argument(
+        "--sealing-epoch-ms",
+        type=int,
+        default=1_000,
+        help="sealed intents' epoch length in ms (default 1000; 0: no sealing key)",
     )
     parser.set_defaults(func=cmd_committee)
     return parser

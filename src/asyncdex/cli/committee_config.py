@@ -18,22 +18,36 @@ members = [
     { address = "0x...", consensus = "127.0.0.1:9100" },
     ...
 ]
+
+[committee.sealing]                  # optional: sealed intents (docs/fairness.md)
+key_file = "sealing.json"            # the DKG's committee key and this member's share
+epoch_ms = 1_000                     # optional: sealing epoch length
+reveal_timeout_ms = 10_000           # optional: past an epoch's end, its key is given up
 ```
+
+The sealing key file (``asyncdex.fairness.keyfile``) must hold the share of member
+``index + 1`` (DKG indices start at 1): a share that does not match its public share is
+refused here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from asyncdex.committee.venue import CommitteeSettings
+from asyncdex.committee.venue import CommitteeSettings, SealingSettings
 from asyncdex.consensus.replica import ReplicaConfig
+from asyncdex.fairness.keyfile import parse_sealing_key_document
 from asyncdex.signing.eip712 import parse_address
 
 COMMITTEE_TABLE = "committee"
-_KEYS = frozenset({"index", "key_file", "domain", "members", "base_timeout_ms", "max_block_items"})
+_KEYS = frozenset(
+    {"index", "key_file", "domain", "members", "base_timeout_ms", "max_block_items", "sealing"}
+)
+_SEALING_KEYS = frozenset({"key_file", "epoch_ms", "reveal_timeout_ms"})
 
 
 class CommitteeConfigError(ValueError):
@@ -104,6 +118,9 @@ def parse_committee_table(path: Path, table: Any) -> CommitteeSettings:
             if type(value) is not int or value <= 0:
                 raise CommitteeConfigError(f"{where}: {key} must be a positive integer")
             overrides[key] = value
+    sealing = None
+    if "sealing" in table:
+        sealing = _parse_sealing(path, f"{where} sealing", table["sealing"], index)
     try:
         if overrides:
             replica = dataclasses.replace(replica, **overrides)
@@ -114,7 +131,43 @@ def parse_committee_table(path: Path, table: Any) -> CommitteeSettings:
             secret=secret,
             domain=domain.encode(),
             replica=replica,
+            sealing=sealing,
         )
+    except ValueError as exc:
+        raise CommitteeConfigError(f"{where}: {exc}") from None
+
+
+def _parse_sealing(path: Path, where: str, table: Any, index: Any) -> SealingSettings:
+    if not isinstance(table, dict):
+        raise CommitteeConfigError(f"{where} must be a table")
+    unknown = sorted(set(table) - _SEALING_KEYS)
+    if unknown:
+        raise CommitteeConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    key_file = table.get("key_file")
+    if not isinstance(key_file, str):
+        raise CommitteeConfigError(f"{where}: key_file (a string) is required")
+    numbers = {}
+    for key in ("epoch_ms", "reveal_timeout_ms"):
+        if key in table:
+            value = table[key]
+            if type(value) is not int or value <= 0:
+                raise CommitteeConfigError(f"{where}: {key} must be a positive integer")
+            numbers[key] = value
+    key_path = (path.parent / key_file).resolve()
+    try:
+        document = json.loads(key_path.read_text())
+        committee_key, share = parse_sealing_key_document(document)
+    except OSError as exc:
+        raise CommitteeConfigError(f"{key_path}: cannot read the sealing key: {exc}") from None
+    except ValueError as exc:  # JSONDecodeError too
+        raise CommitteeConfigError(f"{key_path}: {exc}") from None
+    if share is not None and share.index != index + 1:
+        raise CommitteeConfigError(
+            f"{key_path}: holds the share of DKG member {share.index}, this node is member "
+            f"{index} (share {index + 1})"
+        )
+    try:
+        return SealingSettings(committee_key, share, **numbers)
     except ValueError as exc:
         raise CommitteeConfigError(f"{where}: {exc}") from None
 

@@ -143,6 +143,18 @@ class SealedLog:
 
     # ------------------------------------------------------------------ queries
 
+    @property
+    def venue(self) -> bytes:
+        """The venue id epoch identities are made with."""
+        return self._venue
+
+    @property
+    def current_epoch(self) -> int | None:
+        """The epoch of the last executed block (None before the first)."""
+        if self.last_timestamp_ms < 0:
+            return None
+        return epoch_of(self.last_timestamp_ms, self.epoch_ms)
+
     def pending_epochs(self) -> tuple[int, ...]:
         """Epochs with sealed intents waiting for their key, oldest first."""
         return tuple(sorted(self._pending))
