@@ -179,7 +179,8 @@ def random_stream(seed: int, length: int, stressed: bool = False) -> Stream:
             command = Deposit(account, rng.randint(1, 10**9), l1 + rng.choice((0, 0, 0, 1)))
             l1 += 1 if command.l1_index == l1 else 0
         elif roll < 0.91:
-            command = SetLeverage(account, market, rng.choice((1, 2, 5, 10, 20, 50)))
+            leverage = rng.choice((1, 2, 5, 10, 20, 50))
+            command = SetLeverage(account, market, leverage, rng.random() < 0.4)
         elif roll < 0.92:
             command = ScheduleCancel(account, rng.choice((0, now + rng.randint(1, 10_000), 1)))
         elif roll < 0.925:
@@ -189,7 +190,8 @@ def random_stream(seed: int, length: int, stressed: bool = False) -> Stream:
             command = ForceWithdraw(account, 10**8, l1)
             l1 += 1
         elif roll < 0.935:
-            command = UpdateIsolatedMargin(account, market, rng.choice((0, 5, -5)))
+            delta = rng.choice((0, 5, -5, 10**8, -(10**8), 10**12, -(10**12)))
+            command = UpdateIsolatedMargin(account, market, delta)
         elif roll < 0.99:
             command = permissioned(rng, account, market, now, live_order)
         else:

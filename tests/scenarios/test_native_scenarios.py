@@ -33,8 +33,6 @@ NATIVE_UNSUPPORTED: dict[str, str] = {
     "batch_auction_pro_rata_lot_remainder": "batch auctions",
     "batch_auction_self_trade_prevention_on_arrival": "batch auctions",
     "committee_fee_share_paid_to_leaders_and_signers": "committee incentives",
-    "isolated_margin_add_and_remove": "isolated margin",
-    "isolated_position_liquidated_cross_untouched": "isolated margin, liquidation",
 }
 
 PATHS = scenario_paths()

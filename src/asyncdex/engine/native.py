@@ -6,12 +6,9 @@ Invariants:
   produces the same events, as the same event classes, and the same state root for every
   command it implements; the differential tests compare both after every command.
 - What the native core does not implement is refused loudly with ``NativeUnsupported``
-  (see ``NATIVE_COMMANDS`` and ``NATIVE_LIMITS``). A command type it does not run is refused
-  before anything changes. What only shows inside a command (a liquidation once the mark has
-  moved, a trigger order or an isolated switch that passed every check) is refused at the
-  point the reference would change state; the command's due work (expiries, funding) has
-  run by then, so the engine refuses every later command too. Nothing falls back to the
-  reference silently.
+  before anything changes (``NATIVE_LIMITS``): batch-auction markets and committee
+  incentives at construction, and values beyond its integer widths. Every command type is
+  implemented (``NATIVE_COMMANDS``). Nothing falls back to the reference silently.
 - The state root is computed by exporting the native state into the reference's structures
   (``to_reference_state``) and committing those with ``asyncdex.engine.state_root``: one
   commitment code, so the two cannot disagree on encoding. It costs a full export, so it is
@@ -102,11 +99,9 @@ NATIVE_COMMANDS: frozenset[type] = frozenset(
 )
 # What it refuses within those commands (NativeUnsupported), and what it never runs.
 NATIVE_LIMITS: tuple[str, ...] = (
-    "isolated margin: a SetLeverage to isolated that the reference would accept (so "
-    "UpdateIsolatedMargin always finds no isolated position, as the reference would)",
-    "liquidation of isolated positions (isolated margin is not implemented)",
     "batch-auction markets and committee incentives (refused at construction)",
-    "client ids and expiries beyond int64",
+    "client ids, expiries and dead-man times beyond int64 (the reference keeps any int)",
+    "an isolated flag that is not a bool (the reference commits the value as given)",
 )
 
 

@@ -104,12 +104,20 @@ def test_batch_auction_markets_are_refused_at_construction() -> None:
         NativeEngine(config(ordering="batch_auction", auction_interval_ms=200))
 
 
-def test_isolated_margin_is_refused_and_the_engine_then_refuses_everything() -> None:
-    _, native = both(genesis())
-    with pytest.raises(NativeUnsupported, match="isolated margin"):
-        native.apply(SetLeverage(ALICE, 0, 5, True), 10)
-    with pytest.raises(NativeUnsupported, match="unusable"):
-        native.apply(PlaceOrder(ALICE, 0, True, MID - 10, 100), 11)
+def test_values_beyond_int64_that_the_reference_keeps_are_refused_before_any_change() -> None:
+    reference, native = both(genesis())
+    before = native.state_root()
+    for command in (
+        PlaceOrder(ALICE, 0, True, MID - 10, 100, client_id=2**70),
+        PlaceOrder(ALICE, 0, True, MID - 10, 100, expiry=2**70),
+        SetLeverage(ALICE, 0, 5, 1),  # type: ignore[arg-type]  # not a bool
+    ):
+        with pytest.raises(NativeUnsupported):
+            native.apply(command, 10**6)
+        assert native.state_root() == before
+    command = SetLeverage(ALICE, 0, 5, True)
+    assert native.apply(command, 20) == reference.apply(command, 20)
+    assert native.state_root() == state_root(reference.state)
 
 
 def test_a_liquidation_runs_as_the_reference_runs_it() -> None:

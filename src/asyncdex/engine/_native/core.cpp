@@ -17,11 +17,10 @@
 //   notional, balance and fund is __int128 (price * size <= 10^30; a risk term
 //   exposure * mark * fraction <= 10^36). The reference's integers are unbounded; values
 //   beyond these widths are refused loudly (NativeUnsupported), never wrapped.
-// - What the core does not implement yet is refused before the command changes anything
-//   (NativeUnsupported): triggers, batch-auction markets, isolated margin, builder fees,
-//   signed envelopes, batches, agents, dead-man switches, forced L1 requests. A liquidation
-//   cannot be foreseen before the mark moves: when one becomes due the core raises
-//   NativeUnsupported and refuses every later command (the engine is then unusable).
+// - What the core does not implement is refused before the command changes anything
+//   (NativeUnsupported): batch-auction markets and committee incentives (at construction),
+//   integers beyond int64 where the reference would keep them (client ids, expiries, times),
+//   an isolated flag that is not a bool. Every command type is implemented.
 
 #include <pybind11/pybind11.h>
 
@@ -380,7 +379,6 @@ public:
     i64 time = 0, next_due = 0, next_order_id = 1, next_withdrawal_id = 1, l1_consumed = 0;
     i128 insurance_fund = 0, fee_pool = 0, total_deposited = 0, total_withdrawn = 0;
     bool protective = false;
-    bool poisoned = false;
     bool protocol_taker = false;  // the taker matching now is a liquidation's (no fee)
     std::unordered_map<std::string, std::vector<i64>> nonces;  // signer -> highest, ascending
     std::vector<std::string> nonce_order;  // signers in first-use order (the reference's dict)
@@ -618,6 +616,15 @@ public:
         maintenance = ceildiv(maint, PPM);
     }
 
+    void isolated_risk(size_t market, const Position& p, i128& equity, i128& initial,
+                       i128& maintenance) {
+        i64 mark = markets[market].mark_price;
+        i128 size = abs64(p.size);
+        equity = p.iso_margin + (i128)p.size * mark;
+        initial = ceildiv(size * mark * p.imf, PPM);
+        maintenance = ceildiv(size * mark * markets[market].spec.maintenance_margin_ppm, PPM);
+    }
+
     static i128 worst_exposure(i128 size, i128 ob, i128 os) {
         i128 l = size + ob, s = os - size;
         if (l < 0) l = -l;
@@ -729,8 +736,6 @@ public:
     // ---------------------------------------------------------------- apply
 
     void apply(const Cmd& c, i64 timestamp) {
-        if (poisoned)
-            throw Unsupported("this native engine met a liquidation it cannot run; it is unusable");
         check_supported(c);
         if (timestamp > time) time = timestamp;
         if (time >= next_due) process_due();
@@ -798,6 +803,10 @@ public:
                     throw Unsupported("a deposit to an account that is not bytes");
                 return;
             case T_LEVERAGE:
+                // the position keeps ``isolated`` as given: only a bool is the same value
+                if (c.src && !PyBool_Check(PyTuple_GET_ITEM(c.src, 3)))
+                    throw Unsupported("an isolated flag that is not a bool");
+                return;
             case T_ISOLATED:
             case T_FORCE_WITHDRAW:
             case T_FORCE_CANCEL:
@@ -889,6 +898,11 @@ public:
         bool increases = worst_exposure(held, ob, os) > before;
         i128 equity, initial, maintenance;
         cross_risk(account, equity, initial, maintenance, (int)market, (i64)ob, (i64)os);
+        if (p.isolated && !increases) {
+            i128 iso_equity, iso_initial, iso_maintenance;
+            isolated_risk(market, p, iso_equity, iso_initial, iso_maintenance);
+            return iso_equity - cost >= iso_maintenance;
+        }
         if (increases) return equity - cost >= (protective ? initial * 2 : initial);
         return equity - cost >= maintenance;
     }
@@ -1259,7 +1273,18 @@ public:
         i64 delta = is_buy ? quantity : -quantity;
         i64 now_size = old + delta;
         i128 flow = -(i128)price * delta - fee;
-        accounts[account].collateral += flow;
+        if (p.isolated) {
+            p.iso_margin += flow;
+            i64 added = abs64(now_size) - abs64(old);
+            if (added > 0) {
+                // the isolated position takes its initial margin from the cross balance
+                i128 moved = ceildiv((i128)price * added * p.imf, PPM);
+                accounts[account].collateral -= moved;
+                p.iso_margin += moved;
+            }
+        } else {
+            accounts[account].collateral += flow;
+        }
         if (old == 0 || (old > 0) == (delta > 0))
             p.entry_notional += (i128)price * delta;
         else if (abs64(delta) <= abs64(old))
@@ -1270,6 +1295,12 @@ public:
         if (now_size == 0) {
             remove_holder(m, p);
             p.cum_funding = 0;
+            if (p.isolated && p.iso_margin >= 0) {
+                // a flat isolated position hands its margin back; a negative one (only a
+                // liquidation can leave it) stays for the insurance fund to cover
+                accounts[account].collateral += p.iso_margin;
+                p.iso_margin = 0;
+            }
         } else if (old == 0) {
             p.holder_at = (int32_t)m.holders.size();
             m.holders.push_back(account);
@@ -1509,15 +1540,6 @@ public:
         }
     }
 
-    // Refuse what is not implemented at a point where the reference would change state: the
-    // due work of this command (expiries, funding) has run already, so the engine cannot
-    // be trusted afterwards and refuses every later command.
-    [[noreturn]] void unsupported_now(const char* what) {
-        poisoned = true;
-        throw Unsupported(std::string(what) +
-                          " is not implemented by the native core (this engine is now unusable)");
-    }
-
     void process_update_isolated_margin(const Cmd& c) {
         const int tag = T_ISOLATED;
         i64 market_id = c.v[1];
@@ -1526,8 +1548,25 @@ public:
         i64 delta = c.v[2];
         if (!c.is_exact(2) || delta == 0 || abs64(delta) > MAX_COLLATERAL)
             return reject(c, tag, 1, market_id, -1, 0, INVALID_AMOUNT);
-        // no position here is isolated (isolated mode is refused before it exists)
-        return reject(c, tag, 1, market_id, -1, 0, NOT_ISOLATED);
+        int32_t account = find_account(c);
+        Position* p = account >= 0 ? &pos(account, market_id) : nullptr;
+        if (!p || !p->exists || !p->isolated || !p->size)
+            return reject(c, tag, 1, market_id, -1, 0, NOT_ISOLATED);
+        bool ok;
+        if (delta > 0) {
+            i128 equity, initial, maintenance;
+            cross_risk(account, equity, initial, maintenance);
+            ok = equity - delta >= initial && accounts[account].collateral >= delta;
+        } else {
+            i128 equity, initial, maintenance;
+            isolated_risk(market_id, *p, equity, initial, maintenance);
+            ok = equity + delta >= initial;
+        }
+        if (!ok) return reject(c, tag, 1, market_id, -1, 0, INSUFFICIENT_MARGIN);
+        accounts[account].collateral -= delta;
+        p->iso_margin += delta;
+        emit(E_ISO_MOVED, [&] { return account_obj(c); }, [&] { return echo(c, 1, market_id); },
+             [&] { return echo(c, 2, delta); });
     }
 
     void process_schedule_cancel(const Cmd& c, i64 now) {
@@ -1768,25 +1807,29 @@ public:
         int32_t account = find_account(c);
         if (account < 0) return reject(c, tag, 1, market_id, -1, 0, UNKNOWN_ACCOUNT);
         Position& p = pos(account, market_id);
-        if (c.is_true(3)) {
-            // every position here is cross: switching one with a position or orders is refused
-            // as the reference refuses it; any other switch to isolated is not implemented
-            if (p.exists && (p.size || p.norders))
-                return reject(c, tag, 1, market_id, -1, 0, MODE_CHANGE_WITH_POSITION);
-            unsupported_now("isolated margin");
-        }
+        bool isolated = c.is_true(3);
+        if (p.exists && p.isolated != isolated && (p.size || p.norders))
+            return reject(c, tag, 1, market_id, -1, 0, MODE_CHANGE_WITH_POSITION);
         if (!p.exists) {
             reset_position(p, m);
             set_exists(account, market_id, p, true);
         }
         i64 old_leverage = p.leverage;
+        bool old_isolated = p.isolated;
         p.leverage = leverage;
+        p.isolated = isolated;
         p.imf = initial_fraction(m.spec.initial_margin_ppm, leverage);
         i128 equity, initial, maintenance;
         cross_risk(account, equity, initial, maintenance);
         bool ok = equity >= initial;
+        if (ok && p.isolated && p.size) {
+            i128 iso_equity, iso_initial, iso_maintenance;
+            isolated_risk(market_id, p, iso_equity, iso_initial, iso_maintenance);
+            ok = iso_equity >= iso_initial;
+        }
         if (!ok && leverage < old_leverage) {
             p.leverage = old_leverage;
+            p.isolated = old_isolated;
             p.imf = initial_fraction(m.spec.initial_margin_ppm, old_leverage);
             maybe_drop_position(account, market_id, p);
             return reject(c, tag, 1, market_id, -1, 0, INSUFFICIENT_MARGIN);
@@ -1918,7 +1961,20 @@ public:
         });
         candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
         bool liquidated = false;
+        std::vector<size_t> sorted_scope(scope);
+        std::sort(sorted_scope.begin(), sorted_scope.end());
         for (int32_t account : candidates) {
+            for (size_t market : sorted_scope) {
+                Position& p = pos(account, market);
+                if (p.exists && p.isolated && p.size) {
+                    i128 equity, initial, maintenance;
+                    isolated_risk(market, p, equity, initial, maintenance);
+                    if (equity < maintenance) {
+                        liquidate(account, (i64)market, equity, maintenance);
+                        liquidated = true;
+                    }
+                }
+            }
             bool any = false, any_zero = false;
             for (size_t m = 0; m < markets.size(); ++m) {
                 const Position& p = pos(account, m);
@@ -1931,7 +1987,7 @@ public:
             i128 equity, initial, maintenance;
             cross_risk(account, equity, initial, maintenance);
             if (equity < maintenance) {
-                liquidate(account, equity, maintenance);
+                liquidate(account, ALL_MARKETS, equity, maintenance);
                 liquidated = true;
             }
         }
@@ -1949,38 +2005,72 @@ public:
         return mark + floordiv(equity, -size);
     }
 
-    std::vector<size_t> open_cross_positions(int32_t account) {
-        std::vector<size_t> out;
-        for (size_t m = 0; m < markets.size(); ++m) {
-            const Position& p = pos(account, m);
-            if (p.exists && p.size && !p.isolated) out.push_back(m);
-        }
-        return out;
-    }
+    // Where a liquidation reads equity and moves money: the cross account (``scope`` is
+    // ALL_MARKETS) or one isolated position (liquidation.py's ``_Balance``).
+    struct Balance {
+        Core& core;
+        int32_t account;
+        i64 scope;
+        i128 base_collateral;
 
-    i128 cover_from_insurance(int32_t account) {
-        i128 shortfall = -cross_equity(account);
+        std::vector<size_t> positions() {
+            std::vector<size_t> out;
+            for (size_t m = 0; m < core.markets.size(); ++m) {
+                const Position& p = core.pos(account, m);
+                if (!p.exists || !p.size) continue;
+                if (scope == ALL_MARKETS ? !p.isolated : (i64)m == scope) out.push_back(m);
+            }
+            return out;
+        }
+        i128 equity() {
+            if (scope == ALL_MARKETS) return core.cross_equity(account);
+            const Position& p = core.pos(account, scope);
+            i128 held = p.iso_margin + (i128)p.size * core.markets[scope].mark_price;
+            // a flat isolated position has already handed its margin to the cross balance
+            return held + core.accounts[account].collateral - base_collateral;
+        }
+        void credit(i128 amount) {
+            if (scope == ALL_MARKETS) {
+                core.accounts[account].collateral += amount;
+                return;
+            }
+            Position& p = core.pos(account, scope);
+            if (!p.exists || (p.size == 0 && p.iso_margin == 0)) {
+                core.accounts[account].collateral += amount;
+                return;
+            }
+            p.iso_margin += amount;
+            if (p.size == 0 && p.iso_margin >= 0) {
+                core.accounts[account].collateral += p.iso_margin;
+                p.iso_margin = 0;
+            }
+        }
+    };
+
+    i128 cover_from_insurance(Balance& balance) {
+        i128 shortfall = -balance.equity();
         if (shortfall <= 0) return 0;
         i128 cover = std::min(shortfall, insurance_fund);
         if (cover > 0) {
             insurance_fund -= cover;
-            accounts[account].collateral += cover;
+            balance.credit(cover);
         }
         return cover;
     }
 
-    void liquidate(int32_t account, i128 equity, i128 maintenance) {
-        emit(E_LIQ_STARTED, [&] { return addr(account); }, [&] { return obj(-1); },
+    void liquidate(int32_t account, i64 scope, i128 equity, i128 maintenance) {
+        emit(E_LIQ_STARTED, [&] { return addr(account); }, [&] { return obj(scope); },
              [&] { return obj128(equity); }, [&] { return obj128(maintenance); });
-        process_cancel_account_orders(account, ALL_MARKETS, 6 /* CancelReason.LIQUIDATION */);
+        process_cancel_account_orders(account, scope, 6 /* CancelReason.LIQUIDATION */);
+        Balance balance{*this, account, scope, accounts[account].collateral};
         i128 closed_notional = 0;
-        for (size_t market : open_cross_positions(account)) {
+        for (size_t market : balance.positions()) {
             Market& m = markets[market];
             Position& p = pos(account, market);
             i64 size = p.size;
             i64 mark = m.mark_price;
             i64 tick = m.spec.tick;
-            i128 limit = bankruptcy_price(size, mark, cross_equity(account) + insurance_fund);
+            i128 limit = bankruptcy_price(size, mark, balance.equity() + insurance_fund);
             if (size > 0) {
                 limit = std::max(-floordiv(-limit, tick) * tick, (i128)tick);
             } else {
@@ -2021,13 +2111,13 @@ public:
             protocol_taker = false;
             closed_notional += (i128)(abs64(size) - abs64(pos(account, market).size)) * mark;
         }
-        i128 insurance_paid = cover_from_insurance(account);
-        std::vector<size_t> remaining = open_cross_positions(account);
+        i128 insurance_paid = cover_from_insurance(balance);
+        std::vector<size_t> remaining = balance.positions();
         if (!remaining.empty()) {
             i128 total = 0;
             for (size_t market : remaining)
                 total += (i128)abs64(pos(account, market).size) * markets[market].mark_price;
-            i128 equity_left = cross_equity(account);
+            i128 equity_left = balance.equity();
             for (size_t market : remaining) {
                 Market& m = markets[market];
                 Position& p = pos(account, market);
@@ -2038,22 +2128,27 @@ public:
             }
         }
         i128 fee = 0;
-        i128 equity_after = cross_equity(account);
+        i128 equity_after = balance.equity();
         if (equity_after > 0) {
             i64 fee_ppm = 0;
-            for (const Market& m : markets) fee_ppm = std::max(fee_ppm, liquidation_fee_ppm[&m - markets.data()]);
+            if (scope == ALL_MARKETS) {
+                for (i64 market_fee : liquidation_fee_ppm) fee_ppm = std::max(fee_ppm, market_fee);
+            } else {
+                fee_ppm = liquidation_fee_ppm[scope];
+            }
             fee = std::min(equity_after, ceildiv(closed_notional * fee_ppm, PPM));
-            accounts[account].collateral -= fee;
+            balance.credit(-fee);
             insurance_fund += fee;
         }
-        insurance_paid += cover_from_insurance(account);
-        i128 left = cross_equity(account);
+        insurance_paid += cover_from_insurance(balance);
+        i128 left = balance.equity();
         i128 bad_debt = left < 0 ? -left : 0;
         for (size_t m = 0; m < markets.size(); ++m) {
             Position& p = pos(account, m);
-            if (p.exists) maybe_drop_position(account, m, p);
+            if (p.exists && (scope == ALL_MARKETS || (i64)m == scope))
+                maybe_drop_position(account, m, p);
         }
-        emit(E_LIQ_SETTLED, [&] { return addr(account); }, [&] { return obj(-1); },
+        emit(E_LIQ_SETTLED, [&] { return addr(account); }, [&] { return obj(scope); },
              [&] { return obj128(fee); }, [&] { return obj128(insurance_paid); },
              [&] { return obj128(bad_debt); });
     }
@@ -2169,7 +2264,10 @@ public:
             i128 payment = ceildiv((i128)p.size * rate * index, PPB);
             dust += payment;
             p.cum_funding += payment;
-            accounts[account].collateral -= payment;
+            if (p.isolated)
+                p.iso_margin -= payment;
+            else
+                accounts[account].collateral -= payment;
         }
         insurance_fund += dust;
         emit(E_FUNDING_PAID, [&] { return obj(s.market_id); }, [&] { return obj128(rate); },
