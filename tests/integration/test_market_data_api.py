@@ -247,6 +247,7 @@ def test_openapi_document_describes_every_route(traded_node: RunningNode) -> Non
     }
     assert described == {
         ("POST", "/v1/intents"),
+        ("POST", "/v1/sealed"),
         ("GET", "/v1/intents/{intentId}"),
         ("GET", "/v1/seq/{seq}"),
         ("GET", "/v1/withdrawals/{withdrawalId}/proof"),

@@ -754,6 +754,11 @@ class Client:
     def markets(self) -> Markets:
         return self._client.markets
 
+    @property
+    def sealing(self) -> SealingInfo | None:
+        """The committee's sealing key as the node announced it (None: no sealed intents)."""
+        return self._client.sealing
+
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         if self._closed:
             coroutine.close()

@@ -120,6 +120,11 @@ from asyncdex.engine.orderbook import Order
 from asyncdex.engine.state import MarketState, State
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import NONCE_PAST_MS
+from asyncdex.fairness.intake import (
+    SealedIntakeError,
+    check_sealed_submissions,
+    parse_sealed_body,
+)
 from asyncdex.gateway.collector import FullCollections
 from asyncdex.gateway.fanout import DEFAULT_CONNECTION_CAPS, ConnectionCaps
 from asyncdex.gateway.market_data import INTERVALS_MS, MarketData, account_view
@@ -867,6 +872,7 @@ class Node:
                 await self.verifier.start()
             app = web.Application(client_max_size=settings.limits.max_body_bytes + 1)
             app.router.add_post("/v1/intents", self.handle_intents)
+            app.router.add_post("/v1/sealed", self.handle_sealed)
             app.router.add_get("/v1/intents/{intent_id}", self.handle_intent_status)
             app.router.add_get("/v1/seq/{seq}", self.handle_seq_status)
             app.router.add_get("/v1/withdrawals/{withdrawal_id}/proof", self.handle_withdrawal)
@@ -1507,6 +1513,49 @@ class Node:
             )
         return await self._submit(submissions)
 
+    async def handle_sealed(self, request: web.Request) -> web.Response:
+        """``POST /v1/sealed``: sealed intents, ordered by the committee still sealed and
+        revealed once their epoch's key is in a block (docs/fairness.md)."""
+        refused = self._refuse_if_draining()
+        if refused is not None:
+            return refused
+        committee = self.committee
+        sealing = None if committee is None else committee.settings.sealing
+        if committee is None or sealing is None:
+            return web.json_response(
+                {"error": "this node takes no sealed intents (not a committee member with a "
+                 "sealing key)", "code": "no_sealing"},
+                status=404,
+            )  # fmt: skip
+        try:
+            body = await self._read_body(request)
+        except IntakeError as error:
+            return _json_error(error)
+        try:
+            accepted = check_sealed_submissions(
+                self.settings.domain,
+                parse_sealed_body(body),
+                self.settings.clock() // sealing.epoch_ms,
+            )
+        except SealedIntakeError as error:
+            return web.json_response(error.to_json(), status=error.status)
+        try:
+            await committee.submit_sealed([envelope.data for envelope in accepted])
+        except Exception as exc:
+            _log.warning("committee intake refused %d sealed intents: %s", len(accepted), exc)
+            return web.json_response(
+                {"error": f"not sequenced: {exc}", "code": "not_sequenced"}, status=503
+            )
+        now = self.settings.clock()
+        return web.json_response(
+            {
+                "receipts": [
+                    {"sealedId": "0x" + envelope.sealed_id.hex(), "seq": 0, "timestamp": now}
+                    for envelope in accepted
+                ]
+            }
+        )
+
     def _refuse_unless_operator(self, request: web.Request) -> web.Response | None:
         token = self.settings.operator_token
         if not token:
@@ -1743,9 +1792,16 @@ class Node:
                 settings.engine_config,
                 settlement_contract=contract,
                 settlement_chain=chain,
-                extras=self._venue_extras,
+                extras=self._venue_extras_now(),
             )
         )
+
+    def _venue_extras_now(self) -> dict[str, Any]:
+        sealing = None if self.committee is None else self.committee.sealing_json()
+        if sealing is None:
+            return self._venue_extras
+        # the current sealing epoch moves with the clock: computed per request
+        return {**self._venue_extras, "sealing": sealing}
 
     def _state(self) -> State:
         assert self._executor is not None

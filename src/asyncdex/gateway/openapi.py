@@ -321,6 +321,18 @@ def _components() -> dict[str, Any]:
                     "nullable": True,
                     "description": "what Hyperliquid clients sign for; null without that API",
                 },
+                "sealing": {
+                    **_open(
+                        {
+                            "epoch": _integer(0),
+                            "epoch_ms": _integer(1),
+                            "public_key": {"type": "string", "pattern": "^0x[0-9a-fA-F]{96}$"},
+                        }
+                    ),
+                    "nullable": True,
+                    "description": "the committee key sealed intents are encrypted to and the "
+                    "current sealing epoch (docs/fairness.md); null without sealed intents",
+                },
             }
         ),
         "Level": _open({"price": _ref("Decimal"), "size": _ref("Decimal"), "orders": _integer(1)}),
@@ -524,6 +536,59 @@ def _paths() -> dict[str, Any]:
                 },
                 "responses": {"200": _ok(_ref("Receipts"), "receipts in request order")}
                 | intake_errors,
+            }
+        },
+        "/v1/sealed": {
+            "post": {
+                "summary": "Sealed intents (committee venues): ordered still encrypted, "
+                "revealed once their epoch's key is in a block (docs/fairness.md)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": _open(
+                                {
+                                    "sealed": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "maxItems": 64,
+                                        "items": {
+                                            "type": "string",
+                                            "pattern": "^0x([0-9a-fA-F]{2})+$",
+                                            "description": "a sealed-intent envelope",
+                                        },
+                                    }
+                                }
+                            )
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _ok(
+                        _open(
+                            {
+                                "receipts": {
+                                    "type": "array",
+                                    "items": _open(
+                                        {
+                                            "sealedId": {"type": "string"},
+                                            "seq": _integer(0),
+                                            "timestamp": _integer(0),
+                                        }
+                                    ),
+                                }
+                            }
+                        ),
+                        "durable on this member, in request order (seq 0 until executed)",
+                    ),
+                    "400": _error(
+                        "refused, nothing sequenced: malformed body or envelope, an envelope "
+                        "signature that does not recover, an epoch not current or next"
+                    ),
+                    "404": _error("not a committee member with a sealing key"),
+                    "413": _error("body too large"),
+                    "503": _error("shutting down, or the member's intake failed"),
+                },
             }
         },
         "/v1/intents/{intentId}": {

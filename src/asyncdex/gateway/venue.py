@@ -86,5 +86,6 @@ def venue_json(
         "maxOpenOrdersPerAccount": config.max_open_orders_per_account,
         "markets": [market_spec_json(spec) for spec in config.markets],
         "hyperliquid": None,
+        "sealing": None,  # committee venues with sealed intents: docs/fairness.md
         **extras,
     }

@@ -1,0 +1,127 @@
+"""Sealed intents on a committee of 4 member processes on loopback, through the SDK.
+
+The members get their sealing key from ``asyncdex committee``'s local DKG; each announces it
+on ``GET /v1/venue``. A trader connected with ``seal=True`` sends an order that no member can
+read while it is ordered; once its epoch's key is in a block every member executes it, at the
+same seq, and the trader's ``wait_for`` follows it by its intent id to ``executed``. A plain
+intent still goes the plain way beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asyncdex.cli.committee_cmd import CommitteeProcesses
+from asyncdex.client import Client, Wallet
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "examples" / "committee.toml"
+TOKEN = "sealed-test-token"
+PUBLISHER = "0xc377c94d857b217ac94de730b94d5ce0a302f765"  # the config's first publisher
+EPOCH_MS = 500
+
+
+def get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return json.load(answer)
+
+
+def operator(url: str, commands: list[dict[str, Any]]) -> Any:
+    request = urllib.request.Request(
+        url + "/v1/system",
+        json.dumps({"commands": commands}).encode(),
+        {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.load(answer)
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _has_account(url: str, account: str) -> bool:
+    try:
+        get(f"{url}/v1/accounts/{account}")
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+@pytest.fixture
+def committee(tmp_path: Path, free_port_base: int) -> Any:
+    log = (tmp_path / "members.log").open("w")
+    processes = CommitteeProcesses(
+        tmp_path / "committee",
+        CONFIG,
+        4,
+        port=free_port_base,
+        consensus_port=free_port_base + 4,
+        node_args=("--operator-token", TOKEN),
+        log=log,
+        sealing_epoch_ms=EPOCH_MS,
+    )
+    try:
+        processes.start_all()
+        yield processes
+    finally:
+        processes.stop_all()
+        log.close()
+
+
+def test_a_sealed_order_is_ordered_unread_then_executed_on_every_member(
+    committee: CommitteeProcesses,
+) -> None:
+    urls = [committee.url(index) for index in range(4)]
+    keys = {get(url + "/v1/venue")["sealing"]["public_key"] for url in urls}
+    assert len(keys) == 1  # one committee key, from one DKG
+    wallet = Wallet(secrets.token_bytes(32))
+    account = "0x" + wallet.address.hex()
+    operator(urls[0], [{"type": "deposit", "account": account, "amount": 10**11, "l1Index": 0}])
+    operator(
+        urls[0],
+        [{"type": "oraclePrice", "publisher": PUBLISHER, "market": 0, "price": 600_000}],
+    )
+    wait_until(lambda: all(_has_account(url, account) for url in urls), 60, "the deposit")
+
+    with Client.connect(urls[1], wallet, seal=True) as client:
+        assert client.sealing is not None and client.sealing.epoch_ms == EPOCH_MS
+        receipt = client.place_order("BTC", "buy", "0.001", "59000")
+        assert receipt.sealed_id is not None
+        executed = client.wait_for(receipt, "executed", timeout=60)
+    with Client.connect(urls[2], wallet) as plain:
+        plain_receipt = plain.place_order("BTC", "buy", "0.001", "58000")
+        assert plain_receipt.sealed_id is None
+        plain.wait_for(plain_receipt, "executed", timeout=60)
+
+    assert executed.status in ("executed", "committed", "finalized")
+    seqs = set()
+    for url in urls:
+        wait_until(lambda url=url: _executed(url, receipt.intent_id), 60, f"the order on {url}")
+        seqs.add(get(f"{url}/v1/intents/{receipt.intent_id}")["seq"])
+    assert len(seqs) == 1  # the same place in every member's log
+
+
+def _executed(url: str, intent_id: str) -> bool:
+    try:
+        return get(f"{url}/v1/intents/{intent_id}").get("status") in (
+            "executed",
+            "committed",
+            "finalized",
+        )
+    except (OSError, ValueError):
+        return False
