@@ -388,7 +388,7 @@ class AsyncClient:
 
         The node answers ``{"receipts": [{"sealedId", "seq", "timestamp"}]}``; each receipt
         here also carries the ``intent_id`` the intent will have once revealed, so
-        :meth:`wait_for` follows it to ``revealed`` and ``executed``.
+        :meth:`wait_for` follows it to ``executed`` once it is revealed.
         """
         signed = [i if isinstance(i, SignedIntent) else self.sign(i) for i in intents]
         if not signed:
