@@ -577,7 +577,10 @@ function describeOutcome(entry, events) {
     else if (event.type === "TradeExecuted") {
       filled += BigInt(event.size);
       notional += BigInt(event.size) * BigInt(event.price);
-    } else if (event.type === "OrderRested") parts.push(`resting as #${event.orderId}`);
+    } else if (event.type === "OrderRested") {
+      // on a batch-auction market every order first waits in the book for the next auction
+      parts.push(isAuction(m) ? `waiting for the auction as #${event.orderId}` : `resting as #${event.orderId}`);
+    }
     else if (event.type === "OrderCancelled") parts.push(`cancelled #${event.orderId}`);
     else if (event.type === "OrderModified") parts.push(`modified #${event.orderId}`);
     else if (event.type === "Withdrawn") {
