@@ -9,10 +9,10 @@ Invariants:
   reads no clock or randomness, so a run is replayable.
 - The leader orders each block: it may reorder the block's intents and insert its own orders
   anywhere in it, and it chooses by simulating each candidate on a copy of the engine,
-  keeping the most profitable one (or none, if none gains). It only ever sees what
-  ``leader_view`` gives it: on the plaintext venues every intent in full; on the sealed venue
-  the public header only (account, nonce, market, epoch), so its choice cannot depend on a
-  side, price or size it never saw.
+  keeping the most profitable one (or none, if none gains). It sees, and can simulate, only
+  what is readable: on the plaintext venues every intent in full; on the sealed venue the
+  headers it decodes from the envelopes' bytes (account, nonce, market), so its choice
+  cannot depend on a side, price or size it never saw.
 - Profit is in micro-USDC, marked to the oracle price (constant within a seed), fees
   included: ``collateral + size * oracle`` at the end minus what was deposited.
 
@@ -20,9 +20,14 @@ The venues:
 - ``continuous``: FCFS continuous matching; the leader reads every intent and reorders.
 - ``batch``: one batch auction per block (``ordering="batch_auction"``); the leader reads
   every intent and may add orders to the batch, but the batch clears at one price.
-- ``sealed``: the same batch auction with sealed intents: the leader orders envelopes whose
-  contents open only after the block's order is certified, when nothing can be inserted any
-  more. ``leader_view`` is the one place that decides what it sees.
+- ``sealed``: the same batch auction with sealed intents: every trader's intent is signed
+  and sealed with ``asyncdex.fairness`` (:class:`Sealer`); the leader orders envelopes whose
+  contents open only after the block's order is fixed, when nothing can be inserted any
+  more. ``real_sealing=False`` hands it the same headers without the cryptography
+  (``leader_view``), which a test shows gives the same outcome, seed by seed.
+
+Randomness is ``random.Random`` seeded per run, here in the command line's simulation, never
+in the engine.
 """
 
 from __future__ import annotations
@@ -208,9 +213,10 @@ class Visible(NamedTuple):
 
 
 def leader_view(venue: str, block: Sequence[Intent]) -> list[Visible]:
-    """What the leader can read of a block it orders. On the sealed venue the body is a
-    ciphertext for the block's epoch, opened only once the block's order is certified (after
-    the leader's last chance to insert), so the leader sees the public header alone."""
+    """What the leader can read of a block it orders, without the cryptography. On the
+    sealed venue the body is a ciphertext for the block's epoch, opened only once the block's
+    order is certified (after the leader's last chance to insert), so the leader sees the
+    public header alone (:meth:`Sealer.header_of` reads it from real envelopes)."""
     sealed = venue == "sealed"
     return [Visible(i.account, i.nonce, MARKET, None if sealed else i.command) for i in block]
 
