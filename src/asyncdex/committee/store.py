@@ -19,6 +19,10 @@ Invariants:
 - The intake log holds every item a client handed to this member, durable before the client's
   receipt (the ``sequenced`` step). At open, every intake item not in a committed block is
   returned for resubmission, so nothing acknowledged is lost.
+- At open, the oldest segments of the block journal and of the intake log that hold only
+  blocks at or below the committed height, or items already in committed blocks, are
+  deleted (oldest first; never the last segment): those logs stay a few segments long. The
+  committed log keeps everything (the replica serves catch-up from it, the node replays it).
 - A missing safety file means no signed message ever left this member (the file is written
   before the first one). Blocks found in the journal without one (a crash between the two
   writes) only make the recovered state stricter: it counts their views as voted and locks on
@@ -29,6 +33,7 @@ Layout of a data directory: ``safety.state``, ``blocks/``, ``committed/``, ``int
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 import zlib
@@ -47,9 +52,11 @@ from asyncdex.consensus.messages import (
 )
 from asyncdex.consensus.safety import SafetyState
 from asyncdex.sequencer.journal import (
+    DEFAULT_SEGMENT_BYTES,
     FileJournal,
     JournalCorruption,
     RecoveryReport,
+    segment_file_name,
     sync_directory,
 )
 from asyncdex.types.hashing import keccak256
@@ -63,6 +70,8 @@ INTAKE_DIR = "intake"
 _SAFETY_MAGIC = b"ADXSAFE2"
 # magic, write counter, crc32 of (counter, length, payload), payload length
 _SAFETY_HEADER = struct.Struct("<8sQII")
+# the block journal and the intake log are deleted a segment at a time once committed
+PRUNED_SEGMENT_BYTES = 4 << 20
 SAFETY_SLOT_BYTES = 16 << 10  # a lock certificate of ~200 signatures; bigger files grow
 
 
@@ -103,9 +112,9 @@ class Recovered:
     """Torn tails that were cut (one report per log that needed it)."""
 
 
-def _open_log(directory: Path) -> tuple[FileJournal, RecoveryReport]:
+def _open_log(directory: Path, segment_bytes: int) -> tuple[FileJournal, RecoveryReport]:
     try:
-        return FileJournal.open(directory)
+        return FileJournal.open(directory, segment_bytes=segment_bytes)
     except JournalCorruption as error:
         raise StoreCorruption(error.segment, error.offset, error.reason) from None
 
@@ -148,29 +157,59 @@ class MemberStore:
         self._safety_fd: int | None = None
         self._safety_counter = 0
         self._safety_slot_bytes = 0
+        self._segment_bytes = PRUNED_SEGMENT_BYTES
 
     @classmethod
-    def open(cls, directory: Path) -> tuple[MemberStore, Recovered]:
-        """Open (creating if needed) and recover the store in ``directory``."""
+    def open(
+        cls, directory: Path, *, segment_bytes: int = PRUNED_SEGMENT_BYTES
+    ) -> tuple[MemberStore, Recovered]:
+        """Open (creating if needed) and recover the store in ``directory``.
+
+        ``segment_bytes``: segment size of the block journal and the intake log, the unit in
+        which their committed past is deleted at open."""
         directory.mkdir(parents=True, exist_ok=True)
         opened: list[FileJournal] = []
         try:
             repairs = []
             for name in (BLOCKS_DIR, COMMITTED_DIR, INTAKE_DIR):
-                journal, report = _open_log(directory / name)
+                size = DEFAULT_SEGMENT_BYTES if name == COMMITTED_DIR else segment_bytes
+                journal, report = _open_log(directory / name, size)
                 opened.append(journal)
                 if report.truncated:
                     repairs.append(report)
             store = cls(directory, *opened)
-            recovered = store._recover()
+            store._segment_bytes = segment_bytes
+            recovered, needed_block, needed_intake = store._recover()
+            store._blocks = store._prune(store._blocks, needed_block)
+            opened[0] = store._blocks
+            store._intake = store._prune(store._intake, needed_intake)
+            opened[2] = store._intake
         except BaseException:
             for journal in opened:
-                journal.close()
+                journal.close()  # closing twice is harmless
             raise
         recovered.repairs = repairs
         return store, recovered
 
-    def _recover(self) -> Recovered:
+    def _prune(self, journal: FileJournal, needed_from: int) -> FileJournal:
+        """Delete the oldest segments holding only records below seq ``needed_from`` (never
+        the last segment); returns the journal reopened on what is left. Oldest first, so a
+        crash midway leaves a contiguous suffix, which is all a journal needs."""
+        firsts = journal.segment_first_seqs
+        doomed = [first for first, after in itertools.pairwise(firsts) if after <= needed_from]
+        if not doomed:
+            return journal
+        directory = journal.directory
+        journal.close()
+        for first in doomed:
+            (directory / segment_file_name(first)).unlink()
+        sync_directory(directory)
+        reopened, _ = _open_log(directory, self._segment_bytes)
+        return reopened
+
+    def _recover(self) -> tuple[Recovered, int, int]:
+        """What the member needs, and the first seq of the block journal and of the intake
+        log that it still needs (everything before is committed or ordered)."""
         committed = [entry.block for entry in self.committed_entries(1)]
         for lower, upper in zip([None, *committed], committed, strict=False):
             if lower is not None and upper.parent != lower.hash:
@@ -182,6 +221,7 @@ class MemberStore:
                 )
         height = len(committed)
         journaled = []
+        needed_block = self._blocks.last_seq + 1
         for seq, payload in _records(self._blocks):
             try:
                 block = decode_block(payload)
@@ -190,12 +230,15 @@ class MemberStore:
                     self._blocks.directory, None, f"not a block: {error}", seq
                 ) from None
             if block.height > height:
+                needed_block = min(needed_block, seq)
                 journaled.append(block)
         ordered = {keccak256(item) for block in committed for item in block.payload}
         unordered: list[bytes] = []
-        for _, item in _records(self._intake):
+        needed_intake = self._intake.last_seq + 1
+        for seq, item in _records(self._intake):
             digest = keccak256(item)
             if digest not in ordered:
+                needed_intake = min(needed_intake, seq)
                 ordered.add(digest)  # an item sent twice is ordered once
                 unordered.append(item)
         safety = self._read_safety()
@@ -203,7 +246,7 @@ class MemberStore:
             self._safety_fd = os.open(self.safety_path, os.O_WRONLY)
         if safety is None and journaled:
             safety = _stricter_than(journaled)
-        return Recovered(safety, committed, journaled, unordered)
+        return Recovered(safety, committed, journaled, unordered), needed_block, needed_intake
 
     # --- safety state ---------------------------------------------------------------------
 

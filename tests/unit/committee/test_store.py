@@ -219,3 +219,38 @@ def test_a_committed_log_that_is_not_a_chain_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreCorruption, match="does not extend") as refused:
         MemberStore.open(tmp_path)
     assert refused.value.record == 2
+
+
+def test_committed_blocks_and_ordered_items_are_deleted_a_segment_at_a_time(
+    tmp_path: Path,
+) -> None:
+    blocks = chain(40, items_per_block=3)
+    small = 2_000  # bytes per segment: a few blocks or a few dozen items each
+    store, _ = MemberStore.open(tmp_path, segment_bytes=small)
+    store.append_blocks(blocks)
+    store.flush_blocks()
+    store.append_intake([item for block in blocks for item in block.payload])
+    store.append_intake([b"never ordered", b"item-40-0"])
+    store.flush_intake()
+    store.append_committed(blocks[:30], certify(blocks[30]))
+    store.flush_committed()
+    store.close()
+    segments_before = len(list((tmp_path / BLOCKS_DIR).glob("*.seg")))
+    intake_before = len(list((tmp_path / INTAKE_DIR).glob("*.seg")))
+
+    store, recovered = MemberStore.open(tmp_path, segment_bytes=small)
+    assert recovered.journaled == blocks[30:]
+    assert recovered.unordered_intake[-1] == b"never ordered"
+    store.close()
+    assert len(list((tmp_path / BLOCKS_DIR).glob("*.seg"))) < segments_before
+    assert len(list((tmp_path / INTAKE_DIR).glob("*.seg"))) < intake_before
+    # what is left still opens to the same state, and appends continue the sequence
+    store, again = MemberStore.open(tmp_path, segment_bytes=small)
+    assert (again.journaled, again.unordered_intake) == (
+        recovered.journaled,
+        recovered.unordered_intake,
+    )
+    store.append_blocks(blocks[:1])
+    store.flush_blocks()
+    store.close()
+    assert MemberStore.open(tmp_path, segment_bytes=small)[1].journaled == blocks[30:]
