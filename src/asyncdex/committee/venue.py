@@ -34,12 +34,18 @@ from asyncdex.committee.sealed import SealedReveal, sealed_item
 from asyncdex.committee.transport import CHANNEL_FAIRNESS, CHANNEL_SETTLEMENT
 from asyncdex.consensus.committee import Committee
 from asyncdex.consensus.crypto import CachingVerifier, Secp256k1Signer
-from asyncdex.consensus.messages import Block, QuorumCertificate
-from asyncdex.consensus.replica import ReplicaConfig
+from asyncdex.consensus.messages import Block, Proposal, QuorumCertificate, Vote
+from asyncdex.consensus.replica import ReplicaConfig, ReportEquivocation
 from asyncdex.fairness.threshold import CommitteeKey, KeyShare
 from asyncdex.messages.commands import Command
 from asyncdex.sequencer.journal import FileJournal
 from asyncdex.sequencer.sequencer import Sequencer
+from asyncdex.settlement.certificate import (
+    ProposalEquivocation,
+    VoteEquivocation,
+    proposal_equivocation,
+    vote_equivocation,
+)
 from asyncdex.settlement.service import SettlementService
 from asyncdex.signing.eip712 import Domain
 
@@ -124,7 +130,9 @@ class CommitteeVenue:
             settings.replica,
             clock=clock,
             on_commit=self._on_commit,
+            on_equivocation=self._on_equivocation,
         )
+        self._settlement: SettlementService | None = None
         self.sealed: SealedReveal | None = None
         self._item_tasks: set[asyncio.Task[None]] = set()
         if settings.sealing is not None:
@@ -156,6 +164,7 @@ class CommitteeVenue:
     def connect_settlement(self, settlement: SettlementService) -> None:
         """Carry the settlement's batch signatures to and from the other members (before
         ``start``: a frame on a channel nobody handles closes its link)."""
+        self._settlement = settlement
         transport = self.member.transport
         settlement.attach_broadcast(
             lambda payload: transport.broadcast(CHANNEL_SETTLEMENT, payload)
@@ -163,6 +172,18 @@ class CommitteeVenue:
         transport.register(
             CHANNEL_SETTLEMENT, lambda member, payload: settlement.on_peer_signature(payload)
         )
+
+    def _on_equivocation(self, report: ReportEquivocation) -> None:
+        """Two messages one member signed for one view: proof for the contract to slash it."""
+        settlement = self._settlement
+        if settlement is None:
+            return
+        try:
+            evidence = evidence_of(self.committee, report)
+        except ValueError:
+            _log.exception("equivocation report that makes no evidence")
+            return
+        settlement.submit_evidence(evidence)
 
     async def start(self) -> None:
         # a system item's nonce: the start time and a counter, unique across restarts
@@ -250,3 +271,22 @@ def ordered_json(ordered: Ordered) -> dict[str, Any]:
             "signers": list(certificate.signers),
         },
     }
+
+
+def evidence_of(
+    committee: Committee, report: ReportEquivocation
+) -> VoteEquivocation | ProposalEquivocation:
+    """The contract's evidence for two votes or two proposals of one member in one view."""
+    first, second = report.first, report.second
+    member = committee.members[first.sender]
+    if isinstance(first, Vote) and isinstance(second, Vote):
+        return vote_equivocation(
+            committee.domain, member, first.view, first.block_hash, first.signature,
+            second.block_hash, second.signature,
+        )  # fmt: skip
+    if isinstance(first, Proposal) and isinstance(second, Proposal):
+        return proposal_equivocation(
+            committee.domain, member, first.block.view, first.block.hash, first.signature,
+            second.block.hash, second.signature,
+        )  # fmt: skip
+    raise ValueError("a vote and a proposal are no equivocation")

@@ -70,6 +70,11 @@ from asyncdex.sequencer.records import Record, decode_trusted_record
 from asyncdex.sequencer.recovery import Recovered, ReplayGap
 from asyncdex.settlement.batch import CutBatch, withdrawal_proof
 from asyncdex.settlement.batcher import Batcher, BatchSpan
+from asyncdex.settlement.certificate import (
+    BatchEquivocation,
+    ProposalEquivocation,
+    VoteEquivocation,
+)
 from asyncdex.settlement.chain import CommitteeSettlementClient, RpcChain, SettlementClient
 from asyncdex.settlement.committee_poster import CommitteePoster
 from asyncdex.settlement.devchain import DEV_KEYS, DevChainError, DevChainProcess
@@ -289,6 +294,9 @@ class SettlementService:
         # signatures that arrived before the poster existed
         self._broadcast: Callable[[bytes], None] | None = None
         self._early_signatures: list[bytes] = []
+        # committee mode: misbehaviour proven by two signatures, and what the chain said
+        self.evidence_submitted: list[dict[str, Any]] = []
+        self._evidence_members: set[tuple[str, bytes]] = set()
 
     # ------------------------------------------------------------------ start: replay
 
@@ -528,6 +536,47 @@ class SettlementService:
         elif len(self._early_signatures) < MAX_EARLY_SIGNATURES:
             self._early_signatures.append(payload)
 
+    def submit_evidence(
+        self, evidence: BatchEquivocation | VoteEquivocation | ProposalEquivocation
+    ) -> None:
+        """Committee mode: send proof of a member's misbehaviour to the contract, which slashes
+        the member's bond (a share to this member's sender key, the reporter). Once per
+        member and kind; the outcome is kept for ``status_json``."""
+        kind = type(evidence).__name__
+        if (kind, evidence.member) in self._evidence_members:
+            return
+        self._evidence_members.add((kind, evidence.member))
+        task = asyncio.get_running_loop().create_task(self._submit_evidence(evidence))
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _submit_evidence(
+        self, evidence: BatchEquivocation | VoteEquivocation | ProposalEquivocation
+    ) -> None:
+        entry: dict[str, Any] = {
+            "kind": type(evidence).__name__,
+            "member": "0x" + evidence.member.hex(),
+            "txHash": None,
+            "error": None,
+        }
+        self.evidence_submitted.append(entry)
+        while self.client is None:
+            if await self._sleep(self.settings.poll_interval_s):
+                return
+        client = self.client
+        assert isinstance(client, CommitteeSettlementClient)
+        slash = {
+            BatchEquivocation: client.slash_batch_equivocation,
+            VoteEquivocation: client.slash_vote_equivocation,
+            ProposalEquivocation: client.slash_proposal_equivocation,
+        }[type(evidence)]
+        try:
+            receipt = await self._offload(partial(slash, self.settings.sequencer_key, evidence))
+            entry["txHash"] = "0x" + bytes(receipt["transactionHash"]).hex()
+            _log.warning("member %s slashed for %s", entry["member"], entry["kind"])
+        except Exception as exc:  # another member's report may have landed first
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+
     def _broadcast_signature(self, payload: bytes) -> None:
         if self._broadcast is not None:
             self._broadcast(payload)
@@ -573,6 +622,9 @@ class SettlementService:
             try:
                 await poster.run_once()
                 self._synced = True
+                if isinstance(poster, CommitteePoster):
+                    for evidence in poster.evidence:  # a member signed two headers for one batch
+                        self.submit_evidence(evidence)
                 if failures_logged:
                     _log.warning("poster reached the chain again after %d failed passes",
                                  failures_logged)  # fmt: skip
@@ -785,6 +837,7 @@ class SettlementService:
             },
             "protectiveModeChanges": self.protective_requests,
             "censoredForcedRequests": len(self.censored),
+            "evidenceSubmitted": list(self.evidence_submitted),
         }  # fmt: skip
 
     # ------------------------------------------------------------------ embedded chain (demo)
