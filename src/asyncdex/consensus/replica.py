@@ -534,7 +534,7 @@ class Replica:
         try:
             vote = self.safety.sign_vote(block)
         except UnsafeToSign as refusal:
-            self.stats.reject(f"unsafe: {refusal}")
+            self.stats.reject(f"unsafe: {refusal.rule}")  # fixed keys: the counts stay bounded
             return
         self._out.append(PersistBlock(block))
         self._persist()

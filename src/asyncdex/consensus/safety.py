@@ -36,7 +36,12 @@ from asyncdex.types.packing import pack, unpack
 
 
 class UnsafeToSign(Exception):
-    """Signing this would break a safety rule; the reason says which."""
+    """Signing this would break a safety rule; ``rule`` names it (a fixed string, fit for
+    counting), the message gives the views."""
+
+    def __init__(self, rule: str, detail: str | None = None) -> None:
+        super().__init__(detail or rule)
+        self.rule = rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +94,15 @@ class SafetyRules:
         # HotStuff-2 "Vote": once per view, views increasing -> one certified block per view
         if block.view <= state.last_voted_view:
             raise UnsafeToSign(
-                f"already voted or timed out in view {state.last_voted_view} >= {block.view}"
+                "already voted or timed out in the view",
+                f"already voted or timed out in view {state.last_voted_view} >= {block.view}",
             )
         # HotStuff-2 locking: never vote against the lock -> committed blocks stay in the chain
         if block.justify.view < state.locked_qc.view:
             raise UnsafeToSign(
+                "block justified by view below the lock",
                 f"block justified by view {block.justify.view}, below the lock at view "
-                f"{state.locked_qc.view}"
+                f"{state.locked_qc.view}",
             )
         locked = block.justify if block.justify.view > state.locked_qc.view else state.locked_qc
         self.state = replace(state, last_voted_view=block.view, locked_qc=locked)
@@ -114,7 +121,10 @@ class SafetyRules:
     def sign_proposal(self, block: Block, tc: TimeoutCertificate | None) -> Proposal:
         # one proposal per view: an honest leader never equivocates, even after a restart
         if block.view <= self.state.last_proposed_view:
-            raise UnsafeToSign(f"already proposed in view {self.state.last_proposed_view}")
+            raise UnsafeToSign(
+                "already proposed in the view",
+                f"already proposed in view {self.state.last_proposed_view}",
+            )
         self.state = replace(self.state, last_proposed_view=block.view)
         proposal = Proposal(block, tc, self._index)
         return replace(proposal, signature=self._signer.sign(proposal.signing_digest(self._domain)))
