@@ -1,11 +1,13 @@
 """Differential fuzzing: the native core against the reference engine on random streams.
 
-Long random multi-market streams (orders of every type and time in force, reduce-only,
-client ids, expiries, triggers, modifies, cancels of every kind, deposits, withdrawals,
-leverage, oracle moves, time jumps across funding hours, dead-man switches, malformed
-values) go through both engines. Events are compared after every command, state roots
-regularly and at the end. The first divergence stops the run, and the stream is shrunk
-(delta debugging) to a minimal reproduction printed as Python, ready to paste into a test.
+Long random streams over four markets, one of them clearing in batch auctions (orders of
+every type and time in force, reduce-only, client ids, expiries, triggers, modifies, cancels
+of every kind, deposits, withdrawals, leverage and isolated margin, oracle moves, time jumps
+across funding hours, dead-man switches, signed envelopes, batches, builder fees, malformed
+values) go through both engines; stressed streams liquidate and deleverage. Events are
+compared after every command, state roots regularly and at the end. The first divergence
+stops the run, and the stream is shrunk (delta debugging) to a minimal reproduction printed
+as Python, ready to paste into a test.
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 PUBLISHERS = (b"\x0a" * 20, b"\x0b" * 20, b"\x0c" * 20)
-MIDS = (600_000, 30_000, 1_500)  # three markets of different scales
+MIDS = (600_000, 30_000, 1_500, 80_000)  # markets of different scales; the last one clears
+TICKS = (1, 5, 1, 2)  # in batch auctions
+LOTS = (1, 10, 1, 1)
 ACCOUNTS = [bytes([0x10 + i]) * 20 for i in range(6)]
 
 Stream = list[tuple[Command, int]]
@@ -69,6 +73,17 @@ def fuzz_config() -> EngineConfig:
             min_order_value=1_000_000,
             initial_margin_ppm=100_000,
             max_leverage=10,
+        ),
+        MarketSpec(
+            3,
+            "AUC",
+            5,
+            2,
+            1,
+            min_order_value=1_000_000,
+            oracle_staleness_ms=60_000,
+            ordering="batch_auction",
+            auction_interval_ms=200,
         ),
     )
     return EngineConfig(specs, oracle_publishers=PUBLISHERS, max_open_orders_per_account=40)
@@ -115,8 +130,8 @@ def random_stream(seed: int, length: int, stressed: bool = False) -> Stream:
         account = rng.choice(ACCOUNTS)
         market = rng.randrange(len(MIDS))
         mid = mids[market]
-        tick = (1, 5, 1)[market]
-        lot = (1, 10, 1)[market]
+        tick = TICKS[market]
+        lot = LOTS[market]
         roll = rng.random()
         command: Command
         if stressed and rng.random() < 0.04:
@@ -155,9 +170,9 @@ def random_stream(seed: int, length: int, stressed: bool = False) -> Stream:
             )
         elif roll < 0.62:
             owner, order_market, order_id = live_order()
-            order_mid, order_tick = mids[order_market], (1, 5, 1)[order_market]
+            order_mid, order_tick = mids[order_market], TICKS[order_market]
             step = rng.randint(-40, 40) * order_tick
-            size = rng.randint(1, 40) * (1, 10, 1)[order_market] * 20
+            size = rng.randint(1, 40) * LOTS[order_market] * 20
             command = ModifyOrder(owner, order_market, order_id, order_mid + step, size)
         elif roll < 0.72:
             command = CancelOrder(*live_order())
@@ -232,7 +247,7 @@ def permissioned(
     """Signed envelopes (by the account or an agent, fresh, reused or stale nonces), agent
     approvals, batches, builder approvals and builder orders, committee block markers."""
     mid = MIDS[market]
-    size = (1, 10, 1)[market] * 200
+    size = LOTS[market] * 200
     builder = ACCOUNTS[0]  # one builder, so approvals and builder orders meet
 
     def trading() -> Command:
@@ -270,7 +285,7 @@ def permissioned(
             account,
             market,
             is_buy,
-            mid + (crossing if is_buy else -crossing) * (1, 5, 1)[market],
+            mid + (crossing if is_buy else -crossing) * TICKS[market],
             size,
             builder if rng.random() < 0.9 else b"\x02" * 19,
             rng.choice((0, 10, 50, 100, 100, 101)),

@@ -25,13 +25,6 @@ pytestmark = pytest.mark.skipif(
 
 # scenario -> what the native core lacks for it
 NATIVE_UNSUPPORTED: dict[str, str] = {
-    "batch_auction_cancel_and_modify_before_auction": "batch auctions",
-    "batch_auction_clearing_price_ties": "batch auctions",
-    "batch_auction_ioc_market_fok_alo": "batch auctions",
-    "batch_auction_liquidation_clears_in_an_auction_at_once": "batch auctions",
-    "batch_auction_margin_checked_at_worst_case": "batch auctions",
-    "batch_auction_pro_rata_lot_remainder": "batch auctions",
-    "batch_auction_self_trade_prevention_on_arrival": "batch auctions",
     "committee_fee_share_paid_to_leaders_and_signers": "committee incentives",
 }
 

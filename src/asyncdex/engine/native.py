@@ -6,8 +6,8 @@ Invariants:
   produces the same events, as the same event classes, and the same state root for every
   command it implements; the differential tests compare both after every command.
 - What the native core does not implement is refused loudly with ``NativeUnsupported``
-  before anything changes (``NATIVE_LIMITS``): batch-auction markets and committee
-  incentives at construction, and values beyond its integer widths. Every command type is
+  before anything changes (``NATIVE_LIMITS``): committee incentives at construction, and
+  values beyond its integer widths. Every command type is
   implemented (``NATIVE_COMMANDS``). Nothing falls back to the reference silently.
 - The state root is computed by exporting the native state into the reference's structures
   (``to_reference_state``) and committing those with ``asyncdex.engine.state_root``: one
@@ -99,7 +99,7 @@ NATIVE_COMMANDS: frozenset[type] = frozenset(
 )
 # What it refuses within those commands (NativeUnsupported), and what it never runs.
 NATIVE_LIMITS: tuple[str, ...] = (
-    "batch-auction markets and committee incentives (refused at construction)",
+    "committee incentives (a committee fee share: refused at construction)",
     "client ids, expiries and dead-man times beyond int64 (the reference keeps any int)",
     "an isolated flag that is not a bool (the reference commits the value as given)",
 )
@@ -135,6 +135,7 @@ def _spec_fields(spec: MarketSpec) -> tuple[int, ...]:
         spec.max_order_size,
         spec.max_price,
         spec.liquidation_fee_ppm,
+        spec.auction_interval_ms,
     )
 
 
@@ -190,6 +191,7 @@ _CORE_EVENT_ORDER = [
     "BatchItem",
     "BuilderFeeApproved",
     "BuilderFeePaid",
+    "AuctionCleared",
 ]
 
 
@@ -201,10 +203,6 @@ class NativeEngine:
             raise NativeUnsupported(_UNAVAILABLE)
         config.validate()
         for spec in config.markets:
-            if spec.auction_interval_ms:
-                raise NativeUnsupported(
-                    f"market {spec.market_id} clears in batch auctions: not implemented natively"
-                )
             if spec.market_id != config.markets.index(spec):
                 raise NativeUnsupported("market ids must be their positions in the config")
             if spec.max_price > 10**15 or spec.max_order_size > 10**15:

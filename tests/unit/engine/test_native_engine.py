@@ -99,9 +99,16 @@ def test_every_command_type_is_run() -> None:
     assert {Signed, Batch, ApproveAgent, PlaceOrder} <= NATIVE_COMMANDS
 
 
-def test_batch_auction_markets_are_refused_at_construction() -> None:
-    with pytest.raises(NativeUnsupported, match="batch auctions"):
-        NativeEngine(config(ordering="batch_auction", auction_interval_ms=200))
+def test_committee_incentives_are_refused_at_construction() -> None:
+    members = (b"\x71" * 20, b"\x72" * 20, b"\x73" * 20, b"\x74" * 20)
+    paying = EngineConfig(
+        config().markets,
+        oracle_publishers=(PUBLISHER,),
+        committee_fee_share_ppm=100_000,
+        committee_members=members,
+    )
+    with pytest.raises(NativeUnsupported, match="committee incentives"):
+        NativeEngine(paying)
 
 
 def test_values_beyond_int64_that_the_reference_keeps_are_refused_before_any_change() -> None:

@@ -18,7 +18,7 @@
 //   exposure * mark * fraction <= 10^36). The reference's integers are unbounded; values
 //   beyond these widths are refused loudly (NativeUnsupported), never wrapped.
 // - What the core does not implement is refused before the command changes anything
-//   (NativeUnsupported): batch-auction markets and committee incentives (at construction),
+//   (NativeUnsupported): committee incentives (at construction),
 //   integers beyond int64 where the reference would keep them (client ids, expiries, times),
 //   an isolated flag that is not a bool. Every command type is implemented.
 
@@ -29,6 +29,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <ctime>
 #include <queue>
@@ -110,6 +111,7 @@ enum Ev : int {
     E_BATCH_ITEM,
     E_BUILDER_APPROVED,
     E_BUILDER_PAID,
+    E_AUCTION_CLEARED,
     N_EVENTS_USED
 };
 
@@ -250,7 +252,7 @@ struct MarketSpecN {
     i64 market_id, tick, lot, min_order_value, initial_margin_ppm, maintenance_margin_ppm,
         max_leverage, maker_fee_ppm, taker_fee_ppm, funding_interval_ms, premium_sample_ms,
         funding_cap_ppb, interest_ppb, oracle_staleness_ms, mark_band_ppm, market_slippage_ppm,
-        max_order_size, max_price, liquidation_fee_ppm;
+        max_order_size, max_price, liquidation_fee_ppm, auction_interval_ms;
 };
 
 struct Order {
@@ -302,6 +304,7 @@ struct Market {
     i64 index_price = 0, mark_price = 0, premium_count = 0, next_sample = 0, next_funding = 0,
         funding_rate_ppb = 0;
     i128 premium_sum = 0, cumulative_funding = 0;
+    i64 next_auction = 0;  // batch-auction markets: the next auction's time (0: not yet set)
     std::vector<int32_t> holders;  // accounts with a non-zero position (order is not committed)
     std::vector<int32_t> triggers;  // armed trigger orders' slots, in arming order (committed)
 };
@@ -380,6 +383,7 @@ public:
     i128 insurance_fund = 0, fee_pool = 0, total_deposited = 0, total_withdrawn = 0;
     bool protective = false;
     bool protocol_taker = false;  // the taker matching now is a liquidation's (no fee)
+    i64 protocol_order = 0;  // the liquidation order of the auction running now (no fee)
     std::unordered_map<std::string, std::vector<i64>> nonces;  // signer -> highest, ascending
     std::vector<std::string> nonce_order;  // signers in first-use order (the reference's dict)
     std::unordered_map<Key, int32_t, KeyHash> agent_master;  // agent -> the account it signs for
@@ -404,8 +408,8 @@ public:
             py::tuple t = py::reinterpret_borrow<py::tuple>(s);
             Market m;
             i64* f = &m.spec.market_id;
-            if (t.size() != 19) throw std::invalid_argument("a market spec has 19 fields");
-            for (size_t i = 0; i < 19; ++i) f[i] = t[i].cast<i64>();
+            if (t.size() != 20) throw std::invalid_argument("a market spec has 20 fields");
+            for (size_t i = 0; i < 20; ++i) f[i] = t[i].cast<i64>();
             markets.push_back(std::move(m));
         }
         for (const Market& m : markets) {
@@ -873,12 +877,15 @@ public:
         Side& opposite = side_of(m, !is_buy);
         i64 filled = 0;
         i128 notional = 0;
-        if (!opposite.empty()) {
+        bool auction = m.spec.auction_interval_ms != 0;
+        // a batch auction fills at one price no worse than the limit: the worst case is the
+        // whole order filled at its limit, whatever its time in force
+        if (!opposite.empty() && !auction) {
             i64 best = opposite.best();
             if (is_buy ? price >= best : price <= best)
                 calculate_sweep(m, account, is_buy, price, size, filled, notional);
         }
-        if (tif == IOC || tif == FOK) size = filled;
+        if ((tif == IOC || tif == FOK) && !auction) size = filled;
         i64 resting = size - filled;
         i128 cost = fee_charged(notional + (i128)price * resting, m.spec.taker_fee_ppm);
         if (builder_fee) cost += builder_fee_charged(notional + (i128)price * resting, builder_fee);
@@ -968,7 +975,8 @@ public:
         // tif and order type compare as Python ints (``in`` a tuple of ints)
         bool types_ok = c.is_int(5) && c.is_int(6);
         if (!types_ok || (order_type != LIMIT && order_type != MARKET) || tif < GTC || tif > ALO ||
-            (is_market && tif == ALO)) {
+            (is_market && tif == ALO) || (tif == FOK && m.spec.auction_interval_ms)) {
+            // fill-or-kill needs an immediate fill: a batch-auction market has none to offer
             reason = INVALID_ORDER_TYPE;
         } else {
             bool use_tick = is_market && price_ok && price == 0;
@@ -1135,6 +1143,13 @@ public:
     void process_execute(int32_t account, size_t market, Order& o) {
         Market& m = markets[market];
         Position& p = pos(account, market);
+        if (m.spec.auction_interval_ms) {
+            if (!protocol_taker)
+                process_queue_for_auction(account, market, o);
+            else
+                process_liquidation_auction(account, market, o);
+            return;
+        }
         Side& opposite = side_of(m, !o.is_buy);
         if (!opposite.empty() && (o.is_buy ? o.price >= opposite.best() : o.price <= opposite.best())) {
             process_match(account, market, o);
@@ -1150,6 +1165,285 @@ public:
         } else {
             emit_cancelled(o, C_IOC_REMAINDER);
             maybe_drop_position(account, market, p);
+        }
+    }
+
+    // ---------------------------------------------------------------- batch auctions
+
+    void process_queue_for_auction(int32_t account, size_t market, Order& o) {
+        Position& p = pos(account, market);
+        std::vector<std::pair<i64, int32_t>> own;
+        for (int32_t slot = p.ohead; slot >= 0; slot = orders[slot].pnext) {
+            const Order& r = orders[slot];
+            if (r.is_buy != o.is_buy && !r.trigger_kind &&
+                (o.is_buy ? r.price <= o.price : r.price >= o.price))
+                own.emplace_back(r.order_id, slot);
+        }
+        std::sort(own.begin(), own.end());
+        for (auto& item : own) process_remove_order(item.second, C_SELF_TRADE);
+        // a self-trade cancel may have dropped the (then empty) position: put it back
+        set_exists(account, market, p, true);
+        process_rest(account, market, o);
+    }
+
+    void process_liquidation_auction(int32_t account, size_t market, Order& o) {
+        process_rest(account, market, o);
+        protocol_order = o.order_id;
+        bool was = protocol_taker;
+        protocol_taker = false;  // the auction's fills name their own fees
+        try {
+            process_auction(market);
+        } catch (...) {
+            protocol_order = 0;
+            protocol_taker = was;
+            throw;
+        }
+        protocol_order = 0;
+        protocol_taker = was;
+    }
+
+    // every resting order of a market: bids best first, then asks best first, time order
+    std::vector<int32_t> orders_in_priority(const Market& m) {
+        std::vector<int32_t> out;
+        for (const Side* side : {&m.bids, &m.asks})
+            for (size_t i = side->levels.size(); i-- > 0;)
+                for (int32_t slot = side->levels[i].head; slot >= 0; slot = orders[slot].next)
+                    out.push_back(slot);
+        return out;
+    }
+
+    struct Clearing {
+        i64 price;
+        i128 volume, demand, supply;
+    };
+
+    static i64 nearest_on_grid(i64 mark, i64 low, i64 high, i64 tick) {
+        if (mark <= low) return low;
+        if (mark >= high) return high;
+        i64 down = (i64)floordiv(mark, tick) * tick;
+        if (down == mark) return mark;
+        i64 up = down + tick;
+        return mark - down <= up - mark ? down : up;
+    }
+
+    // auction.calculate_clearing
+    static bool calculate_clearing(const std::vector<std::pair<i64, i64>>& bids,
+                                   const std::vector<std::pair<i64, i64>>& asks, i64 tick,
+                                   i64 mark, Clearing& out) {
+        if (bids.empty() || asks.empty()) return false;
+        i64 max_bid = INT64_MIN, min_ask = INT64_MAX;
+        for (auto& b : bids) max_bid = std::max(max_bid, b.first);
+        for (auto& a : asks) min_ask = std::min(min_ask, a.first);
+        if (max_bid < min_ask) return false;
+        std::map<i64, std::pair<i128, i128>> at;  // price -> (bid size, ask size)
+        for (auto& b : bids) at[b.first].first += b.second;
+        for (auto& a : asks) at[a.first].second += a.second;
+        std::vector<i64> prices;
+        std::vector<i128> bid_at, ask_at;
+        for (auto& item : at) {
+            prices.push_back(item.first);
+            bid_at.push_back(item.second.first);
+            ask_at.push_back(item.second.second);
+        }
+        size_t count = prices.size();
+        std::vector<i128> demand(count), supply(count);
+        i128 running = 0;
+        for (size_t i = count; i-- > 0;) {
+            running += bid_at[i];
+            demand[i] = running;
+        }
+        running = 0;
+        for (size_t i = 0; i < count; ++i) {
+            running += ask_at[i];
+            supply[i] = running;
+        }
+        bool have = false;
+        i128 best[4] = {0, 0, 0, 0};
+        for (size_t i = 0; i < count; ++i) {
+            struct Candidate {
+                i64 price;
+                i128 d, s;
+            } candidates[2];
+            int n = 0;
+            candidates[n++] = {prices[i], demand[i], supply[i]};
+            if (i + 1 < count && prices[i + 1] - prices[i] > tick) {
+                i64 low = prices[i] + tick, high = prices[i + 1] - tick;
+                candidates[n++] = {nearest_on_grid(mark, low, high, tick), demand[i + 1], supply[i]};
+            }
+            for (int k = 0; k < n; ++k) {
+                const Candidate& c = candidates[k];
+                i128 volume = std::min(c.d, c.s);
+                i128 key[4] = {-volume, abs128(c.d - c.s), abs128((i128)c.price - mark), c.price};
+                if (!have || std::lexicographical_compare(key, key + 4, best, best + 4)) {
+                    have = true;
+                    std::copy(key, key + 4, best);
+                    out = Clearing{c.price, volume, c.d, c.s};
+                }
+            }
+        }
+        return have && out.volume != 0;
+    }
+
+    // auction.allocate_pro_rata
+    static std::vector<i64> allocate_pro_rata(const std::vector<i64>& sizes,
+                                              const std::vector<Key>& tiebreak, i128 amount,
+                                              i64 lot) {
+        i128 total = 0;
+        for (i64 size : sizes) total += size;
+        total /= lot;
+        i128 units = amount / lot;
+        std::vector<i64> shares;
+        struct Remainder {
+            i128 neg_rem;
+            i64 neg_size;
+            Key key;
+            size_t index;
+            bool operator<(const Remainder& o) const {
+                if (neg_rem != o.neg_rem) return neg_rem < o.neg_rem;
+                if (neg_size != o.neg_size) return neg_size < o.neg_size;
+                if (key != o.key) return key < o.key;
+                return index < o.index;
+            }
+        };
+        std::vector<Remainder> remainders;
+        i128 given = 0;
+        for (size_t i = 0; i < sizes.size(); ++i) {
+            i128 scaled = (i128)(sizes[i] / lot) * units;
+            i128 share = scaled / total;
+            shares.push_back((i64)share);
+            given += share;
+            remainders.push_back({-(scaled % total), -sizes[i], tiebreak[i], i});
+        }
+        std::sort(remainders.begin(), remainders.end());
+        for (i128 k = 0; k < units - given; ++k) shares[remainders[(size_t)k].index] += 1;
+        for (i64& share : shares) share *= lot;
+        return shares;
+    }
+
+    void process_auction(size_t market) {
+        Market& m = markets[market];
+        // 1. reduce-only orders within their positions, oldest first
+        std::vector<std::pair<i64, int32_t>> pending;
+        for (int32_t slot : orders_in_priority(m))
+            if (orders[slot].reduce_only) pending.emplace_back(orders[slot].order_id, slot);
+        std::sort(pending.begin(), pending.end());
+        std::unordered_map<int32_t, i64> budgets;
+        for (auto& item : pending) {
+            Order& o = orders[item.second];
+            i64 held = pos(o.account, market).size;
+            auto it = budgets.find(o.account);
+            i64 left = it == budgets.end() ? abs64(held) : it->second;
+            if (held == 0 || (held > 0) == (bool)o.is_buy || left == 0) {
+                process_remove_order(item.second, C_REDUCE_ONLY);
+                continue;
+            }
+            if (o.size > left) {
+                o.size = left;
+                emit(E_MODIFIED, [&] { return obj(o.order_id); }, [&] { return obj(o.price); },
+                     [&] { return obj(left); }, [&] { return objb(true); });
+            }
+            budgets[o.account] = left - o.size;
+        }
+        // 2. the clearing price (the reference lists orders level by level, dict order)
+        std::vector<std::pair<i64, i64>> bids, asks;
+        for (int32_t slot : orders_in_priority(m))
+            (orders[slot].is_buy ? bids : asks).emplace_back(orders[slot].price, orders[slot].size);
+        Clearing clearing{};
+        if (calculate_clearing(bids, asks, m.spec.tick, m.mark_price, clearing)) {
+            emit(E_AUCTION_CLEARED, [&] { return obj((i64)market); },
+                 [&] { return obj(clearing.price); }, [&] { return obj128(clearing.volume); },
+                 [&] { return obj128(clearing.demand); }, [&] { return obj128(clearing.supply); });
+            auto buys = calculate_auction_fills(market, true, clearing.price, clearing.volume);
+            auto sells = calculate_auction_fills(market, false, clearing.price, clearing.volume);
+            process_auction_trades(market, buys, sells, clearing.price);
+        }
+        // 4. IOC (and market) orders left over
+        std::vector<std::pair<i64, int32_t>> leftovers;
+        for (int32_t slot : orders_in_priority(m))
+            if (orders[slot].tif == IOC) leftovers.emplace_back(orders[slot].order_id, slot);
+        std::sort(leftovers.begin(), leftovers.end());
+        for (auto& item : leftovers) process_remove_order(item.second, C_IOC_REMAINDER);
+    }
+
+    // (slot, size) of one side's fills: whole levels best first, the last shared pro rata
+    std::vector<std::pair<int32_t, i64>> calculate_auction_fills(size_t market, bool is_buy,
+                                                                 i64 price, i128 volume) {
+        Market& m = markets[market];
+        Side& side = side_of(m, is_buy);
+        std::vector<std::pair<int32_t, i64>> fills;
+        i128 left = volume;
+        for (size_t i = side.levels.size(); i-- > 0;) {
+            const Level& l = side.levels[i];
+            if (left == 0 || (is_buy ? l.price < price : l.price > price)) break;
+            std::vector<int32_t> level;
+            i128 total = 0;
+            for (int32_t slot = l.head; slot >= 0; slot = orders[slot].next) {
+                level.push_back(slot);
+                total += orders[slot].size;
+            }
+            if (total <= left) {
+                for (int32_t slot : level) fills.emplace_back(slot, orders[slot].size);
+                left -= total;
+                continue;
+            }
+            std::vector<i64> sizes;
+            std::vector<Key> owners;
+            for (int32_t slot : level) {
+                sizes.push_back(orders[slot].size);
+                owners.push_back(accounts[orders[slot].account].key);
+            }
+            std::vector<i64> shares = allocate_pro_rata(sizes, owners, left, m.spec.lot);
+            for (size_t k = 0; k < level.size(); ++k)
+                if (shares[k]) fills.emplace_back(level[k], shares[k]);
+            left = 0;
+        }
+        return fills;
+    }
+
+    void process_auction_trades(size_t market, std::vector<std::pair<int32_t, i64>> buys,
+                                std::vector<std::pair<int32_t, i64>> sells, i64 price) {
+        i64 fee_ppm = markets[market].spec.taker_fee_ppm;
+        // pairs in (owner, fill size, order id) order: arrival plays no part
+        auto by_owner = [&](const std::pair<int32_t, i64>& a, const std::pair<int32_t, i64>& b) {
+            const Order& x = orders[a.first];
+            const Order& y = orders[b.first];
+            const Key& kx = accounts[x.account].key;
+            const Key& ky = accounts[y.account].key;
+            if (kx != ky) return kx < ky;
+            if (a.second != b.second) return a.second < b.second;
+            return x.order_id < y.order_id;
+        };
+        std::sort(buys.begin(), buys.end(), by_owner);
+        std::sort(sells.begin(), sells.end(), by_owner);
+        std::vector<i64> buy_left, sell_left;
+        for (auto& f : buys) buy_left.push_back(f.second);
+        for (auto& f : sells) sell_left.push_back(f.second);
+        size_t i = 0, j = 0;
+        while (i < buys.size() && j < sells.size()) {
+            int32_t buy = buys[i].first, sell = sells[j].first;
+            i64 quantity = std::min(buy_left[i], sell_left[j]);
+            bool buy_older = orders[buy].order_id < orders[sell].order_id;
+            int32_t maker = buy_older ? buy : sell, taker = buy_older ? sell : buy;
+            i64 maker_ppm = orders[maker].order_id == protocol_order ? 0 : fee_ppm;
+            i64 taker_ppm = orders[taker].order_id == protocol_order ? 0 : fee_ppm;
+            int32_t maker_account = orders[maker].account, taker_account = orders[taker].account;
+            Order& t = orders[taker];
+            if (!t.reduce_only) {
+                // both sides rest in the book: the taker's open total shrinks too
+                Position& tp = pos(taker_account, market);
+                if (t.is_buy)
+                    tp.open_buy -= quantity;
+                else
+                    tp.open_sell -= quantity;
+            }
+            process_fill(market, maker_account, maker, taker_account, t, quantity, price,
+                         maker_ppm, taker_ppm, true);
+            buy_left[i] -= quantity;
+            sell_left[j] -= quantity;
+            for (int32_t slot : {maker, taker})
+                if (orders[slot].size == 0) process_retire_order(slot);
+            if (buy_left[i] == 0) ++i;
+            if (sell_left[j] == 0) ++j;
         }
     }
 
@@ -1220,19 +1514,21 @@ public:
         }
     }
 
+    // ``maker_ppm``/``taker_ppm``: the fee rates (-1: the market's); ``protocol``: the taker is
+    // a liquidation's order, which pays no fee, so nothing funds a maker rebate either
     void process_fill(size_t market, int32_t maker_account, int32_t maker_slot,
-                      int32_t taker_account, Order& taker, i64 quantity, i64 price) {
+                      int32_t taker_account, Order& taker, i64 quantity, i64 price,
+                      i64 maker_ppm = -1, i64 taker_ppm = -1, bool protocol = false) {
         Market& m = markets[market];
         Order& maker = orders[maker_slot];
         i128 notional = (i128)price * quantity;
-        i128 maker_fee = fee_charged(notional, m.spec.maker_fee_ppm);
+        i128 maker_fee = fee_charged(notional, maker_ppm < 0 ? m.spec.maker_fee_ppm : maker_ppm);
         i128 taker_fee = 0;
-        if (protocol_taker) {
-            // a liquidation's order pays no taker fee, so nothing funds a maker rebate
+        if (protocol_taker || protocol) {
             if (maker_fee < 0) maker_fee = 0;
-        } else {
-            taker_fee = fee_charged(notional, m.spec.taker_fee_ppm);
         }
+        if (!protocol_taker)
+            taker_fee = fee_charged(notional, taker_ppm < 0 ? m.spec.taker_fee_ppm : taker_ppm);
         i128 maker_builder_fee = maker.builder >= 0 ? builder_fee_charged(notional, maker.builder_fee) : 0;
         i128 taker_builder_fee = taker.builder >= 0 ? builder_fee_charged(notional, taker.builder_fee) : 0;
         Position& mp = pos(maker_account, market);
@@ -2218,6 +2514,17 @@ public:
                 m.next_sample = (now / s.premium_sample_ms + 1) * s.premium_sample_ms;
                 m.next_funding = (now / s.funding_interval_ms + 1) * s.funding_interval_ms;
             }
+            if (s.auction_interval_ms) {
+                // cancels, expiries and dead-man switches due by now came first; the auction
+                // then clears what arrived before ``now``, and funding follows
+                i64 interval = s.auction_interval_ms;
+                if (m.next_auction == 0) {
+                    m.next_auction = (now / interval + 1) * interval;
+                } else if (now >= m.next_auction) {
+                    process_auction(i);
+                    m.next_auction = (now / interval + 1) * interval;
+                }
+            }
             if (now >= m.next_sample) process_premium_sample(m, now);
             if (now >= m.next_funding) {
                 process_funding(m, now);
@@ -2228,7 +2535,10 @@ public:
         i64 due = NO_TIME;
         if (!expiries.empty()) due = expiries.top().first;
         if (!scheduled.empty() && scheduled.top().first < due) due = scheduled.top().first;
-        for (const Market& m : markets) due = std::min({due, m.next_sample, m.next_funding});
+        for (const Market& m : markets) {
+            due = std::min({due, m.next_sample, m.next_funding});
+            if (m.spec.auction_interval_ms) due = std::min(due, m.next_auction);
+        }
         next_due = due;
     }
 
@@ -2534,6 +2844,7 @@ public:
             scalars.append(m.next_funding);
             scalars.append(i128o(m.cumulative_funding));
             scalars.append(m.funding_rate_ppb);
+            if (m.spec.auction_interval_ms) scalars.append(m.next_auction);
             md["scalars"] = scalars;
             py::list oracle;
             for (const Oracle& o : m.oracle)
