@@ -29,8 +29,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from asyncdex.committee.items import ItemDecoder
-from asyncdex.committee.sealed import SealedReveal
+from asyncdex.committee.sealed import KIND_SEALED, SealedReveal
 from asyncdex.consensus.messages import Block, QuorumCertificate
+from asyncdex.fairness.sealing import sealed_intent_id
 from asyncdex.messages.commands import CommitteeBlock
 from asyncdex.sequencer.journal import FileJournal
 from asyncdex.sequencer.records import decode_trusted_record
@@ -41,6 +42,7 @@ _log = logging.getLogger(__name__)
 # A block holds at most this many items (``ReplicaConfig.max_block_items``'s ceiling): the
 # last marker is always within this many records of the journal's end.
 MAX_BLOCK_RECORDS = 100_000
+_SEALED_KIND = bytes((KIND_SEALED,))
 
 
 class Ordered(NamedTuple):
@@ -133,6 +135,8 @@ class BlockExecutor:
             intent_id = intent_id_of(item)
             if intent_id is not None:
                 ordered[intent_id] = where
+            elif item[:1] == _SEALED_KIND:
+                ordered[sealed_intent_id(item[1:])] = where  # ordered while still sealed
         while len(ordered) > self._remember:
             ordered.popitem(last=False)
 

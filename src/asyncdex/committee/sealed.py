@@ -22,12 +22,14 @@ Invariants:
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
 
 from asyncdex.committee.items import KIND_INTENT
 from asyncdex.committee.transport import InvalidFrame
 from asyncdex.fairness.reveal import BlockEffects, KeyAssembler, SealedLog
-from asyncdex.fairness.sealing import Opened
+from asyncdex.fairness.sealing import Opened, Rejected
 from asyncdex.fairness.threshold import (
     CommitteeKey,
     DecryptionShare,
@@ -36,10 +38,19 @@ from asyncdex.fairness.threshold import (
     create_decryption_share,
 )
 from asyncdex.signing.eip712 import Domain
+from asyncdex.signing.intents import intent_digest
 
 KIND_SEALED = 4
 KIND_EPOCH_KEY = 5
 _SHARE_WINDOW = 64  # epochs back from the present that a share is still taken for
+
+
+class SealedVerdict(NamedTuple):
+    """What became of a sealed intent: revealed as ``intent_id``, or refused for ``reason``."""
+
+    height: int  # the block that revealed or refused it
+    intent_id: bytes | None
+    reason: str | None  # a ``Rejection`` or ``SealedRejection`` value
 
 
 def sealed_item(envelope: bytes) -> bytes:
@@ -78,6 +89,8 @@ class SealedReveal:
         self._submit_item = submit_item
         self._released: set[int] = set()
         self._submitted: set[int] = set()
+        self._verdicts: OrderedDict[bytes, SealedVerdict] = OrderedDict()
+        self._remember = 100_000
         self.refused_items = 0  # sealed-kind items that did not decode (left out, counted)
 
     # ----------------------------------------------------------------- replicated part
@@ -110,11 +123,20 @@ class SealedReveal:
             except ValueError:
                 self.refused_items += 1  # a faulty leader's garbage: the same on every member
         effects = self.log.apply_block(height, timestamp_ms, sealed, keys)
-        revealed = [
-            bytes((KIND_INTENT,)) + outcome.result.body
-            for outcome in effects.outcomes
-            if isinstance(outcome.result, Opened)
-        ]
+        revealed = []
+        for outcome in effects.outcomes:
+            result = outcome.result
+            if isinstance(result, Opened):
+                revealed.append(bytes((KIND_INTENT,)) + result.body)
+                intent_id = intent_digest(self.domain, result.signed.intent)
+                verdict = SealedVerdict(height, intent_id, None)
+            elif isinstance(result, Rejected):
+                verdict = SealedVerdict(height, None, result.reason.value)
+            else:
+                verdict = SealedVerdict(height, None, result.value)
+            self._verdicts[outcome.sealed_id] = verdict
+        while len(self._verdicts) > self._remember:
+            self._verdicts.popitem(last=False)
         for epoch in effects.revealed_epochs + effects.expired_epochs:
             self.assembler.forget(epoch)
             self._submitted.add(epoch)  # done: late shares for it are not assembled again
@@ -123,6 +145,10 @@ class SealedReveal:
             for done in (self._released, self._submitted):
                 done.difference_update([e for e in done if e < current - _SHARE_WINDOW])
         return revealed, others, effects
+
+    def verdict(self, sealed_id: bytes) -> SealedVerdict | None:
+        """Revealed as which intent, or refused why (None: not decided yet, or forgotten)."""
+        return self._verdicts.get(sealed_id)
 
     def rebuild(self, blocks: Iterable[tuple[int, int, Sequence[bytes]]]) -> None:
         """Replay committed blocks (height, timestamp, items) already journaled, to restore

@@ -19,7 +19,7 @@ from asyncdex.consensus.crypto import CachingVerifier, Secp256k1Signer
 from asyncdex.consensus.messages import GENESIS_QC, Block, QuorumCertificate
 from asyncdex.fairness.dkg import run_local_dkg
 from asyncdex.fairness.reveal import KeyAssembler
-from asyncdex.fairness.sealing import SealingKey, seal_intent, venue_id
+from asyncdex.fairness.sealing import SealingKey, seal_intent, sealed_intent_id, venue_id
 from asyncdex.fairness.threshold import DecryptionShare, create_decryption_share
 from asyncdex.messages.commands import CommitteeBlock, Signed
 from asyncdex.sequencer.journal import FileJournal, GroupCommitter
@@ -271,3 +271,50 @@ def test_the_executor_journals_revealed_intents_after_the_marker_and_resumes_exa
     journal.close()
     asyncio.run(_journal(crashed, blocks, stop_after=1))
     assert _records(crashed) == expected
+
+
+def test_verdicts_say_what_each_sealed_intent_became() -> None:
+    member = Member(0)
+    sealed, body = _sealed_victim(nonce=31)
+    stale = sealed_item(
+        seal_intent(
+            SealingKey(DOMAIN, KEY.public_key),
+            TRADER,
+            sign_intent(
+                TRADER,
+                DOMAIN,
+                PlaceOrder(
+                    TRADER.address, 32, 0, 0, True, 1, 1, 0, 0, False, NO_CLIENT_ID, 0, 0, 0
+                ),
+            ),
+            E - 1,
+        ).encode()
+    )
+    member.reveal.execute_block(1, T0 + 10, [sealed, stale])
+    victim_id = sealed_intent_id(sealed[1:])
+    assert member.reveal.verdict(victim_id) is None  # ordered, still sealed
+    assert member.reveal.verdict(sealed_intent_id(stale[1:])) == (1, None, "epoch_closed")
+    (key,) = KeyAssembler(KEY, DOMAIN).add_all(
+        create_decryption_share(s, venue_id(DOMAIN), E) for s in SHARES[:2]
+    )
+    member.reveal.execute_block(2, T0 + EPOCH_MS, [key_item(key)])
+    victim, _ = decode_intent_payload(body)
+    assert member.reveal.verdict(victim_id) == (2, intent_digest(DOMAIN, victim), None)
+
+
+def test_the_executor_knows_where_a_sealed_intent_was_ordered(tmp_path: Path) -> None:
+    blocks, _ = _blocks()
+    asyncio.run(_journal(tmp_path / "journal", blocks, stop_after=7))
+    journal, _ = FileJournal.open(tmp_path / "again")
+    executor = BlockExecutor(
+        Sequencer(GroupCommitter(journal), lambda: 0),
+        ItemDecoder(DOMAIN, CONSENSUS, CachingVerifier()),
+        journal,
+        lambda height: [(b, None) for b in blocks[height - 1 :]],
+    )
+    certificate = QuorumCertificate(2, blocks[1].hash, ((0, b""), (1, b""), (2, b"")))
+    executor.on_commit(blocks[:1], certificate)
+    (sealed,) = [item for item in blocks[0].payload if item[0] == 4]
+    where = executor.ordered(sealed_intent_id(sealed[1:]))
+    assert where is not None and where.height == 1 and where.certificate == certificate
+    journal.close()
