@@ -2,7 +2,7 @@
 links and its durable store.
 
 Invariants:
-- The replica is called (``on_message``, ``on_tick``, ``submit``) under one lock, and the
+- The replica is called (``on_message``, ``on_tick``, ``submit_many``) under one lock, and the
   actions of each call are performed in the order returned before the next call's are:
   ``PersistBlock``/``PersistSafety`` are durable before any later ``Send``/``Broadcast``
   leaves, so a vote, timeout or proposal never leaves ahead of the state that guards it.
@@ -22,6 +22,9 @@ Invariants:
   certificate seen twice is verified once); when a batch of messages carries many (block
   fetches, certificates), a worker thread fills the cache first, so the loop the member
   shares with the node's HTTP intake stays responsive. Messages are handled in short batches.
+- Fail-stop: when a log write or fsync fails (the logs then refuse everything, see
+  ``FileJournal``) or the replica finds a safety violation, the member stops taking items and
+  ``failure`` / ``status_json()["failure"]`` say why; a restart recovers from the files.
 """
 
 from __future__ import annotations
