@@ -5,7 +5,8 @@ Nothing fills on arrival there. A GTC order waiting for the auction is ``resting
 after it); an IOC's answer waits for its auction and is final, as Hyperliquid's IOC answers
 are: ``filled`` at the auction's one price, or the could-not-match error. If no auction runs
 (this node has no time ticks: only commands move its time), the answer is
-``"waitingForFill"``, never ``resting``, and the order stays live for the next auction.
+``"waitingForFill"``, never ``resting``, and the order stays live for the next auction;
+the native API's open orders mark it ``waitingForAuction``.
 """
 
 from __future__ import annotations
@@ -68,9 +69,12 @@ class Venue:
                 return str(position["size"])
         return None
 
-    def open_order_ids(self, who: LocalAccount) -> set[int]:
+    def open_orders(self, who: LocalAccount) -> dict[int, dict[str, Any]]:
         orders = self.node.get(f"/v1/accounts/{who.address.lower()}/orders").json()["orders"]
-        return {order["orderId"] for order in orders}
+        return {order["orderId"]: order for order in orders}
+
+    def open_order_ids(self, who: LocalAccount) -> set[int]:
+        return set(self.open_orders(who))
 
 
 @pytest.fixture
@@ -134,6 +138,10 @@ def test_ioc_answers_come_after_the_auction_never_as_resting(venue: Venue) -> No
     waiting = one(alice.order("ETH", True, 0.02, 3010, IOC))
     assert waiting == "waitingForFill"
     (live,) = venue.open_order_ids(ALICE)
+    # the native API says the same: the IOC waits for the auction; the GTC ask rests
+    assert venue.open_orders(ALICE)[live]["waitingForAuction"] is True
+    (rest,) = venue.open_orders(BOB).values()
+    assert rest["waitingForAuction"] is False and rest["size"] == "0.05"
     info = Info(venue.node.url, skip_ws=True)
     status = info.query_order_by_oid(ALICE.address, live)
     assert status["status"] == "order" and status["order"]["status"] == "open"

@@ -138,8 +138,10 @@ from asyncdex.messages.commands import (
     AdvanceTime,
     Command,
     Deposit,
+    OrderType,
     PublishOraclePrice,
     Signed,
+    TimeInForce,
 )
 from asyncdex.messages.events import EVENT_TYPES, Event, Rejected
 from asyncdex.messages.reasons import Reject
@@ -651,7 +653,15 @@ def _market_json(market: MarketState) -> dict[str, Any]:
     }
 
 
-def _order_json(spec: MarketSpec, order: Order) -> dict[str, Any]:
+def _order_json(spec: MarketSpec, order: Order, armed: bool = False) -> dict[str, Any]:
+    """An open order; ``armed``: a trigger waiting for its price (not in the book)."""
+    # On a batch-auction market an IOC or market order waits in the book for the next
+    # auction and is cancelled after it if unfilled: it never rests, unlike GTC and ALO.
+    waiting = (
+        spec.auction_interval_ms > 0
+        and not armed
+        and (order.tif == TimeInForce.IOC or order.order_type == OrderType.MARKET)
+    )
     return {
         "orderId": order.order_id,
         "market": order.market,
@@ -668,6 +678,7 @@ def _order_json(spec: MarketSpec, order: Order) -> dict[str, Any]:
         "triggerKind": order.trigger_kind,
         "triggerPrice": _price(spec, order.trigger_price),
         "timestamp": order.timestamp,
+        "waitingForAuction": waiting,
     }
 
 
@@ -1993,8 +2004,11 @@ class Node:
         account = state.accounts.get(address)
         if account is None:
             return _not_found("no such account", "unknown_account")
+        markets = state.markets
         orders = [
-            _order_json(state.markets[market_id].spec, order)
+            _order_json(
+                markets[market_id].spec, order, order.order_id in markets[market_id].triggers
+            )
             for market_id, position in account.positions.items()
             for order in position.orders.values()
         ]

@@ -430,6 +430,11 @@ def _components() -> dict[str, Any]:
                 "triggerKind": _integer(0),
                 "triggerPrice": price,
                 "timestamp": _integer(0),
+                "waitingForAuction": {
+                    "type": "boolean",
+                    "description": "an IOC or market order on a batch-auction market: it "
+                    "waits for the next auction and is cancelled after it if unfilled",
+                },
             }
         ),
         "Fill": _open(
