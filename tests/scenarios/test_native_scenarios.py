@@ -25,7 +25,6 @@ pytestmark = pytest.mark.skipif(
 
 # scenario -> what the native core lacks for it
 NATIVE_UNSUPPORTED: dict[str, str] = {
-    "committee_fee_share_paid_to_leaders_and_signers": "committee incentives",
 }
 
 PATHS = scenario_paths()

@@ -6,9 +6,9 @@ Invariants:
   produces the same events, as the same event classes, and the same state root for every
   command it implements; the differential tests compare both after every command.
 - What the native core does not implement is refused loudly with ``NativeUnsupported``
-  before anything changes (``NATIVE_LIMITS``): committee incentives at construction, and
-  values beyond its integer widths. Every command type is
-  implemented (``NATIVE_COMMANDS``). Nothing falls back to the reference silently.
+  before anything changes (``NATIVE_LIMITS``): values beyond its integer widths. Every
+  command type is implemented (``NATIVE_COMMANDS``). Nothing falls back to the reference
+  silently.
 - The state root is computed by exporting the native state into the reference's structures
   (``to_reference_state``) and committing those with ``asyncdex.engine.state_root``: one
   commitment code, so the two cannot disagree on encoding. It costs a full export, so it is
@@ -99,7 +99,7 @@ NATIVE_COMMANDS: frozenset[type] = frozenset(
 )
 # What it refuses within those commands (NativeUnsupported), and what it never runs.
 NATIVE_LIMITS: tuple[str, ...] = (
-    "committee incentives (a committee fee share: refused at construction)",
+    "committee members that are not 20-byte addresses (refused at construction)",
     "client ids, expiries and dead-man times beyond int64 (the reference keeps any int)",
     "an isolated flag that is not a bool (the reference commits the value as given)",
 )
@@ -192,6 +192,8 @@ _CORE_EVENT_ORDER = [
     "BuilderFeeApproved",
     "BuilderFeePaid",
     "AuctionCleared",
+    "CommitteeFeesAccrued",
+    "CommitteeRewardPaid",
 ]
 
 
@@ -207,8 +209,6 @@ class NativeEngine:
                 raise NativeUnsupported("market ids must be their positions in the config")
             if spec.max_price > 10**15 or spec.max_order_size > 10**15:
                 raise NativeUnsupported("market bounds beyond 10^15")
-        if config.committee_fee_share_ppm:
-            raise NativeUnsupported("committee incentives are not implemented natively")
         if config.max_open_orders_per_account > _INT64_MAX:
             raise NativeUnsupported("max_open_orders_per_account beyond int64")
         if [c.__name__ for c in COMMAND_TYPES] != _CORE_COMMAND_ORDER or [
@@ -223,6 +223,8 @@ class NativeEngine:
             EVENT_TYPES,
             COMMAND_TYPES,
         )
+        if config.committee_fee_share_ppm:
+            self._core.set_committee(config.committee_fee_share_ppm, list(config.committee_members))
         self.apply_native = self._core.apply
 
     def apply(self, command: Command, timestamp: int) -> list[Event]:
@@ -305,6 +307,7 @@ def build_reference_state(config: EngineConfig, exported: dict[str, Any]) -> Sta
         state.accounts[address] = account
     state.orders = dict(sorted(orders.items()))
     state.nonces = {signer: list(kept) for signer, kept in exported["nonces"]}
+    state.committee_pool, state.committee_fee_mark, state.committee_proposer = exported["committee"]
     state.expiries = list(exported["expiries"])
     heapq.heapify(state.expiries)
     state.scheduled = list(exported["scheduled"])

@@ -24,10 +24,10 @@ from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
 from asyncdex.messages.commands import (
     COMMAND_TYPES,
-    ApproveAgent,
     Batch,
     CancelOrder,
     Command,
+    CommitteeBlock,
     Deposit,
     ModifyOrder,
     PlaceOrder,
@@ -96,10 +96,10 @@ def test_what_the_core_does_not_run_is_refused_before_anything_changes() -> None
 def test_every_command_type_is_run() -> None:
     """What the core lacks is a part of some commands (NATIVE_LIMITS), no command type."""
     assert set(COMMAND_TYPES) == NATIVE_COMMANDS
-    assert {Signed, Batch, ApproveAgent, PlaceOrder} <= NATIVE_COMMANDS
+    assert {Signed, Batch, CommitteeBlock, PlaceOrder} <= NATIVE_COMMANDS
 
 
-def test_committee_incentives_are_refused_at_construction() -> None:
+def test_committee_incentives_are_paid_as_the_reference_pays_them() -> None:
     members = (b"\x71" * 20, b"\x72" * 20, b"\x73" * 20, b"\x74" * 20)
     paying = EngineConfig(
         config().markets,
@@ -107,8 +107,22 @@ def test_committee_incentives_are_refused_at_construction() -> None:
         committee_fee_share_ppm=100_000,
         committee_members=members,
     )
-    with pytest.raises(NativeUnsupported, match="committee incentives"):
-        NativeEngine(paying)
+    reference, native = Engine(paying), NativeEngine(paying)
+    commands: list[Command] = [
+        *genesis(),
+        CommitteeBlock(1, 0, 0b1011),
+        PlaceOrder(BOB, 0, False, MID, 30_000),
+        PlaceOrder(ALICE, 0, True, MID, 30_000, TimeInForce.IOC),
+        CommitteeBlock(2, 1, 0b0111),
+        CommitteeBlock(3, 2, 2**300),  # more bits than members: only the members' count
+    ]
+    paid = 0
+    for t, command in enumerate(commands):
+        events = reference.apply(command, t)
+        paid += sum(1 for e in events if type(e).__name__ == "CommitteeRewardPaid")
+        assert native.apply(command, t) == events
+        assert native.state_root() == state_root(reference.state)
+    assert paid >= 3
 
 
 def test_values_beyond_int64_that_the_reference_keeps_are_refused_before_any_change() -> None:

@@ -18,7 +18,7 @@
 //   exposure * mark * fraction <= 10^36). The reference's integers are unbounded; values
 //   beyond these widths are refused loudly (NativeUnsupported), never wrapped.
 // - What the core does not implement is refused before the command changes anything
-//   (NativeUnsupported): committee incentives (at construction),
+//   (NativeUnsupported):
 //   integers beyond int64 where the reference would keep them (client ids, expiries, times),
 //   an isolated flag that is not a bool. Every command type is implemented.
 
@@ -112,6 +112,8 @@ enum Ev : int {
     E_BUILDER_APPROVED,
     E_BUILDER_PAID,
     E_AUCTION_CLEARED,
+    E_COMMITTEE_FEES,
+    E_COMMITTEE_REWARD,
     N_EVENTS_USED
 };
 
@@ -384,6 +386,12 @@ public:
     bool protective = false;
     bool protocol_taker = false;  // the taker matching now is a liquidation's (no fee)
     i64 protocol_order = 0;  // the liquidation order of the auction running now (no fee)
+    // committee incentives (engine/incentives.py), untouched while the share is 0
+    i64 committee_share_ppm = 0;
+    std::vector<Key> committee_members;
+    std::vector<PyObject*> committee_addresses;
+    i128 committee_pool = 0, committee_fee_mark = 0;
+    i64 committee_proposer = -1;
     std::unordered_map<std::string, std::vector<i64>> nonces;  // signer -> highest, ascending
     std::vector<std::string> nonce_order;  // signers in first-use order (the reference's dict)
     std::unordered_map<Key, int32_t, KeyHash> agent_master;  // agent -> the account it signs for
@@ -762,8 +770,11 @@ public:
             case T_FORCE_CANCEL: process_force_cancel_all(c); break;
             case T_ORACLE: process_oracle_price(c, time); break;
             case T_ADVANCE: process_refresh_prices_all(time); break;
-            // a committee's block marker is a time tick (its fee share is refused at start-up)
-            case T_COMMITTEE_BLOCK: process_refresh_prices_all(time); break;
+            case T_COMMITTEE_BLOCK:
+                if (committee_share_ppm) process_committee_rewards(c);
+                // a block's start is a time tick at the block's timestamp, like AdvanceTime
+                process_refresh_prices_all(time);
+                break;
             case T_PROTECTIVE: process_set_protective_mode(c); break;
             case T_SIGNED: process_signed(c, time); break;
             case T_BATCH: process_batch(c, time); break;
@@ -1899,6 +1910,63 @@ public:
         if (account >= 0) process_cancel_account_orders(account, ALL_MARKETS, C_USER);
     }
 
+    // ---------------------------------------------------------------- committee incentives
+
+    bool signer_bit(const Cmd& c, size_t index) {
+        if (!c.is_big(2)) return c.v[2] >= 0 && index < 63 && (c.v[2] >> index & 1);
+        if (c.v[2] < 0 || !c.src) return false;  // not a bitmap: names no one
+        PyObject* shift = PyLong_FromSize_t(index);
+        PyObject* shifted = PyNumber_Rshift(PyTuple_GET_ITEM(c.src, 2), shift);
+        PyObject* one = PyLong_FromLong(1);
+        PyObject* bit = shifted ? PyNumber_And(shifted, one) : nullptr;
+        bool set = bit && PyObject_IsTrue(bit) == 1;
+        Py_XDECREF(bit);
+        Py_XDECREF(one);
+        Py_XDECREF(shifted);
+        Py_DECREF(shift);
+        return set;
+    }
+
+    void process_committee_rewards(const Cmd& c) {
+        i128 collected = fee_pool - committee_fee_mark;
+        i128 share = collected <= 0 ? 0 : floordiv(collected * committee_share_ppm, PPM);
+        if (share) {
+            fee_pool -= share;
+            committee_pool += share;
+            emit(E_COMMITTEE_FEES, [&] { return echo(c, 0, c.v[0]); }, [&] { return obj128(share); });
+        }
+        size_t members = committee_members.size();
+        std::vector<std::pair<size_t, i64>> weights;
+        i64 total = 0;
+        for (size_t index = 0; index < members; ++index) {
+            i64 weight = signer_bit(c, index) ? 1 : 0;
+            if ((i64)index == committee_proposer) weight += 1;
+            if (weight) {
+                weights.emplace_back(index, weight);
+                total += weight;
+            }
+        }
+        i128 pool = committee_pool;
+        if (pool > 0 && total) {
+            for (auto& item : weights) {
+                i128 amount = floordiv(pool * item.second, total);
+                if (!amount) continue;
+                const Key& key = committee_members[item.first];
+                auto it = account_ids.find(key);
+                int32_t account = it != account_ids.end()
+                                      ? it->second
+                                      : create_account(key, committee_addresses[item.first]);
+                accounts[account].collateral += amount;
+                committee_pool -= amount;
+                emit(E_COMMITTEE_REWARD, [&] { return echo(c, 0, c.v[0]); },
+                     [&] { return addr(account); }, [&] { return obj128(amount); });
+            }
+        }
+        committee_fee_mark = fee_pool;
+        i64 proposer = c.v[1];
+        committee_proposer = c.is_int(1) && 0 <= proposer && proposer < (i64)members ? proposer : -1;
+    }
+
     // ---------------------------------------------------------------- authorization
 
     static bool is_system(int tag) {
@@ -2686,7 +2754,22 @@ public:
             }
             return;
         }
+        if (c.tag == T_COMMITTEE_BLOCK) decode_int(c, 0, PyTuple_GET_ITEM(cmd, 0));
         for (Py_ssize_t i = 1; i < n && i < 12; ++i) decode_int(c, (int)i, PyTuple_GET_ITEM(cmd, i));
+    }
+
+    void set_committee(i64 share_ppm, py::list members) {
+        core.committee_share_ppm = share_ppm;
+        for (py::handle member : members) {
+            PyObject* o = member.ptr();
+            if (!PyBytes_Check(o) || PyBytes_GET_SIZE(o) != 20)
+                throw Unsupported("a committee member that is not a 20-byte address");
+            Key key;
+            std::memcpy(key.data(), PyBytes_AS_STRING(o), 20);
+            core.committee_members.push_back(key);
+            Py_INCREF(o);
+            core.committee_addresses.push_back(o);
+        }
     }
 
     py::list apply(py::handle command, py::handle timestamp) {
@@ -2809,6 +2892,8 @@ public:
         d["total_deposited"] = i128o(k.total_deposited);
         d["total_withdrawn"] = i128o(k.total_withdrawn);
         d["protective"] = k.protective;
+        d["committee"] = py::make_tuple(i128o(k.committee_pool), i128o(k.committee_fee_mark),
+                                        k.committee_proposer);
         auto order_list = [&](const Order& o) {
             py::list l;
             l.append(o.order_id);
@@ -2951,5 +3036,6 @@ PYBIND11_MODULE(_native_core, m) {
         .def("run_stream", &PyCore::run_stream, py::arg("commands"), py::arg("clock_start"),
              py::arg("latency") = false)
         .def("export_state", &PyCore::export_state)
+        .def("set_committee", &PyCore::set_committee)
         .def("memory", &PyCore::memory);
 }
