@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asyncdex.engine.native import NativeEngine, native_available
+from asyncdex.engine.snapshot import restore, snapshot
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
 from asyncdex.messages.commands import (
@@ -382,3 +383,25 @@ def test_the_shrinker_finds_a_minimal_reproduction() -> None:
     minimal = shrink(stream, diverges)
     assert planted in minimal and len(minimal) == 2
     assert "stream = [" in reproduction(minimal)
+
+
+@pytest.mark.parametrize(("seed", "stressed"), [(21, False), (22, True), (23, False)])
+def test_snapshots_are_interchangeable_both_ways(seed: int, stressed: bool) -> None:
+    """Halfway through a stream, the reference's snapshot is loaded into a native engine and
+    the native state is snapshotted and restored into a reference engine: all three then
+    continue event for event to the same root."""
+    config = fuzz_config()
+    stream = random_stream(seed, 2_000, stressed)
+    half = len(stream) // 2
+    reference = Engine(config)
+    native = NativeEngine(config)
+    for command, timestamp in stream[:half]:
+        assert native.apply(command, timestamp) == reference.apply(command, timestamp)
+    loaded = NativeEngine.from_reference_state(config, restore(config, snapshot(reference.state)))
+    assert loaded.state_root() == state_root(reference.state)
+    restored = Engine(state=restore(config, snapshot(native.to_reference_state())))
+    for index, (command, timestamp) in enumerate(stream[half:], start=half):
+        expected = reference.apply(command, timestamp)
+        assert loaded.apply(command, timestamp) == expected, f"command {index} {command!r}"
+        assert restored.apply(command, timestamp) == expected, f"command {index} {command!r}"
+    assert loaded.state_root() == state_root(reference.state) == state_root(restored.state)

@@ -248,12 +248,70 @@ class NativeEngine:
         figures: dict[str, int] = self._core.memory()
         return figures
 
+    @classmethod
+    def from_reference_state(cls, config: EngineConfig, state: State) -> NativeEngine:
+        """A native engine holding ``state`` (a reference ``State``, e.g. a restored
+        snapshot): snapshots are interchangeable both ways."""
+        engine = cls(config)
+        engine._core.import_state(export_reference_state(state))
+        return engine
+
     def to_reference_state(self) -> State:
         """The native state as the reference's ``State`` (for roots and snapshots)."""
         return build_reference_state(self.config, self._core.export_state())
 
     def state_root(self) -> bytes:
         return state_root(self.to_reference_state())
+
+
+def export_reference_state(state: State) -> dict[str, Any]:
+    """A reference ``State`` in the form ``export_state`` gives (the inverse of
+    ``build_reference_state``), for loading into the native core."""
+    names = (
+        "time",
+        "next_due",
+        "next_order_id",
+        "next_withdrawal_id",
+        "l1_consumed",
+        "insurance_fund",
+        "fee_pool",
+        "total_deposited",
+        "total_withdrawn",
+        "protective",
+    )
+    exported: dict[str, Any] = {name: getattr(state, name) for name in names}
+    exported["committee"] = (
+        state.committee_pool,
+        state.committee_fee_mark,
+        state.committee_proposer,
+    )
+    exported["markets"] = [
+        {
+            "scalars": market.scalars(),
+            "oracle": [(p, price, at) for p, (price, at) in market.oracle.items()],
+            "book": [order.to_list() for order in market.book.orders_in_priority()],
+            "triggers": [order.to_list() for order in market.triggers.values()],
+        }
+        for market in state.markets
+    ]
+    exported["accounts"] = [
+        (
+            address,
+            account.collateral,
+            account.scheduled_cancel,
+            [
+                (market_id, position.scalars(), list(position.orders))
+                for market_id, position in account.positions.items()
+            ],
+            list(account.agents.items()),
+            list(account.builders.items()),
+        )
+        for address, account in state.accounts.items()
+    ]
+    exported["expiries"] = list(state.expiries)
+    exported["scheduled"] = list(state.scheduled)
+    exported["nonces"] = list(state.nonces.items())
+    return exported
 
 
 def build_reference_state(config: EngineConfig, exported: dict[str, Any]) -> State:

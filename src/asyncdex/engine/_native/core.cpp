@@ -3008,6 +3008,161 @@ public:
         return d;
     }
 
+    // The inverse of ``export_state``: load a whole state (a fresh core only), from what
+    // asyncdex.engine.native.export_reference_state makes of a reference ``State``.
+    void import_state(py::dict d) {
+        Core& k = core;
+        if (!k.accounts.empty() || k.next_order_id != 1)
+            throw std::invalid_argument("a state can only be loaded into a fresh native engine");
+        auto i64o = [](py::handle o) -> i64 {
+            i128 v = from_py128(o.ptr());
+            if (v > INT64_MAX || v < INT64_MIN) throw Unsupported("a state value beyond int64");
+            return (i64)v;
+        };
+        auto i128o = [](py::handle o) { return from_py128(o.ptr()); };
+        auto key_of = [](py::handle o) {
+            std::string raw = o.cast<std::string>();
+            if (raw.size() != 20) throw Unsupported("an address that is not 20 bytes");
+            Key key;
+            std::memcpy(key.data(), raw.data(), 20);
+            return key;
+        };
+        k.time = i64o(d["time"]);
+        k.next_due = i64o(d["next_due"]);
+        k.next_order_id = i64o(d["next_order_id"]);
+        k.next_withdrawal_id = i64o(d["next_withdrawal_id"]);
+        k.l1_consumed = i64o(d["l1_consumed"]);
+        k.insurance_fund = i128o(d["insurance_fund"]);
+        k.fee_pool = i128o(d["fee_pool"]);
+        k.total_deposited = i128o(d["total_deposited"]);
+        k.total_withdrawn = i128o(d["total_withdrawn"]);
+        k.protective = d["protective"].cast<bool>();
+        py::tuple committee = d["committee"];
+        k.committee_pool = i128o(committee[0]);
+        k.committee_fee_mark = i128o(committee[1]);
+        k.committee_proposer = i64o(committee[2]);
+        // accounts first: orders name their owners and builders
+        py::list accounts = d["accounts"];
+        for (py::handle item : accounts) {
+            py::tuple a = py::reinterpret_borrow<py::tuple>(item);
+            Key key = key_of(a[0]);
+            int32_t id = k.create_account(key, a[0].ptr());
+            Account& acc = k.accounts[id];
+            acc.collateral = i128o(a[1]);
+            acc.scheduled_cancel = i64o(a[2]);
+            for (py::handle agent : py::reinterpret_borrow<py::list>(a[4])) {
+                py::tuple pair = py::reinterpret_borrow<py::tuple>(agent);
+                Key agent_key = key_of(pair[0]);
+                acc.agents.emplace_back(agent_key, i64o(pair[1]));
+                k.agent_master[agent_key] = id;
+            }
+            for (py::handle builder : py::reinterpret_borrow<py::list>(a[5])) {
+                py::tuple pair = py::reinterpret_borrow<py::tuple>(builder);
+                acc.builders.emplace_back(key_of(pair[0]), i64o(pair[1]));
+            }
+        }
+        for (py::handle item : accounts) {
+            py::tuple a = py::reinterpret_borrow<py::tuple>(item);
+            int32_t id = k.account_ids.at(key_of(a[0]));
+            for (py::handle entry : py::reinterpret_borrow<py::list>(a[3])) {
+                py::tuple pos = py::reinterpret_borrow<py::tuple>(entry);
+                size_t market = pos[0].cast<size_t>();
+                if (market >= k.markets.size()) throw std::invalid_argument("unknown market");
+                py::list v = pos[1];
+                Position& p = k.pos(id, market);
+                k.reset_position(p, k.markets[market]);
+                p.size = i64o(v[0]);
+                p.entry_notional = i128o(v[1]);
+                p.iso_margin = i128o(v[2]);
+                p.open_buy = i64o(v[3]);
+                p.open_sell = i64o(v[4]);
+                p.leverage = i64o(v[5]);
+                p.isolated = v[6].cast<bool>();
+                p.cum_funding = i128o(v[7]);
+                p.imf = Core::initial_fraction(k.markets[market].spec.initial_margin_ppm, p.leverage);
+                k.set_exists(id, market, p, true);
+                if (p.size) {
+                    p.holder_at = (int32_t)k.markets[market].holders.size();
+                    k.markets[market].holders.push_back(id);
+                }
+            }
+        }
+        auto load_order = [&](py::handle item, bool armed) {
+            py::list l = py::reinterpret_borrow<py::list>(item);
+            Order o;
+            o.order_id = i64o(l[0]);
+            o.account = k.account_ids.at(key_of(l[1]));
+            o.market = (int16_t)l[2].cast<int>();
+            o.is_buy = l[3].cast<bool>();
+            o.price = i64o(l[4]);
+            o.size = i64o(l[5]);
+            o.orig_size = i64o(l[6]);
+            o.tif = (uint8_t)l[7].cast<int>();
+            o.reduce_only = l[8].cast<bool>();
+            o.client_id = i64o(l[9]);
+            o.expiry = i64o(l[10]);
+            o.timestamp = i64o(l[11]);
+            o.trigger_kind = (uint8_t)l[12].cast<int>();
+            o.trigger_price = i64o(l[13]);
+            o.order_type = (uint8_t)l[14].cast<int>();
+            o.builder = l.size() > 15 ? k.account_ids.at(key_of(l[15])) : -1;
+            o.builder_fee = l.size() > 15 ? (int32_t)i64o(l[16]) : 0;
+            o.prev = o.next = o.pprev = o.pnext = -1;
+            if ((bool)o.trigger_kind != armed) throw std::invalid_argument("a trigger out of place");
+            int32_t slot = k.alloc_order(o);
+            Market& m = k.markets[o.market];
+            if (armed)
+                m.triggers.push_back(slot);
+            else
+                k.book_add(m, slot);
+            k.position_link(k.pos(o.account, o.market), slot);
+            ++k.accounts[o.account].open_orders;
+            ++k.live_orders;
+            if (o.client_id) k.client_ids[Core::client_key(o.account, o.client_id)] = o.order_id;
+        };
+        py::list markets = d["markets"];
+        if (markets.size() != k.markets.size()) throw std::invalid_argument("markets differ");
+        for (size_t i = 0; i < k.markets.size(); ++i) {
+            Market& m = k.markets[i];
+            py::dict md = markets[i];
+            py::list v = md["scalars"];
+            m.index_price = i64o(v[0]);
+            m.mark_price = i64o(v[1]);
+            k.marks[i] = m.mark_price;
+            m.premium_sum = i128o(v[2]);
+            m.premium_count = i64o(v[3]);
+            m.next_sample = i64o(v[4]);
+            m.next_funding = i64o(v[5]);
+            m.cumulative_funding = i128o(v[6]);
+            m.funding_rate_ppb = i64o(v[7]);
+            if (m.spec.auction_interval_ms) m.next_auction = i64o(v[8]);
+            for (py::handle item : py::reinterpret_borrow<py::list>(md["oracle"])) {
+                py::tuple t = py::reinterpret_borrow<py::tuple>(item);
+                PyObject* publisher = t[0].ptr();
+                Py_INCREF(publisher);
+                m.oracle.push_back(Oracle{t[0].cast<std::string>(), publisher, i64o(t[1]), i64o(t[2])});
+            }
+            for (py::handle item : py::reinterpret_borrow<py::list>(md["book"])) load_order(item, false);
+            for (py::handle item : py::reinterpret_borrow<py::list>(md["triggers"])) load_order(item, true);
+        }
+        for (py::handle item : py::reinterpret_borrow<py::list>(d["expiries"])) {
+            py::tuple t = py::reinterpret_borrow<py::tuple>(item);
+            k.expiries.emplace(i64o(t[0]), i64o(t[1]));
+        }
+        for (py::handle item : py::reinterpret_borrow<py::list>(d["scheduled"])) {
+            py::tuple t = py::reinterpret_borrow<py::tuple>(item);
+            k.scheduled.emplace(i64o(t[0]), key_of(t[1]));
+        }
+        for (py::handle item : py::reinterpret_borrow<py::list>(d["nonces"])) {
+            py::tuple t = py::reinterpret_borrow<py::tuple>(item);
+            std::string signer = t[0].cast<std::string>();
+            std::vector<i64> kept;
+            for (py::handle n : py::reinterpret_borrow<py::list>(t[1])) kept.push_back(i64o(n));
+            k.nonces.emplace(signer, kept);
+            k.nonce_order.push_back(signer);
+        }
+    }
+
     // Native bytes held for resting orders and the book (for the memory benchmark)
     py::dict memory() {
         Core& k = core;
@@ -3037,5 +3192,6 @@ PYBIND11_MODULE(_native_core, m) {
              py::arg("latency") = false)
         .def("export_state", &PyCore::export_state)
         .def("set_committee", &PyCore::set_committee)
+        .def("import_state", &PyCore::import_state)
         .def("memory", &PyCore::memory);
 }
