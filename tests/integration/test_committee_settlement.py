@@ -89,7 +89,7 @@ def test_quorum_certified_batches_and_a_claimed_withdrawal(committee: CommitteeP
             lambda url=url: (
                 get(f"{url}/v1/accounts/{trader.lower()}")["collateral"] == str(DEPOSIT // 10**6)
             ),
-            60,
+            120,  # generous: a loaded machine; the test never asserts a duration
             f"the deposit on {url}",
         )
     request = urllib.request.Request(
@@ -111,7 +111,14 @@ def test_quorum_certified_batches_and_a_claimed_withdrawal(committee: CommitteeP
     commits = {commit.batch_number: commit for commit in client.batch_commits()}
     assert batch in commits
 
-    proof = get(f"{urls[3]}/v1/withdrawals/{withdrawn['withdrawalId']}/proof")
+    proof = wait_for(  # member 3 sees the batch final on its own watch of the chain
+        lambda: (
+            (p := get(f"{urls[3]}/v1/withdrawals/{withdrawn['withdrawalId']}/proof"))["claimable"]
+            and p
+        ),
+        60,
+        "the proof on another member",
+    )
     assert (proof["batch"], proof["claimable"], proof["amount"]) == (batch, True, WITHDRAWAL)
     before = client.token_balance(trader)
     client.claim_withdrawal(
