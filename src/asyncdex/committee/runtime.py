@@ -73,7 +73,7 @@ _log = logging.getLogger(__name__)
 
 # messages handled per turn before the loop gets a chance to run other work
 _MESSAGES_PER_TURN = 32
-_INBOUND_QUEUE = 16_384
+_INBOUND_PER_PEER = 4_096
 # signature checks in one turn worth a thread hop (~0.15 ms each; the hop costs about one)
 _CHECKS_OFF_LOOP = 16
 
@@ -123,7 +123,11 @@ class CommitteeMember:
         self._store: MemberStore | None = None
         self._replica: Replica | None = None
         self._lock = asyncio.Lock()
-        self._inbound: collections.deque[Message] = collections.deque()
+        # one queue per peer, served in turn: a flooding member delays only its own messages
+        self._inbound: dict[int, collections.deque[Message]] = {
+            peer: collections.deque() for peer in range(committee.size) if peer != index
+        }
+        self._inbound_count = 0
         self._inbound_ready = asyncio.Event()
         self._backlog: collections.deque[bytes] = collections.deque()
         self._intake_flush: asyncio.Future[int] | None = None
@@ -285,21 +289,21 @@ class CommitteeMember:
             raise InvalidFrame(str(error)) from None
         if message.sender != member:
             raise InvalidFrame(f"message names member {message.sender} as its sender")
-        if len(self._inbound) >= _INBOUND_QUEUE:
+        queue = self._inbound[member]
+        if len(queue) >= _INBOUND_PER_PEER:
             self.dropped_messages += 1  # overloaded: the protocol resends what matters
             return
-        self._inbound.append(message)
+        queue.append(message)
+        self._inbound_count += 1
         self._inbound_ready.set()
 
     async def _drive(self) -> None:
         replica = self.replica
         while True:
-            if not self._inbound and not self._backlog_ready():
+            if not self._inbound_count and not self._backlog_ready():
                 self._inbound_ready.clear()
                 await self._inbound_ready.wait()
-            batch = [
-                self._inbound.popleft() for _ in range(min(_MESSAGES_PER_TURN, len(self._inbound)))
-            ]
+            batch = self._take_inbound()
             checks = [check for message in batch for check in self._signature_checks(message)]
             if len(checks) >= _CHECKS_OFF_LOOP:
                 # libsecp256k1 runs without the GIL: the loop (and the node's HTTP intake on
@@ -312,6 +316,16 @@ class CommitteeMember:
                 actions += self._take_backlog()
                 await self._perform(actions)
             await asyncio.sleep(0)
+
+    def _take_inbound(self) -> list[Message]:
+        """Up to ``_MESSAGES_PER_TURN`` messages, taken from the peers' queues in turn."""
+        batch: list[Message] = []
+        while self._inbound_count and len(batch) < _MESSAGES_PER_TURN:
+            for queue in self._inbound.values():
+                if queue and len(batch) < _MESSAGES_PER_TURN:
+                    batch.append(queue.popleft())
+        self._inbound_count -= len(batch)
+        return batch
 
     def _signature_checks(self, message: Message) -> list[tuple[bytes, bytes, bytes]]:
         """Every (address, digest, signature) the replica will verify for ``message``."""
