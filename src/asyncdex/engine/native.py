@@ -100,7 +100,8 @@ NATIVE_COMMANDS: frozenset[type] = frozenset(
 # What it refuses within those commands (NativeUnsupported), and what it never runs.
 NATIVE_LIMITS: tuple[str, ...] = (
     "committee members that are not 20-byte addresses (refused at construction)",
-    "client ids, expiries and dead-man times beyond int64 (the reference keeps any int)",
+    "client ids outside 0..2^128 (cloids are 128-bit; the reference keeps any int), and "
+    "expiries and dead-man times beyond int64",
     "an isolated flag that is not a bool (the reference commits the value as given)",
 )
 

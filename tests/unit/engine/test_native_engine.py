@@ -25,6 +25,8 @@ from asyncdex.engine.transition import Engine
 from asyncdex.messages.commands import (
     COMMAND_TYPES,
     Batch,
+    CancelAll,
+    CancelByClientId,
     CancelOrder,
     Command,
     CommitteeBlock,
@@ -129,7 +131,8 @@ def test_values_beyond_int64_that_the_reference_keeps_are_refused_before_any_cha
     reference, native = both(genesis())
     before = native.state_root()
     for command in (
-        PlaceOrder(ALICE, 0, True, MID - 10, 100, client_id=2**70),
+        PlaceOrder(ALICE, 0, True, MID - 10, 100, client_id=2**128),
+        PlaceOrder(ALICE, 0, True, MID - 10, 100, client_id=-7),
         PlaceOrder(ALICE, 0, True, MID - 10, 100, expiry=2**70),
         SetLeverage(ALICE, 0, 5, 1),  # type: ignore[arg-type]  # not a bool
     ):
@@ -208,6 +211,23 @@ def test_exported_state_snapshots_restores_and_continues_in_the_reference() -> N
     later = PublishOraclePrice(PUBLISHER, 0, MID + 60)
     assert restored.apply(later, 60_000) == native.apply(later, 60_000)
     assert state_root(restored.state) == native.state_root()
+
+
+def test_client_ids_are_128_bits_as_hyperliquid_cloids_are() -> None:
+    reference, native = both(genesis())
+    cloids = (2**128 - 1, 2**127, 2**127 + 5, 2**64 + 1, 7)
+    commands: list[Command] = []
+    for i, cloid in enumerate(cloids):
+        commands.append(PlaceOrder(ALICE, 0, True, MID - 10 - i, 100, client_id=cloid))
+    commands += [
+        PlaceOrder(ALICE, 0, True, MID - 50, 100, client_id=2**127),  # a duplicate
+        CancelByClientId(ALICE, 0, 2**128 - 1),
+        CancelByClientId(ALICE, 0, 2**127 + 6),  # unknown
+        CancelAll(ALICE),
+    ]
+    for t, command in enumerate(commands, start=10):
+        assert native.apply(command, t) == reference.apply(command, t), command
+        assert native.state_root() == state_root(reference.state)
 
 
 def test_malformed_values_are_refused_as_the_reference_refuses_them() -> None:

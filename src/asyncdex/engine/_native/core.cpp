@@ -213,6 +213,21 @@ PyObject* to_py(i128 v) {
     return out;
 }
 
+// a stored client id back to its Python int (see decode_client)
+PyObject* client_to_py(i128 v) {
+    unsigned __int128 u = (unsigned __int128)v;
+    PyObject* hi = PyLong_FromUnsignedLongLong((unsigned long long)(u >> 64));
+    PyObject* lo = PyLong_FromUnsignedLongLong((unsigned long long)u);
+    PyObject* shift = PyLong_FromLong(64);
+    PyObject* shifted = PyNumber_Lshift(hi, shift);
+    PyObject* out = PyNumber_Or(shifted, lo);
+    Py_DECREF(hi);
+    Py_DECREF(lo);
+    Py_DECREF(shift);
+    Py_DECREF(shifted);
+    return out;
+}
+
 i128 from_py128(PyObject* o) {
     int overflow = 0;
     long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
@@ -250,6 +265,23 @@ struct KeyHash {
     }
 };
 
+// an account's client id, as the client-id index keys it
+struct ClientKey {
+    int32_t account;
+    i128 client_id;
+    bool operator==(const ClientKey& o) const {
+        return account == o.account && client_id == o.client_id;
+    }
+};
+struct ClientKeyHash {
+    size_t operator()(const ClientKey& k) const noexcept {
+        uint64_t lo = (uint64_t)k.client_id, hi = (uint64_t)((unsigned __int128)k.client_id >> 64);
+        uint64_t h = lo * 0x9E3779B97F4A7C15ULL ^ hi * 0xC2B2AE3D27D4EB4FULL ^
+                     (uint64_t)(uint32_t)k.account * 0x165667B19E3779F9ULL;
+        return h ^ (h >> 31);
+    }
+};
+
 struct MarketSpecN {
     i64 market_id, tick, lot, min_order_value, initial_margin_ppm, maintenance_margin_ppm,
         max_leverage, maker_fee_ppm, taker_fee_ppm, funding_interval_ms, premium_sample_ms,
@@ -258,7 +290,8 @@ struct MarketSpecN {
 };
 
 struct Order {
-    i64 order_id, price, size, orig_size, client_id, expiry, timestamp, trigger_price;
+    i128 client_id;  // 128 bits: a Hyperliquid cloid is one
+    i64 order_id, price, size, orig_size, expiry, timestamp, trigger_price;
     int32_t account;
     int32_t builder, builder_fee;  // the builder's account id (-1: none), tenths of a bp
     int32_t prev, next;    // the price level's list
@@ -347,6 +380,8 @@ struct Cmd {
     Key key{};
     bool key_ok = false;  // the account (field 0) is a 20-byte bytes
     int32_t account_hint = -1;  // the account's id when the stream was decoded (checked)
+    i128 client = 0;  // the client id (PlaceOrder, PlaceBuilderOrder, CancelByClientId)
+    bool client_too_big = false;  // beyond 128 bits: refused
     PyObject* src = nullptr;
     // a PlaceBuilderOrder decoded in PlaceOrder's layout: its fields from 5 on sit two
     // further in ``src``; the builder is ``key2``, its fee ``v[12]``
@@ -373,7 +408,7 @@ public:
     std::vector<Order> orders;
     std::vector<int32_t> free_slots;
     std::vector<int32_t> id_slot;  // order id -> slot, -1 when not live
-    std::unordered_map<uint64_t, i64> client_ids;  // (account, client id) hash -> order id
+    std::unordered_map<ClientKey, i64, ClientKeyHash> client_ids;  // -> the open order's id
     std::priority_queue<std::pair<i64, i64>, std::vector<std::pair<i64, i64>>,
                         std::greater<std::pair<i64, i64>>>
         expiries;
@@ -552,16 +587,15 @@ public:
         return slot < 0 ? nullptr : &orders[slot];
     }
 
-    static uint64_t client_key(int32_t account, i64 client_id) {
-        return (uint64_t)client_id * 0x9E3779B97F4A7C15ULL ^ ((uint64_t)account << 1);
-    }
+    static ClientKey client_key(int32_t account, i128 client_id) { return {account, client_id}; }
     // client ids are kept per (account, client id); a collision of two keys is checked
-    i64 find_client(int32_t account, i64 client_id) {
+    i64 find_client(int32_t account, i128 client_id) {
         auto it = client_ids.find(client_key(account, client_id));
         if (it == client_ids.end()) return 0;
+        // the index only ever holds open orders: anything else is a bug, said loudly
         Order* o = live_order(it->second);
         if (!o || o->account != account || o->client_id != client_id)
-            throw Unsupported("client id index collision");
+            throw std::logic_error("client id index out of step with the orders");
         return it->second;
     }
 
@@ -790,8 +824,8 @@ public:
         switch (c.tag) {
             case T_PLACE:
             case T_BUILDER_ORDER:
-                if (c.is_big(8) || c.is_big(9) || (c.is_true(8) && !c.is_int(8)))
-                    throw Unsupported("a client id or expiry beyond int64");
+                if (c.client_too_big || c.is_big(9) || (c.is_true(8) && !(c.intlike >> 8 & 1)))
+                    throw Unsupported("a client id beyond 128 bits or an expiry beyond int64");
                 return;
             case T_SIGNED:
                 if (c.src ? !PyBytes_Check(PyTuple_GET_ITEM(c.src, 0)) : !c.key_ok)
@@ -808,7 +842,7 @@ public:
                 if (!c.field1_bytes) throw Unsupported("an agent or builder that is not bytes");
                 return;
             case T_CANCEL_CLIENT:
-                if (c.is_big(2)) throw Unsupported("a client id beyond int64");
+                if (c.client_too_big) throw Unsupported("a client id beyond 128 bits");
                 return;
             case T_SCHEDULE:
                 if (c.is_big(1)) throw Unsupported("a time beyond int64");
@@ -976,10 +1010,11 @@ public:
         bool is_buy = c.is_true(2);
         i64 price = c.v[3], size = c.v[4], tif = c.v[5], order_type = c.v[6];
         bool reduce_only = c.is_true(7);
-        i64 client_id = c.v[8], expiry = c.v[9], trigger_price = c.v[10];
+        i128 client_id = c.client;
+        i64 expiry = c.v[9], trigger_price = c.v[10];
         bool price_ok = c.is_exact(3), size_ok = c.is_exact(4);
         if (!c.is_exact(1) || market_id < 0 || market_id >= (i64)markets.size())
-            return reject(c, tag, 1, market_id, 8, client_id, UNKNOWN_MARKET);
+            return reject(c, tag, 1, market_id, 8, (i64)client_id, UNKNOWN_MARKET);
         Market& m = markets[market_id];
         int reason = 0;
         bool is_market = order_type == MARKET;
@@ -1006,7 +1041,7 @@ public:
         }
         if (reason == 0 && c.is_true(9) && (!c.is_int(9) || expiry <= now))
             reason = ALREADY_EXPIRED;
-        if (reason) return reject(c, tag, 1, market_id, 8, client_id, reason);
+        if (reason) return reject(c, tag, 1, market_id, 8, (i64)client_id, reason);
         int32_t account = find_account(c);
         if (account < 0)
             reason = UNKNOWN_ACCOUNT;
@@ -1020,7 +1055,7 @@ public:
             reason = NO_MARK_PRICE;
         else if (accounts[account].open_orders >= max_open_orders)
             reason = TOO_MANY_ORDERS;
-        if (reason) return reject(c, tag, 1, market_id, 8, client_id, reason);
+        if (reason) return reject(c, tag, 1, market_id, 8, (i64)client_id, reason);
         if (is_market) {
             if (tif != FOK) tif = IOC;
             if (!trigger) {
@@ -1032,10 +1067,10 @@ public:
         if (reduce_only) {
             i64 held = p.exists ? p.size : 0;
             if (held == 0 || (held > 0) == is_buy)
-                return reject(c, tag, 1, market_id, 8, client_id, REDUCE_ONLY_WOULD_INCREASE);
+                return reject(c, tag, 1, market_id, 8, (i64)client_id, REDUCE_ONLY_WOULD_INCREASE);
             size = std::min(size, abs64(held));
         } else if ((i128)(price ? price : trigger_price) * size < m.spec.min_order_value) {
-            return reject(c, tag, 1, market_id, 8, client_id, BELOW_MIN_VALUE);
+            return reject(c, tag, 1, market_id, 8, (i64)client_id, BELOW_MIN_VALUE);
         }
         bool created = !p.exists;
         if (created) {
@@ -1050,7 +1085,7 @@ public:
                 reason = INSUFFICIENT_MARGIN;
             if (reason) {
                 if (created) set_exists(account, market_id, p, false);
-                return reject(c, tag, 1, market_id, 8, client_id, reason);
+                return reject(c, tag, 1, market_id, 8, (i64)client_id, reason);
             }
         }
         i64 order_id = next_order_id++;
@@ -1076,7 +1111,7 @@ public:
         emit(E_ACCEPTED, [&] { return obj(order_id); }, [&] { return addr(account); },
              [&] { return obj(market_id); }, [&] { return objb(is_buy); },
              [&] { return obj(price); }, [&] { return obj(size); },
-             [&] { return echo(c, 8, client_id); });
+             [&] { return c.src ? echo(c, 8, 0) : client_to_py(client_id); });
         if (trigger)
             process_arm_trigger(account, market_id, o);
         else
@@ -1685,7 +1720,7 @@ public:
     void process_cancel_by_client_id(const Cmd& c) {
         int32_t account = find_account(c);
         i64 order_id = 0;
-        if (account >= 0 && c.is_true(2) && c.is_int(2)) order_id = find_client(account, c.v[2]);
+        if (account >= 0 && c.is_true(2) && (c.intlike >> 2 & 1)) order_id = find_client(account, c.client);
         Order* o = order_id ? live_order(order_id) : nullptr;
         if (!o || !c.is_int(1) || o->market != c.v[1])
             return reject(c, T_CANCEL_CLIENT, 1, c.v[1], 2, c.v[2], UNKNOWN_CLIENT_ID);
@@ -2743,6 +2778,9 @@ public:
             c.key2_ok = PyBytes_Check(builder) && PyBytes_GET_SIZE(builder) == 20;
             if (c.key2_ok) std::memcpy(c.key2.data(), PyBytes_AS_STRING(builder), 20);
             c.builder_layout = true;
+            decode_client(raw, 10, PyTuple_GET_ITEM(cmd, 10));
+            c.client = raw.client;
+            c.client_too_big = raw.client_too_big;
             for (int i = 1; i < 13; ++i) {
                 int from = i < 5 ? i : (i == 12 ? 6 : i + 2);
                 c.v[i] = raw.v[from];
@@ -2756,6 +2794,32 @@ public:
         }
         if (c.tag == T_COMMITTEE_BLOCK) decode_int(c, 0, PyTuple_GET_ITEM(cmd, 0));
         for (Py_ssize_t i = 1; i < n && i < 12; ++i) decode_int(c, (int)i, PyTuple_GET_ITEM(cmd, i));
+        if (c.tag == T_PLACE) decode_client(c, 8, PyTuple_GET_ITEM(cmd, 8));
+        if (c.tag == T_CANCEL_CLIENT) decode_client(c, 2, PyTuple_GET_ITEM(cmd, 2));
+    }
+
+    // A client id as its 128 bits, unsigned (a Hyperliquid cloid is any 128-bit value, so the
+    // top half of the range is stored as negative __int128s; ``client_to_py`` undoes it).
+    // A negative client id, which no edge produces, is refused rather than folded onto one.
+    static void decode_client(Cmd& c, int field, PyObject* item) {
+        c.client = c.v[field];
+        if (!(c.intlike >> field & 1)) return;
+        if (!c.is_big(field)) {
+            if (c.v[field] < 0) c.client_too_big = true;
+            return;
+        }
+        PyObject* shift = PyLong_FromLong(64);
+        PyObject* high = PyNumber_Rshift(item, shift);
+        unsigned long long hi = high ? PyLong_AsUnsignedLongLong(high) : 0;
+        if (!high || PyErr_Occurred()) {
+            PyErr_Clear();
+            c.client_too_big = true;  // negative, or 2^128 and beyond
+        } else {
+            unsigned long long lo = PyLong_AsUnsignedLongLongMask(item);
+            c.client = (i128)((unsigned __int128)hi << 64 | lo);
+        }
+        Py_XDECREF(high);
+        Py_DECREF(shift);
     }
 
     void set_committee(i64 share_ppm, py::list members) {
@@ -2905,7 +2969,7 @@ public:
             l.append(o.orig_size);
             l.append((int)o.tif);
             l.append((bool)o.reduce_only);
-            l.append(o.client_id);
+            l.append(py::reinterpret_steal<py::object>(client_to_py(o.client_id)));
             l.append(o.expiry);
             l.append(o.timestamp);
             l.append((int)o.trigger_kind);
@@ -3099,7 +3163,13 @@ public:
             o.orig_size = i64o(l[6]);
             o.tif = (uint8_t)l[7].cast<int>();
             o.reduce_only = l[8].cast<bool>();
-            o.client_id = i64o(l[9]);
+            {
+                Cmd tmp;
+                decode_int(tmp, 9, l[9].ptr());
+                decode_client(tmp, 9, l[9].ptr());
+                if (tmp.client_too_big) throw Unsupported("a client id outside 0..2^128");
+                o.client_id = tmp.client;
+            }
             o.expiry = i64o(l[10]);
             o.timestamp = i64o(l[11]);
             o.trigger_kind = (uint8_t)l[12].cast<int>();
@@ -3173,7 +3243,7 @@ public:
         d["orders"] = k.orders.capacity() * sizeof(Order);
         d["id_index"] = k.id_slot.capacity() * sizeof(int32_t);
         d["levels"] = levels;
-        d["client_ids"] = k.client_ids.size() * (sizeof(uint64_t) + sizeof(i64) + 16);
+        d["client_ids"] = k.client_ids.size() * (sizeof(ClientKey) + sizeof(i64) + 16);
         d["live_orders"] = k.live_orders;
         d["order_size"] = sizeof(Order);
         return d;
