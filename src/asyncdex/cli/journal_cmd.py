@@ -32,8 +32,14 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import Any, NamedTuple, TextIO, cast
 
+from asyncdex.engine.native import (
+    NativeEngine,
+    NativeUnsupported,
+    native_available,
+    native_unavailable_reason,
+)
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
 from asyncdex.messages.codec import CodecError
@@ -454,6 +460,8 @@ def _verify_snapshots(
 
 # ----------------------------------------------------------------------------------- replay
 
+ENGINE_KINDS = ("reference", "native")
+
 
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
@@ -474,9 +482,20 @@ def replay_journal(
     snapshot_dir: Path | None = None,
     to_seq: int | None = None,
     out: TextIO | None = None,
+    engine_kind: str = "reference",
 ) -> ReplayResult:
-    """Replay the journal (from the newest usable snapshot when given) and report the root."""
+    """Replay the journal (from the newest usable snapshot when given) and report the root.
+
+    ``engine_kind``: ``"reference"`` (the interpreted engine) or ``"native"`` (the C++ core,
+    ``asyncdex.engine.native``; the reference's snapshot is loaded into it). Both give the
+    same root; asking for the native core where it is not built is an error, never a silent
+    fallback."""
     out = sys.stdout if out is None else out  # resolved late: callers may swap stdout
+    if engine_kind not in ENGINE_KINDS:
+        raise ValueError(f"engine must be one of {', '.join(ENGINE_KINDS)}")
+    if engine_kind == "native" and not native_available():
+        raise NativeUnsupported(native_unavailable_reason())
+    print(f"engine: {engine_kind}", file=out)
     reader = JournalReader(directory)
     snapshot_seq = 0
     engine = Engine(config)
@@ -490,8 +509,17 @@ def replay_journal(
             snapshot_seq, state = found
             engine = Engine(state=state)
             print(f"starting from snapshot at seq {snapshot_seq}", file=out)
+    native = None
+    if engine_kind == "native":
+        native = (
+            NativeEngine.from_reference_state(config, engine.state)
+            if snapshot_seq
+            else NativeEngine(config)
+        )
     started = time.perf_counter()
-    replayed = replay(reader, engine, snapshot_seq + 1, to_seq)
+    # replay only calls ``apply``, which both engines have with the same contract
+    runner = engine if native is None else cast(Engine, native)
+    replayed = replay(reader, runner, snapshot_seq + 1, to_seq)
     seconds = time.perf_counter() - started
     if reader.torn_tail is not None:
         print(_describe_torn(reader.torn_tail), file=out)
@@ -500,7 +528,7 @@ def replay_journal(
         replayed,
         snapshot_seq + replayed,
         seconds,
-        state_root(engine.state),
+        state_root(engine.state) if native is None else native.state_root(),
     )
 
 
@@ -525,13 +553,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     assert config is not None  # argparse requires --config
     snapshots = None if args.snapshots is None else Path(args.snapshots)
     try:
-        result = replay_journal(Path(args.directory), config, snapshots, args.to)
+        result = replay_journal(
+            Path(args.directory), config, snapshots, args.to, engine_kind=args.engine
+        )
     except JournalCorruption as exc:
         print(f"DAMAGED: {exc.segment.name} at byte {exc.offset}: {exc.reason}")
         return EXIT_DAMAGED
     except ReplayGap as exc:
         print(f"cannot replay: {exc}")
         return EXIT_DAMAGED
+    except NativeUnsupported as exc:
+        print(f"cannot replay with the native core: {exc}")
+        return EXIT_USAGE
     print(
         f"replayed {result.replayed:,} records (seqs {result.snapshot_seq + 1}.."
         f"{result.last_seq}) in {result.seconds:.3f} s: {result.records_per_s:,.0f} records/s"
@@ -604,6 +637,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     replay_parser.add_argument(
         "--to", type=_non_negative, default=None, metavar="SEQ", help="stop after this seq"
+    )
+    replay_parser.add_argument(
+        "--engine",
+        choices=ENGINE_KINDS,
+        default="reference",
+        help="the interpreted reference (default) or the native core; both give the same root",
     )
     replay_parser.set_defaults(func=_guarded(cmd_replay))
     parser: argparse.ArgumentParser = journal

@@ -14,6 +14,7 @@ from asyncdex.cli.committee_config import COMMITTEE_TABLE
 from asyncdex.cli.demo import PUBLISHERS, demo_config
 from asyncdex.cli.journal_cmd import JournalReader, add_parser
 from asyncdex.cli.node_cmd import NODE_TABLE, SETTLEMENT_TABLE, VENUE_TABLE, load_node_file
+from asyncdex.engine.native import native_available
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
 from asyncdex.messages.commands import (
@@ -207,6 +208,29 @@ def test_replay_prints_rate_and_the_root_of_a_full_replay(
     out = capsys.readouterr().out
     assert re.search(r"replayed 400 records \(seqs 1\.\.400\) in [\d.]+ s: [\d,]+ records/s", out)
     assert f"state root after seq 400: 0x{root_after(stream(400)).hex()}" in out
+
+
+@pytest.mark.skipif(not native_available(), reason="the native engine core is not built")
+def test_replay_with_the_native_core_gives_the_same_root(
+    journal_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commands = stream(400)
+    argv = ["journal", "replay", str(journal_dir), "--config", str(VENUE_TOML)]
+    assert run(*argv, "--engine", "native") == 0
+    out = capsys.readouterr().out
+    assert "engine: native" in out
+    assert "replayed 400 records (seqs 1..400)" in out
+    assert f"state root after seq 400: 0x{root_after(commands).hex()}" in out
+    # from a reference snapshot, loaded into the native core
+    store = SnapshotStore(tmp_path / "snapshots")
+    engine = Engine(CONFIG)
+    for timestamp, command in commands[:150]:
+        engine.apply(command, timestamp)
+    store.save(150, engine.state)
+    assert run(*argv, "--engine", "native", "--snapshots", str(tmp_path / "snapshots")) == 0
+    out = capsys.readouterr().out
+    assert "starting from snapshot at seq 150" in out and "engine: native" in out
+    assert f"state root after seq 400: 0x{root_after(commands).hex()}" in out
 
 
 def test_replay_to_a_seq(journal_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
