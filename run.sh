@@ -10,7 +10,9 @@ setup_python() {
         python3 -m venv .venv
     fi
     local stamp=.venv/.asyncdex-installed
-    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    # the install also builds the native engine core (setup.py): redo it when its source moves
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
+        || [ src/asyncdex/engine/_native/core.cpp -nt "$stamp" ]; then
         .venv/bin/python -m pip install -q --upgrade pip
         .venv/bin/python -m pip install -q -e '.[dev]'
         touch "$stamp"
