@@ -125,3 +125,38 @@ def _executed(url: str, intent_id: str) -> bool:
         )
     except (OSError, ValueError):
         return False
+
+
+def test_the_sealed_id_answers_with_the_revealed_intent(
+    tmp_path: Path, free_port_base: int
+) -> None:
+    """One member (t = 1): the sealed id's status is the revealed intent's, named by both ids."""
+    log = (tmp_path / "member.log").open("w")
+    processes = CommitteeProcesses(
+        tmp_path / "committee",
+        CONFIG,
+        1,
+        port=free_port_base,
+        consensus_port=free_port_base + 4,
+        node_args=("--operator-token", TOKEN),
+        log=log,
+        sealing_epoch_ms=EPOCH_MS,
+    )
+    try:
+        processes.start_all()
+        url = processes.url(0)
+        wallet = Wallet(secrets.token_bytes(32))
+        with Client.connect(url, wallet, seal=True) as client:
+            receipt = client.place_order("BTC", "buy", "0.001", "59000")
+            followed = client.wait_for(receipt, "executed", timeout=60)
+        assert receipt.sealed_id is not None
+        document = get(f"{url}/v1/intents/{receipt.sealed_id}")
+        assert document["sealedId"] == receipt.sealed_id
+        assert document["intentId"] == receipt.intent_id
+        assert type(document["seq"]) is int and document["seq"] == followed.seq
+        assert document["seq"] == get(f"{url}/v1/intents/{receipt.intent_id}")["seq"]
+        # without a deposit the engine rejects the order: an outcome, reached through the seal
+        assert followed.rejection is not None and followed.sealed_rejection is None
+    finally:
+        processes.stop_all()
+        log.close()

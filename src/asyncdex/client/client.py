@@ -493,10 +493,17 @@ class AsyncClient:
         reason. Polling starts fast and slows to ``poll_interval`` seconds. An id the node
         does not know yet is polled on (a receipt may reach the caller before the node's
         status index has the intent); :class:`StatusTimeout` after ``timeout`` seconds
-        (``None``: wait for ever) carries the last status seen, if any.
+        (``None``: wait for ever) carries the last status seen, if any. A sealed intent's
+        receipt is followed by its sealed id: the answer is the revealed intent's status, or
+        one with ``sealed_rejection`` set if it was refused unopened (returned at once: it
+        will never execute).
         """
         status_rank(status)  # refuse an unknown status before waiting for it
         intent_id = _intent_id(intent)
+        if isinstance(intent, Receipt) and intent.sealed_id is not None:
+            # a sealed intent: its envelope's id answers from ordering on, and says so if
+            # the intent was refused before it could execute (``sealed_rejection``)
+            intent_id = intent.sealed_id
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         delay = min(0.01, poll_interval)
@@ -504,7 +511,7 @@ class AsyncClient:
         while True:
             with contextlib.suppress(UnknownIntent):  # not indexed yet: poll on
                 last = await self.status(intent_id)
-            if last is not None and last.reached(status):
+            if last is not None and (last.reached(status) or last.sealed_rejection):
                 return last
             if deadline is not None and loop.time() + delay > deadline:
                 seen = last.status if last is not None else "not known to the node"

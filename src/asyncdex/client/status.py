@@ -129,6 +129,11 @@ class IntentStatus(NamedTuple):
     ordered: Mapping[str, Any] | None = None
     """On a committee member: the block (height, view, hash) and the certificate that
     committed it (view, block hash, signers)."""
+    sealed_id: str | None = None
+    """For a sealed intent: the envelope's id (the intent id is known once revealed)."""
+    sealed_rejection: str | None = None
+    """For a sealed intent refused when its block executed (``key_unavailable``,
+    ``epoch_closed``, ``decryption_failed``, ...): final, it is never executed."""
 
     @classmethod
     def from_json(cls, document: Any) -> IntentStatus:
@@ -151,6 +156,8 @@ class IntentStatus(NamedTuple):
         intent_id = document.get("intentId", document.get("intent_id"))
         batch = document.get("batch")
         tx_hash = document.get("txHash", document.get("tx_hash"))
+        sealed_id = document.get("sealedId")
+        sealed_rejection = document.get("sealedRejection")
         return cls(
             intent_id if isinstance(intent_id, str) else None,
             seq,
@@ -160,6 +167,8 @@ class IntentStatus(NamedTuple):
             tx_hash if isinstance(tx_hash, str) else None,
             events_known,
             ordered if isinstance(ordered, dict) else None,
+            sealed_id if isinstance(sealed_id, str) else None,
+            sealed_rejection if isinstance(sealed_rejection, str) else None,
         )
 
     def reached(self, status: str) -> bool:

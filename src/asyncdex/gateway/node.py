@@ -1682,7 +1682,34 @@ class Node:
         self, committee: CommitteeVenue, intent_id: bytes, seq: int | None
     ) -> web.Response:
         """An intent's life on a committee member: ``sequenced`` (in this member's intake),
-        ``ordered`` (in a committed block, with its certificate), then ``executed``."""
+        ``ordered`` (in a committed block, with its certificate), then ``executed``. A sealed
+        intent's id (docs/fairness.md) answers ``ordered`` while it is still sealed, then the
+        life of the intent it revealed (with ``sealedId``), or, if it was refused when its
+        block executed, ``ordered`` for good with ``sealedRejection`` saying why."""
+        sealed = committee.sealed
+        verdict = None if sealed is None or seq is not None else sealed.verdict(intent_id)
+        if verdict is not None and verdict.intent_id is not None:
+            revealed = verdict.intent_id
+            document = self._committee_intent_document(
+                committee, revealed, self.index.seq_of(revealed)
+            )
+            if document is None:  # forgotten by the index: what the sealed id still says
+                document = self._committee_intent_document(committee, intent_id, None)
+        elif verdict is not None:
+            document = self._committee_intent_document(committee, intent_id, None)
+            if document is not None:
+                document["sealedRejection"] = verdict.reason
+        else:
+            document = self._committee_intent_document(committee, intent_id, seq)
+        if document is None:
+            return _not_found("unknown intent (or older than the index keeps)", "unknown_intent")
+        if verdict is not None:
+            document["sealedId"] = "0x" + intent_id.hex()
+        return web.json_response(document)
+
+    def _committee_intent_document(
+        self, committee: CommitteeVenue, intent_id: bytes, seq: int | None
+    ) -> dict[str, Any] | None:
         ordered = committee.ordered(intent_id)
         if seq is not None:
             document = self._record_json(seq)
@@ -1707,9 +1734,9 @@ class Node:
                 "txHash": None,
             }
         else:
-            return _not_found("unknown intent (or older than the index keeps)", "unknown_intent")
+            return None
         document["ordered"] = None if ordered is None else ordered_json(ordered)
-        return web.json_response(document)
+        return document
 
     async def handle_seq_status(self, request: web.Request) -> web.Response:
         assert self._sequencer is not None

@@ -143,3 +143,29 @@ def test_a_malformed_sealing_object_is_refused(sealing: Any, message: str) -> No
 def test_the_venue_reads_the_sealing_key() -> None:
     venue = Venue.from_json(_venue(7))
     assert venue.sealing == SealingInfo(7, EPOCH_MS, COMMITTEE_KEY.public_key)
+
+
+def test_wait_for_follows_a_sealed_receipt_by_its_sealed_id(fake_node: FakeNode) -> None:
+    fake_node.venue = _venue(100)
+    with Client.connect(fake_node.url, WALLET) as client:
+        first, second = client.submit_sealed(
+            [client.build.cancel_all(), client.build.cancel("ETH", 3)], epoch=100
+        )
+        assert first.sealed_id is not None and second.sealed_id is not None
+        still_sealed = {"seq": None, "status": "ordered", "sealedId": first.sealed_id}
+        fake_node.statuses[first.sealed_id] = [
+            still_sealed,
+            {**still_sealed, "intentId": first.intent_id, "seq": 9, "status": "executed",
+             "events": []},
+        ]  # fmt: skip
+        fake_node.statuses[second.sealed_id] = [
+            {"seq": None, "status": "ordered", "sealedId": second.sealed_id},
+            {"seq": None, "status": "ordered", "sealedId": second.sealed_id,
+             "sealedRejection": "key_unavailable"},
+        ]  # fmt: skip
+        executed = client.wait_for(first, timeout=10, poll_interval=0.01)
+        refused = client.wait_for(second, timeout=10, poll_interval=0.01)
+    assert (executed.status, executed.seq, executed.sealed_id) == ("executed", 9, first.sealed_id)
+    assert executed.intent_id == first.intent_id and executed.sealed_rejection is None
+    assert (refused.status, refused.sealed_rejection) == ("ordered", "key_unavailable")
+    assert first.sealed_id[2:] in " ".join(fake_node.gets)  # polled by the sealed id
