@@ -121,7 +121,7 @@ CHAIN_ID, CONTRACT, PUBLISHER = _venue()
 class Api:
     """One keep-alive connection to one node; reconnects after a failure."""
 
-    def __init__(self, port: int, timeout: float = 10.0) -> None:
+    def __init__(self, port: int, timeout: float = 60.0) -> None:
         self.port = port
         self.timeout = timeout
         self.connection: http.client.HTTPConnection | None = None
