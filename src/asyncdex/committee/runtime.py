@@ -320,9 +320,11 @@ class CommitteeMember:
     def _take_inbound(self) -> list[Message]:
         """Up to ``_MESSAGES_PER_TURN`` messages, taken from the peers' queues in turn."""
         batch: list[Message] = []
-        while self._inbound_count and len(batch) < _MESSAGES_PER_TURN:
+        # bounded by what is queued: the count falls only after the turn
+        wanted = min(_MESSAGES_PER_TURN, self._inbound_count)
+        while len(batch) < wanted:
             for queue in self._inbound.values():
-                if queue and len(batch) < _MESSAGES_PER_TURN:
+                if queue and len(batch) < wanted:
                     batch.append(queue.popleft())
         self._inbound_count -= len(batch)
         return batch
