@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_engine_properties import engine_settings, run_scenario, scenarios
 
 from asyncdex.engine.native import NativeEngine, native_available
 from asyncdex.engine.snapshot import restore, snapshot
@@ -405,3 +407,18 @@ def test_snapshots_are_interchangeable_both_ways(seed: int, stressed: bool) -> N
         assert loaded.apply(command, timestamp) == expected, f"command {index} {command!r}"
         assert restored.apply(command, timestamp) == expected, f"command {index} {command!r}"
     assert loaded.state_root() == state_root(reference.state) == state_root(restored.state)
+
+
+@engine_settings(examples=100)
+@given(scenarios)
+def test_the_engine_property_streams_agree_step_by_step(scenario: Any) -> None:
+    """The engine property tests' own generator (every command kind, hostile values,
+    liquidations, batch auctions, committee markers) through the native core: the events
+    and the root after every step must be the reference's."""
+    run = run_scenario(scenario)
+    native = NativeEngine(scenario.config)
+    for index, step in enumerate(run.steps):
+        events = native.apply(step.command, step.timestamp)
+        assert events == run.events[index], f"step {index} {step.command!r}"
+        assert [type(e) for e in events] == [type(e) for e in run.events[index]]
+        assert native.state_root() == run.roots[index], f"root after step {index}"
