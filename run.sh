@@ -60,7 +60,8 @@ case "$cmd" in
         .venv/bin/ruff check src tests benchmarks
         .venv/bin/ruff format --check src tests benchmarks
         .venv/bin/mypy
-        exec .venv/bin/pytest -n 2 "$@"
+        # loadgroup: tests marked xdist_group (committees of processes) run on one worker
+        exec .venv/bin/pytest -n 2 --dist loadgroup "$@"
         ;;
     *)
         echo "usage: ./run.sh demo|test [args...]" >&2

@@ -27,7 +27,8 @@ from asyncdex.cli.committee_cmd import CommitteeProcesses
 from asyncdex.client import Client, Wallet
 from asyncdex.client.status import Receipt
 
-pytestmark = pytest.mark.integration
+# committees are several processes each: one at a time, on one test worker (--dist loadgroup)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("committee")]
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "examples" / "committee.toml"

@@ -25,7 +25,8 @@ from asyncdex.cli.committee_cmd import CommitteeProcesses
 from asyncdex.cli.committee_config import load_committee
 from asyncdex.client import Client, Wallet
 
-pytestmark = pytest.mark.integration
+# committees are several processes each: one at a time, on one test worker (--dist loadgroup)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("committee")]
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "examples" / "committee.toml"

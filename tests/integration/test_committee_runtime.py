@@ -379,6 +379,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.xdist_group("committee")  # member processes: with the other committee tests
 def test_a_member_killed_mid_load_loses_no_acknowledged_item(tmp_path: Path) -> None:
     rng = random.Random(11)  # seeded: which member dies and when
     victim = rng.randrange(N)

@@ -23,7 +23,8 @@ from asyncdex.client import Client, Wallet
 from asyncdex.settlement.chain import CommitteeSettlementClient, RpcChain
 from asyncdex.settlement.devchain import DEV_KEYS
 
-pytestmark = pytest.mark.integration
+# committees are several processes each: one at a time, on one test worker (--dist loadgroup)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("committee")]
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "examples" / "committee.toml"

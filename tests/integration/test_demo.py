@@ -190,6 +190,7 @@ def test_a_non_positive_duration_is_refused() -> None:
     assert "--duration must be positive" in result.stderr
 
 
+@pytest.mark.xdist_group("committee")  # several processes: with the other committee tests
 def test_the_committee_demo_survives_killing_its_leader() -> None:
     result = run_cli("demo", "--committee", "4", "--duration", "9", "--json")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -21,7 +21,8 @@ import pytest
 from asyncdex.cli.committee_cmd import CommitteeProcesses
 from asyncdex.client import Client, Wallet
 
-pytestmark = pytest.mark.integration
+# committees are several processes each: one at a time, on one test worker (--dist loadgroup)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("committee")]
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "examples" / "committee.toml"
