@@ -28,6 +28,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 TIMEOUT_S = 300  # generous: the machine may be loaded; the test never asserts a duration
 
 
