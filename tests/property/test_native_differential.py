@@ -48,6 +48,7 @@ from asyncdex.messages.commands import (
     UpdateIsolatedMargin,
     Withdraw,
 )
+from asyncdex.sequencer.records import encode_record
 from asyncdex.types.market import EngineConfig, MarketSpec
 
 pytestmark = pytest.mark.skipif(
@@ -422,3 +423,26 @@ def test_the_engine_property_streams_agree_step_by_step(scenario: Any) -> None:
         assert events == run.events[index], f"step {index} {step.command!r}"
         assert [type(e) for e in events] == [type(e) for e in run.events[index]]
         assert native.state_root() == run.roots[index], f"root after step {index}"
+
+
+@pytest.mark.parametrize(("seed", "stressed"), [(31, False), (32, True)])
+def test_journal_records_decoded_natively_reach_the_same_roots(seed: int, stressed: bool) -> None:
+    """Replay's path: the records' bytes (``encode_record``) decoded and applied in C++ give
+    the reference's root after every chunk, liquidations, auctions and cloids included."""
+    config = fuzz_config()
+    stream = random_stream(seed, 2_000, stressed)
+    stream += [
+        (PlaceOrder(ACCOUNTS[0], 0, True, MIDS[0] - 100, 100, client_id=2**128 - 1), 10**9),
+        (PlaceOrder(ACCOUNTS[0], 0, True, MIDS[0] - 101, 100, client_id=2**127), 10**9),
+        (CancelByClientId(ACCOUNTS[0], 0, 2**128 - 1), 10**9),
+    ]
+    records = [encode_record(timestamp, command, b"") for command, timestamp in stream]
+    reference = Engine(config)
+    native = NativeEngine(config)
+    for start in range(0, len(records), 250):
+        for command, timestamp in stream[start : start + 250]:
+            reference.apply(command, timestamp)
+        assert native.apply_records(records[start : start + 250]) == len(
+            records[start : start + 250]
+        )
+        assert native.state_root() == state_root(reference.state), f"after record {start + 250}"

@@ -32,7 +32,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO, cast
+from typing import Any, NamedTuple, TextIO
 
 from asyncdex.engine.native import (
     NativeEngine,
@@ -517,9 +517,10 @@ def replay_journal(
             else NativeEngine(config)
         )
     started = time.perf_counter()
-    # replay only calls ``apply``, which both engines have with the same contract
-    runner = engine if native is None else cast(Engine, native)
-    replayed = replay(reader, runner, snapshot_seq + 1, to_seq)
+    if native is None:
+        replayed = replay(reader, engine, snapshot_seq + 1, to_seq)
+    else:
+        replayed = _replay_native(reader, native, snapshot_seq + 1, to_seq)
     seconds = time.perf_counter() - started
     if reader.torn_tail is not None:
         print(_describe_torn(reader.torn_tail), file=out)
@@ -530,6 +531,43 @@ def replay_journal(
         seconds,
         state_root(engine.state) if native is None else native.state_root(),
     )
+
+
+_NATIVE_CHUNK = 8192  # records handed to the native core per call
+
+
+def _replay_native(
+    reader: JournalReader, native: NativeEngine, from_seq: int, to_seq: int | None
+) -> int:
+    """``recovery.replay`` for the native core: the same seq checks (``ReplayGap``), the
+    payloads applied in chunks, decoded in C++ (``NativeEngine.apply_records``)."""
+    last = to_seq if to_seq is not None else 1 << 63
+    if to_seq is not None and to_seq < from_seq:
+        return 0
+    expected = from_seq
+    chunk: list[bytes] = []
+    records = reader.read(from_seq)
+    try:
+        for seq, payload in records:
+            if seq != expected:
+                raise ReplayGap(expected, seq)
+            if seq > last:
+                break
+            chunk.append(payload)
+            expected = seq + 1
+            if len(chunk) == _NATIVE_CHUNK:
+                native.apply_records(chunk)
+                chunk = []
+        if chunk:
+            native.apply_records(chunk)
+    finally:
+        # the reader holds a segment file open until it is closed or exhausted
+        close = getattr(records, "close", None)
+        if close is not None:
+            close()
+    if to_seq is not None and expected <= to_seq:
+        raise ReplayGap(expected, None)
+    return expected - from_seq
 
 
 # ------------------------------------------------------------------------------ the parser

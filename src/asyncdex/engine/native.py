@@ -244,6 +244,13 @@ class NativeEngine:
         )
         return result
 
+    def apply_records(self, payloads: list[bytes]) -> int:
+        """Apply trusted journal payloads (``asyncdex.sequencer.records``: checksummed, written
+        by ``encode_record``) decoded in C++, with no Python object per record and no events;
+        returns how many were applied. For replay, which discards the events."""
+        applied: int = self._core.apply_records(payloads)
+        return applied
+
     def memory(self) -> dict[str, int]:
         """Bytes the native core holds for orders and books (capacities, not just sizes)."""
         figures: dict[str, int] = self._core.memory()

@@ -2714,6 +2714,100 @@ void decode_int(Cmd& c, int i, PyObject* item) {
     if (PyObject_IsTrue(item) == 1) c.truthy |= 1u << i;
 }
 
+// ------------------------------------------------------------------ trusted journal records
+
+// One msgpack value of a journal record (asyncdex.sequencer.records: the subset
+// ``encode_record`` writes: ints, big ints as ext type 1, bools, bytes, arrays).
+struct MValue {
+    enum Kind { INT, BIG, BOOL, BYTES, ARRAY, NIL } kind = NIL;
+    i64 v = 0;
+    unsigned __int128 big = 0;  // BIG: the magnitude when it fits 128 bits
+    bool negative = false, big_fits = false;
+    const uint8_t* data = nullptr;
+    size_t len = 0;
+    std::vector<MValue> items;
+};
+
+struct MReader {
+    const uint8_t* p;
+    const uint8_t* end;
+    uint64_t be(size_t n) {
+        if ((size_t)(end - p) < n) throw Unsupported("a truncated journal record");
+        uint64_t v = 0;
+        for (size_t i = 0; i < n; ++i) v = v << 8 | p[i];
+        p += n;
+        return v;
+    }
+    void read(MValue& out) {
+        uint8_t b = (uint8_t)be(1);
+        if (b <= 0x7f) { out.kind = MValue::INT; out.v = b; return; }
+        if (b >= 0xe0) { out.kind = MValue::INT; out.v = (int8_t)b; return; }
+        if ((b & 0xf0) == 0x90) return array(out, b & 0x0f);
+        switch (b) {
+            case 0xc0: out.kind = MValue::NIL; return;
+            case 0xc2: case 0xc3: out.kind = MValue::BOOL; out.v = b == 0xc3; return;
+            case 0xcc: out.kind = MValue::INT; out.v = (i64)be(1); return;
+            case 0xcd: out.kind = MValue::INT; out.v = (i64)be(2); return;
+            case 0xce: out.kind = MValue::INT; out.v = (i64)be(4); return;
+            case 0xcf: {
+                uint64_t u = be(8);
+                if (u > (uint64_t)INT64_MAX) {
+                    out.kind = MValue::BIG;
+                    out.big = u;
+                    out.big_fits = true;
+                } else {
+                    out.kind = MValue::INT;
+                    out.v = (i64)u;
+                }
+                return;
+            }
+            case 0xd0: out.kind = MValue::INT; out.v = (int8_t)be(1); return;
+            case 0xd1: out.kind = MValue::INT; out.v = (int16_t)be(2); return;
+            case 0xd2: out.kind = MValue::INT; out.v = (int32_t)be(4); return;
+            case 0xd3: out.kind = MValue::INT; out.v = (i64)be(8); return;
+            case 0xc4: return bytes(out, be(1));
+            case 0xc5: return bytes(out, be(2));
+            case 0xc6: return bytes(out, be(4));
+            case 0xdc: return array(out, be(2));
+            case 0xdd: return array(out, be(4));
+            case 0xd4: return ext(out, 1);
+            case 0xd5: return ext(out, 2);
+            case 0xd6: return ext(out, 4);
+            case 0xd7: return ext(out, 8);
+            case 0xd8: return ext(out, 16);
+            case 0xc7: return ext(out, be(1));
+            case 0xc8: return ext(out, be(2));
+            case 0xc9: return ext(out, be(4));
+            default: throw Unsupported("a journal record the native decoder does not read");
+        }
+    }
+    void array(MValue& out, uint64_t n) {
+        out.kind = MValue::ARRAY;
+        out.items.resize(n);
+        for (auto& item : out.items) read(item);
+    }
+    void bytes(MValue& out, uint64_t n) {
+        if ((uint64_t)(end - p) < n) throw Unsupported("a truncated journal record");
+        out.kind = MValue::BYTES;
+        out.data = p;
+        out.len = n;
+        p += n;
+    }
+    void ext(MValue& out, uint64_t n) {
+        uint8_t code = (uint8_t)be(1);
+        if (code != 1 || (uint64_t)(end - p) < n || n == 0) throw Unsupported("an unknown ext type");
+        // a big int: two's complement, big-endian (asyncdex.types.packing)
+        out.kind = MValue::BIG;
+        out.negative = p[0] & 0x80;
+        size_t skip = 0;
+        while (skip < n && p[skip] == (out.negative ? 0xff : 0x00)) ++skip;
+        out.big_fits = !out.negative && n - skip <= 16;
+        if (out.big_fits)
+            for (size_t i = skip; i < n; ++i) out.big = out.big << 8 | p[i];
+        p += n;
+    }
+};
+
 class PyCore {
 public:
     Core core;
@@ -2820,6 +2914,143 @@ public:
         }
         Py_XDECREF(high);
         Py_DECREF(shift);
+    }
+
+    // a command's items (``[tag, field, ...]``) into a Cmd, as ``decode`` does for objects
+    void decode_items(const MValue& m, Cmd& c) {
+        if (m.kind != MValue::ARRAY || m.items.empty() || m.items[0].kind != MValue::INT)
+            throw Unsupported("a journal record that is not a command");
+        c.tag = (int)m.items[0].v;
+        if (c.tag < 0 || c.tag >= N_TAGS) throw Unsupported("an unknown command tag");
+        const std::vector<MValue>& f = m.items;  // f[i + 1] is field i
+        size_t n = f.size() - 1;
+        // field 0 names the account (or signer, publisher): one of another length has no
+        // native identity, so it is refused; an agent or builder (field 1) of another length
+        // is simply not a valid one, as the reference finds
+        auto address = [&](size_t i, Key& key, bool& ok) {
+            const MValue& v = f[i + 1];
+            if (v.kind != MValue::BYTES) return false;
+            if (v.len != 20) {
+                if (i == 0) throw Unsupported("an address that is not 20 bytes");
+                return true;
+            }
+            std::memcpy(key.data(), v.data, 20);
+            ok = true;
+            return true;
+        };
+        auto number = [&](Cmd& into, int i, const MValue& v) {
+            uint32_t bit = 1u << i;
+            if (v.kind == MValue::INT) {
+                into.v[i] = v.v;
+                into.intlike |= bit;
+                into.exact |= bit;
+                if (v.v) into.truthy |= bit;
+            } else if (v.kind == MValue::BOOL) {
+                into.v[i] = v.v;
+                into.intlike |= bit;
+                if (v.v) into.truthy |= bit;
+            } else if (v.kind == MValue::BIG) {
+                into.v[i] = v.negative ? INT64_MIN : INT64_MAX;
+                into.intlike |= bit;
+                into.exact |= bit;
+                into.overflow |= bit;
+                into.truthy |= bit;
+            } else if (v.kind == MValue::BYTES) {
+                if (v.len) into.truthy |= bit;
+            }
+        };
+        auto client = [&](Cmd& into, int i, const MValue& v) {
+            into.client = into.v[i];
+            if (v.kind == MValue::INT && v.v < 0) into.client_too_big = true;
+            if (v.kind == MValue::BIG) {
+                if (v.big_fits)
+                    into.client = (i128)v.big;
+                else
+                    into.client_too_big = true;
+            }
+        };
+        if (n >= 1) address(0, c.key, c.key_ok);
+        if (c.tag == T_PROTECTIVE) {
+            if (n >= 1 && f[1].kind == MValue::BOOL) {
+                c.exact |= 1;
+                if (f[1].v) c.truthy |= 1;
+            }
+            return;
+        }
+        if (c.tag == T_SIGNED) {
+            if (n != 4) throw Unsupported("a Signed record of the wrong shape");
+            number(c, 1, f[2]);
+            number(c, 2, f[3]);
+            c.inner = std::make_shared<std::vector<Cmd>>(1);
+            decode_items(f[4], (*c.inner)[0]);
+            return;
+        }
+        if (c.tag == T_BATCH) {
+            if (n != 2 || f[2].kind != MValue::ARRAY) throw Unsupported("a Batch of the wrong shape");
+            c.inner = std::make_shared<std::vector<Cmd>>(f[2].items.size());
+            for (size_t i = 0; i < f[2].items.size(); ++i) decode_items(f[2].items[i], (*c.inner)[i]);
+            return;
+        }
+        if (n >= 2 && f[2].kind == MValue::BYTES) {
+            c.field1_bytes = true;
+            address(1, c.key2, c.key2_ok);
+        }
+        if (c.tag == T_LEVERAGE && !(n >= 4 && f[4].kind == MValue::BOOL))
+            throw Unsupported("an isolated flag that is not a bool");
+        if (c.tag == T_COMMITTEE_BLOCK) {
+            number(c, 0, f[1]);
+            if (n >= 3 && f[3].kind == MValue::BIG) throw Unsupported("a signer bitmap beyond int64");
+        }
+        if (c.tag == T_BUILDER_ORDER) {
+            Cmd raw;
+            for (size_t i = 1; i < n && i < 14; ++i) number(raw, (int)i, f[i + 1]);
+            if (n > 10) client(raw, 10, f[11]);
+            c.key2_ok = false;
+            if (n > 5 && f[6].kind == MValue::BYTES && f[6].len == 20) {
+                std::memcpy(c.key2.data(), f[6].data, 20);
+                c.key2_ok = true;
+            }
+            c.client = raw.client;
+            c.client_too_big = raw.client_too_big;
+            c.builder_layout = true;
+            for (int i = 1; i < 13; ++i) {
+                int from = i < 5 ? i : (i == 12 ? 6 : i + 2);
+                c.v[i] = raw.v[from];
+                uint32_t bit = 1u << from, to = 1u << i;
+                if (raw.exact & bit) c.exact |= to;
+                if (raw.intlike & bit) c.intlike |= to;
+                if (raw.overflow & bit) c.overflow |= to;
+                if (raw.truthy & bit) c.truthy |= to;
+            }
+            return;
+        }
+        for (size_t i = 1; i < n && i < 12; ++i) number(c, (int)i, f[i + 1]);
+        if (c.tag == T_PLACE && n > 8) client(c, 8, f[9]);
+        if (c.tag == T_CANCEL_CLIENT && n > 2) client(c, 2, f[3]);
+    }
+
+    // Replay: apply trusted journal payloads (``pack([timestamp, command_items, signature])``,
+    // checksummed by the journal) straight from their bytes, building no Python objects;
+    // returns how many were applied. The events are not built (replay discards them).
+    i64 apply_records(py::list payloads) {
+        core.out = nullptr;
+        i64 applied = 0;
+        for (py::handle item : payloads) {
+            PyObject* o = item.ptr();
+            if (!PyBytes_Check(o)) throw Unsupported("a journal payload that is not bytes");
+            MReader reader{(const uint8_t*)PyBytes_AS_STRING(o),
+                           (const uint8_t*)PyBytes_AS_STRING(o) + PyBytes_GET_SIZE(o)};
+            MValue record;
+            reader.read(record);
+            if (record.kind != MValue::ARRAY || record.items.size() != 3 ||
+                record.items[0].kind != MValue::INT || record.items[0].v < 0)
+                throw Unsupported("a journal record of the wrong shape");
+            Cmd c;
+            decode_items(record.items[1], c);
+            core.apply(c, record.items[0].v);
+            ++applied;
+        }
+        return applied;
     }
 
     void set_committee(i64 share_ppm, py::list members) {
@@ -3263,5 +3494,6 @@ PYBIND11_MODULE(_native_core, m) {
         .def("export_state", &PyCore::export_state)
         .def("set_committee", &PyCore::set_committee)
         .def("import_state", &PyCore::import_state)
+        .def("apply_records", &PyCore::apply_records)
         .def("memory", &PyCore::memory);
 }
