@@ -45,3 +45,11 @@ def test_a_message_naming_another_sender_is_an_invalid_frame(tmp_path: Path) -> 
         host._on_consensus_frame(1, forward(2, b"impersonated"))
     with pytest.raises(InvalidFrame):
         host._on_consensus_frame(1, b"\x93not a message")
+
+
+def test_a_turn_takes_what_is_queued_when_that_is_less_than_a_turn(tmp_path: Path) -> None:
+    host = member(tmp_path)
+    host._on_consensus_frame(3, forward(3, b"one"))
+    host._on_consensus_frame(1, forward(1, b"two"))
+    assert [m.sender for m in host._take_inbound()] == [1, 3]
+    assert host._take_inbound() == []
