@@ -251,6 +251,17 @@ class NativeEngine:
         applied: int = self._core.apply_records(payloads)
         return applied
 
+    def replay_segment(
+        self, data: bytes, pos: int, expected: int, from_seq: int, last: int
+    ) -> tuple[int, int, int, int]:
+        """Replay's fast path over one journal segment's bytes (framing, checksums and seqs
+        checked, records decoded and applied in C++): (pos, expected seq, applied, status),
+        status 0 segment done, 1 ``last`` reached, 2 torn or damaged (use the exact reader)."""
+        result: tuple[int, int, int, int] = self._core.replay_segment(
+            data, pos, expected, from_seq, last
+        )
+        return result
+
     def memory(self) -> dict[str, int]:
         """Bytes the native core holds for orders and books (capacities, not just sizes)."""
         figures: dict[str, int] = self._core.memory()

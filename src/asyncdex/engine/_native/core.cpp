@@ -2716,6 +2716,26 @@ void decode_int(Cmd& c, int i, PyObject* item) {
 
 // ------------------------------------------------------------------ trusted journal records
 
+// zlib's CRC-32 (the journal's record checksum), table-driven: no zlib headers needed to build
+struct Crc32 {
+    uint32_t table[256];
+    Crc32() {
+        for (uint32_t i = 0; i < 256; ++i) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; ++k) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+    }
+    uint32_t operator()(const uint8_t* p, size_t n) const {
+        uint32_t c = 0xFFFFFFFFu;
+        for (size_t i = 0; i < n; ++i) c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+        return c ^ 0xFFFFFFFFu;
+    }
+};
+const Crc32 crc32;
+constexpr uint64_t MAX_PAYLOAD_BYTES = 16u << 20;  // asyncdex.sequencer.journal
+constexpr size_t RECORD_HEADER_BYTES = 16;          // <IIQ: crc, length, seq
+
 // One msgpack value of a journal record (asyncdex.sequencer.records: the subset
 // ``encode_record`` writes: ints, big ints as ext type 1, bools, bytes, arrays).
 struct MValue {
@@ -3051,6 +3071,56 @@ public:
             ++applied;
         }
         return applied;
+    }
+
+    // Replay's fast path over one journal segment's bytes, from ``pos`` (after the segment
+    // header) where seq ``expected`` is due: each record's framing, checksum and seq checked
+    // as the journal reader checks them, the ones from ``from_seq`` applied, up to
+    // ``last``. Returns (pos, expected, applied, status): 0 the segment ended cleanly, 1
+    // ``last`` was reached, 2 anything else (torn or damaged): the caller then replays
+    // through the exact reader, which reports what it finds.
+    py::tuple replay_segment(py::bytes data, size_t pos, i64 expected, i64 from_seq, i64 last) {
+        core.out = nullptr;
+        const uint8_t* base = (const uint8_t*)PyBytes_AS_STRING(data.ptr());
+        size_t size = (size_t)PyBytes_GET_SIZE(data.ptr());
+        i64 applied = 0;
+        int status = 0;
+        while (pos < size) {
+            if (pos + RECORD_HEADER_BYTES > size) {
+                status = 2;
+                break;
+            }
+            uint32_t crc, length;
+            uint64_t seq;
+            std::memcpy(&crc, base + pos, 4);
+            std::memcpy(&length, base + pos + 4, 4);
+            std::memcpy(&seq, base + pos + 8, 8);
+            size_t end = pos + RECORD_HEADER_BYTES + length;
+            if (length > MAX_PAYLOAD_BYTES || end > size ||
+                crc32(base + pos + 4, end - pos - 4) != crc || (i64)seq != expected) {
+                status = 2;
+                break;
+            }
+            if ((i64)seq > last) {
+                status = 1;
+                break;
+            }
+            if ((i64)seq >= from_seq) {
+                MReader reader{base + pos + RECORD_HEADER_BYTES, base + end};
+                MValue record;
+                reader.read(record);
+                if (record.kind != MValue::ARRAY || record.items.size() != 3 ||
+                    record.items[0].kind != MValue::INT || record.items[0].v < 0)
+                    throw Unsupported("a journal record of the wrong shape");
+                Cmd c;
+                decode_items(record.items[1], c);
+                core.apply(c, record.items[0].v);
+                ++applied;
+            }
+            ++expected;
+            pos = end;
+        }
+        return py::make_tuple(pos, expected, applied, status);
     }
 
     void set_committee(i64 share_ppm, py::list members) {
@@ -3495,5 +3565,6 @@ PYBIND11_MODULE(_native_core, m) {
         .def("set_committee", &PyCore::set_committee)
         .def("import_state", &PyCore::import_state)
         .def("apply_records", &PyCore::apply_records)
+        .def("replay_segment", &PyCore::replay_segment)
         .def("memory", &PyCore::memory);
 }
