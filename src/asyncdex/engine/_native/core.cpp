@@ -15,12 +15,20 @@
 //   There is no Python object per order.
 // - Integers: prices and sizes are int64 (the market bounds are at most 10^15); every
 //   notional, balance and fund is __int128 (price * size <= 10^30; a risk term
-//   exposure * mark * fraction <= 10^36). The reference's integers are unbounded; values
-//   beyond these widths are refused loudly (NativeUnsupported), never wrapped.
+//   exposure * mark * fraction <= 10^36). The reference's integers are unbounded: command
+//   values beyond these widths are refused loudly (NativeUnsupported) or read as the
+//   reference reads them (a size past every bound is refused for being too large). Sums
+//   are not checked at every step: a balance leaves __int128 (1.7 * 10^38) only after some
+//   10^8 fills at the market bounds in one direction, far past any real venue; the
+//   reference has no such limit (docs/engine.md, "The native core").
 // - What the core does not implement is refused before the command changes anything
-//   (NativeUnsupported):
-//   integers beyond int64 where the reference would keep them (client ids, expiries, times),
-//   an isolated flag that is not a bool. Every command type is implemented.
+//   (NativeUnsupported): client ids outside 0..2^128, expiries and dead-man times beyond
+//   int64, an isolated flag that is not a bool, journal records that are not the encoder's.
+//   Every command type is implemented.
+// - Replay (``replay_segment``, ``apply_records``) decodes trusted journal records
+//   (asyncdex/sequencer/records.py) straight into command structs; a segment's framing,
+//   CRC-32 and seqs are checked as the Python reader checks them, and anything unclean is
+//   left to that reader.
 
 #include <pybind11/pybind11.h>
 
