@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from asyncdex.cli.committee_config import COMMITTEE_TABLE, CommitteeConfigError, load_committee
+from asyncdex.committee.store import StoreCorruption
 from asyncdex.engine.compiled import compiled_env, is_compiled
 from asyncdex.gateway.fanout import DEFAULT_CONNECTION_CAPS, ConnectionCaps
 from asyncdex.gateway.hyperliquid import hyperliquid_extension
@@ -93,7 +94,8 @@ EXIT_CODES = f"""exit codes:
   {EXIT_USAGE}   bad arguments or config
   {EXIT_JOURNAL_CORRUPT}  journal damaged where a crash cannot have damaged it (named segment and
       byte offset); nothing was changed: restore the segment, or inspect it with
-      `asyncdex journal verify`
+      `asyncdex journal verify`; on a committee member, the same for its consensus store
+      (named file and offset): restore it, or let the member rejoin from an empty directory
   {EXIT_JOURNAL_LOSS}  journal ends below a snapshot's seq: acknowledged records are missing
       (named segment, offset and snapshot); restore the journal, or start with
       --accept-journal-loss to continue from what it holds
@@ -450,7 +452,8 @@ def cmd_node(args: argparse.Namespace) -> int:
     except (ConfigError, SettlementError) as exc:
         print(f"asyncdex node: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except JournalCorruption as exc:
+    except (JournalCorruption, StoreCorruption) as exc:
+        # the journal, or a committee member's consensus store: damage is never guessed over
         print(f"asyncdex node: refusing to start: {exc}", file=sys.stderr)
         return EXIT_JOURNAL_CORRUPT
     except JournalLoss as exc:
