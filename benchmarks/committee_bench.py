@@ -49,7 +49,6 @@ import itertools
 import json
 import os
 import pstats
-import socket
 import subprocess
 import sys
 import tempfile
@@ -61,7 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asyncdex.cli.committee_cmd import CommitteeProcesses, member_dir
+from asyncdex.cli.committee_cmd import CommitteeProcesses, free_port_range, member_dir
 from asyncdex.consensus.replica import ReplicaConfig
 from asyncdex.settlement.chain import EthTesterChain
 from benchmarks.certificate_gas import measure_committee
@@ -383,24 +382,6 @@ def single_node_max(workdir: Path, seconds: float, pool_rate: float) -> dict[str
 # ------------------------------------------------------------------------------- the committee
 
 
-def free_base_port(span: int) -> int:
-    """A base port with ``span`` free ports above it (each bound once to check)."""
-    for base in range(21_000, 60_000, 97):
-        sockets = []
-        try:
-            for port in range(base, base + span):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free port range")
-
-
 PROFILED_MEMBER = 2  # no scenario kills it
 # cProfile with a CPU clock (``python -m cProfile`` times the wall, idle waits included): the
 # CPU a member spends is what four members on two cores compete for
@@ -701,7 +682,7 @@ def committee_scenarios(
     profile: Path | None = None,
     base_timeout_ms: int | None = None,
 ) -> dict[str, Any]:
-    base = free_base_port(2 * MEMBERS)
+    base = free_port_range(2 * MEMBERS)
     ports = [base + index for index in range(MEMBERS)]
     all_ports = tuple(ports)
     phases = [

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import socket
 import statistics
 import sys
 import tempfile
@@ -27,32 +26,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from asyncdex.cli.committee_cmd import CommitteeProcesses
+from asyncdex.cli.committee_cmd import CommitteeProcesses, free_port_range
 from asyncdex.client import Client, Wallet
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "examples" / "committee.toml"
 TOKEN = "sealed-latency-bench"
 PUBLISHER = "0xc377c94d857b217ac94de730b94d5ce0a302f765"  # the config's first publisher
-
-
-def _free_base(span: int = 8) -> int:
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20_000, 60_000 - span)
-        sockets = []
-        try:
-            for port in range(base, base + span):
-                probe = socket.socket()
-                sockets.append(probe)
-                probe.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for probe in sockets:
-                probe.close()
-    raise RuntimeError("no free port range")
 
 
 def _operator(url: str, commands: list[dict[str, Any]]) -> None:
@@ -71,7 +51,7 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 def measure(count: int, epoch_ms: int) -> dict[str, Any]:
-    base = _free_base()
+    base = free_port_range(8)
     with tempfile.TemporaryDirectory() as data:
         processes = CommitteeProcesses(
             Path(data),

@@ -41,6 +41,7 @@ from typing import Any
 
 import pytest
 
+from asyncdex.cli.committee_cmd import free_port_range
 from asyncdex.signing.eip712 import Domain
 
 # Every test drives its node from loopback, some with thousands of requests: budgets far
@@ -493,27 +494,6 @@ def anvil_launcher() -> Iterator[Callable[..., Anvil]]:
     yield make
     for anvil in started:
         anvil.cleanup()
-
-
-def free_port_range(span: int) -> int:
-    """A base port with ``span`` consecutive free loopback ports above it (each bound once to
-    check; a committee's members listen on base + i)."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20_000, 60_000 - span)
-        sockets = []
-        try:
-            for port in range(base, base + span):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free port range")
 
 
 @pytest.fixture

@@ -10,16 +10,16 @@ certificate that committed it.
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import committee_support
 import pytest
+from committee_support import PUBLISHER, get, has_account, local_committee, wait_for
 from eth_account import Account
 from hyperliquid.exchange import Exchange
 
@@ -30,30 +30,12 @@ from asyncdex.client.status import Receipt
 # committees are several processes each: one at a time, on one test worker (--dist loadgroup)
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("committee")]
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "examples" / "committee.toml"
 TOKEN = "committee-test-token"
-PUBLISHER = "0xc377c94d857b217ac94de730b94d5ce0a302f765"  # the config's first publisher
-NODE_ARGS = (
-    "--operator-token", TOKEN,
-    "--ip-weight-per-minute", "1000000000",
-    "--address-initial-requests", "1000000000",
-)  # fmt: skip
-
-
-def get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        return json.load(answer)
+BUDGETS = ("--ip-weight-per-minute", "1000000000", "--address-initial-requests", "1000000000")
 
 
 def operator(url: str, commands: list[dict[str, Any]]) -> Any:
-    request = urllib.request.Request(
-        url + "/v1/system",
-        json.dumps({"commands": commands}).encode(),
-        {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.load(answer)
+    return committee_support.operator(url, TOKEN, commands)
 
 
 def status(url: str) -> dict[str, Any] | None:
@@ -64,34 +46,10 @@ def status(url: str) -> dict[str, Any] | None:
         return None
 
 
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
-def committee(tmp_path: Path, free_port_base: int) -> Any:
-    base = free_port_base
-    log = (tmp_path / "members.log").open("w")
-    processes = CommitteeProcesses(
-        tmp_path / "committee",
-        CONFIG,
-        4,
-        port=base,
-        consensus_port=base + 4,
-        node_args=NODE_ARGS,
-        log=log,
-    )
-    try:
-        processes.start_all()
+def committee(tmp_path: Path, free_port_base: int) -> Iterator[CommitteeProcesses]:
+    with local_committee(tmp_path, free_port_base, TOKEN, node_args=BUDGETS) as processes:
         yield processes
-    finally:
-        processes.stop_all()
-        log.close()
 
 
 def test_the_committee_trades_through_a_leader_crash(committee: CommitteeProcesses) -> None:
@@ -124,8 +82,8 @@ def test_the_committee_trades_through_a_leader_crash(committee: CommitteeProcess
     prices = threading.Thread(target=keep_prices_fresh, daemon=True)
     prices.start()
     for account in accounts:
-        wait_until(
-            lambda account=account: all(_has_account(url, account) for url in urls),
+        wait_for(
+            lambda account=account: all(has_account(url, account) for url in urls),
             30,
             "the deposits on every member",
         )
@@ -193,7 +151,7 @@ def test_the_committee_trades_through_a_leader_crash(committee: CommitteeProcess
     committee.kill(leader)
     killed.set()
     alive = [url for index, url in enumerate(urls) if index != leader]
-    wait_until(
+    wait_for(
         lambda: any(
             (s := status(url)) is not None and s["committee"]["committedHeight"] > before + 2
             for url in alive
@@ -216,7 +174,7 @@ def test_the_committee_trades_through_a_leader_crash(committee: CommitteeProcess
         return len(pairs) == 1
 
     # the committee keeps committing empty blocks, so compare once nothing is pending
-    wait_until(converged, 60, "all four members at one seq and one root")
+    wait_for(converged, 60, "all four members at one seq and one root")
 
     # no acknowledged intent is lost, none executed twice
     assert len(receipts) >= 60, failures
@@ -239,14 +197,6 @@ def test_the_committee_trades_through_a_leader_crash(committee: CommitteeProcess
     for url in urls:
         orders = get(f"{url}/v1/accounts/{hl_wallet.address.lower()}/orders")["orders"]
         assert {order["orderId"] for order in orders} >= set(resting)
-
-
-def _has_account(url: str, account: str) -> bool:
-    try:
-        get(f"{url}/v1/accounts/{account}")
-        return True
-    except (OSError, ValueError):
-        return False
 
 
 def _intent_status(urls: list[str], intent_id: str, prefer: str) -> dict[str, Any]:

@@ -8,18 +8,17 @@ the next block markers, the same on every member, and every member ends at the s
 
 from __future__ import annotations
 
-import json
 import secrets
-import time
 import urllib.error
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Iterator
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import committee_support
 import pytest
+from committee_support import COMMITTEE_CONFIG, PUBLISHER, get, local_committee, wait_for
 
 from asyncdex.cli.committee_cmd import CommitteeProcesses
 from asyncdex.cli.committee_config import load_committee
@@ -28,40 +27,14 @@ from asyncdex.client import Client, Wallet
 # committees are several processes each: one at a time, on one test worker (--dist loadgroup)
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("committee")]
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "examples" / "committee.toml"
 TOKEN = "committee-incentives-token"
-PUBLISHER = "0xc377c94d857b217ac94de730b94d5ce0a302f765"  # the config's first publisher
 SHARE_PPM = 500_000
 # 0.01 BTC at $60,000: $600 of notional; maker 1.5 bps + taker 4.5 bps = $0.36 of fees
 FEES = Decimal("0.36")
 
 
-def get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        return json.load(answer)
-
-
 def operator(url: str, commands: list[dict[str, Any]]) -> None:
-    request = urllib.request.Request(
-        url + "/v1/system",
-        json.dumps({"commands": commands}).encode(),
-        {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
-    )
-    urllib.request.urlopen(request, timeout=10).close()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except (OSError, ValueError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    committee_support.operator(url, TOKEN, commands)
 
 
 def collateral(url: str, address: str) -> Decimal:
@@ -74,25 +47,11 @@ def collateral(url: str, address: str) -> Decimal:
 
 
 @pytest.fixture
-def committee(tmp_path: Path, free_port_base: int) -> Any:
+def committee(tmp_path: Path, free_port_base: int) -> Iterator[CommitteeProcesses]:
     config = tmp_path / "venue.toml"
-    config.write_text(f"committee_fee_share_ppm = {SHARE_PPM}\n" + CONFIG.read_text())
-    log = (tmp_path / "members.log").open("w")
-    processes = CommitteeProcesses(
-        tmp_path / "committee",
-        config,
-        4,
-        port=free_port_base,
-        consensus_port=free_port_base + 4,
-        node_args=("--operator-token", TOKEN),
-        log=log,
-    )
-    try:
-        processes.start_all()
+    config.write_text(f"committee_fee_share_ppm = {SHARE_PPM}\n" + COMMITTEE_CONFIG.read_text())
+    with local_committee(tmp_path, free_port_base, TOKEN, config=config) as processes:
         yield processes
-    finally:
-        processes.stop_all()
-        log.close()
 
 
 def test_members_earn_the_share_of_fees_on_every_member(committee: CommitteeProcesses) -> None:

@@ -9,13 +9,11 @@ exchange the signatures over the committee's links and post the certificate.
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from committee_support import PUBLISHER, get, local_committee, operator, wait_for
 from eth_account import Account
 
 from asyncdex.cli.committee_cmd import CommitteeProcesses
@@ -26,52 +24,18 @@ from asyncdex.settlement.devchain import DEV_KEYS
 # committees are several processes each: one at a time, on one test worker (--dist loadgroup)
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("committee")]
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "examples" / "committee.toml"
 TOKEN = "committee-settlement-token"
-PUBLISHER = "0xc377c94d857b217ac94de730b94d5ce0a302f765"
 DEPOSIT = 50_000 * 10**6
 WITHDRAWAL = 1_234 * 10**6
 PRICE = {"type": "oraclePrice", "publisher": PUBLISHER, "market": 0, "price": 600_000}
 
 
-def get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        return json.load(answer)
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
-def committee(tmp_path: Path, free_port_base: int) -> Any:
-    log = (tmp_path / "members.log").open("w")
-    processes = CommitteeProcesses(
-        tmp_path / "committee",
-        CONFIG,
-        4,
-        port=free_port_base,
-        consensus_port=free_port_base + 4,
-        node_args=("--operator-token", TOKEN, "--confirmations", "1"),
-        log=log,
-        settle=True,
-    )
-    try:
-        processes.start_all()
+def committee(tmp_path: Path, free_port_base: int) -> Iterator[CommitteeProcesses]:
+    with local_committee(
+        tmp_path, free_port_base, TOKEN, node_args=("--confirmations", "1"), settle=True
+    ) as processes:
         yield processes
-    finally:
-        processes.stop_all()
-        log.close()
 
 
 def test_quorum_certified_batches_and_a_claimed_withdrawal(committee: CommitteeProcesses) -> None:
@@ -93,12 +57,7 @@ def test_quorum_certified_batches_and_a_claimed_withdrawal(committee: CommitteeP
             120,  # generous: a loaded machine; the test never asserts a duration
             f"the deposit on {url}",
         )
-    request = urllib.request.Request(
-        urls[0] + "/v1/system",
-        json.dumps({"commands": [PRICE]}).encode(),
-        {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
-    )
-    urllib.request.urlopen(request, timeout=10).close()
+    operator(urls[0], TOKEN, [PRICE])
 
     with Client.connect(urls[1], Wallet(trader_key)) as trading:
         receipt = trading.withdraw(WITHDRAWAL)

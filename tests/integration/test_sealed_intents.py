@@ -9,14 +9,14 @@ intent still goes the plain way beside it.
 
 from __future__ import annotations
 
-import json
 import secrets
-import time
-import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import committee_support
 import pytest
+from committee_support import PUBLISHER, get, has_account, local_committee, wait_for
 
 from asyncdex.cli.committee_cmd import CommitteeProcesses
 from asyncdex.client import Client, Wallet
@@ -24,64 +24,18 @@ from asyncdex.client import Client, Wallet
 # committees are several processes each: one at a time, on one test worker (--dist loadgroup)
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("committee")]
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "examples" / "committee.toml"
 TOKEN = "sealed-test-token"
-PUBLISHER = "0xc377c94d857b217ac94de730b94d5ce0a302f765"  # the config's first publisher
 EPOCH_MS = 500
 
 
-def get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        return json.load(answer)
-
-
 def operator(url: str, commands: list[dict[str, Any]]) -> Any:
-    request = urllib.request.Request(
-        url + "/v1/system",
-        json.dumps({"commands": commands}).encode(),
-        {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.load(answer)
-
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _has_account(url: str, account: str) -> bool:
-    try:
-        get(f"{url}/v1/accounts/{account}")
-        return True
-    except (OSError, ValueError):
-        return False
+    return committee_support.operator(url, TOKEN, commands)
 
 
 @pytest.fixture
-def committee(tmp_path: Path, free_port_base: int) -> Any:
-    log = (tmp_path / "members.log").open("w")
-    processes = CommitteeProcesses(
-        tmp_path / "committee",
-        CONFIG,
-        4,
-        port=free_port_base,
-        consensus_port=free_port_base + 4,
-        node_args=("--operator-token", TOKEN),
-        log=log,
-        sealing_epoch_ms=EPOCH_MS,
-    )
-    try:
-        processes.start_all()
+def committee(tmp_path: Path, free_port_base: int) -> Iterator[CommitteeProcesses]:
+    with local_committee(tmp_path, free_port_base, TOKEN, sealing_epoch_ms=EPOCH_MS) as processes:
         yield processes
-    finally:
-        processes.stop_all()
-        log.close()
 
 
 def test_a_sealed_order_is_ordered_unread_then_executed_on_every_member(
@@ -97,7 +51,7 @@ def test_a_sealed_order_is_ordered_unread_then_executed_on_every_member(
         urls[0],
         [{"type": "oraclePrice", "publisher": PUBLISHER, "market": 0, "price": 600_000}],
     )
-    wait_until(lambda: all(_has_account(url, account) for url in urls), 60, "the deposit")
+    wait_for(lambda: all(has_account(url, account) for url in urls), 60, "the deposit")
 
     with Client.connect(urls[1], wallet, seal=True) as client:
         assert client.sealing is not None and client.sealing.epoch_ms == EPOCH_MS
@@ -112,7 +66,7 @@ def test_a_sealed_order_is_ordered_unread_then_executed_on_every_member(
     assert executed.status in ("executed", "committed", "finalized")
     seqs = set()
     for url in urls:
-        wait_until(lambda url=url: _executed(url, receipt.intent_id), 60, f"the order on {url}")
+        wait_for(lambda url=url: _executed(url, receipt.intent_id), 60, f"the order on {url}")
         seqs.add(get(f"{url}/v1/intents/{receipt.intent_id}")["seq"])
     assert len(seqs) == 1  # the same place in every member's log
 
@@ -132,19 +86,9 @@ def test_the_sealed_id_answers_with_the_revealed_intent(
     tmp_path: Path, free_port_base: int
 ) -> None:
     """One member (t = 1): the sealed id's status is the revealed intent's, named by both ids."""
-    log = (tmp_path / "member.log").open("w")
-    processes = CommitteeProcesses(
-        tmp_path / "committee",
-        CONFIG,
-        1,
-        port=free_port_base,
-        consensus_port=free_port_base + 4,
-        node_args=("--operator-token", TOKEN),
-        log=log,
-        sealing_epoch_ms=EPOCH_MS,
-    )
-    try:
-        processes.start_all()
+    with local_committee(
+        tmp_path, free_port_base, TOKEN, nodes=1, sealing_epoch_ms=EPOCH_MS
+    ) as processes:
         url = processes.url(0)
         wallet = Wallet(secrets.token_bytes(32))
         with Client.connect(url, wallet, seal=True) as client:
@@ -158,6 +102,3 @@ def test_the_sealed_id_answers_with_the_revealed_intent(
         assert document["seq"] == get(f"{url}/v1/intents/{receipt.intent_id}")["seq"]
         # without a deposit the engine rejects the order: an outcome, reached through the seal
         assert followed.rejection is not None and followed.sealed_rejection is None
-    finally:
-        processes.stop_all()
-        log.close()

@@ -27,8 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -60,6 +62,27 @@ DEV_FORCED_DEADLINE_BLOCKS = 100
 DEV_MIN_BOND = 1_000 * 10**6  # 1,000 test USDC
 DEV_UNBONDING_S = 3_600
 DEV_REPORTER_SHARE_BPS = 1_000  # 10% of a slashed bond to whoever proved the misbehaviour
+
+
+def free_port_range(span: int) -> int:
+    """A base port with ``span`` consecutive free loopback ports above it (each bound once to
+    check), for a local committee: member I's API on base + I, its consensus port above."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20_000, 60_000 - span)
+        sockets = []
+        try:
+            for port in range(base, base + span):
+                probe = socket.socket()
+                sockets.append(probe)
+                probe.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for probe in sockets:
+                probe.close()
+    raise RuntimeError("no free port range")
 
 
 def member_dir(data: Path, index: int) -> Path:

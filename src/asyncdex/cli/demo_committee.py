@@ -23,7 +23,6 @@ import dataclasses
 import json
 import re
 import secrets
-import socket
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from typing import Any, TextIO
 import aiohttp
 
 import asyncdex
-from asyncdex.cli.committee_cmd import CommitteeProcesses
+from asyncdex.cli.committee_cmd import CommitteeProcesses, free_port_range
 from asyncdex.cli.demo import (
     PUBLISHER_KEYS,
     START_PRICES,
@@ -155,7 +154,7 @@ async def run_committee_demo(
         print(f"asyncdex demo: starting a committee of {nodes} members on loopback, settling "
               "on the embedded chain…", file=out, flush=True)  # fmt: skip
         log = (data / "members.log").open("w")
-        port = _free_base(2 * nodes)
+        port = free_port_range(2 * nodes)
         committee = await asyncio.to_thread(
             CommitteeProcesses, data / "committee", base, nodes,
             port=port, consensus_port=port + nodes, node_args=("--operator-token", token),
@@ -168,23 +167,6 @@ async def run_committee_demo(
             await asyncio.to_thread(committee.stop_all)
             log.close()
     return summary
-
-
-def _free_base(span: int) -> int:
-    for base in range(28_100, 60_000, 97):
-        sockets = []
-        try:
-            for port in range(base, base + span):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free ports for the committee")
 
 
 async def _run(
