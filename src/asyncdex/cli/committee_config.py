@@ -111,13 +111,7 @@ def parse_committee_table(path: Path, table: Any) -> CommitteeSettings:
     if not isinstance(domain, str) or not domain:
         raise CommitteeConfigError(f"{where}: domain must be a non-empty string")
     replica = ReplicaConfig()
-    overrides = {}
-    for key in ("base_timeout_ms", "max_block_items"):
-        if key in table:
-            value = table[key]
-            if type(value) is not int or value <= 0:
-                raise CommitteeConfigError(f"{where}: {key} must be a positive integer")
-            overrides[key] = value
+    overrides = _positive_ints(table, ("base_timeout_ms", "max_block_items"), where)
     sealing = None
     if "sealing" in table:
         sealing = _parse_sealing(path, f"{where} sealing", table["sealing"], index)
@@ -137,6 +131,18 @@ def parse_committee_table(path: Path, table: Any) -> CommitteeSettings:
         raise CommitteeConfigError(f"{where}: {exc}") from None
 
 
+def _positive_ints(table: dict[str, Any], keys: tuple[str, ...], where: str) -> dict[str, int]:
+    """The optional positive integers ``keys`` of ``table`` that are there."""
+    found = {}
+    for key in keys:
+        if key in table:
+            value = table[key]
+            if type(value) is not int or value <= 0:
+                raise CommitteeConfigError(f"{where}: {key} must be a positive integer")
+            found[key] = value
+    return found
+
+
 def _parse_sealing(path: Path, where: str, table: Any, index: Any) -> SealingSettings:
     if not isinstance(table, dict):
         raise CommitteeConfigError(f"{where} must be a table")
@@ -146,13 +152,7 @@ def _parse_sealing(path: Path, where: str, table: Any, index: Any) -> SealingSet
     key_file = table.get("key_file")
     if not isinstance(key_file, str):
         raise CommitteeConfigError(f"{where}: key_file (a string) is required")
-    numbers = {}
-    for key in ("epoch_ms", "reveal_timeout_ms"):
-        if key in table:
-            value = table[key]
-            if type(value) is not int or value <= 0:
-                raise CommitteeConfigError(f"{where}: {key} must be a positive integer")
-            numbers[key] = value
+    numbers = _positive_ints(table, ("epoch_ms", "reveal_timeout_ms"), where)
     key_path = (path.parent / key_file).resolve()
     try:
         document = json.loads(key_path.read_text())

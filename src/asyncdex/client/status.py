@@ -242,17 +242,22 @@ def _reason_of(value: Any) -> Rejection:
     return Rejection(-1, repr(value))
 
 
-def parse_receipts(document: Any, expected: int) -> list[Receipt]:
-    """The receipts of a ``POST /v1/intents`` answer; ``ValueError`` if not that shape."""
+def _receipt_objects(document: Any, expected: int) -> list[dict[str, Any]]:
+    """The ``expected`` receipt objects of a ``{"receipts": [...]}`` answer, checked."""
     if not isinstance(document, dict) or not isinstance(document.get("receipts"), list):
         raise ValueError('expected {"receipts": [...]}')
     items: Sequence[Any] = document["receipts"]
     if len(items) != expected:
         raise ValueError(f"expected {expected} receipts, got {len(items)}")
+    if not all(isinstance(item, dict) for item in items):
+        raise ValueError("a receipt is a JSON object")
+    return list(items)
+
+
+def parse_receipts(document: Any, expected: int) -> list[Receipt]:
+    """The receipts of a ``POST /v1/intents`` answer; ``ValueError`` if not that shape."""
     receipts = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise ValueError("a receipt is a JSON object")
+    for item in _receipt_objects(document, expected):
         intent_id, seq, timestamp = item.get("intentId"), item.get("seq"), item.get("timestamp")
         if not isinstance(intent_id, str) or type(seq) is not int or type(timestamp) is not int:
             raise ValueError(f"malformed receipt {item!r}")
@@ -263,15 +268,8 @@ def parse_receipts(document: Any, expected: int) -> list[Receipt]:
 def parse_sealed_receipts(document: Any, expected: int) -> list[tuple[str, int, int]]:
     """``(sealedId, seq, timestamp)`` of a ``POST /v1/sealed`` answer; ``ValueError`` if not
     that shape."""
-    if not isinstance(document, dict) or not isinstance(document.get("receipts"), list):
-        raise ValueError('expected {"receipts": [...]}')
-    items: Sequence[Any] = document["receipts"]
-    if len(items) != expected:
-        raise ValueError(f"expected {expected} receipts, got {len(items)}")
     receipts = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise ValueError("a receipt is a JSON object")
+    for item in _receipt_objects(document, expected):
         sealed_id, seq, timestamp = item.get("sealedId"), item.get("seq"), item.get("timestamp")
         if not isinstance(sealed_id, str) or type(seq) is not int or type(timestamp) is not int:
             raise ValueError(f"malformed receipt {item!r}")
