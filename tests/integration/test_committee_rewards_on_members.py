@@ -18,7 +18,14 @@ from typing import Any
 
 import committee_support
 import pytest
-from committee_support import COMMITTEE_CONFIG, PUBLISHER, get, local_committee, wait_for
+from committee_support import (
+    COMMITTEE_CONFIG,
+    PUBLISHER,
+    get,
+    local_committee,
+    stopped_with_one_history,
+    wait_for,
+)
 
 from asyncdex.cli.committee_cmd import CommitteeProcesses
 from asyncdex.cli.committee_config import load_committee
@@ -99,10 +106,5 @@ def test_members_earn_the_share_of_fees_on_every_member(committee: CommitteeProc
     assert all(row == balances[0] for row in balances)
     assert sum(1 for amount in balances[0] if amount > 0) >= 3  # a quorum signed, a leader led
 
-    def same_root() -> bool:
-        statuses = [get(f"{url}/v1/status") for url in urls]
-        return len({s["appliedSeq"] for s in statuses}) == 1 and (
-            len({s["stateRoot"] for s in statuses}) == 1
-        )
-
-    wait_for(same_root, 30, "the same root on every member")
+    # one history on every member: the same records, so the same root at every seq
+    stopped_with_one_history(committee)
