@@ -15,9 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from asyncdex.cli.committee_cmd import CommitteeProcesses, member_dir
-from asyncdex.gateway.node import JOURNAL_SUBDIR
-from asyncdex.sequencer.journal import FileJournal
+from asyncdex.cli.committee_cmd import CommitteeProcesses, common_history
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTEE_CONFIG = REPO / "examples" / "committee.toml"
@@ -64,25 +62,11 @@ def has_account(url: str, account: str) -> bool:
 
 
 def stopped_with_one_history(processes: CommitteeProcesses) -> int:
-    """Stop every member (SIGTERM: each drains what it executed, exit 0), then check that their
-    journals hold the same records up to the shortest one: every member executed the same
-    blocks, hence reached the same state at every seq. Returns that common length.
-
-    (Comparing live state roots would race: an idle committee still commits a block every
-    fraction of a second, so the members' applied seqs rarely agree at one instant.)"""
+    """Stop every member (SIGTERM: each drains what it executed, exit 0) and check that their
+    journals hold one history (``common_history``); its length."""
     codes = processes.stop_all()
     assert codes == [0] * processes.nodes, codes
-    histories = []
-    for index in range(processes.nodes):
-        journal, _ = FileJournal.open(member_dir(processes.data, index) / JOURNAL_SUBDIR)
-        try:
-            histories.append([payload for _, payload in journal.read(1)])
-        finally:
-            journal.close()
-    common = min(len(history) for history in histories)
-    for index, history in enumerate(histories[1:], start=1):
-        assert history[:common] == histories[0][:common], f"member {index} diverged"
-    return common
+    return common_history(processes.data, processes.nodes)
 
 
 @contextmanager

@@ -48,6 +48,8 @@ from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
 from asyncdex.fairness.dkg import run_local_dkg
 from asyncdex.fairness.keyfile import sealing_key_document
+from asyncdex.gateway.node import JOURNAL_SUBDIR
+from asyncdex.sequencer.journal import FileJournal
 from asyncdex.settlement.chain import CommitteeSettlementClient, RpcChain
 from asyncdex.settlement.devchain import DEV_KEYS, DevChainProcess
 
@@ -305,6 +307,31 @@ class CommitteeProcesses:
         if self.chain is not None:
             self.chain.close()
         return codes
+
+
+class DivergedHistory(AssertionError):
+    """Two members journaled different records at one seq: they executed different blocks."""
+
+
+def common_history(data: Path, nodes: int) -> int:
+    """The members' journals (read once they stopped) hold the same records up to the
+    shortest: every member executed the same blocks, so it reached the same state at every
+    seq. Returns that common length; raises ``DivergedHistory`` naming a member that differs.
+
+    (Live state roots cannot show this: an idle committee still commits a block every fraction
+    of a second, so the members' applied seqs rarely agree at one instant.)"""
+    histories = []
+    for index in range(nodes):
+        journal, _ = FileJournal.open(member_dir(data, index) / JOURNAL_SUBDIR)
+        try:
+            histories.append([payload for _, payload in journal.read(1)])
+        finally:
+            journal.close()
+    common = min(len(history) for history in histories)
+    for index, history in enumerate(histories[1:], start=1):
+        if history[:common] != histories[0][:common]:
+            raise DivergedHistory(f"member {index}'s journal differs from member 0's")
+    return common
 
 
 def start_dev_chain(

@@ -12,8 +12,9 @@ Invariants:
   restarted from its data directory and catches up. The summary says how long the committee
   went without a commit after the kill, and how long the restarted member took to rejoin.
 - The exit code is 0 only if trades happened, at least one batch was committed on chain with
-  a quorum's certificate, no bot failed, and every member (the restarted one included) ended
-  at the same seq with the same state root; 1 otherwise.
+  a quorum's certificate, no bot failed, every member stopped cleanly, and their journals
+  (the restarted member's included) hold the same records through everything traded, hence
+  the same state root at every seq; 1 otherwise.
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ from typing import Any, TextIO
 import aiohttp
 
 import asyncdex
-from asyncdex.cli.committee_cmd import CommitteeProcesses, free_port_range
+from asyncdex.cli.committee_cmd import (
+    CommitteeProcesses,
+    DivergedHistory,
+    common_history,
+    free_port_range,
+)
 from asyncdex.cli.demo import (
     PUBLISHER_KEYS,
     START_PRICES,
@@ -72,8 +78,10 @@ class CommitteeDemoSummary:
     no_commit_after_kill_ms: float | None = None  # until the survivors committed again
     rejoin_ms: float | None = None  # restart until the member reached the others' height
     batches_committed: int = 0
-    applied_seqs: list[int] = dataclasses.field(default_factory=list)
-    state_roots: list[str] = dataclasses.field(default_factory=list)
+    trading_seq: int = 0  # the highest seq any member had executed when trading stopped
+    member_exit_codes: list[int | None] = dataclasses.field(default_factory=list)
+    common_seq: int = 0  # the members' journals hold the same records up to here
+    one_history: bool = False
     failed_bots: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -82,8 +90,9 @@ class CommitteeDemoSummary:
             self.trades > 0
             and self.batches_committed >= 1
             and not self.failed_bots
-            and len(set(self.state_roots)) == 1
-            and len(set(self.applied_seqs)) == 1
+            and self.one_history
+            and self.common_seq >= self.trading_seq > 0
+            and all(code == 0 for code in self.member_exit_codes)
         )
 
 
@@ -164,8 +173,13 @@ async def run_committee_demo(
             await asyncio.to_thread(committee.start_all)
             await _run(committee, config, duration, seed, out, bots_of, summary)
         finally:
-            await asyncio.to_thread(committee.stop_all)
+            summary.member_exit_codes = await asyncio.to_thread(committee.stop_all)
             log.close()
+        try:  # every member, the restarted one too, in one history
+            summary.common_seq = common_history(committee.data, nodes)
+            summary.one_history = True
+        except DivergedHistory as diverged:
+            print(f"members diverged: {diverged}", file=out, flush=True)
     return summary
 
 
@@ -306,18 +320,21 @@ async def _restart(
 async def _settle(
     http: aiohttp.ClientSession, urls: Sequence[str], summary: CommitteeDemoSummary
 ) -> None:
-    """Wait until every member holds the same executed state and a batch is on chain."""
+    """Wait until every member executed all that was traded and a batch is on chain (the
+    members' histories are compared once they stopped)."""
+    statuses = [s for url in urls if (s := await _status(http, url))]
+    summary.trading_seq = max((s["appliedSeq"] for s in statuses), default=0)
     deadline = time.monotonic() + SETTLE_WAIT_S
-    while True:
-        statuses = [await _status(http, url) for url in urls]
-        live = [s for s in statuses if s is not None]
-        summary.applied_seqs = [s["appliedSeq"] for s in live]
-        summary.state_roots = [s["stateRoot"] for s in live]
+    while time.monotonic() < deadline:
+        polled = [await _status(http, url) for url in urls]
+        live = [s for s in polled if s is not None]
         summary.batches_committed = min(
             (s["settlement"]["lastCommittedBatch"] for s in live), default=0
         )
-        same = len(live) == len(urls) and len(set(summary.state_roots)) == 1
-        if (same and summary.batches_committed >= 1) or time.monotonic() > deadline:
+        caught_up = len(live) == len(urls) and all(
+            s["appliedSeq"] >= summary.trading_seq for s in live
+        )
+        if caught_up and summary.batches_committed >= 1:
             return
         await asyncio.sleep(0.05)
 
@@ -336,9 +353,10 @@ def print_committee_summary(summary: CommitteeDemoSummary, out: TextIO) -> None:
           f"caught up in {ms(summary.rejoin_ms)}", file=out)  # fmt: skip
     print(f"batches committed on chain with a quorum certificate: {summary.batches_committed}",
           file=out)  # fmt: skip
-    same = len(set(summary.state_roots)) == 1 and len(set(summary.applied_seqs)) == 1
-    print(f"every member at seq {summary.applied_seqs[0] if summary.applied_seqs else '?'} with "
-          f"one state root: {'yes' if same else 'NO'}", file=out)  # fmt: skip
+    agreed = summary.one_history and summary.common_seq >= summary.trading_seq
+    print(f"every member stopped cleanly with the same journal records through seq "
+          f"{summary.common_seq} (trading reached {summary.trading_seq}), so one state root at "
+          f"every seq: {'yes' if agreed else 'NO'}", file=out)  # fmt: skip
     print(f"result: {'ok' if summary.ok else 'FAILED'}", file=out, flush=True)
 
 
