@@ -1,11 +1,11 @@
 """A committee member running chained HotStuff-2, as a pure state machine.
 
 Invariants:
-- Pure: ``on_message``, ``on_tick``, ``submit`` only change this object and return actions;
-  time is whatever the last ``on_tick`` said. The caller performs the actions in order: a
-  ``PersistSafety`` must be durable before any later ``Send``/``Broadcast`` leaves (it
-  guards the signature in that message), and ``Commit`` blocks are appended to the committed
-  log in the order given.
+- Pure: ``on_message``, ``on_tick``, ``submit``, ``hurry`` only change this object and return
+  actions; time is whatever the last ``on_tick`` said. The caller performs the actions in
+  order: a ``PersistSafety`` must be durable before any later ``Send``/``Broadcast`` leaves
+  (it guards the signature in that message), and ``Commit`` blocks are appended to the
+  committed log in the order given.
 - Every handler validates (signature, certificates, shape), then updates, then emits; a
   message that fails validation changes nothing.
 - Commits come only from the two-chain rule on verified certificates, each block extending the
@@ -209,6 +209,8 @@ class Replica:
         self._valid_qcs: set[QuorumCertificate] = {GENESIS_QC}
         self._valid_tcs: set[TimeoutCertificate] = set()
 
+        self._hurry_from_ms: int | None = None  # see ``hurry``: a host input, not persisted
+
         self._out: list[Action] = []
         self._local: deque[Message] = deque()
 
@@ -270,6 +272,21 @@ class Replica:
                 del self._fetching[block_hash]
             else:
                 self._request_block(block_hash, self._next_peer(fetch.peer), retry=True)
+        self._try_propose()
+        return self._drain()
+
+    @property
+    def hurry_from_ms(self) -> int | None:
+        return self._hurry_from_ms
+
+    def hurry(self, from_ms: int | None) -> list[Action]:
+        """From ``from_ms`` on (this replica's time), the host needs blocks to commit even
+        with nothing pending — e.g. sealed intents waiting for a committed block past their
+        epoch (docs/fairness.md): while set and reached, a leader proposes as soon as the
+        Propose rule lets it and its clock is past the parent's time (an empty block if need
+        be) instead of after ``idle_block_ms``. ``None`` ends it. Only the pace changes: what
+        a block holds, its time and every safety rule stay as they are."""
+        self._hurry_from_ms = from_ms
         self._try_propose()
         return self._drain()
 
@@ -443,9 +460,18 @@ class Replica:
             self._request_block(high_qc.block_hash, self._next_peer(self.index))
             return
         payload, chain_has_items = self._choose_payload(parent)
+        # a hurried block only once this clock is past the parent's time: at most one per ms of
+        # block time, so a committee (of one, or on a loss-free network) cannot spin
+        hurried = (
+            self._hurry_from_ms is not None
+            and self.now_ms >= self._hurry_from_ms
+            and self.now_ms > parent.timestamp
+        )
         if (
             not payload
             and not chain_has_items
+            and not hurried
+            and not self._announces_commit_of_items(parent)
             and self.now_ms - self._view_entered_ms < self.config.idle_block_ms
         ):
             return  # nothing to order: pace empty blocks instead of spinning
@@ -455,6 +481,20 @@ class Replica:
         proposal = self.safety.sign_proposal(block, tc)
         self._persist()
         self._broadcast(proposal)
+
+    def _announces_commit_of_items(self, parent: Block) -> bool:
+        """Whether a proposal extending ``parent`` is what tells the other members that a
+        block with items committed: it carries the certificate of ``parent``, which commits
+        ``parent``'s parent when their views follow each other. This leader formed that
+        certificate from votes only it received, so without the proposal the others would
+        learn of the commit (and execute the items) only an idle interval later."""
+        grandparent = self._blocks.get(parent.parent)
+        return (
+            grandparent is not None
+            and grandparent.height >= 1
+            and grandparent.view + 1 == parent.view
+            and bool(grandparent.payload)
+        )
 
     def _choose_payload(self, parent: Block) -> tuple[tuple[bytes, ...], bool]:
         """Pending items not already in the uncommitted chain below ``parent``; and whether

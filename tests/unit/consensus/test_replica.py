@@ -313,6 +313,36 @@ def test_a_single_member_commits_alone() -> None:
     assert net.replicas[0].committed_height < 20
 
 
+def test_every_member_learns_a_commit_of_items_without_waiting_for_the_idle_timer() -> None:
+    net = Network(4)
+    net.submit(0, b"an intent")
+    net.tick(5)  # well inside one idle interval (30 ms)
+    # the leader that formed the committing certificate proposed at once, so the others got it
+    assert [net.committed_items(i) for i in range(4)] == [[b"an intent"]] * 4
+    height = net.replicas[0].committed_height
+    net.tick(25)
+    assert net.replicas[0].committed_height == height  # then idle again: no empty blocks
+
+
+def test_hurry_has_leaders_propose_from_the_given_time_one_block_per_clock_step() -> None:
+    net = Network(4)
+    net.tick(60)
+    for replica in net.replicas:
+        net.perform(replica.index, replica.hurry(net.now_ms + 20))
+    start = net.replicas[0].committed_height
+    net.tick(15)
+    assert net.replicas[0].committed_height <= start + 1  # at most the idle pace before it
+    net.tick(30)  # 6 clock steps of 5 ms, hurried: a block per step, every one committing
+    hurried = net.replicas[0].committed_height
+    assert hurried >= start + 5
+    stamps = [block.timestamp for block in net.logs[0]]
+    assert stamps == sorted(set(stamps))  # never two blocks in one clock step
+    for replica in net.replicas:
+        net.perform(replica.index, replica.hurry(None))
+    net.tick(25)
+    assert net.replicas[0].committed_height <= hurried + 2  # back to the idle pace
+
+
 def test_four_members_commit_the_same_log_with_every_item() -> None:
     net = Network(4)
     items = [f"intent-{i}".encode() for i in range(8)]
