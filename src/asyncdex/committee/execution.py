@@ -16,7 +16,8 @@ Invariants:
   block's submissions are its marker, then the intents the block reveals (in their certified
   order), then its own items: a pure function of the committed log as well. The sealed log is
   rebuilt from the committed blocks below the first one journaled at start, and the member's
-  shares go out after each block is journaled.
+  shares for the epochs a block closes go out when the block is executed, if the commit
+  itself (``SealedReveal.on_committed``) did not send them already.
 """
 
 from __future__ import annotations
@@ -199,6 +200,7 @@ class BlockExecutor:
                 block.height, block.timestamp, block.payload
             )
             submissions += self._decoder.submissions_of([*revealed, *others])
+            self._sealed.after_commit()  # the block is committed: no need to wait for its journal
         if block.height == self._resume_height:
             # the journal ends inside this block: its marker and first items are there already
             submissions = submissions[1 + self._resume_items :]
@@ -206,5 +208,3 @@ class BlockExecutor:
         if submissions:
             await self._sequencer.submit(submissions, timestamp=block.timestamp)
         self.next_height = block.height + 1
-        if self._sealed is not None:
-            self._sealed.after_commit()

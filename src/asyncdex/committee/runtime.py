@@ -142,6 +142,7 @@ class CommitteeMember:
         self.dropped_messages = 0
         self.equivocations = 0
         self.committed_view = 0  # of the last block this process committed (its leader: view % n)
+        self._hurry_from_ms: int | None = None
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -280,6 +281,12 @@ class CommitteeMember:
         # one ForwardItem (one signature, one check per peer) for everything waiting
         return replica.submit_many(batch) if batch else []
 
+    def hurry(self, from_ms: int | None) -> None:
+        """Have this member, when it leads, propose from ``from_ms`` (its clock) on without
+        waiting for the idle timer (``Replica.hurry``); ``None`` ends it. Applied by the tick
+        task, which wakes at ``from_ms``; callable from any code on the member's loop."""
+        self._hurry_from_ms = from_ms
+
     # --- the replica's inputs ---------------------------------------------------------------
 
     def _on_consensus_frame(self, member: int, payload: bytes) -> None:
@@ -362,9 +369,20 @@ class CommitteeMember:
     async def _tick_loop(self) -> None:
         replica = self.replica
         while True:
-            await asyncio.sleep(self._tick_s)
+            pause = self._tick_s
+            hurry = self._hurry_from_ms
+            if hurry is not None:
+                # wake right at the hurry time (an epoch's end), not up to a tick after it
+                until = (hurry + 1 - self._clock()) / 1000
+                if 0 < until < pause:
+                    pause = until
+            await asyncio.sleep(pause)
             async with self._lock:
-                actions = replica.on_tick(self._clock())
+                hurry = self._hurry_from_ms
+                actions: list[Action] = []
+                if hurry != replica.hurry_from_ms:
+                    actions += replica.hurry(hurry)
+                actions += replica.on_tick(self._clock())
                 # items that found no room earlier (commits make room)
                 await self._perform(actions + self._take_backlog())
 

@@ -10,9 +10,16 @@ Invariants:
   journals right after the block's marker, before the block's own items. Every member thus
   journals the same records at the same seqs; replay of the committed log is replay of the
   journal. A restarted member rebuilds the log from its committed blocks (:meth:`rebuild`).
-- Releasing is local and follows commits: after executing a block, a member sends its share
-  for every epoch that block closed (``SealedLog.epochs_to_release``), once, on
-  ``CHANNEL_FAIRNESS``; never for an epoch a certified block could still extend.
+- Releasing is local and follows commits: as soon as a block is committed (before it is
+  executed: :meth:`SealedReveal.on_committed`), a member sends its share for every epoch that
+  holds sealed intents and that block closed, once, on ``CHANNEL_FAIRNESS``; after a restart,
+  :meth:`SealedReveal.after_commit` sends them for the closed epochs of the rebuilt log
+  (``SealedLog.epochs_to_release``). Never for an epoch a certified block could still extend:
+  only a committed block past it closes an epoch.
+- Pacing (a liveness aid, no safety rule): while a committed block holds sealed intents of an
+  epoch no committed block has closed yet, :meth:`SealedReveal.closing_block_due_ms` is that
+  epoch's end, from which the member's leader proposes without waiting for the idle timer, so
+  the closing block comes at the boundary and commits at once.
 - A share frame is attributed to the member its link authenticated (consensus index ``i``
   holds DKG share ``i + 1``): one claiming another member's share index is an invalid frame
   (the link closes). A wrong share is kept as evidence
@@ -29,19 +36,26 @@ from typing import NamedTuple
 from asyncdex.committee.items import KIND_INTENT
 from asyncdex.committee.transport import InvalidFrame
 from asyncdex.fairness.reveal import BlockEffects, KeyAssembler, SealedLog
-from asyncdex.fairness.sealing import Opened, Rejected
+from asyncdex.fairness.sealing import (
+    MalformedSealedIntent,
+    Opened,
+    Rejected,
+    decode_sealed_intent,
+)
 from asyncdex.fairness.threshold import (
     CommitteeKey,
     DecryptionShare,
     EpochKey,
     KeyShare,
     create_decryption_share,
+    epoch_of,
 )
 from asyncdex.signing.eip712 import Domain
 from asyncdex.signing.intents import intent_digest
 
 KIND_SEALED = 4
 KIND_EPOCH_KEY = 5
+_SEALED = bytes((KIND_SEALED,))
 _SHARE_WINDOW = 64  # epochs back from the present that a share is still taken for
 
 
@@ -89,6 +103,8 @@ class SealedReveal:
         self._submit_item = submit_item
         self._released: set[int] = set()
         self._submitted: set[int] = set()
+        self._committed_epoch: int | None = None  # of the last block seen committed
+        self._unclosed: set[int] = set()  # epochs with sealed intents, no committed block past
         self._verdicts: OrderedDict[bytes, SealedVerdict] = OrderedDict()
         self._remember = 100_000
         self.refused_items = 0  # sealed-kind items that did not decode (left out, counted)
@@ -160,17 +176,48 @@ class SealedReveal:
 
     # ----------------------------------------------------------------- local part
 
-    def after_commit(self) -> None:
-        """Release this member's share for every epoch now closed, once."""
-        if self._key_share is None:
-            return  # a follower without a share
-        for epoch in self.log.epochs_to_release():
-            if epoch in self._released:
+    def on_committed(self, timestamp_ms: int, items: Sequence[bytes]) -> None:
+        """A block is committed (called in height order, as soon as the commit is durable,
+        before the block is executed): release this member's share for every epoch with
+        sealed intents that the block closes. Executing comes later, and behind other blocks'
+        engine work; the epoch is closed from the commit on, so the share need not wait."""
+        epoch = epoch_of(timestamp_ms, self.log.epoch_ms)
+        for item in items:
+            if item[:1] != _SEALED:
                 continue
-            self._released.add(epoch)
-            share = create_decryption_share(self._key_share, self.log.venue, epoch)
-            self._broadcast(share.encode())
-            self._take(share)  # its own share counts toward the key too
+            try:
+                target = decode_sealed_intent(item[1:]).header.epoch
+            except MalformedSealedIntent:
+                continue  # refused when the block executes
+            if target == epoch:  # only those count (SealedLog.apply_block)
+                self._unclosed.add(epoch)
+        if self._committed_epoch is None or epoch > self._committed_epoch:
+            self._committed_epoch = epoch
+        for closed in sorted(e for e in self._unclosed if e < epoch):
+            self._unclosed.discard(closed)
+            self._release(closed)
+
+    def closing_block_due_ms(self) -> int | None:
+        """The end of the oldest epoch holding committed sealed intents that no committed
+        block has closed yet: from then on a block is wanted even with nothing pending (its
+        timestamp closes the epoch). None when no epoch waits for one."""
+        if not self._unclosed:
+            return None
+        return (min(self._unclosed) + 1) * self.log.epoch_ms
+
+    def after_commit(self) -> None:
+        """Release this member's share for every epoch of the executed log now closed, once
+        (what :meth:`on_committed` released already is not sent again)."""
+        for epoch in self.log.epochs_to_release():
+            self._release(epoch)
+
+    def _release(self, epoch: int) -> None:
+        if self._key_share is None or epoch in self._released:
+            return  # a follower without a share, or sent already
+        self._released.add(epoch)
+        share = create_decryption_share(self._key_share, self.log.venue, epoch)
+        self._broadcast(share.encode())
+        self._take(share)  # its own share counts toward the key too
 
     def on_share_frame(self, member: int, payload: bytes) -> None:
         """A ``CHANNEL_FAIRNESS`` frame from ``member`` (as its link authenticated it)."""
@@ -185,7 +232,8 @@ class SealedReveal:
         self._take(share)
 
     def _take(self, share: DecryptionShare) -> None:
-        current = self.log.current_epoch
+        present = (self.log.current_epoch, self._committed_epoch)
+        current = max((e for e in present if e is not None), default=None)
         if share.epoch in self._submitted or current is None:
             return
         # A share may arrive before this member has executed the block that closes its epoch

@@ -156,6 +156,14 @@ class CommitteeVenue:
 
     def _on_commit(self, blocks: Sequence[Block], certificate: QuorumCertificate) -> None:
         self.executor.on_commit(blocks, certificate)
+        sealed = self.sealed
+        if sealed is not None:
+            # shares go out at the commit, not after the executor has caught up; and while an
+            # epoch holding sealed intents waits for a committed block past it, this member's
+            # leader proposes from its end on without waiting for the idle timer
+            for block in blocks:
+                sealed.on_committed(block.timestamp, block.payload)
+            self.member.hurry(sealed.closing_block_due_ms())
 
     def _committed(self, from_height: int) -> Iterator[tuple[Block, QuorumCertificate | None]]:
         for entry in self.member.store.committed_entries(from_height):

@@ -125,6 +125,46 @@ def test_members_reveal_the_same_items_at_the_same_block() -> None:
     )
 
 
+def test_shares_go_out_at_the_commit_of_the_block_past_the_epoch_before_execution() -> None:
+    members = [Member(k) for k in range(4)]
+    sealed, body = _sealed_victim()
+    other_epoch = sealed_item(
+        seal_intent(
+            SealingKey(DOMAIN, KEY.public_key),
+            TRADER,
+            sign_intent(
+                TRADER,
+                DOMAIN,
+                PlaceOrder(
+                    TRADER.address, 40, 0, 0, True, 1, 1, 0, 0, False, NO_CLIENT_ID, 0, 0, 0
+                ),
+            ),
+            E + 1,
+        ).encode()
+    )
+    for m in members:
+        m.reveal.on_committed(T0 + 10, [other_epoch])  # refused when executed: counts for none
+        assert m.reveal.closing_block_due_ms() is None
+        m.reveal.on_committed(T0 + 20, [sealed])
+        assert m.reveal.closing_block_due_ms() == T0 + EPOCH_MS  # E's end: a block is wanted
+        m.reveal.on_committed(T0 + EPOCH_MS - 1, [])
+        assert m.frames == []  # nothing committed past E yet: no share
+        m.reveal.on_committed(T0 + EPOCH_MS, [])
+        assert len(m.frames) == 1 and m.reveal.closing_block_due_ms() is None
+    _exchange(members)
+    keys = {item for m in members for item in m.items}
+    assert len(keys) == 1  # the key, before any member has executed a block
+    (key,) = keys
+    for m in members:  # executing the same blocks later sends nothing again and opens it
+        m.reveal.execute_block(1, T0 + 10, [other_epoch])
+        m.reveal.execute_block(2, T0 + 20, [sealed])
+        m.reveal.execute_block(3, T0 + EPOCH_MS, [])
+        m.reveal.after_commit()
+        assert len(m.frames) == 0
+        revealed, _, _ = m.reveal.execute_block(4, T0 + EPOCH_MS + 5, [key])
+        assert revealed == [bytes((KIND_INTENT,)) + body]
+
+
 def test_share_frames_are_attributed_to_their_link() -> None:
     members = [Member(k) for k in range(2)]
     sealed, _ = _sealed_victim()
