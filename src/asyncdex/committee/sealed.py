@@ -35,6 +35,7 @@ from typing import NamedTuple
 
 from asyncdex.committee.items import KIND_INTENT
 from asyncdex.committee.transport import InvalidFrame
+from asyncdex.fairness.bls import encode_g1, g1_generator, g1_mul
 from asyncdex.fairness.reveal import BlockEffects, KeyAssembler, SealedLog
 from asyncdex.fairness.sealing import (
     MalformedSealedIntent,
@@ -95,6 +96,13 @@ class SealedReveal:
         broadcast: Callable[[bytes], None],
         submit_item: Callable[[bytes], None],
     ) -> None:
+        if key_share is not None and (
+            key_share.index > committee_key.members
+            or encode_g1(g1_mul(g1_generator(), key_share.secret))
+            != committee_key.public_shares[key_share.index - 1]
+        ):
+            # its own shares are taken unchecked (KeyAssembler.add(own=True)): they must be right
+            raise ValueError(f"the key share does not match public share {key_share.index}")
         self.domain = domain
         self.log = SealedLog(domain, committee_key, epoch_ms, reveal_timeout_ms)
         self.assembler = KeyAssembler(committee_key, domain)
@@ -217,7 +225,7 @@ class SealedReveal:
         self._released.add(epoch)
         share = create_decryption_share(self._key_share, self.log.venue, epoch)
         self._broadcast(share.encode())
-        self._take(share)  # its own share counts toward the key too
+        self._take(share, own=True)  # its own share counts toward the key too
 
     def on_share_frame(self, member: int, payload: bytes) -> None:
         """A ``CHANNEL_FAIRNESS`` frame from ``member`` (as its link authenticated it)."""
@@ -231,7 +239,7 @@ class SealedReveal:
             )
         self._take(share)
 
-    def _take(self, share: DecryptionShare) -> None:
+    def _take(self, share: DecryptionShare, *, own: bool = False) -> None:
         present = (self.log.current_epoch, self._committed_epoch)
         current = max((e for e in present if e is not None), default=None)
         if share.epoch in self._submitted or current is None:
@@ -241,7 +249,7 @@ class SealedReveal:
         # the present, so a faulty member cannot make us check shares of arbitrary epochs.
         if not current - _SHARE_WINDOW <= share.epoch <= current + 1:
             return
-        key = self.assembler.add(share)
+        key = self.assembler.add(share, own=own)
         if key is not None:
             self._submitted.add(key.epoch)
             self._submit_item(key_item(key))

@@ -41,7 +41,7 @@ from enum import Enum
 
 from py_arkworks_bls12381 import G2Point
 
-from asyncdex.fairness.bls import encode_g2, g2_multiexp
+from asyncdex.fairness.bls import decode_g2, encode_g2, g2_multiexp
 from asyncdex.fairness.sealing import (
     MalformedSealedIntent,
     Opened,
@@ -303,12 +303,19 @@ class KeyAssembler:
         self._valid: dict[int, dict[int, G2Point]] = {}
         self._keys: dict[int, EpochKey] = {}
 
-    def add(self, share: DecryptionShare) -> EpochKey | None:
-        """Take one share; return the epoch's key when this share completes it."""
+    def add(self, share: DecryptionShare, *, own: bool = False) -> EpochKey | None:
+        """Take one share; return the epoch's key when this share completes it.
+
+        ``own``: the member's own share, made from a key share that was matched to its
+        public share when loaded, so right by construction: it is not checked again (a
+        pairing saved at the moment the key is waited for)."""
         if share.epoch in self._keys:
             return None
         try:
-            point = verify_decryption_share(self.committee, self.venue, share.epoch, share)
+            if own:
+                point = decode_g2(share.share, "share")
+            else:
+                point = verify_decryption_share(self.committee, self.venue, share.epoch, share)
         except ShareRefused as exc:
             self.faults.append(exc)
             return None

@@ -21,6 +21,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -67,7 +68,10 @@ def epoch_identity(venue: bytes, epoch: int) -> bytes:
     return IDENTITY_PREFIX + venue + epoch.to_bytes(8, "big")
 
 
+@functools.lru_cache(maxsize=256)
 def identity_point(venue: bytes, epoch: int) -> G2Point:
+    # remembered: a member hashes one epoch's identity to make its share, check each other
+    # share and check the key (1.5 ms each time), all in the moments the key is waited for
     return hash_to_g2(epoch_identity(venue, epoch), SEALING_DST)
 
 

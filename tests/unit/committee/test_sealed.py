@@ -20,7 +20,7 @@ from asyncdex.consensus.messages import GENESIS_QC, Block, QuorumCertificate
 from asyncdex.fairness.dkg import run_local_dkg
 from asyncdex.fairness.reveal import KeyAssembler
 from asyncdex.fairness.sealing import SealingKey, seal_intent, sealed_intent_id, venue_id
-from asyncdex.fairness.threshold import DecryptionShare, create_decryption_share
+from asyncdex.fairness.threshold import DecryptionShare, KeyShare, create_decryption_share
 from asyncdex.messages.commands import CommitteeBlock, Signed
 from asyncdex.sequencer.journal import FileJournal, GroupCommitter
 from asyncdex.sequencer.records import decode_record
@@ -163,6 +163,16 @@ def test_shares_go_out_at_the_commit_of_the_block_past_the_epoch_before_executio
         assert len(m.frames) == 0
         revealed, _, _ = m.reveal.execute_block(4, T0 + EPOCH_MS + 5, [key])
         assert revealed == [bytes((KIND_INTENT,)) + body]
+
+
+def test_a_member_refuses_a_key_share_that_is_not_its_public_share() -> None:
+    # its own shares count toward the key unchecked, so a wrong key share must not load
+    for wrong in (KeyShare(1, SHARES[1].secret), KeyShare(5, SHARES[0].secret)):
+        with pytest.raises(ValueError, match="does not match public share"):
+            SealedReveal(
+                DOMAIN, KEY, wrong, epoch_ms=EPOCH_MS, reveal_timeout_ms=EPOCH_MS,
+                broadcast=lambda frame: None, submit_item=lambda item: None,
+            )  # fmt: skip
 
 
 def test_share_frames_are_attributed_to_their_link() -> None:
