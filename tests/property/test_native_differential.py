@@ -446,3 +446,80 @@ def test_journal_records_decoded_natively_reach_the_same_roots(seed: int, stress
             records[start : start + 250]
         )
         assert native.state_root() == state_root(reference.state), f"after record {start + 250}"
+
+
+def _order_fields(order: Any) -> list[Any]:
+    return list(order.to_list())
+
+
+def _account_fields(account: Any) -> tuple[Any, ...]:
+    positions = {
+        market_id: (
+            position.scalars(),
+            position.imf,
+            [_order_fields(order) for order in position.orders.values()],
+        )
+        for market_id, position in account.positions.items()
+    }
+    return (
+        account.address,
+        account.collateral,
+        account.scheduled_cancel,
+        positions,
+        account.client_ids,
+        account.agents,
+        account.builders,
+    )
+
+
+def _market_fields(market: Any) -> tuple[Any, ...]:
+    return (
+        market.scalars(),
+        market.oracle,
+        [_order_fields(order) for order in market.book.orders_in_priority()],
+        [_order_fields(order) for order in market.triggers.values()],
+        sorted(market.holders),  # the order of holders is not committed
+    )
+
+
+@pytest.mark.parametrize(("seed", "stressed"), [(41, False), (42, True)])
+def test_the_native_state_view_reads_what_the_reference_state_holds(
+    seed: int, stressed: bool
+) -> None:
+    """The read side's view of the native core (``NativeEngine.state``) presents, after
+    every command, what the reference's ``State`` holds: each account, order, market, nonce
+    list and agent, and the scalars; absent keys are absent in both."""
+    config = fuzz_config()
+    stream = random_stream(seed, 600, stressed)
+    reference = Engine(config)
+    native = NativeEngine(config)
+    strangers = [b"\x77" * 20, b"\x10" * 19]
+    for index, (command, timestamp) in enumerate(stream):
+        reference.apply(command, timestamp)
+        native.apply(command, timestamp)
+        if index % 7 and index != len(stream) - 1:
+            continue
+        view, state = native.state, reference.state
+        where = f"after command {index} {command!r}"
+        assert (view.time, view.protective, view.l1_consumed) == (
+            state.time,
+            state.protective,
+            state.l1_consumed,
+        ), where
+        assert list(view.accounts) == list(state.accounts), where
+        assert len(view.accounts) == len(state.accounts), where
+        for address, account in state.accounts.items():
+            assert _account_fields(view.accounts[address]) == _account_fields(account), where
+        assert sorted(view.orders) == sorted(state.orders), where
+        assert len(view.orders) == len(state.orders), where
+        for order_id, order in state.orders.items():
+            assert _order_fields(view.orders[order_id]) == _order_fields(order), where
+        for market_id in range(len(state.markets)):
+            actual = _market_fields(view.markets[market_id])
+            assert actual == _market_fields(state.markets[market_id]), where
+        assert dict(view.nonces) == state.nonces, where
+        assert dict(view.agent_master) == state.agent_master, where
+        for stranger in strangers:
+            assert stranger not in view.accounts and view.accounts.get(stranger) is None
+            assert view.nonces.get(stranger) is None and stranger not in view.agent_master
+        assert state.next_order_id not in view.orders and view.orders.get(0) is None

@@ -43,7 +43,9 @@ from typing import Any
 
 from asyncdex.cli.committee_config import COMMITTEE_TABLE, CommitteeConfigError, load_committee
 from asyncdex.committee.store import StoreCorruption
+from asyncdex.engine.build import ENGINE_KINDS
 from asyncdex.engine.compiled import compiled_env, is_compiled
+from asyncdex.engine.native import native_available, native_unavailable_reason
 from asyncdex.gateway.fanout import DEFAULT_CONNECTION_CAPS, ConnectionCaps
 from asyncdex.gateway.hyperliquid import hyperliquid_extension
 from asyncdex.gateway.metrics import Metrics
@@ -414,7 +416,21 @@ def _node_settings(
         rate_limits=_rate_limits(args),
         connection_caps=ConnectionCaps(args.max_sockets, args.max_sockets_per_address),
         committee=committee,
+        engine=engine_choice(args),
     )
+
+
+def engine_choice(args: argparse.Namespace) -> str | None:
+    """The engine ``--engine`` / ``--compiled`` ask for (None: the default, native when it
+    is built). ``--compiled`` is the mypyc build of the reference, so it runs the reference."""
+    requested: str | None = getattr(args, "engine", None)
+    if getattr(args, "compiled", False):
+        if requested == "native":
+            raise ConfigError("--compiled runs the reference engine: it excludes --engine native")
+        return "reference"
+    if requested == "native" and not native_available():
+        raise ConfigError(f"--engine native: {native_unavailable_reason()}")
+    return requested
 
 
 def _announce(node: Node) -> None:
@@ -431,6 +447,7 @@ def _announce(node: Node) -> None:
         "chainId": node.settings.domain.chain_id,
         "contract": "0x" + node.settings.domain.verifying_contract.hex(),
         "settlement": node.settings.settlement is not None,
+        "engine": node.engine_name,
     }
     sys.stdout.write(json.dumps(line) + "\n")
     sys.stdout.flush()
@@ -528,6 +545,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--max-sockets-per-address", type=int, default=None,
         help="WebSocket sockets per client address on each door (default 100)",
     )  # fmt: skip
+    parser.add_argument(
+        "--engine",
+        choices=ENGINE_KINDS,
+        default=None,
+        help="the engine implementation: native (the C++ core; the default when it is built) "
+        "or reference (the interpreted engine); both serve the same responses",
+    )
     parser.add_argument(
         "--compiled",
         action="store_true",

@@ -13,6 +13,10 @@ Invariants:
   (``to_reference_state``) and committing those with ``asyncdex.engine.state_root``: one
   commitment code, so the two cannot disagree on encoding. It costs a full export, so it is
   for tests, batches and snapshots, not for every command.
+- The read side reads the native state through ``NativeEngine.state``, a
+  ``NativeStateView`` (``asyncdex.engine.reader.StateReader``): the reference's own classes,
+  built from the core's point queries (an account, an order, a market, a signer's nonces)
+  when first read after a change, so both engines serve the same responses.
 - Without the compiled extension, ``native_available()`` is false and
   ``native_unavailable_reason()`` says why; callers run the reference and warn.
 """
@@ -20,12 +24,14 @@ Invariants:
 from __future__ import annotations
 
 import heapq
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, overload
 
 from asyncdex.engine.margin import initial_fraction_ppm
 from asyncdex.engine.orderbook import Order
-from asyncdex.engine.state import Account, Position, State
+from asyncdex.engine.state import Account, MarketState, Position, State
 from asyncdex.engine.state_root import state_root
+from asyncdex.engine.transition import check_authorization
 from asyncdex.messages.commands import (
     COMMAND_TYPES,
     AdvanceTime,
@@ -52,6 +58,7 @@ from asyncdex.messages.commands import (
     Withdraw,
 )
 from asyncdex.messages.events import EVENT_TYPES, Event
+from asyncdex.messages.reasons import Reject
 from asyncdex.types.market import EngineConfig, MarketSpec
 
 try:
@@ -199,7 +206,8 @@ _CORE_EVENT_ORDER = [
 
 
 class NativeEngine:
-    """The native core behind the reference's entry point (``apply``)."""
+    """The native core behind the reference's entry points (``apply``, ``state``,
+    ``check_authorization``, ``full_state``, ``state_root``: ``reader.EngineLike``)."""
 
     def __init__(self, config: EngineConfig) -> None:
         if _native_core is None:
@@ -226,12 +234,26 @@ class NativeEngine:
         )
         if config.committee_fee_share_ppm:
             self._core.set_committee(config.committee_fee_share_ppm, list(config.committee_members))
-        self.apply_native = self._core.apply
+        self.state = NativeStateView(config, self._core)
+
+    kind = "native"
 
     def apply(self, command: Command, timestamp: int) -> list[Event]:
         """Apply one sequenced command at ``timestamp`` (ms) and return what happened."""
+        self.state.stale()
         events: list[Event] = self._core.apply(command, timestamp)
         return events
+
+    def check_authorization(
+        self, signer: bytes, nonce: int, expires_after: int, inner: Command, now: int
+    ) -> Reject | None:
+        """May ``signer`` act for the command's account, with this nonce, now? (The
+        reference's own check, over this engine's state.)"""
+        return check_authorization(self.state, signer, nonce, expires_after, inner, now)
+
+    def full_state(self) -> State:
+        """The whole state as a reference ``State`` (a copy: costs a full export)."""
+        return self.to_reference_state()
 
     def run_stream(
         self, commands: list[Command], clock_start: int, latency: bool = False
@@ -239,6 +261,7 @@ class NativeEngine:
         """Apply ``commands`` at ``clock >> 6`` (the engine benchmark's timestamps) without
         building event objects: (events emitted, elapsed ns, sorted per-command ns when
         ``latency``, this thread's CPU ns). The batch entry point: one call for the stream."""
+        self.state.stale()
         result: tuple[int, int, list[int], int] = self._core.run_stream(
             commands, clock_start, latency
         )
@@ -248,6 +271,7 @@ class NativeEngine:
         """Apply trusted journal payloads (``asyncdex.sequencer.records``: checksummed, written
         by ``encode_record``) decoded in C++, with no Python object per record and no events;
         returns how many were applied. For replay, which discards the events."""
+        self.state.stale()
         applied: int = self._core.apply_records(payloads)
         return applied
 
@@ -257,6 +281,7 @@ class NativeEngine:
         """Replay's fast path over one journal segment's bytes (framing, checksums and seqs
         checked, records decoded and applied in C++): (pos, expected seq, applied, status),
         status 0 segment done, 1 ``last`` reached, 2 torn or damaged (use the exact reader)."""
+        self.state.stale()
         result: tuple[int, int, int, int] = self._core.replay_segment(
             data, pos, expected, from_seq, last
         )
@@ -350,38 +375,15 @@ def build_reference_state(config: EngineConfig, exported: dict[str, Any]) -> Sta
         setattr(state, name, exported[name])
     orders: dict[int, Order] = {}
     for market, data in zip(state.markets, exported["markets"], strict=True):
-        market.set_scalars(list(data["scalars"]))
-        market.oracle = {publisher: (price, at) for publisher, price, at in data["oracle"]}
-        for items in data["book"]:
-            order = Order.from_list(list(items))
-            market.book.add(order)
-            orders[order.order_id] = order
-        for items in data["triggers"]:
-            order = Order.from_list(list(items))
-            market.triggers[order.order_id] = order
-            orders[order.order_id] = order
-    for address, collateral, scheduled_cancel, positions, agents, builders in exported["accounts"]:
-        account = Account(address)
-        account.collateral = collateral
-        account.scheduled_cancel = scheduled_cancel
-        account.agents = dict(agents)
-        account.builders = dict(builders)
+        _fill_market(market, data, orders)
+    for item in exported["accounts"]:
+        account = _build_account(config, item, orders)
         for agent in account.agents:
-            state.agent_master[agent] = address
-        for market_id, scalars, order_ids in positions:
-            spec = config.markets[market_id]
-            position = Position(spec.max_leverage, spec.initial_margin_ppm)
-            position.set_scalars(list(scalars))
-            position.imf = initial_fraction_ppm(spec.initial_margin_ppm, position.leverage)
-            for order_id in sorted(order_ids):
-                order = orders[order_id]
-                position.orders[order_id] = order
-                if order.client_id:
-                    account.client_ids[order.client_id] = order_id
-            account.positions[market_id] = position
+            state.agent_master[agent] = account.address
+        for market_id, position in account.positions.items():
             if position.size:
-                state.markets[market_id].holders[address] = None
-        state.accounts[address] = account
+                state.markets[market_id].holders[account.address] = None
+        state.accounts[account.address] = account
     state.orders = dict(sorted(orders.items()))
     state.nonces = {signer: list(kept) for signer, kept in exported["nonces"]}
     state.committee_pool, state.committee_fee_mark, state.committee_proposer = exported["committee"]
@@ -390,3 +392,274 @@ def build_reference_state(config: EngineConfig, exported: dict[str, Any]) -> Sta
     state.scheduled = list(exported["scheduled"])
     heapq.heapify(state.scheduled)
     return state
+
+
+def _fill_market(market: MarketState, data: dict[str, Any], orders: dict[int, Order]) -> None:
+    """Load one exported market (``export_market``'s form) into a fresh ``market``. Its
+    orders are taken from ``orders`` when there (one object per order, as in the reference's
+    state, where the book and the order index hold the same object), else put there."""
+    market.set_scalars(list(data["scalars"]))
+    market.oracle = {publisher: (price, at) for publisher, price, at in data["oracle"]}
+    for items in data["book"]:
+        market.book.add(_order_of(items, orders))
+    for items in data["triggers"]:
+        order = _order_of(items, orders)
+        market.triggers[order.order_id] = order
+
+
+def _order_of(items: Any, orders: dict[int, Order]) -> Order:
+    order = orders.get(items[0])
+    if order is None:
+        order = orders[items[0]] = Order.from_list(list(items))
+    return order
+
+
+def _build_account(
+    config: EngineConfig, exported: Any, orders: Mapping[int, Order], by_id: bool = True
+) -> Account:
+    """One exported account (``export_state``'s form), its positions holding the orders of
+    ``orders`` they name: in order id order (``by_id``, as snapshots restore them), or in the
+    order the core keeps them, newest first, given back oldest first (as the live reference
+    engine's dicts hold them: a modified order moves to the end)."""
+    address, collateral, scheduled_cancel, positions, agents, builders = exported
+    account = Account(address)
+    account.collateral = collateral
+    account.scheduled_cancel = scheduled_cancel
+    account.agents = dict(agents)
+    account.builders = dict(builders)
+    for market_id, scalars, order_ids in positions:
+        spec = config.markets[market_id]
+        position = Position(spec.max_leverage, spec.initial_margin_ppm)
+        position.set_scalars(list(scalars))
+        position.imf = initial_fraction_ppm(spec.initial_margin_ppm, position.leverage)
+        for order_id in sorted(order_ids) if by_id else reversed(order_ids):
+            order = orders[order_id]
+            position.orders[order_id] = order
+            if order.client_id:
+                account.client_ids[order.client_id] = order_id
+        account.positions[market_id] = position
+    return account
+
+
+class NativeStateView:
+    """The native core's state for the read side (``asyncdex.engine.reader.StateReader``):
+    the reference's own classes, built from the core piece by piece when first read.
+
+    Invariants:
+    - Current: a piece is read from the core after the last command applied; the engine
+      drops every cached piece (``stale``) before it applies the next.
+    - Each read costs what it returns: an account its positions and orders, an order one
+      order, a market its book (every resting order of that market) and triggers; the
+      scalars one small dict. Only iterating ``accounts`` or ``orders`` visits them all.
+    - Copies: changing what it hands out changes nothing in the engine.
+    """
+
+    def __init__(self, config: EngineConfig, core: Any) -> None:
+        self.config = config
+        self.publishers = frozenset(config.oracle_publishers)
+        self._core = core
+        self._header: dict[str, Any] | None = None
+        self._markets: dict[int, MarketState] = {}
+        self._accounts: dict[bytes, Account | None] = {}
+        self._orders: dict[int, Order | None] = {}
+        # every order object handed out since the last change, by id: an order read through
+        # its account, its market's book and the order index is one object, as in a ``State``
+        self._known: dict[int, Order] = {}
+        self.markets = _MarketsView(self)
+        self.accounts = _AccountsView(self)
+        self.orders = _OrdersView(self)
+        self.nonces = _NoncesView(core)
+        self.agent_master = _AgentsView(core)
+
+    def stale(self) -> None:
+        """The core is about to change: forget every piece read so far."""
+        if self._header is not None:
+            self._header = None
+        if self._markets:
+            self._markets.clear()
+        if self._accounts:
+            self._accounts.clear()
+        if self._orders:
+            self._orders.clear()
+        if self._known:
+            self._known.clear()
+
+    def _scalars(self) -> dict[str, Any]:
+        header = self._header
+        if header is None:
+            header = self._header = self._core.export_header()
+        return header
+
+    @property
+    def time(self) -> int:
+        value: int = self._scalars()["time"]
+        return value
+
+    @property
+    def protective(self) -> bool:
+        value: bool = self._scalars()["protective"]
+        return value
+
+    @property
+    def l1_consumed(self) -> int:
+        value: int = self._scalars()["l1_consumed"]
+        return value
+
+    @property
+    def next_order_id(self) -> int:
+        value: int = self._scalars()["next_order_id"]
+        return value
+
+    @property
+    def insurance_fund(self) -> int:
+        value: int = self._scalars()["insurance_fund"]
+        return value
+
+    @property
+    def fee_pool(self) -> int:
+        value: int = self._scalars()["fee_pool"]
+        return value
+
+    def _market(self, market_id: int) -> MarketState:
+        market = self._markets.get(market_id)
+        if market is None:
+            data = self._core.export_market(market_id)
+            market = MarketState(self.config.markets[market_id])
+            _fill_market(market, data, self._known)
+            market.holders = dict.fromkeys(data["holders"])
+            self._markets[market_id] = market
+        return market
+
+    def _account(self, address: bytes) -> Account | None:
+        if address in self._accounts:
+            return self._accounts[address]
+        exported = self._core.export_account(address) if type(address) is bytes else None
+        account = None
+        if exported is not None:
+            item, order_lists = exported
+            known = self._known
+            for items in order_lists:
+                _order_of(items, known)
+            account = _build_account(self.config, item, known, by_id=False)
+        self._accounts[address] = account
+        return account
+
+    def _order(self, order_id: int) -> Order | None:
+        if order_id in self._orders:
+            return self._orders[order_id]
+        order = self._known.get(order_id)
+        if order is None:
+            items = self._core.export_order(order_id) if type(order_id) is int else None
+            order = None if items is None else _order_of(items, self._known)
+        self._orders[order_id] = order
+        return order
+
+
+class _MarketsView(Sequence[MarketState]):
+    __slots__ = ("_view",)
+
+    def __init__(self, view: NativeStateView) -> None:
+        self._view = view
+
+    def __len__(self) -> int:
+        return len(self._view.config.markets)
+
+    @overload
+    def __getitem__(self, index: int) -> MarketState: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[MarketState]: ...
+    def __getitem__(self, index: int | slice) -> MarketState | Sequence[MarketState]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        count = len(self)
+        if not -count <= index < count:
+            raise IndexError("market index out of range")
+        return self._view._market(index % count)
+
+
+class _AccountsView(Mapping[bytes, Account]):
+    __slots__ = ("_view",)
+
+    def __init__(self, view: NativeStateView) -> None:
+        self._view = view
+
+    def __getitem__(self, address: bytes) -> Account:
+        account = self._view._account(address)
+        if account is None:
+            raise KeyError(address)
+        return account
+
+    def __contains__(self, address: object) -> bool:
+        return type(address) is bytes and self._view._account(address) is not None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._view._core.account_addresses())
+
+    def __len__(self) -> int:
+        count: int = self._view._scalars()["accounts"]
+        return count
+
+
+class _OrdersView(Mapping[int, Order]):
+    __slots__ = ("_view",)
+
+    def __init__(self, view: NativeStateView) -> None:
+        self._view = view
+
+    def __getitem__(self, order_id: int) -> Order:
+        order = self._view._order(order_id)
+        if order is None:
+            raise KeyError(order_id)
+        return order
+
+    def __contains__(self, order_id: object) -> bool:
+        return type(order_id) is int and self._view._order(order_id) is not None
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._view._core.order_ids())
+
+    def __len__(self) -> int:
+        count: int = self._view._scalars()["orders"]
+        return count
+
+
+class _NoncesView(Mapping[bytes, list[int]]):
+    """A signer's kept nonces (a copy, read when asked: nonces change with every intent)."""
+
+    __slots__ = ("_core",)
+
+    def __init__(self, core: Any) -> None:
+        self._core = core
+
+    def __getitem__(self, signer: bytes) -> list[int]:
+        kept: list[int] | None = self._core.nonces_of(signer) if type(signer) is bytes else None
+        if kept is None:
+            raise KeyError(signer)
+        return kept
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._core.nonce_signers())
+
+    def __len__(self) -> int:
+        return len(self._core.nonce_signers())
+
+
+class _AgentsView(Mapping[bytes, bytes]):
+    """Approved agent -> the account it signs for."""
+
+    __slots__ = ("_core",)
+
+    def __init__(self, core: Any) -> None:
+        self._core = core
+
+    def __getitem__(self, agent: bytes) -> bytes:
+        master: bytes | None = self._core.agent_master_of(agent) if type(agent) is bytes else None
+        if master is None:
+            raise KeyError(agent)
+        return master
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(dict(self._core.agents()))
+
+    def __len__(self) -> int:
+        return len(dict(self._core.agents()))

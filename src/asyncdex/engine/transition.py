@@ -75,7 +75,9 @@ from asyncdex.engine.margin import (
     worst_exposure,
 )
 from asyncdex.engine.orderbook import Order
+from asyncdex.engine.reader import StateReader
 from asyncdex.engine.state import Account, MarketState, Position, State
+from asyncdex.engine.state_root import state_root
 from asyncdex.messages.codec import COMMAND_TAG
 from asyncdex.messages.commands import (
     ALL_MARKETS,
@@ -214,6 +216,18 @@ class Engine:
             self.process_due(events)
         self._handlers[type(command)](command, state.time, events)
         return events
+
+    # ------------------------------------------------------------------ what a node reads
+    # (``asyncdex.engine.reader.EngineLike``: the native core offers the same)
+
+    kind = "reference"
+
+    def full_state(self) -> State:
+        """The whole state (the live one: read it, never change it)."""
+        return self.state
+
+    def state_root(self) -> bytes:
+        return state_root(self.state)
 
     # ------------------------------------------------------------------ helpers
 
@@ -1354,31 +1368,7 @@ class Engine:
         self, signer: bytes, nonce: int, expires_after: int, inner: Command, now: int
     ) -> Reject | None:
         """May ``signer`` act for the command's account, with this nonce, now?"""
-        kind = type(inner)
-        if kind in _SYSTEM_COMMANDS:
-            return Reject.NOT_SIGNABLE
-        state = self.state
-        account: bytes = inner.account  # type: ignore[union-attr]  # system kinds excluded above
-        if signer != account:
-            if state.agent_master.get(signer) != account:
-                return Reject.UNKNOWN_AGENT
-            if kind is Withdraw or kind is ApproveAgent or kind is ApproveBuilderFee:
-                return Reject.AGENT_NOT_ALLOWED
-            valid_until = state.accounts[account].agents[signer]
-            if valid_until and valid_until <= now:
-                return Reject.AGENT_EXPIRED
-        if expires_after and expires_after < now:
-            return Reject.INTENT_EXPIRED
-        if not now - NONCE_PAST_MS < nonce < now + NONCE_FUTURE_MS:
-            return Reject.NONCE_OUT_OF_WINDOW
-        kept = state.nonces.get(signer)
-        if kept and nonce <= kept[-1]:
-            at = bisect_left(kept, nonce)
-            if kept[at] == nonce:
-                return Reject.NONCE_ALREADY_USED
-            if len(kept) >= NONCES_KEPT and at == 0:
-                return Reject.NONCE_TOO_LOW
-        return None
+        return check_authorization(self.state, signer, nonce, expires_after, inner, now)
 
     def process_signed(self, cmd: Signed, now: int, events: list[Event]) -> None:
         signer, nonce, expires_after, inner = cmd
@@ -1856,3 +1846,34 @@ def _order_id(order: Order) -> int:
 def _fill_key(fill: tuple[Order, int]) -> tuple[bytes, int, int]:
     """Auction fills are paired in (owner, size, order id) order: arrival plays no part."""
     return fill[0].account, fill[1], fill[0].order_id
+
+
+def check_authorization(
+    state: StateReader, signer: bytes, nonce: int, expires_after: int, inner: Command, now: int
+) -> Reject | None:
+    """May ``signer`` act for the command's account, with this nonce, now? (Reads only what
+    ``StateReader`` offers: the precheck asks it of either engine's state.)"""
+    kind = type(inner)
+    if kind in _SYSTEM_COMMANDS:
+        return Reject.NOT_SIGNABLE
+    account: bytes = inner.account  # type: ignore[union-attr]  # system kinds excluded above
+    if signer != account:
+        if state.agent_master.get(signer) != account:
+            return Reject.UNKNOWN_AGENT
+        if kind is Withdraw or kind is ApproveAgent or kind is ApproveBuilderFee:
+            return Reject.AGENT_NOT_ALLOWED
+        valid_until = state.accounts[account].agents[signer]
+        if valid_until and valid_until <= now:
+            return Reject.AGENT_EXPIRED
+    if expires_after and expires_after < now:
+        return Reject.INTENT_EXPIRED
+    if not now - NONCE_PAST_MS < nonce < now + NONCE_FUTURE_MS:
+        return Reject.NONCE_OUT_OF_WINDOW
+    kept = state.nonces.get(signer)
+    if kept and nonce <= kept[-1]:
+        at = bisect_left(kept, nonce)
+        if kept[at] == nonce:
+            return Reject.NONCE_ALREADY_USED
+        if len(kept) >= NONCES_KEPT and at == 0:
+            return Reject.NONCE_TOO_LOW
+    return None

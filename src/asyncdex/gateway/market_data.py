@@ -28,7 +28,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from asyncdex.engine.state import Account, MarketState, State
+from asyncdex.engine.reader import StateReader
+from asyncdex.engine.state import Account, MarketState
 from asyncdex.messages.events import BuilderFeePaid, Event, FundingPaid, TradeExecuted
 from asyncdex.types.numeric import PPM
 
@@ -330,7 +331,7 @@ def calculate_cross_liquidation_price(
     return price if price > 0 else None
 
 
-def account_view(state: State, account: Account) -> AccountView:
+def account_view(state: StateReader, account: Account) -> AccountView:
     """An account's balances, margin and positions at the current marks."""
     markets: Sequence[MarketState] = state.markets
     cross_equity = account.collateral

@@ -62,7 +62,10 @@ Endpoints (JSON; errors are ``{"error": message, "code": ..., "index"?, "field"?
   200 receipts as above with ``"intentId": null``.
 - ``GET /v1/status``: ``{"lastSeq", "durableSeq", "appliedSeq", "snapshotSeq", "stateRoot":
   "0x..", "engineTime", "draining", "protectiveMode", "settlement", "engine"}``; ``stateRoot``
-  is the engine's after ``appliedSeq``; ``engine`` says which build runs (``--compiled``);
+  is the engine's after ``appliedSeq``; ``engine`` says which implementation runs:
+  ``"native"`` (the C++ core, the default when it is built), ``"reference"`` (the
+  interpreted engine; ``--engine reference``, or the fallback without the core) or
+  ``"compiled"`` (the reference built by mypyc, ``--compiled``);
   ``settlement`` is null when the node does not settle, else the last cut, committed and
   finalized batches, the lag (records and sequenced ms behind, committed and finalized), the
   poster's and watcher's health (see :meth:`SettlementService.status_json`).
@@ -115,10 +118,11 @@ from aiohttp import web
 
 from asyncdex.committee.items import intent_item
 from asyncdex.committee.venue import CommitteeSettings, CommitteeVenue, ordered_json
+from asyncdex.engine.build import choose_engine
 from asyncdex.engine.compiled import is_compiled
 from asyncdex.engine.orderbook import Order
-from asyncdex.engine.state import MarketState, State
-from asyncdex.engine.state_root import state_root
+from asyncdex.engine.reader import StateReader
+from asyncdex.engine.state import MarketState
 from asyncdex.engine.transition import NONCE_PAST_MS
 from asyncdex.fairness.intake import (
     SealedIntakeError,
@@ -226,6 +230,9 @@ class NodeSettings:
     # A seat in a sequencer committee: intents are ordered by the committee's consensus and
     # executed from its committed blocks (None: this node orders alone).
     committee: CommitteeSettings | None = None
+    # The engine implementation ("reference" or "native"; None: native when it is built,
+    # else the reference with a warning). Both serve the same responses.
+    engine: str | None = None
 
 
 class NodeExtension(Protocol):
@@ -751,6 +758,7 @@ class Node:
         self._openapi = openapi_document()
         self.precheck: Precheck | None = None
         self._root_cache: tuple[int, bytes] | None = None  # (applied seq, state root)
+        self.engine_name = "reference"  # what runs, as /v1/status says it; set at start
         # intent id -> its first receipt (seq, timestamp) and its (signer, nonce), so a
         # resubmitted intent is answered, not re-sequenced (flat tuples of atomic values, which
         # the cycle collector stops tracking); see ``_remember_receipt``
@@ -788,12 +796,23 @@ class Node:
         settings = self.settings
         self._stop_requested = asyncio.Event()
         data = Path(settings.data_dir)
+        kind, warning = choose_engine(settings.engine)
+        if warning is not None:
+            _log.warning(warning, extra={"event": "engine_fallback"})
+        if kind == "reference" and is_compiled():
+            self.engine_name = "compiled"
+        else:
+            self.engine_name = kind
+        _log.info(
+            "engine: %s", self.engine_name, extra={"event": "engine", "engine": self.engine_name}
+        )
         if settings.settlement is None:
             recovered = recover(
                 data / JOURNAL_SUBDIR,
                 data / SNAPSHOT_SUBDIR,
                 settings.engine_config,
                 accept_loss=settings.accept_journal_loss,
+                engine_kind=kind,
             )
         else:
             # The settlement replay opens the journal itself: refuse a journal behind its
@@ -807,7 +826,10 @@ class Node:
                 settings.settlement, settings.engine_config, settings.clock
             )
             recovered = self._settlement.recover(
-                data / JOURNAL_SUBDIR, self._index_replayed, tail=settings.index_capacity
+                data / JOURNAL_SUBDIR,
+                self._index_replayed,
+                tail=settings.index_capacity,
+                engine_kind=kind,
             )
         self.recovered = recovered
         self._journal = recovered.journal
@@ -936,7 +958,7 @@ class Node:
                 "event": "listening",
                 "url": self.url,
                 "settlement": self._settlement is not None,
-                "engine": "compiled" if is_compiled() else "interpreted",
+                "engine": self.engine_name,
                 "verify_workers": settings.verify_workers,
                 "extensions": [type(extension).__name__ for extension in self._extensions],
             },
@@ -1126,7 +1148,7 @@ class Node:
         if executor is not None and snapshots is not None and not self._engine_faulted:
             try:
                 if self._snapshot_seq() != executor.last_seq:
-                    snapshots.save(executor.last_seq, executor.engine.state)
+                    snapshots.save(executor.last_seq, executor.engine.full_state())
             except OSError:
                 _log.exception("final snapshot failed; the next start replays the tail")
         await self._close_storage()
@@ -1222,7 +1244,7 @@ class Node:
     # ----------------------------------------------------------------- for extensions
 
     @property
-    def state(self) -> State:
+    def state(self) -> StateReader:
         """The engine state after ``applied_seq`` (read only: never change it)."""
         return self._state()
 
@@ -1788,7 +1810,7 @@ class Node:
                 "draining": self._draining,
                 "protectiveMode": executor.engine.state.protective,
                 "settlement": None if self._settlement is None else self._settlement.status_json(),
-                "engine": "compiled" if is_compiled() else "interpreted",
+                "engine": self.engine_name,
                 "committee": None if self.committee is None else self.committee.status_json(),
             }
         )
@@ -1798,7 +1820,7 @@ class Node:
         every account, and status may be polled often."""
         cached = self._root_cache
         if cached is None or cached[0] != executor.last_seq:
-            cached = self._root_cache = (executor.last_seq, state_root(executor.engine.state))
+            cached = self._root_cache = (executor.last_seq, executor.engine.state_root())
         return cached[1]
 
     async def handle_health(self, request: web.Request) -> web.Response:
@@ -1841,7 +1863,7 @@ class Node:
         # the current sealing epoch moves with the clock: computed per request
         return {**self._venue_extras, "sealing": sealing}
 
-    def _state(self) -> State:
+    def _state(self) -> StateReader:
         assert self._executor is not None
         return self._executor.engine.state
 

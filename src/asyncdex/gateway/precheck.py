@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from asyncdex.engine.transition import Engine
+from asyncdex.engine.reader import EngineLike
 from asyncdex.messages.commands import ApproveAgent, Signed
 from asyncdex.messages.reasons import Reject
 from asyncdex.sequencer.sequencer import Submission
@@ -38,7 +38,7 @@ class PrecheckRefused(Exception):
 
 
 class Precheck:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineLike) -> None:
         self.engine = engine
         self._nonces: dict[bytes, set[int]] = {}  # signer -> nonces in flight
         self._approvals: dict[bytes, int] = {}  # agent -> approvals in flight

@@ -51,7 +51,7 @@ import dataclasses
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -95,7 +95,7 @@ from asyncdex.types.market import MarketSpec
 from asyncdex.types.numeric import format_scaled
 
 if TYPE_CHECKING:
-    from asyncdex.engine.state import State
+    from asyncdex.engine.reader import StateReader
     from asyncdex.gateway.node import Node
 
 _log = logging.getLogger(__name__)
@@ -207,7 +207,7 @@ class BookLevels:
                     self.orders[order_id] = (is_buy, price, order.size)
 
     def refresh(
-        self, order_ids: Iterable[int], orders: dict[int, Order], book: Book
+        self, order_ids: Iterable[int], orders: Mapping[int, Order], book: Book
     ) -> list[tuple[bool, int, int]]:
         """Bring the levels up to ``book`` after a record whose events named ``order_ids``;
         returns the changed levels as ``(is_buy, price, new total size)``, bids first, each
@@ -261,7 +261,7 @@ _ORDER_FIELDS: dict[type, tuple[str, ...]] = {
 
 
 def order_ids_by_market(
-    events: Iterable[Event], orders: dict[int, Order], tracked: dict[int, BookLevels]
+    events: Iterable[Event], orders: Mapping[int, Order], tracked: dict[int, BookLevels]
 ) -> dict[int, list[int]]:
     """The order ids each event names, grouped by the market of each tracked book they may
     concern (an order gone from the engine is looked up where it rested)."""
@@ -288,7 +288,7 @@ def order_ids_by_market(
 
 
 def book_changes(
-    state: State, events: list[Event], tracked: dict[int, BookLevels]
+    state: StateReader, events: list[Event], tracked: dict[int, BookLevels]
 ) -> dict[int, list[tuple[bool, int, int]]]:
     """Refresh every tracked book a record's events touched; the changed levels by market."""
     changes: dict[int, list[tuple[bool, int, int]]] = {}
@@ -335,7 +335,7 @@ _ORDER_ONLY = (OrderRested, OrderModified, OrderTriggered, TriggerArmed)
 
 
 def account_events(
-    state: State, events: list[Event], wanted: Iterable[bytes]
+    state: StateReader, events: list[Event], wanted: Iterable[bytes]
 ) -> dict[bytes, list[Event]]:
     """The events of one record that concern each ``wanted`` account, in order: those naming
     it, those naming one of its orders, and funding of a market it holds a position in."""

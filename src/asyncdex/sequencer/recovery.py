@@ -49,10 +49,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from asyncdex.engine.build import build_engine
+from asyncdex.engine.native import NativeEngine
+from asyncdex.engine.reader import EngineLike
 from asyncdex.engine.snapshot import SnapshotError, restore, snapshot
 from asyncdex.engine.state import State
 from asyncdex.engine.state_root import state_root
-from asyncdex.engine.transition import Engine
 from asyncdex.messages.events import Event
 from asyncdex.sequencer.journal import (
     DEFAULT_SEGMENT_BYTES,
@@ -389,7 +391,7 @@ _NO_LIMIT = 1 << 63
 
 def replay(
     journal: RecordSource,
-    engine: Engine,
+    engine: EngineLike,
     from_seq: int,
     to_seq: int | None = None,
     on_record: OnRecord | None = None,
@@ -403,6 +405,8 @@ def replay(
         raise ValueError("seqs start at 1")
     if to_seq is not None and to_seq < from_seq:
         return 0
+    if on_record is None and isinstance(engine, NativeEngine):
+        return _replay_native(journal, engine, from_seq, to_seq)
     apply = engine.apply
     decode = decode_trusted_record
     last = _NO_LIMIT if to_seq is None else to_seq
@@ -443,9 +447,48 @@ def replay(
     return expected - from_seq
 
 
+_NATIVE_CHUNK = 8192  # journal payloads handed to the native core per call
+
+
+def _replay_native(
+    journal: RecordSource, engine: NativeEngine, from_seq: int, to_seq: int | None
+) -> int:
+    """``replay`` on the native core: the trusted payloads are decoded and applied in C++
+    (``NativeEngine.apply_records``), a chunk at a time, with no command or event objects;
+    the seqs are checked here exactly as ``replay`` checks them."""
+    last = _NO_LIMIT if to_seq is None else to_seq
+    expected = from_seq
+    try:
+        records = journal.read(from_seq)
+    except JournalSequenceError as exc:
+        raise ReplayGap(from_seq, None) from exc
+    chunk: list[bytes] = []
+    append = chunk.append
+    try:
+        for seq, payload in records:
+            if seq != expected:
+                engine.apply_records(chunk)  # everything before the gap is applied
+                raise ReplayGap(expected, seq)
+            if seq > last:
+                break
+            append(payload)
+            expected = seq + 1
+            if len(chunk) == _NATIVE_CHUNK:
+                engine.apply_records(chunk)
+                chunk.clear()
+        engine.apply_records(chunk)
+    finally:
+        close = getattr(records, "close", None)
+        if close is not None:
+            close()
+    if to_seq is not None and expected <= to_seq:
+        raise ReplayGap(expected, None)
+    return expected - from_seq
+
+
 @dataclass
 class Recovered:
-    engine: Engine
+    engine: EngineLike
     journal: FileJournal
     """Open, with the lock held: append to it (through a committer) or close it."""
     report: RecoveryReport
@@ -465,6 +508,7 @@ def recover(
     verify: bool = False,
     segment_bytes: int | None = None,
     accept_loss: bool = False,
+    engine_kind: str = "reference",
 ) -> Recovered:
     """Open the journal, load the newest usable snapshot, replay the tail.
 
@@ -473,6 +517,8 @@ def recover(
     ``accept_loss=True`` starts from what the journal holds).
     ``verify=True`` also replays every record from seq 1 on a fresh engine and raises
     :class:`RecoveryMismatch` if the roots differ (costs a full replay).
+    ``engine_kind`` (``asyncdex.engine.build.ENGINE_KINDS``) is the engine built and
+    returned; the snapshot, one format for both, is loaded into it.
     """
     journal, report = open_journal(
         journal_dir, snapshot_dir, accept_loss=accept_loss, segment_bytes=segment_bytes
@@ -487,20 +533,20 @@ def recover(
             skipped = store.skipped
         if found is None:
             snapshot_seq = 0
-            engine = Engine(config)
+            engine = build_engine(engine_kind, config)
         else:
             snapshot_seq, state = found
-            engine = Engine(state=state)
+            engine = build_engine(engine_kind, config, state)
         if snapshot_seq < journal.first_seq - 1:
             raise ReplayGap(snapshot_seq + 1, journal.first_seq)
         replayed = replay(journal, engine, snapshot_seq + 1, to_seq=last_seq)
-        root = state_root(engine.state)
+        root = engine.state_root()
         if verify:
             if journal.first_seq != 1:
                 raise ReplayGap(1, journal.first_seq)
-            clean = Engine(config)
+            clean = build_engine(engine_kind, config)
             replay(journal, clean, 1, to_seq=last_seq)
-            clean_root = state_root(clean.state)
+            clean_root = clean.state_root()
             if clean_root != root:
                 raise RecoveryMismatch(snapshot_seq, root, clean_root)
     except BaseException:
@@ -534,7 +580,7 @@ class EngineExecutor:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineLike,
         snapshots: SnapshotStore | None,
         every: int,
         *,
@@ -571,7 +617,7 @@ class EngineExecutor:
 
     def _save(self, snapshots: SnapshotStore, seq: int) -> None:
         try:
-            self.last_snapshot = snapshots.save(seq, self.engine.state)
+            self.last_snapshot = snapshots.save(seq, self.engine.full_state())
         except OSError:
             self.snapshot_failures += 1
             _log.exception("snapshot at seq %d failed; the journal still has every record", seq)

@@ -21,8 +21,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from asyncdex.engine.state_root import state_root
-from asyncdex.engine.transition import Engine
+from asyncdex.engine.reader import EngineLike
 from asyncdex.messages.commands import Command
 from asyncdex.messages.events import Event, Withdrawn
 from asyncdex.sequencer.sequencer import Sequenced
@@ -51,7 +50,7 @@ class Batcher:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineLike,
         sink: Callable[[CutBatch], None],
         *,
         max_records: int = 10_000,
@@ -65,7 +64,7 @@ class Batcher:
         self.max_records = max_records
         self.max_interval_ms = max_interval_ms
         # Batch 0 is the contract's genesis root: the root of the state the batcher starts from.
-        self.genesis_root = state_root(engine.state) if genesis_root is None else genesis_root
+        self.genesis_root = engine.state_root() if genesis_root is None else genesis_root
         self.builder = BatchBuilder(self.genesis_root)
         self.batches: list[BatchSpan] = []
         self._last_seqs: list[int] = []
@@ -130,7 +129,7 @@ class Batcher:
 
     def _cut(self) -> None:
         batch = self.builder.cut(
-            self.engine.state,
+            self.engine.full_state(),
             self._withdrawals,
             self._first_seq,
             self._last_seq,

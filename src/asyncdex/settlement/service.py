@@ -55,6 +55,8 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from asyncdex.consensus.crypto import Secp256k1Signer
+from asyncdex.engine.build import build_engine
+from asyncdex.engine.reader import EngineLike
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
 from asyncdex.messages.commands import (
@@ -305,12 +307,15 @@ class SettlementService:
         journal_dir: str | os.PathLike[str],
         on_record: OnReplayed | None = None,
         tail: int = 0,
+        engine_kind: str = "reference",
     ) -> Recovered:
         """Open the journal and replay it from seq 1 through a fresh engine and the batcher.
 
         The batches cut here are the ones cut before the restart, byte for byte; they wait for
         the poster, which skips those the chain already has. ``on_record`` sees the last
-        ``tail`` records replayed, with their events.
+        ``tail`` records replayed, with their events. ``engine_kind`` is the engine built
+        (``asyncdex.engine.build``); a native engine hands each cut a whole reference
+        ``State`` (``full_state``), which costs an export per batch.
         """
         self._data_dir = Path(journal_dir).parent
         journal, report = FileJournal.open(journal_dir)
@@ -327,7 +332,7 @@ class SettlementService:
                 raise SettlementError(
                     f"the journal starts at seq {journal.first_seq}: settlement replays from 1"
                 )
-            engine = Engine(self.engine_config)
+            engine = build_engine(engine_kind, self.engine_config)
             batcher = Batcher(
                 engine,
                 self._on_cut,
@@ -367,12 +372,12 @@ class SettlementService:
             report=report,
             snapshot_seq=0,
             last_seq=last_seq,
-            state_root=state_root(engine.state),
+            state_root=engine.state_root(),
             replayed=last_seq,
         )
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> EngineLike:
         assert self.batcher is not None, "recover() first"
         return self.batcher.engine
 

@@ -3249,111 +3249,133 @@ public:
 
     // ---------------------------------------------------------------- export
 
-    // The whole state as plain Python values, for building the reference's State (and so
-    // its state root and snapshots): see asyncdex.engine.native.to_reference_state.
-    py::dict export_state() {
-        Core& k = core;
+    // The state as plain Python values, whole (``export_state``, for building the reference's
+    // State and so its root and snapshots: asyncdex.engine.native.to_reference_state) or one
+    // piece at a time (the read queries below, for the read side's views: an account, an
+    // order, a market, a signer's nonces), each piece in the form ``export_state`` gives it.
+    static py::object big(i128 v) { return py::reinterpret_steal<py::object>(to_py(v)); }
+
+    py::list order_list(const Order& o) const {
+        const Core& k = core;
+        py::list l;
+        l.append(o.order_id);
+        l.append(py::reinterpret_borrow<py::object>(k.accounts[o.account].address));
+        l.append((int)o.market);
+        l.append((bool)o.is_buy);
+        l.append(o.price);
+        l.append(o.size);
+        l.append(o.orig_size);
+        l.append((int)o.tif);
+        l.append((bool)o.reduce_only);
+        l.append(py::reinterpret_steal<py::object>(client_to_py(o.client_id)));
+        l.append(o.expiry);
+        l.append(o.timestamp);
+        l.append((int)o.trigger_kind);
+        l.append(o.trigger_price);
+        l.append((int)o.order_type);
+        if (o.builder >= 0) {
+            l.append(py::reinterpret_borrow<py::object>(k.accounts[o.builder].address));
+            l.append(o.builder_fee);
+        }
+        return l;
+    }
+
+    py::dict market_dict(const Market& m) const {
+        const Core& k = core;
+        py::dict md;
+        py::list scalars;
+        scalars.append(m.index_price);
+        scalars.append(m.mark_price);
+        scalars.append(big(m.premium_sum));
+        scalars.append(m.premium_count);
+        scalars.append(m.next_sample);
+        scalars.append(m.next_funding);
+        scalars.append(big(m.cumulative_funding));
+        scalars.append(m.funding_rate_ppb);
+        if (m.spec.auction_interval_ms) scalars.append(m.next_auction);
+        md["scalars"] = scalars;
+        py::list oracle;
+        for (const Oracle& o : m.oracle)
+            oracle.append(
+                py::make_tuple(py::reinterpret_borrow<py::object>(o.obj), o.price, o.time));
+        md["oracle"] = oracle;
+        py::list book;  // bids best first, then asks best first, time order in a level
+        for (const Side* s : {&m.bids, &m.asks})
+            for (size_t i = s->levels.size(); i-- > 0;)
+                for (int32_t slot = s->levels[i].head; slot >= 0; slot = k.orders[slot].next)
+                    book.append(order_list(k.orders[slot]));
+        md["book"] = book;
+        py::list triggers;
+        for (int32_t slot : m.triggers) triggers.append(order_list(k.orders[slot]));
+        md["triggers"] = triggers;
+        return md;
+    }
+
+    py::tuple account_tuple(size_t a) const {
+        const Core& k = core;
+        const Account& acc = k.accounts[a];
+        size_t M = k.markets.size();
+        py::list positions;
+        for (size_t m = 0; m < M; ++m) {
+            const Position& p = k.positions[a * M + m];
+            if (!p.exists) continue;
+            py::list scalars;
+            scalars.append(p.size);
+            scalars.append(big(p.entry_notional));
+            scalars.append(big(p.iso_margin));
+            scalars.append(p.open_buy);
+            scalars.append(p.open_sell);
+            scalars.append(p.leverage);
+            scalars.append(p.isolated);
+            scalars.append(big(p.cum_funding));
+            py::list ids;
+            for (int32_t slot = p.ohead; slot >= 0; slot = k.orders[slot].pnext)
+                ids.append(k.orders[slot].order_id);
+            positions.append(py::make_tuple(m, scalars, ids));
+        }
+        py::list agents, builders;
+        for (const auto& item : acc.agents)
+            agents.append(
+                py::make_tuple(py::bytes((const char*)item.first.data(), 20), item.second));
+        for (const auto& item : acc.builders)
+            builders.append(
+                py::make_tuple(py::bytes((const char*)item.first.data(), 20), item.second));
+        return py::make_tuple(py::reinterpret_borrow<py::object>(acc.address),
+                              big(acc.collateral), acc.scheduled_cancel, positions, agents,
+                              builders);
+    }
+
+    // The scalars of ``export_state`` (no containers) and the sizes of the containers.
+    py::dict export_header() const {
+        const Core& k = core;
         py::dict d;
-        auto i128o = [](i128 v) { return py::reinterpret_steal<py::object>(to_py(v)); };
         d["time"] = k.time;
         d["next_due"] = k.next_due;
         d["next_order_id"] = k.next_order_id;
         d["next_withdrawal_id"] = k.next_withdrawal_id;
         d["l1_consumed"] = k.l1_consumed;
-        d["insurance_fund"] = i128o(k.insurance_fund);
-        d["fee_pool"] = i128o(k.fee_pool);
-        d["total_deposited"] = i128o(k.total_deposited);
-        d["total_withdrawn"] = i128o(k.total_withdrawn);
+        d["insurance_fund"] = big(k.insurance_fund);
+        d["fee_pool"] = big(k.fee_pool);
+        d["total_deposited"] = big(k.total_deposited);
+        d["total_withdrawn"] = big(k.total_withdrawn);
         d["protective"] = k.protective;
-        d["committee"] = py::make_tuple(i128o(k.committee_pool), i128o(k.committee_fee_mark),
-                                        k.committee_proposer);
-        auto order_list = [&](const Order& o) {
-            py::list l;
-            l.append(o.order_id);
-            l.append(py::reinterpret_borrow<py::object>(k.accounts[o.account].address));
-            l.append((int)o.market);
-            l.append((bool)o.is_buy);
-            l.append(o.price);
-            l.append(o.size);
-            l.append(o.orig_size);
-            l.append((int)o.tif);
-            l.append((bool)o.reduce_only);
-            l.append(py::reinterpret_steal<py::object>(client_to_py(o.client_id)));
-            l.append(o.expiry);
-            l.append(o.timestamp);
-            l.append((int)o.trigger_kind);
-            l.append(o.trigger_price);
-            l.append((int)o.order_type);
-            if (o.builder >= 0) {
-                l.append(py::reinterpret_borrow<py::object>(k.accounts[o.builder].address));
-                l.append(o.builder_fee);
-            }
-            return l;
-        };
+        d["committee"] =
+            py::make_tuple(big(k.committee_pool), big(k.committee_fee_mark), k.committee_proposer);
+        d["accounts"] = k.accounts.size();
+        d["orders"] = k.live_orders;
+        return d;
+    }
+
+    py::dict export_state() {
+        Core& k = core;
+        py::dict d = export_header();
+        d.attr("pop")("accounts");
+        d.attr("pop")("orders");
         py::list markets;
-        for (const Market& m : k.markets) {
-            py::dict md;
-            py::list scalars;
-            scalars.append(m.index_price);
-            scalars.append(m.mark_price);
-            scalars.append(i128o(m.premium_sum));
-            scalars.append(m.premium_count);
-            scalars.append(m.next_sample);
-            scalars.append(m.next_funding);
-            scalars.append(i128o(m.cumulative_funding));
-            scalars.append(m.funding_rate_ppb);
-            if (m.spec.auction_interval_ms) scalars.append(m.next_auction);
-            md["scalars"] = scalars;
-            py::list oracle;
-            for (const Oracle& o : m.oracle)
-                oracle.append(py::make_tuple(py::reinterpret_borrow<py::object>(o.obj), o.price,
-                                             o.time));
-            md["oracle"] = oracle;
-            py::list book;  // bids best first, then asks best first, time order in a level
-            for (const Side* s : {&m.bids, &m.asks})
-                for (size_t i = s->levels.size(); i-- > 0;)
-                    for (int32_t slot = s->levels[i].head; slot >= 0; slot = k.orders[slot].next)
-                        book.append(order_list(k.orders[slot]));
-            md["book"] = book;
-            py::list triggers;
-            for (int32_t slot : m.triggers) triggers.append(order_list(k.orders[slot]));
-            md["triggers"] = triggers;
-            markets.append(md);
-        }
+        for (const Market& m : k.markets) markets.append(market_dict(m));
         d["markets"] = markets;
         py::list accounts;
-        size_t M = k.markets.size();
-        for (size_t a = 0; a < k.accounts.size(); ++a) {
-            const Account& acc = k.accounts[a];
-            py::list positions;
-            for (size_t m = 0; m < M; ++m) {
-                const Position& p = k.positions[a * M + m];
-                if (!p.exists) continue;
-                py::list scalars;
-                scalars.append(p.size);
-                scalars.append(i128o(p.entry_notional));
-                scalars.append(i128o(p.iso_margin));
-                scalars.append(p.open_buy);
-                scalars.append(p.open_sell);
-                scalars.append(p.leverage);
-                scalars.append(p.isolated);
-                scalars.append(i128o(p.cum_funding));
-                py::list ids;
-                for (int32_t slot = p.ohead; slot >= 0; slot = k.orders[slot].pnext)
-                    ids.append(k.orders[slot].order_id);
-                positions.append(py::make_tuple(m, scalars, ids));
-            }
-            py::list agents, builders;
-            for (const auto& item : acc.agents)
-                agents.append(py::make_tuple(py::bytes((const char*)item.first.data(), 20),
-                                             item.second));
-            for (const auto& item : acc.builders)
-                builders.append(py::make_tuple(py::bytes((const char*)item.first.data(), 20),
-                                               item.second));
-            accounts.append(py::make_tuple(py::reinterpret_borrow<py::object>(acc.address),
-                                           i128o(acc.collateral), acc.scheduled_cancel,
-                                           positions, agents, builders));
-        }
+        for (size_t a = 0; a < k.accounts.size(); ++a) accounts.append(account_tuple(a));
         d["accounts"] = accounts;
         py::list heap;
         auto copy = k.expiries;
@@ -3379,6 +3401,99 @@ public:
         }
         d["scheduled"] = dead_man;
         return d;
+    }
+
+    // ---------------------------------------------------------------- read queries
+
+    int32_t account_id(const py::bytes& address) const {
+        std::string raw = address;
+        if (raw.size() != 20) return -1;
+        Key key;
+        std::memcpy(key.data(), raw.data(), 20);
+        auto it = core.account_ids.find(key);
+        return it == core.account_ids.end() ? -1 : it->second;
+    }
+
+    // One market as ``export_state`` gives it, with its holders (accounts with a position).
+    py::dict export_market(size_t market) const {
+        if (market >= core.markets.size()) throw py::index_error("no such market");
+        const Market& m = core.markets[market];
+        py::dict md = market_dict(m);
+        py::list holders;
+        for (int32_t a : m.holders)
+            holders.append(py::reinterpret_borrow<py::object>(core.accounts[a].address));
+        md["holders"] = holders;
+        return md;
+    }
+
+    // (account as ``export_state`` gives it, its live orders' lists), or None.
+    py::object export_account(const py::bytes& address) const {
+        int32_t a = account_id(address);
+        if (a < 0) return py::none();
+        const Core& k = core;
+        size_t M = k.markets.size();
+        py::list orders;
+        for (size_t m = 0; m < M; ++m) {
+            const Position& p = k.positions[(size_t)a * M + m];
+            if (!p.exists) continue;
+            for (int32_t slot = p.ohead; slot >= 0; slot = k.orders[slot].pnext)
+                orders.append(order_list(k.orders[slot]));
+        }
+        return py::make_tuple(account_tuple((size_t)a), orders);
+    }
+
+    bool has_account(const py::bytes& address) const { return account_id(address) >= 0; }
+
+    py::list account_addresses() const {
+        py::list out;
+        for (const Account& acc : core.accounts)
+            out.append(py::reinterpret_borrow<py::object>(acc.address));
+        return out;
+    }
+
+    py::object export_order(i64 order_id) {
+        const Order* o = core.live_order(order_id);
+        return o ? py::object(order_list(*o)) : py::none();
+    }
+
+    py::list order_ids() const {
+        py::list out;
+        for (size_t id = 0; id < core.id_slot.size(); ++id)
+            if (core.id_slot[id] >= 0) out.append(id);
+        return out;
+    }
+
+    py::object nonces_of(const py::bytes& signer) const {
+        auto it = core.nonces.find(std::string(signer));
+        if (it == core.nonces.end()) return py::none();
+        py::list kept;
+        for (i64 n : it->second) kept.append(n);
+        return kept;
+    }
+
+    py::list nonce_signers() const {
+        py::list out;
+        for (const std::string& signer : core.nonce_order) out.append(py::bytes(signer));
+        return out;
+    }
+
+    py::object agent_master_of(const py::bytes& agent) const {
+        std::string raw = agent;
+        if (raw.size() != 20) return py::none();
+        Key key;
+        std::memcpy(key.data(), raw.data(), 20);
+        auto it = core.agent_master.find(key);
+        if (it == core.agent_master.end()) return py::none();
+        return py::reinterpret_borrow<py::object>(core.accounts[it->second].address);
+    }
+
+    py::list agents() const {
+        py::list out;
+        for (const Account& acc : core.accounts)
+            for (const auto& item : acc.agents)
+                out.append(py::make_tuple(py::bytes((const char*)item.first.data(), 20),
+                                          py::reinterpret_borrow<py::object>(acc.address)));
+        return out;
     }
 
     // The inverse of ``export_state``: load a whole state (a fresh core only), from what
@@ -3570,6 +3685,17 @@ PYBIND11_MODULE(_native_core, m) {
         .def("run_stream", &PyCore::run_stream, py::arg("commands"), py::arg("clock_start"),
              py::arg("latency") = false)
         .def("export_state", &PyCore::export_state)
+        .def("export_header", &PyCore::export_header)
+        .def("export_market", &PyCore::export_market)
+        .def("export_account", &PyCore::export_account)
+        .def("has_account", &PyCore::has_account)
+        .def("account_addresses", &PyCore::account_addresses)
+        .def("export_order", &PyCore::export_order)
+        .def("order_ids", &PyCore::order_ids)
+        .def("nonces_of", &PyCore::nonces_of)
+        .def("nonce_signers", &PyCore::nonce_signers)
+        .def("agent_master_of", &PyCore::agent_master_of)
+        .def("agents", &PyCore::agents)
         .def("set_committee", &PyCore::set_committee)
         .def("import_state", &PyCore::import_state)
         .def("apply_records", &PyCore::apply_records)

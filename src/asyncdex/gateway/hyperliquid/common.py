@@ -26,7 +26,8 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
-from asyncdex.engine.state import MarketState, State
+from asyncdex.engine.reader import StateReader
+from asyncdex.engine.state import MarketState
 from asyncdex.messages.reasons import Reject
 from asyncdex.types.market import MarketSpec
 from asyncdex.types.numeric import (
@@ -56,7 +57,7 @@ class OrderRuleError(ValueError):
 # Assets and coins
 
 
-def market_of_asset(state: State, asset: object) -> MarketState | None:
+def market_of_asset(state: StateReader, asset: object) -> MarketState | None:
     """The perp market whose asset id is ``asset`` (an int), or None."""
     markets = state.markets
     if type(asset) is int and 0 <= asset < len(markets):
@@ -64,7 +65,7 @@ def market_of_asset(state: State, asset: object) -> MarketState | None:
     return None
 
 
-def market_of_coin(state: State, coin: object) -> MarketState | None:
+def market_of_coin(state: StateReader, coin: object) -> MarketState | None:
     """The perp market whose coin (symbol) is ``coin``, or None."""
     if not isinstance(coin, str):
         return None
@@ -218,7 +219,7 @@ def min_value_text(spec: MarketSpec) -> str:
     return f"Order must have minimum value of ${format_usd(spec.min_order_value)}."
 
 
-def post_only_text(state: State, market: int) -> str:
+def post_only_text(state: StateReader, market: int) -> str:
     """Hyperliquid's post-only refusal, with the book's best bid and ask now."""
     spec = state.markets[market].spec
     book = state.markets[market].book

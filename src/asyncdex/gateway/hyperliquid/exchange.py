@@ -56,7 +56,8 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from asyncdex.committee.items import SCHEME_HL_L1, SCHEME_HL_USER
-from asyncdex.engine.state import MarketState, State
+from asyncdex.engine.reader import StateReader
+from asyncdex.engine.state import MarketState
 from asyncdex.gateway.hyperliquid.common import (
     ACTION_EXPIRED,
     AGENT_NOT_ALLOWED,
@@ -266,7 +267,7 @@ class Plan:
 class Mapper:
     """Turns one trading action of ``account`` into a :class:`Plan` (check_*: reads state)."""
 
-    def __init__(self, state: State, account: bytes) -> None:
+    def __init__(self, state: StateReader, account: bytes) -> None:
         self.state = state
         self.account = account
 
@@ -518,7 +519,7 @@ def _avg_px(market: MarketState, notional: int, size: int) -> str:
     return format_scaled(quotient, market.spec.price_decimals + AVG_PX_EXTRA_DECIMALS)
 
 
-def order_status(state: State, slot: Slot, events: Sequence[Event]) -> Any:
+def order_status(state: StateReader, slot: Slot, events: Sequence[Event]) -> Any:
     """The Hyperliquid status of one order or modify from its inner command's events."""
     market = state.markets[slot.asset]
     order_id = 0
@@ -577,7 +578,7 @@ def order_status(state: State, slot: Slot, events: Sequence[Event]) -> Any:
     return {"error": order_error(IOC_CANCEL, slot.asset)}
 
 
-def waits_for_auction(state: State, command: Command | None, status: Any) -> int:
+def waits_for_auction(state: StateReader, command: Command | None, status: Any) -> int:
     """The order id of a ``resting`` status whose order is an IOC (or market order) that
     ``command`` placed on a batch-auction market, where it waits for the next auction (it may
     already be out of the book by now), else 0."""
@@ -599,7 +600,7 @@ def plan_command(plan: Plan, slot: Slot) -> Command | None:
     return None if slot.item is None else plan.commands[slot.item]
 
 
-def auction_status(state: State, slot: Slot, order_id: int, events: Sequence[Event]) -> Any:
+def auction_status(state: StateReader, slot: Slot, order_id: int, events: Sequence[Event]) -> Any:
     """The final status of an IOC that waited for an auction, from the events of the records
     applied after it (its fills, at one price, as maker or taker, and its remainder's
     cancellation)."""

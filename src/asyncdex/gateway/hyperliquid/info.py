@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 from aiohttp import web
 
 from asyncdex.engine.margin import funding_payment
-from asyncdex.engine.state import MarketState, State
+from asyncdex.engine.reader import StateReader
+from asyncdex.engine.state import MarketState
 from asyncdex.gateway.market_data import Candle, account_view
 from asyncdex.messages.commands import (
     Batch,
@@ -483,7 +484,7 @@ class Activity:
     """Fills, funding payments, order statuses and daily volume derived from applied
     records; see the module docstring for what it keeps and for how long."""
 
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: StateReader) -> None:
         self._positions: dict[tuple[bytes, int], tuple[int, int]] = {}
         self._orders: dict[int, OrderRecord] = {}  # live orders
         # Orders that left the book (oldest first) and each account's, and every kept fill and
@@ -539,7 +540,7 @@ class Activity:
 
     # -- feeding
 
-    def add(self, record: Sequenced, events: list[Event], state: State) -> RecordActivity:
+    def add(self, record: Sequenced, events: list[Event], state: StateReader) -> RecordActivity:
         """Fold one applied record in (``state`` is the state after it). On the node's
         listener path: one pass over the events, no work for events it does not use."""
         now = record.timestamp
@@ -634,7 +635,7 @@ class Activity:
         self,
         event: FundingPaid,
         record: Sequenced,
-        state: State,
+        state: StateReader,
         running: dict[tuple[bytes, int], tuple[int, int]],
         later: list[Event],
     ) -> list[HlFunding]:
@@ -709,7 +710,7 @@ class Activity:
             self._cloids[(order.account, order.client_id)] = order.order_id
 
     def _set_status(
-        self, order_id: int, status: str, now: int, state: State, updates: list[OrderUpdate]
+        self, order_id: int, status: str, now: int, state: StateReader, updates: list[OrderUpdate]
     ) -> None:
         order = self._orders.get(order_id)
         if order is None:
@@ -824,7 +825,7 @@ class InfoApi:
     # -- helpers
 
     @property
-    def _state(self) -> State:
+    def _state(self) -> StateReader:
         return self.node.state
 
     def market_of_coin(self, coin: Any) -> MarketState:
