@@ -44,6 +44,7 @@ from eth_account import Account
 from asyncdex.cli.committee_config import load_committee
 from asyncdex.cli.node_cmd import load_config
 from asyncdex.consensus.crypto import Secp256k1Signer
+from asyncdex.engine.build import ENGINE_KINDS
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
 from asyncdex.fairness.dkg import run_local_dkg
@@ -388,6 +389,8 @@ def cmd_committee(args: argparse.Namespace) -> int:
     node_args: tuple[str, ...] = ()
     if args.operator_token:
         node_args = ("--operator-token", args.operator_token)
+    if args.engine is not None:
+        node_args = (*node_args, "--engine", args.engine)
     committee = CommitteeProcesses(
         Path(args.data),
         Path(args.config),
@@ -452,6 +455,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="settle on a development chain of the committee's own (CommitteeSettlement, "
         "members bonded; members use the chain's funded development keys)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINE_KINDS,
+        default=None,
+        help="every member's engine: native (the default when it is built) or reference",
     )
     parser.add_argument(
         "--sealing-epoch-ms",
