@@ -71,8 +71,9 @@ from asyncdex.cli.simulate import (
 from asyncdex.cli.venue_view import ClientMetrics, VenueView, read_snapshot
 from asyncdex.client import AsyncClient, IntakeRefused, NodeUnavailable, Receipt, Wallet
 from asyncdex.client.markets import Markets
+from asyncdex.engine.build import ENGINE_KINDS, build_engine, choose_engine
+from asyncdex.engine.reader import EngineLike
 from asyncdex.engine.state_root import state_root
-from asyncdex.engine.transition import Engine
 from asyncdex.gateway.node import JOURNAL_SUBDIR, Node, NodeSettings, serve
 from asyncdex.messages.commands import Signed
 from asyncdex.messages.events import (
@@ -132,6 +133,7 @@ class DemoOptions:
     batch_interval_ms: int = 1_000
     shock_ppm: int = -45_000  # the scripted oracle jump that liquidates the leveraged traders
     keep_open: bool = False  # after trading, serve until SIGINT / SIGTERM
+    engine: str | None = None  # the node's and the summary replay's (None: native if built)
 
 
 def _demo_key(label: str) -> bytes:
@@ -432,13 +434,17 @@ class EventCounts:
 
 
 def replay_journal(
-    journal_dir: Path, config: EngineConfig, counts: EventCounts, to_seq: int | None = None
-) -> Engine:
+    journal_dir: Path,
+    config: EngineConfig,
+    counts: EventCounts,
+    to_seq: int | None = None,
+    engine_kind: str | None = None,
+) -> EngineLike:
     """Replay the node's journal from seq 1 (to ``to_seq``, or its end) through a fresh
-    engine, counting its events."""
+    engine (``engine_kind``; None: the default), counting its events."""
     journal, _ = FileJournal.open(journal_dir)
     try:
-        engine = Engine(config)
+        engine = build_engine(choose_engine(engine_kind)[0], config)
         replay(journal, engine, 1, to_seq or None, on_record=counts)
     finally:
         journal.close()
@@ -482,6 +488,7 @@ def _node_settings(data_dir: Path, options: DemoOptions, token: str) -> NodeSett
         extensions=default_extensions(),
         # as ``asyncdex node`` defaults: every core but the event loop's
         verify_workers=max(1, (os.cpu_count() or 1) - 1),
+        engine=options.engine,
     )
 
 
@@ -497,6 +504,7 @@ def venue_process_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--block-time-ms", type=int, default=defaults.block_time_ms)
     parser.add_argument("--finality-blocks", type=int, default=defaults.finality_blocks)
     parser.add_argument("--batch-interval-ms", type=int, default=defaults.batch_interval_ms)
+    parser.add_argument("--engine", choices=ENGINE_KINDS, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(message)s")  # fmt: skip
@@ -504,6 +512,7 @@ def venue_process_main(argv: Sequence[str] | None = None) -> int:
         block_time_ms=args.block_time_ms,
         finality_blocks=args.finality_blocks,
         batch_interval_ms=args.batch_interval_ms,
+        engine=args.engine,
     )
     token = os.environ[TOKEN_ENV]
     settings = _node_settings(Path(args.data), options, token)
@@ -513,6 +522,7 @@ def venue_process_main(argv: Sequence[str] | None = None) -> int:
             "url": node.url,
             "chainId": node.settings.domain.chain_id,
             "contract": "0x" + node.settings.domain.verifying_contract.hex(),
+            "engine": node.engine_name,
         }
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
@@ -540,6 +550,7 @@ class VenueProcess:
         self.url: str = ready["url"]
         self.chain_id: int = ready["chainId"]
         self.contract = bytes.fromhex(ready["contract"][2:])
+        self.engine: str = ready["engine"]
 
     @classmethod
     async def start(cls, data_dir: Path, options: DemoOptions, token: str) -> VenueProcess:
@@ -548,6 +559,7 @@ class VenueProcess:
             "--block-time-ms", str(options.block_time_ms),
             "--finality-blocks", str(options.finality_blocks),
             "--batch-interval-ms", str(options.batch_interval_ms),
+            *(("--engine", options.engine) if options.engine else ()),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             env={**os.environ, TOKEN_ENV: token}, start_new_session=True,
         )  # fmt: skip
@@ -659,6 +671,7 @@ async def run_venue_demo(
         print(f"node listening on {venue_process.url}; chain id {venue_process.chain_id}, "
               f"contract 0x{venue_process.contract.hex()}", file=out, flush=True)  # fmt: skip
         print(f"trading page: {venue_process.url}/", file=out, flush=True)
+        print(f"engine: {venue_process.engine}", file=out, flush=True)
         metrics = ClientMetrics()
         try:
             await _run(venue_process, config, options, out, bots, tty, summary, metrics, token)
@@ -668,7 +681,12 @@ async def run_venue_demo(
         # whether money was conserved.
         counts = EventCounts()
         engine = await asyncio.to_thread(
-            replay_journal, Path(data) / JOURNAL_SUBDIR, config, counts, summary.summary_seq
+            replay_journal,
+            Path(data) / JOURNAL_SUBDIR,
+            config,
+            counts,
+            summary.summary_seq,
+            options.engine,
         )
     _fill_summary(summary, engine, counts)
     return summary
@@ -894,9 +912,9 @@ async def _trade(
         )
 
 
-def _fill_summary(summary: VenueSummary, engine: Engine, counts: EventCounts) -> None:
+def _fill_summary(summary: VenueSummary, engine: EngineLike, counts: EventCounts) -> None:
     """The engine's side of the summary, from the journal's replay."""
-    state = engine.state
+    state = engine.full_state()
     summary.intents = counts.intents
     summary.intents_per_second = counts.intents / summary.duration if summary.duration else 0.0
     summary.fills = counts.fills
@@ -959,7 +977,9 @@ def cmd_demo(args: Any, bots: BotFactory = default_bots) -> int:
     # the view owns the terminal; the node's own logs only when something is wrong
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(message)s")  # fmt: skip
-    options = DemoOptions(duration=args.duration, seed=args.seed, keep_open=args.keep_open)
+    options = DemoOptions(
+        duration=args.duration, seed=args.seed, keep_open=args.keep_open, engine=args.engine
+    )
     out = sys.stdout
     summary = asyncio.run(run_venue_demo(options, out, bots))
     print_venue_summary(summary, out)

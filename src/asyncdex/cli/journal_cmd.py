@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
+from asyncdex.engine.build import ENGINE_KINDS, EngineUnavailable, choose_engine
 from asyncdex.engine.native import (
     NativeEngine,
     NativeUnsupported,
@@ -460,8 +461,6 @@ def _verify_snapshots(
 
 # ----------------------------------------------------------------------------------- replay
 
-ENGINE_KINDS = ("reference", "native")
-
 
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
@@ -638,8 +637,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     assert config is not None  # argparse requires --config
     snapshots = None if args.snapshots is None else Path(args.snapshots)
     try:
+        engine_kind, warning = choose_engine(args.engine)
+    except EngineUnavailable as exc:
+        print(f"cannot replay with the native core: {exc}")
+        return EXIT_USAGE
+    if warning is not None:
+        print(f"warning: {warning}", file=sys.stderr)
+    try:
         result = replay_journal(
-            Path(args.directory), config, snapshots, args.to, engine_kind=args.engine
+            Path(args.directory), config, snapshots, args.to, engine_kind=engine_kind
         )
     except JournalCorruption as exc:
         print(f"DAMAGED: {exc.segment.name} at byte {exc.offset}: {exc.reason}")
@@ -726,8 +732,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     replay_parser.add_argument(
         "--engine",
         choices=ENGINE_KINDS,
-        default="reference",
-        help="the interpreted reference (default) or the native core; both give the same root",
+        default=None,
+        help="the native core (the default when it is built) or the interpreted reference; "
+        "both give the same root",
     )
     replay_parser.set_defaults(func=_guarded(cmd_replay))
     parser: argparse.ArgumentParser = journal

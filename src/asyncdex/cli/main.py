@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="after trading, keep the venue (node, page, APIs) up until Ctrl-C or SIGTERM",
     )
     demo.add_argument(
+        "--engine",
+        choices=("reference", "native"),
+        default=None,
+        help="the node's engine: native (the default when it is built) or reference",
+    )
+    demo.add_argument(
         "--engine-only",
         action="store_true",
         help="instead: a deterministic simulated session straight through the engine",
