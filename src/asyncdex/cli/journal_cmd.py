@@ -62,6 +62,7 @@ from asyncdex.sequencer.recovery import (
     proven_seq,
     read_snapshot_header,
     replay,
+    replay_segments_natively,
 )
 from asyncdex.types.config_file import ConfigFileError, load_engine_config
 from asyncdex.types.market import EngineConfig
@@ -518,12 +519,12 @@ def replay_journal(
             return NativeEngine(config)
 
         native = start()
-        fast = _replay_native_segments(reader, native, snapshot_seq + 1, to_seq)
+        fast = replay_segments_natively(reader.segments, native, snapshot_seq + 1, to_seq)
         if fast is None:
             # something torn or damaged on the way: the exact reader replays from the start
             # and reports what it finds
             native = start()
-            replayed = _replay_native(reader, native, snapshot_seq + 1, to_seq)
+            replayed = replay(reader, native, snapshot_seq + 1, to_seq)
         else:
             replayed = fast
     else:
@@ -538,82 +539,6 @@ def replay_journal(
         seconds,
         state_root(engine.state) if native is None else native.state_root(),
     )
-
-
-_NATIVE_CHUNK = 8192  # records handed to the native core per call
-
-
-def _replay_native_segments(
-    reader: JournalReader, native: NativeEngine, from_seq: int, to_seq: int | None
-) -> int | None:
-    """The fast path of native replay: whole segments handed to the core, which checks each
-    record's framing, checksum and seq as ``JournalReader`` does and applies it. None when
-    anything is not clean (a torn tail, damage, a gap, a journal ending before ``to_seq``):
-    the caller then replays through the exact reader, which says what it is."""
-    if to_seq is not None and to_seq < from_seq:
-        return 0
-    last = to_seq if to_seq is not None else 1 << 62
-    segments = reader.segments
-    if not segments or from_seq < segments[0][0]:
-        return None
-    firsts = [first for first, _ in segments]
-    index = max(0, bisect.bisect_right(firsts, from_seq) - 1)
-    expected = segments[index][0]
-    applied = 0
-    for first, path in segments[index:]:
-        if first != expected:
-            return None
-        data = path.read_bytes()
-        if len(data) < SEGMENT_HEADER_BYTES:
-            return None
-        magic, header_seq = _SEGMENT_HEADER.unpack_from(data, 0)
-        if magic != SEGMENT_MAGIC or header_seq != first:
-            return None
-        _, expected, count, status = native.replay_segment(
-            data, SEGMENT_HEADER_BYTES, expected, from_seq, last
-        )
-        applied += count
-        if status == 1:
-            break
-        if status == 2:
-            return None
-    if expected <= from_seq or (to_seq is not None and expected <= to_seq):
-        return None  # nothing at from_seq, or the journal ends before to_seq
-    return applied
-
-
-def _replay_native(
-    reader: JournalReader, native: NativeEngine, from_seq: int, to_seq: int | None
-) -> int:
-    """``recovery.replay`` for the native core: the same seq checks (``ReplayGap``), the
-    payloads applied in chunks, decoded in C++ (``NativeEngine.apply_records``)."""
-    last = to_seq if to_seq is not None else 1 << 63
-    if to_seq is not None and to_seq < from_seq:
-        return 0
-    expected = from_seq
-    chunk: list[bytes] = []
-    records = reader.read(from_seq)
-    try:
-        for seq, payload in records:
-            if seq != expected:
-                raise ReplayGap(expected, seq)
-            if seq > last:
-                break
-            chunk.append(payload)
-            expected = seq + 1
-            if len(chunk) == _NATIVE_CHUNK:
-                native.apply_records(chunk)
-                chunk = []
-        if chunk:
-            native.apply_records(chunk)
-    finally:
-        # the reader holds a segment file open until it is closed or exhausted
-        close = getattr(records, "close", None)
-        if close is not None:
-            close()
-    if to_seq is not None and expected <= to_seq:
-        raise ReplayGap(expected, None)
-    return expected - from_seq
 
 
 # ------------------------------------------------------------------------------ the parser

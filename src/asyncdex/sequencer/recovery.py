@@ -36,6 +36,7 @@ Snapshot file ``snapshot-<seq, 20 digits>.bin`` (integers little-endian):
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import logging
@@ -50,7 +51,7 @@ from pathlib import Path
 from typing import Protocol
 
 from asyncdex.engine.build import build_engine
-from asyncdex.engine.native import NativeEngine
+from asyncdex.engine.native import NativeEngine, NativeUnsupported
 from asyncdex.engine.reader import EngineLike
 from asyncdex.engine.snapshot import SnapshotError, restore, snapshot
 from asyncdex.engine.state import State
@@ -58,10 +59,13 @@ from asyncdex.engine.state_root import state_root
 from asyncdex.messages.events import Event
 from asyncdex.sequencer.journal import (
     DEFAULT_SEGMENT_BYTES,
+    SEGMENT_HEADER_BYTES,
+    SEGMENT_MAGIC,
     FileJournal,
     JournalBehind,
     JournalSequenceError,
     RecoveryReport,
+    segment_file_name,
     sync_directory,
 )
 from asyncdex.sequencer.records import Record, decode_trusted_record
@@ -346,16 +350,20 @@ def open_journal(
     *,
     accept_loss: bool = False,
     segment_bytes: int | None = None,
+    verify_all_segments: bool = True,
 ) -> tuple[FileJournal, RecoveryReport]:
     """``FileJournal.open``, refusing (:class:`JournalLoss`) a journal that ends below the
     newest valid snapshot, unless ``accept_loss``: then the journal is opened as it is and
-    the snapshots beyond its end are renamed out of the way."""
+    the snapshots beyond its end are renamed out of the way. ``verify_all_segments=False``:
+    the caller checks the segments before the last one itself (native recovery does, in
+    C++, as it replays)."""
     required, snapshot = proven_seq(snapshot_dir)
     try:
         journal, report = FileJournal.open(
             journal_dir,
             segment_bytes=DEFAULT_SEGMENT_BYTES if segment_bytes is None else segment_bytes,
             required_seq=0 if accept_loss else required,
+            verify_all_segments=verify_all_segments,
         )
     except JournalBehind as behind:
         assert snapshot is not None
@@ -486,6 +494,57 @@ def _replay_native(
     return expected - from_seq
 
 
+_SEGMENT_HEADER = struct.Struct("<8sQ")  # asyncdex.sequencer.journal's segment header
+
+
+def replay_segments_natively(
+    segments: Sequence[tuple[int, Path]],
+    engine: NativeEngine,
+    from_seq: int,
+    to_seq: int | None,
+    check_all: bool = False,
+) -> int | None:
+    """Replay's fast path on the native core: whole segment files handed to the core, which
+    checks each record's framing, CRC-32 and seq as the journal's reader does, decodes the
+    trusted record and applies it from ``from_seq`` (to ``to_seq``). ``check_all``: every
+    segment is checked, also those wholly before ``from_seq`` (recovery, whose journal was
+    opened without checking them). Returns the count applied, or None when anything is not
+    clean (a torn or damaged record, a gap, a journal ending before ``to_seq``): the caller
+    then replays through the exact reader, which says what it is, on a fresh engine (some
+    records may have been applied)."""
+    if to_seq is not None and to_seq < from_seq and not check_all:
+        return 0
+    last = to_seq if to_seq is not None else 1 << 62
+    if not segments or from_seq < segments[0][0]:
+        return None
+    firsts = [first for first, _ in segments]
+    index = 0 if check_all else max(0, bisect.bisect_right(firsts, from_seq) - 1)
+    expected = segments[index][0]
+    applied = 0
+    for first, path in segments[index:]:
+        if first != expected:
+            return None
+        data = path.read_bytes()
+        if len(data) < SEGMENT_HEADER_BYTES:
+            return None
+        magic, header_seq = _SEGMENT_HEADER.unpack_from(data, 0)
+        if magic != SEGMENT_MAGIC or header_seq != first:
+            return None
+        _, expected, count, status = engine.replay_segment(
+            data, SEGMENT_HEADER_BYTES, expected, from_seq, last
+        )
+        applied += count
+        if status == 1:
+            break
+        if status == 2:
+            return None
+    if to_seq is not None and expected <= to_seq:
+        return None  # the journal ends before to_seq
+    if not check_all and expected <= from_seq:
+        return None  # nothing at from_seq
+    return applied
+
+
 @dataclass
 class Recovered:
     engine: EngineLike
@@ -518,10 +577,42 @@ def recover(
     ``verify=True`` also replays every record from seq 1 on a fresh engine and raises
     :class:`RecoveryMismatch` if the roots differ (costs a full replay).
     ``engine_kind`` (``asyncdex.engine.build.ENGINE_KINDS``) is the engine built and
-    returned; the snapshot, one format for both, is loaded into it.
+    returned; the snapshot, one format for both, is loaded into it. The native core replays
+    whole segments itself, checking every segment as the journal's open would
+    (``replay_segments_natively``); anything not clean is then recovered again the exact way,
+    and a journal the native core cannot run (``NativeUnsupported``) recovers on the
+    reference engine, with a warning: a record can never stop a restart.
     """
+    if engine_kind == "native":
+        try:
+            return _recover(
+                journal_dir, snapshot_dir, config, verify, segment_bytes, accept_loss, "native"
+            )
+        except NativeUnsupported as error:
+            _log.warning("the native core cannot run this journal (%s): the reference runs", error)
+            engine_kind = "reference"
+    return _recover(
+        journal_dir, snapshot_dir, config, verify, segment_bytes, accept_loss, engine_kind, False
+    )
+
+
+def _recover(
+    journal_dir: str | os.PathLike[str],
+    snapshot_dir: str | os.PathLike[str] | None,
+    config: EngineConfig,
+    verify: bool,
+    segment_bytes: int | None,
+    accept_loss: bool,
+    engine_kind: str,
+    native_segments: bool = True,
+) -> Recovered:
+    native_segments = native_segments and engine_kind == "native"
     journal, report = open_journal(
-        journal_dir, snapshot_dir, accept_loss=accept_loss, segment_bytes=segment_bytes
+        journal_dir,
+        snapshot_dir,
+        accept_loss=accept_loss,
+        segment_bytes=segment_bytes,
+        verify_all_segments=not native_segments,
     )
     try:
         last_seq = journal.last_seq
@@ -539,7 +630,33 @@ def recover(
             engine = build_engine(engine_kind, config, state)
         if snapshot_seq < journal.first_seq - 1:
             raise ReplayGap(snapshot_seq + 1, journal.first_seq)
-        replayed = replay(journal, engine, snapshot_seq + 1, to_seq=last_seq)
+        if native_segments:
+            assert isinstance(engine, NativeEngine)
+            directory = Path(journal_dir)
+            segments = [
+                (first, directory / segment_file_name(first))
+                for first in journal.segment_first_seqs
+            ]
+            fast = replay_segments_natively(
+                segments, engine, snapshot_seq + 1, last_seq, check_all=True
+            )
+            if fast is None:
+                # something not clean: the exact way (every segment checked at open, records
+                # read by the journal's reader) says what, from a fresh start
+                journal.close()
+                return _recover(
+                    journal_dir,
+                    snapshot_dir,
+                    config,
+                    verify,
+                    segment_bytes,
+                    accept_loss,
+                    engine_kind,
+                    False,
+                )
+            replayed = fast
+        else:
+            replayed = replay(journal, engine, snapshot_seq + 1, to_seq=last_seq)
         root = engine.state_root()
         if verify:
             if journal.first_seq != 1:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asyncdex.engine.native import native_available
 from asyncdex.engine.snapshot import restore, snapshot
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
@@ -37,7 +38,7 @@ from asyncdex.messages.commands import (
     Withdraw,
 )
 from asyncdex.messages.events import Event
-from asyncdex.sequencer.journal import FileJournal
+from asyncdex.sequencer.journal import FileJournal, JournalCorruption
 from asyncdex.sequencer.records import (
     Record,
     decode_record,
@@ -393,26 +394,81 @@ def test_replay_from_before_the_journal_start_is_a_gap(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------ recovery
 
 
-def check_recovery(base: Path, seed: int, count: int, snapshot_at: int) -> None:
+def check_recovery(
+    base: Path, seed: int, count: int, snapshot_at: int, engine_kind: str = "reference"
+) -> None:
     stream = command_stream(seed, count)
     write_journal(base / "journal", stream, segment_bytes=2048 + seed % 7 * 512)
     expected = state_root(engine_after(stream, count).state)
     if snapshot_at:
         SnapshotStore(base / "snapshots").save(snapshot_at, engine_after(stream, snapshot_at).state)
-    recovered = recover(base / "journal", base / "snapshots", CONFIG, verify=True)
+    recovered = recover(
+        base / "journal", base / "snapshots", CONFIG, verify=True, engine_kind=engine_kind
+    )
     try:
+        assert recovered.engine.kind == engine_kind
         assert recovered.snapshot_seq == snapshot_at
         assert recovered.last_seq == count
         assert recovered.replayed == count - snapshot_at
-        assert recovered.state_root == expected == state_root(recovered.engine.state)
+        assert recovered.state_root == expected == recovered.engine.state_root()
         assert not recovered.report.truncated
     finally:
         recovered.journal.close()
 
 
+ENGINES = ["reference", *(["native"] if native_available() else [])]
+
+
+@pytest.mark.parametrize("engine_kind", ENGINES)
 @pytest.mark.parametrize("seed", [11, 12, 13])
-def test_recover_from_snapshot_and_tail_matches_full_replay(tmp_path: Path, seed: int) -> None:
-    check_recovery(tmp_path, seed, count=600, snapshot_at=random.Random(seed).randint(1, 599))
+def test_recover_from_snapshot_and_tail_matches_full_replay(
+    tmp_path: Path, seed: int, engine_kind: str
+) -> None:
+    snapshot_at = random.Random(seed).randint(1, 599)
+    check_recovery(tmp_path, seed, count=600, snapshot_at=snapshot_at, engine_kind=engine_kind)
+
+
+@pytest.mark.parametrize("engine_kind", ENGINES)
+def test_recover_without_a_snapshot_and_at_the_snapshot(tmp_path: Path, engine_kind: str) -> None:
+    check_recovery(tmp_path / "a", 21, count=300, snapshot_at=0, engine_kind=engine_kind)
+    check_recovery(tmp_path / "b", 22, count=300, snapshot_at=300, engine_kind=engine_kind)
+
+
+@pytest.mark.parametrize("engine_kind", ENGINES)
+def test_invalid_damaged_middle_segment_is_refused_by_either_engine(
+    tmp_path: Path, engine_kind: str
+) -> None:
+    """Native recovery checks the segments the journal's open left to it (every one but the
+    last): a flipped byte in an early segment, before the snapshot, is refused as the
+    reference's recovery refuses it (the journal's own error, naming the segment)."""
+    stream = command_stream(seed=23, count=400)
+    write_journal(tmp_path / "journal", stream)
+    SnapshotStore(tmp_path / "snapshots").save(300, engine_after(stream, 300).state)
+    segments = sorted((tmp_path / "journal").glob("*.seg"))
+    assert len(segments) > 3
+    flip_byte(segments[1], 200)
+    with pytest.raises(JournalCorruption) as caught:
+        recover(tmp_path / "journal", tmp_path / "snapshots", CONFIG, engine_kind=engine_kind)
+    assert caught.value.segment == segments[1]
+    FileJournal.open(tmp_path / "journal", verify_all_segments=False)[0].close()  # released
+
+
+@pytest.mark.skipif(not native_available(), reason="the native engine core is not built")
+def test_a_journal_the_native_core_cannot_run_recovers_on_the_reference(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A record holding a value beyond the native core's widths (a client id past 2^128,
+    which the reference keeps) never stops a restart: recovery runs the reference, says so,
+    and reaches the reference's root."""
+    stream = command_stream(seed=24, count=200)
+    stream.insert(150, (START_MS, PlaceOrder(TRADERS[2], 0, True, 590_000, 10, client_id=1 << 130)))
+    write_journal(tmp_path / "journal", stream)
+    SnapshotStore(tmp_path / "snapshots").save(100, engine_after(stream, 100).state)
+    recovered = recover(tmp_path / "journal", tmp_path / "snapshots", CONFIG, engine_kind="native")
+    recovered.journal.close()
+    assert recovered.engine.kind == "reference"
+    assert recovered.state_root == state_root(engine_after(stream, len(stream)).state)
+    assert "cannot run this journal" in caplog.text
 
 
 @settings(max_examples=12, deadline=None)
