@@ -799,13 +799,6 @@ class Node:
         kind, warning = choose_engine(settings.engine)
         if warning is not None:
             _log.warning(warning, extra={"event": "engine_fallback"})
-        if kind == "reference" and is_compiled():
-            self.engine_name = "compiled"
-        else:
-            self.engine_name = kind
-        _log.info(
-            "engine: %s", self.engine_name, extra={"event": "engine", "engine": self.engine_name}
-        )
         if settings.settlement is None:
             recovered = recover(
                 data / JOURNAL_SUBDIR,
@@ -833,6 +826,13 @@ class Node:
             )
         self.recovered = recovered
         self._journal = recovered.journal
+        # what runs: recovery may have fallen back to the reference (a journal the native
+        # core cannot run; it says why in its own warning)
+        kind = recovered.engine.kind
+        self.engine_name = "compiled" if kind == "reference" and is_compiled() else kind
+        _log.info(
+            "engine: %s", self.engine_name, extra={"event": "engine", "engine": self.engine_name}
+        )
         _log.info(
             "recovered: snapshot seq %d, replayed %d, last seq %d, root 0x%s%s",
             recovered.snapshot_seq,
