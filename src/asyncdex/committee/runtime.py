@@ -282,9 +282,9 @@ class CommitteeMember:
         return replica.submit_many(batch) if batch else []
 
     def hurry(self, from_ms: int | None) -> None:
-        """Have this member, when it leads, propose from ``from_ms`` (its clock) on without
-        waiting for the idle timer (``Replica.hurry``); ``None`` ends it. Applied by the tick
-        task, which wakes at ``from_ms``; callable from any code on the member's loop."""
+        """Want a block stamped at or after ``from_ms`` (this member's clock) committed and
+        known to every member soon (``Replica.hurry``); ``None`` cancels it. Applied by the
+        tick task, which wakes at ``from_ms``; callable from any code on the member's loop."""
         self._hurry_from_ms = from_ms
 
     # --- the replica's inputs ---------------------------------------------------------------

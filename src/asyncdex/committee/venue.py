@@ -160,10 +160,13 @@ class CommitteeVenue:
         if sealed is not None:
             # shares go out at the commit, not after the executor has caught up; and while an
             # epoch holding sealed intents waits for a committed block past it, this member's
-            # leader proposes from its end on without waiting for the idle timer
+            # leader proposes from its end on without waiting for the idle timer (the replica
+            # ends the hurry itself once that block is committed and announced)
             for block in blocks:
                 sealed.on_committed(block.timestamp, block.payload)
-            self.member.hurry(sealed.closing_block_due_ms())
+            due = sealed.closing_block_due_ms()
+            if due is not None:
+                self.member.hurry(due)
 
     def _committed(self, from_height: int) -> Iterator[tuple[Block, QuorumCertificate | None]]:
         for entry in self.member.store.committed_entries(from_height):

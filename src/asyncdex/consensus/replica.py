@@ -280,12 +280,12 @@ class Replica:
         return self._hurry_from_ms
 
     def hurry(self, from_ms: int | None) -> list[Action]:
-        """From ``from_ms`` on (this replica's time), the host needs blocks to commit even
-        with nothing pending — e.g. sealed intents waiting for a committed block past their
-        epoch (docs/fairness.md): while set and reached, a leader proposes as soon as the
-        Propose rule lets it and its clock is past the parent's time (an empty block if need
-        be) instead of after ``idle_block_ms``. ``None`` ends it. Only the pace changes: what
-        a block holds, its time and every safety rule stay as they are."""
+        """The host needs a block stamped at or after ``from_ms`` (this replica's time)
+        committed and known to every member soon, even with nothing pending — e.g. sealed
+        intents waiting for a committed block past their epoch (docs/fairness.md). Leaders
+        then propose (empty blocks if need be) without waiting for ``idle_block_ms`` until
+        that is done (``_hurried``); ``None`` cancels it. Only the pace changes: what a block
+        holds, its time and every safety rule stay as they are."""
         self._hurry_from_ms = from_ms
         self._try_propose()
         return self._drain()
@@ -460,17 +460,10 @@ class Replica:
             self._request_block(high_qc.block_hash, self._next_peer(self.index))
             return
         payload, chain_has_items = self._choose_payload(parent)
-        # a hurried block only once this clock is past the parent's time: at most one per ms of
-        # block time, so a committee (of one, or on a loss-free network) cannot spin
-        hurried = (
-            self._hurry_from_ms is not None
-            and self.now_ms >= self._hurry_from_ms
-            and self.now_ms > parent.timestamp
-        )
         if (
             not payload
             and not chain_has_items
-            and not hurried
+            and not self._hurried(parent)
             and not self._announces_commit_of_items(parent)
             and self.now_ms - self._view_entered_ms < self.config.idle_block_ms
         ):
@@ -481,6 +474,25 @@ class Replica:
         proposal = self.safety.sign_proposal(block, tc)
         self._persist()
         self._broadcast(proposal)
+
+    def _hurried(self, parent: Block) -> bool:
+        """``hurry``: a block stamped at or after ``from_ms`` is wanted, committed and known
+        to every member. Until one is committed here, a leader proposes once its clock
+        reaches ``from_ms`` and is past its parent's time (at most one such block per ms of
+        block time, so a committee of one, or on a loss-free network, cannot spin). Then the
+        proposal that tells the others of the commit of the first such block goes at once,
+        as for a commit of items; after it the hurry has no effect until the host sets a new
+        time."""
+        start = self._hurry_from_ms
+        if start is None:
+            return False
+        if self._blocks[self.committed_hashes[-1]].timestamp < start:
+            return self.now_ms >= start and self.now_ms > parent.timestamp
+        grandparent = self._blocks.get(parent.parent)
+        if grandparent is None or grandparent.view + 1 != parent.view:
+            return False
+        before = self._blocks.get(grandparent.parent)
+        return grandparent.timestamp >= start and before is not None and before.timestamp < start
 
     def _announces_commit_of_items(self, parent: Block) -> bool:
         """Whether a proposal extending ``parent`` is what tells the other members that a
