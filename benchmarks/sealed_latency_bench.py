@@ -1,16 +1,29 @@
-"""Sealed-intent latency: submission to execution, sealed against plain, on 4 member processes.
+"""Sealed-intent latency: submission to ordered / revealed / executed, sealed against plain, on
+4 member processes, quiet or under a background load.
 
 What runs: ``asyncdex committee``'s processes (``CommitteeProcesses``, 4 members on loopback,
-``examples/committee.toml``) with a sealing key from its local DKG and ``--epoch-ms``
-sealing epochs. One trader sends orders one at a time through the SDK, alternately plain
-(``submit``) and sealed (``submit_sealed``) to the same member, each followed with
-``wait_for(..., "executed")`` polling every 10 ms; the figure is the client's time from the
-call to the executed status. The difference between the two is what sealing adds: waiting
-for the epoch to be closed by a block, the share round, and the block that carries the key.
-A low, sequential rate: this measures the path, not throughput (issue 12's target is at
-1,000 intents/s, which this does not drive). Prints figures and a JSON line; never asserts.
+``examples/committee.toml``, file journals and member stores with fsync, ``--snapshot-every
+0``) with a sealing key from its local DKG and ``--epoch-ms`` sealing epochs. With ``--rate``
+the committee bench's venue is set up (1,000 funded traders, an oracle mid kept fresh, the
+makers' depth) and its load generator (:mod:`benchmarks.e2e_load`, two processes) sends
+``--rate`` plain intents/s for ``--seconds``, spread over the members in turn.
+
+Meanwhile one probe trader sends orders one at a time to member 1 through the SDK,
+alternately plain (``submit``) and sealed (``submit_sealed``, the SDK's epoch: the client
+clock's), each a resting buy far below the mid, and polls its status every 5 ms until it is
+executed (a sealed one by its sealed id, which answers ``ordered`` while sealed and the
+revealed intent's status after), with a random pause inside an epoch between probes. Per
+probe: submission to ``ordered`` (``ordered.atMs``, member 1's clock when it saw the commit
+of the block ordering it; the same machine's clock as the client's), submission to
+executed, and commit to executed: for a sealed intent that is the ``commit -> revealed``
+step (a revealed intent executes in the same journal write as its reveal, so from outside
+the two are one moment), for a plain one the execution lag it is compared with.
+"added" is sealed minus plain, percentile by percentile. Sealed probes refused (``epoch_closed``
+at the intake, when the client's epoch ended before the node checked it; or in their block)
+are counted, not timed. Prints figures and a JSON line; never asserts a time.
 
     python -m benchmarks.sealed_latency_bench [--count 20] [--epoch-ms 250] [--json]
+    python -m benchmarks.sealed_latency_bench --rate 1000 --seconds 30 [--epoch-ms 250]
 """
 
 from __future__ import annotations
@@ -18,108 +31,207 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from asyncdex.cli.committee_cmd import CommitteeProcesses, free_port_range
-from asyncdex.client import Client, Wallet
+from asyncdex.client import Client, IntakeRefused, StatusTimeout, UnknownIntent, Wallet
+from asyncdex.client.status import IntentStatus, Receipt
+from benchmarks.committee_bench import (
+    CONFIG,
+    GENERATORS,
+    NODE_ARGS,
+    OPEN_BATCH,
+    PUBLISHER,
+    Api,
+    Committee,
+    PriceKeeper,
+    _specs,
+    percentile,
+    setup_committee,
+)
+from benchmarks.e2e_bench import ACCOUNTS, MAKERS, MID, OPERATOR_TOKEN
+from benchmarks.e2e_load import GeneratorPool, Phase
+from benchmarks.journal_bench import load_average
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "examples" / "committee.toml"
-TOKEN = "sealed-latency-bench"
-PUBLISHER = "0xc377c94d857b217ac94de730b94d5ce0a302f765"  # the config's first publisher
+MEMBERS = 4
+PROBED_MEMBER = 1
+POLL_S = 0.005
+PROBE_TIMEOUT_S = 60.0
+STEPS = ("ordered", "executed", "commit_to_executed")
 
 
-def _operator(url: str, commands: list[dict[str, Any]]) -> None:
-    request = urllib.request.Request(
-        url + "/v1/system",
-        json.dumps({"commands": commands}).encode(),
-        {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
-    )
-    with urllib.request.urlopen(request, timeout=10):
-        pass
+def _probe_trader(api: Api, l1_index: int) -> Wallet:
+    """A funded trader of its own (the next L1 message: deposits are taken in order)."""
+    wallet = Wallet(random.Random(7).randbytes(32))
+    account = "0x" + wallet.address.hex()
+    api.system([{"type": "deposit", "account": account, "amount": 10**11, "l1Index": l1_index}])
+    publisher = "0x" + PUBLISHER.hex()
+    api.system([{"type": "oraclePrice", "publisher": publisher, "market": 0, "price": MID}])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the deposit executes on the probed member
+        if api.call("GET", f"/v1/accounts/{account}")[0] == 200:
+            return wallet
+        time.sleep(0.1)
+    raise RuntimeError("the probe trader's deposit did not execute")
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+def _follow(client: Client, receipt: Receipt, started: float) -> dict[str, Any]:
+    """Poll one probe to its end: ms from ``started`` (wall clock, s) to each step."""
+    ident = receipt.sealed_id or receipt.intent_id
+    deadline = time.monotonic() + PROBE_TIMEOUT_S
+    ordered_ms: float | None = None
+    while time.monotonic() < deadline:
+        try:
+            status: IntentStatus | None = client.status(ident)
+        except UnknownIntent:
+            status = None
+        if status is not None:
+            if ordered_ms is None and status.ordered is not None:
+                ordered_ms = status.ordered["atMs"] - started * 1e3
+            if status.sealed_rejection:
+                return {"refused": status.sealed_rejection}
+            if status.status != "ordered" and status.status != "sequenced":
+                executed_ms = (time.time() - started) * 1e3
+                if ordered_ms is None:
+                    return {"refused": "no ordered step seen"}
+                return {
+                    "ordered": ordered_ms,
+                    "executed": executed_ms,
+                    "commit_to_executed": executed_ms - ordered_ms,
+                }
+        time.sleep(POLL_S)
+    raise StatusTimeout(f"probe {ident} not executed after {PROBE_TIMEOUT_S} s", last=None)
 
 
-def measure(count: int, epoch_ms: int) -> dict[str, Any]:
-    base = free_port_range(8)
+def probe(url: str, wallet: Wallet, epoch_ms: int, until: float, count: int) -> dict[str, Any]:
+    """Alternate plain and sealed probes until ``count`` of each or the monotonic ``until``."""
+    timings: dict[str, list[dict[str, float]]] = {"plain": [], "sealed": []}
+    refused: dict[str, int] = {}
+    with Client.connect(url, wallet) as client:
+        k = 0
+        while time.monotonic() < until and min(map(len, timings.values())) < count:
+            kind = "sealed" if k % 2 else "plain"
+            intent = client.build.place_order("BTC", "buy", "0.001", str(40_000 + k % 1000))
+            k += 1
+            started = time.time()
+            try:
+                if kind == "sealed":
+                    (receipt,) = client.submit_sealed([intent])
+                else:
+                    (receipt,) = client.submit([intent])
+            except IntakeRefused as refusal:
+                refused[f"intake: {refusal.code}"] = refused.get(f"intake: {refusal.code}", 0) + 1
+                continue
+            outcome = _follow(client, receipt, started)
+            if "refused" in outcome:
+                key = f"{kind}: {outcome['refused']}"
+                refused[key] = refused.get(key, 0) + 1
+            else:
+                timings[kind].append(outcome)
+            time.sleep(random.random() * epoch_ms / 1000)  # a random phase in the epoch
+    figures: dict[str, Any] = {"probes": {kind: len(rows) for kind, rows in timings.items()}}
+    for kind, rows in timings.items():
+        for step in STEPS:
+            values = [row[step] for row in rows]
+            for name, share in (("p50", 0.5), ("p99", 0.99)):
+                value = percentile(values, share)
+                figures[f"{kind}_{step}_{name}_ms"] = None if value is None else round(value, 1)
+    for step in STEPS:
+        for name in ("p50", "p99"):
+            plain, sealed = figures[f"plain_{step}_{name}_ms"], figures[f"sealed_{step}_{name}_ms"]
+            added = None if plain is None or sealed is None else round(sealed - plain, 1)
+            figures[f"added_{step}_{name}_ms"] = added
+    figures["refused"] = refused
+    return figures
+
+
+def measure(count: int, epoch_ms: int, rate: float, seconds: float) -> dict[str, Any]:
+    base = free_port_range(2 * MEMBERS)
+    ports = [base + index for index in range(MEMBERS)]
+    figures: dict[str, Any] = {"members": MEMBERS, "epoch_ms": epoch_ms, "rate": rate}
     with tempfile.TemporaryDirectory() as data:
+        workdir = Path(data)
+        generators: GeneratorPool | None = None
+        if rate > 0:  # sign while the members start
+            phase = Phase("background", False, rate / GENERATORS, seconds, OPEN_BATCH, 0,
+                          tuple(ports), sampled_requests=0)  # fmt: skip
+            generators = GeneratorPool(_specs(ports[0], [phase], rate, True))
         processes = CommitteeProcesses(
-            Path(data),
-            CONFIG,
-            4,
-            port=base,
-            consensus_port=base + 4,
-            node_args=("--operator-token", TOKEN, "--ip-weight-per-minute", "1000000000"),
-            log=open(Path(data) / "members.log", "w"),  # noqa: SIM115 - closed with the dir
-            sealing_epoch_ms=epoch_ms,
-        )
+            workdir / "committee", CONFIG, MEMBERS, port=base, consensus_port=base + MEMBERS,
+            node_args=("--operator-token", OPERATOR_TOKEN, *NODE_ARGS),
+            log=(workdir / "members.log").open("w"), sealing_epoch_ms=epoch_ms,
+        )  # fmt: skip
+        committee = Committee(processes, ports, [Api(port) for port in ports])
+        prices: PriceKeeper | None = None
         try:
             processes.start_all()
-            url = processes.url(1)
-            wallet = Wallet(random.Random(7).randbytes(32))
-            account = "0x" + wallet.address.hex()
-            _operator(
-                url, [{"type": "deposit", "account": account, "amount": 10**11, "l1Index": 0}]
-            )
-            _operator(
-                url,
-                [{"type": "oraclePrice", "publisher": PUBLISHER, "market": 0, "price": 600_000}],
-            )
-            plain: list[float] = []
-            sealed: list[float] = []
-            with Client.connect(url, wallet) as client:
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline:  # the deposit executes on the member
-                    try:
-                        urllib.request.urlopen(f"{url}/v1/accounts/{account}", timeout=5)
-                        break
-                    except OSError:
-                        time.sleep(0.2)
-                for k in range(2 * count):
-                    intent = client.build.place_order("BTC", "buy", "0.001", str(50_000 + k))
-                    started = time.perf_counter()
-                    if k % 2:
-                        (receipt,) = client.submit_sealed([intent])
-                    else:
-                        (receipt,) = client.submit([intent])
-                    client.wait_for(receipt, "executed", timeout=60, poll_interval=0.01)
-                    (sealed if k % 2 else plain).append((time.perf_counter() - started) * 1e3)
-                    time.sleep(random.random() * epoch_ms / 1000)  # a random phase in the epoch
+            if generators is not None:
+                setup_committee(committee)
+                prices = PriceKeeper(ports)
+                generators.wait_signed()
+            deposited = ACCOUNTS + MAKERS if generators is not None else 0
+            wallet = _probe_trader(committee.apis[PROBED_MEMBER], deposited)
+            figures["load_average_before"] = load_average()
+            if generators is None:
+                figures.update(probe(processes.url(PROBED_MEMBER), wallet, epoch_ms, 1e18, count))
+            else:
+                start_at = time.monotonic() + 0.5
+                generators.start_phase(start_at)
+                # probes from 1 s into the load until it ends, whatever their number
+                time.sleep(1.5)
+                until = start_at + seconds
+                figures.update(probe(processes.url(PROBED_MEMBER), wallet, epoch_ms, until, 10**9))
+                results = generators.phase_results(seconds + 300)
+                acked = sum(result.intents_acked for result in results)
+                figures["background_acked_per_s"] = round(acked / seconds)
+                generators.join()
+            figures["load_average_after"] = load_average()
         finally:
+            if prices is not None:
+                prices.stop()
+            for api in committee.apis:
+                api.close()
             processes.stop_all()
-    figures: dict[str, Any] = {"count": count, "epoch_ms": epoch_ms, "members": 4}
-    for name, values in (("plain", plain), ("sealed", sealed)):
-        figures[f"{name}_p50_ms"] = round(statistics.median(values), 1)
-        figures[f"{name}_p99_ms"] = round(_percentile(values, 0.99), 1)
-    figures["added_p50_ms"] = round(figures["sealed_p50_ms"] - figures["plain_p50_ms"], 1)
-    figures["added_p99_ms"] = round(figures["sealed_p99_ms"] - figures["plain_p99_ms"], 1)
     return figures
+
+
+def _print(figures: dict[str, Any]) -> None:
+    load = (
+        f"{figures['rate']:,.0f} plain intents/s in the background"
+        if figures["rate"]
+        else ("no other load")
+    )
+    print(f"4 members, sealing epochs of {figures['epoch_ms']} ms, {load}")
+    print(f"  probes timed: {figures['probes']}, refused: {figures['refused'] or 'none'}")
+    for step, title in (
+        ("ordered", "submission -> ordered"),
+        ("executed", "submission -> executed"),
+        ("commit_to_executed", "commit -> executed (sealed: commit -> revealed)"),
+    ):
+        print(f"  {title}")
+        for kind in ("plain", "sealed", "added"):
+            p50, p99 = figures[f"{kind}_{step}_p50_ms"], figures[f"{kind}_{step}_p99_ms"]
+            print(f"    {kind:<7} p50 {p50!s:>8} ms   p99 {p99!s:>8} ms")
+    if figures["rate"]:
+        print(f"  background intents acknowledged: {figures['background_acked_per_s']}/s")
+    print(f"  load average {figures['load_average_before']} -> {figures['load_average_after']}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--count", type=int, default=20, help="orders of each kind")
+    parser.add_argument("--count", type=int, default=20, help="quiet: probes of each kind")
     parser.add_argument("--epoch-ms", type=int, default=250)
+    parser.add_argument("--rate", type=float, default=0.0, help="background intents/s (0: none)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="background load duration")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args(argv)
-    figures = measure(args.count, args.epoch_ms)
+    figures = measure(args.count, args.epoch_ms, args.rate, args.seconds)
     if not args.json:
-        print(f"submission -> executed, 4 members, sealing epochs of {args.epoch_ms} ms")
-        for name in ("plain", "sealed", "added"):
-            print(
-                f"  {name:<7} p50 {figures[f'{name}_p50_ms']:>8.1f} ms"
-                f"   p99 {figures[f'{name}_p99_ms']:>8.1f} ms"
-            )
+        _print(figures)
     print(json.dumps({"bench": "sealed_latency", **figures}, separators=(",", ":")))
     return 0
 
