@@ -15,6 +15,7 @@ from pathlib import Path
 
 BENCHMARKS = {
     "engine": "engine_bench",
+    "recovery": "recovery_bench",
     "journal": "journal_bench",
     "sequencer": "sequencer_bench",
     "signing": "signing_bench",

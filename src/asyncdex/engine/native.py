@@ -9,10 +9,11 @@ Invariants:
   before anything changes (``NATIVE_LIMITS``): values beyond its integer widths. Every
   command type is implemented (``NATIVE_COMMANDS``). Nothing falls back to the reference
   silently.
-- The state root is computed by exporting the native state into the reference's structures
-  (``to_reference_state``) and committing those with ``asyncdex.engine.state_root``: one
-  commitment code, so the two cannot disagree on encoding. It costs a full export, so it is
-  for tests, batches and snapshots, not for every command.
+- The state root is computed by exporting the native state and committing the export with
+  ``asyncdex.engine.state_root`` (``state_root_of_export``: the same values, in the same
+  order, as ``state_root`` takes from a reference ``State``; the differential tests compare
+  the two after every command). It costs a full export, so it is for tests, batches,
+  snapshots and recovery, not for every command.
 - The read side reads the native state through ``NativeEngine.state``, a
   ``NativeStateView`` (``asyncdex.engine.reader.StateReader``): the reference's own classes,
   built from the core's point queries (an account, an order, a market, a signer's nonces)
@@ -30,7 +31,7 @@ from typing import Any, overload
 from asyncdex.engine.margin import initial_fraction_ppm
 from asyncdex.engine.orderbook import Order
 from asyncdex.engine.state import Account, MarketState, Position, State
-from asyncdex.engine.state_root import state_root
+from asyncdex.engine.state_root import state_root_of_export
 from asyncdex.engine.transition import check_authorization
 from asyncdex.messages.commands import (
     COMMAND_TYPES,
@@ -115,6 +116,16 @@ NATIVE_LIMITS: tuple[str, ...] = (
 
 def native_available() -> bool:
     return _native_core is not None
+
+
+def scan_journal_records(data: bytes, pos: int, expected: int) -> tuple[int, int] | None:
+    """The journal's record check in C++ (framing, CRC-32, seqs from ``expected``) over a
+    segment image from ``pos``: (pos, expected) after the last clean record; None without
+    the extension (the journal then checks every record itself)."""
+    if _native_core is None:
+        return None
+    result: tuple[int, int] = _native_core.scan_records(data, pos, expected)
+    return result
 
 
 def native_unavailable_reason() -> str:
@@ -305,7 +316,9 @@ class NativeEngine:
         return build_reference_state(self.config, self._core.export_state())
 
     def state_root(self) -> bytes:
-        return state_root(self.to_reference_state())
+        """The reference's commitment of the exported state, taken from the export's plain
+        lists (``state_root_of_export``) rather than a ``State`` built from them."""
+        return state_root_of_export(self.config, self._core.export_state())
 
 
 def export_reference_state(state: State) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from asyncdex.commitment.leaves import exit_leaf
 from asyncdex.commitment.merkle import merkle_root
 from asyncdex.engine.state import Account, MarketState, State
 from asyncdex.types.hashing import keccak256
+from asyncdex.types.market import EngineConfig
 from asyncdex.types.packing import pack
 
 
@@ -93,6 +94,57 @@ def global_leaf(state: State) -> bytes:
         # only a venue that pays its committee commits to it: every other root is unchanged
         values.append([state.committee_pool, state.committee_fee_mark, state.committee_proposer])
     return keccak256(pack(values))
+
+
+def state_root_of_export(config: EngineConfig, exported: dict[str, Any]) -> bytes:
+    """``state_root`` of the state the native core exports (``export_state``: the form
+    ``asyncdex.engine.native.build_reference_state`` turns into a ``State``), committed from
+    those plain lists without building the ``State``: the same values in the same order as
+    the functions above take them from a ``State`` (an order's list is its ``to_list``, a
+    position's its ``scalars``). The differential tests compare it with ``state_root`` of the
+    reference after every command."""
+    markets = exported["markets"]
+    marks = [market["scalars"][1] for market in markets]
+    leaves = []
+    for address, collateral, scheduled_cancel, positions, agents, builders in sorted(
+        exported["accounts"]
+    ):
+        preimage: list[object] = [
+            collateral,
+            scheduled_cancel,
+            [[market_id, *scalars, sorted(ids)] for market_id, scalars, ids in sorted(positions)],
+            sorted(agents),
+        ]
+        if builders:
+            preimage.append(sorted(builders))
+        leaves.append(
+            exit_leaf(address, preimage_exit_value(preimage, marks), preimage_hash(preimage))
+        )
+    values = [
+        exported["time"],
+        exported["next_order_id"],
+        exported["next_withdrawal_id"],
+        exported["l1_consumed"],
+        exported["insurance_fund"],
+        exported["fee_pool"],
+        exported["total_deposited"],
+        exported["total_withdrawn"],
+        exported["protective"],
+        [
+            [
+                *market["scalars"],
+                sorted([p, price, at] for p, price, at in market["oracle"]),
+                market["triggers"],
+                market["book"],
+            ]
+            for market in markets
+        ],
+        sorted(exported["nonces"]),
+    ]
+    if config.committee_fee_share_ppm:
+        values.append(list(exported["committee"]))
+    leaves.append(keccak256(pack(values)))
+    return merkle_root(leaves)
 
 
 def account_leaves(state: State) -> list[tuple[bytes, int, bytes]]:

@@ -72,6 +72,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from asyncdex.engine.native import scan_journal_records
+
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks, the single-writer rule is then on the caller
@@ -316,6 +318,12 @@ def _scan_segment(data: bytes, first_seq: int) -> _SegmentScan:
     crc32 = zlib.crc32
     pos = SEGMENT_HEADER_BYTES
     expected = first_seq
+    # The clean records checked in C++ when the native core is built (the same checks, ten
+    # times faster: a node's start checks every record); the first one that is not clean,
+    # if any, is then described below, exactly as without it.
+    scanned = scan_journal_records(data, pos, expected)
+    if scanned is not None:
+        pos, expected = scanned
     while pos < size:
         if pos + RECORD_HEADER_BYTES > size:
             return _SegmentScan(pos, expected - 1, "incomplete record header", True)
