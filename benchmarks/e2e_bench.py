@@ -380,6 +380,7 @@ def run(
             figures = drive(node, plan, spy)
             final = node.wait_applied(max(row["max_seq"] for row in figures["phases"]))
             figures["applied_seq"] = final["appliedSeq"]
+            figures["engine"] = final["engine"]  # which implementation the node ran
             figures["all_applied"] = all(
                 row["max_seq"] <= final["appliedSeq"] for row in figures["phases"]
             )
@@ -398,6 +399,7 @@ def run(
         }
     )
     print(
+        f"engine {figures.get('engine')}; "
         f"applied seq {figures['applied_seq']} covers every receipt: {figures['all_applied']}; "
         f"node exit {exit_code}; load average {load_before} -> {figures['load_average_after']}"
     )
