@@ -14,6 +14,10 @@ function there, and its figures land under its name in the JSON object):
 - ``sealing_crypto``: what sealed intents cost in cryptography (``benchmarks.
   fairness_crypto_bench``): sealing per intent on the client, a member's decryption share,
   combining the epoch key and opening a block of 1,000 sealed intents (200 with --quick).
+- ``sealing_latency``: the latency sealing adds on 4 member processes
+  (``benchmarks.sealed_latency_bench``): submission to executed and commit to revealed,
+  sealed against plain, quiet with 250 ms epochs, then under 1,000 plain intents/s with 1 s
+  epochs (quiet only with --quick); issue 12's targets: added p50 <= 30 ms, p99 <= 100 ms.
 
 Prints figures and never asserts a duration. Run: ``asyncdex bench fairness [--quick]
 [--json]`` or ``python -m benchmarks.fairness_bench``.
@@ -28,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from asyncdex.cli.simulate_fairness import BLOCKS, format_table, summarize_venues
-from benchmarks import fairness_crypto_bench
+from benchmarks import fairness_crypto_bench, sealed_latency_bench
 from benchmarks.auction_bench import run_both
 
 CLEARING_TARGET_MS = 50
@@ -77,10 +81,27 @@ def sealing_crypto(quick: bool) -> dict[str, Any]:
     return figures
 
 
+def sealing_latency(quick: bool) -> dict[str, Any]:
+    """Quiet, then (unless quick) under the target's 1,000 plain intents/s."""
+    runs = {"quiet": sealed_latency_bench.measure(5 if quick else 10, 250, 0, 0, traders=2)}
+    if not quick:
+        runs["loaded"] = sealed_latency_bench.measure(0, 1000, 1000, 20, traders=4)
+    figures: dict[str, Any] = {"target_added_p50_ms": 30, "target_added_p99_ms": 100}
+    for name, run in runs.items():
+        sealed_latency_bench.report(run)
+        added = run["added_executed_p50_ms"], run["added_executed_p99_ms"]
+        run["meets_target"] = (
+            None not in added and added[0] <= 30 and added[1] <= 100 and not run["refused"]
+        )
+        figures[name] = run
+    return figures
+
+
 SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "auction_clearing": auction_clearing,
     "front_running": front_running,
     "sealing_crypto": sealing_crypto,
+    "sealing_latency": sealing_latency,
 }
 
 

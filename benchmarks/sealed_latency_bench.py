@@ -264,7 +264,7 @@ def measure(
     return figures
 
 
-def _print(figures: dict[str, Any]) -> None:
+def report(figures: dict[str, Any]) -> None:
     load = (
         f"{figures['rate']:,.0f} plain intents/s in the background"
         if figures["rate"]
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         args.count, args.epoch_ms, args.rate, args.seconds, args.lead_ms, args.traders
     )
     if not args.json:
-        _print(figures)
+        report(figures)
     print(json.dumps({"bench": "sealed_latency", **figures}, separators=(",", ":")))
     return 0
 
