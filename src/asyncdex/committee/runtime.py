@@ -16,7 +16,8 @@ Invariants:
   fsync (the items go to the replica while it runs), so an item whose fsync fails may still
   be ordered: its client got an error, not a receipt, and must treat the outcome as unknown,
   as after any lost reply.
-- Time enters the core only through the tick task (``replica.on_tick(clock())``).
+- Time enters the core only through ``replica.on_tick(clock())``: from the tick task every
+  ``tick_ms``, and from the driver before each batch of messages.
 - A message from a peer is attributed to the member its link authenticated; one claiming
   another sender closes the link. Signatures are checked by the replica through a cache (a
   certificate seen twice is verified once); when a batch of messages carries many (block
@@ -317,7 +318,10 @@ class CommitteeMember:
                 # it) keeps serving while a thread fills the cache the replica then reads
                 await asyncio.to_thread(self._check_signatures, checks)
             async with self._lock:
-                actions: list[Action] = []
+                # the present, not the last tick's time: a block proposed in answer to these
+                # messages is stamped with it (a stamp up to a tick late can put a block in the
+                # epoch before the one its sealed intents were sealed for)
+                actions: list[Action] = replica.on_tick(self._clock())
                 for message in batch:
                     actions += replica.on_message(message)
                 actions += self._take_backlog()
