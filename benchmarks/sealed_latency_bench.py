@@ -11,11 +11,12 @@ makers' depth) and its load generator (:mod:`benchmarks.e2e_load`, two processes
 Meanwhile ``--traders`` probe traders (threads, one SDK client each) send orders one at a
 time to member 1, alternately plain (``submit``) and sealed (``submit_sealed`` for the epoch
 of the client clock, as the SDK picks it, or ``--lead-ms`` ahead), each a resting buy far
-below the mid, and poll its status every 5 ms until it is executed (a sealed one by its
-sealed id, which answers ``ordered`` while sealed and the revealed intent's status after),
-with a random pause inside an epoch between probes. Per probe: submission to ``ordered``
-(``ordered.atMs``, member 1's clock when it saw the commit of the block ordering it; the
-same machine's clock as the client's), submission to executed, and commit to executed: for
+below the mid, and poll its status every 5 ms (20 ms under load: the probed member serves
+the polls too) until it is executed (a sealed one by its sealed id, which answers
+``ordered`` while sealed and the revealed intent's status after), with a random pause inside
+an epoch between probes. Per probe: submission to ``ordered`` (``ordered.atMs``, member 1's
+clock when it saw the commit of the block ordering it; the same machine's clock as the
+client's), submission to executed, and commit to executed: for
 a sealed intent that is the ``commit -> revealed`` step (a revealed intent executes in the
 same journal write as its reveal, so from outside the two are one moment), for a plain one
 the execution lag it is compared with. "added" is sealed minus plain, percentile by
@@ -66,6 +67,7 @@ from benchmarks.journal_bench import load_average
 MEMBERS = 4
 PROBED_MEMBER = 1
 POLL_S = 0.005
+LOADED_POLL_S = 0.02  # under load: polls are requests the probed member serves too
 PROBE_TIMEOUT_S = 60.0
 STEPS = ("ordered", "executed", "commit_to_executed")
 
@@ -84,7 +86,7 @@ def _probe_trader(api: Api, l1_index: int) -> Wallet:
 
 
 def _follow(
-    client: Client, receipt: Receipt, started: float, epoch_end_ms: float | None
+    client: Client, receipt: Receipt, started: float, epoch_end_ms: float | None, poll_s: float
 ) -> dict[str, Any]:
     """Poll one probe to its end: ms from ``started`` (wall clock, s) to each step."""
     ident = receipt.sealed_id or receipt.intent_id
@@ -112,7 +114,7 @@ def _follow(
                 if epoch_end_ms is not None:
                     row["epoch_end_to_executed"] = started * 1e3 + executed_ms - epoch_end_ms
                 return row
-        time.sleep(POLL_S)
+        time.sleep(poll_s)
     raise StatusTimeout(f"probe {ident} not executed after {PROBE_TIMEOUT_S} s", last=None)
 
 
@@ -158,6 +160,7 @@ def probe(
     until: float,
     count: int,
     lead_ms: int = 0,
+    poll_s: float = POLL_S,
 ) -> None:
     """Alternate plain and sealed probes until ``count`` of each or the monotonic ``until``;
     a sealed one targets the epoch ``lead_ms`` from now (0: the current one, as the SDK
@@ -182,7 +185,7 @@ def probe(
             except IntakeRefused as refusal:
                 probes.add(kind, {"refused": f"intake {refusal.code}"})
                 continue
-            outcome = _follow(client, receipt, started, epoch_end_ms)
+            outcome = _follow(client, receipt, started, epoch_end_ms, poll_s)
             probes.add(kind, outcome)
             if "refused" not in outcome:
                 timed[kind] += 1
@@ -190,7 +193,13 @@ def probe(
 
 
 def run_probes(
-    url: str, wallets: list[Wallet], epoch_ms: int, until: float, count: int, lead_ms: int
+    url: str,
+    wallets: list[Wallet],
+    epoch_ms: int,
+    until: float,
+    count: int,
+    lead_ms: int,
+    poll_s: float,
 ) -> dict[str, Any]:
     """One thread per probe trader, each alternating plain and sealed probes."""
     probes = Probes()
@@ -242,14 +251,16 @@ def measure(
             url = processes.url(PROBED_MEMBER)
             figures["load_average_before"] = load_average()
             if generators is None:
-                figures.update(run_probes(url, wallets, epoch_ms, 1e18, count, lead_ms))
+                figures.update(run_probes(url, wallets, epoch_ms, 1e18, count, lead_ms, POLL_S))
             else:
                 start_at = time.monotonic() + 0.5
                 generators.start_phase(start_at)
                 # probes from 1 s into the load until it ends, whatever their number
                 time.sleep(1.5)
                 until = start_at + seconds
-                figures.update(run_probes(url, wallets, epoch_ms, until, 10**9, lead_ms))
+                figures.update(
+                    run_probes(url, wallets, epoch_ms, until, 10**9, lead_ms, LOADED_POLL_S)
+                )
                 results = generators.phase_results(seconds + 300)
                 acked = sum(result.intents_acked for result in results)
                 figures["background_acked_per_s"] = round(acked / seconds)
