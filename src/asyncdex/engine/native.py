@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, overload
+from typing import Any, cast, overload
 
 from asyncdex.engine.margin import initial_fraction_ppm
-from asyncdex.engine.orderbook import Order
+from asyncdex.engine.orderbook import Book, Order
 from asyncdex.engine.state import Account, MarketState, Position, State
 from asyncdex.engine.state_root import state_root_of_export
 from asyncdex.engine.transition import check_authorization
@@ -462,8 +462,9 @@ class NativeStateView:
     - Current: a piece is read from the core after the last command applied; the engine
       drops every cached piece (``stale``) before it applies the next.
     - Each read costs what it returns: an account its positions and orders, an order one
-      order, a market its book (every resting order of that market) and triggers; the
-      scalars one small dict. Only iterating ``accounts`` or ``orders`` visits them all.
+      order, a market its scalars, oracle prices, triggers and holders (its book is read
+      through the core, ``NativeBook``); the scalars one small dict. Only iterating
+      ``accounts`` or ``orders``, or a whole side of a book, visits them all.
     - Copies: changing what it hands out changes nothing in the engine.
     """
 
@@ -538,8 +539,15 @@ class NativeStateView:
         if market is None:
             data = self._core.export_market(market_id)
             market = MarketState(self.config.markets[market_id])
-            _fill_market(market, data, self._known)
+            market.set_scalars(list(data["scalars"]))
+            market.oracle = {publisher: (price, at) for publisher, price, at in data["oracle"]}
+            for items in data["triggers"]:
+                order = _order_of(items, self._known)
+                market.triggers[order.order_id] = order
             market.holders = dict.fromkeys(data["holders"])
+            # the book is read through the core, not copied: a market may hold far more
+            # orders than one read needs (see NativeBook)
+            market.book = cast(Book, NativeBook(market_id, self))
             self._markets[market_id] = market
         return market
 
@@ -566,6 +574,77 @@ class NativeStateView:
             order = None if items is None else _order_of(items, self._known)
         self._orders[order_id] = order
         return order
+
+
+class NativeBook:
+    """One market's book in the native core, with the reference ``Book``'s read side:
+    ``best_bid``, ``best_ask`` and ``level_sizes`` ask the core for just that; ``bids``,
+    ``asks``, ``bid_prices``, ``ask_prices`` and ``orders_in_priority`` build the side(s)
+    from the core on first use (every resting order of the side: for a book subscription's
+    snapshot, not for every record). Read only, current until the engine's next command (it
+    belongs to the view's cached market)."""
+
+    __slots__ = ("_sides", "_view", "market")
+
+    def __init__(self, market: int, view: NativeStateView) -> None:
+        self.market = market
+        self._view = view
+        self._sides: dict[bool, dict[int, dict[int, Order]]] = {}
+
+    def best_bid(self) -> int | None:
+        best: int | None = self._view._core.book_best(self.market)[0]
+        return best
+
+    def best_ask(self) -> int | None:
+        best: int | None = self._view._core.book_best(self.market)[1]
+        return best
+
+    def level_sizes(self, is_buy: bool, depth: int) -> list[tuple[int, int, int]]:
+        """The best ``depth`` levels of one side as (price, total size, order count)."""
+        levels: list[tuple[int, int, int]] = self._view._core.book_levels(
+            self.market, is_buy, depth
+        )
+        return levels
+
+    def _side(self, is_buy: bool) -> dict[int, dict[int, Order]]:
+        side = self._sides.get(is_buy)
+        if side is None:
+            side = self._sides[is_buy] = {}
+            known = self._view._known
+            for items in self._view._core.book_side(self.market, is_buy):
+                order = _order_of(items, known)
+                level = side.get(order.price)
+                if level is None:
+                    side[order.price] = {order.order_id: order}
+                else:
+                    level[order.order_id] = order
+        return side
+
+    @property
+    def bids(self) -> dict[int, dict[int, Order]]:
+        """Price -> (order id -> order), best price first (the reference's keeps no order)."""
+        return self._side(True)
+
+    @property
+    def asks(self) -> dict[int, dict[int, Order]]:
+        return self._side(False)
+
+    @property
+    def bid_prices(self) -> list[int]:
+        return sorted(self._side(True))
+
+    @property
+    def ask_prices(self) -> list[int]:
+        return sorted(self._side(False))
+
+    def orders_in_priority(self) -> list[Order]:
+        """All resting orders: bids best first then asks best first, time order within a level."""
+        return [
+            order
+            for is_buy in (True, False)
+            for level in self._side(is_buy).values()
+            for order in level.values()
+        ]
 
 
 class _MarketsView(Sequence[MarketState]):

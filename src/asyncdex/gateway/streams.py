@@ -207,11 +207,11 @@ class BookLevels:
                     self.orders[order_id] = (is_buy, price, order.size)
 
     def refresh(
-        self, order_ids: Iterable[int], orders: Mapping[int, Order], book: Book
+        self, order_ids: Iterable[int], orders: Mapping[int, Order]
     ) -> list[tuple[bool, int, int]]:
-        """Bring the levels up to ``book`` after a record whose events named ``order_ids``;
-        returns the changed levels as ``(is_buy, price, new total size)``, bids first, each
-        side by ascending price."""
+        """Bring the levels up to the engine's book after a record whose events named
+        ``order_ids`` (``orders``: the engine's live orders); returns the changed levels as
+        ``(is_buy, price, new total size)``, bids first, each side by ascending price."""
         moved: dict[tuple[bool, int], int] = {}  # (is_buy, price) -> change of its total
         for order_id in dict.fromkeys(order_ids):
             before = self.orders.pop(order_id, None)
@@ -221,8 +221,9 @@ class BookLevels:
             order = orders.get(order_id)
             if order is None or order.market != self.market:
                 continue
-            level = (book.bids if order.is_buy else book.asks).get(order.price)
-            if level is not None and level.get(order_id) is order:  # resting, not an armed trigger
+            # a live order rests in the book at its price unless it is an armed trigger (a
+            # fired one has trigger_kind 0): no need to look into the book itself
+            if not order.trigger_kind:
                 self.orders[order_id] = (order.is_buy, order.price, order.size)
                 where = (order.is_buy, order.price)
                 moved[where] = moved.get(where, 0) + order.size
@@ -293,7 +294,7 @@ def book_changes(
     """Refresh every tracked book a record's events touched; the changed levels by market."""
     changes: dict[int, list[tuple[bool, int, int]]] = {}
     for market, order_ids in order_ids_by_market(events, state.orders, tracked).items():
-        changed = tracked[market].refresh(order_ids, state.orders, state.markets[market].book)
+        changed = tracked[market].refresh(order_ids, state.orders)
         if changed:
             changes[market] = changed
     return changes

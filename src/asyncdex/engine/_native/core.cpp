@@ -3298,7 +3298,7 @@ public:
         return l;
     }
 
-    py::dict market_dict(const Market& m) const {
+    py::dict market_dict(const Market& m, bool with_book = true) const {
         const Core& k = core;
         py::dict md;
         py::list scalars;
@@ -3317,12 +3317,14 @@ public:
             oracle.append(
                 py::make_tuple(py::reinterpret_borrow<py::object>(o.obj), o.price, o.time));
         md["oracle"] = oracle;
-        py::list book;  // bids best first, then asks best first, time order in a level
-        for (const Side* s : {&m.bids, &m.asks})
-            for (size_t i = s->levels.size(); i-- > 0;)
-                for (int32_t slot = s->levels[i].head; slot >= 0; slot = k.orders[slot].next)
-                    book.append(order_list(k.orders[slot]));
-        md["book"] = book;
+        if (with_book) {
+            py::list book;  // bids best first, then asks best first, time order in a level
+            for (const Side* s : {&m.bids, &m.asks})
+                for (size_t i = s->levels.size(); i-- > 0;)
+                    for (int32_t slot = s->levels[i].head; slot >= 0; slot = k.orders[slot].next)
+                        book.append(order_list(k.orders[slot]));
+            md["book"] = book;
+        }
         py::list triggers;
         for (int32_t slot : m.triggers) triggers.append(order_list(k.orders[slot]));
         md["triggers"] = triggers;
@@ -3432,11 +3434,12 @@ public:
         return it == core.account_ids.end() ? -1 : it->second;
     }
 
-    // One market as ``export_state`` gives it, with its holders (accounts with a position).
+    // One market as ``export_state`` gives it (without its book: ``book_side`` and
+    // ``book_levels`` read that), with its holders (accounts with a position).
     py::dict export_market(size_t market) const {
         if (market >= core.markets.size()) throw py::index_error("no such market");
         const Market& m = core.markets[market];
-        py::dict md = market_dict(m);
+        py::dict md = market_dict(m, false);
         py::list holders;
         for (int32_t a : m.holders)
             holders.append(py::reinterpret_borrow<py::object>(core.accounts[a].address));
@@ -3461,6 +3464,46 @@ public:
     }
 
     bool has_account(const py::bytes& address) const { return account_id(address) >= 0; }
+
+    const Side& side_of(size_t market, bool is_buy) const {
+        if (market >= core.markets.size()) throw py::index_error("no such market");
+        const Market& m = core.markets[market];
+        return is_buy ? m.bids : m.asks;
+    }
+
+    // The best price of each side (None when empty).
+    py::tuple book_best(size_t market) const {
+        const Side& bids = side_of(market, true);
+        const Side& asks = side_of(market, false);
+        py::object bid = bids.empty() ? py::none() : py::object(py::int_(bids.best()));
+        py::object ask = asks.empty() ? py::none() : py::object(py::int_(asks.best()));
+        return py::make_tuple(bid, ask);
+    }
+
+    // The best ``depth`` levels of one side as (price, total size, order count), best first.
+    py::list book_levels(size_t market, bool is_buy, size_t depth) const {
+        const Side& side = side_of(market, is_buy);
+        py::list out;
+        for (size_t i = side.levels.size(); i-- > 0 && out.size() < depth;) {
+            i64 total = 0, count = 0;
+            for (int32_t slot = side.levels[i].head; slot >= 0; slot = core.orders[slot].next) {
+                total += core.orders[slot].size;
+                ++count;
+            }
+            out.append(py::make_tuple(side.levels[i].price, total, count));
+        }
+        return out;
+    }
+
+    // Every order of one side, best level first, time order within a level.
+    py::list book_side(size_t market, bool is_buy) const {
+        const Side& side = side_of(market, is_buy);
+        py::list out;
+        for (size_t i = side.levels.size(); i-- > 0;)
+            for (int32_t slot = side.levels[i].head; slot >= 0; slot = core.orders[slot].next)
+                out.append(order_list(core.orders[slot]));
+        return out;
+    }
 
     py::list account_addresses() const {
         py::list out;
@@ -3733,6 +3776,9 @@ PYBIND11_MODULE(_native_core, m) {
         .def("export_market", &PyCore::export_market)
         .def("export_account", &PyCore::export_account)
         .def("has_account", &PyCore::has_account)
+        .def("book_best", &PyCore::book_best)
+        .def("book_levels", &PyCore::book_levels)
+        .def("book_side", &PyCore::book_side)
         .def("account_addresses", &PyCore::account_addresses)
         .def("export_order", &PyCore::export_order)
         .def("order_ids", &PyCore::order_ids)
