@@ -510,6 +510,9 @@ def test_the_native_state_view_reads_what_the_reference_state_holds(
         assert len(view.accounts) == len(state.accounts), where
         for address, account in state.accounts.items():
             assert _account_fields(view.accounts[address]) == _account_fields(account), where
+            for market_id in range(len(state.markets)):
+                expected = state.position_values(address, market_id)
+                assert view.position_values(address, market_id) == expected, where
         assert sorted(view.orders) == sorted(state.orders), where
         assert len(view.orders) == len(state.orders), where
         for order_id, order in state.orders.items():
@@ -522,4 +525,5 @@ def test_the_native_state_view_reads_what_the_reference_state_holds(
         for stranger in strangers:
             assert stranger not in view.accounts and view.accounts.get(stranger) is None
             assert view.nonces.get(stranger) is None and stranger not in view.agent_master
+            assert view.position_values(stranger, 0) is None
         assert state.next_order_id not in view.orders and view.orders.get(0) is None

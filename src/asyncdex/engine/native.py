@@ -534,6 +534,13 @@ class NativeStateView:
         value: int = self._scalars()["fee_pool"]
         return value
 
+    def position_values(self, account: bytes, market: int) -> tuple[int, int] | None:
+        """(size, entry notional) of a position, or None: one query, no account built."""
+        if type(account) is not bytes or type(market) is not int:
+            return None
+        values: tuple[int, int] | None = self._core.position_values(account, market)
+        return values
+
     def _market(self, market_id: int) -> MarketState:
         market = self._markets.get(market_id)
         if market is None:

@@ -8,6 +8,9 @@ Invariants:
   demand. Both hand out the reference's own classes (``MarketState``, ``Account``,
   ``Position``, ``Order``), so one serialiser serves both and their responses are equal.
 - Read only: nothing outside the engine changes what a reader returns.
+- What is read on every applied record (streams, the Hyperliquid API's activity) reads
+  points (an order, a position's values), never a whole account or book: on the native
+  engine those are built from the core on demand and cost what they hold.
 - ``EngineLike`` is the entry points a node needs: ``apply``, ``state`` (a reader),
   ``check_authorization`` (the precheck), ``full_state`` (a whole reference ``State``, for
   snapshots and settlement batches) and ``state_root``; ``kind`` names the implementation.
@@ -47,6 +50,9 @@ class StateReader(Protocol):
     def protective(self) -> bool: ...
     @property
     def l1_consumed(self) -> int: ...
+    def position_values(self, account: bytes, market: int) -> tuple[int, int] | None:
+        """(size, entry notional) of a position, or None: for readers on every record, which
+        need neither the whole account nor its orders."""
 
 
 class EngineLike(Protocol):

@@ -238,6 +238,13 @@ class State:
         self.committee_fee_mark = 0  # fee_pool after the last block marker's payout
         self.committee_proposer = -1  # member index of the last block's proposer; -1: none
 
+    def position_values(self, account: bytes, market: int) -> tuple[int, int] | None:
+        """(size, entry notional) of ``account``'s position in ``market``, or None without
+        one (``asyncdex.engine.reader.StateReader``: a read that needs no whole account)."""
+        holder = self.accounts.get(account)
+        position = None if holder is None else holder.positions.get(market)
+        return None if position is None else (position.size, position.entry_notional)
+
     def total_money(self) -> int:
         """Collateral + isolated margins + insurance fund + fee pool + committee pool (the
         conserved sum)."""

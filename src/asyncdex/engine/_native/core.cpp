@@ -3465,6 +3465,15 @@ public:
 
     bool has_account(const py::bytes& address) const { return account_id(address) >= 0; }
 
+    // (size, entry notional) of an account's position in a market, or None without one.
+    py::object position_values(const py::bytes& address, size_t market) const {
+        int32_t a = account_id(address);
+        if (a < 0 || market >= core.markets.size()) return py::none();
+        const Position& p = core.positions[(size_t)a * core.markets.size() + market];
+        if (!p.exists) return py::none();
+        return py::make_tuple(p.size, big(p.entry_notional));
+    }
+
     const Side& side_of(size_t market, bool is_buy) const {
         if (market >= core.markets.size()) throw py::index_error("no such market");
         const Market& m = core.markets[market];
@@ -3776,6 +3785,7 @@ PYBIND11_MODULE(_native_core, m) {
         .def("export_market", &PyCore::export_market)
         .def("export_account", &PyCore::export_account)
         .def("has_account", &PyCore::has_account)
+        .def("position_values", &PyCore::position_values)
         .def("book_best", &PyCore::book_best)
         .def("book_levels", &PyCore::book_levels)
         .def("book_side", &PyCore::book_side)

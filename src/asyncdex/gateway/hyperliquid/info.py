@@ -622,11 +622,9 @@ class Activity:
                 if tracked is not None and tracked.size <= 0 and fill.order_id not in state.orders:
                     self._set_status(fill.order_id, "filled", now, state, updates)
             for key in running:
-                account, market_id = key
-                holder = state.accounts.get(account)
-                position = holder.positions.get(market_id) if holder else None
-                if position is not None and position.size:
-                    self._positions[key] = (position.size, position.entry_notional)
+                values = state.position_values(*key)
+                if values is not None and values[0]:
+                    self._positions[key] = values
                 else:
                     self._positions.pop(key, None)
         return RecordActivity(record, events, fills, fundings, updates)
@@ -659,7 +657,8 @@ class Activity:
             elif account in traded_later:
                 size = self._positions.get(key, (0, 0))[0]
             else:
-                size = state.accounts[account].positions[market_id].size
+                values = state.position_values(account, market_id)
+                size = 0 if values is None else values[0]
             if size == 0:
                 continue
             payment = funding_payment(size, event.rate_ppb, event.index_price)
