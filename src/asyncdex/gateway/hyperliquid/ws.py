@@ -436,13 +436,13 @@ class _RecordMessages:
             self._trades_by_market = trades
             record = self.activity.record
             record_hash = "0x" + record.intent_id.hex() if record.intent_id else ZERO_HASH
-            markets = self.streams.node.state.markets
+            specs = self.streams.node.state.config.markets  # the specs alone: no market state read
             index = 0
             for event in self.activity.events:
                 if type(event) is not TradeExecuted:
                     continue
                 assert isinstance(event, TradeExecuted)
-                spec = markets[event.market].spec
+                spec = specs[event.market]
                 buyer, seller = (
                     (event.taker, event.maker) if event.taker_is_buy else (event.maker, event.taker)
                 )
@@ -473,7 +473,7 @@ class _RecordMessages:
         now = self.activity.record.timestamp
         bucket = now - now % interval_ms
         candles = self.streams.node.market_data.candles(market_id, interval_ms, bucket, bucket)
-        spec = self.streams.node.state.markets[market_id].spec
+        spec = self.streams.node.state.config.markets[market_id]
         return [
             _message("candle", candle_json(spec, interval, interval_ms, candle))
             for candle in candles
@@ -488,10 +488,10 @@ class _RecordMessages:
 
     def _order_updates(self, key: tuple[Any, ...]) -> list[str]:
         user: bytes = key[1]
-        markets = self.streams.node.state.markets
+        specs = self.streams.node.state.config.markets  # the specs alone: no market state read
         updates = [
             {
-                "order": basic_order_json(markets[update.order.market].spec, update.order),
+                "order": basic_order_json(specs[update.order.market], update.order),
                 "status": update.status,
                 "statusTimestamp": update.status_time,
             }
@@ -510,7 +510,7 @@ class _RecordMessages:
     def _user_events(self, key: tuple[Any, ...]) -> list[str]:
         user: bytes = key[1]
         activity = self.activity
-        markets = self.streams.node.state.markets
+        specs = self.streams.node.state.config.markets  # the specs alone: no market state read
         out = []
         fills = [f for f in activity.fills if f.account == user]
         if fills:
@@ -523,7 +523,7 @@ class _RecordMessages:
             if type(event) is OrderCancelled:
                 assert isinstance(event, OrderCancelled)
                 if event.account == user and event.reason not in USER_CANCEL_REASONS:
-                    coin = markets[event.market].spec.symbol
+                    coin = specs[event.market].symbol
                     cancels.append({"coin": coin, "oid": event.order_id})
             elif type(event) is LiquidationStarted:
                 assert isinstance(event, LiquidationStarted)
