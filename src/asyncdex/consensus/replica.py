@@ -499,10 +499,12 @@ class Replica:
         block with items committed: it carries the certificate of ``parent``, which commits
         ``parent``'s parent when their views follow each other. This leader formed that
         certificate from votes only it received, so without the proposal the others would
-        learn of the commit (and execute the items) only an idle interval later."""
+        learn of the commit (and execute the items) only an idle interval later. (A committee
+        of one has nobody to tell.)"""
         grandparent = self._blocks.get(parent.parent)
         return (
-            grandparent is not None
+            self.committee.size > 1
+            and grandparent is not None
             and grandparent.height >= 1
             and grandparent.view + 1 == parent.view
             and bool(grandparent.payload)
