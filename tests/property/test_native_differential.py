@@ -488,7 +488,8 @@ def test_the_native_state_view_reads_what_the_reference_state_holds(
 ) -> None:
     """The read side's view of the native core (``NativeEngine.state``) presents, after
     every command, what the reference's ``State`` holds: each account, order, market, nonce
-    list and agent, and the scalars; absent keys are absent in both."""
+    list and agent, and the scalars; absent keys are absent in both. The commitment batches
+    carry is the reference's too."""
     config = fuzz_config()
     stream = random_stream(seed, 600, stressed)
     reference = Engine(config)
@@ -527,3 +528,5 @@ def test_the_native_state_view_reads_what_the_reference_state_holds(
             assert view.nonces.get(stranger) is None and stranger not in view.agent_master
             assert view.position_values(stranger, 0) is None
         assert state.next_order_id not in view.orders and view.orders.get(0) is None
+        # what settlement batches carry, taken from the export without a State
+        assert native.commitment() == reference.commitment(), where

@@ -31,7 +31,7 @@ from typing import Any, cast, overload
 from asyncdex.engine.margin import initial_fraction_ppm
 from asyncdex.engine.orderbook import Book, Order
 from asyncdex.engine.state import Account, MarketState, Position, State
-from asyncdex.engine.state_root import state_root_of_export
+from asyncdex.engine.state_root import Commitment, commitment_of_export, state_root_of_export
 from asyncdex.engine.transition import check_authorization
 from asyncdex.messages.commands import (
     COMMAND_TYPES,
@@ -314,6 +314,10 @@ class NativeEngine:
     def to_reference_state(self) -> State:
         """The native state as the reference's ``State`` (for roots and snapshots)."""
         return build_reference_state(self.config, self._core.export_state())
+
+    def commitment(self) -> Commitment:
+        """What the root commits to (settlement batches), from the core's export."""
+        return commitment_of_export(self.config, self._core.export_state())
 
     def state_root(self) -> bytes:
         """The reference's commitment of the exported state, taken from the export's plain

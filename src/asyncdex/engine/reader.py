@@ -13,7 +13,8 @@ Invariants:
   engine those are built from the core on demand and cost what they hold.
 - ``EngineLike`` is the entry points a node needs: ``apply``, ``state`` (a reader),
   ``check_authorization`` (the precheck), ``full_state`` (a whole reference ``State``, for
-  snapshots and settlement batches) and ``state_root``; ``kind`` names the implementation.
+  snapshots), ``commitment`` (what the root commits to, for settlement batches) and
+  ``state_root``; ``kind`` names the implementation.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Protocol
 
 from asyncdex.engine.orderbook import Order
 from asyncdex.engine.state import Account, MarketState, State
+from asyncdex.engine.state_root import Commitment
 from asyncdex.messages.commands import Command
 from asyncdex.messages.events import Event
 from asyncdex.messages.reasons import Reject
@@ -67,4 +69,5 @@ class EngineLike(Protocol):
         self, signer: bytes, nonce: int, expires_after: int, inner: Command, now: int
     ) -> Reject | None: ...
     def full_state(self) -> State: ...
+    def commitment(self) -> Commitment: ...
     def state_root(self) -> bytes: ...

@@ -14,6 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from asyncdex.commitment.leaves import exit_leaf
@@ -96,16 +97,52 @@ def global_leaf(state: State) -> bytes:
     return keccak256(pack(values))
 
 
+@dataclass(frozen=True, slots=True)
+class Commitment:
+    """What the root commits to, as settlement batches carry it: the marks, each account's
+    preimage (``account_preimage``) in address order, the global leaf, the L1 index."""
+
+    marks: tuple[int, ...]
+    accounts: list[tuple[bytes, list[object]]]
+    global_leaf: bytes
+    l1_consumed: int
+
+    def root(self) -> bytes:
+        marks = list(self.marks)
+        leaves = [
+            exit_leaf(address, preimage_exit_value(preimage, marks), preimage_hash(preimage))
+            for address, preimage in self.accounts
+        ]
+        leaves.append(self.global_leaf)
+        return merkle_root(leaves)
+
+
+def commitment(state: State) -> Commitment:
+    return Commitment(
+        tuple(market.mark_price for market in state.markets),
+        [
+            (address, account_preimage(account))
+            for address, account in sorted(state.accounts.items())
+        ],
+        global_leaf(state),
+        state.l1_consumed,
+    )
+
+
 def state_root_of_export(config: EngineConfig, exported: dict[str, Any]) -> bytes:
-    """``state_root`` of the state the native core exports (``export_state``: the form
-    ``asyncdex.engine.native.build_reference_state`` turns into a ``State``), committed from
+    """``state_root`` of the state the native core exports (see ``commitment_of_export``)."""
+    return commitment_of_export(config, exported).root()
+
+
+def commitment_of_export(config: EngineConfig, exported: dict[str, Any]) -> Commitment:
+    """``commitment`` of the state the native core exports (``export_state``: the form
+    ``asyncdex.engine.native.build_reference_state`` turns into a ``State``), taken from
     those plain lists without building the ``State``: the same values in the same order as
     the functions above take them from a ``State`` (an order's list is its ``to_list``, a
-    position's its ``scalars``). The differential tests compare it with ``state_root`` of the
-    reference after every command."""
+    position's its ``scalars``). The differential tests compare its root with ``state_root``
+    of the reference after every command."""
     markets = exported["markets"]
-    marks = [market["scalars"][1] for market in markets]
-    leaves = []
+    accounts: list[tuple[bytes, list[object]]] = []
     for address, collateral, scheduled_cancel, positions, agents, builders in sorted(
         exported["accounts"]
     ):
@@ -117,9 +154,7 @@ def state_root_of_export(config: EngineConfig, exported: dict[str, Any]) -> byte
         ]
         if builders:
             preimage.append(sorted(builders))
-        leaves.append(
-            exit_leaf(address, preimage_exit_value(preimage, marks), preimage_hash(preimage))
-        )
+        accounts.append((address, preimage))
     values = [
         exported["time"],
         exported["next_order_id"],
@@ -143,8 +178,8 @@ def state_root_of_export(config: EngineConfig, exported: dict[str, Any]) -> byte
     ]
     if config.committee_fee_share_ppm:
         values.append(list(exported["committee"]))
-    leaves.append(keccak256(pack(values)))
-    return merkle_root(leaves)
+    marks = tuple(market["scalars"][1] for market in markets)
+    return Commitment(marks, accounts, keccak256(pack(values)), exported["l1_consumed"])
 
 
 def account_leaves(state: State) -> list[tuple[bytes, int, bytes]]:

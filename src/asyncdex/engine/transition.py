@@ -77,7 +77,7 @@ from asyncdex.engine.margin import (
 from asyncdex.engine.orderbook import Order
 from asyncdex.engine.reader import StateReader
 from asyncdex.engine.state import Account, MarketState, Position, State
-from asyncdex.engine.state_root import state_root
+from asyncdex.engine.state_root import Commitment, commitment, state_root
 from asyncdex.messages.codec import COMMAND_TAG
 from asyncdex.messages.commands import (
     ALL_MARKETS,
@@ -228,6 +228,9 @@ class Engine:
 
     def state_root(self) -> bytes:
         return state_root(self.state)
+
+    def commitment(self) -> Commitment:
+        return commitment(self.state)
 
     # ------------------------------------------------------------------ helpers
 

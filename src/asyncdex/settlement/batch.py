@@ -39,8 +39,8 @@ from asyncdex.commitment.leaves import exit_leaf, withdrawal_leaf
 from asyncdex.commitment.merkle import merkle_proof, merkle_root
 from asyncdex.engine.state import State
 from asyncdex.engine.state_root import (
-    account_preimage,
-    global_leaf,
+    Commitment,
+    commitment,
     preimage_exit_value,
     preimage_hash,
 )
@@ -312,22 +312,24 @@ class BatchBuilder:
 
     def cut(
         self,
-        state: State,
+        state: State | Commitment,
         withdrawals: Iterable[Withdrawn],
         first_seq: int,
         last_seq: int,
         first_timestamp: int = 0,
         last_timestamp: int = 0,
     ) -> CutBatch:
-        """The next batch: the state after record ``last_seq``, records from ``first_seq``."""
-        marks = tuple(market.mark_price for market in state.markets)
+        """The next batch: the state after record ``last_seq``, records from ``first_seq``
+        (``state``: the engine's ``State``, or its ``Commitment``, which a native engine
+        gives without building a ``State``)."""
+        committed = state if isinstance(state, Commitment) else commitment(state)
+        marks = committed.marks
         mark_list = list(marks)
         changed: list[tuple[bytes, Preimage]] = []
         leaves: list[bytes] = []
         hashes: dict[bytes, bytes] = {}
         previous = self.account_hashes
-        for address, account in sorted(state.accounts.items()):
-            preimage = account_preimage(account)
+        for address, preimage in committed.accounts:
             account_hash = preimage_hash(preimage)
             hashes[address] = account_hash
             if previous.get(address) != account_hash:
@@ -336,13 +338,13 @@ class BatchBuilder:
             leaves.append(exit_leaf(address, value, account_hash))
         if len(hashes) < len(previous) or any(address not in hashes for address in previous):
             raise ValueError("an account disappeared from the state; batch data cannot say so")
-        leaf = global_leaf(state)
+        leaf = committed.global_leaf
         leaves.append(leaf)
         paid = tuple(
             sorted((event.withdrawal_id, event.account, event.amount) for event in withdrawals)
         )
         data = BatchData(
-            self.next_batch_number, first_seq, last_seq, state.l1_consumed, marks, leaf,
+            self.next_batch_number, first_seq, last_seq, committed.l1_consumed, marks, leaf,
             tuple(changed), paid,
         )  # fmt: skip
         batch = CutBatch(
@@ -354,7 +356,7 @@ class BatchBuilder:
             prev_state_root=self.prev_state_root,
             state_root=merkle_root(leaves),
             withdrawals_root=withdrawals_root(paid),
-            l1_consumed=state.l1_consumed,
+            l1_consumed=committed.l1_consumed,
             data=encode_batch_data(data),
             withdrawals=paid,
         )

@@ -129,7 +129,7 @@ class Batcher:
 
     def _cut(self) -> None:
         batch = self.builder.cut(
-            self.engine.full_state(),
+            self.engine.commitment(),
             self._withdrawals,
             self._first_seq,
             self._last_seq,
