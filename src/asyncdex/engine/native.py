@@ -540,7 +540,7 @@ class NativeStateView:
 
     def position_values(self, account: bytes, market: int) -> tuple[int, int] | None:
         """(size, entry notional) of a position, or None: one query, no account built."""
-        if type(account) is not bytes or type(market) is not int:
+        if type(account) is not bytes or type(market) is not int or market < 0:
             return None
         values: tuple[int, int] | None = self._core.position_values(account, market)
         return values
