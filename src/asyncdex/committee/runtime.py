@@ -9,7 +9,9 @@ Invariants:
 - ``on_commit`` is called in height order, exactly once per block per process lifetime, only
   after the committed log holding the block is durable. That fsync runs in its own task,
   since no message depends on it, so votes and proposals do not wait for it. Blocks
-  committed before a restart are read with ``committed_blocks``.
+  committed before a restart are read with ``committed_blocks``. ``on_committing``, if
+  given, is called in height order, once per block, as soon as the replica commits it
+  (before that log is durable): for what needs only the fact of the commit.
 - ``submit`` returns only once every item is durable in the intake log (many concurrent
   submits share one fsync) and handed to the replica: an acknowledged item is resubmitted
   after any restart until a committed block holds it. Ordering does not wait for that
@@ -104,6 +106,7 @@ class CommitteeMember:
         clock: Callable[[], int] = wall_clock_ms,
         on_commit: Callable[[Sequence[Block], QuorumCertificate], None],
         on_equivocation: Callable[[ReportEquivocation], None] | None = None,
+        on_committing: Callable[[Sequence[Block]], None] | None = None,
         tick_ms: int = 10,
     ) -> None:
         if signer.address != committee.members[index]:
@@ -116,6 +119,7 @@ class CommitteeMember:
         self._data_dir = Path(data_dir)
         self._clock = clock
         self._on_commit = on_commit
+        self._on_committing = on_committing
         self._on_equivocation = on_equivocation
         self._tick_s = tick_ms / 1000
         self._verify = CachingVerifier()
@@ -442,6 +446,17 @@ class CommitteeMember:
         self.committed_view = commit.blocks[-1].view
         self._commits.append(commit)
         self._commits_ready.set()
+        if self._on_committing is not None:
+            # soon, not now: it runs while these actions wait for their next fsync
+            asyncio.get_running_loop().call_soon(self._report_committing, commit.blocks)
+
+    def _report_committing(self, blocks: Sequence[Block]) -> None:
+        if self._on_committing is None or not self._running:
+            return
+        try:
+            self._on_committing(blocks)
+        except Exception:
+            _log.exception("member %d: on_committing failed", self.index)
 
     async def _report_commits(self) -> None:
         """Make appended commits durable (one fsync for all waiting), then report them in

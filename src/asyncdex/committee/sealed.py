@@ -185,10 +185,10 @@ class SealedReveal:
     # ----------------------------------------------------------------- local part
 
     def on_committed(self, timestamp_ms: int, items: Sequence[bytes]) -> None:
-        """A block is committed (called in height order, as soon as the commit is durable,
-        before the block is executed): release this member's share for every epoch with
-        sealed intents that the block closes. Executing comes later, and behind other blocks'
-        engine work; the epoch is closed from the commit on, so the share need not wait."""
+        """A block is committed (called in height order, as soon as this member's replica
+        commits it, before the block is durable in its committed log or executed): release
+        this member's share for every epoch with sealed intents that the block closes. The
+        epoch is closed from the commit on, so the share need not wait for either."""
         epoch = epoch_of(timestamp_ms, self.log.epoch_ms)
         for item in items:
             if item[:1] != _SEALED:

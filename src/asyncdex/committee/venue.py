@@ -131,6 +131,7 @@ class CommitteeVenue:
             clock=clock,
             on_commit=self._on_commit,
             on_equivocation=self._on_equivocation,
+            on_committing=self._on_committing if settings.sealing is not None else None,
         )
         self._settlement: SettlementService | None = None
         self.sealed: SealedReveal | None = None
@@ -156,17 +157,21 @@ class CommitteeVenue:
 
     def _on_commit(self, blocks: Sequence[Block], certificate: QuorumCertificate) -> None:
         self.executor.on_commit(blocks, certificate)
+
+    def _on_committing(self, blocks: Sequence[Block]) -> None:
         sealed = self.sealed
-        if sealed is not None:
-            # shares go out at the commit, not after the executor has caught up; and while an
-            # epoch holding sealed intents waits for a committed block past it, this member's
-            # leader proposes from its end on without waiting for the idle timer (the replica
-            # ends the hurry itself once that block is committed and announced)
-            for block in blocks:
-                sealed.on_committed(block.timestamp, block.payload)
-            due = sealed.closing_block_due_ms()
-            if due is not None:
-                self.member.hurry(due)
+        if sealed is None:
+            return
+        # shares go out at the commit (closing an epoch needs the commit, not this member's
+        # copy of it on disk, nor the executor catching up); and while an epoch holding sealed
+        # intents waits for a committed block past it, this member's leader proposes from its
+        # end on without waiting for the idle timer (the replica ends the hurry itself once
+        # that block is committed and announced)
+        for block in blocks:
+            sealed.on_committed(block.timestamp, block.payload)
+        due = sealed.closing_block_due_ms()
+        if due is not None:
+            self.member.hurry(due)
 
     def _committed(self, from_height: int) -> Iterator[tuple[Block, QuorumCertificate | None]]:
         for entry in self.member.store.committed_entries(from_height):
