@@ -10,8 +10,9 @@ Invariants:
   after the committed log holding the block is durable. That fsync runs in its own task,
   since no message depends on it, so votes and proposals do not wait for it. Blocks
   committed before a restart are read with ``committed_blocks``. ``on_committing``, if
-  given, is called in height order, once per block, as soon as the replica commits it
-  (before that log is durable): for what needs only the fact of the commit.
+  given, is called in height order, once per block per process lifetime, as soon as the
+  replica commits it (before that log is durable): for what needs only the fact of the
+  commit.
 - ``submit`` returns only once every item is durable in the intake log (many concurrent
   submits share one fsync) and handed to the replica: an acknowledged item is resubmitted
   after any restart until a committed block holds it. Ordering does not wait for that
@@ -451,7 +452,7 @@ class CommitteeMember:
             asyncio.get_running_loop().call_soon(self._report_committing, commit.blocks)
 
     def _report_committing(self, blocks: Sequence[Block]) -> None:
-        if self._on_committing is None or not self._running:
+        if self._on_committing is None:
             return
         try:
             self._on_committing(blocks)
