@@ -970,7 +970,10 @@ def cmd_demo(args: Any, bots: BotFactory = default_bots) -> int:
     """``asyncdex demo``: the venue demo traded by ``bots``, or with ``--engine-only`` the
     engine simulation."""
     if args.engine_only:
-        return 0 if run_demo(hours=args.hours, seed=args.seed).conserved else 1
+        kind, warning = choose_engine(args.engine)
+        if warning is not None:
+            print(f"warning: {warning}", file=sys.stderr)
+        return 0 if run_demo(hours=args.hours, seed=args.seed, engine_kind=kind).conserved else 1
     if args.duration <= 0:
         print("asyncdex demo: --duration must be positive", file=sys.stderr)
         return 2

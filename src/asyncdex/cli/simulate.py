@@ -21,8 +21,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from asyncdex.engine.build import build_engine
 from asyncdex.engine.state_root import state_root
-from asyncdex.engine.transition import Engine
 from asyncdex.messages.commands import (
     AdvanceTime,
     CancelAll,
@@ -92,8 +92,8 @@ class DemoSummary:
 
 
 class DemoSession:
-    def __init__(self, seed: int, out: TextIO | None) -> None:
-        self.engine = Engine(demo_config())
+    def __init__(self, seed: int, out: TextIO | None, engine_kind: str = "reference") -> None:
+        self.engine = build_engine(engine_kind, demo_config())
         self.rng = random.Random(seed)
         self.out = out
         self.now = START_MS
@@ -242,7 +242,7 @@ class DemoSession:
                 self.status(time.perf_counter() - started)
         summary = self.summary
         summary.wall_seconds = time.perf_counter() - started
-        state = self.engine.state
+        state = self.engine.full_state()
         summary.state_root = state_root(state).hex()
         summary.conserved = state.total_money() == state.total_deposited - state.total_withdrawn
         return summary
@@ -250,7 +250,7 @@ class DemoSession:
 
 def print_summary(session: DemoSession, out: TextIO) -> None:
     summary = session.summary
-    state = session.engine.state
+    state = session.engine.full_state()
     rows = [
         ("commands applied", f"{summary.commands:,}"),
         ("trades", f"{summary.events['TradeExecuted']:,}"),
@@ -272,10 +272,15 @@ def print_summary(session: DemoSession, out: TextIO) -> None:
         print(f"  {name:<24} {value}", file=out)
 
 
-def run_demo(hours: float = 3.0, seed: int = 1, quiet: bool = False) -> DemoSummary:
+def run_demo(
+    hours: float = 3.0, seed: int = 1, quiet: bool = False, engine_kind: str = "reference"
+) -> DemoSummary:
     out = None if quiet else sys.stdout
-    session = DemoSession(seed, out)
-    session.line(f"asyncdex demo --engine-only: {hours:g} simulated hours, seed {seed}")
+    session = DemoSession(seed, out, engine_kind)
+    session.line(
+        f"asyncdex demo --engine-only: {hours:g} simulated hours, seed {seed}, "
+        f"engine {session.engine.kind}"
+    )
     summary = session.run(hours)
     if out is not None:
         print_summary(session, out)
