@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_engine_properties import engine_settings, run_scenario, scenarios
 
-from asyncdex.engine.native import NativeEngine, native_available
-from asyncdex.engine.snapshot import restore, snapshot
+from asyncdex.engine.native import NativeEngine, export_reference_state, native_available
+from asyncdex.engine.snapshot import restore, restore_export, snapshot
 from asyncdex.engine.state_root import state_root
 from asyncdex.engine.transition import Engine
 from asyncdex.messages.commands import (
@@ -408,6 +408,34 @@ def test_snapshots_are_interchangeable_both_ways(seed: int, stressed: bool) -> N
         assert loaded.apply(command, timestamp) == expected, f"command {index} {command!r}"
         assert restored.apply(command, timestamp) == expected, f"command {index} {command!r}"
     assert loaded.state_root() == state_root(reference.state) == state_root(restored.state)
+
+
+@pytest.mark.parametrize(("seed", "stressed"), [(25, False), (26, True)])
+def test_a_snapshot_loads_into_the_native_core_without_a_reference_state(
+    seed: int, stressed: bool
+) -> None:
+    """``restore_export`` reads a snapshot into the form the native core imports, exactly
+    what exporting ``restore``'s state gives; ``NativeEngine.from_snapshot`` loads it, with
+    the snapshot's root, and continues event for event like the reference."""
+    config = fuzz_config()
+    stream = random_stream(seed, 1_200, stressed)
+    reference = Engine(config)
+    for index, (command, timestamp) in enumerate(stream):
+        reference.apply(command, timestamp)
+        if index % 300 != 299:
+            continue
+        data = snapshot(reference.state)
+        exported = restore_export(config, data)
+        assert exported == export_reference_state(restore(config, data)), f"at {index}"
+        loaded, root = NativeEngine.from_snapshot(config, data)
+        assert root == state_root(reference.state) == loaded.state_root()
+        assert loaded._core.export_state() == (
+            NativeEngine.from_reference_state(config, reference.state)._core.export_state()
+        )
+        follower = Engine(state=restore(config, data))
+        for command, timestamp in stream[index + 1 : index + 200]:
+            assert loaded.apply(command, timestamp) == follower.apply(command, timestamp)
+        assert loaded.state_root() == state_root(follower.state)
 
 
 @engine_settings(examples=100)

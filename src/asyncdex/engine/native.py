@@ -30,6 +30,7 @@ from typing import Any, cast, overload
 
 from asyncdex.engine.margin import initial_fraction_ppm
 from asyncdex.engine.orderbook import Book, Order
+from asyncdex.engine.snapshot import restore_export
 from asyncdex.engine.state import Account, MarketState, Position, State
 from asyncdex.engine.state_root import Commitment, commitment_of_export, state_root_of_export
 from asyncdex.engine.transition import check_authorization
@@ -310,6 +311,18 @@ class NativeEngine:
         engine = cls(config)
         engine._core.import_state(export_reference_state(state))
         return engine
+
+    @classmethod
+    def from_snapshot(cls, config: EngineConfig, payload: bytes) -> tuple[NativeEngine, bytes]:
+        """A native engine holding a snapshot's state (``asyncdex.engine.snapshot``), loaded
+        without building a reference ``State`` (``restore_export``), and that state's root
+        (for the caller to check against the one saved with it). ``SnapshotError`` for what
+        ``restore`` refuses."""
+        exported = restore_export(config, payload)
+        root = state_root_of_export(config, exported)
+        engine = cls(config)
+        engine._core.import_state(exported)
+        return engine, root
 
     def to_reference_state(self) -> State:
         """The native state as the reference's ``State`` (for roots and snapshots)."""

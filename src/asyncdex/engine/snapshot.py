@@ -116,6 +116,81 @@ def snapshot(state: State) -> bytes:
 
 
 def restore(config: EngineConfig, data: bytes) -> State:
+    counters, orders, accounts, markets, expiries, scheduled, nonces = _body(config, data)
+    try:
+        return _rebuild(config, counters, orders, accounts, markets, expiries, scheduled, nonces)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise SnapshotError(f"snapshot body is malformed: {exc!r}") from exc
+
+
+def restore_export(config: EngineConfig, data: bytes) -> dict[str, Any]:
+    """The snapshot in the form the native core exports and imports (``export_state``; the
+    form ``asyncdex.engine.native.export_reference_state`` makes of ``restore``'s state),
+    without building a ``State``: a native engine loads it directly
+    (``NativeEngine.from_snapshot``). Refuses what ``restore`` refuses."""
+    counters, orders, accounts, markets, expiries, scheduled, nonces = _body(config, data)
+    try:
+        (
+            time,
+            next_order_id,
+            next_withdrawal_id,
+            l1_consumed,
+            insurance_fund,
+            fee_pool,
+            total_deposited,
+            total_withdrawn,
+            next_due,
+            protective,
+            *committee,
+        ) = counters
+        by_id = {items[0]: items for items in orders}
+        exported: dict[str, Any] = {
+            "time": time,
+            "next_due": next_due,
+            "next_order_id": next_order_id,
+            "next_withdrawal_id": next_withdrawal_id,
+            "l1_consumed": l1_consumed,
+            "insurance_fund": insurance_fund,
+            "fee_pool": fee_pool,
+            "total_deposited": total_deposited,
+            "total_withdrawn": total_withdrawn,
+            "protective": protective,
+            "committee": tuple(committee) if committee else (0, 0, -1),
+        }
+        exported["markets"] = [
+            {
+                "scalars": scalars,
+                "oracle": [(p, price, at) for p, price, at in oracle],
+                "book": [by_id[order_id] for order_id in resting],
+                "triggers": [by_id[order_id] for order_id in triggers],
+            }
+            for *scalars, oracle, triggers, _holders, resting in markets
+        ]
+        if len(exported["markets"]) != len(config.markets):
+            raise ValueError(f"{len(exported['markets'])} markets, the config has others")
+        exported["accounts"] = [
+            (
+                address,
+                collateral,
+                scheduled_cancel,
+                [(market_id, fields, order_ids) for market_id, *fields, order_ids in positions],
+                [tuple(item) for item in agents],
+                [tuple(item) for item in builders[0]] if builders else [],
+            )
+            for address, collateral, scheduled_cancel, positions, _ids, agents, *builders in (
+                accounts
+            )
+        ]
+        exported["expiries"] = [(e, o) for e, o in expiries]
+        exported["scheduled"] = [(t, a) for t, a in scheduled]
+        exported["nonces"] = [(signer, list(kept)) for signer, kept in nonces]
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise SnapshotError(f"snapshot body is malformed: {exc!r}") from exc
+    return exported
+
+
+def _body(config: EngineConfig, data: bytes) -> tuple[Any, ...]:
+    """The snapshot's parts after its version, config and counters are checked."""
     try:
         body = unpack(data)
         (
@@ -138,9 +213,9 @@ def restore(config: EngineConfig, data: bytes) -> State:
     try:
         if len(counters) != (_COUNTERS if version >= 4 else _COUNTERS - _COMMITTEE_COUNTERS):
             raise ValueError(f"{len(counters)} counters in a version {version} snapshot")
-        return _rebuild(config, counters, orders, accounts, markets, expiries, scheduled, nonces)
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+    except (TypeError, ValueError) as exc:
         raise SnapshotError(f"snapshot body is malformed: {exc!r}") from exc
+    return counters, orders, accounts, markets, expiries, scheduled, nonces
 
 
 def _rebuild(

@@ -48,7 +48,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from asyncdex.engine.build import build_engine
 from asyncdex.engine.native import NativeEngine, NativeUnsupported
@@ -177,6 +177,16 @@ class SnapshotHeader:
     payload_sha256: bytes
 
 
+T = TypeVar("T")
+Loader = Callable[[EngineConfig, bytes], tuple[T, bytes]]
+"""A snapshot payload -> (what it loads into, the root of that state)."""
+
+
+def _restore_reference(config: EngineConfig, payload: bytes) -> tuple[State, bytes]:
+    state = restore(config, payload)
+    return state, state_root(state)
+
+
 def snapshot_file_name(seq: int) -> str:
     return f"snapshot-{seq:020d}.bin"
 
@@ -281,6 +291,10 @@ class SnapshotStore:
 
     def load(self, path: Path, config: EngineConfig) -> tuple[int, State]:
         """The (seq, state) a snapshot file holds, or :class:`SnapshotInvalid` saying why."""
+        return self.load_with(path, config, _restore_reference)
+
+    def load_with(self, path: Path, config: EngineConfig, loader: Loader[T]) -> tuple[int, T]:
+        """``load``, the payload turned into what ``loader`` makes of it (with its root)."""
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -290,34 +304,41 @@ class SnapshotStore:
         if match is not None and int(match.group(1)) != header.seq:
             raise SnapshotInvalid(path, f"file name says seq {match.group(1)}, header {header.seq}")
         try:
-            state = restore(config, data[HEADER_BYTES:])
+            loaded, root = loader(config, data[HEADER_BYTES:])
         except SnapshotError as exc:
             raise SnapshotInvalid(path, str(exc)) from exc
+        except NativeUnsupported:
+            raise  # the snapshot is fine; the native core cannot hold it (recover says so)
         except Exception as exc:
             # A payload with a good digest that still fails to restore was written by a
             # different engine build; report it like any other unusable snapshot.
             raise SnapshotInvalid(path, f"does not restore: {exc!r}") from exc
-        root = state_root(state)
         if root != header.state_root:
             raise SnapshotInvalid(
                 path,
                 f"restored state root 0x{root.hex()} differs from the saved "
                 f"0x{header.state_root.hex()}",
             )
-        return header.seq, state
+        return header.seq, loaded
 
     def latest(self, config: EngineConfig, max_seq: int | None = None) -> tuple[int, State] | None:
         """The newest valid snapshot at or below ``max_seq``; None when there is none.
 
         Invalid snapshots and snapshots beyond ``max_seq`` are recorded in ``skipped``.
         """
+        return self.latest_with(config, _restore_reference, max_seq)
+
+    def latest_with(
+        self, config: EngineConfig, loader: Loader[T], max_seq: int | None = None
+    ) -> tuple[int, T] | None:
+        """``latest``, each payload turned into what ``loader`` makes of it."""
         self.skipped = []
         for seq, path in reversed(self.paths()):
             if max_seq is not None and seq > max_seq:
                 self.skipped.append(SkippedSnapshot(path, seq, f"beyond seq {max_seq}"))
                 continue
             try:
-                return self.load(path, config)
+                return self.load_with(path, config, loader)
             except SnapshotInvalid as exc:
                 _log.warning("skipping snapshot: %s", exc)
                 self.skipped.append(SkippedSnapshot(path, seq, exc.reason))
@@ -617,17 +638,23 @@ def _recover(
     try:
         last_seq = journal.last_seq
         skipped: list[SkippedSnapshot] = []
-        found = None
+        snapshot_seq = 0
+        engine: EngineLike | None = None
         if snapshot_dir is not None:
             store = SnapshotStore(snapshot_dir)
-            found = store.latest(config, max_seq=last_seq)
+            if engine_kind == "native":
+                # loaded straight into the core: no reference State built on the way
+                native = store.latest_with(config, NativeEngine.from_snapshot, max_seq=last_seq)
+                if native is not None:
+                    snapshot_seq, engine = native
+            else:
+                found = store.latest(config, max_seq=last_seq)
+                if found is not None:
+                    snapshot_seq, state = found
+                    engine = build_engine(engine_kind, config, state)
             skipped = store.skipped
-        if found is None:
-            snapshot_seq = 0
+        if engine is None:
             engine = build_engine(engine_kind, config)
-        else:
-            snapshot_seq, state = found
-            engine = build_engine(engine_kind, config, state)
         if snapshot_seq < journal.first_seq - 1:
             raise ReplayGap(snapshot_seq + 1, journal.first_seq)
         if native_segments:

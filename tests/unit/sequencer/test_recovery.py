@@ -453,6 +453,31 @@ def test_invalid_damaged_middle_segment_is_refused_by_either_engine(
     FileJournal.open(tmp_path / "journal", verify_all_segments=False)[0].close()  # released
 
 
+@pytest.mark.parametrize("engine_kind", ENGINES)
+def test_a_snapshot_off_its_root_is_skipped_by_either_engine(
+    tmp_path: Path, engine_kind: str
+) -> None:
+    """The native core loads snapshots without a reference State, and checks their roots as
+    the reference's load does: a snapshot whose state is not the one its root was saved with
+    is skipped, named, and recovery starts from the one before."""
+    stream = command_stream(seed=27, count=300)
+    write_journal(tmp_path / "journal", stream)
+    store = SnapshotStore(tmp_path / "snapshots")
+    store.save(100, engine_after(stream, 100).state)
+    path = store.save(200, engine_after(stream, 200).state)
+    state = restore(CONFIG, path.read_bytes()[HEADER_BYTES:])
+    state.accounts[next(iter(state.accounts))].collateral += 1
+    rewrite_snapshot(path, snapshot(state))  # digest fixed, the saved root kept
+    recovered = recover(
+        tmp_path / "journal", tmp_path / "snapshots", CONFIG, engine_kind=engine_kind
+    )
+    recovered.journal.close()
+    assert recovered.engine.kind == engine_kind and recovered.snapshot_seq == 100
+    (skipped,) = recovered.skipped_snapshots
+    assert skipped.path == path and "differs from the saved" in skipped.reason
+    assert recovered.state_root == state_root(engine_after(stream, 300).state)
+
+
 @pytest.mark.skipif(not native_available(), reason="the native engine core is not built")
 def test_a_journal_the_native_core_cannot_run_recovers_on_the_reference(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
