@@ -432,6 +432,8 @@ def test_a_snapshot_loads_into_the_native_core_without_a_reference_state(
         assert loaded._core.export_state() == (
             NativeEngine.from_reference_state(config, reference.state)._core.export_state()
         )
+        # and writes it back as the State it exports would be written, with the same root
+        assert loaded.snapshot() == (snapshot(loaded.to_reference_state()), root)
         follower = Engine(state=restore(config, data))
         for command, timestamp in stream[index + 1 : index + 200]:
             assert loaded.apply(command, timestamp) == follower.apply(command, timestamp)
@@ -558,3 +560,8 @@ def test_the_native_state_view_reads_what_the_reference_state_holds(
         assert state.next_order_id not in view.orders and view.orders.get(0) is None
         # what settlement batches carry, taken from the export without a State
         assert native.commitment() == reference.commitment(), where
+        # a snapshot written from the export is the one the exported State gives
+        assert native.snapshot() == (
+            snapshot(native.to_reference_state()),
+            state_root(reference.state),
+        ), where

@@ -30,7 +30,7 @@ from typing import Any, cast, overload
 
 from asyncdex.engine.margin import initial_fraction_ppm
 from asyncdex.engine.orderbook import Book, Order
-from asyncdex.engine.snapshot import restore_export
+from asyncdex.engine.snapshot import restore_export, snapshot_of_export
 from asyncdex.engine.state import Account, MarketState, Position, State
 from asyncdex.engine.state_root import Commitment, commitment_of_export, state_root_of_export
 from asyncdex.engine.transition import check_authorization
@@ -327,6 +327,15 @@ class NativeEngine:
     def to_reference_state(self) -> State:
         """The native state as the reference's ``State`` (for roots and snapshots)."""
         return build_reference_state(self.config, self._core.export_state())
+
+    def snapshot(self) -> tuple[bytes, bytes]:
+        """(the snapshot of the state, its root), both from one export of the core, no
+        reference ``State`` built: the bytes ``snapshot`` writes of ``to_reference_state``."""
+        exported = self._core.export_state()
+        return (
+            snapshot_of_export(self.config, exported),
+            state_root_of_export(self.config, exported),
+        )
 
     def commitment(self) -> Commitment:
         """What the root commits to (settlement batches), from the core's export."""

@@ -12,9 +12,9 @@ Invariants:
   points (an order, a position's values), never a whole account or book: on the native
   engine those are built from the core on demand and cost what they hold.
 - ``EngineLike`` is the entry points a node needs: ``apply``, ``state`` (a reader),
-  ``check_authorization`` (the precheck), ``full_state`` (a whole reference ``State``, for
-  snapshots), ``commitment`` (what the root commits to, for settlement batches) and
-  ``state_root``; ``kind`` names the implementation.
+  ``check_authorization`` (the precheck), ``full_state`` (a whole reference ``State``),
+  ``snapshot`` (a snapshot's bytes and root), ``commitment`` (what the root commits to,
+  for settlement batches) and ``state_root``; ``kind`` names the implementation.
 """
 
 from __future__ import annotations
@@ -70,4 +70,5 @@ class EngineLike(Protocol):
     ) -> Reject | None: ...
     def full_state(self) -> State: ...
     def commitment(self) -> Commitment: ...
+    def snapshot(self) -> tuple[bytes, bytes]: ...
     def state_root(self) -> bytes: ...

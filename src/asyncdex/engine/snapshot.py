@@ -115,6 +115,81 @@ def snapshot(state: State) -> bytes:
     return pack(body)
 
 
+def snapshot_of_export(config: EngineConfig, exported: dict[str, Any]) -> bytes:
+    """``snapshot`` of the state the native core exports (``export_state``), byte for byte
+    what ``snapshot`` writes of the ``State`` that export builds
+    (``asyncdex.engine.native.build_reference_state``: orders by id, each position's orders
+    by id, client ids by market then order id, holders in account order), without building
+    it. The differential tests compare the two bytes."""
+    orders: list[list[object]] = []
+    markets = []
+    holders: list[dict[bytes, None]] = [{} for _ in exported["markets"]]
+    for address, _collateral, _cancel, positions, _agents, _builders in exported["accounts"]:
+        for market_id, scalars, _ids in positions:
+            if scalars[0]:
+                holders[market_id][address] = None
+    client_of: dict[int, object] = {}
+    for market, held in zip(exported["markets"], holders, strict=True):
+        for items in market["book"]:
+            orders.append(items)
+        for items in market["triggers"]:
+            orders.append(items)
+        markets.append(
+            [
+                *market["scalars"],
+                [[p, price, at] for p, price, at in market["oracle"]],
+                [items[0] for items in market["triggers"]],
+                list(held),
+                [items[0] for items in market["book"]],
+            ]
+        )
+    orders.sort(key=_order_id)
+    for items in orders:
+        if items[9]:  # the client id (``ORDER_FIELDS``)
+            client_of[items[0]] = items[9]  # type: ignore[index]
+    accounts = []
+    for address, collateral, scheduled_cancel, positions, agents, builders in exported["accounts"]:
+        client_ids: list[tuple[object, int]] = []
+        rows = []
+        for market_id, scalars, ids in positions:
+            ids = sorted(ids)
+            rows.append([market_id, *scalars, ids])
+            client_ids.extend((client_of[i], i) for i in ids if i in client_of)
+        accounts.append(
+            [address, collateral, scheduled_cancel, rows, client_ids, list(agents), list(builders)]
+        )
+    body = [
+        SNAPSHOT_VERSION,
+        config_hash(config),
+        [
+            exported["time"],
+            exported["next_order_id"],
+            exported["next_withdrawal_id"],
+            exported["l1_consumed"],
+            exported["insurance_fund"],
+            exported["fee_pool"],
+            exported["total_deposited"],
+            exported["total_withdrawn"],
+            exported["next_due"],
+            exported["protective"],
+            *exported["committee"],
+        ],
+        orders,
+        accounts,
+        markets,
+        [list(item) for item in exported["expiries"]],
+        [list(item) for item in exported["scheduled"]],
+        list(exported["nonces"]),
+    ]
+    return pack(body)
+
+
+def _order_id(items: list[object]) -> int:
+    order_id = items[0]
+    assert isinstance(order_id, int)
+    return order_id
+
+
 def restore(config: EngineConfig, data: bytes) -> State:
     counters, orders, accounts, markets, expiries, scheduled, nonces = _body(config, data)
     try:

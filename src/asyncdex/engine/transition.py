@@ -76,6 +76,7 @@ from asyncdex.engine.margin import (
 )
 from asyncdex.engine.orderbook import Order
 from asyncdex.engine.reader import StateReader
+from asyncdex.engine.snapshot import snapshot
 from asyncdex.engine.state import Account, MarketState, Position, State
 from asyncdex.engine.state_root import Commitment, commitment, state_root
 from asyncdex.messages.codec import COMMAND_TAG
@@ -231,6 +232,10 @@ class Engine:
 
     def commitment(self) -> Commitment:
         return commitment(self.state)
+
+    def snapshot(self) -> tuple[bytes, bytes]:
+        """(the snapshot of the state, its root): what a snapshot file holds."""
+        return snapshot(self.state), state_root(self.state)
 
     # ------------------------------------------------------------------ helpers
 

@@ -1148,7 +1148,7 @@ class Node:
         if executor is not None and snapshots is not None and not self._engine_faulted:
             try:
                 if self._snapshot_seq() != executor.last_seq:
-                    snapshots.save(executor.last_seq, executor.engine.full_state())
+                    snapshots.save_engine(executor.last_seq, executor.engine)
             except OSError:
                 _log.exception("final snapshot failed; the next start replays the tail")
         await self._close_storage()

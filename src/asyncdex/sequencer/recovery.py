@@ -254,10 +254,19 @@ class SnapshotStore:
 
     def save(self, seq: int, state: State) -> Path:
         """Write the snapshot of ``state`` as it is after record ``seq``; prune old ones."""
+        return self.save_payload(seq, snapshot(state), state_root(state))
+
+    def save_engine(self, seq: int, engine: EngineLike) -> Path:
+        """``save`` of an engine's state (``EngineLike.snapshot``: the native core writes it
+        from its export, with no reference ``State`` built)."""
+        payload, root = engine.snapshot()
+        return self.save_payload(seq, payload, root)
+
+    def save_payload(self, seq: int, payload: bytes, root: bytes) -> Path:
+        """Write a snapshot payload (``asyncdex.engine.snapshot``) whose state has ``root``."""
         if seq < 0:
             raise ValueError("a snapshot's seq is not negative")
-        payload = snapshot(state)
-        header = _encode_header(seq, state_root(state), payload)
+        header = _encode_header(seq, root, payload)
         self.directory.mkdir(parents=True, exist_ok=True)
         final = self.directory / snapshot_file_name(seq)
         fd, temp_name = tempfile.mkstemp(
@@ -761,7 +770,7 @@ class EngineExecutor:
 
     def _save(self, snapshots: SnapshotStore, seq: int) -> None:
         try:
-            self.last_snapshot = snapshots.save(seq, self.engine.full_state())
+            self.last_snapshot = snapshots.save_engine(seq, self.engine)
         except OSError:
             self.snapshot_failures += 1
             _log.exception("snapshot at seq %d failed; the journal still has every record", seq)
