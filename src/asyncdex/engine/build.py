@@ -26,10 +26,6 @@ class EngineUnavailable(RuntimeError):
     """The engine asked for cannot run here (the native core is not built)."""
 
 
-def default_engine_kind() -> str:
-    return "native" if native_available() else "reference"
-
-
 def choose_engine(requested: str | None) -> tuple[str, str | None]:
     """(the kind to run, a warning to show or None). ``requested`` None: the default."""
     if requested is None:

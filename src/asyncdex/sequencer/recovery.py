@@ -13,6 +13,12 @@ Invariants:
   next ``save`` removes.
 - Replay applies records in seq order with no gap: ``replay`` raises :class:`ReplayGap`
   rather than apply a record whose predecessor it has not applied.
+- Either engine (``engine_kind``): the native core and the reference reach the same root
+  from the same snapshot and journal. The native path loads the snapshot into the core and
+  checks every journal record (framing, CRC-32, seq) in C++ as the journal's open would;
+  whatever it finds not clean is recovered again the exact way, so damage is reported as
+  the reference's recovery reports it, and a journal the core cannot run recovers on the
+  reference.
 - Snapshots are taken at seqs that are multiples of ``EngineExecutor.every``: replicas that
   apply the same journal write the same snapshot files.
 - A valid snapshot at seq ``S`` proves records ``1 .. S`` were durable (it is written only
