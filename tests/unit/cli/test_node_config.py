@@ -155,3 +155,15 @@ def test_zero_batch_interval_from_the_file_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="--batch-interval-ms must be positive"):
         settings(tmp_path, path)
+
+
+def test_the_engine_is_native_by_default_and_chosen_by_flag() -> None:
+    base = ("--data", "data", "--config", str(EXAMPLE))
+    assert node_cmd.engine_choice(parse(*base)) is None  # the node runs native if built
+    assert node_cmd.engine_choice(parse(*base, "--engine", "reference")) == "reference"
+    # the mypyc build is a build of the reference
+    assert node_cmd.engine_choice(parse(*base, "--compiled")) == "reference"
+    with pytest.raises(ConfigError, match="excludes --engine native"):
+        node_cmd.engine_choice(parse(*base, "--compiled", "--engine", "native"))
+    with pytest.raises(SystemExit):
+        parse(*base, "--engine", "fast")
