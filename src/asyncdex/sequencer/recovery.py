@@ -455,12 +455,7 @@ def replay(
     decode = decode_trusted_record
     last = _NO_LIMIT if to_seq is None else to_seq
     expected = from_seq
-    try:
-        records = journal.read(from_seq)
-    except JournalSequenceError as exc:
-        # The journal starts after from_seq: the records in between are gone.
-        raise ReplayGap(from_seq, None) from exc
-    try:
+    with _records_from(journal, from_seq) as records:
         # Recovery's hot loop (a node replays millions of records before it serves):
         # tuple unpacking rather than named fields, and no callback test when there is none.
         if on_record is None:
@@ -481,11 +476,29 @@ def replay(
                 record = decode(payload)
                 on_record(seq, record, apply(record.command, record.timestamp))
                 expected = seq + 1
+    return _replayed(from_seq, expected, to_seq)
+
+
+@contextlib.contextmanager
+def _records_from(journal: RecordSource, from_seq: int) -> Iterator[Iterator[tuple[int, bytes]]]:
+    """The journal's records from ``from_seq``, closed on the way out (a reader holds a segment
+    file open until it is closed or exhausted); a journal that starts later is a gap."""
+    try:
+        records = journal.read(from_seq)
+    except JournalSequenceError as exc:
+        # The journal starts after from_seq: the records in between are gone.
+        raise ReplayGap(from_seq, None) from exc
+    try:
+        yield records
     finally:
-        # A journal reader holds a segment file open until it is closed or exhausted.
         close = getattr(records, "close", None)
         if close is not None:
             close()
+
+
+def _replayed(from_seq: int, expected: int, to_seq: int | None) -> int:
+    """How many records a replay applied, once it checked that none short of ``to_seq``
+    is missing."""
     if to_seq is not None and expected <= to_seq:
         raise ReplayGap(expected, None)
     return expected - from_seq
@@ -502,13 +515,9 @@ def _replay_native(
     the seqs are checked here exactly as ``replay`` checks them."""
     last = _NO_LIMIT if to_seq is None else to_seq
     expected = from_seq
-    try:
-        records = journal.read(from_seq)
-    except JournalSequenceError as exc:
-        raise ReplayGap(from_seq, None) from exc
     chunk: list[bytes] = []
     append = chunk.append
-    try:
+    with _records_from(journal, from_seq) as records:
         for seq, payload in records:
             if seq != expected:
                 engine.apply_records(chunk)  # everything before the gap is applied
@@ -521,13 +530,7 @@ def _replay_native(
                 engine.apply_records(chunk)
                 chunk.clear()
         engine.apply_records(chunk)
-    finally:
-        close = getattr(records, "close", None)
-        if close is not None:
-            close()
-    if to_seq is not None and expected <= to_seq:
-        raise ReplayGap(expected, None)
-    return expected - from_seq
+    return _replayed(from_seq, expected, to_seq)
 
 
 _SEGMENT_HEADER = struct.Struct("<8sQ")  # asyncdex.sequencer.journal's segment header
