@@ -4,8 +4,10 @@ A batch-auction market (tick 0.10, lot 0.01) gets 10,000 limit orders from 200 a
 buying, 100 selling, one side each) at 101 prices around the mark, all in one interval; then
 one ``AdvanceTime`` at the interval's end runs the auction: clearing price, pro-rata
 allocation, every fill's trade and fees, IOC clean-up. The figure is the time of that one
-``Engine.apply``, measured over several fresh books (the placement is not timed). Both
-implementations run the same source: the interpreted reference and the mypyc build.
+``apply``, measured over several fresh books (the placement is not timed), on both engines:
+the native core (its own clearing, when the extension is built; else left out with a
+warning) and the interpreted reference, in one process (one engine at a time). Both must
+clear to the same trades and volume.
 
 Prints the figures (and ``--json``); never asserts a time. Run:
 ``python -m benchmarks.auction_bench [--orders N] [--repeat N]``.
@@ -17,14 +19,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from asyncdex.engine.compiled import compiled_env, is_compiled
-from asyncdex.engine.transition import Engine
+from asyncdex.engine.build import build_engine
+from asyncdex.engine.native import native_available, native_unavailable_reason
 from asyncdex.messages.commands import AdvanceTime, Deposit, PlaceOrder, PublishOraclePrice
 from asyncdex.messages.events import AuctionCleared, TradeExecuted
 from asyncdex.types.market import EngineConfig, MarketSpec
@@ -43,9 +43,10 @@ SPEC = MarketSpec(
 ACCOUNTS = tuple(index.to_bytes(20, "big") for index in range(1, 201))
 
 
-def one_auction(orders: int) -> tuple[float, int, int]:
-    """(seconds of the auction, trades, volume) for a fresh book of ``orders`` orders."""
-    engine = Engine(EngineConfig((SPEC,), oracle_publishers=(ORACLE,)))
+def one_auction(kind: str, orders: int) -> tuple[float, int, int]:
+    """(seconds of the auction, trades, volume) for a fresh book of ``orders`` orders on the
+    engine ``kind``."""
+    engine = build_engine(kind, EngineConfig((SPEC,), oracle_publishers=(ORACLE,)))
     for index, address in enumerate(ACCOUNTS):
         engine.apply(Deposit(address, 10**13, index), 1_000)
     engine.apply(PublishOraclePrice(ORACLE, 0, 10_000), 1_000)
@@ -63,14 +64,14 @@ def one_auction(orders: int) -> tuple[float, int, int]:
     return elapsed, trades, cleared[0].volume if cleared else 0
 
 
-def run(orders: int, repeat: int) -> dict[str, Any]:
+def run(kind: str, orders: int, repeat: int) -> dict[str, Any]:
     times = []
     trades = volume = 0
     for _ in range(repeat):
-        elapsed, trades, volume = one_auction(orders)
+        elapsed, trades, volume = one_auction(kind, orders)
         times.append(elapsed * 1_000)
     return {
-        "implementation": "compiled" if is_compiled() else "interpreted",
+        "implementation": kind,
         "orders": orders,
         "trades": trades,
         "volume": volume,
@@ -81,17 +82,15 @@ def run(orders: int, repeat: int) -> dict[str, Any]:
 
 
 def run_both(orders: int, repeat: int) -> list[dict[str, Any]]:
-    """``run`` in a fresh process per implementation: the compiled build, then the
-    interpreted reference (one process cannot hold both)."""
-    root = Path(__file__).resolve().parents[1]
-    results = []
-    for env in (compiled_env(), dict(os.environ)):
-        command = [sys.executable, "-m", "benchmarks.auction_bench", "--one"]
-        command += ["--orders", str(orders), "--repeat", str(repeat)]
-        proc = subprocess.run(
-            command, env=env, cwd=root, capture_output=True, text=True, check=True
-        )
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    """``run`` on the native core (when it is built), then on the interpreted reference."""
+    kinds = ["reference"]
+    if native_available():
+        kinds.insert(0, "native")
+    else:
+        print(f"warning: native core left out: {native_unavailable_reason()}", file=sys.stderr)
+    results = [run(kind, orders, repeat) for kind in kinds]
+    if len({(item["trades"], item["volume"]) for item in results}) != 1:
+        raise RuntimeError(f"the engines cleared the auction differently: {results}")
     return results
 
 
@@ -100,18 +99,14 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--one", action="store_true", help="this implementation only")
     args = parser.parse_args()
-    if args.one:
-        print(json.dumps(run(args.orders, args.repeat)))
-        return
     results = run_both(args.orders, args.repeat)
     if args.json:
         print(json.dumps(results, indent=2))
         return
     for item in results:
         print(
-            f"{item['implementation']:>11}: one auction of {item['orders']:,} orders "
+            f"{item['implementation']:>9}: one auction of {item['orders']:,} orders "
             f"({item['trades']:,} trades): median {item['median_ms']} ms, "
             f"max {item['max_ms']} ms (load average {item['load_average']:.2f})"
         )

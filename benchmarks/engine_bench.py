@@ -6,10 +6,10 @@ Workloads (margin checks on, fees on, every command through the full transition)
 - ``taker``: a taker-heavy mix (40% IOC crossing several levels, 50% GTC refill, 10% cancel).
 - ``resting``: 1,000,000 resting orders held; memory per resting order.
 
-Three implementations on the same generated streams, each in a process of its own: the
-interpreted reference, the mypyc build, and the native core (``asyncdex.engine.native``),
-the last both through its batch entry point (the whole stream in one call, no event
-objects) and per call (``apply`` from Python, events built). A comparison row drives the
+Both implementations on the same generated streams, each in a process of its own: the
+interpreted reference and the native core (``asyncdex.engine.native``), the latter both
+through its batch entry point (the whole stream in one call, no event objects) and per
+call (``apply`` from Python, events built). A comparison row drives the
 ``limit-order-book`` package from PyPI (the ``bench`` extra) through the same place, cancel,
 modify and IOC stream: book only, no accounts, margin or fees.
 
@@ -32,7 +32,6 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from asyncdex.engine.compiled import compiled_env, is_compiled
 from asyncdex.engine.transition import Engine
 from asyncdex.messages.commands import (
     CancelOrder,
@@ -224,9 +223,9 @@ def run_resting(count: int) -> dict[str, Any]:
 
 
 def run_here(quick: bool = False) -> dict[str, Any]:
-    """All workloads on the engine this interpreter imports."""
+    """All workloads on the interpreted reference."""
     operations = 100_000 if quick else 1_000_000
-    results: dict[str, Any] = {"implementation": "compiled" if is_compiled() else "interpreted"}
+    results: dict[str, Any] = {"implementation": "interpreted"}
     cases = [
         ("exchange_core_1_market", "exchange-core", 1, 1_000),
         ("exchange_core_10_markets_10k_accounts", "exchange-core", 10, 10_000),
@@ -423,12 +422,12 @@ def run_native(quick: bool = False) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    """The three implementations, each in its own process: the native core, the compiled
-    build and the reference (the ``limit-order-book`` row comes with the native one)."""
+    """Both implementations, each in its own process: the native core and the reference
+    (the ``limit-order-book`` row comes with the native one)."""
     root = Path(__file__).resolve().parents[1]
     results: dict[str, Any] = {}
-    for impl in ("native", "compiled", "interpreted"):
-        env = compiled_env() if impl == "compiled" else dict(os.environ)
+    for impl in ("native", "interpreted"):
+        env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (env.get("PYTHONPATH"), str(root))))
         print(f"engine ({impl}):", flush=True)
         args = [sys.executable, "-m", "benchmarks.engine_bench", *(["--quick"] if quick else [])]

@@ -24,9 +24,10 @@ is a replayable venue history.
 - Replay: the throughput run's journal through ``recovery.replay`` into a fresh engine
   from seq 1, and from a snapshot two thirds in + the tail (``recover`` is timed whole
   too), with the engine's own share (``apply`` over pre-decoded records) beside it. In
-  subprocesses, once with the compiled engine and once with the interpreted reference;
-  each also measures 20k intents/s receipt latency with its engine executing every durable
-  record as a consumer in the same loop, as a node does.
+  subprocesses, once with the native core (when the extension is built; else left out with
+  a warning) and once with the interpreted reference; each also measures 20k intents/s
+  receipt latency with its engine executing every durable record as a consumer in the same
+  loop, as a node does.
 
 The pre-built workload (millions of objects) is moved out of the collector's sight with
 ``gc.freeze()``: a node holds no such thing, and full collections walking it would be
@@ -53,9 +54,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from asyncdex.engine.compiled import compiled_env, is_compiled
-from asyncdex.engine.state_root import state_root
-from asyncdex.engine.transition import Engine
+from asyncdex.engine.build import build_engine
+from asyncdex.engine.native import native_available, native_unavailable_reason
 from asyncdex.messages.commands import Command, Deposit, PublishOraclePrice, Signed
 from asyncdex.sequencer.journal import FileJournal, GroupCommitter, JournalFailed
 from asyncdex.sequencer.records import decode_trusted_record
@@ -182,13 +182,14 @@ def measure_latency(
     timed: list[Submission],
     rate: int,
     seconds: float,
-    with_engine: bool = False,
+    engine: str | None = None,
     per_call: int = 1,
 ) -> dict[str, Any]:
     """Receipt latency at ``rate`` offered intents/s, ``per_call`` at most in a call.
 
     With ``per_call`` > 1, the intents due at one tick go out in calls of up to that many,
-    as from a gateway that hands over what it read from a socket in one go.
+    as from a gateway that hands over what it read from a socket in one go. ``engine``: the
+    kind of engine that executes every durable record (None: no engine).
     """
     journal, _ = FileJournal.open(directory)
     counter = _BatchCounter()
@@ -198,8 +199,8 @@ def measure_latency(
     async def main() -> None:
         committer = GroupCommitter(journal)
         sequencer = Sequencer(committer, wall_clock_ms)
-        if with_engine:
-            executor = EngineExecutor(Engine(bench_config(MARKETS)), None, 1)
+        if engine is not None:
+            executor = EngineExecutor(build_engine(engine, bench_config(MARKETS)), None, 1)
             sequencer.add_consumer(executor)
         for chunk in split_calls(setup, seed=1):
             await sequencer.submit(chunk)
@@ -249,7 +250,7 @@ def measure_latency(
         "per_call": per_call,
         "achieved_per_s": len(ordered) / spans[0],
         "intents": len(ordered),
-        "engine": with_engine,
+        "engine": engine,
         "p50_ms": percentile(0.50),
         "p99_ms": percentile(0.99),
         "p999_ms": percentile(0.999),
@@ -262,22 +263,22 @@ def measure_latency(
 
 
 def replay_here(
-    journal_dir: Path, snapshot_dir: Path, snapshot_seq: int, latency_seconds: float
+    kind: str, journal_dir: Path, snapshot_dir: Path, snapshot_seq: int, latency_seconds: float
 ) -> dict[str, Any]:
-    """Replay figures with the engine this interpreter imports (run in a subprocess)."""
+    """Replay figures with the engine ``kind`` (run in a subprocess of its own)."""
     config = bench_config(MARKETS)
-    figures: dict[str, Any] = {"implementation": "compiled" if is_compiled() else "interpreted"}
+    figures: dict[str, Any] = {"implementation": kind}
 
     started = time.perf_counter()
     journal, _ = FileJournal.open(journal_dir)
     figures["open_s"] = time.perf_counter() - started  # every segment's checksums verified
     last_seq = journal.last_seq
-    engine = Engine(config)
+    engine = build_engine(kind, config)
     gc.collect()
     started = time.perf_counter()
     count = replay(journal, engine, 1)
     elapsed = time.perf_counter() - started
-    full_root = state_root(engine.state)
+    full_root = engine.state_root()
     figures["full"] = {"records": count, "seconds": elapsed, "records_per_s": count / elapsed}
     del engine
 
@@ -285,7 +286,7 @@ def replay_here(
     decoded = [decode_trusted_record(payload) for _seq, payload in journal.read()]
     gc.collect()
     gc.freeze()
-    engine = Engine(config)
+    engine = build_engine(kind, config)
     apply = engine.apply
     started = time.perf_counter()
     for timestamp, command, _signature in decoded:
@@ -295,10 +296,10 @@ def replay_here(
     del decoded, engine
 
     # The snapshot is made outside the timing, from a replay up to its seq.
-    partial = Engine(config)
+    partial = build_engine(kind, config)
     replay(journal, partial, 1, to_seq=snapshot_seq)
     store = SnapshotStore(snapshot_dir)
-    path = store.save(snapshot_seq, partial.state)
+    path = store.save_engine(snapshot_seq, partial)
     figures["snapshot_bytes"] = path.stat().st_size
     del partial
     journal.close()
@@ -308,13 +309,13 @@ def replay_here(
     found = store.latest(config)
     loaded = time.perf_counter()
     assert found is not None and found[0] == snapshot_seq
-    resumed = Engine(state=found[1])
+    resumed = build_engine(kind, config, found[1])
     journal, _ = FileJournal.open(journal_dir)
     opened = time.perf_counter()
     tail = replay(journal, resumed, snapshot_seq + 1)
     finished = time.perf_counter()
     journal.close()
-    if state_root(resumed.state) != full_root:
+    if resumed.state_root() != full_root:
         raise RuntimeError("snapshot + tail and full replay reached different roots")
     figures["snapshot_tail"] = {
         "snapshot_seq": snapshot_seq,
@@ -325,7 +326,7 @@ def replay_here(
     }
 
     started = time.perf_counter()
-    recovered = recover(journal_dir, snapshot_dir, config)
+    recovered = recover(journal_dir, snapshot_dir, config, engine_kind=kind)
     figures["recover_s"] = time.perf_counter() - started
     recovered.journal.close()
     if recovered.state_root != full_root or recovered.last_seq != last_seq:
@@ -338,7 +339,7 @@ def replay_here(
     gc.freeze()
     with tempfile.TemporaryDirectory(prefix="asyncdex-sequencer-bench-") as tmp:
         figures["latency_with_engine"] = measure_latency(
-            Path(tmp), setup, timed, ENGINE_LOAD, latency_seconds, with_engine=True
+            Path(tmp), setup, timed, ENGINE_LOAD, latency_seconds, engine=kind
         )
     return figures
 
@@ -346,24 +347,27 @@ def replay_here(
 def run_replays(
     journal_dir: Path, snapshot_root: Path, snapshot_seq: int, latency_seconds: float
 ) -> dict[str, Any]:
-    """Both engines, each in a fresh process: the compiled build and the reference."""
+    """Both engines, each in a fresh process: the native core (when it is built) and the
+    reference; they must replay to the same root."""
     root = Path(__file__).resolve().parents[1]
     results: dict[str, Any] = {}
-    for impl in ("compiled", "interpreted"):
-        started = time.perf_counter()
-        env = compiled_env() if impl == "compiled" else dict(os.environ)
-        prepare = time.perf_counter() - started  # building the compiled engine, if stale
+    kinds = ["reference"]
+    if native_available():
+        kinds.insert(0, "native")
+    else:
+        print(f"warning: native core left out: {native_unavailable_reason()}", file=sys.stderr)
+    for kind in kinds:
+        env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (env.get("PYTHONPATH"), str(root))))
-        args = [sys.executable, "-m", "benchmarks.sequencer_bench", "--replay",
-                str(journal_dir), str(snapshot_root / impl), str(snapshot_seq),
+        args = [sys.executable, "-m", "benchmarks.sequencer_bench", "--replay", kind,
+                str(journal_dir), str(snapshot_root / kind), str(snapshot_seq),
                 str(latency_seconds)]  # fmt: skip
         proc = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise RuntimeError(f"replay ({impl}) failed:\n{proc.stderr[-3000:]}")
-        results[impl] = json.loads(proc.stdout.strip().splitlines()[-1])
-        results[impl]["build_s"] = prepare
-    if results["compiled"]["state_root"] != results["interpreted"]["state_root"]:
-        raise RuntimeError("the compiled and the interpreted engine replayed to different roots")
+            raise RuntimeError(f"replay ({kind}) failed:\n{proc.stderr[-3000:]}")
+        results[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
+    if len({row["state_root"] for row in results.values()}) != 1:
+        raise RuntimeError("the native core and the reference replayed to different roots")
     return results
 
 
@@ -451,12 +455,13 @@ def _print_table(results: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--replay", nargs=4, metavar=("JOURNAL", "SNAPSHOTS", "SEQ", "SECONDS"),
+    parser.add_argument("--replay", nargs=5,
+                        metavar=("ENGINE", "JOURNAL", "SNAPSHOTS", "SEQ", "SECONDS"),
                         help=argparse.SUPPRESS)  # fmt: skip
     arguments = parser.parse_args()
     if arguments.replay:
-        journal_dir, snapshot_dir, seq, seconds = arguments.replay
-        figures = replay_here(Path(journal_dir), Path(snapshot_dir), int(seq), float(seconds))
+        kind, journal_dir, snapshot_dir, seq, seconds = arguments.replay
+        figures = replay_here(kind, Path(journal_dir), Path(snapshot_dir), int(seq), float(seconds))
         print(json.dumps(figures))
     else:
         run(quick=arguments.quick)

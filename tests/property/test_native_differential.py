@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_engine_properties import engine_settings, run_scenario, scenarios
 
+from asyncdex.cli.simulate import run_demo
 from asyncdex.engine.native import NativeEngine, export_reference_state, native_available
 from asyncdex.engine.snapshot import restore, restore_export, snapshot
 from asyncdex.engine.state_root import state_root
@@ -565,3 +566,15 @@ def test_the_native_state_view_reads_what_the_reference_state_holds(
             snapshot(native.to_reference_state()),
             state_root(reference.state),
         ), where
+
+
+def test_the_engine_only_demo_runs_the_same_on_both_engines() -> None:
+    """The simulated session reads the engine's state to decide its next commands (quotes
+    around the book, traders' positions), so the native state view steers it too: the same
+    commands, the same event counts and the same final root on both engines."""
+    reference = run_demo(hours=1.5, seed=5, quiet=True, engine_kind="reference")
+    assert reference.liquidations >= 1 and reference.events["TradeExecuted"] > 100
+    native = run_demo(hours=1.5, seed=5, quiet=True, engine_kind="native")
+    assert native.commands == reference.commands
+    assert dict(native.events) == dict(reference.events)
+    assert native.state_root == reference.state_root

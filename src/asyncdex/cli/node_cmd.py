@@ -44,7 +44,6 @@ from typing import Any
 from asyncdex.cli.committee_config import COMMITTEE_TABLE, CommitteeConfigError, load_committee
 from asyncdex.committee.store import StoreCorruption
 from asyncdex.engine.build import ENGINE_KINDS
-from asyncdex.engine.compiled import compiled_env, is_compiled
 from asyncdex.engine.native import native_available, native_unavailable_reason
 from asyncdex.gateway.fanout import DEFAULT_CONNECTION_CAPS, ConnectionCaps
 from asyncdex.gateway.hyperliquid import hyperliquid_extension
@@ -330,6 +329,7 @@ def _rate_limits(args: argparse.Namespace) -> RateLimits | None:
 
 
 def settings_from_args(args: argparse.Namespace) -> NodeSettings:
+    engine_choice(args)  # a refused engine is refused before anything starts (the chain)
     engine_config, venue, settlement_table, node_table = load_node_file(Path(args.config))
     _node_options(args, node_table)
     settlement_args, embedded = _settlement_from_args(args, engine_config, settlement_table)
@@ -421,13 +421,15 @@ def _node_settings(
 
 
 def engine_choice(args: argparse.Namespace) -> str | None:
-    """The engine ``--engine`` / ``--compiled`` ask for (None: the default, native when it
-    is built). ``--compiled`` is the mypyc build of the reference, so it runs the reference."""
-    requested: str | None = getattr(args, "engine", None)
+    """The engine ``--engine`` asks for (None: the default, native when it is built)."""
     if getattr(args, "compiled", False):
-        if requested == "native":
-            raise ConfigError("--compiled runs the reference engine: it excludes --engine native")
-        return "reference"
+        # the flag of the retired mypyc build: refused with the way forward, rather than
+        # "unrecognized arguments", so an existing script says what to change
+        raise ConfigError(
+            "--compiled is retired: the native core is the fast engine and runs by default "
+            "when it is built; use --engine native to require it"
+        )
+    requested: str | None = getattr(args, "engine", None)
     if requested == "native" and not native_available():
         raise ConfigError(f"--engine native: {native_unavailable_reason()}")
     return requested
@@ -454,14 +456,6 @@ def _announce(node: Node) -> None:
 
 
 def cmd_node(args: argparse.Namespace) -> int:
-    if args.compiled and not is_compiled():
-        # the same node on the mypyc-compiled engine: built (or reused) from these sources,
-        # then this command runs again in a process that imports it
-        argv = [a for a in sys.argv[1:] if a != "--compiled"]
-        if argv[:1] != ["node"]:
-            argv = ["node", *argv]
-        command = [sys.executable, "-m", "asyncdex.cli.main", *argv, "--compiled"]
-        os.execve(sys.executable, command, compiled_env())
     try:
         settings = settings_from_args(args)
         configure_logging(args.log_format, "INFO")
@@ -552,12 +546,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="the engine implementation: native (the C++ core; the default when it is built) "
         "or reference (the interpreted engine); both serve the same responses",
     )
-    parser.add_argument(
-        "--compiled",
-        action="store_true",
-        help="run the mypyc-compiled engine (built from these sources on first use; needs a C"
-        " compiler and the dev extras)",
-    )
+    # retired with the mypyc build; kept only to refuse it with a clear message
+    parser.add_argument("--compiled", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--chain-id", type=int, default=None, help="overrides [venue] chain_id")
     parser.add_argument(
         "--contract", default=None, help="settlement contract 0x.., overrides the config"

@@ -18,7 +18,7 @@ Invariants:
   ``NativeStateView`` (``asyncdex.engine.reader.StateReader``): the reference's own classes,
   built from the core's point queries (an account, an order, a market, a signer's nonces)
   when first read after a change, so both engines serve the same responses.
-- Without the compiled extension, ``native_available()`` is false and
+- Without the built extension, ``native_available()`` is false and
   ``native_unavailable_reason()`` says why; callers run the reference and warn.
 """
 

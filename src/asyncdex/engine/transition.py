@@ -149,7 +149,7 @@ NONCES_KEPT: Final = 100
 NONCE_PAST_MS: Final = 2 * 86_400_000
 NONCE_FUTURE_MS: Final = 86_400_000
 
-# Plain int constants (``Final``: the compiled build inlines them): enum attribute lookups
+# Plain int constants (``Final``, never rebound): enum attribute lookups
 # cost several times a local comparison on the hot path. The codec's tags never change.
 _PLACE_TAG: Final = 2
 _MODIFY_TAG: Final = 6

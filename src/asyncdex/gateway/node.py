@@ -64,8 +64,7 @@ Endpoints (JSON; errors are ``{"error": message, "code": ..., "index"?, "field"?
   "0x..", "engineTime", "draining", "protectiveMode", "settlement", "engine"}``; ``stateRoot``
   is the engine's after ``appliedSeq``; ``engine`` says which implementation runs:
   ``"native"`` (the C++ core, the default when it is built), ``"reference"`` (the
-  interpreted engine; ``--engine reference``, or the fallback without the core) or
-  ``"compiled"`` (the reference built by mypyc, ``--compiled``);
+  interpreted engine; ``--engine reference``, or the fallback without the core);
   ``settlement`` is null when the node does not settle, else the last cut, committed and
   finalized batches, the lag (records and sequenced ms behind, committed and finalized), the
   poster's and watcher's health (see :meth:`SettlementService.status_json`).
@@ -119,7 +118,6 @@ from aiohttp import web
 from asyncdex.committee.items import intent_item
 from asyncdex.committee.venue import CommitteeSettings, CommitteeVenue, ordered_json
 from asyncdex.engine.build import choose_engine
-from asyncdex.engine.compiled import is_compiled
 from asyncdex.engine.orderbook import Order
 from asyncdex.engine.reader import StateReader
 from asyncdex.engine.state import MarketState
@@ -828,8 +826,7 @@ class Node:
         self._journal = recovered.journal
         # what runs: recovery may have fallen back to the reference (a journal the native
         # core cannot run; it says why in its own warning)
-        kind = recovered.engine.kind
-        self.engine_name = "compiled" if kind == "reference" and is_compiled() else kind
+        self.engine_name = recovered.engine.kind
         _log.info(
             "engine: %s", self.engine_name, extra={"event": "engine", "engine": self.engine_name}
         )

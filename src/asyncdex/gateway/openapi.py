@@ -234,7 +234,7 @@ def _components() -> dict[str, Any]:
                 "draining": {"type": "boolean"},
                 "protectiveMode": {"type": "boolean"},
                 "settlement": {"type": "object", "nullable": True},
-                "engine": {"type": "string", "enum": ["native", "reference", "compiled"]},
+                "engine": {"type": "string", "enum": ["native", "reference"]},
             }
         ),
         "Market": _open(

@@ -161,9 +161,19 @@ def test_the_engine_is_native_by_default_and_chosen_by_flag() -> None:
     base = ("--data", "data", "--config", str(EXAMPLE))
     assert node_cmd.engine_choice(parse(*base)) is None  # the node runs native if built
     assert node_cmd.engine_choice(parse(*base, "--engine", "reference")) == "reference"
-    # the mypyc build is a build of the reference
-    assert node_cmd.engine_choice(parse(*base, "--compiled")) == "reference"
-    with pytest.raises(ConfigError, match="excludes --engine native"):
-        node_cmd.engine_choice(parse(*base, "--compiled", "--engine", "native"))
+    # the retired mypyc build's flag is refused, naming what replaced it, with or without
+    # an engine chosen beside it
+    for extra in ((), ("--engine", "reference"), ("--engine", "native")):
+        with pytest.raises(ConfigError, match=r"--compiled is retired.*--engine native"):
+            node_cmd.engine_choice(parse(*base, "--compiled", *extra))
     with pytest.raises(SystemExit):
         parse(*base, "--engine", "fast")
+
+
+def test_the_retired_compiled_flag_stops_the_node_before_it_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    assert node_cmd.main(["--data", str(data), "--config", str(EXAMPLE), "--compiled"]) == 2
+    assert "--compiled is retired" in capsys.readouterr().err
+    assert not data.exists()  # nothing was created
