@@ -423,7 +423,7 @@ def _print_table(results: dict[str, Any]) -> None:
         f"  ({throughput['mean_batch']:.0f} intents per fsync)"
     )
     print("  receipt latency, submit -> receipt, one intent per call unless marked (xN: calls")
-    print("  of up to N intents; +engine: that engine executes every durable record):")
+    print("  of up to N intents; +nat, +ref: that engine executes every durable record):")
     print(f"  {'offered/s':>16} {'achieved/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9}"
           f" {'max ms':>8} {'per fsync':>10}")  # fmt: skip
     rows = [
@@ -431,7 +431,7 @@ def _print_table(results: dict[str, Any]) -> None:
         for row in results["latency"]
     ]
     rows += [
-        (f"{row['latency_with_engine']['rate']:,} +{impl[:6]}", row["latency_with_engine"])
+        (f"{row['latency_with_engine']['rate']:,} +{impl[:3]}", row["latency_with_engine"])
         for impl, row in results["replay"].items()
     ]
     for label, row in rows:
