@@ -89,6 +89,15 @@ def _sealed_victim(nonce: int = 9) -> tuple[bytes, bytes]:
     return sealed_item(envelope.encode()), encode_signed_intent(signed)
 
 
+def _sealed_bid(nonce: int, epoch: int) -> bytes:
+    """A small sealed bid for ``epoch`` (another epoch than the victim's, in the tests)."""
+    order = PlaceOrder(TRADER.address, nonce, 0, 0, True, 1, 1, 0, 0, False, NO_CLIENT_ID, 0, 0, 0)
+    signed = sign_intent(TRADER, DOMAIN, order)
+    return sealed_item(
+        seal_intent(SealingKey(DOMAIN, KEY.public_key), TRADER, signed, epoch).encode()
+    )
+
+
 def test_members_reveal_the_same_items_at_the_same_block() -> None:
     members = [Member(k) for k in range(4)]
     sealed, body = _sealed_victim()
@@ -128,20 +137,7 @@ def test_members_reveal_the_same_items_at_the_same_block() -> None:
 def test_shares_go_out_at_the_commit_of_the_block_past_the_epoch_before_execution() -> None:
     members = [Member(k) for k in range(4)]
     sealed, body = _sealed_victim()
-    other_epoch = sealed_item(
-        seal_intent(
-            SealingKey(DOMAIN, KEY.public_key),
-            TRADER,
-            sign_intent(
-                TRADER,
-                DOMAIN,
-                PlaceOrder(
-                    TRADER.address, 40, 0, 0, True, 1, 1, 0, 0, False, NO_CLIENT_ID, 0, 0, 0
-                ),
-            ),
-            E + 1,
-        ).encode()
-    )
+    other_epoch = _sealed_bid(40, E + 1)
     for m in members:
         m.reveal.on_committed(T0 + 10, [other_epoch])  # refused when executed: counts for none
         assert m.reveal.closing_block_due_ms() is None
@@ -326,20 +322,7 @@ def test_the_executor_journals_revealed_intents_after_the_marker_and_resumes_exa
 def test_verdicts_say_what_each_sealed_intent_became() -> None:
     member = Member(0)
     sealed, body = _sealed_victim(nonce=31)
-    stale = sealed_item(
-        seal_intent(
-            SealingKey(DOMAIN, KEY.public_key),
-            TRADER,
-            sign_intent(
-                TRADER,
-                DOMAIN,
-                PlaceOrder(
-                    TRADER.address, 32, 0, 0, True, 1, 1, 0, 0, False, NO_CLIENT_ID, 0, 0, 0
-                ),
-            ),
-            E - 1,
-        ).encode()
-    )
+    stale = _sealed_bid(32, E - 1)
     member.reveal.execute_block(1, T0 + 10, [sealed, stale])
     victim_id = sealed_intent_id(sealed[1:])
     assert member.reveal.verdict(victim_id) is None  # ordered, still sealed
