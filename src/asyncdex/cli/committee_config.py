@@ -22,7 +22,7 @@ members = [
 [committee.sealing]                  # optional: sealed intents (docs/fairness.md)
 key_file = "sealing.json"            # the DKG's committee key and this member's share
 epoch_ms = 1_000                     # optional: sealing epoch length
-reveal_timeout_ms = 10_000           # optional: past an epoch's end, its key is given up
+key_alarm_ms = 2_000                # optional: warn when execution waits this long for a key
 ```
 
 The sealing key file (``asyncdex.fairness.keyfile``) must hold the share of member
@@ -47,7 +47,7 @@ COMMITTEE_TABLE = "committee"
 _KEYS = frozenset(
     {"index", "key_file", "domain", "members", "base_timeout_ms", "max_block_items", "sealing"}
 )
-_SEALING_KEYS = frozenset({"key_file", "epoch_ms", "reveal_timeout_ms"})
+_SEALING_KEYS = frozenset({"key_file", "epoch_ms", "key_alarm_ms"})
 
 
 class CommitteeConfigError(ValueError):
@@ -152,7 +152,7 @@ def _parse_sealing(path: Path, where: str, table: Any, index: Any) -> SealingSet
     key_file = table.get("key_file")
     if not isinstance(key_file, str):
         raise CommitteeConfigError(f"{where}: key_file (a string) is required")
-    numbers = _positive_ints(table, ("epoch_ms", "reveal_timeout_ms"), where)
+    numbers = _positive_ints(table, ("epoch_ms", "key_alarm_ms"), where)
     key_path = (path.parent / key_file).resolve()
     try:
         document = json.loads(key_path.read_text())

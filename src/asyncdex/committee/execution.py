@@ -13,11 +13,13 @@ Invariants:
   Nothing certified is skipped and nothing is journaled twice, whatever the moment of a crash.
 - Time is the block's: the engine never sees a member's own clock in committee mode.
 - With sealed intents (``sealed``, a :class:`~asyncdex.committee.sealed.SealedReveal`), a
-  block's submissions are its marker, then the intents the block reveals (in their certified
-  order), then its own items: a pure function of the committed log as well. The sealed log is
-  rebuilt from the committed blocks below the first one journaled at start, and the member's
-  shares for the epochs a block closes go out when the block is executed, if the commit
-  itself (``SealedReveal.on_committed``) did not send them already.
+  block's submissions are its marker, then the intents of the epochs the block closes (in
+  their certified order), then its own items: a pure function of the committed log and the
+  epochs' keys, which are unique. Such a block is journaled only once this member holds those
+  keys (``SealedReveal.keys_for`` waits for them); later blocks wait behind it. The sealed log
+  is rebuilt from the committed blocks below the first one journaled at start, and the
+  member's shares for the epochs a block closes go out when the block is executed, if the
+  commit itself (``SealedReveal.on_committed``) did not send them already.
 """
 
 from __future__ import annotations
@@ -196,8 +198,12 @@ class BlockExecutor:
         if self._sealed is None:
             submissions += self._decoder.submissions_of(block.payload)
         else:
+            # a block that closes epochs holding sealed intents opens them first: it waits
+            # for their keys (every member journals the same records, only later)
+            closing = self._sealed.log.closes(block.timestamp)
+            keys = await self._sealed.keys_for(closing) if closing else None
             revealed, others, _ = self._sealed.execute_block(
-                block.height, block.timestamp, block.payload
+                block.height, block.timestamp, block.payload, keys
             )
             submissions += self._decoder.submissions_of([*revealed, *others])
             self._sealed.after_commit()  # the block is committed: no need to wait for its journal

@@ -1,39 +1,50 @@
-"""Sealed intents in a committee member: their block items, shares over the links, the key
-back into a block (docs/fairness.md, "Running it in the committee").
+"""Sealed intents in a committee member: their block items, shares over the links, each
+epoch's key awaited where the committed log says it opens (docs/fairness.md, "Running it in
+the committee").
 
 Invariants:
-- Two item kinds beside ``asyncdex.committee.items``' (1 to 3): ``KIND_SEALED`` (a sealed
-  envelope, as ``POST /v1/sealed`` took it) and ``KIND_EPOCH_KEY`` (``EpochKey.encode()``).
-  :meth:`SealedReveal.execute_block` is a pure function of the committed blocks so far
-  (through ``asyncdex.fairness.reveal.SealedLog``): for each block it returns the signed
-  intents the block reveals, as ``KIND_INTENT`` items in certified order, which the executor
-  journals right after the block's marker, before the block's own items. Every member thus
-  journals the same records at the same seqs; replay of the committed log is replay of the
-  journal. A restarted member rebuilds the log from its committed blocks (:meth:`rebuild`).
+- One item kind beside ``asyncdex.committee.items``' (1 to 3): ``KIND_SEALED`` (a sealed
+  envelope, as ``POST /v1/sealed`` took it). :meth:`SealedReveal.execute_block` is a pure
+  function of the committed blocks so far and the epochs' keys (through
+  ``asyncdex.fairness.reveal.SealedLog``): for each block it returns the signed intents of
+  the epochs the block closes, as ``KIND_INTENT`` items in certified order, which the executor
+  journals right after the block's marker, before the block's own items. The key of an epoch
+  is unique, so every member journals the same records at the same seqs; replay of the
+  committed log is replay of the journal.
+- The executor does not run a block that closes an epoch before it holds that epoch's key
+  (:meth:`SealedReveal.keys_for`): it waits, asking the other members for their shares again
+  every ``_ASK_AGAIN_S``, and warns every ``alarm_ms``; nothing is skipped or dropped. With at
+  most ``f`` faulty members the key comes: ``t = f + 1`` and at least ``2f + 1`` members are
+  honest and release.
+- A key is durable in the member's key store (:class:`EpochKeyStore`) before any intent it
+  opens is journaled, so a restarted member rebuilds its sealed log (:meth:`rebuild`) and
+  finishes a half-journaled block without the network.
 - Releasing is local and follows commits: as soon as a block is committed (before it is
   executed: :meth:`SealedReveal.on_committed`), a member sends its share for every epoch that
-  holds sealed intents and that block closed, once, on ``CHANNEL_FAIRNESS``; after a restart,
-  :meth:`SealedReveal.after_commit` sends them for the closed epochs of the rebuilt log
-  (``SealedLog.epochs_to_release``). Never for an epoch a certified block could still extend:
-  only a committed block past it closes an epoch.
+  holds sealed intents and that block closed, once, on ``CHANNEL_FAIRNESS``. Never for an
+  epoch a certified block could still extend: only a committed block past it closes an epoch,
+  and a member answers another's request (:data:`ASK`) only for an epoch a block it saw
+  committed closed.
 - Pacing (a liveness aid, no safety rule): while a committed block holds sealed intents of an
   epoch no committed block has closed yet, :meth:`SealedReveal.closing_block_due_ms` is that
   epoch's end, from which the member's leader proposes without waiting for the idle timer, so
   the closing block comes at the boundary and commits at once.
 - A share frame is attributed to the member its link authenticated (consensus index ``i``
   holds DKG share ``i + 1``): one claiming another member's share index is an invalid frame
-  (the link closes). A wrong share is kept as evidence
-  (``KeyAssembler.faults``). The first ``t`` valid shares give the key, which the member
-  submits as a ``KIND_EPOCH_KEY`` item, so whichever leader comes next puts it in a block.
+  (the link closes). A wrong share is kept as evidence (``KeyAssembler.faults``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 from asyncdex.committee.items import KIND_INTENT
+from asyncdex.committee.store import StoreCorruption, open_log
 from asyncdex.committee.transport import InvalidFrame
 from asyncdex.fairness.bls import encode_g1, g1_generator, g1_mul
 from asyncdex.fairness.reveal import BlockEffects, KeyAssembler, SealedLog
@@ -51,13 +62,20 @@ from asyncdex.fairness.threshold import (
     create_decryption_share,
     epoch_of,
 )
+from asyncdex.sequencer.journal import DEFAULT_SEGMENT_BYTES
 from asyncdex.signing.eip712 import Domain
 from asyncdex.signing.intents import intent_digest
 
 KIND_SEALED = 4
-KIND_EPOCH_KEY = 5
 _SEALED = bytes((KIND_SEALED,))
-_SHARE_WINDOW = 64  # epochs back from the present that a share is still taken for
+_SHARE_WINDOW = 64  # epochs back from the present that an unasked-for share is still taken for
+# CHANNEL_FAIRNESS frames: a tag byte, then a share (``DecryptionShare.encode()``) or, for a
+# request, the epoch as 8 bytes big-endian
+SHARE = 1
+ASK = 2
+_ASK_AGAIN_S = 0.2  # a member waiting for a key asks again this often (frames can be lost)
+_OWN_SHARES_KEPT = 1024  # own shares kept to answer requests without recomputing them
+_log = logging.getLogger(__name__)
 
 
 class SealedVerdict(NamedTuple):
@@ -72,17 +90,58 @@ def sealed_item(envelope: bytes) -> bytes:
     return bytes((KIND_SEALED,)) + envelope
 
 
-def key_item(key: EpochKey) -> bytes:
-    return bytes((KIND_EPOCH_KEY,)) + key.encode()
+def share_frame(share: DecryptionShare) -> bytes:
+    return bytes((SHARE,)) + share.encode()
+
+
+def ask_frame(epoch: int) -> bytes:
+    return bytes((ASK,)) + epoch.to_bytes(8, "big")
+
+
+class EpochKeyStore:
+    """The epoch keys a member opened intents with: a ``FileJournal`` of ``EpochKey.encode()``
+    records, fsync'd before the intents are journaled (a torn tail is cut at open: the keys
+    it held are fetched from the other members again; other damage refuses the start, as for
+    the member's other logs)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._journal, _ = open_log(directory, DEFAULT_SEGMENT_BYTES)
+        self._keys: dict[int, EpochKey] = {}
+        for _, payload in self._journal.read(self._journal.first_seq):
+            try:
+                key = EpochKey.decode(payload)
+            except ValueError as error:
+                self._journal.close()
+                raise StoreCorruption(directory, None, f"not an epoch key: {error}") from None
+            self._keys[key.epoch] = key
+
+    def get(self, epoch: int) -> EpochKey | None:
+        return self._keys.get(epoch)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def put(self, keys: Sequence[EpochKey]) -> None:
+        """Append and fsync (blocking: call it off the event loop)."""
+        fresh = [key for key in keys if key.epoch not in self._keys]
+        if not fresh:
+            return
+        self._journal.append_many(self._journal.last_seq + 1, [key.encode() for key in fresh])
+        self._journal.flush()
+        for key in fresh:
+            self._keys[key.epoch] = key
+
+    def close(self) -> None:
+        self._journal.close()
 
 
 class SealedReveal:
     """A member's sealed-intent state: the replicated log and its local share exchange.
 
-    ``broadcast(payload)`` sends a frame on ``CHANNEL_FAIRNESS`` to every other member;
-    ``submit_item(item)`` hands an item to the member's replica (to be proposed). Neither may
-    block: the runtime's ``Transport.broadcast`` and a task around ``CommitteeMember.submit``
-    fit.
+    ``broadcast(payload)`` sends a frame on ``CHANNEL_FAIRNESS`` to every other member,
+    ``send(member, payload)`` to one (the runtime's ``Transport.broadcast`` and
+    ``Transport.send``; neither blocks). ``keys``: the member's key store (None keeps keys in
+    memory only: tests and simulations).
     """
 
     def __init__(
@@ -92,9 +151,10 @@ class SealedReveal:
         key_share: KeyShare | None,
         *,
         epoch_ms: int,
-        reveal_timeout_ms: int,
+        alarm_ms: int,
         broadcast: Callable[[bytes], None],
-        submit_item: Callable[[bytes], None],
+        send: Callable[[int, bytes], None] | None = None,
+        keys: EpochKeyStore | None = None,
     ) -> None:
         if key_share is not None and (
             key_share.index > committee_key.members
@@ -104,48 +164,53 @@ class SealedReveal:
             # its own shares are taken unchecked (KeyAssembler.add(own=True)): they must be right
             raise ValueError(f"the key share does not match public share {key_share.index}")
         self.domain = domain
-        self.log = SealedLog(domain, committee_key, epoch_ms, reveal_timeout_ms)
+        self.log = SealedLog(domain, committee_key, epoch_ms)
         self.assembler = KeyAssembler(committee_key, domain)
+        self.alarm_ms = alarm_ms
         self._key_share = key_share
         self._broadcast = broadcast
-        self._submit_item = submit_item
+        self._send = send
+        self._store = keys
+        self._memory: dict[int, EpochKey] = {}  # opened epochs' keys without a store
+        self._own: OrderedDict[int, bytes] = OrderedDict()  # epoch -> own share frame
         self._released: set[int] = set()
-        self._submitted: set[int] = set()
+        self._opened: set[int] = set()  # epochs whose intents are opened: shares not needed
+        self._waiters: dict[int, asyncio.Future[EpochKey]] = {}
         self._committed_epoch: int | None = None  # of the last block seen committed
         self._unclosed: set[int] = set()  # epochs with sealed intents, no committed block past
         self._verdicts: OrderedDict[bytes, SealedVerdict] = OrderedDict()
         self._remember = 100_000
-        self.refused_items = 0  # sealed-kind items that did not decode (left out, counted)
+        self.waiting_since: float | None = None  # loop time the executor began waiting
+        self.waits = 0  # blocks that had to wait for a key
+        self.longest_wait_ms = 0
 
     # ----------------------------------------------------------------- replicated part
 
     @staticmethod
-    def split(items: Iterable[bytes]) -> tuple[list[bytes], list[bytes], list[bytes]]:
-        """(sealed envelopes, key encodings, every other item) of a block, in block order."""
-        sealed, keys, others = [], [], []
+    def split(items: Iterable[bytes]) -> tuple[list[bytes], list[bytes]]:
+        """(sealed envelopes, every other item) of a block, in block order."""
+        sealed, others = [], []
         for item in items:
-            if item[:1] == bytes((KIND_SEALED,)):
+            if item[:1] == _SEALED:
                 sealed.append(item[1:])
-            elif item[:1] == bytes((KIND_EPOCH_KEY,)):
-                keys.append(item[1:])
             else:
                 others.append(item)
-        return sealed, keys, others
+        return sealed, others
 
     def execute_block(
-        self, height: int, timestamp_ms: int, items: Sequence[bytes]
+        self,
+        height: int,
+        timestamp_ms: int,
+        items: Sequence[bytes],
+        keys: Mapping[int, EpochKey] | None = None,
     ) -> tuple[list[bytes], list[bytes], BlockEffects]:
         """(revealed intents as ``KIND_INTENT`` items, the block's other items, effects).
 
-        The caller journals the block's marker, then the revealed items, then the others.
+        ``keys`` must hold the key of every epoch the block closes (``self.log.closes``;
+        :meth:`keys_for` gets them), else ``MissingEpochKey`` and nothing changes. The
+        caller journals the block's marker, then the revealed items, then the others.
         """
-        sealed, encoded_keys, others = self.split(items)
-        keys = []
-        for encoded in encoded_keys:
-            try:
-                keys.append(EpochKey.decode(encoded))
-            except ValueError:
-                self.refused_items += 1  # a faulty leader's garbage: the same on every member
+        sealed, others = self.split(items)
         effects = self.log.apply_block(height, timestamp_ms, sealed, keys)
         revealed = []
         for outcome in effects.outcomes:
@@ -161,12 +226,12 @@ class SealedReveal:
             self._verdicts[outcome.sealed_id] = verdict
         while len(self._verdicts) > self._remember:
             self._verdicts.popitem(last=False)
-        for epoch in effects.revealed_epochs + effects.expired_epochs:
+        for epoch in effects.revealed_epochs:
             self.assembler.forget(epoch)
-            self._submitted.add(epoch)  # done: late shares for it are not assembled again
+            self._opened.add(epoch)  # done: late shares for it are not assembled again
         current = self.log.current_epoch
         if current is not None:
-            for done in (self._released, self._submitted):
+            for done in (self._released, self._opened):
                 done.difference_update([e for e in done if e < current - _SHARE_WINDOW])
         return revealed, others, effects
 
@@ -176,11 +241,102 @@ class SealedReveal:
 
     def rebuild(self, blocks: Iterable[tuple[int, int, Sequence[bytes]]]) -> None:
         """Replay committed blocks (height, timestamp, items) already journaled, to restore
-        the log after a restart. The next :meth:`after_commit` sends this member's shares for
-        closed epochs still waiting again: a share is the same bytes every time, members keep
-        one per member, and the shares sent before the crash may never have left."""
+        the log after a restart, with the keys of the key store. An epoch whose key the store
+        lost (a torn tail) is dropped from the sealed log unopened: its intents are in the
+        journal already, only their verdicts are not known again."""
         for height, timestamp_ms, items in blocks:
-            self.execute_block(height, timestamp_ms, items)
+            keys = {}
+            for epoch in self.log.closes(timestamp_ms):
+                key = self.stored_key(epoch)
+                if key is None:
+                    lost = self.log.forget_epoch(epoch)
+                    _log.warning(
+                        "epoch %d's key is not in the key store: %d verdicts unknown",
+                        epoch,
+                        len(lost),
+                    )
+                else:
+                    keys[epoch] = key
+            self.execute_block(height, timestamp_ms, items, keys)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    def stored_key(self, epoch: int) -> EpochKey | None:
+        if self._store is not None:
+            return self._store.get(epoch)
+        return self._memory.get(epoch)
+
+    # ----------------------------------------------------------------- waiting for keys
+
+    async def keys_for(self, epochs: Sequence[int]) -> dict[int, EpochKey]:
+        """The keys of ``epochs`` (closed by a committed block: the one about to execute),
+        durable in the key store when this returns. Waits as long as it takes, asking again
+        every ``_ASK_AGAIN_S`` and warning every ``alarm_ms``."""
+        keys: dict[int, EpochKey] = {}
+        fresh: list[EpochKey] = []
+        for epoch in epochs:
+            key = self.stored_key(epoch)
+            if key is None:
+                key = self.assembler.key(epoch)
+                if key is not None:
+                    fresh.append(key)
+            if key is not None:
+                keys[epoch] = key
+        missing = [epoch for epoch in epochs if epoch not in keys]
+        if missing:
+            fresh += await self._wait(missing)
+            keys.update((key.epoch, key) for key in fresh)
+        if fresh:
+            if self._store is not None:
+                await asyncio.to_thread(self._store.put, fresh)
+            else:
+                self._memory.update((key.epoch, key) for key in fresh)
+        return keys
+
+    async def _wait(self, epochs: Sequence[int]) -> list[EpochKey]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self.waiting_since = started
+        self.waits += 1
+        futures = {}
+        for epoch in epochs:
+            future = self._waiters.get(epoch)
+            if future is None or future.done():
+                future = self._waiters[epoch] = loop.create_future()
+            futures[epoch] = future
+            self._release(epoch)  # a restarted member's own share may never have left
+            key = self.assembler.key(epoch)  # completed by that share, or just before
+            if key is not None and not future.done():
+                future.set_result(key)
+        alarm_at = started + self.alarm_ms / 1000
+        try:
+            while True:
+                pending = [f for f in futures.values() if not f.done()]
+                if not pending:
+                    break
+                for epoch, future in futures.items():
+                    if not future.done():
+                        self._broadcast(ask_frame(epoch))
+                await asyncio.wait(pending, timeout=_ASK_AGAIN_S)
+                if loop.time() >= alarm_at and any(not f.done() for f in futures.values()):
+                    alarm_at = loop.time() + self.alarm_ms / 1000
+                    waiting = sorted(e for e, f in futures.items() if not f.done())
+                    _log.warning(
+                        "execution waits for the key of epoch(s) %s since %.1f s: fewer than "
+                        "%d valid shares arrived (faults: %d)",
+                        waiting,
+                        loop.time() - started,
+                        self.assembler.committee.threshold,
+                        len(self.assembler.faults),
+                    )
+        finally:
+            for epoch in epochs:
+                self._waiters.pop(epoch, None)
+            self.waiting_since = None
+        self.longest_wait_ms = max(self.longest_wait_ms, int((loop.time() - started) * 1000))
+        return [future.result() for future in futures.values()]
 
     # ----------------------------------------------------------------- local part
 
@@ -201,9 +357,13 @@ class SealedReveal:
                 self._unclosed.add(epoch)
         if self._committed_epoch is None or epoch > self._committed_epoch:
             self._committed_epoch = epoch
-        for closed in sorted(e for e in self._unclosed if e < epoch):
-            self._unclosed.discard(closed)
-            self._release(closed)
+        # the epochs with intents in committed blocks, and those of the executed log (after a
+        # restart, blocks committed before it are known only from there)
+        closed = {e for e in self._unclosed if e < epoch}
+        closed.update(e for e in self.log.pending_epochs() if e < epoch)
+        for done in sorted(closed):
+            self._unclosed.discard(done)
+            self._release(done)
 
     def closing_block_due_ms(self) -> int | None:
         """The end of the oldest epoch holding committed sealed intents that no committed
@@ -219,18 +379,48 @@ class SealedReveal:
         for epoch in self.log.epochs_to_release():
             self._release(epoch)
 
+    def _closed(self, epoch: int) -> bool:
+        """A block this member saw committed lies past ``epoch``."""
+        present = (self.log.current_epoch, self._committed_epoch)
+        return any(e is not None and epoch < e for e in present)
+
+    def _own_frame(self, epoch: int) -> bytes | None:
+        if self._key_share is None:
+            return None  # a follower without a share
+        frame = self._own.get(epoch)
+        if frame is None:
+            share = create_decryption_share(self._key_share, self.log.venue, epoch)
+            frame = self._own[epoch] = share_frame(share)
+            while len(self._own) > _OWN_SHARES_KEPT:
+                self._own.popitem(last=False)
+            self._take(share, own=True)  # its own share counts toward the key too
+        return frame
+
     def _release(self, epoch: int) -> None:
-        if self._key_share is None or epoch in self._released:
-            return  # a follower without a share, or sent already
+        if epoch in self._released:
+            return  # sent already
+        frame = self._own_frame(epoch)
+        if frame is None:
+            return
         self._released.add(epoch)
-        share = create_decryption_share(self._key_share, self.log.venue, epoch)
-        self._broadcast(share.encode())
-        self._take(share, own=True)  # its own share counts toward the key too
+        self._broadcast(frame)
 
     def on_share_frame(self, member: int, payload: bytes) -> None:
         """A ``CHANNEL_FAIRNESS`` frame from ``member`` (as its link authenticated it)."""
+        tag, body = payload[:1], payload[1:]
+        if tag == bytes((ASK,)):
+            if len(body) != 8:
+                raise InvalidFrame("share request: expected an 8-byte epoch")
+            epoch = int.from_bytes(body, "big")
+            if self._send is not None and self._closed(epoch):
+                frame = self._own_frame(epoch)
+                if frame is not None:
+                    self._send(member, frame)
+            return  # an epoch not closed here (yet): the asker asks again
+        if tag != bytes((SHARE,)):
+            raise InvalidFrame(f"fairness frame of unknown tag {payload[:1].hex() or 'none'}")
         try:
-            share = DecryptionShare.decode(payload)
+            share = DecryptionShare.decode(body)
         except ValueError as exc:
             raise InvalidFrame(f"decryption share: {exc}") from None
         if share.member != member + 1:
@@ -240,16 +430,18 @@ class SealedReveal:
         self._take(share)
 
     def _take(self, share: DecryptionShare, *, own: bool = False) -> None:
-        present = (self.log.current_epoch, self._committed_epoch)
-        current = max((e for e in present if e is not None), default=None)
-        if share.epoch in self._submitted or current is None:
+        if share.epoch in self._opened:
             return
-        # A share may arrive before this member has executed the block that closes its epoch
-        # (members commit at slightly different moments): keep it, but only for epochs near
-        # the present, so a faulty member cannot make us check shares of arbitrary epochs.
-        if not current - _SHARE_WINDOW <= share.epoch <= current + 1:
-            return
+        waiter = self._waiters.get(share.epoch)
+        if waiter is None:
+            present = (self.log.current_epoch, self._committed_epoch)
+            current = max((e for e in present if e is not None), default=None)
+            # A share may arrive before this member has executed the block that closes its
+            # epoch (members commit at slightly different moments): keep it, but only for
+            # epochs near the present, so a faulty member cannot make us check shares of
+            # arbitrary epochs. An epoch the executor waits for is always taken.
+            if current is None or not current - _SHARE_WINDOW <= share.epoch <= current + 1:
+                return
         key = self.assembler.add(share, own=own)
-        if key is not None:
-            self._submitted.add(key.epoch)
-            self._submit_item(key_item(key))
+        if key is not None and waiter is not None and not waiter.done():
+            waiter.set_result(key)

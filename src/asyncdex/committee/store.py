@@ -112,7 +112,9 @@ class Recovered:
     """Torn tails that were cut (one report per log that needed it)."""
 
 
-def _open_log(directory: Path, segment_bytes: int) -> tuple[FileJournal, RecoveryReport]:
+def open_log(directory: Path, segment_bytes: int) -> tuple[FileJournal, RecoveryReport]:
+    """Open one of a member's ``FileJournal`` logs; damage beyond a torn tail raises
+    :class:`StoreCorruption` naming the file."""
     try:
         return FileJournal.open(directory, segment_bytes=segment_bytes)
     except JournalCorruption as error:
@@ -173,7 +175,7 @@ class MemberStore:
             repairs = []
             for name in (BLOCKS_DIR, COMMITTED_DIR, INTAKE_DIR):
                 size = DEFAULT_SEGMENT_BYTES if name == COMMITTED_DIR else segment_bytes
-                journal, report = _open_log(directory / name, size)
+                journal, report = open_log(directory / name, size)
                 opened.append(journal)
                 if report.truncated:
                     repairs.append(report)
@@ -204,7 +206,7 @@ class MemberStore:
         for first in doomed:
             (directory / segment_file_name(first)).unlink()
         sync_directory(directory)
-        reopened, _ = _open_log(directory, self._segment_bytes)
+        reopened, _ = open_log(directory, self._segment_bytes)
         return reopened
 
     def _recover(self) -> tuple[Recovered, int, int]:

@@ -13,13 +13,13 @@ Invariants:
   block; ``executed`` comes from the node's index once the engine applied it.
 - With sealing configured (``CommitteeSettings.sealing``), sealed envelopes enter as
   ``KIND_SEALED`` items (:meth:`CommitteeVenue.submit_sealed`), shares travel on
-  ``CHANNEL_FAIRNESS`` and the executor journals what each block reveals
-  (``asyncdex.committee.sealed``, docs/fairness.md).
+  ``CHANNEL_FAIRNESS``, the executor journals what each block reveals, and the epoch keys
+  are kept in ``sealed-keys/`` beside the committee's store (``asyncdex.committee.sealed``,
+  docs/fairness.md).
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -30,7 +30,7 @@ from typing import Any
 from asyncdex.committee.execution import BlockExecutor, Ordered
 from asyncdex.committee.items import ItemDecoder, relayed_item, system_item
 from asyncdex.committee.runtime import CommitteeMember
-from asyncdex.committee.sealed import SealedReveal, sealed_item
+from asyncdex.committee.sealed import EpochKeyStore, SealedReveal, sealed_item
 from asyncdex.committee.transport import CHANNEL_FAIRNESS, CHANNEL_SETTLEMENT
 from asyncdex.consensus.committee import Committee
 from asyncdex.consensus.crypto import CachingVerifier, Secp256k1Signer
@@ -52,6 +52,7 @@ from asyncdex.signing.eip712 import Domain
 _log = logging.getLogger(__name__)
 
 COMMITTEE_SUBDIR = "committee"
+SEALED_KEYS_SUBDIR = "sealed-keys"  # the epoch keys this member opened sealed intents with
 NOTED_BLOCKS = 1_000  # at start: where the intents of this many last blocks were ordered
 
 
@@ -67,11 +68,11 @@ class SealingSettings:
     key: CommitteeKey
     share: KeyShare | None = field(repr=False)  # None: this node holds no share
     epoch_ms: int = 1_000
-    reveal_timeout_ms: int = 10_000
+    key_alarm_ms: int = 2_000  # execution waiting this long for an epoch's key is reported
 
     def __post_init__(self) -> None:
-        if self.epoch_ms <= 0 or self.reveal_timeout_ms < 0:
-            raise ValueError("sealing epoch_ms must be positive, reveal_timeout_ms not negative")
+        if self.epoch_ms <= 0 or self.key_alarm_ms <= 0:
+            raise ValueError("sealing epoch_ms and key_alarm_ms must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,6 @@ class CommitteeVenue:
         )
         self._settlement: SettlementService | None = None
         self.sealed: SealedReveal | None = None
-        self._item_tasks: set[asyncio.Task[None]] = set()
         if settings.sealing is not None:
             sealing = settings.sealing
             transport = self.member.transport
@@ -144,9 +144,10 @@ class CommitteeVenue:
                 sealing.key,
                 sealing.share,
                 epoch_ms=sealing.epoch_ms,
-                reveal_timeout_ms=sealing.reveal_timeout_ms,
+                alarm_ms=sealing.key_alarm_ms,
                 broadcast=lambda payload: transport.broadcast(CHANNEL_FAIRNESS, payload),
-                submit_item=self._submit_soon,
+                send=lambda member, payload: transport.send(member, CHANNEL_FAIRNESS, payload),
+                keys=EpochKeyStore(data_dir / SEALED_KEYS_SUBDIR),
             )
             transport.register(CHANNEL_FAIRNESS, self.sealed.on_share_frame)
         self.executor = BlockExecutor(
@@ -211,6 +212,8 @@ class CommitteeVenue:
     async def stop(self) -> None:
         await self.executor.stop()
         await self.member.stop()
+        if self.sealed is not None:
+            self.sealed.close()
 
     async def submit(self, items: Sequence[bytes]) -> None:
         """Durable in this member's intake (the receipt's promise), then ordered by the
@@ -234,18 +237,6 @@ class CommitteeVenue:
             "epoch_ms": sealing.epoch_ms,
             "public_key": "0x" + sealing.key.public_key.hex(),
         }
-
-    def _submit_soon(self, item: bytes) -> None:
-        # An epoch key this member assembled: proposed by whichever leader comes next. Called
-        # from the executor's task, which must not wait for the intake's fsync.
-        task = asyncio.get_running_loop().create_task(self.member.submit([item]))
-        self._item_tasks.add(task)
-        task.add_done_callback(self._item_done)
-
-    def _item_done(self, task: asyncio.Task[None]) -> None:
-        self._item_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.warning("an epoch key item was not submitted: %s", task.exception())
 
     def system_item(self, command: Command) -> bytes:
         nonce = self._nonce_base + next(self._nonces)

@@ -33,8 +33,8 @@ from asyncdex.fairness.dkg import (
 )
 from asyncdex.fairness.reveal import (
     BlockEffects,
-    InvalidBlockKey,
     KeyAssembler,
+    MissingEpochKey,
     SealedLog,
     SealedOutcome,
     SealedPlace,
@@ -81,11 +81,11 @@ __all__ = [
     "DkgOutcome",
     "DkgSetup",
     "EpochKey",
-    "InvalidBlockKey",
     "KeyAssembler",
     "KeyShare",
     "MalformedDeal",
     "MalformedSealedIntent",
+    "MissingEpochKey",
     "Opened",
     "Rejected",
     "Rejection",

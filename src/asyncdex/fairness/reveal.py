@@ -1,41 +1,41 @@
-"""Where sealed intents open in the committed log: epochs, releases, keys carried in blocks.
+"""Where sealed intents open in the committed log: epochs, their closing blocks, their keys.
 
 A member's shares arrive when the network delivers them, which differs from member to
-member; opening intents "when the key is ready" would execute them at different points of
-each member's log. So the epoch key itself travels in a block, as Aptos does with its
-block's key: the leader includes the first valid key it has assembled (checked with
-:meth:`SealedLog.check_block`), and executing that block opens the epoch's sealed intents, in
-their certified order, at that point of the log on every member.
+member, so "open when the key is ready" would execute intents at different points of each
+member's log. The point is therefore fixed by the committed log alone, as Aptos fixes it for
+its encrypted transactions (the block's key is awaited before the block executes): epoch
+``e``'s sealed intents open right before the first committed block stamped past ``e`` (its
+*closing block*), in their certified order, on every member. The key of an epoch is unique
+(threshold BLS: any ``t`` valid shares interpolate to the same ``s * H(id)``), so waiting for
+it changes when a member executes, never what.
 
-Invariants (for :class:`SealedLog`, a pure function of the committed blocks):
+Invariants (for :class:`SealedLog`, a pure function of the committed blocks and the epochs'
+keys):
 
 - A sealed intent counts only in a block whose timestamp lies in its target epoch; in any
   other block it is rejected when the block executes (``epoch_closed`` for an earlier epoch,
   ``epoch_not_open`` for a later one). Block timestamps never decrease, so once a block lies
-  past epoch ``e``, no later block adds to ``e``: the epoch is *closed*, and only then
-  does a member release its share (:meth:`SealedLog.epochs_to_release`). No share, and so no
-  key, exists for an epoch some certified block could still extend.
-- A key in a block opens its epoch only if the epoch is closed, has sealed intents waiting,
-  has no other key earlier in the block, and the key verifies against the committee key
-  (``e(g1, key) = e(P, H(id))``); executing the block then opens the epoch's intents in
-  (height, position) order. Any other key is skipped and reported, identically on every
-  member: the consensus core certifies payloads without judging them, so a faulty leader's
-  bad key must not split the members.
-- When a block's timestamp reaches the end of epoch ``e`` plus ``reveal_timeout_ms`` and no
-  key of ``e`` has been in a block, that block rejects ``e``'s sealed intents as
-  ``key_unavailable``. Every sealed intent in a committed block therefore ends opened or
-  rejected with a reason, decided by block timestamps, never by a member's clock; none is
-  dropped. With at most ``f`` faulty members this only happens if blocks commit while fewer
-  than ``f + 1`` members release, which the committee's quorum of ``2f + 1`` rules out.
+  past epoch ``e``, no later block adds to ``e``: the epoch is *closed*, and only then does a
+  member release its share (a committed block past it). No share, and so no key, exists for
+  an epoch some certified block could still extend.
+- Executing a block first opens every epoch it closes (:meth:`SealedLog.closes`), oldest
+  first, each epoch's intents in (height, position) order, with that epoch's key, which the
+  caller must hold: :meth:`SealedLog.apply_block` refuses to run without it
+  (:class:`MissingEpochKey`) rather than skip anything. Then the block's own sealed intents
+  join their epoch. Every sealed intent of a committed block therefore ends opened or rejected
+  with a reason, at a point of the log every member agrees on; none is dropped.
+- Keys given to :meth:`SealedLog.apply_block` are trusted: they come from
+  :class:`KeyAssembler` (interpolated from shares each checked by its pairing equation) or
+  from the member's own key store, written after that.
 
 :class:`KeyAssembler` is the member's local side: it checks shares as they arrive (refusing
 and attributing faulty ones) and interpolates the key once ``t`` are valid. It is not part
-of the replicated state; only the key it produces, once in a block, is.
+of the replicated state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -62,7 +62,6 @@ from asyncdex.fairness.threshold import (
     epoch_of,
     lagrange_at_zero,
     verify_decryption_share,
-    verify_epoch_key,
 )
 from asyncdex.signing.eip712 import Domain, SignatureError
 
@@ -73,7 +72,6 @@ class SealedRejection(Enum):
     MALFORMED = "malformed_sealed_intent"
     EPOCH_CLOSED = "epoch_closed"
     EPOCH_NOT_OPEN = "epoch_not_open"
-    KEY_UNAVAILABLE = "key_unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,18 +100,20 @@ class SealedPlace:
 @dataclass(frozen=True, slots=True)
 class BlockEffects:
     """Executing one block: intents newly ordered (still sealed), and final outcomes in the
-    order the engine takes them (revealed epochs first, by epoch, then expired ones, then
-    this block's refusals)."""
+    order the engine takes them (the epochs the block closes first, by epoch, then this
+    block's refusals)."""
 
     ordered: tuple[SealedPlace, ...]
     outcomes: tuple[SealedOutcome, ...]
     revealed_epochs: tuple[int, ...]
-    expired_epochs: tuple[int, ...]
-    refused_keys: tuple[tuple[int, str], ...] = ()  # (epoch, why) of keys a faulty leader put
 
 
-class InvalidBlockKey(ValueError):
-    """A block carries a key no member may accept; the block must not be voted for."""
+class MissingEpochKey(LookupError):
+    """A block closes an epoch whose key the caller did not give: it must not execute yet."""
+
+    def __init__(self, epochs: Sequence[int]) -> None:
+        self.epochs = tuple(epochs)
+        super().__init__(f"the key of epoch(s) {', '.join(map(str, epochs))} is needed first")
 
 
 @dataclass(slots=True)
@@ -131,14 +131,13 @@ class SealedLog:
     domain: Domain
     committee: CommitteeKey
     epoch_ms: int
-    reveal_timeout_ms: int
     last_timestamp_ms: int = -1
     _pending: dict[int, list[_Pending]] = field(default_factory=dict)
     _venue: bytes = b""
 
     def __post_init__(self) -> None:
-        if self.epoch_ms <= 0 or self.reveal_timeout_ms < 0:
-            raise ValueError("epoch_ms must be positive and reveal_timeout_ms non-negative")
+        if self.epoch_ms <= 0:
+            raise ValueError("epoch_ms must be positive")
         self._venue = venue_id(self.domain)
 
     # ------------------------------------------------------------------ queries
@@ -160,7 +159,8 @@ class SealedLog:
         return tuple(sorted(self._pending))
 
     def epochs_to_release(self) -> tuple[int, ...]:
-        """Closed epochs with intents waiting: the epochs a member now releases shares for."""
+        """Closed epochs with intents waiting: the epochs a member releases shares for (those
+        the next block to execute opens, whatever its timestamp)."""
         if self.last_timestamp_ms < 0:
             return ()
         current = epoch_of(self.last_timestamp_ms, self.epoch_ms)
@@ -169,35 +169,11 @@ class SealedLog:
     def waiting(self, epoch: int) -> int:
         return len(self._pending.get(epoch, ()))
 
-    # ------------------------------------------------------------------ validation
-
-    def check_block(self, timestamp_ms: int, keys: Sequence[EpochKey]) -> None:
-        """Refuse (``InvalidBlockKey``) keys a leader must not propose (and a host that
-        validates payloads before voting must not vote for).
-
-        A key is acceptable for an epoch that lies before the block's epoch (closed by it at
-        the latest), has intents waiting, appears once in the block, and verifies.
-        """
-        if timestamp_ms < self.last_timestamp_ms:
-            raise InvalidBlockKey("block timestamp before its parent's")
+    def closes(self, timestamp_ms: int) -> tuple[int, ...]:
+        """The epochs with intents waiting that a block stamped ``timestamp_ms`` closes (and
+        so opens, before its own items), oldest first: the keys it needs."""
         block_epoch = epoch_of(timestamp_ms, self.epoch_ms)
-        seen: set[int] = set()
-        for key in keys:
-            fault = self._key_fault(block_epoch, key, seen)
-            if fault is not None:
-                raise InvalidBlockKey(fault)
-            seen.add(key.epoch)
-
-    def _key_fault(self, block_epoch: int, key: EpochKey, seen: set[int]) -> str | None:
-        if key.epoch in seen:
-            return f"two keys for epoch {key.epoch}"
-        if key.epoch >= block_epoch:
-            return f"key of epoch {key.epoch}, which is not closed"
-        if key.epoch not in self._pending:
-            return f"key of epoch {key.epoch}, which has nothing waiting"
-        if not verify_epoch_key(self.committee, self._venue, key):
-            return f"key of epoch {key.epoch} fails e(g1, key) = e(P, Q)"
-        return None
+        return tuple(e for e in sorted(self._pending) if e < block_epoch)
 
     # ------------------------------------------------------------------ execution
 
@@ -206,40 +182,23 @@ class SealedLog:
         height: int,
         timestamp_ms: int,
         sealed: Sequence[bytes],
-        keys: Sequence[EpochKey] = (),
+        keys: Mapping[int, EpochKey] | None = None,
     ) -> BlockEffects:
-        """Execute one committed block's sealed part.
-
-        The consensus core certifies payloads without judging them, so a faulty leader's
-        block may carry keys that :meth:`check_block` refuses: such a key is skipped, the
-        same way on every member, and reported in ``refused_keys``; it opens nothing.
-        """
+        """Execute one committed block's sealed part: open the epochs it closes with their
+        ``keys`` (raises :class:`MissingEpochKey`, changing nothing, if one is absent), then
+        record or refuse its own sealed envelopes."""
         if timestamp_ms < self.last_timestamp_ms:
             raise ValueError("committed block timestamps never decrease")
+        closing = self.closes(timestamp_ms)
+        keys = keys or {}
+        missing = [epoch for epoch in closing if epoch not in keys]
+        if missing:
+            raise MissingEpochKey(missing)
         self.last_timestamp_ms = timestamp_ms
         block_epoch = epoch_of(timestamp_ms, self.epoch_ms)
         outcomes: list[SealedOutcome] = []
-        revealed = []
-        refused_keys = []
-        seen: set[int] = set()
-        for key in keys:
-            fault = self._key_fault(block_epoch, key, seen)
-            if fault is not None:
-                refused_keys.append((key.epoch, fault))
-                continue
-            seen.add(key.epoch)
-            outcomes.extend(self._reveal(key))
-            revealed.append(key.epoch)
-        expired = []
-        for epoch in sorted(self._pending):
-            if timestamp_ms >= (epoch + 1) * self.epoch_ms + self.reveal_timeout_ms:
-                expired.append(epoch)
-                outcomes.extend(
-                    SealedOutcome(
-                        p.sealed_id, p.height, p.index, epoch, SealedRejection.KEY_UNAVAILABLE
-                    )
-                    for p in self._pending.pop(epoch)
-                )
+        for epoch in closing:
+            outcomes.extend(self._reveal(keys[epoch]))
         ordered = []
         for index, data in enumerate(sealed):
             sealed_id = sealed_intent_id(data)
@@ -267,9 +226,13 @@ class SealedLog:
             except SignatureError:
                 signer = b""  # opening will reject it as bad_envelope_signature
             ordered.append(SealedPlace(sealed_id, height, index, target, signer))
-        return BlockEffects(
-            tuple(ordered), tuple(outcomes), tuple(revealed), tuple(expired), tuple(refused_keys)
-        )
+        return BlockEffects(tuple(ordered), tuple(outcomes), closing)
+
+    def forget_epoch(self, epoch: int) -> tuple[bytes, ...]:
+        """Drop an epoch's waiting intents without opening them (their sealed ids): only for
+        a member rebuilding its log from blocks whose opened intents its journal holds
+        already, when its key store lost that epoch's key."""
+        return tuple(p.sealed_id for p in self._pending.pop(epoch, ()))
 
     def _reveal(self, key: EpochKey) -> list[SealedOutcome]:
         sessions: Sessions = {}
@@ -337,6 +300,6 @@ class KeyAssembler:
         return self._keys.get(epoch)
 
     def forget(self, epoch: int) -> None:
-        """Drop an epoch once its key is in a committed block (or it expired)."""
+        """Drop an epoch once its intents are opened (its key is kept by the caller)."""
         self._keys.pop(epoch, None)
         self._valid.pop(epoch, None)

@@ -1,6 +1,7 @@
 """Sealed intents in committee members: the same revealed items on every member at the same
-block, shares exchanged only after the closing block and attributed to their link's member,
-a faulty leader's garbage key skipped alike, and a restarted member rebuilt from its log."""
+block (the closing block, once its key is at hand), shares exchanged only after that block is
+committed and attributed to their link's member, shares asked for again by a member that
+waits, and a restarted member rebuilt from its log and its key store."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ import pytest
 
 from asyncdex.committee.execution import BlockExecutor, resume_point
 from asyncdex.committee.items import KIND_INTENT, ItemDecoder, intent_item
-from asyncdex.committee.sealed import KIND_EPOCH_KEY, SealedReveal, key_item, sealed_item
+from asyncdex.committee.sealed import (
+    ASK,
+    EpochKeyStore,
+    SealedReveal,
+    ask_frame,
+    sealed_item,
+    share_frame,
+)
 from asyncdex.committee.transport import InvalidFrame
 from asyncdex.consensus.committee import Committee
 from asyncdex.consensus.crypto import CachingVerifier, Secp256k1Signer
@@ -20,7 +28,12 @@ from asyncdex.consensus.messages import GENESIS_QC, Block, QuorumCertificate
 from asyncdex.fairness.dkg import run_local_dkg
 from asyncdex.fairness.reveal import KeyAssembler
 from asyncdex.fairness.sealing import SealingKey, seal_intent, sealed_intent_id, venue_id
-from asyncdex.fairness.threshold import DecryptionShare, KeyShare, create_decryption_share
+from asyncdex.fairness.threshold import (
+    DecryptionShare,
+    EpochKey,
+    KeyShare,
+    create_decryption_share,
+)
 from asyncdex.messages.commands import CommitteeBlock, Signed
 from asyncdex.sequencer.journal import FileJournal, GroupCommitter
 from asyncdex.sequencer.records import decode_record
@@ -52,19 +65,23 @@ def _order(nonce: int) -> bytes:
 
 
 class Member:
-    def __init__(self, index: int, share: bool = True) -> None:
+    def __init__(self, index: int, share: bool = True, keys: EpochKeyStore | None = None) -> None:
         self.index = index
         self.frames: list[bytes] = []
-        self.items: list[bytes] = []
+        self.sent: list[tuple[int, bytes]] = []
         self.reveal = SealedReveal(
             DOMAIN,
             KEY,
             SHARES[index] if share else None,
             epoch_ms=EPOCH_MS,
-            reveal_timeout_ms=5 * EPOCH_MS,
+            alarm_ms=5 * EPOCH_MS,
             broadcast=self.frames.append,
-            submit_item=self.items.append,
+            send=lambda to, frame: self.sent.append((to, frame)),
+            keys=keys,
         )
+
+    def keys(self, epochs: tuple[int, ...]) -> dict[int, EpochKey]:
+        return asyncio.run(self.reveal.keys_for(epochs))
 
 
 def _exchange(members: list[Member]) -> None:
@@ -104,23 +121,24 @@ def test_members_reveal_the_same_items_at_the_same_block() -> None:
     plain = intent_item(_order(1))
 
     for m in members:
+        m.reveal.on_committed(T0 + 10, [sealed, plain])
         revealed, others, effects = m.reveal.execute_block(1, T0 + 10, [sealed, plain])
         assert revealed == [] and others == [plain] and len(effects.ordered) == 1
         m.reveal.after_commit()
         assert m.frames == []  # epoch E is still open: nothing released
 
-    for m in members:
-        m.reveal.execute_block(2, T0 + EPOCH_MS, [])
-        m.reveal.after_commit()
-        assert len(m.frames) == 1  # its share for E, once
+    for m in members:  # block 2, past E, is committed: each member releases its share, once
+        m.reveal.on_committed(T0 + EPOCH_MS, [])
         m.reveal.after_commit()
         assert len(m.frames) == 1
     _exchange(members)
-    submitted = [item for m in members for item in m.items]
-    assert submitted and all(item[0] == KIND_EPOCH_KEY for item in submitted)
-    assert len(set(submitted)) == 1  # every member that assembled it got the same key
+    keys = [m.reveal.assembler.key(E) for m in members]
+    assert keys[0] is not None and all(k == keys[0] for k in keys)  # the key is unique
 
-    results = [m.reveal.execute_block(3, T0 + EPOCH_MS + 5, [submitted[0]]) for m in members]
+    results = []
+    for m in members:  # block 2 opens E before its own items, on every member alike
+        assert m.reveal.log.closes(T0 + EPOCH_MS) == (E,)
+        results.append(m.reveal.execute_block(2, T0 + EPOCH_MS, [plain], m.keys((E,))))
     assert all(r[0] == [bytes((KIND_INTENT,)) + body] for r in results)
     assert all(r[2] == results[0][2] for r in results)
 
@@ -148,17 +166,15 @@ def test_shares_go_out_at_the_commit_of_the_block_past_the_epoch_before_executio
         m.reveal.on_committed(T0 + EPOCH_MS, [])
         assert len(m.frames) == 1 and m.reveal.closing_block_due_ms() is None
     _exchange(members)
-    keys = {item for m in members for item in m.items}
-    assert len(keys) == 1  # the key, before any member has executed a block
-    (key,) = keys
+    assert len({m.reveal.assembler.key(E) for m in members}) == 1  # before any execution
     for m in members:  # executing the same blocks later sends nothing again and opens it
         m.reveal.execute_block(1, T0 + 10, [other_epoch])
         m.reveal.execute_block(2, T0 + 20, [sealed])
-        m.reveal.execute_block(3, T0 + EPOCH_MS, [])
         m.reveal.after_commit()
-        assert len(m.frames) == 0
-        revealed, _, _ = m.reveal.execute_block(4, T0 + EPOCH_MS + 5, [key])
+        revealed, _, _ = m.reveal.execute_block(3, T0 + EPOCH_MS, [], m.keys((E,)))
         assert revealed == [bytes((KIND_INTENT,)) + body]
+        m.reveal.after_commit()
+        assert len(m.frames) == 0 and m.sent == []
 
 
 def test_a_member_refuses_a_key_share_that_is_not_its_public_share() -> None:
@@ -166,8 +182,8 @@ def test_a_member_refuses_a_key_share_that_is_not_its_public_share() -> None:
     for wrong in (KeyShare(1, SHARES[1].secret), KeyShare(5, SHARES[0].secret)):
         with pytest.raises(ValueError, match="does not match public share"):
             SealedReveal(
-                DOMAIN, KEY, wrong, epoch_ms=EPOCH_MS, reveal_timeout_ms=EPOCH_MS,
-                broadcast=lambda frame: None, submit_item=lambda item: None,
+                DOMAIN, KEY, wrong, epoch_ms=EPOCH_MS, alarm_ms=EPOCH_MS,
+                broadcast=lambda frame: None,
             )  # fmt: skip
 
 
@@ -176,52 +192,106 @@ def test_share_frames_are_attributed_to_their_link() -> None:
     sealed, _ = _sealed_victim()
     for m in members:
         m.reveal.execute_block(1, T0 + 10, [sealed])
-        m.reveal.execute_block(2, T0 + EPOCH_MS, [])
-    members[0].reveal.after_commit()
+        m.reveal.on_committed(T0 + EPOCH_MS, [])
     (frame,) = members[0].frames
     with pytest.raises(InvalidFrame, match="in the name of"):
         members[1].reveal.on_share_frame(2, frame)  # member 2's link carrying member 0's share
     with pytest.raises(InvalidFrame, match="decryption share"):
         members[1].reveal.on_share_frame(0, frame + b"\x00")
-    wrong = DecryptionShare.decode(frame)
-    forged = DecryptionShare(wrong.epoch, 2, wrong.share).encode()  # member 1's index, wrong point
+    with pytest.raises(InvalidFrame, match="unknown tag"):
+        members[1].reveal.on_share_frame(0, b"\x09" + frame[1:])
+    with pytest.raises(InvalidFrame, match="8-byte epoch"):
+        members[1].reveal.on_share_frame(0, bytes((ASK,)) + b"\x01")
+    wrong = DecryptionShare.decode(frame[1:])
+    forged = share_frame(DecryptionShare(wrong.epoch, 2, wrong.share))  # member 1's index
     members[1].reveal.on_share_frame(1, forged)
     assert [f.member for f in members[1].reveal.assembler.faults] == [2]
 
 
-def test_a_garbage_key_item_is_skipped_alike() -> None:
-    members = [Member(k) for k in range(2)]
+def test_a_member_answers_a_request_only_for_an_epoch_a_committed_block_closed() -> None:
+    asked = Member(0)
     sealed, _ = _sealed_victim()
-    garbage = bytes((KIND_EPOCH_KEY,)) + b"\x92\x01\xc4\x01\x00"
-    effects = []
-    for m in members:
-        m.reveal.execute_block(1, T0 + 10, [sealed])
-        effects.append(m.reveal.execute_block(2, T0 + EPOCH_MS, [garbage]))
-        assert m.reveal.refused_items == 1
-        assert m.reveal.log.waiting(E) == 1
-    assert effects[0] == effects[1]
+    asked.reveal.on_committed(T0 + 10, [sealed])
+    asked.reveal.on_share_frame(2, ask_frame(E))
+    assert asked.sent == []  # E is still open here: its share must not exist yet
+    asked.reveal.on_committed(T0 + EPOCH_MS + 3, [])
+    asked.frames.clear()
+    for epoch in (E, E - 5, E + 1):
+        asked.reveal.on_share_frame(2, ask_frame(epoch))
+    # closed epochs get this member's share, sent to the asker alone (E + 1 is still open)
+    assert [(to, DecryptionShare.decode(f[1:]).epoch) for to, f in asked.sent] == [
+        (2, E),
+        (2, E - 5),
+    ]
+    assert all(DecryptionShare.decode(f[1:]).member == 1 for _, f in asked.sent)
 
 
-def test_a_restarted_member_rebuilds_and_sends_its_share_again() -> None:
+def test_a_member_waits_for_a_key_asks_again_and_warns(caplog: pytest.LogCaptureFixture) -> None:
     sealed, body = _sealed_victim()
+    venue = venue_id(DOMAIN)
+
+    async def run() -> tuple[list[bytes], dict[int, EpochKey]]:
+        member = Member(0)
+        member.reveal.alarm_ms = 150
+        member.reveal.execute_block(1, T0 + 10, [sealed])
+        member.reveal.on_committed(T0 + EPOCH_MS, [])
+        waiting = asyncio.ensure_future(member.reveal.keys_for((E,)))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()  # one share of the two it needs: it waits, gives up nothing
+        assert member.reveal.waiting_since is not None
+        member.reveal.on_share_frame(3, share_frame(create_decryption_share(SHARES[3], venue, E)))
+        keys = await waiting
+        assert member.reveal.waiting_since is None and member.reveal.waits == 1
+        return member.frames, keys
+
+    with caplog.at_level("WARNING", logger="asyncdex.committee.sealed"):
+        frames, keys = asyncio.run(run())
+    asks = [f for f in frames if f[0] == ASK]
+    assert len(asks) >= 2 and all(f == ask_frame(E) for f in asks)  # asked again
+    assert any("waits for the key of epoch(s)" in r.message for r in caplog.records)
+    member = Member(0)
+    member.reveal.execute_block(1, T0 + 10, [sealed])
+    revealed, _, _ = member.reveal.execute_block(2, T0 + EPOCH_MS, [], keys)
+    assert revealed == [bytes((KIND_INTENT,)) + body]
+
+
+def test_a_restarted_member_rebuilds_from_its_key_store_and_sends_its_share_again(
+    tmp_path: Path,
+) -> None:
+    sealed, _ = _sealed_victim()
     blocks = [(1, T0 + 10, [sealed]), (2, T0 + EPOCH_MS, [])]
-    live = [Member(k) for k in range(4)]
+    store = EpochKeyStore(tmp_path / "keys")
+    live = [Member(k, keys=store if k == 1 else None) for k in range(4)]
     for m in live:
-        for block in blocks:
-            m.reveal.execute_block(*block)
-        m.reveal.after_commit()
+        m.reveal.execute_block(*blocks[0])
+        m.reveal.on_committed(blocks[1][1], [])
     sent_before = list(live[1].frames)
     _exchange(live)
-    key = next(item for m in live for item in m.items)
+    live[1].reveal.execute_block(*blocks[1], live[1].keys((E,)))
+    live[1].reveal.close()
+    victim_id = sealed_intent_id(sealed[1:])
+    verdict = live[1].reveal.verdict(victim_id)
+    assert verdict is not None and verdict.intent_id is not None
 
-    restarted = Member(1)
+    # restarted before block 2 executed: it sends its share again (it may never have left)
+    early = Member(1)
+    early.reveal.rebuild(blocks[:1])
+    early.reveal.on_committed(blocks[1][1], [])
+    assert early.frames == sent_before
+
+    # restarted after: the key store opens what the journal holds, without the network
+    again = EpochKeyStore(tmp_path / "keys")
+    assert len(again) == 1
+    restarted = Member(1, keys=again)
     restarted.reveal.rebuild(blocks)
     restarted.reveal.after_commit()
-    assert restarted.frames == sent_before  # the same share bytes, in case they were lost
-    revealed, _, _ = restarted.reveal.execute_block(3, T0 + EPOCH_MS + 9, [key])
-    assert revealed == [bytes((KIND_INTENT,)) + body]
-    restarted.reveal.after_commit()
-    assert restarted.frames == sent_before  # nothing more once revealed
+    assert restarted.frames == [] and restarted.reveal.verdict(victim_id) == verdict
+    again.close()
+
+    # a store that lost the key (a torn tail) does not stop the restart
+    lost = Member(1, keys=EpochKeyStore(tmp_path / "empty"))
+    lost.reveal.rebuild(blocks)
+    assert lost.reveal.log.pending_epochs() == () and lost.reveal.verdict(victim_id) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,14 +304,10 @@ CONSENSUS = Committee(tuple(s.address for s in SIGNERS))
 
 def _blocks() -> tuple[list[Block], bytes]:
     sealed, body = _sealed_victim(nonce=21)
-    venue = venue_id(DOMAIN)
-    (key,) = KeyAssembler(KEY, DOMAIN).add_all(
-        create_decryption_share(s, venue, E) for s in SHARES[:2]
-    )
     payloads = [
         [sealed, intent_item(_order(20))],
         [intent_item(_order(22))],
-        [key_item(key), intent_item(_order(23))],
+        [intent_item(_order(23))],
     ]
     stamps = [T0 + 10, T0 + EPOCH_MS, T0 + EPOCH_MS + 5]
     blocks, justify = [], GENESIS_QC
@@ -252,13 +318,24 @@ def _blocks() -> tuple[list[Block], bytes]:
     return blocks, body
 
 
-async def _journal(directory: Path, blocks: list[Block], stop_after: int) -> None:
+async def _journal(
+    directory: Path, blocks: list[Block], stop_after: int, keys: Path, peer_answers: bool = True
+) -> None:
     journal, _ = FileJournal.open(directory)
     committer = GroupCommitter(journal)
     sequencer = Sequencer(committer, lambda: 0)
     seen: list[Sequenced] = []
     sequencer.add_consumer(seen.extend)
-    member = Member(0)
+    store = EpochKeyStore(keys)
+    member = Member(0, keys=store)
+    loop = asyncio.get_running_loop()
+    peer_share = share_frame(create_decryption_share(SHARES[1], venue_id(DOMAIN), E))
+
+    def network(frame: bytes) -> None:  # member 1 answers a request, a moment later
+        if peer_answers and frame[0] == ASK:
+            loop.call_soon(member.reveal.on_share_frame, 1, peer_share)
+
+    member.reveal._broadcast = network
     executor = BlockExecutor(
         sequencer,
         ItemDecoder(DOMAIN, CONSENSUS, CachingVerifier()),
@@ -275,6 +352,7 @@ async def _journal(directory: Path, blocks: list[Block], stop_after: int) -> Non
     await sequencer.close()
     committer.close()
     journal.close()
+    store.close()
     assert executor.failed is None
     assert len(seen) == stop_after
 
@@ -292,30 +370,33 @@ def test_the_executor_journals_revealed_intents_after_the_marker_and_resumes_exa
 ) -> None:
     blocks, body = _blocks()
     reference = tmp_path / "reference"
-    asyncio.run(_journal(reference, blocks, stop_after=7))
+    asyncio.run(_journal(reference, blocks, stop_after=7, keys=tmp_path / "reference-keys"))
     expected = _records(reference)
     commands = [decode_record(payload).command for payload in expected]
     kinds = [type(c).__name__ for c in commands]
-    # block 1: its own intent (the sealed one waits); block 2: its intent; block 3: the
-    # revealed intent first, then its own
-    assert kinds == ["CommitteeBlock", "Signed"] * 2 + ["CommitteeBlock", "Signed", "Signed"]
-    block3 = commands[4:]
-    assert type(block3[0]) is CommitteeBlock and block3[0].height == 3
-    revealed = block3[1]
+    # block 1: its own intent (the sealed one waits); block 2, past the epoch: the revealed
+    # intent first, then its own; block 3: its own
+    block = "CommitteeBlock"
+    assert kinds == [block, "Signed", block, "Signed", "Signed", block, "Signed"]
+    block2 = commands[2:5]
+    assert type(block2[0]) is CommitteeBlock and block2[0].height == 2
+    revealed = block2[1]
     assert isinstance(revealed, Signed)
     victim, _ = decode_intent_payload(body)
     assert (revealed.signer, revealed.nonce) == (TRADER.address, victim.nonce)
     assert revealed.command.price == victim.price  # the body sealed in block 1, now in clear
 
-    # a crash right after block 3's marker and revealed intent: resumed from the journal
+    # a crash right after block 2's marker and revealed intent: resumed from the journal and
+    # the key store, with no member answering
     crashed = tmp_path / "crashed"
     journal, _ = FileJournal.open(crashed)
-    for seq, payload in enumerate(expected[:6], start=1):
+    for seq, payload in enumerate(expected[:4], start=1):
         journal.append(seq, payload)
     journal.flush()
-    assert resume_point(journal) == (3, 1)
+    assert resume_point(journal) == (2, 1)
     journal.close()
-    asyncio.run(_journal(crashed, blocks, stop_after=1))
+    keys = tmp_path / "reference-keys"
+    asyncio.run(_journal(crashed, blocks, stop_after=3, keys=keys, peer_answers=False))
     assert _records(crashed) == expected
 
 
@@ -330,14 +411,14 @@ def test_verdicts_say_what_each_sealed_intent_became() -> None:
     (key,) = KeyAssembler(KEY, DOMAIN).add_all(
         create_decryption_share(s, venue_id(DOMAIN), E) for s in SHARES[:2]
     )
-    member.reveal.execute_block(2, T0 + EPOCH_MS, [key_item(key)])
+    member.reveal.execute_block(2, T0 + EPOCH_MS, [], {E: key})
     victim, _ = decode_intent_payload(body)
     assert member.reveal.verdict(victim_id) == (2, intent_digest(DOMAIN, victim), None)
 
 
 def test_the_executor_knows_where_a_sealed_intent_was_ordered(tmp_path: Path) -> None:
     blocks, _ = _blocks()
-    asyncio.run(_journal(tmp_path / "journal", blocks, stop_after=7))
+    asyncio.run(_journal(tmp_path / "journal", blocks, stop_after=7, keys=tmp_path / "keys"))
     journal, _ = FileJournal.open(tmp_path / "again")
     executor = BlockExecutor(
         Sequencer(GroupCommitter(journal), lambda: 0),

@@ -1,5 +1,5 @@
 """A committee venue with sealing, in one process: a one-member committee (t = 1) on loopback
-orders a sealed intent, closes its epoch, releases its share, proposes the key and journals
+orders a sealed intent, closes its epoch, releases its share, assembles the key and journals
 the revealed intent — the whole path from ``submit_sealed`` to the journal."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ async def _run(directory: Path) -> tuple[list[Sequenced], dict[str, object] | No
         peers=(("127.0.0.1", _free_port()),),
         secret=secret,
         replica=ReplicaConfig(idle_block_ms=50, base_timeout_ms=500),
-        sealing=SealingSettings(key, shares[0], epoch_ms=EPOCH_MS, reveal_timeout_ms=5_000),
+        sealing=SealingSettings(key, shares[0], epoch_ms=EPOCH_MS, key_alarm_ms=5_000),
     )
     journal, _ = FileJournal.open(directory / "journal")
     committer = GroupCommitter(journal)

@@ -1,6 +1,7 @@
-"""Where sealed intents open: the key travels in a block, so every member opens the same
-intents at the same point of its log; nothing can be opened before its epoch is closed by a
-certified block, and nothing in a committed block is ever dropped."""
+"""Where sealed intents open: right before the first committed block past their epoch, with
+the epoch's key, so every member opens the same intents at the same point of its log; nothing
+can be opened before its epoch is closed by a certified block, and nothing in a committed
+block is ever dropped: a block that needs a key it is not given does not execute."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import dataclasses
 import pytest
 
 from asyncdex.fairness.reveal import (
-    InvalidBlockKey,
     KeyAssembler,
+    MissingEpochKey,
     SealedLog,
     SealedRejection,
 )
@@ -27,13 +28,12 @@ from asyncdex.signing.intents import encode_signed_intent
 from .conftest import THRESHOLD, Committee, place_order
 
 EPOCH_MS = 1_000
-TIMEOUT_MS = 3_000
 E = 1_765_000_000  # the epoch the victim and the attacker seal for
 T0 = E * EPOCH_MS  # its first millisecond
 
 
 def _members(committee: Committee, domain: Domain) -> list[SealedLog]:
-    return [SealedLog(domain, committee.key, EPOCH_MS, TIMEOUT_MS) for _ in committee.shares]
+    return [SealedLog(domain, committee.key, EPOCH_MS) for _ in committee.shares]
 
 
 def _sealed(
@@ -68,23 +68,26 @@ def test_a_leader_sees_only_ciphertexts_until_a_certified_block_closes_the_epoch
     for share in committee.shares[: THRESHOLD - 1]:
         assert assembler.add(create_decryption_share(share, venue, E)) is None
 
-    # block 2 lies past E: the epoch is closed, now members release
+    # block 2 lies past E: it closes the epoch (members release their shares at its commit)
+    # and opens it before its own items, so it needs E's key
     for log in logs:
-        log.apply_block(2, T0 + EPOCH_MS + 5, [])
-        assert log.epochs_to_release() == (E,)
+        assert log.closes(T0 + EPOCH_MS + 5) == (E,)
+        assert log.closes(T0 + EPOCH_MS - 1) == ()
     key = None
     for share in committee.shares[THRESHOLD - 1 :]:
         key = key or assembler.add(create_decryption_share(share, venue, E))
     assert key is not None
 
-    # block 3 carries the key: every member opens the same intents in certified order
+    # every member opens the same intents in certified order, before block 2's own
+    late, _ = _sealed(sealing_key, domain, trader, nonce=12, epoch=E + 1)
     results = []
     for log in logs:
-        log.check_block(T0 + EPOCH_MS + 50, [key])
-        effects = log.apply_block(3, T0 + EPOCH_MS + 50, [], [key])
+        effects = log.apply_block(2, T0 + EPOCH_MS + 5, [late], {E: key})
         assert effects.revealed_epochs == (E,)
+        assert [(p.height, p.epoch) for p in effects.ordered] == [(2, E + 1)]
         results.append(effects.outcomes)
-        assert log.pending_epochs() == ()
+        assert log.pending_epochs() == (E + 1,)
+        assert log.epochs_to_release() == ()  # E + 1 is still open
     assert all(r == results[0] for r in results)
     opened = [outcome.result for outcome in results[0]]
     assert all(isinstance(o, Opened) for o in opened)
@@ -108,47 +111,50 @@ def test_envelopes_for_another_epoch_are_rejected_in_the_block(
     assert [o.index for o in effects.outcomes] == [0, 1, 2]
 
 
-def test_a_key_that_never_comes_rejects_the_epoch_at_the_timeout_never_drops_it(
+def test_a_block_that_closes_an_epoch_does_not_execute_without_its_key(
     committee: Committee, domain: Domain, venue: bytes, sealing_key: SealingKey, trader: LocalSigner
 ) -> None:
     log = _members(committee, domain)[0]
-    wire, _ = _sealed(sealing_key, domain, trader, nonce=3)
+    wire, body = _sealed(sealing_key, domain, trader, nonce=3)
     log.apply_block(1, T0 + 1, [wire])
-    end = T0 + EPOCH_MS
-    assert log.apply_block(2, end + TIMEOUT_MS - 1, []).outcomes == ()
-    effects = log.apply_block(3, end + TIMEOUT_MS, [])
-    assert effects.expired_epochs == (E,)
-    assert [o.result for o in effects.outcomes] == [SealedRejection.KEY_UNAVAILABLE]
-    # a key arriving afterwards has nothing to open, and is refused
-    shares = [create_decryption_share(s, venue, E) for s in committee.shares[:THRESHOLD]]
-    key = KeyAssembler(committee.key, domain).add_all(shares)[0]
-    with pytest.raises(InvalidBlockKey, match="nothing waiting"):
-        log.check_block(end + TIMEOUT_MS + 1, [key])
-
-
-def test_blocks_with_unacceptable_keys_are_refused(
-    committee: Committee, domain: Domain, venue: bytes, sealing_key: SealingKey, trader: LocalSigner
-) -> None:
-    log = _members(committee, domain)[0]
-    wire, _ = _sealed(sealing_key, domain, trader, nonce=4)
-    log.apply_block(1, T0 + 1, [wire])
+    assert log.apply_block(2, T0 + EPOCH_MS - 1, []).outcomes == ()  # still epoch E
+    # however long the key takes, the closing block waits for it: nothing is given up
+    for late in (T0 + EPOCH_MS, T0 + 3_600_000):
+        with pytest.raises(MissingEpochKey) as refused:
+            log.apply_block(3, late, [], {})
+        assert refused.value.epochs == (E,)
+        assert log.waiting(E) == 1 and log.last_timestamp_ms == T0 + EPOCH_MS - 1
     assembler = KeyAssembler(committee.key, domain)
     (key,) = assembler.add_all(
-        create_decryption_share(s, venue, E) for s in committee.shares[:THRESHOLD]
+        create_decryption_share(s, venue, E) for s in committee.shares[-THRESHOLD:]
     )
     (other,) = assembler.add_all(
         create_decryption_share(s, venue, E + 7) for s in committee.shares[:THRESHOLD]
     )
-    with pytest.raises(InvalidBlockKey, match="not closed"):
-        log.check_block(T0 + 500, [key])  # a block still in epoch E
-    with pytest.raises(InvalidBlockKey, match="fails"):
-        log.check_block(T0 + EPOCH_MS, [EpochKey(E, other.key)])
-    with pytest.raises(InvalidBlockKey, match="two keys"):
-        log.check_block(T0 + EPOCH_MS, [key, key])
-    with pytest.raises(InvalidBlockKey, match="before its parent"):
-        log.check_block(T0, [])
-    log.check_block(T0 + EPOCH_MS, [key])  # the same key, in a block past E, is fine
-    assert log.waiting(E) == 1
+    # a key for an epoch the block does not close is not used
+    effects = log.apply_block(3, T0 + 3_600_000, [], {E: key, E + 7: other})
+    assert effects.revealed_epochs == (E,)
+    (outcome,) = effects.outcomes
+    assert isinstance(outcome.result, Opened)
+    assert outcome.result.body == body
+    assert log.pending_epochs() == ()
+
+
+def test_a_wrong_key_cannot_open_an_epoch(
+    committee: Committee, domain: Domain, venue: bytes, sealing_key: SealingKey, trader: LocalSigner
+) -> None:
+    """Keys are trusted input (assembled from checked shares): a wrong one is a bug, and it
+    shows as a refusal of every intent, never as another plaintext."""
+    log = _members(committee, domain)[0]
+    wire, _ = _sealed(sealing_key, domain, trader, nonce=4)
+    log.apply_block(1, T0 + 1, [wire])
+    assembler = KeyAssembler(committee.key, domain)
+    (other,) = assembler.add_all(
+        create_decryption_share(s, venue, E + 7) for s in committee.shares[:THRESHOLD]
+    )
+    effects = log.apply_block(2, T0 + EPOCH_MS, [], {E: EpochKey(E, other.key)})
+    (outcome,) = effects.outcomes
+    assert not isinstance(outcome.result, Opened)
 
 
 def test_the_assembler_refuses_and_attributes_faulty_shares(
@@ -171,34 +177,3 @@ def test_the_assembler_refuses_and_attributes_faulty_shares(
     assert assembler.add(honest[2]) is None  # complete already
     assembler.forget(E)
     assert assembler.key(E) is None
-
-
-def test_a_faulty_leaders_bad_keys_are_skipped_alike_and_a_good_one_still_opens(
-    committee: Committee, domain: Domain, venue: bytes, sealing_key: SealingKey, trader: LocalSigner
-) -> None:
-    logs = _members(committee, domain)[:2]
-    wire, body = _sealed(sealing_key, domain, trader, nonce=5)
-    assembler = KeyAssembler(committee.key, domain)
-    (good,) = assembler.add_all(
-        create_decryption_share(s, venue, E) for s in committee.shares[:THRESHOLD]
-    )
-    (other,) = assembler.add_all(
-        create_decryption_share(s, venue, E + 3) for s in committee.shares[:THRESHOLD]
-    )
-    for log in logs:
-        log.apply_block(1, T0 + 1, [wire])
-    early = [log.apply_block(2, T0 + 2, [], [good]) for log in logs]
-    assert early[0] == early[1]
-    assert early[0].refused_keys == ((E, f"key of epoch {E}, which is not closed"),)
-    assert early[0].outcomes == () and logs[0].waiting(E) == 1
-    # a forged key, then the real one, then the real one again
-    effects = [
-        log.apply_block(3, T0 + EPOCH_MS, [], [EpochKey(E, other.key), good, good]) for log in logs
-    ]
-    assert effects[0] == effects[1]
-    assert [why for _, why in effects[0].refused_keys] == [
-        f"key of epoch {E} fails e(g1, key) = e(P, Q)",
-        f"two keys for epoch {E}",
-    ]
-    (outcome,) = effects[0].outcomes
-    assert isinstance(outcome.result, Opened) and outcome.result.body == body

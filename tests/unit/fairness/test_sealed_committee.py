@@ -1,11 +1,11 @@
 """Sealed intents through the real consensus core: four HotStuff-2 replicas (real signatures)
 on an in-memory network order a victim's sealed intent; the leader that would front-run it
-sees only ciphertext; no share exists before a certified block closes the epoch; the key then
-rides in a block and every member opens the same intents at the same height.
+sees only ciphertext; no share exists before a certified block closes the epoch; each member
+then assembles the key from the shares that reach it and opens the same intents right before
+the same closing block, executing nothing past it until it holds the key.
 
 The network is a FIFO queue delivered in full between clock ticks of 10 ms (a synchronous
-network); payload items are tagged ``S`` (a sealed envelope) or ``K`` (an epoch key), the
-way a host tells its item kinds apart.
+network); sealed payload items are tagged ``S``, the way a host tells its item kinds apart.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from asyncdex.consensus import (
 )
 from asyncdex.fairness.reveal import BlockEffects, KeyAssembler, SealedLog
 from asyncdex.fairness.sealing import Opened, SealingKey, seal_intent, venue_id
-from asyncdex.fairness.threshold import DecryptionShare, EpochKey, create_decryption_share
+from asyncdex.fairness.threshold import DecryptionShare, create_decryption_share
 from asyncdex.signing.eip712 import Domain, LocalSigner
 from asyncdex.signing.intents import encode_signed_intent
 
@@ -37,7 +37,7 @@ from .conftest import Committee as FairCommittee
 
 EPOCH_MS = 1_000
 START_MS = 10 * EPOCH_MS + 40
-SEALED, KEY = b"S", b"K"
+SEALED = b"S"
 ATTACKER = 0
 
 
@@ -47,6 +47,8 @@ class Member:
     log: SealedLog
     assembler: KeyAssembler
     released: set[int] = field(default_factory=set)
+    unclosed: set[int] = field(default_factory=set)  # epochs of committed sealed intents
+    backlog: deque[tuple[int, int, list[bytes]]] = field(default_factory=deque)  # committed
     effects: dict[int, BlockEffects] = field(default_factory=dict)  # height -> effects
     committed: list[int] = field(default_factory=list)  # heights, in commit order
     timestamps: dict[int, int] = field(default_factory=dict)  # height -> block timestamp
@@ -79,13 +81,15 @@ class Run:
     ) -> None:
         member = self.members[index]
         sealed = [item[1:] for item in payload if item[:1] == SEALED]
-        keys = [EpochKey.decode(item[1:]) for item in payload if item[:1] == KEY]
-        member.effects[height] = member.log.apply_block(height, timestamp, sealed, keys)
         member.committed.append(height)
         member.timestamps[height] = timestamp
         self.events.append(("commit", index, height))
-        for epoch in member.log.epochs_to_release():
-            if epoch not in member.released:
+        block_epoch = timestamp // EPOCH_MS
+        if sealed:
+            member.unclosed.add(block_epoch)  # (all of this test's envelopes are for it)
+        for epoch in sorted(e for e in member.unclosed if e < block_epoch):
+            member.unclosed.discard(epoch)
+            if epoch not in member.released:  # closed by this committed block: release
                 member.released.add(epoch)
                 share = create_decryption_share(
                     self.fair.shares[index], venue_id(self.domain), epoch
@@ -93,11 +97,24 @@ class Run:
                 self.events.append(("share", index, epoch))
                 for other in range(len(self.members)):
                     self.on_share(other, share)
+        member.backlog.append((height, timestamp, sealed))
+        self.execute(index)
+
+    def execute(self, index: int) -> None:
+        """Execute committed blocks in order; one that closes an epoch waits for its key."""
+        member = self.members[index]
+        while member.backlog:
+            height, timestamp, sealed = member.backlog[0]
+            keys = {e: member.assembler.key(e) for e in member.log.closes(timestamp)}
+            ready = {e: key for e, key in keys.items() if key is not None}
+            if len(ready) < len(keys):
+                return  # waits, executing nothing past it
+            member.backlog.popleft()
+            member.effects[height] = member.log.apply_block(height, timestamp, sealed, ready)
 
     def on_share(self, index: int, share: DecryptionShare) -> None:
-        key = self.members[index].assembler.add(share)
-        if key is not None:
-            self.perform(index, self.members[index].replica.submit(KEY + key.encode()))
+        self.members[index].assembler.add(share)
+        self.execute(index)
 
     def deliver(self) -> None:
         while self.queue:
@@ -120,7 +137,7 @@ def _run(fair: FairCommittee, domain: Domain) -> Run:
     members = [
         Member(
             Replica(committee, k, signers[k], verifier, ReplicaConfig(), now_ms=START_MS),
-            SealedLog(domain, fair.key, EPOCH_MS, reveal_timeout_ms=3 * EPOCH_MS),
+            SealedLog(domain, fair.key, EPOCH_MS),
             KeyAssembler(fair.key, domain),
         )
         for k in range(4)
