@@ -212,5 +212,11 @@ class BlockExecutor:
             submissions = submissions[1 + self._resume_items :]
             self._resume_height = 0
         if submissions:
-            await self._sequencer.submit(submissions, timestamp=block.timestamp)
+            submitted = self._sequencer.submit(submissions, timestamp=block.timestamp)
+            if self._sealed is not None:
+                await asyncio.gather(submitted, self._sealed.save_keys())
+            else:
+                await submitted
+        elif self._sealed is not None:
+            await self._sealed.save_keys()
         self.next_height = block.height + 1

@@ -16,9 +16,10 @@ Invariants:
   every ``_ASK_AGAIN_S``, and warns every ``alarm_ms``; nothing is skipped or dropped. With at
   most ``f`` faulty members the key comes: ``t = f + 1`` and at least ``2f + 1`` members are
   honest and release.
-- A key is durable in the member's key store (:class:`EpochKeyStore`) before any intent it
-  opens is journaled, so a restarted member rebuilds its sealed log (:meth:`rebuild`) and
-  finishes a half-journaled block without the network.
+- A key is written to the member's key store (:class:`EpochKeyStore`) and fsync'd while the
+  intents it opens are journaled (:meth:`SealedReveal.save_keys`), so a restarted member
+  rebuilds its sealed log (:meth:`SealedReveal.rebuild`) and finishes a half-journaled block
+  without the network; a key lost to a crash in between is asked for again.
 - Releasing is local and follows commits: as soon as a block is committed (before it is
   executed: :meth:`SealedReveal.on_committed`), a member sends its share for every epoch that
   holds sealed intents and that block closed, once, on ``CHANNEL_FAIRNESS``. Never for an
@@ -172,7 +173,8 @@ class SealedReveal:
         self._send = send
         self._store = keys
         self._memory: dict[int, EpochKey] = {}  # opened epochs' keys without a store
-        self._own: OrderedDict[int, bytes] = OrderedDict()  # epoch -> own share frame
+        self._own: OrderedDict[int, tuple[DecryptionShare, bytes]] = OrderedDict()  # made
+        self._unsaved: list[EpochKey] = []  # keys handed out, not yet in the key store
         self._released: set[int] = set()
         self._opened: set[int] = set()  # epochs whose intents are opened: shares not needed
         self._waiters: dict[int, asyncio.Future[EpochKey]] = {}
@@ -268,12 +270,28 @@ class SealedReveal:
             return self._store.get(epoch)
         return self._memory.get(epoch)
 
+    def _share(self, epoch: int) -> tuple[DecryptionShare, bytes] | None:
+        """This member's share of ``epoch`` and its frame, made once (None without a key
+        share). Making it releases nothing: :meth:`_release` and answering a request do,
+        only for a closed epoch."""
+        if self._key_share is None:
+            return None
+        made = self._own.get(epoch)
+        if made is None:
+            share = create_decryption_share(self._key_share, self.log.venue, epoch)
+            made = self._own[epoch] = (share, share_frame(share))
+            while len(self._own) > _OWN_SHARES_KEPT:
+                self._own.popitem(last=False)
+        return made
+
     # ----------------------------------------------------------------- waiting for keys
 
     async def keys_for(self, epochs: Sequence[int]) -> dict[int, EpochKey]:
-        """The keys of ``epochs`` (closed by a committed block: the one about to execute),
-        durable in the key store when this returns. Waits as long as it takes, asking again
-        every ``_ASK_AGAIN_S`` and warning every ``alarm_ms``."""
+        """The keys of ``epochs`` (closed by a committed block: the one about to execute).
+        Waits as long as it takes, asking again every ``_ASK_AGAIN_S`` and warning every
+        ``alarm_ms``. New keys are written by :meth:`save_keys`, which the executor runs
+        beside the journal write of the intents they open (two fsyncs at once, not in a
+        row)."""
         keys: dict[int, EpochKey] = {}
         fresh: list[EpochKey] = []
         for epoch in epochs:
@@ -290,10 +308,20 @@ class SealedReveal:
             keys.update((key.epoch, key) for key in fresh)
         if fresh:
             if self._store is not None:
-                await asyncio.to_thread(self._store.put, fresh)
+                self._unsaved += fresh
             else:
                 self._memory.update((key.epoch, key) for key in fresh)
         return keys
+
+    async def save_keys(self) -> None:
+        """Make the keys :meth:`keys_for` handed out durable in the key store (a no-op when
+        there are none). A crash before this ends loses at most those keys: a restart asks
+        the members for them again, or, for blocks its journal already holds, only loses
+        the verdicts of their intents (:meth:`rebuild`)."""
+        if self._store is None or not self._unsaved:
+            return
+        keys, self._unsaved = self._unsaved, []
+        await asyncio.to_thread(self._store.put, keys)
 
     async def _wait(self, epochs: Sequence[int]) -> list[EpochKey]:
         loop = asyncio.get_running_loop()
@@ -353,8 +381,11 @@ class SealedReveal:
                 target = decode_sealed_intent(item[1:]).header.epoch
             except MalformedSealedIntent:
                 continue  # refused when the block executes
-            if target == epoch:  # only those count (SealedLog.apply_block)
+            if target == epoch and epoch not in self._unclosed:  # only those count
                 self._unclosed.add(epoch)
+                # made now, released when a committed block closes the epoch: the hash to
+                # G2 and the multiplication are then off the reveal's path
+                self._share(epoch)
         if self._committed_epoch is None or epoch > self._committed_epoch:
             self._committed_epoch = epoch
         # the epochs with intents in committed blocks, and those of the executed log (after a
@@ -384,26 +415,16 @@ class SealedReveal:
         present = (self.log.current_epoch, self._committed_epoch)
         return any(e is not None and epoch < e for e in present)
 
-    def _own_frame(self, epoch: int) -> bytes | None:
-        if self._key_share is None:
-            return None  # a follower without a share
-        frame = self._own.get(epoch)
-        if frame is None:
-            share = create_decryption_share(self._key_share, self.log.venue, epoch)
-            frame = self._own[epoch] = share_frame(share)
-            while len(self._own) > _OWN_SHARES_KEPT:
-                self._own.popitem(last=False)
-            self._take(share, own=True)  # its own share counts toward the key too
-        return frame
-
     def _release(self, epoch: int) -> None:
         if epoch in self._released:
             return  # sent already
-        frame = self._own_frame(epoch)
-        if frame is None:
-            return
+        made = self._share(epoch)
+        if made is None:
+            return  # a follower without a share
         self._released.add(epoch)
+        share, frame = made
         self._broadcast(frame)
+        self._take(share, own=True)  # its own share counts toward the key too
 
     def on_share_frame(self, member: int, payload: bytes) -> None:
         """A ``CHANNEL_FAIRNESS`` frame from ``member`` (as its link authenticated it)."""
@@ -413,9 +434,9 @@ class SealedReveal:
                 raise InvalidFrame("share request: expected an 8-byte epoch")
             epoch = int.from_bytes(body, "big")
             if self._send is not None and self._closed(epoch):
-                frame = self._own_frame(epoch)
-                if frame is not None:
-                    self._send(member, frame)
+                made = self._share(epoch)
+                if made is not None:
+                    self._send(member, made[1])
             return  # an epoch not closed here (yet): the asker asks again
         if tag != bytes((SHARE,)):
             raise InvalidFrame(f"fairness frame of unknown tag {payload[:1].hex() or 'none'}")

@@ -81,7 +81,12 @@ class Member:
         )
 
     def keys(self, epochs: tuple[int, ...]) -> dict[int, EpochKey]:
-        return asyncio.run(self.reveal.keys_for(epochs))
+        async def get() -> dict[int, EpochKey]:
+            keys = await self.reveal.keys_for(epochs)
+            await self.reveal.save_keys()
+            return keys
+
+        return asyncio.run(get())
 
 
 def _exchange(members: list[Member]) -> None:
