@@ -35,6 +35,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     simulate.add_argument(
         "--progress", type=int, default=0, help="print a progress line every N seeds"
     )
+    simulate.add_argument(
+        "--hold-items-ms",
+        type=int,
+        default=0,
+        help="consensus: each item is ready (item_ready) only from a block time up to this "
+        "many ms after its submission, as a sealed intent for the next epoch (default 0: "
+        "every item at once)",
+    )
     simulate.add_argument("--json", action="store_true", help="last line: the summary as JSON")
     simulate.add_argument(
         "--headers-only",
@@ -50,13 +58,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return cmd_simulate_fairness(args)
     if args.seeds is None:
         args.seeds = 100
-    if args.seeds < 1 or args.nodes < 1 or args.start < 0:
+    if args.seeds < 1 or args.nodes < 1 or args.start < 0 or args.hold_items_ms < 0:
         print(
-            "asyncdex simulate: --seeds and --nodes are at least 1, --start at least 0",
+            "asyncdex simulate: --seeds and --nodes are at least 1, --start and "
+            "--hold-items-ms at least 0",
             file=sys.stderr,
         )
         return 2
-    config = replace(SimulationConfig(), nodes=args.nodes)
+    config = replace(SimulationConfig(), nodes=args.nodes, hold_items_ms=args.hold_items_ms)
     started = time.perf_counter()
     failures: list[int] = []
     behaviours: Counter[str] = Counter()

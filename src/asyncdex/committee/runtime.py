@@ -64,6 +64,7 @@ from asyncdex.consensus.replica import (
     Action,
     Broadcast,
     Commit,
+    ItemReady,
     PersistBlock,
     PersistSafety,
     Replica,
@@ -109,7 +110,13 @@ class CommitteeMember:
         on_equivocation: Callable[[ReportEquivocation], None] | None = None,
         on_committing: Callable[[Sequence[Block]], None] | None = None,
         tick_ms: int = 10,
+        item_ready: ItemReady | None = None,
     ) -> None:
+        """``item_ready`` goes to the replica (``Replica``'s docstring): a pure predicate by
+        which this member, as leader, leaves out of a block the items not ready for its time
+        (they stay pending). Readiness is judged whenever the replica tries to propose, at
+        least every tick, so a leader idling in its view takes an item at most ``tick_ms``
+        after it becomes ready."""
         if signer.address != committee.members[index]:
             raise ValueError(f"the signer is not member {index} of the committee")
         self.committee = committee
@@ -149,6 +156,7 @@ class CommitteeMember:
         self.equivocations = 0
         self.committed_view = 0  # of the last block this process committed (its leader: view % n)
         self._hurry_from_ms: int | None = None
+        self._item_ready = item_ready
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -177,6 +185,7 @@ class CommitteeMember:
                 committed=recovered.committed,
                 journaled=recovered.journaled,
                 now_ms=self._clock(),
+                item_ready=self._item_ready,
             )
             await self._transport.start()
         except BaseException:

@@ -12,6 +12,8 @@ Invariants:
   previous commit; the committed log only grows.
 - An item given to ``submit`` stays pending until it is committed, and is proposed whenever
   this member leads, so an honest member's items commit even if other leaders leave them out.
+  The one exception is the host's ``item_ready``: an item it calls not ready for a block's
+  time is left out of that block and stays pending (it is never dropped for it).
 
 Rules, under the paper's names (Malkhi & Nayak, "HotStuff-2", 2023; docs/consensus.md maps
 each to the paper): Propose (``_try_propose``), Vote (``SafetyRules.sign_vote`` called from
@@ -26,8 +28,9 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeAlias
 
 from asyncdex.consensus.committee import Committee
 from asyncdex.consensus.crypto import Signer, Verifier
@@ -55,6 +58,11 @@ from asyncdex.types.hashing import keccak256
 
 # how far ahead of its own view a member keeps votes and timeouts (bounds what spam can store)
 FUTURE_VIEW_WINDOW = 1_000
+
+ItemReady: TypeAlias = Callable[[bytes, int], bool]
+"""``item_ready(item, timestamp_ms)``: whether a leader may put ``item`` in a block stamped
+``timestamp_ms``. A pure function of its arguments (no clock, no state): the core stays
+deterministic, and a replay of the same inputs proposes the same blocks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +164,16 @@ class Replica:
         committed: list[Block] | None = None,
         journaled: list[Block] | None = None,
         now_ms: int = 0,
+        item_ready: ItemReady | None = None,
     ) -> None:
         """A member, new or restarted from what it persisted: its safety state, its
-        committed log and the blocks it journaled (``PersistBlock``) but has not committed."""
+        committed log and the blocks it journaled (``PersistBlock``) but has not committed.
+
+        ``item_ready`` (see :data:`ItemReady`) lets the host hold back, as leader, items not
+        yet valid at a block's time (sealed intents for a later epoch): they stay pending and
+        go into the first block this member proposes whose time makes them ready. ``None``
+        means every item is always ready. It is a leader's choice, not a rule: blocks from
+        other leaders are validated as before, whatever they hold."""
         self.committee = committee
         self.index = index
         self.config = config or ReplicaConfig()
@@ -184,6 +199,7 @@ class Replica:
             if block.height > self.committed_height:
                 self._store(block)
         self._pending: dict[bytes, bytes] = {}
+        self._item_ready = item_ready
 
         self.now_ms = now_ms
         lock = self.safety.lock
@@ -459,7 +475,10 @@ class Replica:
         if parent is None:
             self._request_block(high_qc.block_hash, self._next_peer(self.index))
             return
-        payload, chain_has_items = self._choose_payload(parent)
+        # Block time: never before the parent's, so the committed time line never goes back.
+        # Fixed before the payload, so that ``item_ready`` judges the time the block carries.
+        timestamp = max(parent.timestamp, self.now_ms)
+        payload, chain_has_items = self._choose_payload(parent, timestamp)
         if (
             not payload
             and not chain_has_items
@@ -467,9 +486,10 @@ class Replica:
             and not self._announces_commit_of_items(parent)
             and self.now_ms - self._view_entered_ms < self.config.idle_block_ms
         ):
-            return  # nothing to order: pace empty blocks instead of spinning
-        # Block time: never before the parent's, so the committed time line never goes back
-        timestamp = max(parent.timestamp, self.now_ms)
+            # nothing to order: pace empty blocks instead of spinning. Pending items that are
+            # not ready count as nothing here, so they do not make an idle leader spin; the
+            # first tick at which one is ready gives a non-empty payload and a proposal.
+            return
         block = Block(view, parent.height + 1, high_qc, self.index, payload, timestamp)
         proposal = self.safety.sign_proposal(block, tc)
         self._persist()
@@ -510,19 +530,28 @@ class Replica:
             and bool(grandparent.payload)
         )
 
-    def _choose_payload(self, parent: Block) -> tuple[tuple[bytes, ...], bool]:
-        """Pending items not already in the uncommitted chain below ``parent``; and whether
-        that chain holds items still waiting for a commit."""
+    def _choose_payload(self, parent: Block, timestamp: int) -> tuple[tuple[bytes, ...], bool]:
+        """Pending items not already in the uncommitted chain below ``parent`` and ready (by
+        ``item_ready``) for a block stamped ``timestamp``; and whether that chain holds items
+        still waiting for a commit.
+
+        Items not ready are skipped, not counted against ``max_block_items`` and not removed:
+        they are looked at again at every proposal until one's time makes them ready. Pacing
+        sees only the payload chosen here, so an idle leader whose pending items are all not
+        ready proposes empty blocks at the idle pace (``idle_block_ms``), as with nothing
+        pending, rather than at once (which would spin a committee through empty blocks until
+        the items' time comes)."""
         in_chain: set[bytes] = set()
         block: Block | None = parent
         while block is not None and block.height > self.committed_height:
             in_chain.update(keccak256(item) for item in block.payload)
             block = self._blocks.get(block.parent)
+        ready = self._item_ready
         payload: list[bytes] = []
         for digest, item in self._pending.items():
             if len(payload) >= self.config.max_block_items:
                 break
-            if digest not in in_chain:
+            if digest not in in_chain and (ready is None or ready(item, timestamp)):
                 payload.append(item)
         return tuple(payload), bool(in_chain)
 

@@ -13,6 +13,10 @@ Invariants:
   liveness: once the network is synchronous (after GST) and the last crashed member is back,
   with at most f Byzantine members, every item submitted to an honest member is committed
   by every honest member within ``liveness_bound_ms``.
+- With ``hold_items_ms`` > 0 every replica gets an ``item_ready`` (:func:`held_item_ready`):
+  each item is ready only from a block time drawn after its submission, as a sealed intent
+  for the next epoch is. Then also checked: no block an honest leader proposed holds an item
+  before its time, and the liveness bound counts from that time when it is later.
 
 The faults: before GST, messages are delayed (up to ``max_delay_before_gst_ms``), dropped,
 duplicated, reordered and cut by partitions; honest members crash and restart keeping only
@@ -80,6 +84,7 @@ class SimulationConfig:
     duplicate_rate: float = 0.05
     replay_rate: float = 0.02
     items: int = 12
+    hold_items_ms: int = 0  # > 0: each item is ready from a block time up to this much later
     replica: ReplicaConfig = field(
         default_factory=lambda: ReplicaConfig(
             base_timeout_ms=100,
@@ -95,6 +100,17 @@ class SimulationConfig:
         # after stabilization: the timer may have grown to its maximum, and up to f of every
         # n consecutive leaders are faulty; a generous multiple of a full rotation
         return (2 * self.nodes + 6) * self.replica.max_timeout_ms
+
+
+def held_item_ready(item: bytes, timestamp_ms: int) -> bool:
+    """The simulation's ``item_ready``: an item named ``...@<ms>`` is ready from block time
+    ``ms`` on; any other item (the Byzantine members' made-up ones) at any time."""
+    return timestamp_ms >= _ready_ms(item)
+
+
+def _ready_ms(item: bytes) -> int:
+    _, at, ready = item.rpartition(b"@")
+    return int(ready) if at and ready.isdigit() else 0
 
 
 class SimulationFailure(AssertionError):
@@ -314,8 +330,18 @@ class Simulation:
             self.partitions.append((start, min(self.gst_ms, start + rng.randrange(20, 300)), group))
         self.stable_ms = max([self.gst_ms] + [up for _, _, up in crash_plan])
 
+        self.item_ready = held_item_ready if config.hold_items_ms > 0 else None
         self.members = [
-            _Member(Replica(self.committee, i, self.signers[i], self.verifier, config.replica))
+            _Member(
+                Replica(
+                    self.committee,
+                    i,
+                    self.signers[i],
+                    self.verifier,
+                    config.replica,
+                    item_ready=self.item_ready,
+                )
+            )
             for i in range(n)
         ]
         self.queue: list[tuple[int, int, str, Any]] = []
@@ -337,7 +363,10 @@ class Simulation:
         for number in range(config.items):
             at = rng.randrange(0, last_submit)
             target = rng.choice(self.honest)
-            self._schedule(at, "submit", (target, f"item-{seed}-{number}".encode()))
+            name = f"item-{seed}-{number}"
+            if config.hold_items_ms > 0:  # drawn only then: other runs keep their streams
+                name += f"@{at + rng.randrange(0, config.hold_items_ms + 1)}"
+            self._schedule(at, "submit", (target, name.encode()))
         self.hard_end_ms = last_submit + config.liveness_bound_ms + 1
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -423,6 +452,11 @@ class Simulation:
             for item in block.payload:
                 if item in self.items:
                     self.committed_by.setdefault(item, set()).add(index)
+                    if block.proposer not in self.byzantine and _ready_ms(item) > block.timestamp:
+                        raise self._fail(
+                            f"HOLD: {item.decode()} in a block of member {block.proposer} "
+                            f"stamped {block.timestamp}, before its time"
+                        )
 
     def _check_liveness(self) -> None:
         for item, deadline in self.items.items():
@@ -480,7 +514,9 @@ class Simulation:
             elif kind == "submit":
                 index, item = payload
                 self.trace.append((at, kind, payload))
-                self.items[item] = max(at, self.stable_ms) + self.config.liveness_bound_ms
+                self.items[item] = (
+                    max(at, self.stable_ms, _ready_ms(item)) + self.config.liveness_bound_ms
+                )
                 member = self.members[index]
                 member.journal.append(item)
                 if member.up:
@@ -531,6 +567,7 @@ class Simulation:
             committed=list(member.log),
             journaled=list(member.journaled.values()),
             now_ms=self.now_ms,
+            item_ready=self.item_ready,
         )
         member.up = True
         self._schedule(self.now_ms, "tick", index)

@@ -44,12 +44,16 @@ class Network:
     evidence: list[ReportEquivocation] = field(default_factory=list)
     now_ms: int = 0
     down: set[int] = field(default_factory=set)
+    item_ready: Callable[[bytes, int], bool] | None = None
 
     def __post_init__(self) -> None:
         self.signers = signers(self.n)
         self.committee = Committee(tuple(s.address for s in self.signers))
         self.replicas = [
-            Replica(self.committee, i, self.signers[i], VERIFIER, CONFIG) for i in range(self.n)
+            Replica(
+                self.committee, i, self.signers[i], VERIFIER, CONFIG, item_ready=self.item_ready
+            )
+            for i in range(self.n)
         ]
         self.logs = [[] for _ in range(self.n)]
         self.persisted = [b"" for _ in range(self.n)]
