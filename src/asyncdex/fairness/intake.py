@@ -11,13 +11,19 @@ Invariants:
   little ahead, or that seals at an epoch's end): an earlier epoch may already have its key
   out, and a later one would wait for long in the node's memory. Whether a block includes it
   in time is decided later, deterministically (:class:`~asyncdex.fairness.reveal.SealedLog`).
-- Pure: the current epoch is the caller's argument. No clock, no I/O.
+- A leader holds an envelope for the next epoch back until it proposes a block of that epoch
+  (:func:`sealed_item_ready`, the consensus core's ``item_ready``): in an earlier block it
+  would only be refused ``epoch_not_open``. It holds back nothing else: an envelope for a
+  past epoch, an unreadable one and every other item are ready, so each reaches a block
+  and its verdict (and leaves the pending set) as before.
+- Pure: the current epoch and the block time are the caller's arguments. No clock, no I/O.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,12 +33,16 @@ from asyncdex.fairness.sealing import (
     SealedIntent,
     decode_sealed_intent,
     envelope_signer,
+    header_epoch_at,
     sealed_intent_id,
     venue_id,
 )
 from asyncdex.signing.eip712 import Domain, SignatureError
 
 MAX_SEALED_PER_REQUEST = 64
+# The committee item kind of a sealed envelope (``asyncdex.committee.sealed.KIND_SEALED``,
+# which this layer cannot import; a test keeps the two equal).
+SEALED_ITEM_KIND = 4
 MAX_BODY_BYTES = MAX_SEALED_PER_REQUEST * (2 * MAX_ENVELOPE_BYTES + 8) + 64
 _HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})+")
 
@@ -130,3 +140,23 @@ def check_sealed_submissions(
             )
         accepted.append(SealedSubmission(data, sealed_intent_id(data), envelope, signer))
     return accepted
+
+
+def sealed_item_ready(epoch_ms: int) -> Callable[[bytes, int], bool]:
+    """The leader's ``item_ready`` for a venue of ``epoch_ms``-long epochs: False only for a
+    sealed item (kind :data:`SEALED_ITEM_KIND`, then the envelope) whose epoch is later than
+    the block's, ``floor(timestamp_ms / epoch_ms)``; True for everything else.
+
+    Called for every pending item at every proposal, so it reads the epoch straight from
+    the header bytes (:func:`~asyncdex.fairness.sealing.envelope_epoch`) and decodes nothing.
+    """
+    if type(epoch_ms) is not int or epoch_ms <= 0:
+        raise ValueError(f"epoch_ms must be a positive integer, got {epoch_ms!r}")
+
+    def ready(item: bytes, timestamp_ms: int) -> bool:
+        if not item or item[0] != SEALED_ITEM_KIND:
+            return True
+        epoch = header_epoch_at(item, 1)
+        return epoch is None or epoch <= timestamp_ms // epoch_ms
+
+    return ready

@@ -28,6 +28,10 @@ Invariants:
   decoding refuses any other (wrong types, sizes or counts, non-minimal integers, trailing
   bytes, oversize input) with :class:`MalformedSealedIntent` naming the field. Points are
   checked when opened.
+- :func:`envelope_epoch` reads only the header's first six fields, for a leader judging every
+  pending envelope at every proposal: for every byte string :func:`decode_sealed_intent`
+  accepts it gives that envelope's epoch; for others it may give None or a number, so it
+  decides nothing that the strict decoding decides.
 - :func:`open_sealed_intent` is a pure function of (venue domain, epoch key, envelope): every
   member gets the same :class:`Opened` or the same :class:`Rejected` reason. It rejects,
   checked in this order: an envelope for another epoch, an envelope signature that does not
@@ -335,6 +339,47 @@ def decode_sealed_intent(data: bytes) -> SealedIntent:
     if envelope.encode() != data:
         raise MalformedSealedIntent("non-canonical msgpack encoding")
     return envelope
+
+
+# The fixed start of every envelope: an array of 11, version 1, a 20-byte bin (the account).
+_ENVELOPE_START = bytes((0x9B, ENVELOPE_VERSION, 0xC4, 20))
+_HEADER_INTS_AT = len(_ENVELOPE_START) + 20  # nonce, expires_after, market, epoch follow
+# bytes an unsigned msgpack integer takes, by its first byte (fixint, uint 8/16/32/64); 0 for
+# anything else, which leaves the read in place so that it ends on that byte with None
+_UINT_SIZE = bytes(
+    1 if tag < 0x80 else {0xCC: 2, 0xCD: 3, 0xCE: 5, 0xCF: 9}.get(tag, 0) for tag in range(256)
+)
+
+
+def envelope_epoch(data: bytes) -> int | None:
+    """The target epoch in an envelope's wire bytes, or None if they do not start like one.
+
+    A direct read of the header up to the epoch (no objects, no check of the rest), several
+    times cheaper than :func:`decode_sealed_intent`. Whether the envelope is valid is decided
+    where it is opened."""
+    return header_epoch_at(data, 0)
+
+
+def header_epoch_at(data: bytes, start: int) -> int | None:
+    """:func:`envelope_epoch` of ``data[start:]``, without copying it (an item holding an
+    envelope after its kind byte)."""
+    if len(data) - start > MAX_ENVELOPE_BYTES or not data.startswith(_ENVELOPE_START, start):
+        return None
+    at = start + _HEADER_INTS_AT
+    size = _UINT_SIZE
+    try:
+        at += size[data[at]]  # nonce
+        at += size[data[at]]  # expires_after
+        at += size[data[at]]  # market
+        tag = data[at]  # the epoch
+    except IndexError:
+        return None  # the bytes end inside the header
+    width = size[tag]
+    if width == 1:
+        return tag
+    if width == 0 or at + width > len(data):
+        return None  # not an unsigned integer (a negative, a string...), or cut short
+    return int.from_bytes(data[at + 1 : at + width], "big")
 
 
 def _check_bytes(name: str, value: Any, least: int, most: int) -> None:

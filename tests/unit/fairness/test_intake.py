@@ -8,11 +8,15 @@ import json
 
 import pytest
 
+from asyncdex.committee.items import KIND_INTENT, KIND_SYSTEM
+from asyncdex.committee.sealed import KIND_SEALED
 from asyncdex.fairness.intake import (
     MAX_SEALED_PER_REQUEST,
+    SEALED_ITEM_KIND,
     SealedIntakeError,
     check_sealed_submissions,
     parse_sealed_body,
+    sealed_item_ready,
 )
 from asyncdex.fairness.sealing import SealingKey, seal_intent, sealed_intent_id
 from asyncdex.signing.eip712 import Domain, LocalSigner
@@ -91,3 +95,32 @@ def test_refuses_an_envelope_signature_that_does_not_recover(
     with pytest.raises(SealedIntakeError) as refused:
         check_sealed_submissions(domain, [broken.encode()], EPOCH)
     assert (refused.value.code, refused.value.field) == ("bad_envelope_signature", "signature")
+
+
+def test_a_leader_holds_back_only_sealed_items_for_a_later_epoch(
+    domain: Domain, sealing_key: SealingKey, trader: LocalSigner
+) -> None:
+    assert SEALED_ITEM_KIND == KIND_SEALED
+    epoch_ms = 40
+    ready = sealed_item_ready(epoch_ms)
+    item = bytes((KIND_SEALED,)) + _wire(sealing_key, domain, trader, EPOCH)
+    start = EPOCH * epoch_ms  # the epoch's first ms
+    assert not ready(item, 0)
+    assert not ready(item, start - 1)  # the last ms of the epoch before
+    assert ready(item, start)
+    assert ready(item, start + epoch_ms - 1)
+    assert ready(item, start + 10 * epoch_ms)  # past: proposed, to be refused epoch_closed
+    # everything else is ready at any time: other kinds, an unreadable envelope
+    for other in (
+        bytes((KIND_INTENT,)) + item[1:],
+        bytes((KIND_SYSTEM,)) + item[1:],
+        bytes((KIND_SEALED,)) + b"not an envelope",
+        bytes((KIND_SEALED,)),
+    ):
+        assert ready(other, 0) and ready(other, start - 1)
+
+
+@pytest.mark.parametrize("epoch_ms", [0, -5])
+def test_sealed_item_ready_needs_a_positive_epoch_length(epoch_ms: int) -> None:
+    with pytest.raises(ValueError, match="epoch_ms"):
+        sealed_item_ready(epoch_ms)

@@ -22,7 +22,9 @@ from asyncdex.fairness.sealing import (
     Sessions,
     decode_sealed_intent,
     envelope_digest,
+    envelope_epoch,
     envelope_signer,
+    header_epoch_at,
     header_for,
     open_sealed_intent,
     seal_body,
@@ -374,3 +376,59 @@ def test_a_non_minimal_integer_is_refused(wire: bytes) -> None:
     assert msgpack.unpackb(forged, raw=False) == items
     with pytest.raises(MalformedSealedIntent, match="non-canonical"):
         decode_sealed_intent(forged)
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast header read
+
+
+@pytest.mark.parametrize(
+    ("nonce", "expires_after", "market", "epoch"),
+    [
+        (0, 0, 0, 0),
+        (1_700_000_000_000, 0, 1, EPOCH),
+        (127, 128, 255, 127),
+        (256, 65_535, 65_536, 128),
+        (2**32 - 1, 2**32, ALL_MARKETS, 65_535),
+        (2**64 - 1, 2**64 - 1, 2**32 - 1, 2**32),
+        (5, 5, 5, 2**64 - 1),
+    ],
+)
+def test_envelope_epoch_reads_the_epoch_strict_decoding_reads(
+    sealing_key: SealingKey,
+    trader: LocalSigner,
+    nonce: int,
+    expires_after: int,
+    market: int,
+    epoch: int,
+) -> None:
+    header = SealedHeader(trader.address, nonce, expires_after, market, epoch, 0)
+    wire = seal_body(sealing_key, trader, header, b"any body", _rng().getrandbits).encode()
+    assert decode_sealed_intent(wire).header.epoch == epoch
+    assert envelope_epoch(wire) == epoch
+    assert header_epoch_at(b"\x04" + wire, 1) == epoch  # inside an item, after its kind
+
+
+def test_envelope_epoch_is_none_for_what_does_not_start_like_an_envelope(wire: bytes) -> None:
+    epoch_at = 1 + 1 + 22 + 9 + 1 + 1  # array, version, account, nonce (u64), expiry, market
+    assert wire[epoch_at] == 0xCE and envelope_epoch(wire) == EPOCH  # EPOCH is a uint32
+    cases = {
+        "empty": b"",
+        "a map": msgpack.packb({"a": 1}),
+        "an array of 10": msgpack.packb(_items(wire)[:-1], use_bin_type=True),
+        "version 2": _with(wire, 0, 2),
+        "a short account": _with(wire, 1, b"\x01" * 19),
+        "a negative epoch": _with(wire, 5, -1),
+        "a string epoch": _with(wire, 5, "1"),
+        "a negative nonce": _with(wire, 2, -1),
+        "cut in the nonce": wire[: epoch_at - 5],
+        "cut in the epoch": wire[: epoch_at + 3],
+        "cut before the epoch": wire[:epoch_at],
+        "oversize": wire + bytes(MAX_ENVELOPE_BYTES),
+    }
+    for name, data in cases.items():
+        assert isinstance(data, bytes)
+        assert envelope_epoch(data) is None, name
+        with pytest.raises(MalformedSealedIntent):
+            decode_sealed_intent(data)  # strict decoding refuses them all too
+    assert header_epoch_at(b"\x04" + wire, 0) is None  # the kind byte is not an envelope
