@@ -213,6 +213,13 @@ class AsyncClient:
     process, so two clients with one key cannot collide. ``intent_ttl`` (seconds) gives
     every intent a deadline: the engine rejects it (``INTENT_EXPIRED``) if it executes
     later than that after it was built.
+
+    ``seal=True`` seals every action (:meth:`submit_sealed`); ``seal_lead_ms`` is how long
+    before an epoch's end :meth:`seal` already targets the next epoch, the time an envelope
+    needs from here into a leader's block (:meth:`SealingInfo.target_epoch` gives the
+    trade). The default, 20 ms, is meant for a node close by; raise it for a distant one,
+    since an envelope that reaches a block after its epoch is refused, while one sealed
+    ahead only waits in the leaders' pool for its epoch.
     """
 
     def __init__(
@@ -229,7 +236,10 @@ class AsyncClient:
         intent_ttl: float | None = None,
         session: aiohttp.ClientSession | None = None,
         seal: bool = False,
+        seal_lead_ms: int = 20,
     ) -> None:
+        if type(seal_lead_ms) is not int or seal_lead_ms < 0:
+            raise ValueError(f"seal_lead_ms: expected a non-negative int, got {seal_lead_ms!r}")
         self.base_url = base_url.rstrip("/")
         self.wallet = wallet
         self.domain: Domain = asyncdex_domain(
@@ -247,6 +257,7 @@ class AsyncClient:
         self._session = session
         self._owns_session = session is None
         self.seal_intents = seal
+        self.seal_lead_ms = seal_lead_ms
         self.sealing: SealingInfo | None = None
         self._sealing_key: SealingKey | None = None
 
@@ -362,8 +373,9 @@ class AsyncClient:
     def seal(
         self, intent: Intent | SignedIntent, *, epoch: int | None = None, fee_cap: int = 0
     ) -> SealedIntent:
-        """Sign ``intent`` if needed and seal it for ``epoch`` (default: the current one, see
-        :meth:`SealingInfo.target_epoch`) to the committee key the node announced."""
+        """Sign ``intent`` if needed and seal it for ``epoch`` to the committee key the node
+        announced. By default the epoch is the current one, or the next one when less than
+        ``seal_lead_ms`` is left of it (:meth:`SealingInfo.target_epoch`)."""
         if self.sealing is None:
             raise ClientError(
                 'the node announces no sealing key (GET /v1/venue has no "sealing"): it '
@@ -374,7 +386,7 @@ class AsyncClient:
             self._sealing_key = sealing_key(self.domain, self.sealing)
         signed = intent if isinstance(intent, SignedIntent) else self.sign(intent)
         if epoch is None:
-            epoch = self.sealing.target_epoch(int(time.time() * 1000))
+            epoch = self.sealing.target_epoch(int(time.time() * 1000), self.seal_lead_ms)
         return seal_signed_intent(self.wallet, self._sealing_key, signed, epoch, fee_cap=fee_cap)
 
     async def submit_sealed(

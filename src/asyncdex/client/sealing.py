@@ -12,9 +12,11 @@ Invariants:
   ``"sealing": {"epoch": int, "epoch_ms": int, "public_key": "0x" + 96 hex digits}`` (the
   committee's public key, compressed G1). A venue without ``sealing`` takes no sealed
   intents, and asking to seal there raises instead of sending plaintext.
-- The target epoch is the client clock's (``now_ms // epoch_ms``), never earlier than the
-  epoch the node last announced: an envelope for an epoch whose key is already out would be
-  readable by anyone, so nodes refuse it, and a clock that runs slow must not cause that.
+- The target epoch is the client clock's (``now_ms // epoch_ms``), or the next one when
+  less than a lead (``lead_ms``) is left of it, never earlier than the epoch the node last
+  announced: an envelope for an epoch whose key is already out would be readable by anyone,
+  so nodes refuse it, and a clock that runs slow must not cause that. It is never more than
+  one epoch past the clock's, the furthest a node takes.
 """
 
 from __future__ import annotations
@@ -70,9 +72,25 @@ class SealingInfo:
             "public_key": "0x" + self.public_key.hex(),
         }
 
-    def target_epoch(self, now_ms: int) -> int:
-        """The epoch to seal for at ``now_ms`` (client clock), never before :attr:`epoch`."""
-        return max(self.epoch, now_ms // self.epoch_ms)
+    def target_epoch(self, now_ms: int, lead_ms: int = 0) -> int:
+        """The epoch to seal for at ``now_ms`` (client clock), never before :attr:`epoch`.
+
+        An envelope counts only in a block of its own epoch: one that reaches a block of a
+        later epoch is refused ``epoch_closed``. ``lead_ms`` is the time the envelope needs
+        to get from here into a leader's proposal (the trip to the node, its intake, the
+        forwarding to the leader): when less than that is left of the current epoch, this
+        seals for the next one instead. Committee leaders hold an envelope for the next
+        epoch in their pool until they propose a block of that epoch, so sealing ahead costs
+        at most the rest of the current epoch in waiting, while sealing too late costs the
+        intent. A ``lead_ms`` of an epoch or more always gives the next epoch (never later:
+        nodes take only their current epoch and the next).
+        """
+        if lead_ms < 0:
+            raise ValueError(f"lead_ms must not be negative, got {lead_ms}")
+        epoch = now_ms // self.epoch_ms
+        if (epoch + 1) * self.epoch_ms - now_ms < lead_ms:
+            epoch += 1  # too little left of this epoch to reach one of its blocks
+        return max(self.epoch, epoch)
 
 
 def seal_signed_intent(

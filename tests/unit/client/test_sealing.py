@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import types
 from typing import Any
 
 import pytest
@@ -106,6 +107,48 @@ def test_a_slow_clock_never_targets_an_epoch_before_the_nodes() -> None:
     info = SealingInfo(500, EPOCH_MS, COMMITTEE_KEY.public_key)
     assert info.target_epoch(now_ms=10 * EPOCH_MS) == 500
     assert info.target_epoch(now_ms=600 * EPOCH_MS + 999) == 600
+
+
+def test_less_than_the_lead_left_of_an_epoch_targets_the_next_one() -> None:
+    info = SealingInfo(500, EPOCH_MS, COMMITTEE_KEY.public_key)
+    start = 600 * EPOCH_MS
+    assert info.target_epoch(start + 979, lead_ms=20) == 600  # 21 ms left
+    assert info.target_epoch(start + 980, lead_ms=20) == 600  # 20 ms left: enough
+    assert info.target_epoch(start + 981, lead_ms=20) == 601  # 19 ms left
+    assert info.target_epoch(start + 999) == 600  # no lead: the clock's epoch to its end
+    assert info.target_epoch(start, lead_ms=EPOCH_MS + 1) == 601  # the next, never further
+    assert info.target_epoch(start, lead_ms=50 * EPOCH_MS) == 601
+    assert info.target_epoch(10 * EPOCH_MS + 999, lead_ms=20) == 500  # nor before the node's
+    with pytest.raises(ValueError, match="lead_ms"):
+        info.target_epoch(start, lead_ms=-1)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, 701),
+        ({"seal_lead_ms": 0}, 700),
+        ({"seal_lead_ms": 9}, 700),
+        ({"seal_lead_ms": 11}, 701),
+    ],
+)
+def test_seal_targets_the_next_epoch_within_seal_lead_ms_of_the_end(
+    fake_node: FakeNode, monkeypatch: pytest.MonkeyPatch, options: dict[str, int], expected: int
+) -> None:
+    fake_node.venue = _venue(0)
+    ten_ms_left = (701 * EPOCH_MS - 10) / 1000
+    monkeypatch.setattr(
+        "asyncdex.client.client.time", types.SimpleNamespace(time=lambda: ten_ms_left)
+    )
+    with Client.connect(fake_node.url, WALLET, **options) as client:
+        intent = client.build.cancel_all()
+        assert client.seal(intent).header.epoch == expected  # the default lead is 20 ms
+        assert client.seal(intent, epoch=700).header.epoch == 700  # a given epoch is kept
+
+
+def test_a_negative_seal_lead_is_refused() -> None:
+    with pytest.raises(ValueError, match="seal_lead_ms"):
+        AsyncClient("http://127.0.0.1:1", WALLET, 1, CONTRACT, seal_lead_ms=-1)
 
 
 def test_a_venue_without_sealing_refuses_to_seal(fake_node: FakeNode) -> None:
