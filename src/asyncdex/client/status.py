@@ -132,8 +132,8 @@ class IntentStatus(NamedTuple):
     sealed_id: str | None = None
     """For a sealed intent: the envelope's id (the intent id is known once revealed)."""
     sealed_rejection: str | None = None
-    """For a sealed intent refused when its block executed (``key_unavailable``,
-    ``epoch_closed``, ``decryption_failed``, ...): final, it is never executed."""
+    """For a sealed intent refused unopened or unexecutable (``epoch_closed``,
+    ``epoch_not_open``, ``decryption_failed``, ...): final, it is never executed."""
 
     @classmethod
     def from_json(cls, document: Any) -> IntentStatus:

@@ -36,6 +36,7 @@ from asyncdex.consensus.committee import Committee
 from asyncdex.consensus.crypto import CachingVerifier, Secp256k1Signer
 from asyncdex.consensus.messages import Block, Proposal, QuorumCertificate, Vote
 from asyncdex.consensus.replica import ReplicaConfig, ReportEquivocation
+from asyncdex.fairness.intake import sealed_item_ready
 from asyncdex.fairness.threshold import CommitteeKey, KeyShare
 from asyncdex.messages.commands import Command
 from asyncdex.sequencer.journal import FileJournal
@@ -133,6 +134,12 @@ class CommitteeVenue:
             on_commit=self._on_commit,
             on_equivocation=self._on_equivocation,
             on_committing=self._on_committing if settings.sealing is not None else None,
+            # a sealed envelope for a later epoch waits in the pool for a block of its epoch
+            item_ready=(
+                sealed_item_ready(settings.sealing.epoch_ms)
+                if settings.sealing is not None
+                else None
+            ),
         )
         self._settlement: SettlementService | None = None
         self.sealed: SealedReveal | None = None

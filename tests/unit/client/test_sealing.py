@@ -204,11 +204,11 @@ def test_wait_for_follows_a_sealed_receipt_by_its_sealed_id(fake_node: FakeNode)
         fake_node.statuses[second.sealed_id] = [
             {"seq": None, "status": "ordered", "sealedId": second.sealed_id},
             {"seq": None, "status": "ordered", "sealedId": second.sealed_id,
-             "sealedRejection": "key_unavailable"},
+             "sealedRejection": "epoch_closed"},
         ]  # fmt: skip
         executed = client.wait_for(first, timeout=10, poll_interval=0.01)
         refused = client.wait_for(second, timeout=10, poll_interval=0.01)
     assert (executed.status, executed.seq, executed.sealed_id) == ("executed", 9, first.sealed_id)
     assert executed.intent_id == first.intent_id and executed.sealed_rejection is None
-    assert (refused.status, refused.sealed_rejection) == ("ordered", "key_unavailable")
+    assert (refused.status, refused.sealed_rejection) == ("ordered", "epoch_closed")
     assert first.sealed_id[2:] in " ".join(fake_node.gets)  # polled by the sealed id
