@@ -21,8 +21,8 @@ a sealed intent that is the ``commit -> revealed`` step (a revealed intent execu
 same journal write as its reveal, so from outside the two are one moment), for a plain one
 the execution lag it is compared with. "added" is sealed minus plain, percentile by
 percentile. For sealed probes also their epoch's end to executed: what the protocol takes
-once the epoch is over (the closing block's commit, the shares, the execution), apart from the wait for
-the epoch's end that the epoch length sets. Probes refused (``epoch_closed`` at the
+once the epoch is over (the closing block's commit, the shares, the execution), apart from
+the wait for the epoch's end that the epoch length sets. Probes refused (``epoch_closed`` at the
 intake, when the client's epoch ended before the node checked it, or in their block when
 it was ordered after its epoch) are counted, not timed. Prints figures and a JSON line;
 never asserts a time.

@@ -2,9 +2,10 @@
 
 The members get their sealing key from ``asyncdex committee``'s local DKG; each announces it
 on ``GET /v1/venue``. A trader connected with ``seal=True`` sends an order that no member can
-read while it is ordered; once its epoch's key is in a block every member executes it, at the
-same seq, and the trader's ``wait_for`` follows it by its intent id to ``executed``. A plain
-intent still goes the plain way beside it.
+read while it is ordered; right before the committed block that closes its epoch, once each
+member holds the epoch's key, every member executes it, at the same seq, and the trader's
+``wait_for`` follows it by its intent id to ``executed``. A plain intent still goes the plain
+way beside it.
 """
 
 from __future__ import annotations
@@ -100,5 +101,7 @@ def test_the_sealed_id_answers_with_the_revealed_intent(
         assert document["intentId"] == receipt.intent_id
         assert type(document["seq"]) is int and document["seq"] == followed.seq
         assert document["seq"] == get(f"{url}/v1/intents/{receipt.intent_id}")["seq"]
+        # certified where its envelope was, still sealed
+        assert document["ordered"] is not None and document["ordered"]["height"] >= 1
         # without a deposit the engine rejects the order: an outcome, reached through the seal
         assert followed.rejection is not None and followed.sealed_rejection is None

@@ -465,8 +465,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--sealing-epoch-ms",
         type=int,
-        default=1_000,
-        help="sealed intents' epoch length in ms (default 1000; 0: no sealing key)",
+        default=100,
+        help="sealed intents' epoch length in ms (default 100; 0: no sealing key)",
     )
     parser.set_defaults(func=cmd_committee)
     return parser

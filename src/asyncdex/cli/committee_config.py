@@ -21,7 +21,7 @@ members = [
 
 [committee.sealing]                  # optional: sealed intents (docs/fairness.md)
 key_file = "sealing.json"            # the DKG's committee key and this member's share
-epoch_ms = 1_000                     # optional: sealing epoch length
+epoch_ms = 100                       # optional: sealing epoch length
 key_alarm_ms = 2_000                # optional: warn when execution waits this long for a key
 ```
 

@@ -68,7 +68,7 @@ class SealingSettings:
 
     key: CommitteeKey
     share: KeyShare | None = field(repr=False)  # None: this node holds no share
-    epoch_ms: int = 1_000
+    epoch_ms: int = 100  # docs/fairness.md, "Choosing epoch_ms"
     key_alarm_ms: int = 2_000  # execution waiting this long for an epoch's key is reported
 
     def __post_init__(self) -> None:

@@ -1714,6 +1714,10 @@ class Node:
             )
             if document is None:  # forgotten by the index: what the sealed id still says
                 document = self._committee_intent_document(committee, intent_id, None)
+            elif document["ordered"] is None:
+                # the revealed intent was certified where its envelope was, sealed
+                where = committee.ordered(intent_id)
+                document["ordered"] = None if where is None else ordered_json(where)
         elif verdict is not None:
             document = self._committee_intent_document(committee, intent_id, None)
             if document is not None:
