@@ -42,6 +42,7 @@ from asyncdex.messages.commands import (
     PublishOraclePrice,
     TimeInForce,
 )
+from asyncdex.messages.events import OrderRested
 from asyncdex.types.market import EngineConfig, MarketSpec
 from asyncdex.types.numeric import MAX_COLLATERAL
 
@@ -79,10 +80,10 @@ def generate(
     shadow = Engine(config)
     setup = _genesis(markets, accounts)
     clock = 0
-    for cmd in setup:
-        refused = [e for e in shadow.apply(cmd, clock) if type(e).__name__ == "Rejected"]
+    for genesis in setup:
+        refused = [e for e in shadow.apply(genesis, clock) if type(e).__name__ == "Rejected"]
         if refused:
-            raise RuntimeError(f"the workload's genesis was refused: {cmd} -> {refused}")
+            raise RuntimeError(f"the workload's genesis was refused: {genesis} -> {refused}")
     live: list[int] = []
 
     def place(cmd: PlaceOrder, out: list[Command]) -> None:
@@ -90,8 +91,8 @@ def generate(
         clock += 1
         out.append(cmd)
         for event in shadow.apply(cmd, clock // 64):
-            if type(event).__name__ == "OrderRested":
-                live.append(event[0])
+            if isinstance(event, OrderRested):
+                live.append(event.order_id)
 
     # a book to work against: 20 resting orders per account-ish, spread around the mid
     for _ in range(min(accounts * 4, 40_000)):

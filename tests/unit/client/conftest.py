@@ -37,7 +37,7 @@ DOMAIN = asyncdex_domain(CHAIN_ID, bytes.fromhex(CONTRACT[2:]))
 DROP = "drop"  # close the connection without answering (after reading the request)
 NO_ROUTE = "no-route"  # aiohttp's plain-text 404, as from a node without the endpoint
 SLOW = "slow"  # answer only after SLOW_SECONDS: longer than the client's test timeout
-SLOW_SECONDS = 0.5
+SLOW_SECONDS = 2.0
 
 
 @dataclass
