@@ -2762,6 +2762,23 @@ const Crc32 crc32;
 constexpr uint64_t MAX_PAYLOAD_BYTES = 16u << 20;  // asyncdex.sequencer.journal
 constexpr size_t RECORD_HEADER_BYTES = 16;          // <IIQ: crc, length, seq
 
+// The journal's framing check of the record at ``pos`` in a segment image of ``size`` bytes:
+// the offset just past it if its header, length, CRC-32 and seq (``expected``) are all
+// right, else 0 (torn, damaged or out of sequence: the Python reader says which).
+inline size_t clean_record_end(const uint8_t* base, size_t size, size_t pos, i64 expected) {
+    if (pos + RECORD_HEADER_BYTES > size) return 0;
+    uint32_t crc, length;
+    uint64_t seq;
+    std::memcpy(&crc, base + pos, 4);
+    std::memcpy(&length, base + pos + 4, 4);
+    std::memcpy(&seq, base + pos + 8, 8);
+    size_t end = pos + RECORD_HEADER_BYTES + length;
+    if (length > MAX_PAYLOAD_BYTES || end > size || (i64)seq != expected ||
+        crc32(base + pos + 4, end - pos - 4) != crc)
+        return 0;
+    return end;
+}
+
 // One msgpack value of a journal record (asyncdex.sequencer.records: the subset
 // ``encode_record`` writes: ints, big ints as ext type 1, bools, bytes, arrays).
 struct MValue {
@@ -3112,26 +3129,16 @@ public:
         i64 applied = 0;
         int status = 0;
         while (pos < size) {
-            if (pos + RECORD_HEADER_BYTES > size) {
+            size_t end = clean_record_end(base, size, pos, expected);
+            if (end == 0) {
                 status = 2;
                 break;
             }
-            uint32_t crc, length;
-            uint64_t seq;
-            std::memcpy(&crc, base + pos, 4);
-            std::memcpy(&length, base + pos + 4, 4);
-            std::memcpy(&seq, base + pos + 8, 8);
-            size_t end = pos + RECORD_HEADER_BYTES + length;
-            if (length > MAX_PAYLOAD_BYTES || end > size ||
-                crc32(base + pos + 4, end - pos - 4) != crc || (i64)seq != expected) {
-                status = 2;
-                break;
-            }
-            if ((i64)seq > last) {
+            if (expected > last) {  // the record's seq is ``expected``
                 status = 1;
                 break;
             }
-            if ((i64)seq >= from_seq) {
+            if (expected >= from_seq) {
                 MReader reader{base + pos + RECORD_HEADER_BYTES, base + end};
                 MValue record;
                 reader.read(record);
@@ -3753,16 +3760,7 @@ py::tuple scan_records(py::bytes data, size_t pos, i64 expected) {
     size_t size = (size_t)PyBytes_GET_SIZE(data.ptr());
     {
         py::gil_scoped_release unlocked;  // bytes are immutable: other threads may run
-        while (pos + RECORD_HEADER_BYTES <= size) {
-            uint32_t crc, length;
-            uint64_t seq;
-            std::memcpy(&crc, base + pos, 4);
-            std::memcpy(&length, base + pos + 4, 4);
-            std::memcpy(&seq, base + pos + 8, 8);
-            size_t end = pos + RECORD_HEADER_BYTES + length;
-            if (length > MAX_PAYLOAD_BYTES || end > size || (i64)seq != expected ||
-                crc32(base + pos + 4, end - pos - 4) != crc)
-                break;
+        while (size_t end = clean_record_end(base, size, pos, expected)) {
             ++expected;
             pos = end;
         }
