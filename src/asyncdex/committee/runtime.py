@@ -64,6 +64,7 @@ from asyncdex.consensus.replica import (
     Action,
     Broadcast,
     Commit,
+    ItemDeadline,
     ItemReady,
     PersistBlock,
     PersistSafety,
@@ -111,12 +112,19 @@ class CommitteeMember:
         on_committing: Callable[[Sequence[Block]], None] | None = None,
         tick_ms: int = 10,
         item_ready: ItemReady | None = None,
+        item_deadline: ItemDeadline | None = None,
     ) -> None:
         """``item_ready`` goes to the replica (``Replica``'s docstring): a pure predicate by
         which this member, as leader, leaves out of a block the items not ready for its time
         (they stay pending). Readiness is judged whenever the replica tries to propose, at
         least every tick, so a leader idling in its view takes an item at most ``tick_ms``
-        after it becomes ready."""
+        after it becomes ready.
+
+        ``item_deadline`` goes to the replica too: a pure function giving an item's last
+        block time (or ``None``), by which this member, as leader, stamps its block earlier
+        than its clock (never before the parent's time) when a pending item's deadline lies
+        in between, so the item still counts. It is asked once per item as it becomes
+        pending, so it must be cheap."""
         if signer.address != committee.members[index]:
             raise ValueError(f"the signer is not member {index} of the committee")
         self.committee = committee
@@ -157,6 +165,7 @@ class CommitteeMember:
         self.committed_view = 0  # of the last block this process committed (its leader: view % n)
         self._hurry_from_ms: int | None = None
         self._item_ready = item_ready
+        self._item_deadline = item_deadline
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -186,6 +195,7 @@ class CommitteeMember:
                 journaled=recovered.journaled,
                 now_ms=self._clock(),
                 item_ready=self._item_ready,
+                item_deadline=self._item_deadline,
             )
             await self._transport.start()
         except BaseException:

@@ -14,6 +14,9 @@ Invariants:
   this member leads, so an honest member's items commit even if other leaders leave them out.
   The one exception is the host's ``item_ready``: an item it calls not ready for a block's
   time is left out of that block and stays pending (it is never dropped for it).
+- A leader stamps its block ``max(parent's time, its clock)``, or earlier, never before the
+  parent's: at the earliest ``item_deadline`` of a pending item (not yet in the chain, ready
+  then) that falls in between, so that item still goes into a block stamped in time.
 
 Rules, under the paper's names (Malkhi & Nayak, "HotStuff-2", 2023; docs/consensus.md maps
 each to the paper): Propose (``_try_propose``), Vote (``SafetyRules.sign_vote`` called from
@@ -63,6 +66,12 @@ ItemReady: TypeAlias = Callable[[bytes, int], bool]
 """``item_ready(item, timestamp_ms)``: whether a leader may put ``item`` in a block stamped
 ``timestamp_ms``. A pure function of its arguments (no clock, no state): the core stays
 deterministic, and a replay of the same inputs proposes the same blocks."""
+
+ItemDeadline: TypeAlias = Callable[[bytes], int | None]
+"""``item_deadline(item)``: the last block time (ms) at which ``item`` still counts, or
+``None`` if it has none. A pure function of the item (asked once, when the item becomes
+pending, and remembered): a leader whose clock is past a pending item's deadline while its
+parent's time is not stamps its block at that deadline instead of its clock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +174,7 @@ class Replica:
         journaled: list[Block] | None = None,
         now_ms: int = 0,
         item_ready: ItemReady | None = None,
+        item_deadline: ItemDeadline | None = None,
     ) -> None:
         """A member, new or restarted from what it persisted: its safety state, its
         committed log and the blocks it journaled (``PersistBlock``) but has not committed.
@@ -173,7 +183,12 @@ class Replica:
         yet valid at a block's time (sealed intents for a later epoch): they stay pending and
         go into the first block this member proposes whose time makes them ready. ``None``
         means every item is always ready. It is a leader's choice, not a rule: blocks from
-        other leaders are validated as before, whatever they hold."""
+        other leaders are validated as before, whatever they hold.
+
+        ``item_deadline`` (see :data:`ItemDeadline`) lets a leader stamp its block early
+        enough for a pending item whose deadline has passed by its clock but not by its
+        parent's time (``_block_time``); ``None`` means no item has a deadline. Also a
+        leader's choice: validation of blocks is unchanged."""
         self.committee = committee
         self.index = index
         self.config = config or ReplicaConfig()
@@ -200,6 +215,10 @@ class Replica:
                 self._store(block)
         self._pending: dict[bytes, bytes] = {}
         self._item_ready = item_ready
+        self._item_deadline = item_deadline
+        # the deadlines of pending items that have one, asked once per item (the function is
+        # pure), so a proposal looks only at these instead of asking for every pending item
+        self._deadlines: dict[bytes, int] = {}
 
         self.now_ms = now_ms
         lock = self.safety.lock
@@ -475,10 +494,13 @@ class Replica:
         if parent is None:
             self._request_block(high_qc.block_hash, self._next_peer(self.index))
             return
-        # Block time: never before the parent's, so the committed time line never goes back.
+        # Block time: never before the parent's, so the committed time line never goes back;
+        # earlier than the clock when a pending item's deadline needs it (``_block_time``).
         # Fixed before the payload, so that ``item_ready`` judges the time the block carries.
-        timestamp = max(parent.timestamp, self.now_ms)
-        payload, chain_has_items = self._choose_payload(parent, timestamp)
+        in_chain = self._uncommitted_items(parent)
+        timestamp = self._block_time(parent, in_chain)
+        payload = self._choose_payload(in_chain, timestamp)
+        chain_has_items = bool(in_chain)
         if (
             not payload
             and not chain_has_items
@@ -502,7 +524,9 @@ class Replica:
         block time, so a committee of one, or on a loss-free network, cannot spin). Then the
         proposal that tells the others of the commit of the first such block goes at once,
         as for a commit of items; after it the hurry has no effect until the host sets a new
-        time."""
+        time. A block stamped before ``from_ms`` although the clock had reached it (stamped
+        at a pending item's deadline, ``_block_time``) does not count: the hurry goes on, and
+        its child, whose parent's time is behind the clock, is proposed at once."""
         start = self._hurry_from_ms
         if start is None:
             return False
@@ -530,10 +554,49 @@ class Replica:
             and bool(grandparent.payload)
         )
 
-    def _choose_payload(self, parent: Block, timestamp: int) -> tuple[tuple[bytes, ...], bool]:
-        """Pending items not already in the uncommitted chain below ``parent`` and ready (by
-        ``item_ready``) for a block stamped ``timestamp``; and whether that chain holds items
-        still waiting for a commit.
+    def _uncommitted_items(self, parent: Block) -> set[bytes]:
+        """The digests of the items in the uncommitted chain ending at ``parent`` (empty: no
+        items there wait for a commit). Those are not proposed again."""
+        in_chain: set[bytes] = set()
+        block: Block | None = parent
+        while block is not None and block.height > self.committed_height:
+            in_chain.update(keccak256(item) for item in block.payload)
+            block = self._blocks.get(block.parent)
+        return in_chain
+
+    def _block_time(self, parent: Block, in_chain: set[bytes]) -> int:
+        """The time of a block extending ``parent``: ``max(parent's, this member's clock)``,
+        or earlier when a pending item not in ``in_chain`` has a deadline ``d`` (by
+        ``item_deadline``) with ``parent's time <= d <`` that, and is ready at ``d``: then
+        the earliest such ``d``, so that the item still counts (a sealed intent whose epoch
+        the clock has left but the chain has not). Items of a later time are then not ready
+        for this block and go into the next, stamped at their own deadline or the clock.
+
+        Only the leader's choice of stamp: the voting rule (at least the parent's, at most a
+        voter's clock plus the drift) is unchanged, and a faulty leader could always pick
+        any stamp in that range. An item whose deadline is before the parent's time cannot
+        be helped and changes nothing here (it is proposed as any other; the host refuses
+        it). An item not ready at its own deadline could not go in a block stamped then,
+        so it moves nothing either. A block so stamped may be full (``max_block_items``)
+        before the item: then the next block's parent is stamped at ``d`` and it can still
+        take it."""
+        timestamp = max(parent.timestamp, self.now_ms)
+        if not self._deadlines:
+            return timestamp
+        ready = self._item_ready
+        earliest = timestamp
+        for digest, deadline in self._deadlines.items():
+            if (
+                parent.timestamp <= deadline < earliest
+                and digest not in in_chain
+                and (ready is None or ready(self._pending[digest], deadline))
+            ):
+                earliest = deadline
+        return earliest
+
+    def _choose_payload(self, in_chain: set[bytes], timestamp: int) -> tuple[bytes, ...]:
+        """Pending items not in ``in_chain`` (the uncommitted chain below the block) and
+        ready (by ``item_ready``) for a block stamped ``timestamp``.
 
         Items not ready are skipped, not counted against ``max_block_items`` and not removed:
         they are looked at again at every proposal until one's time makes them ready. Pacing
@@ -541,11 +604,6 @@ class Replica:
         ready proposes empty blocks at the idle pace (``idle_block_ms``), as with nothing
         pending, rather than at once (which would spin a committee through empty blocks until
         the items' time comes)."""
-        in_chain: set[bytes] = set()
-        block: Block | None = parent
-        while block is not None and block.height > self.committed_height:
-            in_chain.update(keccak256(item) for item in block.payload)
-            block = self._blocks.get(block.parent)
         ready = self._item_ready
         payload: list[bytes] = []
         for digest, item in self._pending.items():
@@ -553,7 +611,7 @@ class Replica:
                 break
             if digest not in in_chain and (ready is None or ready(item, timestamp)):
                 payload.append(item)
-        return tuple(payload), bool(in_chain)
+        return tuple(payload)
 
     # --- Vote ---------------------------------------------------------------------------
 
@@ -714,6 +772,7 @@ class Replica:
                 digest = keccak256(item)
                 self._committed_items.add(digest)
                 self._pending.pop(digest, None)
+                self._deadlines.pop(digest, None)
         self._out.append(Commit(tuple(chain), certificate))
         self._prune_forks()
         return True
@@ -890,6 +949,10 @@ class Replica:
         if digest in self._committed_items or digest in self._pending:
             return False
         self._pending[digest] = item
+        if self._item_deadline is not None:
+            deadline = self._item_deadline(item)
+            if deadline is not None:
+                self._deadlines[digest] = deadline
         return True
 
     def _process_forward(self, message: ForwardItem) -> None:

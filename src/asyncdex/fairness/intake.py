@@ -16,6 +16,10 @@ Invariants:
   would only be refused ``epoch_not_open``. It holds back nothing else: an envelope for a
   past epoch, an unreadable one and every other item are ready, so each reaches a block
   and its verdict (and leaves the pending set) as before.
+- A sealed envelope's deadline (:func:`sealed_item_deadline`, the consensus core's
+  ``item_deadline``) is the last millisecond of its epoch: a leader whose clock has left the
+  epoch while its parent block is still in it stamps its block then, so the envelope counts
+  instead of being refused ``epoch_closed``. Other items, and unreadable envelopes, have none.
 - Pure: the current epoch and the block time are the caller's arguments. No clock, no I/O.
 """
 
@@ -160,3 +164,24 @@ def sealed_item_ready(epoch_ms: int) -> Callable[[bytes, int], bool]:
         return epoch is None or epoch <= timestamp_ms // epoch_ms
 
     return ready
+
+
+def sealed_item_deadline(epoch_ms: int) -> Callable[[bytes], int | None]:
+    """The leader's ``item_deadline`` for a venue of ``epoch_ms``-long epochs: for a sealed
+    item (kind :data:`SEALED_ITEM_KIND`, then the envelope) the last block time at which it
+    still counts, the last millisecond of its epoch, ``(epoch + 1) * epoch_ms - 1``; ``None``
+    for every other item and for an envelope whose epoch cannot be read.
+
+    Asked once per item as it becomes pending; reads the epoch straight from the header
+    bytes, as :func:`sealed_item_ready` does.
+    """
+    if type(epoch_ms) is not int or epoch_ms <= 0:
+        raise ValueError(f"epoch_ms must be a positive integer, got {epoch_ms!r}")
+
+    def deadline(item: bytes) -> int | None:
+        if not item or item[0] != SEALED_ITEM_KIND:
+            return None
+        epoch = header_epoch_at(item, 1)
+        return None if epoch is None else (epoch + 1) * epoch_ms - 1
+
+    return deadline

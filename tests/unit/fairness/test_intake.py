@@ -16,9 +16,11 @@ from asyncdex.fairness.intake import (
     SealedIntakeError,
     check_sealed_submissions,
     parse_sealed_body,
+    sealed_item_deadline,
     sealed_item_ready,
 )
 from asyncdex.fairness.sealing import SealingKey, seal_intent, sealed_intent_id
+from asyncdex.fairness.threshold import epoch_of
 from asyncdex.signing.eip712 import Domain, LocalSigner
 
 from .conftest import place_order
@@ -120,7 +122,34 @@ def test_a_leader_holds_back_only_sealed_items_for_a_later_epoch(
         assert ready(other, 0) and ready(other, start - 1)
 
 
+def test_a_sealed_items_deadline_is_the_last_millisecond_of_its_epoch(
+    domain: Domain, sealing_key: SealingKey, trader: LocalSigner
+) -> None:
+    epoch_ms = 40
+    deadline = sealed_item_deadline(epoch_ms)
+    ready = sealed_item_ready(epoch_ms)
+    for epoch in (0, 7, EPOCH, 70_000):  # one-byte to multi-byte epochs in the header
+        item = bytes((KIND_SEALED,)) + _wire(sealing_key, domain, trader, epoch)
+        last = deadline(item)
+        assert last == (epoch + 1) * epoch_ms - 1
+        # a block stamped then is still in the epoch (and may hold the item); one later is not
+        assert epoch_of(last, epoch_ms) == epoch and ready(item, last)
+        assert epoch_of(last + 1, epoch_ms) == epoch + 1
+    sealed = bytes((KIND_SEALED,)) + _wire(sealing_key, domain, trader)
+    for other in (
+        bytes((KIND_INTENT,)) + sealed[1:],
+        bytes((KIND_SYSTEM,)) + sealed[1:],
+        bytes((KIND_SEALED,)) + b"not an envelope",
+        sealed[:12],  # the header cut short
+        bytes((KIND_SEALED,)),
+        b"",
+    ):
+        assert deadline(other) is None
+
+
 @pytest.mark.parametrize("epoch_ms", [0, -5])
-def test_sealed_item_ready_needs_a_positive_epoch_length(epoch_ms: int) -> None:
+def test_the_sealed_item_hooks_need_a_positive_epoch_length(epoch_ms: int) -> None:
     with pytest.raises(ValueError, match="epoch_ms"):
         sealed_item_ready(epoch_ms)
+    with pytest.raises(ValueError, match="epoch_ms"):
+        sealed_item_deadline(epoch_ms)
