@@ -43,6 +43,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "many ms after its submission, as a sealed intent for the next epoch (default 0: "
         "every item at once)",
     )
+    simulate.add_argument(
+        "--deadline-items-ms",
+        type=int,
+        default=0,
+        help="consensus: each item counts only in a block stamped by a deadline (item_deadline) "
+        "up to this many ms after its submission (or ready time), as a sealed intent in its "
+        "epoch; checks that honest leaders stamp their blocks by it when the parent allows, "
+        "and counts the items committed past it (default 0: no deadlines)",
+    )
     simulate.add_argument("--json", action="store_true", help="last line: the summary as JSON")
     simulate.add_argument(
         "--headers-only",
@@ -58,14 +67,25 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return cmd_simulate_fairness(args)
     if args.seeds is None:
         args.seeds = 100
-    if args.seeds < 1 or args.nodes < 1 or args.start < 0 or args.hold_items_ms < 0:
+    if (
+        args.seeds < 1
+        or args.nodes < 1
+        or args.start < 0
+        or args.hold_items_ms < 0
+        or args.deadline_items_ms < 0
+    ):
         print(
-            "asyncdex simulate: --seeds and --nodes are at least 1, --start and "
-            "--hold-items-ms at least 0",
+            "asyncdex simulate: --seeds and --nodes are at least 1, --start, "
+            "--hold-items-ms and --deadline-items-ms at least 0",
             file=sys.stderr,
         )
         return 2
-    config = replace(SimulationConfig(), nodes=args.nodes, hold_items_ms=args.hold_items_ms)
+    config = replace(
+        SimulationConfig(),
+        nodes=args.nodes,
+        hold_items_ms=args.hold_items_ms,
+        deadline_items_ms=args.deadline_items_ms,
+    )
     started = time.perf_counter()
     failures: list[int] = []
     behaviours: Counter[str] = Counter()
@@ -83,6 +103,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         totals["crashes"] += result.crashes
         totals["seeds with Byzantine members"] += bool(result.byzantine)
         totals["refused messages"] += sum(result.rejected.values())
+        if config.deadline_items_ms > 0:
+            totals["items"] += result.items
+            totals["items committed past their deadline"] += result.late_items
         for kinds in result.byzantine.values():
             behaviours.update(kinds)
         done = seed - args.start + 1

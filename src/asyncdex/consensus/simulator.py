@@ -17,6 +17,14 @@ Invariants:
   each item is ready only from a block time drawn after its submission, as a sealed intent
   for the next epoch is. Then also checked: no block an honest leader proposed holds an item
   before its time, and the liveness bound counts from that time when it is later.
+- With ``deadline_items_ms`` > 0 every replica gets an ``item_deadline``
+  (:func:`item_deadline`): each item counts only in a block stamped by a deadline drawn up
+  to that much after its submission (or its ready time), as a sealed intent counts only in
+  its epoch. Then also checked, at each block an honest member proposes: no item pending at
+  that member (not in the chain below the block, ready at its deadline) has a deadline at
+  or after the parent's time and before the block's (the leader should have stamped the
+  block then). Items committed past their deadline are counted, not failed: a leader that
+  has not heard of an item, or whose parent is already past it, cannot help it.
 
 The faults: before GST, messages are delayed (up to ``max_delay_before_gst_ms``), dropped,
 duplicated, reordered and cut by partitions; honest members crash and restart keeping only
@@ -38,6 +46,7 @@ from typing import Any
 from asyncdex.consensus.committee import Committee
 from asyncdex.consensus.crypto import CachingVerifier, Secp256k1Signer
 from asyncdex.consensus.messages import (
+    GENESIS_BLOCK,
     GENESIS_QC,
     Block,
     Message,
@@ -85,6 +94,7 @@ class SimulationConfig:
     replay_rate: float = 0.02
     items: int = 12
     hold_items_ms: int = 0  # > 0: each item is ready from a block time up to this much later
+    deadline_items_ms: int = 0  # > 0: each item counts until a block time up to this much later
     replica: ReplicaConfig = field(
         default_factory=lambda: ReplicaConfig(
             base_timeout_ms=100,
@@ -113,6 +123,14 @@ def _ready_ms(item: bytes) -> int:
     return int(ready) if at and ready.isdigit() else 0
 
 
+def item_deadline(item: bytes) -> int | None:
+    """The simulation's ``item_deadline``: an item named ``...~<ms>`` (before any ``@``)
+    counts until block time ``ms``; any other item has no deadline."""
+    name = item.partition(b"@")[0]
+    _, tilde, deadline = name.rpartition(b"~")
+    return int(deadline) if tilde and deadline.isdigit() else None
+
+
 class SimulationFailure(AssertionError):
     def __init__(self, seed: int, reason: str, trace: list[str]) -> None:
         super().__init__(f"seed {seed}: {reason}")
@@ -138,6 +156,7 @@ class SimulationResult:
     items: int
     messages: int
     rejected: dict[str, int]
+    late_items: int = 0  # with deadlines: items first committed in a block past theirs
 
 
 @dataclass(slots=True)
@@ -148,6 +167,9 @@ class _Member:
     log: list[Block] = field(default_factory=list)
     journal: list[bytes] = field(default_factory=list)  # items submitted here (durable)
     journaled: dict[bytes, Block] = field(default_factory=dict)  # blocks voted for
+    # items its replica (this incarnation) asked the deadline of: it asks once per item, as
+    # the item becomes pending, and an item leaves the pending set only by a commit
+    asked_deadline: set[bytes] = field(default_factory=set)
 
 
 class _Byzantine:
@@ -331,19 +353,13 @@ class Simulation:
         self.stable_ms = max([self.gst_ms] + [up for _, _, up in crash_plan])
 
         self.item_ready = held_item_ready if config.hold_items_ms > 0 else None
-        self.members = [
-            _Member(
-                Replica(
-                    self.committee,
-                    i,
-                    self.signers[i],
-                    self.verifier,
-                    config.replica,
-                    item_ready=self.item_ready,
-                )
-            )
-            for i in range(n)
-        ]
+        self.members: list[_Member] = []
+        for i in range(n):
+            asked: set[bytes] = set()
+            self.members.append(_Member(self._replica(i, asked), asked_deadline=asked))
+        self.blocks: dict[bytes, Block] = {GENESIS_BLOCK.hash: GENESIS_BLOCK}
+        self.checked_proposals: set[bytes] = set()
+        self.late_items = 0
         self.queue: list[tuple[int, int, str, Any]] = []
         self._sequence = 0
         self.now_ms = 0
@@ -364,12 +380,38 @@ class Simulation:
             at = rng.randrange(0, last_submit)
             target = rng.choice(self.honest)
             name = f"item-{seed}-{number}"
+            ready = at
             if config.hold_items_ms > 0:  # drawn only then: other runs keep their streams
-                name += f"@{at + rng.randrange(0, config.hold_items_ms + 1)}"
+                ready = at + rng.randrange(0, config.hold_items_ms + 1)
+            if config.deadline_items_ms > 0:
+                name += f"~{ready + rng.randrange(0, config.deadline_items_ms + 1)}"
+            if config.hold_items_ms > 0:
+                name += f"@{ready}"
             self._schedule(at, "submit", (target, name.encode()))
         self.hard_end_ms = last_submit + config.liveness_bound_ms + 1
 
     # --- plumbing ---------------------------------------------------------------------------
+
+    def _replica(self, index: int, asked: set[bytes], **restart: Any) -> Replica:
+        """Member ``index``'s replica; with deadlines, each item it asks the deadline of is
+        added to ``asked`` (what ``_check_block_time`` takes for its pending items)."""
+        deadline = None
+        if self.config.deadline_items_ms > 0:
+
+            def deadline(item: bytes) -> int | None:
+                asked.add(item)
+                return item_deadline(item)
+
+        return Replica(
+            self.committee,
+            index,
+            self.signers[index],
+            self.verifier,
+            self.config.replica,
+            item_ready=self.item_ready,
+            item_deadline=deadline,
+            **restart,
+        )
 
     def _schedule(self, at: int, kind: str, payload: Any) -> None:
         self._sequence += 1
@@ -388,6 +430,8 @@ class Simulation:
     def _transmit(self, sender: int, to: int | None, message: Message) -> None:
         targets = [i for i in range(self.config.nodes) if i != sender] if to is None else [to]
         rng, now = self.rng, self.now_ms
+        if isinstance(message, Proposal):
+            self.blocks.setdefault(message.block.hash, message.block)
         for target in targets:
             self.messages += 1
             if now < self.gst_ms:
@@ -412,6 +456,10 @@ class Simulation:
                 member.persisted = action.state.to_bytes()
             elif isinstance(action, PersistBlock):
                 member.journaled[action.block.hash] = action.block
+                # a committee of one broadcasts no proposal: its blocks are seen here
+                self.blocks.setdefault(action.block.hash, action.block)
+                if byzantine is None and action.block.proposer == index:
+                    self._check_block_time(index, action.block)
             elif isinstance(action, Commit):
                 self._record_commit(index, action.blocks)
             elif byzantine is not None:
@@ -420,9 +468,45 @@ class Simulation:
             elif isinstance(action, Send):
                 self._transmit(index, action.to, action.message)
             elif isinstance(action, Broadcast):
+                if isinstance(action.message, Proposal):
+                    self._check_block_time(index, action.message.block)
                 self._transmit(index, None, action.message)
 
     # --- invariants -------------------------------------------------------------------------
+
+    def _check_block_time(self, index: int, block: Block) -> None:
+        """With deadlines: the honest member ``index`` just proposed ``block``; no item
+        pending at it (by the deadlines its replica asked for, less what it committed) may
+        have had its deadline reachable (at or after the parent's time, ready then) and
+        before the block's time. Called once per block; a block whose chain the simulation
+        has not seen whole is skipped (never a false failure)."""
+        if self.config.deadline_items_ms <= 0 or block.hash in self.checked_proposals:
+            return
+        self.checked_proposals.add(block.hash)
+        member = self.members[index]
+        parent = self.blocks.get(block.parent)
+        if parent is None:
+            return
+        done = {item for committed in member.log for item in committed.payload}
+        below: Block | None = parent
+        while below is not None and below.height > len(member.log):
+            done.update(below.payload)
+            below = self.blocks.get(below.parent)
+        if below is None:
+            return
+        ready = self.item_ready
+        for item in member.asked_deadline - done:
+            deadline = item_deadline(item)
+            if (
+                deadline is not None
+                and parent.timestamp <= deadline < block.timestamp
+                and (ready is None or ready(item, deadline))
+            ):
+                raise self._fail(
+                    f"DEADLINE: member {index} stamped its block at height {block.height} "
+                    f"{block.timestamp}, its parent {parent.timestamp}, past the deadline "
+                    f"{deadline} of its pending {item.decode()}"
+                )
 
     def _record_commit(self, index: int, blocks: tuple[Block, ...]) -> None:
         member = self.members[index]
@@ -449,6 +533,10 @@ class Simulation:
                     )
             else:
                 self.canonical.append(block.hash)
+                for item in block.payload:
+                    deadline = item_deadline(item) if item in self.items else None
+                    if deadline is not None and block.timestamp > deadline:
+                        self.late_items += 1
             for item in block.payload:
                 if item in self.items:
                     self.committed_by.setdefault(item, set()).add(index)
@@ -550,6 +638,7 @@ class Simulation:
             items=self.config.items,
             messages=self.messages,
             rejected=rejected,
+            late_items=self.late_items,
         )
 
     def _restart(self, index: int) -> None:
@@ -557,17 +646,14 @@ class Simulation:
         (and the journal of items submitted here, which the member proposes again)."""
         member = self.members[index]
         state = SafetyState.from_bytes(member.persisted) if member.persisted else None
-        member.replica = Replica(
-            self.committee,
+        member.asked_deadline = set()  # the new replica's pending set starts empty
+        member.replica = self._replica(
             index,
-            self.signers[index],
-            self.verifier,
-            self.config.replica,
+            member.asked_deadline,
             safety_state=state,
             committed=list(member.log),
             journaled=list(member.journaled.values()),
             now_ms=self.now_ms,
-            item_ready=self.item_ready,
         )
         member.up = True
         self._schedule(self.now_ms, "tick", index)
