@@ -36,7 +36,7 @@ from asyncdex.consensus.committee import Committee
 from asyncdex.consensus.crypto import CachingVerifier, Secp256k1Signer
 from asyncdex.consensus.messages import Block, Proposal, QuorumCertificate, Vote
 from asyncdex.consensus.replica import ReplicaConfig, ReportEquivocation
-from asyncdex.fairness.intake import sealed_item_ready
+from asyncdex.fairness.intake import sealed_item_deadline, sealed_item_ready
 from asyncdex.fairness.threshold import CommitteeKey, KeyShare
 from asyncdex.messages.commands import Command
 from asyncdex.sequencer.journal import FileJournal
@@ -137,6 +137,13 @@ class CommitteeVenue:
             # a sealed envelope for a later epoch waits in the pool for a block of its epoch
             item_ready=(
                 sealed_item_ready(settings.sealing.epoch_ms)
+                if settings.sealing is not None
+                else None
+            ),
+            # an envelope whose epoch the clock has left but the chain has not goes in a block
+            # stamped at the epoch's last ms
+            item_deadline=(
+                sealed_item_deadline(settings.sealing.epoch_ms)
                 if settings.sealing is not None
                 else None
             ),
