@@ -45,13 +45,20 @@ class Network:
     now_ms: int = 0
     down: set[int] = field(default_factory=set)
     item_ready: Callable[[bytes, int], bool] | None = None
+    item_deadline: Callable[[bytes], int | None] | None = None
 
     def __post_init__(self) -> None:
         self.signers = signers(self.n)
         self.committee = Committee(tuple(s.address for s in self.signers))
         self.replicas = [
             Replica(
-                self.committee, i, self.signers[i], VERIFIER, CONFIG, item_ready=self.item_ready
+                self.committee,
+                i,
+                self.signers[i],
+                VERIFIER,
+                CONFIG,
+                item_ready=self.item_ready,
+                item_deadline=self.item_deadline,
             )
             for i in range(self.n)
         ]

@@ -108,20 +108,7 @@ def run_late_leaders(
     """Member 1 proposes view 1 at 45; the votes for it are held while every clock moves to
     90, so members 2, 3 and 0 then lead views 2, 3 and 4 with their clocks past the parent's
     time. ``items`` are pending everywhere before that."""
-    net = Network(4, item_ready=ready)
-    if item_deadline is not None:
-        net.replicas = [
-            Replica(
-                net.committee,
-                i,
-                net.signers[i],
-                VERIFIER,
-                CONFIG,
-                item_ready=ready,
-                item_deadline=item_deadline,
-            )
-            for i in range(4)
-        ]
+    net = Network(4, item_ready=ready, item_deadline=item_deadline)
     if hurry_from_ms is not None:
         for index, replica in enumerate(net.replicas):
             net.perform(index, replica.hurry(hurry_from_ms))
@@ -218,19 +205,7 @@ def test_the_deadline_is_asked_once_per_item_not_at_every_proposal() -> None:
         asked.append(item)
         return deadline(item)
 
-    net = Network(4, item_ready=ready)
-    net.replicas = [
-        Replica(
-            net.committee,
-            i,
-            net.signers[i],
-            VERIFIER,
-            CONFIG,
-            item_ready=ready,
-            item_deadline=counting,
-        )
-        for i in range(4)
-    ]
+    net = Network(4, item_ready=ready, item_deadline=counting)
     net.submit(1, b"plain")
     net.submit(2, b"epoch 9")  # pending through many proposals (not ready before 180)
     net.tick(200)
