@@ -10,11 +10,14 @@ way beside it.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import committee_support
 import pytest
 from committee_support import PUBLISHER, get, has_account, local_committee, wait_for
@@ -105,3 +108,43 @@ def test_the_sealed_id_answers_with_the_revealed_intent(
         assert document["ordered"] is not None and document["ordered"]["height"] >= 1
         # without a deposit the engine rejects the order: an outcome, reached through the seal
         assert followed.rejection is not None and followed.sealed_rejection is None
+
+        # the WebSocket takes sealed envelopes too, with the same checks and receipts
+        with Client.connect(url, wallet, seal=True) as client:
+            envelope = client.seal(client.build.place_order("BTC", "buy", "0.001", "58000"))
+        frames = asyncio.run(
+            _ws_ops(
+                url,
+                [
+                    {"op": "submit", "id": 1, "sealed": ["0x" + envelope.encode().hex()]},
+                    {"op": "submit", "id": 2, "sealed": ["0x00"]},
+                    {"op": "submit", "id": 3, "sealed": ["0x00"], "follow": True},
+                ],
+            )
+        )
+        [receipt_frame] = [f for f in frames if f.get("id") == 1]
+        assert receipt_frame["op"] == "receipts"
+        [ws_receipt] = receipt_frame["receipts"]
+        assert ws_receipt["seq"] == 0 and ws_receipt["sealedId"].startswith("0x")
+        errors = {f["id"]: (f["op"], f["code"]) for f in frames if f.get("id") in (2, 3)}
+        assert errors == {
+            2: ("error", "malformed_sealed_intent"),
+            3: ("error", "invalid_field"),
+        }
+        wait_for(lambda: _executed(url, ws_receipt["sealedId"]), 60, "the order sealed over /v1/ws")
+
+
+async def _ws_ops(url: str, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Send ``ops`` on one ``/v1/ws`` socket; every frame answering one of them (by id)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(url.replace("http", "ws", 1) + "/v1/ws") as ws,
+    ):
+        for op in ops:
+            await ws.send_json(op)
+        answers: list[dict[str, Any]] = []
+        while len(answers) < len(ops):
+            frame = json.loads((await ws.receive(timeout=30)).data)
+            if frame.get("id") is not None:
+                answers.append(frame)
+        return answers

@@ -504,6 +504,10 @@ def test_bad_ops_get_specific_errors_and_change_nothing(venue: Venue) -> None:
             await refused({"op": "unsubscribe", "channel": "book", "market": "BTC"},
                           "not_subscribed")  # fmt: skip
             await refused({"op": "ping", "extra": 1}, "unknown_field")
+            # sealed envelopes: only a committee member with a sealing key takes them
+            await refused({"op": "submit", "sealed": ["0x00"]}, "no_sealing")
+            await refused({"op": "submit", "sealed": "0x00"}, "malformed_body")
+            await refused({"op": "submit", "sealed": ["0x00"], "intents": []}, "malformed_body")
             # too many subscriptions: the 65th account stream is refused, the rest kept
             for index in range(64):
                 address = "0x" + index.to_bytes(20, "big").hex()

@@ -1545,46 +1545,58 @@ class Node:
 
     async def handle_sealed(self, request: web.Request) -> web.Response:
         """``POST /v1/sealed``: sealed intents, ordered by the committee still sealed and
-        revealed once their epoch's key is in a block (docs/fairness.md)."""
-        refused = self._refuse_if_draining()
+        revealed right before the block that closes their epoch (docs/fairness.md)."""
+        refused = self._sealing_refusal()
         if refused is not None:
-            return refused
-        committee = self.committee
-        sealing = None if committee is None else committee.settings.sealing
-        if committee is None or sealing is None:
-            return web.json_response(
-                {"error": "this node takes no sealed intents (not a committee member with a "
-                 "sealing key)", "code": "no_sealing"},
-                status=404,
-            )  # fmt: skip
+            return refused.response()  # before reading the body, whatever it holds
         try:
-            body = await self._read_body(request)
+            envelopes = parse_sealed_body(await self._read_body(request))
+            receipts = await self.submit_sealed(envelopes)
         except IntakeError as error:
             return _json_error(error)
-        try:
-            accepted = check_sealed_submissions(
-                self.settings.domain,
-                parse_sealed_body(body),
-                self.settings.clock() // sealing.epoch_ms,
-            )
         except SealedIntakeError as error:
             return web.json_response(error.to_json(), status=error.status)
+        except SubmitRefused as refusal:
+            return refusal.response()
+        return web.json_response({"receipts": receipts})
+
+    def _sealing_refusal(self) -> SubmitRefused | None:
+        """Why this node takes no sealed intents now, if it does not."""
+        if self._draining:
+            return SubmitRefused(503, "shutting_down", "node is shutting down")
+        committee = self.committee
+        if committee is None or committee.settings.sealing is None:
+            return SubmitRefused(
+                404, "no_sealing",
+                "this node takes no sealed intents (not a committee member with a sealing key)",
+            )  # fmt: skip
+        return None
+
+    async def submit_sealed(self, envelopes: list[bytes]) -> list[dict[str, Any]]:
+        """Check sealed envelopes (``asyncdex.fairness.intake``) and hand them to the
+        committee: their receipts' JSON once they are durable in this member's intake. The
+        one path of ``POST /v1/sealed`` and of a ``/v1/ws`` ``submit`` of ``sealed``.
+        Raises ``SealedIntakeError`` for a bad envelope and :class:`SubmitRefused` when the
+        node takes none; either way nothing was sequenced."""
+        refused = self._sealing_refusal()
+        if refused is not None:
+            raise refused
+        committee = self.committee
+        sealing = None if committee is None else committee.settings.sealing
+        assert committee is not None and sealing is not None  # _sealing_refusal said so
+        accepted = check_sealed_submissions(
+            self.settings.domain, envelopes, self.settings.clock() // sealing.epoch_ms
+        )
         try:
             await committee.submit_sealed([envelope.data for envelope in accepted])
         except Exception as exc:
             _log.warning("committee intake refused %d sealed intents: %s", len(accepted), exc)
-            return web.json_response(
-                {"error": f"not sequenced: {exc}", "code": "not_sequenced"}, status=503
-            )
+            raise SubmitRefused(503, "not_sequenced", f"not sequenced: {exc}") from None
         now = self.settings.clock()
-        return web.json_response(
-            {
-                "receipts": [
-                    {"sealedId": "0x" + envelope.sealed_id.hex(), "seq": 0, "timestamp": now}
-                    for envelope in accepted
-                ]
-            }
-        )
+        return [
+            {"sealedId": "0x" + envelope.sealed_id.hex(), "seq": 0, "timestamp": now}
+            for envelope in accepted
+        ]
 
     def _refuse_unless_operator(self, request: web.Request) -> web.Response | None:
         token = self.settings.operator_token

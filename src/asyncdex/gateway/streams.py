@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from asyncdex.engine.orderbook import Book, Order
+from asyncdex.fairness.intake import SealedIntakeError, parse_sealed_body
 from asyncdex.gateway.fanout import FanOut, Outbox, SocketLimits
 from asyncdex.gateway.node import OutcomeUnknown, SubmitRefused, event_json
 from asyncdex.gateway.ratelimit import BATCH_PER_WEIGHT, RateLimited
@@ -507,7 +508,7 @@ _CHANNEL_FIELDS = {
     "account": frozenset({"op", "id", "channel", "address"}),
     "intents": frozenset({"op", "id", "channel", "ids", "account"}),
 }
-_SUBMIT_FIELDS = frozenset({"op", "id", "intents", "intent", "follow"})
+_SUBMIT_FIELDS = frozenset({"op", "id", "intents", "intent", "sealed", "follow"})
 _PING_FIELDS = frozenset({"op", "id"})
 
 
@@ -906,27 +907,35 @@ class NativeStreams:
 
     def _submit(self, conn: _Connection, document: dict[str, Any], op_id: Any) -> None:
         _check_fields(document, _SUBMIT_FIELDS)
-        has_list, has_one = "intents" in document, "intent" in document
-        if has_list == has_one:
-            raise OpError("malformed_body", 'submit takes "intents": [...] or "intent": {...}',
-                          status=400)  # fmt: skip
+        if ("intents" in document) + ("intent" in document) + ("sealed" in document) != 1:
+            raise OpError("malformed_body", 'submit takes "intents": [...], "intent": {...} '
+                          'or "sealed": ["0x...", ...]', status=400)  # fmt: skip
         follow = document.get("follow", False)
         if type(follow) is not bool:
             raise OpError("invalid_field", "follow must be true or false", field="follow")
+        if "sealed" in document and follow:
+            raise OpError("invalid_field", "a sealed intent is followed by the intent id it "
+                          "reveals (the receipts do not know it): subscribe to it on the "
+                          "intents channel", field="follow")  # fmt: skip
         if len(conn.submits) >= self.limits.max_in_flight_submits:
             limit = self.limits.max_in_flight_submits
             raise OpError("too_many_in_flight", f"at most {limit} submits in flight")
         limiter = self.node.rate_limiter
         if limiter is not None:
             # the IP's budget, as POST /v1/intents weighs it: 1 + floor(batch length / 40)
-            intents = document.get("intents")
+            intents = document.get("intents", document.get("sealed"))
             batch = len(intents) if isinstance(intents, list) else 1
             try:
                 limiter.charge_ip(conn.outbox.address, 1 + batch // BATCH_PER_WEIGHT)
             except RateLimited as limited:
                 raise OpError("rate_limited", str(limited), status=429,
                               retry_after_ms=limited.retry_after_ms) from None  # fmt: skip
-        body = _dumps({"intents": document["intents"]} if has_list else document["intent"])
+        if "sealed" in document:
+            self._submit_sealed(conn, document["sealed"], op_id)
+            return
+        body = _dumps(
+            {"intents": document["intents"]} if "intents" in document else document["intent"]
+        )
         intake = self.node.intake
         try:
             parsed = intake.decode(body.encode(), "application/json")
@@ -949,6 +958,36 @@ class NativeStreams:
         )
         conn.submits.add(task)
         task.add_done_callback(conn.submits.discard)
+
+    def _submit_sealed(self, conn: _Connection, sealed: Any, op_id: Any) -> None:
+        """``submit`` of sealed envelopes: the body ``POST /v1/sealed`` takes, the same
+        checks (``Node.submit_sealed``), the same receipts."""
+        try:
+            envelopes = parse_sealed_body(_dumps({"sealed": sealed}).encode())
+        except SealedIntakeError as error:
+            raise OpError(error.code, str(error), field=error.field, index=error.index,
+                          status=error.status) from None  # fmt: skip
+        task = asyncio.get_running_loop().create_task(self._finish_sealed(conn, op_id, envelopes))
+        conn.submits.add(task)
+        task.add_done_callback(conn.submits.discard)
+
+    async def _finish_sealed(self, conn: _Connection, op_id: Any, envelopes: list[bytes]) -> None:
+        try:
+            receipts = await self.node.submit_sealed(envelopes)
+        except SealedIntakeError as error:
+            conn.send(OpError(error.code, str(error), field=error.field, index=error.index,
+                              status=error.status).to_json(op_id))  # fmt: skip
+            return
+        except SubmitRefused as refusal:
+            conn.send(OpError(refusal.code, str(refusal), index=refusal.index,
+                              status=refusal.status).to_json(op_id))  # fmt: skip
+            return
+        except Exception:
+            _log.exception("stream sealed submit failed")
+            conn.send(OpError("internal_error", "internal error: not acknowledged",
+                              status=500).to_json(op_id))  # fmt: skip
+            return
+        conn.send({"op": "receipts", "id": op_id, "receipts": receipts})
 
     async def _finish_submit(
         self, conn: _Connection, op_id: Any, submissions: list[Any], followed: list[bytes]
