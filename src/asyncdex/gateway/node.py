@@ -132,7 +132,13 @@ from asyncdex.gateway.fanout import DEFAULT_CONNECTION_CAPS, ConnectionCaps
 from asyncdex.gateway.market_data import INTERVALS_MS, MarketData, account_view
 from asyncdex.gateway.openapi import openapi_document
 from asyncdex.gateway.precheck import Precheck, PrecheckRefused
-from asyncdex.gateway.ratelimit import RateLimited, RateLimiter, RateLimits, address_requests
+from asyncdex.gateway.ratelimit import (
+    RateLimited,
+    RateLimiter,
+    RateLimits,
+    address_requests,
+    sealed_address_requests,
+)
 from asyncdex.gateway.venue import venue_json
 from asyncdex.messages import commands as engine_commands
 from asyncdex.messages.codec import EVENT_TAG
@@ -1587,6 +1593,15 @@ class Node:
         accepted = check_sealed_submissions(
             self.settings.domain, envelopes, self.settings.clock() // sealing.epoch_ms
         )
+        if self.rate_limiter is not None:
+            try:
+                self.rate_limiter.charge_addresses(
+                    sealed_address_requests(e.envelope.header.account for e in accepted)
+                )
+            except RateLimited as limited:
+                raise SubmitRefused(
+                    429, "rate_limited", str(limited), retry_after_ms=limited.retry_after_ms
+                ) from None
         try:
             await committee.submit_sealed([envelope.data for envelope in accepted])
         except Exception as exc:

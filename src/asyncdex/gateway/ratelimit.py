@@ -12,18 +12,20 @@ Invariants:
   which it would pass (``Retry-After`` in whole seconds, rounded up, and ``retryAfterMs`` in
   the body); a refused request costs nothing. Weights: an exchange action or a native
   intents body 1 + floor(batch length / 40) (a native body's batch length is estimated from
-  its size, see :func:`native_weight`, so the body is not parsed twice); ``/info`` 2 for
+  its size, see :func:`native_weight`, so the body is not parsed twice; a ``/v1/sealed``
+  body likewise, :func:`sealed_weight`); ``/info`` 2 for
   ``l2Book``, ``allMids``, ``clearinghouseState``, ``orderStatus``,
   ``spotClearinghouseState`` and ``exchangeStatus``, 60 for ``userRole``, 20 for the rest;
   a native read 2. Health, readiness, metrics, the operator's ``/v1/system`` and the oracle
   door (signed by its publishers) are not charged.
 - Per address (the account an intent acts for: an agent's intents count for its account):
-  every intent is one request, a batch of n is n. The cap is ``address_initial_requests``
-  plus ``address_requests_per_usdc`` per whole USDC the address traded (maker or taker)
-  since the node started; past it, one request per ``address_throttle_ms`` still passes.
-  Cancels may go on to min(cap + 100,000, 2 x cap), so a throttled market maker can still
-  pull its quotes. A refused batch counts nothing and sequences nothing. ``userRateLimit``
-  reports these very counters.
+  every intent is one request, a batch of n is n; a sealed envelope is one request for the
+  account its header names, never counted as a cancel (what it holds is sealed). The cap is
+  ``address_initial_requests`` plus ``address_requests_per_usdc`` per whole USDC the address
+  traded (maker or taker) since the node started; past it, one request per
+  ``address_throttle_ms`` still passes. Cancels may go on to min(cap + 100,000, 2 x cap), so
+  a throttled market maker can still pull its quotes. A refused batch counts nothing and
+  sequences nothing. ``userRateLimit`` reports these very counters.
 - Memory is bounded: idle (full) IP buckets are forgotten when more than ``max_tracked``
   are held, and so are the request counts of addresses that never traded (anyone can sign
   for fresh addresses). Traded volume is kept per address that traded.
@@ -46,6 +48,7 @@ MINUTE_MS = 60_000
 USDC = 10**6  # micro-USDC in one USDC
 BATCH_PER_WEIGHT = 40  # batch items per extra unit of weight (Hyperliquid's rule)
 NATIVE_INTENT_BYTES = 400  # a signed native intent's JSON, roughly: 40 of them per weight
+SEALED_ENVELOPE_BYTES = 700  # a sealed envelope in a /v1/sealed body (hex), roughly
 CANCEL_EXTRA = 100_000
 CANCELS = (CancelOrder, CancelByClientId, CancelAll)
 INFO_LIGHT = frozenset(
@@ -134,6 +137,20 @@ def native_weight(body_bytes: int | None) -> int:
     """A native intents body: 1 + floor(batch length / 40), the batch length estimated from
     the body's size (a chunked body without a length: 1; the intake bounds its size)."""
     return 1 + (body_bytes or 0) // (NATIVE_INTENT_BYTES * BATCH_PER_WEIGHT)
+
+
+def sealed_weight(body_bytes: int | None) -> int:
+    """A ``/v1/sealed`` body: 1 + floor(envelopes / 40), estimated from the body's size."""
+    return 1 + (body_bytes or 0) // (SEALED_ENVELOPE_BYTES * BATCH_PER_WEIGHT)
+
+
+def sealed_address_requests(accounts: Iterable[bytes]) -> dict[bytes, tuple[int, bool]]:
+    """What sealed envelopes count per address: one request each for the account its
+    header names, never as cancels (a cancel cannot be told apart while sealed)."""
+    out: dict[bytes, tuple[int, bool]] = {}
+    for account in accounts:
+        out[account] = (out.get(account, (0, False))[0] + 1, False)
+    return out
 
 
 def address_requests(commands: Iterable[Any]) -> dict[bytes, tuple[int, bool]]:
@@ -315,4 +332,6 @@ class RateLimiter:
             return info_weight(body) if path == "/info" else action_weight(body)
         if request.method == "POST" and path == "/v1/intents":
             return native_weight(request.content_length)
+        if request.method == "POST" and path == "/v1/sealed":
+            return sealed_weight(request.content_length)
         return 2

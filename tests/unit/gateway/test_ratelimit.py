@@ -13,6 +13,8 @@ from asyncdex.gateway.ratelimit import (
     address_requests,
     info_weight,
     native_weight,
+    sealed_address_requests,
+    sealed_weight,
 )
 from asyncdex.messages.commands import Batch, CancelOrder, PlaceOrder, Signed
 from asyncdex.messages.events import TradeExecuted
@@ -89,6 +91,20 @@ def test_weights_follow_hyperliquids_table() -> None:
     assert action_weight({"action": {"type": "noop"}}) == 1
     assert native_weight(None) == 1
     assert native_weight(40 * 400) == 2
+    assert sealed_weight(None) == 1
+    assert sealed_weight(40 * 700 - 1) == 1
+    assert sealed_weight(40 * 700) == 2
+
+
+def test_sealed_envelopes_count_one_request_each_never_as_cancels() -> None:
+    counted = sealed_address_requests([ALICE, BOB, ALICE])
+    assert counted == {ALICE: (2, False), BOB: (1, False)}
+    clock = Clock()
+    limiter = RateLimiter(RateLimits(address_initial_requests=2), clock)
+    limiter.charge_addresses(counted)  # ALICE at her cap
+    limiter.charge_addresses(sealed_address_requests([ALICE]))  # the throttle's one request
+    with pytest.raises(RateLimited):
+        limiter.charge_addresses(sealed_address_requests([ALICE]))
 
 
 def test_what_it_keeps_is_bounded() -> None:
