@@ -17,9 +17,9 @@ Invariants:
   their certified order), then its own items: a pure function of the committed log and the
   epochs' keys, which are unique. Such a block is journaled only once this member holds those
   keys (``SealedReveal.keys_for`` waits for them); later blocks wait behind it. The sealed log
-  is rebuilt from the committed blocks below the first one journaled at start, and the
-  member's shares for the epochs a block closes go out when the block is executed, if the
-  commit itself (``SealedReveal.on_committed``) did not send them already.
+  is rebuilt from the committed blocks below the first one journaled at start; the member's
+  shares for the epochs a block closes go out at its commit (``SealedReveal.on_committed``)
+  and, should that not have happened (a restart), when the executor waits for their key.
 """
 
 from __future__ import annotations
@@ -206,7 +206,6 @@ class BlockExecutor:
                 block.height, block.timestamp, block.payload, keys
             )
             submissions += self._decoder.submissions_of([*revealed, *others])
-            self._sealed.after_commit()  # the block is committed: no need to wait for its journal
         if block.height == self._resume_height:
             # the journal ends inside this block: its marker and first items are there already
             submissions = submissions[1 + self._resume_items :]

@@ -404,12 +404,6 @@ class SealedReveal:
             return None
         return (min(self._unclosed) + 1) * self.log.epoch_ms
 
-    def after_commit(self) -> None:
-        """Release this member's share for every epoch of the executed log now closed, once
-        (what :meth:`on_committed` released already is not sent again)."""
-        for epoch in self.log.epochs_to_release():
-            self._release(epoch)
-
     def _closed(self, epoch: int) -> bool:
         """A block this member saw committed lies past ``epoch``."""
         present = (self.log.current_epoch, self._committed_epoch)

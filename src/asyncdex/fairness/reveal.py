@@ -158,14 +158,6 @@ class SealedLog:
         """Epochs with sealed intents waiting for their key, oldest first."""
         return tuple(sorted(self._pending))
 
-    def epochs_to_release(self) -> tuple[int, ...]:
-        """Closed epochs with intents waiting: the epochs a member releases shares for (those
-        the next block to execute opens, whatever its timestamp)."""
-        if self.last_timestamp_ms < 0:
-            return ()
-        current = epoch_of(self.last_timestamp_ms, self.epoch_ms)
-        return tuple(e for e in sorted(self._pending) if e < current)
-
     def waiting(self, epoch: int) -> int:
         return len(self._pending.get(epoch, ()))
 

@@ -129,12 +129,11 @@ def test_members_reveal_the_same_items_at_the_same_block() -> None:
         m.reveal.on_committed(T0 + 10, [sealed, plain])
         revealed, others, effects = m.reveal.execute_block(1, T0 + 10, [sealed, plain])
         assert revealed == [] and others == [plain] and len(effects.ordered) == 1
-        m.reveal.after_commit()
         assert m.frames == []  # epoch E is still open: nothing released
 
     for m in members:  # block 2, past E, is committed: each member releases its share, once
         m.reveal.on_committed(T0 + EPOCH_MS, [])
-        m.reveal.after_commit()
+        m.reveal.on_committed(T0 + EPOCH_MS + 1, [])
         assert len(m.frames) == 1
     _exchange(members)
     keys = [m.reveal.assembler.key(E) for m in members]
@@ -175,10 +174,9 @@ def test_shares_go_out_at_the_commit_of_the_block_past_the_epoch_before_executio
     for m in members:  # executing the same blocks later sends nothing again and opens it
         m.reveal.execute_block(1, T0 + 10, [other_epoch])
         m.reveal.execute_block(2, T0 + 20, [sealed])
-        m.reveal.after_commit()
         revealed, _, _ = m.reveal.execute_block(3, T0 + EPOCH_MS, [], m.keys((E,)))
         assert revealed == [bytes((KIND_INTENT,)) + body]
-        m.reveal.after_commit()
+        m.reveal.on_committed(T0 + EPOCH_MS + 9, [])
         assert len(m.frames) == 0 and m.sent == []
 
 
@@ -289,7 +287,7 @@ def test_a_restarted_member_rebuilds_from_its_key_store_and_sends_its_share_agai
     assert len(again) == 1
     restarted = Member(1, keys=again)
     restarted.reveal.rebuild(blocks)
-    restarted.reveal.after_commit()
+    restarted.reveal.on_committed(T0 + EPOCH_MS + 9, [])
     assert restarted.frames == [] and restarted.reveal.verdict(victim_id) == verdict
     again.close()
 
