@@ -7,7 +7,9 @@ Invariants:
   ``seq`` the journal position, its ``timestamp`` the sequencer's time (ms).
 - Statuses only move forward, in the order of :data:`STATUSES`: ``sequenced`` (durable,
   not yet applied) → ``ordered`` (on a sequencer committee only: in a block with a commit
-  certificate, ``ordered`` says which; no seq until executed) → ``executed`` (the engine
+  certificate, ``ordered`` says which; no seq until executed) → ``revealed`` (a sealed
+  intent only, asked for by its sealed id: opened, its intent id known, not yet applied; it
+  lasts until the journal write that executes it) → ``executed`` (the engine
   applied it: filled, resting, cancelled or rejected, the events say which) →
   ``committed`` (in a batch posted on-chain, ``tx_hash`` set) → ``finalized`` (that batch
   is final on the base chain). Asking to wait for a status is satisfied by it or any later
@@ -28,10 +30,11 @@ from asyncdex.messages.reasons import CancelReason, Reject
 
 SEQUENCED: Final = "sequenced"
 ORDERED: Final = "ordered"
+REVEALED: Final = "revealed"
 EXECUTED: Final = "executed"
 COMMITTED: Final = "committed"
 FINALIZED: Final = "finalized"
-STATUSES: Final = (SEQUENCED, ORDERED, EXECUTED, COMMITTED, FINALIZED)
+STATUSES: Final = (SEQUENCED, ORDERED, REVEALED, EXECUTED, COMMITTED, FINALIZED)
 _RANK: Final = {name: rank for rank, name in enumerate(STATUSES)}
 _CANCEL_REASONS: Final = frozenset(int(reason) for reason in CancelReason)
 

@@ -1729,18 +1729,25 @@ class Node:
     ) -> web.Response:
         """An intent's life on a committee member: ``sequenced`` (in this member's intake),
         ``ordered`` (in a committed block, with its certificate), then ``executed``. A sealed
-        intent's id (docs/fairness.md) answers ``ordered`` while it is still sealed, then the
-        life of the intent it revealed (with ``sealedId``), or, if it was refused when its
-        block executed, ``ordered`` for good with ``sealedRejection`` saying why."""
+        intent's id (docs/fairness.md) answers ``ordered`` while it is still sealed,
+        ``revealed`` (with the revealed intent's id) once opened until its execution is
+        applied, then the life of the intent it revealed (with ``sealedId``), or, if it was
+        refused when its block executed, ``ordered`` for good with ``sealedRejection`` saying
+        why."""
         sealed = committee.sealed
         verdict = None if sealed is None or seq is not None else sealed.verdict(intent_id)
         if verdict is not None and verdict.intent_id is not None:
             revealed = verdict.intent_id
-            document = self._committee_intent_document(
-                committee, revealed, self.index.seq_of(revealed)
-            )
-            if document is None:  # forgotten by the index: what the sealed id still says
+            revealed_seq = self.index.seq_of(revealed)
+            document = self._committee_intent_document(committee, revealed, revealed_seq)
+            if document is None:  # not applied yet, or forgotten by the index
                 document = self._committee_intent_document(committee, intent_id, None)
+                recent = verdict.height + 1 >= committee.executor.next_height
+                if document is not None and recent:
+                    # opened with its closing block, whose journal write that executes it
+                    # is under way
+                    document["status"] = "revealed"
+                    document["intentId"] = "0x" + revealed.hex()
             elif document["ordered"] is None:
                 # the revealed intent was certified where its envelope was, sealed
                 where = committee.ordered(intent_id)

@@ -196,8 +196,11 @@ def test_wait_for_follows_a_sealed_receipt_by_its_sealed_id(fake_node: FakeNode)
         )
         assert first.sealed_id is not None and second.sealed_id is not None
         still_sealed = {"seq": None, "status": "ordered", "sealedId": first.sealed_id}
+        revealed = {**still_sealed, "intentId": first.intent_id, "status": "revealed"}
         fake_node.statuses[first.sealed_id] = [
             still_sealed,
+            revealed,
+            revealed,
             {**still_sealed, "intentId": first.intent_id, "seq": 9, "status": "executed",
              "events": []},
         ]  # fmt: skip
@@ -206,6 +209,8 @@ def test_wait_for_follows_a_sealed_receipt_by_its_sealed_id(fake_node: FakeNode)
             {"seq": None, "status": "ordered", "sealedId": second.sealed_id,
              "sealedRejection": "epoch_closed"},
         ]  # fmt: skip
+        opened = client.wait_for(first, "revealed", timeout=10, poll_interval=0.01)
+        assert (opened.status, opened.intent_id, opened.seq) == ("revealed", first.intent_id, None)
         executed = client.wait_for(first, timeout=10, poll_interval=0.01)
         refused = client.wait_for(second, timeout=10, poll_interval=0.01)
     assert (executed.status, executed.seq, executed.sealed_id) == ("executed", 9, first.sealed_id)
