@@ -508,6 +508,16 @@ _CHANNEL_FIELDS = {
     "account": frozenset({"op", "id", "channel", "address"}),
     "intents": frozenset({"op", "id", "channel", "ids", "account"}),
 }
+
+
+def _refused(refusal: SubmitRefused) -> OpError:
+    """A refused submit's error frame: what the HTTP API answers, as an op error."""
+    unknown = refusal.unknown_json() if isinstance(refusal, OutcomeUnknown) else None
+    return OpError(refusal.code, str(refusal), index=refusal.index, status=refusal.status,
+                   retry_after_ms=refusal.retry_after_ms, unknown=unknown)  # fmt: skip
+
+
+_NOT_ACKNOWLEDGED = OpError("internal_error", "internal error: not acknowledged", status=500)
 _SUBMIT_FIELDS = frozenset({"op", "id", "intents", "intent", "sealed", "follow"})
 _PING_FIELDS = frozenset({"op", "id"})
 
@@ -979,13 +989,11 @@ class NativeStreams:
                               status=error.status).to_json(op_id))  # fmt: skip
             return
         except SubmitRefused as refusal:
-            conn.send(OpError(refusal.code, str(refusal), index=refusal.index,
-                              status=refusal.status).to_json(op_id))  # fmt: skip
+            conn.send(_refused(refusal).to_json(op_id))
             return
         except Exception:
             _log.exception("stream sealed submit failed")
-            conn.send(OpError("internal_error", "internal error: not acknowledged",
-                              status=500).to_json(op_id))  # fmt: skip
+            conn.send(_NOT_ACKNOWLEDGED.to_json(op_id))
             return
         conn.send({"op": "receipts", "id": op_id, "receipts": receipts})
 
@@ -998,15 +1006,11 @@ class NativeStreams:
             for intent_id in followed:
                 if conn.followed.get(intent_id) == -1:
                     self._unfollow(conn, intent_id)  # never sequenced: nothing to follow
-            unknown = refusal.unknown_json() if isinstance(refusal, OutcomeUnknown) else None
-            error = OpError(refusal.code, str(refusal), index=refusal.index, status=refusal.status,
-                            retry_after_ms=refusal.retry_after_ms, unknown=unknown)  # fmt: skip
-            conn.send(error.to_json(op_id))
+            conn.send(_refused(refusal).to_json(op_id))
             return
         except Exception:
             _log.exception("stream submit failed")
-            conn.send(OpError("internal_error", "internal error: not acknowledged",
-                              status=500).to_json(op_id))  # fmt: skip
+            conn.send(_NOT_ACKNOWLEDGED.to_json(op_id))
             return
         for receipt in receipts:
             if conn.followed.get(receipt.intent_id) != -1:
