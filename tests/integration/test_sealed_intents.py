@@ -106,6 +106,9 @@ def test_the_sealed_id_answers_with_the_revealed_intent(
         assert document["seq"] == get(f"{url}/v1/intents/{receipt.intent_id}")["seq"]
         # certified where its envelope was, still sealed
         assert document["ordered"] is not None and document["ordered"]["height"] >= 1
+        sealing = get(f"{url}/v1/status")["committee"]["sealing"]
+        assert sealing["epochMs"] == EPOCH_MS and sealing["keysStored"] >= 1
+        assert sealing["waitingForKeys"] == [] and sealing["shareFaults"] == 0
         # without a deposit the engine rejects the order: an outcome, reached through the seal
         assert followed.rejection is not None and followed.sealed_rejection is None
 

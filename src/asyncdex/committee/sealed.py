@@ -42,7 +42,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from asyncdex.committee.items import KIND_INTENT
 from asyncdex.committee.store import StoreCorruption, open_log
@@ -182,7 +182,6 @@ class SealedReveal:
         self._unclosed: set[int] = set()  # epochs with sealed intents, no committed block past
         self._verdicts: OrderedDict[bytes, SealedVerdict] = OrderedDict()
         self._remember = 100_000
-        self.waiting_since: float | None = None  # loop time the executor began waiting
         self.waits = 0  # blocks that had to wait for a key
         self.longest_wait_ms = 0
 
@@ -265,6 +264,17 @@ class SealedReveal:
         if self._store is not None:
             self._store.close()
 
+    def status_json(self) -> dict[str, Any]:
+        """The ``sealing`` object of the committee's ``/v1/status``."""
+        return {
+            "epochMs": self.log.epoch_ms,
+            "waitingForKeys": sorted(self._waiters),  # epochs execution waits for now
+            "keyWaits": self.waits,  # closing blocks that found their key missing
+            "longestKeyWaitMs": self.longest_wait_ms,
+            "shareFaults": len(self.assembler.faults),
+            "keysStored": len(self._store) if self._store is not None else len(self._memory),
+        }
+
     def stored_key(self, epoch: int) -> EpochKey | None:
         if self._store is not None:
             return self._store.get(epoch)
@@ -326,7 +336,6 @@ class SealedReveal:
     async def _wait(self, epochs: Sequence[int]) -> list[EpochKey]:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        self.waiting_since = started
         self.waits += 1
         futures = {}
         for epoch in epochs:
@@ -362,7 +371,6 @@ class SealedReveal:
         finally:
             for epoch in epochs:
                 self._waiters.pop(epoch, None)
-            self.waiting_since = None
         self.longest_wait_ms = max(self.longest_wait_ms, int((loop.time() - started) * 1000))
         return [future.result() for future in futures.values()]
 

@@ -274,6 +274,8 @@ class CommitteeVenue:
         status["members"] = ["0x" + address.hex() for address in self.committee.members]
         status["executedHeight"] = self.executor.next_height - 1
         status["refusedItems"] = dict(self.decoder.refused)
+        if self.sealed is not None:
+            status["sealing"] = self.sealed.status_json()
         return status
 
 

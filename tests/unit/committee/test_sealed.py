@@ -241,10 +241,12 @@ def test_a_member_waits_for_a_key_asks_again_and_warns(caplog: pytest.LogCapture
         waiting = asyncio.ensure_future(member.reveal.keys_for((E,)))
         await asyncio.sleep(0.5)
         assert not waiting.done()  # one share of the two it needs: it waits, gives up nothing
-        assert member.reveal.waiting_since is not None
+        assert member.reveal.status_json()["waitingForKeys"] == [E]
         member.reveal.on_share_frame(3, share_frame(create_decryption_share(SHARES[3], venue, E)))
         keys = await waiting
-        assert member.reveal.waiting_since is None and member.reveal.waits == 1
+        status = member.reveal.status_json()
+        assert status["waitingForKeys"] == [] and status["keyWaits"] == 1
+        assert status["keysStored"] == 1
         return member.frames, keys
 
     with caplog.at_level("WARNING", logger="asyncdex.committee.sealed"):
