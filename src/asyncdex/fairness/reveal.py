@@ -255,7 +255,8 @@ class KeyAssembler:
         self.committee = committee
         self.venue = venue_id(domain)
         self.faults: list[ShareRefused] = []
-        self._valid: dict[int, dict[int, G2Point]] = {}
+        # epoch -> member -> (its checked share's point, its bytes)
+        self._valid: dict[int, dict[int, tuple[G2Point, bytes]]] = {}
         self._keys: dict[int, EpochKey] = {}
 
     def add(self, share: DecryptionShare, *, own: bool = False) -> EpochKey | None:
@@ -266,6 +267,11 @@ class KeyAssembler:
         pairing saved at the moment the key is waited for)."""
         if share.epoch in self._keys:
             return None
+        checked = self._valid.get(share.epoch, {}).get(share.member)
+        if checked is not None and checked[1] == share.share:
+            # the very share already checked (a resend answering a request, say): no
+            # pairing spent on it again; a different one is checked, and refused as a fault
+            return None
         try:
             if own:
                 point = decode_g2(share.share, "share")
@@ -275,11 +281,11 @@ class KeyAssembler:
             self.faults.append(exc)
             return None
         valid = self._valid.setdefault(share.epoch, {})
-        valid.setdefault(share.member, point)
+        valid.setdefault(share.member, (point, share.share))
         if len(valid) < self.committee.threshold:
             return None
         used = sorted(valid)[: self.committee.threshold]
-        key_point = g2_multiexp([valid[i] for i in used], lagrange_at_zero(used))
+        key_point = g2_multiexp([valid[i][0] for i in used], lagrange_at_zero(used))
         key = EpochKey(share.epoch, encode_g2(key_point))
         self._keys[share.epoch] = key
         del self._valid[share.epoch]
