@@ -67,12 +67,24 @@ DEV_UNBONDING_S = 3_600
 DEV_REPORTER_SHARE_BPS = 1_000  # 10% of a slashed bond to whoever proved the misbehaviour
 
 
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux; IANA's elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49_152, 65_535
+
+
 def free_port_range(span: int) -> int:
     """A base port with ``span`` consecutive free loopback ports above it (each bound once to
     check), for a local committee: member I's API on base + I, its consensus port above."""
     rng = random.Random()
+    # below the kernel's ephemeral range: a port the kernel may hand to any outgoing
+    # connection between this check and the member's bind would make the member's start fail
+    low, _ = _ephemeral_ports()
     for _ in range(200):
-        base = rng.randrange(20_000, 60_000 - span)
+        base = rng.randrange(10_000, max(low, 10_000 + 2 * span) - span)
         sockets = []
         try:
             for port in range(base, base + span):
